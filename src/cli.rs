@@ -1,0 +1,250 @@
+//! Command-line definitions (clap derive) only; resolution into a run configuration lives in
+//! `config.rs`. Flags that a profile may also set are `Option`s so that "not given" can fall
+//! through to the environment, then the profile, then the built-in default.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gwtest",
+    version,
+    about = "Conformance and end-to-end test runner for Kubernetes gateways",
+    long_about = "gwtest runs declarative YAML suites against a Kubernetes cluster and the \
+                  gateway's data plane: resource status, HTTP requests and the spans the gateway \
+                  emits, with eventually-consistent assertions and failures that explain \
+                  themselves.",
+    after_help = "Exit codes: 0 all passed (flaky included), 1 a test failed, 2 invalid suites or \
+                  command line, 3 infrastructure (cluster, ports, sandbox), 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run suites (default: ./suites).
+    Run(RunArgs),
+    /// Parse and check suites; needs no cluster.
+    Validate(ValidateArgs),
+    /// List suites and tests, after filters and sharding.
+    List(ListArgs),
+    /// Print the JSON Schema of the suite language (for yaml-language-server).
+    Schema(SchemaArgs),
+    /// Run the embedded API server and the demo gateway until Ctrl-C.
+    Sandbox(SandboxArgs),
+    /// Delete what interrupted runs left behind (objects labelled gwtest.dev/run).
+    Gc(GcArgs),
+}
+
+/// Which tests: filters and sharding, shared by `run` and `list`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SelectArgs {
+    /// Only tests whose `suite/test` name matches this regex (repeatable: any of them).
+    #[arg(
+        short = 'k',
+        long = "filter",
+        value_name = "REGEX",
+        env = "GWTEST_FILTER"
+    )]
+    pub filter: Vec<String>,
+    /// Only tests with this label (repeatable: any of them); `!L` excludes label L.
+    #[arg(
+        long = "label",
+        value_name = "L",
+        env = "GWTEST_LABEL",
+        value_delimiter = ','
+    )]
+    pub label: Vec<String>,
+    /// Run shard I of N (1-based), by a stable hash of `suite/test`.
+    #[arg(long, value_name = "I/N", env = "GWTEST_SHARD")]
+    pub shard: Option<String>,
+    /// Run every selected test N times.
+    #[arg(long, value_name = "N", env = "GWTEST_REPEAT")]
+    pub repeat: Option<u32>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "PATH", env = "GWTEST_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME", env = "GWTEST_CONTEXT")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// Suite directories or `*.test.yaml` files.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Start an in-process sandbox (API server + demo gateway) and run against it.
+    #[arg(long, env = "GWTEST_SANDBOX", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub sandbox: Option<bool>,
+    /// Start only the demo gateway, in-process, against the cluster of --kubeconfig.
+    #[arg(long, env = "GWTEST_DEMO_GATEWAY", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub demo_gateway: Option<bool>,
+
+    /// Tests run at once (default 4).
+    #[arg(
+        short = 'j',
+        long = "parallel",
+        value_name = "N",
+        env = "GWTEST_PARALLEL"
+    )]
+    pub parallel: Option<usize>,
+    /// Stop starting tests after the first failure.
+    #[arg(long, env = "GWTEST_FAIL_FAST", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub fail_fast: Option<bool>,
+    /// Re-run a failed test up to N times (overrides the tests' `retries`).
+    #[arg(long, value_name = "N", env = "GWTEST_RETRIES")]
+    pub retries: Option<u32>,
+    /// Multiply every timeout (never the intervals), e.g. 2 on a slow CI.
+    #[arg(long, value_name = "F", env = "GWTEST_TIMEOUT_SCALE")]
+    pub timeout_scale: Option<f64>,
+    /// Stop at a failed step with the cluster intact until Enter is pressed.
+    #[arg(long, env = "GWTEST_PAUSE_ON_FAILURE", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub pause_on_failure: Option<bool>,
+    /// Honour `pause:` steps.
+    #[arg(long, env = "GWTEST_PAUSE", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub pause: Option<bool>,
+    /// Keep what tests created: never (default), on-failure, always.
+    #[arg(long, value_enum, env = "GWTEST_KEEP")]
+    pub keep: Option<Keep>,
+
+    /// Set a variable (repeatable): --var host=example.com
+    #[arg(
+        long = "var",
+        value_name = "K=V",
+        env = "GWTEST_VAR",
+        value_delimiter = ','
+    )]
+    pub var: Vec<String>,
+
+    /// Write a JUnit XML report.
+    #[arg(long, value_name = "PATH", env = "GWTEST_JUNIT")]
+    pub junit: Option<PathBuf>,
+    /// Write a JSON report.
+    #[arg(long, value_name = "PATH", env = "GWTEST_JSON")]
+    pub json: Option<PathBuf>,
+    /// Write failure bundles (responses, objects, spans) under DIR.
+    #[arg(long, value_name = "DIR", env = "GWTEST_ARTIFACTS")]
+    pub artifacts: Option<PathBuf>,
+
+    /// The OTLP/gRPC receiver's address (default 127.0.0.1:0).
+    #[arg(long, value_name = "ADDR", env = "GWTEST_OTLP_LISTEN")]
+    pub otlp_listen: Option<String>,
+    /// The OTLP/HTTP receiver's address (default 127.0.0.1:0).
+    #[arg(long, value_name = "ADDR", env = "GWTEST_OTLP_HTTP_LISTEN")]
+    pub otlp_http_listen: Option<String>,
+    /// Start the OTLP receiver even when no suite has a `spans` step.
+    #[arg(long, env = "GWTEST_OTLP_RECEIVER", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub otlp_receiver: Option<bool>,
+    /// Most spans kept by the receiver; older traces are evicted (and counted) past it.
+    #[arg(long, value_name = "N", env = "GWTEST_MAX_SPANS")]
+    pub max_spans: Option<usize>,
+    /// Send the run's own spans (run > suite > test > step) to this OTLP endpoint
+    /// (default: $OTEL_EXPORTER_OTLP_ENDPOINT when set).
+    #[arg(long, value_name = "URL", env = "GWTEST_OTLP_EXPORT")]
+    pub otlp_export: Option<String>,
+    /// grpc or http/protobuf (default: $OTEL_EXPORTER_OTLP_PROTOCOL, else grpc).
+    #[arg(long, value_name = "PROTOCOL", env = "GWTEST_OTLP_EXPORT_PROTOCOL")]
+    pub otlp_export_protocol: Option<String>,
+
+    /// Profile of gwtest.toml to use (default: `ci` when $CI is set and it exists, else `default`).
+    #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Keep {
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ValidateArgs {
+    /// Suite directories or `*.test.yaml` files (default: ./suites).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Variables the suites may use (repeatable): --var host=example.com
+    #[arg(
+        long = "var",
+        value_name = "K=V",
+        env = "GWTEST_VAR",
+        value_delimiter = ','
+    )]
+    pub var: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ListArgs {
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SchemaArgs {
+    /// Print the schema of suite.yaml instead of *.test.yaml.
+    #[arg(long)]
+    pub suite: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SandboxArgs {
+    /// Where to write the kubeconfig (default: a file in the system temp directory).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Send the demo gateway's spans to this OTLP endpoint.
+    #[arg(long, value_name = "URL")]
+    pub otlp_export: Option<String>,
+    /// Run only the demo gateway, against the cluster of --kubeconfig.
+    #[arg(long)]
+    pub demo_gateway_only: bool,
+    /// The cluster for --demo-gateway-only.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context for --demo-gateway-only.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Only what this run left (default: every gwtest run).
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<String>,
+    /// Show what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,530 @@
+//! Profiles (`gwtest.toml`) + environment + flags -> `RunConfig`.
+//!
+//! Precedence: flag > environment (`GWTEST_*`, read by clap into the same fields) > profile >
+//! built-in default. A profile only inherits what it names in `inherits`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::{Keep, RunArgs, SelectArgs};
+
+pub const CONFIG_FILE: &str = "gwtest.toml";
+
+/// A problem with the command line or gwtest.toml (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// One `[profile.NAME]` table. Every key is optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Profile {
+    pub inherits: Option<String>,
+    pub paths: Option<Vec<PathBuf>>,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub sandbox: Option<bool>,
+    pub demo_gateway: Option<bool>,
+    pub parallel: Option<usize>,
+    pub fail_fast: Option<bool>,
+    pub retries: Option<u32>,
+    pub timeout_scale: Option<f64>,
+    pub pause_on_failure: Option<bool>,
+    pub pause: Option<bool>,
+    pub keep: Option<Keep>,
+    pub filter: Option<Vec<String>>,
+    pub label: Option<Vec<String>>,
+    pub shard: Option<String>,
+    pub repeat: Option<u32>,
+    pub vars: Option<BTreeMap<String, String>>,
+    pub junit: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub artifacts: Option<PathBuf>,
+    pub otlp_listen: Option<String>,
+    pub otlp_http_listen: Option<String>,
+    pub otlp_receiver: Option<bool>,
+    pub max_spans: Option<usize>,
+    pub otlp_export: Option<String>,
+    pub otlp_export_protocol: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    profile: BTreeMap<String, Profile>,
+}
+
+macro_rules! overlay {
+    ($dst:ident, $src:ident, $($f:ident),*) => {
+        $( if $dst.$f.is_none() { $dst.$f = $src.$f.clone(); } )*
+    };
+}
+
+impl Profile {
+    /// Fill what `self` leaves unset from `parent`.
+    fn inherit(&mut self, parent: &Profile) {
+        let s = self;
+        overlay!(
+            s,
+            parent,
+            paths,
+            kubeconfig,
+            context,
+            sandbox,
+            demo_gateway,
+            parallel,
+            fail_fast,
+            retries,
+            timeout_scale,
+            pause_on_failure,
+            pause,
+            keep,
+            filter,
+            label,
+            shard,
+            repeat,
+            junit,
+            json,
+            artifacts,
+            otlp_listen,
+            otlp_http_listen,
+            otlp_receiver,
+            max_spans,
+            otlp_export,
+            otlp_export_protocol
+        );
+        // Variables merge key by key; the child's win.
+        if let Some(pv) = &parent.vars {
+            let mine = s.vars.get_or_insert_with(BTreeMap::new);
+            for (k, v) in pv {
+                mine.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+}
+
+/// `gwtest.toml` in `start` or the nearest parent directory.
+pub fn find_config_file(start: &Path) -> Option<PathBuf> {
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        let candidate = d.join(CONFIG_FILE);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+/// The profile to use: the named one (flag or GWTEST_PROFILE), else `ci` when $CI is set and
+/// it exists, else `default` if it exists. Resolves `inherits` chains.
+pub fn load_profile(
+    file: Option<&Path>,
+    name: Option<&str>,
+    ci: bool,
+) -> Result<(Option<String>, Profile), ConfigError> {
+    let cfg = match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| ConfigError(format!("cannot read {}: {e}", f.display())))?;
+            toml::from_str::<ConfigFile>(&text).map_err(|e| {
+                let loc = e
+                    .span()
+                    .map(|s| {
+                        let before = &text[..s.start.min(text.len())];
+                        let line = before.matches('\n').count() + 1;
+                        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                        format!(":{line}:{col}")
+                    })
+                    .unwrap_or_default();
+                ConfigError(format!("{}{loc}: {}", f.display(), e.message()))
+            })?
+        }
+        None => ConfigFile::default(),
+    };
+    let chosen = match name {
+        Some(n) => {
+            if !cfg.profile.contains_key(n) {
+                let known: Vec<&str> = cfg.profile.keys().map(String::as_str).collect();
+                return Err(ConfigError(match file {
+                    Some(f) => format!(
+                        "profile `{n}` is not defined in {} (defined: {})",
+                        f.display(),
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                    None => format!("profile `{n}` requested but no {CONFIG_FILE} was found"),
+                }));
+            }
+            Some(n.to_owned())
+        }
+        None if ci && cfg.profile.contains_key("ci") => Some("ci".into()),
+        None if cfg.profile.contains_key("default") => Some("default".into()),
+        None => None,
+    };
+    let Some(chosen) = chosen else {
+        return Ok((None, Profile::default()));
+    };
+    let mut resolved = cfg.profile[&chosen].clone();
+    let mut seen = vec![chosen.clone()];
+    let mut next = resolved.inherits.clone();
+    while let Some(parent) = next {
+        if seen.contains(&parent) {
+            seen.push(parent);
+            return Err(ConfigError(format!(
+                "profile inheritance cycle: {}",
+                seen.join(" -> ")
+            )));
+        }
+        let p = cfg.profile.get(&parent).ok_or_else(|| {
+            ConfigError(format!(
+                "profile `{}` inherits `{parent}`, which is not defined",
+                seen.last().expect("non-empty")
+            ))
+        })?;
+        resolved.inherit(p);
+        next = p.inherits.clone();
+        seen.push(parent);
+    }
+    Ok((Some(chosen), resolved))
+}
+
+/// Everything a run needs to know, resolved.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub paths: Vec<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub sandbox: bool,
+    pub demo_gateway: bool,
+    pub parallel: usize,
+    pub fail_fast: bool,
+    pub retries: Option<u32>,
+    pub timeout_scale: f64,
+    pub pause_on_failure: bool,
+    pub pause: bool,
+    pub keep: Keep,
+    pub select: Selection,
+    pub vars: Vec<(String, String)>,
+    pub junit: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub artifacts: Option<PathBuf>,
+    pub otlp_listen: String,
+    pub otlp_http_listen: String,
+    pub otlp_receiver: bool,
+    pub max_spans: usize,
+    pub otlp_export: Option<String>,
+    pub otlp_export_protocol: ExportProtocol,
+    pub profile: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportProtocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+impl ExportProtocol {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s.trim() {
+            "grpc" => Ok(ExportProtocol::Grpc),
+            "http/protobuf" | "http" => Ok(ExportProtocol::HttpProtobuf),
+            other => Err(ConfigError(format!(
+                "unknown OTLP export protocol `{other}` (use grpc or http/protobuf)"
+            ))),
+        }
+    }
+}
+
+/// Which tests run: filters, labels, shard, repetitions.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub filters: Vec<regex::Regex>,
+    pub labels: Vec<String>,
+    pub shard: Option<(u32, u32)>,
+    pub repeat: u32,
+}
+
+pub const DEFAULT_PARALLEL: usize = 4;
+pub const DEFAULT_MAX_SPANS: usize = 1_000_000;
+pub const DEFAULT_SUITES_DIR: &str = "suites";
+
+/// `I/N` with 1 <= I <= N.
+pub fn parse_shard(s: &str) -> Result<(u32, u32), ConfigError> {
+    let bad = || {
+        ConfigError(format!(
+            "invalid --shard {s:?}: expected I/N with 1 <= I <= N, e.g. 2/4"
+        ))
+    };
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// `k=v` pairs from --var / profile vars.
+pub fn parse_vars(raw: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
+    raw.iter()
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| ConfigError(format!("invalid --var {kv:?}: expected NAME=VALUE")))?;
+            let k = k.trim();
+            if k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                return Err(ConfigError(format!(
+                    "invalid variable name {k:?} in --var {kv:?}"
+                )));
+            }
+            Ok((k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+pub fn build_selection(
+    filters: &[String],
+    labels: &[String],
+    shard: Option<&str>,
+    repeat: Option<u32>,
+) -> Result<Selection, ConfigError> {
+    let filters = filters
+        .iter()
+        .map(|f| {
+            regex::Regex::new(f)
+                .map_err(|e| ConfigError(format!("invalid --filter regex {f:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let shard = shard.map(parse_shard).transpose()?;
+    let repeat = repeat.unwrap_or(1);
+    if repeat == 0 {
+        return Err(ConfigError("--repeat must be at least 1".into()));
+    }
+    Ok(Selection {
+        filters,
+        labels: labels.to_vec(),
+        shard,
+        repeat,
+    })
+}
+
+fn nonempty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+    if v.is_empty() { None } else { Some(v.to_vec()) }
+}
+
+impl RunConfig {
+    /// Resolve flags/environment (already merged by clap) over the profile over defaults.
+    pub fn resolve(args: &RunArgs, cwd: &Path) -> Result<RunConfig, ConfigError> {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        let file = find_config_file(cwd);
+        let (profile_name, p) = load_profile(file.as_deref(), args.profile.as_deref(), ci)?;
+        // Paths in a profile are relative to gwtest.toml's directory.
+        let base = file
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(cwd)
+            .to_path_buf();
+        let rel = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let sel: &SelectArgs = &args.select;
+        let filters = nonempty(&sel.filter)
+            .or(p.filter.clone())
+            .unwrap_or_default();
+        let labels = nonempty(&sel.label).or(p.label.clone()).unwrap_or_default();
+        let shard = sel.shard.clone().or(p.shard.clone());
+        let select = build_selection(&filters, &labels, shard.as_deref(), sel.repeat.or(p.repeat))?;
+
+        let mut vars: Vec<(String, String)> = Vec::new();
+        if let Some(pv) = &p.vars {
+            vars.extend(pv.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        for (k, v) in parse_vars(&args.var)? {
+            vars.retain(|(e, _)| *e != k);
+            vars.push((k, v));
+        }
+
+        let parallel = args.parallel.or(p.parallel).unwrap_or(DEFAULT_PARALLEL);
+        if parallel == 0 {
+            return Err(ConfigError("--parallel must be at least 1".into()));
+        }
+        let timeout_scale = args.timeout_scale.or(p.timeout_scale).unwrap_or(1.0);
+        if !(timeout_scale.is_finite() && timeout_scale > 0.0) {
+            return Err(ConfigError(format!(
+                "--timeout-scale must be a positive number, got {timeout_scale}"
+            )));
+        }
+        let max_spans = args.max_spans.or(p.max_spans).unwrap_or(DEFAULT_MAX_SPANS);
+        if max_spans == 0 {
+            return Err(ConfigError("--max-spans must be at least 1".into()));
+        }
+
+        let otlp_export = args
+            .otlp_export
+            .clone()
+            .or(p.otlp_export.clone())
+            .or_else(|| {
+                std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            });
+        let protocol = args
+            .otlp_export_protocol
+            .clone()
+            .or(p.otlp_export_protocol.clone())
+            .or_else(|| {
+                std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            });
+        let otlp_export_protocol = protocol
+            .as_deref()
+            .map(ExportProtocol::parse)
+            .transpose()?
+            .unwrap_or(ExportProtocol::Grpc);
+
+        let paths = if !args.paths.is_empty() {
+            args.paths.clone()
+        } else if let Some(pp) = &p.paths {
+            pp.iter().map(rel).collect()
+        } else {
+            vec![PathBuf::from(DEFAULT_SUITES_DIR)]
+        };
+
+        Ok(RunConfig {
+            paths,
+            kubeconfig: args
+                .cluster
+                .kubeconfig
+                .clone()
+                .or(p.kubeconfig.as_ref().map(rel)),
+            context: args.cluster.context.clone().or(p.context.clone()),
+            sandbox: args.sandbox.or(p.sandbox).unwrap_or(false),
+            demo_gateway: args.demo_gateway.or(p.demo_gateway).unwrap_or(false),
+            parallel,
+            fail_fast: args.fail_fast.or(p.fail_fast).unwrap_or(false),
+            retries: args.retries.or(p.retries),
+            timeout_scale,
+            pause_on_failure: args
+                .pause_on_failure
+                .or(p.pause_on_failure)
+                .unwrap_or(false),
+            pause: args.pause.or(p.pause).unwrap_or(false),
+            keep: args.keep.or(p.keep).unwrap_or(Keep::Never),
+            select,
+            vars,
+            junit: args.junit.clone().or(p.junit.as_ref().map(rel)),
+            json: args.json.clone().or(p.json.as_ref().map(rel)),
+            artifacts: args.artifacts.clone().or(p.artifacts.as_ref().map(rel)),
+            otlp_listen: args
+                .otlp_listen
+                .clone()
+                .or(p.otlp_listen.clone())
+                .unwrap_or_else(|| "127.0.0.1:0".into()),
+            otlp_http_listen: args
+                .otlp_http_listen
+                .clone()
+                .or(p.otlp_http_listen.clone())
+                .unwrap_or_else(|| "127.0.0.1:0".into()),
+            otlp_receiver: args.otlp_receiver.or(p.otlp_receiver).unwrap_or(false),
+            max_spans,
+            otlp_export,
+            otlp_export_protocol,
+            profile: profile_name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let f = dir.join(CONFIG_FILE);
+        std::fs::write(&f, text).unwrap();
+        f
+    }
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "gwtest-config-{name}-{}",
+            crate::util::random_suffix(6)
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn inherits_chain_and_child_wins() {
+        let d = tmpdir("inherit");
+        let f = write(
+            &d,
+            "[profile.default]\nparallel = 2\nretries = 1\nvars = {a = \"1\", b = \"2\"}\n\
+             [profile.ci]\ninherits = \"default\"\nretries = 3\nvars = {b = \"x\"}\n",
+        );
+        let (name, p) = load_profile(Some(&f), Some("ci"), false).unwrap();
+        assert_eq!(name.as_deref(), Some("ci"));
+        assert_eq!(p.parallel, Some(2));
+        assert_eq!(p.retries, Some(3));
+        let vars = p.vars.unwrap();
+        assert_eq!(vars["a"], "1");
+        assert_eq!(vars["b"], "x");
+        // With CI set and no name, `ci` is chosen; without CI, `default`.
+        assert_eq!(
+            load_profile(Some(&f), None, true).unwrap().0.as_deref(),
+            Some("ci")
+        );
+        assert_eq!(
+            load_profile(Some(&f), None, false).unwrap().0.as_deref(),
+            Some("default")
+        );
+    }
+
+    #[test]
+    fn cycles_unknown_profiles_and_bad_keys_are_errors() {
+        let d = tmpdir("cycle");
+        let f = write(
+            &d,
+            "[profile.a]\ninherits = \"b\"\n[profile.b]\ninherits = \"a\"\n",
+        );
+        let e = load_profile(Some(&f), Some("a"), false).unwrap_err();
+        assert!(e.0.contains("cycle: a -> b -> a"), "{e}");
+        let e = load_profile(Some(&f), Some("nope"), false).unwrap_err();
+        assert!(e.0.contains("profile `nope` is not defined"), "{e}");
+        let f = write(&d, "[profile.default]\nparalel = 2\n");
+        let e = load_profile(Some(&f), None, false).unwrap_err();
+        assert!(e.0.contains(":2:1"), "{e}");
+        assert!(e.0.contains("unknown field `paralel`"), "{e}");
+    }
+
+    #[test]
+    fn shards_and_vars_parse_strictly() {
+        assert_eq!(parse_shard("2/4").unwrap(), (2, 4));
+        for bad in ["0/4", "5/4", "1/0", "x", "1-2"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_vars(&["a=b=c".into()]).unwrap(),
+            vec![("a".into(), "b=c".into())]
+        );
+        assert!(parse_vars(&["novalue".into()]).is_err());
+    }
+}

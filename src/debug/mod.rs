@@ -1,0 +1,3 @@
+//! Debugging aids: pause (interactive prompt) and failure bundles (artifacts).
+
+pub mod pause;

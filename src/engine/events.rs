@@ -1,0 +1,322 @@
+//! What happened during a run, as data. The engine emits these; reporters (terminal, JUnit,
+//! JSON, GitHub annotations, the run's own trace) only consume them.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::retry::{AttemptRecord, Class, Section};
+use crate::suite::spanned::Loc;
+
+/// Identifies one test run (one repetition of one test).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct TestKey {
+    pub suite: String,
+    pub name: String,
+    /// The test file, as given (relative paths stay relative so annotations point right).
+    pub file: PathBuf,
+    pub loc: Loc,
+    /// 0-based repetition with `--repeat`.
+    pub repeat: u32,
+}
+
+pub type TestId = Arc<TestKey>;
+
+impl fmt::Display for TestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.suite, self.name)?;
+        if self.repeat > 0 {
+            write!(f, "#{}", self.repeat + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a step failed, beyond "its assertion never held".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureCause {
+    /// The step timeout passed without the assertion holding.
+    Timeout,
+    /// The test-timeout passed while this step ran.
+    TestTimeout,
+    /// `hold` was broken.
+    Hold,
+    /// An error waiting could not fix (rejected manifest, unknown variable, bad URL).
+    Error,
+    /// Ctrl-C.
+    Interrupted,
+}
+
+/// Everything needed to understand a failed step without rerunning it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Failure {
+    pub cause: FailureCause,
+    /// The class of the last failed attempt (or the dominant one).
+    pub class: Option<Class>,
+    /// One paragraph: attempts summary and the last attempt.
+    pub headline: String,
+    /// What the step expected, one line.
+    pub expected: Option<String>,
+    /// Last response, object, diff, spans seen...
+    pub sections: Vec<Section>,
+    /// Commands that reproduce the attempt by hand (curl, kubectl).
+    pub reproduce: Vec<String>,
+    /// What to try, e.g. "raise attempt-timeout or use --timeout-scale".
+    pub hints: Vec<String>,
+}
+
+impl Failure {
+    pub fn new(cause: FailureCause, class: Option<Class>, headline: impl Into<String>) -> Self {
+        Failure {
+            cause,
+            class,
+            headline: headline.into(),
+            expected: None,
+            sections: Vec::new(),
+            reproduce: Vec::new(),
+            hints: Vec::new(),
+        }
+    }
+
+    /// A failure that is an error, not an assertion (bad input at run time, API rejection).
+    pub fn error(message: impl Into<String>) -> Self {
+        Failure::new(FailureCause::Error, Some(Class::Error), message)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    Passed,
+    Failed,
+    /// An earlier step failed (or the test was interrupted) so this one did not run.
+    NotRun,
+    /// A `pause` step without `--pause`.
+    Skipped,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepReport {
+    pub index: usize,
+    pub name: String,
+    /// The action key: request, assert, apply...
+    pub kind: &'static str,
+    pub loc: Loc,
+    pub status: StepStatus,
+    pub duration: Duration,
+    pub attempts: u32,
+    pub failure: Option<Failure>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestStatus {
+    Passed,
+    /// Failed, then passed on a re-run (`retries`).
+    Flaky,
+    Failed,
+    /// Not started (fail-fast, interrupted, or its suite's setup failed).
+    Skipped,
+}
+
+/// One try of a test (the first run, or a re-run).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TryReport {
+    pub passed: bool,
+    pub duration: Duration,
+    pub steps: Vec<StepReport>,
+    /// Set when the test failed outside a step (namespace, setup, cleanup).
+    pub error: Option<Failure>,
+    pub namespace: Option<String>,
+}
+
+impl TryReport {
+    /// The failing step, if a step failed.
+    pub fn failed_step(&self) -> Option<&StepReport> {
+        self.steps.iter().find(|s| s.status == StepStatus::Failed)
+    }
+
+    /// The failure that decided this try.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failed_step()
+            .and_then(|s| s.failure.as_ref())
+            .or(self.error.as_ref())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TestReport {
+    pub id: TestId,
+    pub status: TestStatus,
+    pub duration: Duration,
+    /// Every try, first run first.
+    pub tries: Vec<TryReport>,
+    /// Why it was skipped.
+    pub skip_reason: Option<String>,
+}
+
+impl TestReport {
+    pub fn last_try(&self) -> Option<&TryReport> {
+        self.tries.last()
+    }
+
+    /// The failure to show: the last try's for a failed test, the first failed try's for a
+    /// flaky one.
+    pub fn failure(&self) -> Option<&TryReport> {
+        match self.status {
+            TestStatus::Failed => self.tries.last(),
+            TestStatus::Flaky => self.tries.iter().find(|t| !t.passed),
+            _ => None,
+        }
+    }
+}
+
+/// A suite and its tests as planned (after filters and sharding).
+#[derive(Clone, Debug, Serialize)]
+pub struct SuitePlan {
+    pub name: String,
+    pub file: PathBuf,
+    pub tests: Vec<TestId>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub passed: usize,
+    pub flaky: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, s: TestStatus) {
+        match s {
+            TestStatus::Passed => self.passed += 1,
+            TestStatus::Flaky => self.flaky += 1,
+            TestStatus::Failed => self.failed += 1,
+            TestStatus::Skipped => self.skipped += 1,
+        }
+    }
+    pub fn total(&self) -> usize {
+        self.passed + self.flaky + self.failed + self.skipped
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub counts: Counts,
+    pub duration: Duration,
+    pub interrupted: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        /// The run's trace id (hex); suites, tests and steps are its spans.
+        trace_id: String,
+        #[serde(skip)]
+        started: SystemTime,
+        suites: Vec<SuitePlan>,
+        parallel: usize,
+    },
+    SuiteStarted {
+        suite: String,
+        span_id: String,
+    },
+    /// Suite setup (namespace, fixtures, cluster variables) failed: its tests are failed.
+    SuiteSetupFailed {
+        suite: String,
+        file: PathBuf,
+        failure: Failure,
+    },
+    SuiteFinished {
+        suite: String,
+        duration: Duration,
+    },
+    TestStarted {
+        id: TestId,
+        /// 1 for the first run, 2 for the first re-run...
+        try_no: u32,
+        namespace: Option<String>,
+        span_id: String,
+    },
+    StepStarted {
+        id: TestId,
+        index: usize,
+        name: String,
+        kind: &'static str,
+        span_id: String,
+    },
+    Attempt {
+        id: TestId,
+        index: usize,
+        record: AttemptRecord,
+    },
+    StepFinished {
+        id: TestId,
+        report: StepReport,
+    },
+    /// A test try ended and will be re-run.
+    TestRetrying {
+        id: TestId,
+        report: TryReport,
+    },
+    TestFinished {
+        report: TestReport,
+    },
+    /// Resources kept after a test (`--keep`), with how to look at them.
+    Kept {
+        id: TestId,
+        namespace: String,
+        commands: Vec<String>,
+    },
+    /// A test stopped for a person to look (`--pause-on-failure`, `pause:` with `--pause`);
+    /// the run waits for Enter on stdin (or Ctrl-C).
+    Paused {
+        id: TestId,
+        reason: String,
+        namespace: Option<String>,
+        commands: Vec<String>,
+    },
+    Resumed {
+        id: TestId,
+    },
+    /// Something worth telling that is not a test result (cleanup trouble, evicted spans).
+    Notice {
+        id: Option<TestId>,
+        message: String,
+    },
+    RunFinished {
+        summary: RunSummary,
+    },
+}
+
+/// Where the engine sends events. Cheap to clone; never blocks.
+#[derive(Clone, Debug)]
+pub struct EventSink {
+    tx: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl EventSink {
+    pub fn new(tx: mpsc::UnboundedSender<Event>) -> Self {
+        EventSink { tx: Some(tx) }
+    }
+
+    /// A sink that drops everything (benchmarks, unit tests).
+    pub fn discard() -> Self {
+        EventSink { tx: None }
+    }
+
+    pub fn emit(&self, e: Event) {
+        if let Some(tx) = &self.tx {
+            // The receiver lives until the run ends; a closed one only means nobody listens.
+            let _ = tx.send(e);
+        }
+    }
+}

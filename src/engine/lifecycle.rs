@@ -1,0 +1,380 @@
+//! One try of one test: variables, namespace, steps in order under the test deadline,
+//! pause-on-failure, then cleanup (always, bounded by cleanup-timeout).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::RunContext;
+use super::events::{Event, Failure, FailureCause, StepReport, StepStatus, TestId, TryReport};
+use super::retry::{Limits, Policy};
+use crate::steps::{self, RequestTrace, StepCtx, TestState};
+use crate::suite::load::{Suite, Test};
+use crate::suite::model::Step;
+use crate::suite::vars::Vars;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+pub const DEFAULT_MAX_INTERVAL: Duration = Duration::from_secs(2);
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Request steps want a few good answers in a row by default: one lucky answer proves little.
+pub const DEFAULT_REQUEST_CONSECUTIVE: u32 = 3;
+/// If a step ignores its deadline (a bug), the test still ends this long after it.
+const DEADLINE_GRACE: Duration = Duration::from_secs(5);
+
+/// Where a suite's tests put their objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamespaceMode {
+    /// A new namespace per test (default).
+    PerTest,
+    /// One namespace shared by every test of the suite (per-suite, or a fixed name).
+    Shared(String),
+}
+
+/// What a suite's tests share once its setup ran.
+#[derive(Clone, Debug)]
+pub struct SuiteEnv {
+    pub suite: Arc<Suite>,
+    /// Suite variables (resolved) and --var, before the per-test built-ins.
+    pub vars: Vars,
+    pub namespace: NamespaceMode,
+}
+
+fn scale(d: Duration, f: f64) -> Duration {
+    d.mul_f64(f)
+}
+
+/// The retry policy of a step after step keys, suite defaults, built-ins, `--timeout-scale`.
+pub fn policy_for(step: &Step, suite: &Suite, timeout_scale: f64) -> Policy {
+    let d = &suite.doc.defaults;
+    let pick = |s: Option<crate::suite::spanned::Dur>,
+                s2: Option<crate::suite::spanned::Dur>,
+                def: Duration| { s.or(s2).map_or(def, |x| x.0) };
+    let default_consecutive = if step.request.is_some() {
+        DEFAULT_REQUEST_CONSECUTIVE
+    } else {
+        1
+    };
+    Policy {
+        timeout: scale(
+            pick(step.timeout, d.timeout, DEFAULT_TIMEOUT),
+            timeout_scale,
+        ),
+        interval: pick(step.interval, d.interval, DEFAULT_INTERVAL),
+        max_interval: pick(step.max_interval, d.max_interval, DEFAULT_MAX_INTERVAL),
+        consecutive: step
+            .consecutive
+            .or(d.consecutive)
+            .unwrap_or(default_consecutive)
+            .max(1),
+        hold: step.hold.map(|h| h.0),
+    }
+}
+
+pub fn test_timeout(test: &Test, suite: &Suite, timeout_scale: f64) -> Duration {
+    let t = test
+        .doc
+        .timeout
+        .or(suite.doc.defaults.test_timeout)
+        .map_or(DEFAULT_TEST_TIMEOUT, |d| d.0);
+    scale(t, timeout_scale)
+}
+
+pub fn cleanup_timeout(suite: &Suite, timeout_scale: f64) -> Duration {
+    scale(
+        suite
+            .doc
+            .defaults
+            .cleanup_timeout
+            .map_or(DEFAULT_CLEANUP_TIMEOUT, |d| d.0),
+        timeout_scale,
+    )
+}
+
+fn attempt_timeout(suite: &Suite, timeout_scale: f64) -> Duration {
+    scale(
+        suite
+            .doc
+            .defaults
+            .attempt_timeout
+            .map_or(DEFAULT_ATTEMPT_TIMEOUT, |d| d.0),
+        timeout_scale,
+    )
+}
+
+fn not_run(index: usize, step: &crate::suite::spanned::Spanned<Step>) -> StepReport {
+    StepReport {
+        index,
+        name: step.value.display_name(),
+        kind: step.value.kind(),
+        loc: step.loc,
+        status: StepStatus::NotRun,
+        duration: Duration::ZERO,
+        attempts: 0,
+        failure: None,
+    }
+}
+
+/// Built-in variables of one test try.
+fn test_vars(ctx: &RunContext, env: &SuiteEnv, test: &Test, namespace: Option<&str>) -> Vars {
+    let mut vars = env.vars.clone();
+    vars.set("test", test.name.clone());
+    vars.set("suite", env.suite.name.clone());
+    vars.set("run", ctx.run_id.clone());
+    vars.set("unique", crate::util::random_suffix(6));
+    if let Some(ns) = namespace {
+        vars.set("namespace", ns.to_owned());
+    }
+    if let Some(k) = &ctx.kubeconfig {
+        vars.set("kubeconfig", k.display().to_string());
+    }
+    if let Some(o) = &ctx.otlp {
+        vars.set("otlp.grpc", o.grpc.clone());
+        vars.set("otlp.http", o.http.clone());
+    }
+    vars
+}
+
+/// Run one try of a test, cleanup included.
+pub async fn run_try(
+    ctx: &Arc<RunContext>,
+    env: &SuiteEnv,
+    test: &Test,
+    id: &TestId,
+    try_no: u32,
+) -> TryReport {
+    let suite = &env.suite;
+    let started = Instant::now();
+    let test_timeout = test_timeout(test, suite, ctx.config.timeout_scale);
+    let deadline = started + test_timeout;
+    let test_span = super::new_span_id();
+
+    let mut state = TestState {
+        spans_since: ctx.spans.as_ref().map_or(0, |s| s.position()),
+        ..TestState::default()
+    };
+
+    // Namespace: created before the test, deleted (and waited for) after it.
+    let mut setup_error = None;
+    if test.needs_cluster() {
+        match (&env.namespace, &ctx.cluster) {
+            (NamespaceMode::Shared(ns), _) => state.namespace = Some(ns.clone()),
+            (NamespaceMode::PerTest, Some(cluster)) => {
+                let ns = crate::cluster::namespace_name(&test.name);
+                match cluster.create_namespace(&ns, &ctx.run_id, deadline).await {
+                    Ok(()) => state.namespace = Some(ns),
+                    Err(e) => {
+                        setup_error =
+                            Some(Failure::error(format!("cannot create namespace {ns}: {e}")))
+                    }
+                }
+            }
+            (NamespaceMode::PerTest, None) => {
+                setup_error = Some(Failure::error(
+                    "this test needs a cluster, and none is connected",
+                ))
+            }
+        }
+    }
+    ctx.events.emit(Event::TestStarted {
+        id: id.clone(),
+        try_no,
+        namespace: state.namespace.clone(),
+        span_id: super::hex(&test_span),
+    });
+    let mut vars = test_vars(ctx, env, test, state.namespace.as_deref());
+
+    let mut reports: Vec<StepReport> = Vec::with_capacity(test.doc.steps.len());
+    if setup_error.is_none() {
+        let steps_run = run_steps(
+            ctx,
+            env,
+            test,
+            id,
+            &mut vars,
+            &mut state,
+            deadline,
+            test_timeout,
+            &mut reports,
+        );
+        if tokio::time::timeout_at(deadline + DEADLINE_GRACE, steps_run)
+            .await
+            .is_err()
+        {
+            // A step overran its deadline: record it as a test-timeout on the running step.
+            let i = reports.len();
+            if let Some(step) = test.doc.steps.get(i) {
+                let mut r = not_run(i, step);
+                r.status = StepStatus::Failed;
+                r.duration = started.elapsed();
+                r.failure = Some(Failure::new(
+                    FailureCause::TestTimeout,
+                    None,
+                    format!(
+                        "test-timeout ({}) reached and the step did not stop within {}s",
+                        crate::util::fmt_duration(test_timeout),
+                        DEADLINE_GRACE.as_secs()
+                    ),
+                ));
+                ctx.events.emit(Event::StepFinished {
+                    id: id.clone(),
+                    report: r.clone(),
+                });
+                reports.push(r);
+            }
+        }
+    }
+    for (i, step) in test.doc.steps.iter().enumerate().skip(reports.len()) {
+        reports.push(not_run(i, step));
+    }
+    let failed = setup_error.is_some() || reports.iter().any(|r| r.status == StepStatus::Failed);
+
+    // Pause before cleanup, with everything still in place. Not bounded by the test deadline:
+    // a person is looking; Enter or Ctrl-C ends it.
+    if ctx.config.pause_on_failure
+        && !ctx.cancel.is_cancelled()
+        && let Some(step) = reports.iter().find(|r| r.status == StepStatus::Failed)
+    {
+        crate::debug::pause::on_failure(ctx, id, &state, step).await;
+    }
+
+    // Cleanup: always, bounded by its own deadline, also after Ctrl-C.
+    let mut cleanup_error = None;
+    if let Some(cluster) = &ctx.cluster {
+        let keep = match ctx.config.keep {
+            crate::cli::Keep::Always => true,
+            crate::cli::Keep::OnFailure => failed,
+            crate::cli::Keep::Never => false,
+        };
+        let own_ns = matches!(env.namespace, NamespaceMode::PerTest)
+            .then_some(())
+            .and(state.namespace.as_deref());
+        if keep {
+            if let Some(ns) = state.namespace.as_deref() {
+                ctx.events.emit(Event::Kept {
+                    id: id.clone(),
+                    namespace: ns.to_owned(),
+                    commands: crate::cluster::inspect_commands(ns, ctx.kubeconfig.as_deref()),
+                });
+            }
+        } else if own_ns.is_some() || !state.tracked.is_empty() {
+            let cleanup_deadline =
+                Instant::now() + cleanup_timeout(suite, ctx.config.timeout_scale);
+            if let Err(e) = cluster
+                .cleanup(&state.tracked, own_ns, cleanup_deadline)
+                .await
+            {
+                cleanup_error = Some(e);
+            }
+        }
+    }
+    let error = setup_error
+        .or_else(|| cleanup_error.map(|e| Failure::error(format!("cleanup failed: {e}"))));
+    let passed = !failed && error.is_none();
+    TryReport {
+        passed,
+        duration: started.elapsed(),
+        steps: reports,
+        error,
+        namespace: state.namespace,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_steps(
+    ctx: &Arc<RunContext>,
+    env: &SuiteEnv,
+    test: &Test,
+    id: &TestId,
+    vars: &mut Vars,
+    state: &mut TestState,
+    deadline: Instant,
+    test_timeout: Duration,
+    reports: &mut Vec<StepReport>,
+) {
+    let suite = &env.suite;
+    let attempt_timeout = attempt_timeout(suite, ctx.config.timeout_scale);
+    for (index, step) in test.doc.steps.iter().enumerate() {
+        if ctx.cancel.is_cancelled() {
+            return;
+        }
+        let span_id = super::new_span_id();
+        state.step_span = ctx.exporting.then_some(RequestTrace {
+            trace_id: ctx.trace_id,
+            span_id,
+        });
+        let name = step.value.display_name();
+        ctx.events.emit(Event::StepStarted {
+            id: id.clone(),
+            index,
+            name: name.clone(),
+            kind: step.value.kind(),
+            span_id: super::hex(&span_id),
+        });
+        let started = Instant::now();
+        let policy = policy_for(&step.value, suite, ctx.config.timeout_scale);
+        let limits = Limits::for_step(
+            started,
+            policy.timeout,
+            deadline,
+            test_timeout,
+            ctx.cancel.clone(),
+        );
+        let result = if started >= deadline {
+            steps::StepResult::failed(
+                0,
+                Failure::new(
+                    FailureCause::TestTimeout,
+                    None,
+                    format!(
+                        "test-timeout ({}) reached before this step started",
+                        crate::util::fmt_duration(test_timeout)
+                    ),
+                ),
+            )
+        } else {
+            let mut sctx = StepCtx {
+                test: id,
+                index,
+                step: &step.value,
+                loc: step.loc,
+                file: &test.file,
+                vars,
+                policy,
+                attempt_timeout,
+                limits,
+                run: ctx,
+                state,
+                events: &ctx.events,
+            };
+            steps::run(&mut sctx).await
+        };
+        let status = match (&result.failure, result.skipped) {
+            (Some(_), _) => StepStatus::Failed,
+            (None, true) => StepStatus::Skipped,
+            (None, false) => StepStatus::Passed,
+        };
+        let report = StepReport {
+            index,
+            name,
+            kind: step.value.kind(),
+            loc: step.loc,
+            status,
+            duration: started.elapsed(),
+            attempts: result.attempts,
+            failure: result.failure,
+        };
+        ctx.events.emit(Event::StepFinished {
+            id: id.clone(),
+            report: report.clone(),
+        });
+        let failed = report.status == StepStatus::Failed;
+        reports.push(report);
+        if failed {
+            return;
+        }
+    }
+}

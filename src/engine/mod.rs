@@ -1,0 +1,104 @@
+//! The engine: scheduling (parallelism, filters, shards, fail-fast, retries, repeat), the
+//! test lifecycle (namespace, fixtures, steps, cleanup), the one retry engine, and the events
+//! it emits.
+
+pub mod events;
+pub mod lifecycle;
+pub mod retry;
+pub mod run;
+pub mod scheduler;
+pub mod select;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RunConfig;
+use crate::steps::request::HttpClients;
+
+/// The OTLP receiver's endpoints, as `${otlp.grpc}` and `${otlp.http}` give them.
+#[derive(Clone, Debug)]
+pub struct OtlpEndpoints {
+    /// `http://127.0.0.1:PORT` (OTLP/gRPC)
+    pub grpc: String,
+    /// `http://127.0.0.1:PORT` (OTLP/HTTP; exporters append /v1/traces)
+    pub http: String,
+}
+
+/// What every test of a run shares.
+pub struct RunContext {
+    pub run_id: String,
+    pub config: RunConfig,
+    pub http: HttpClients,
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    pub kubeconfig: Option<PathBuf>,
+    pub spans: Option<Arc<crate::traces::SpanStore>>,
+    pub otlp: Option<OtlpEndpoints>,
+    /// The run's own trace id; the events carry the span ids of suites, tests and steps.
+    pub trace_id: [u8; 16],
+    /// The run is exported as a trace (`--otlp-export`): request attempts become children of
+    /// their step's span instead of starting traces of their own.
+    pub exporting: bool,
+    /// Ctrl-C: running steps stop, cleanup runs, nothing new starts.
+    pub cancel: CancellationToken,
+    pub events: events::EventSink,
+}
+
+impl RunContext {
+    /// A context for running steps with no cluster and no receiver (tests, benchmarks).
+    pub fn local(config: RunConfig, events: events::EventSink) -> Self {
+        RunContext {
+            run_id: new_run_id(),
+            config,
+            http: HttpClients::default(),
+            cluster: None,
+            kubeconfig: None,
+            spans: None,
+            otlp: None,
+            trace_id: new_trace_id(),
+            exporting: false,
+            cancel: CancellationToken::new(),
+            events,
+        }
+    }
+}
+
+/// A short, sortable, unique-enough run id: `20261121-053412-x7k2p9`.
+pub fn new_run_id() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = now.chars().filter(|c| c.is_ascii_digit()).collect();
+    format!(
+        "{}-{}-{}",
+        &compact[..8],
+        &compact[8..14],
+        crate::util::random_suffix(6)
+    )
+}
+
+/// A random, valid (non-zero) W3C trace id.
+pub fn new_trace_id() -> [u8; 16] {
+    loop {
+        let mut t = [0u8; 16];
+        fastrand::fill(&mut t);
+        if t != [0; 16] {
+            return t;
+        }
+    }
+}
+
+/// A random, valid (non-zero) W3C span id.
+pub fn new_span_id() -> [u8; 8] {
+    loop {
+        let mut s = [0u8; 8];
+        fastrand::fill(&mut s);
+        if s != [0; 8] {
+            return s;
+        }
+    }
+}
+
+/// Lowercase hex, as in traceparent headers and OTLP/JSON.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

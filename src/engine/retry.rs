@@ -1,0 +1,840 @@
+//! The one retry engine (DESIGN §1.2). Every assertion, and every action retried on transient
+//! errors, runs here: attempt; on failure wait (`interval`, doubling up to `max-interval`, with
+//! jitter, via backon) until the deadline; `consecutive` successes in a row to pass; then,
+//! with `hold`, every attempt within `hold` must pass too. Every attempt is recorded so a
+//! failure can say what happened without a rerun.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::util::{fmt_duration, fmt_secs, truncate};
+
+/// What kind of failure an attempt had (DESIGN §1.2), used to group attempts in summaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    // HTTP
+    Refused,
+    Dns,
+    Tls,
+    Timeout,
+    Reset,
+    Status,
+    Header,
+    Body,
+    Json,
+    // resources
+    NotFound,
+    Stale,
+    Condition,
+    Field,
+    ApiError,
+    Replaced,
+    // spans
+    NoTrace,
+    MissingSpan,
+    UnexpectedSpan,
+    Attribute,
+    // exec
+    Exit,
+    Output,
+    // anything else (bad input found at run time, I/O)
+    Error,
+}
+
+impl Class {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Class::Refused => "refused",
+            Class::Dns => "dns",
+            Class::Tls => "tls",
+            Class::Timeout => "timeout",
+            Class::Reset => "reset",
+            Class::Status => "status",
+            Class::Header => "header",
+            Class::Body => "body",
+            Class::Json => "json",
+            Class::NotFound => "not-found",
+            Class::Stale => "stale",
+            Class::Condition => "condition",
+            Class::Field => "field",
+            Class::ApiError => "api-error",
+            Class::Replaced => "replaced",
+            Class::NoTrace => "no-trace",
+            Class::MissingSpan => "missing-span",
+            Class::UnexpectedSpan => "unexpected-span",
+            Class::Attribute => "attribute",
+            Class::Exit => "exit",
+            Class::Output => "output",
+            Class::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A titled block of context shown with a failure (last response, object, diff, spans seen).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Section {
+    pub title: String,
+    pub body: String,
+}
+
+impl Section {
+    pub fn new(title: impl Into<String>, body: impl Into<String>) -> Self {
+        Section {
+            title: title.into(),
+            body: body.into(),
+        }
+    }
+}
+
+/// A failed attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Miss {
+    pub class: Class,
+    /// A phrase attempts are grouped by: `timed out after 3s (attempt-timeout)`, `got status 503`.
+    pub summary: String,
+    /// This attempt in full, one line: `status 503, body "no healthy upstream"`.
+    pub detail: String,
+    /// Waiting cannot fix it (a rejected manifest, a bad URL): stop retrying.
+    pub fatal: bool,
+    /// Shown with the failure when this is the last attempt.
+    pub context: Vec<Section>,
+}
+
+impl Miss {
+    pub fn new(class: Class, summary: impl Into<String>, detail: impl Into<String>) -> Self {
+        Miss {
+            class,
+            summary: summary.into(),
+            detail: detail.into(),
+            fatal: false,
+            context: Vec::new(),
+        }
+    }
+
+    /// A failure no retry can fix.
+    pub fn fatal(class: Class, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Miss {
+            class,
+            summary: detail.clone(),
+            detail,
+            fatal: true,
+            context: Vec::new(),
+        }
+    }
+
+    pub fn with_context(mut self, s: Section) -> Self {
+        self.context.push(s);
+        self
+    }
+}
+
+/// Timing and success rules of one step, after defaults and `--timeout-scale`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub timeout: Duration,
+    pub interval: Duration,
+    pub max_interval: Duration,
+    pub consecutive: u32,
+    pub hold: Option<Duration>,
+}
+
+impl Policy {
+    /// A single try for actions: no waiting, no repeats.
+    pub fn once(timeout: Duration) -> Self {
+        Policy {
+            timeout,
+            interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(2),
+            consecutive: 1,
+            hold: None,
+        }
+    }
+}
+
+/// Deadlines and signals a step runs under.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// When the step gives up (start + timeout, never later than the test deadline).
+    pub step_deadline: Instant,
+    /// The test's hard deadline; hitting it is reported as a test-timeout.
+    pub test_deadline: Instant,
+    /// The test-timeout, for messages.
+    pub test_timeout: Duration,
+    /// Ctrl-C.
+    pub cancel: CancellationToken,
+    /// Woken by a watch when something changed: retry now instead of sleeping.
+    pub wake: Option<Arc<Notify>>,
+}
+
+impl Limits {
+    /// The step deadline for a given start and timeout, capped by the test deadline.
+    pub fn for_step(
+        start: Instant,
+        timeout: Duration,
+        test_deadline: Instant,
+        test_timeout: Duration,
+        cancel: CancellationToken,
+    ) -> Self {
+        Limits {
+            step_deadline: (start + timeout).min(test_deadline),
+            test_deadline,
+            test_timeout,
+            cancel,
+            wake: None,
+        }
+    }
+
+    /// The earliest deadline in force.
+    pub fn deadline(&self) -> Instant {
+        self.step_deadline.min(self.test_deadline)
+    }
+}
+
+/// One recorded attempt.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    /// 1-based.
+    pub n: u32,
+    /// Since the step started.
+    pub start: Duration,
+    pub duration: Duration,
+    /// `None` for a success.
+    pub class: Option<Class>,
+    /// The grouping phrase (empty for a success).
+    pub summary: String,
+}
+
+/// The attempts of one step. Keeps every record up to a cap, and counts beyond it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct History {
+    pub attempts: u32,
+    pub passed: u32,
+    pub elapsed: Duration,
+    pub records: Vec<AttemptRecord>,
+    /// (summary, class, count) in first-seen order.
+    groups: Vec<(String, Class, u32)>,
+}
+
+const MAX_RECORDS: usize = 10_000;
+
+impl History {
+    fn record(&mut self, rec: AttemptRecord) {
+        self.attempts += 1;
+        match rec.class {
+            None => self.passed += 1,
+            Some(class) => {
+                match self
+                    .groups
+                    .iter_mut()
+                    .find(|(s, c, _)| *c == class && *s == rec.summary)
+                {
+                    Some(g) => g.2 += 1,
+                    None => self.groups.push((rec.summary.clone(), class, 1)),
+                }
+            }
+        }
+        if self.records.len() < MAX_RECORDS {
+            self.records.push(rec);
+        }
+    }
+
+    /// Failed attempts per class.
+    pub fn class_counts(&self) -> Vec<(Class, u32)> {
+        let mut out: Vec<(Class, u32)> = Vec::new();
+        for (_, c, n) in &self.groups {
+            match out.iter_mut().find(|(k, _)| k == c) {
+                Some(e) => e.1 += n,
+                None => out.push((*c, *n)),
+            }
+        }
+        out
+    }
+
+    /// The failed attempts' class with the most attempts.
+    pub fn dominant_class(&self) -> Option<Class> {
+        self.class_counts()
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(c, _)| c)
+    }
+
+    /// `41 attempts in 30.0s: 38 timed out after 3s (attempt-timeout), 3 got status 503`
+    pub fn summary(&self) -> String {
+        let noun = if self.attempts == 1 {
+            "attempt"
+        } else {
+            "attempts"
+        };
+        let mut parts: Vec<String> = Vec::new();
+        let mut groups = self.groups.clone();
+        groups.sort_by_key(|g| std::cmp::Reverse(g.2));
+        for (summary, _, n) in groups.iter().take(5) {
+            parts.push(format!("{n} {summary}"));
+        }
+        if groups.len() > 5 {
+            let rest: u32 = groups[5..].iter().map(|g| g.2).sum();
+            parts.push(format!("{rest} other failures"));
+        }
+        if self.passed > 0 {
+            parts.push(format!("{} passed", self.passed));
+        }
+        format!(
+            "{} {noun} in {}: {}",
+            self.attempts,
+            fmt_secs(self.elapsed),
+            parts.join(", ")
+        )
+    }
+}
+
+/// Why the engine gave up.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cause {
+    /// The step timeout passed without the assertion holding.
+    Timeout,
+    /// The test-timeout passed while this step was running.
+    TestTimeout,
+    /// `consecutive` reached, then an attempt within `hold` failed.
+    HoldBroken { held: Duration, hold: Duration },
+    /// An attempt reported a failure waiting cannot fix.
+    Fatal,
+    /// Ctrl-C.
+    Cancelled,
+}
+
+/// The engine gave up: why, every attempt, and the last failure.
+#[derive(Clone, Debug)]
+pub struct GaveUp {
+    pub cause: Cause,
+    pub history: History,
+    pub last: Option<Miss>,
+    /// The attempt cut off by the deadline, if one was in flight: (what it was doing, for how long).
+    pub pending: Option<(String, Duration)>,
+    pub policy: Policy,
+}
+
+impl GaveUp {
+    /// One paragraph saying what happened, e.g.
+    /// `41 attempts in 30.0s: 38 timed out after 3s (attempt-timeout), 3 got status 503; last: status 503`.
+    pub fn headline(&self) -> String {
+        let last = self.last.as_ref().map(|m| truncate(&m.detail, 300));
+        match &self.cause {
+            Cause::HoldBroken { held, hold } => format!(
+                "held {} of {}, then: {}",
+                fmt_secs(*held),
+                fmt_duration(*hold),
+                last.unwrap_or_default()
+            ),
+            Cause::Fatal => last.unwrap_or_else(|| "failed".into()),
+            _ => {
+                let mut s = self.history.summary();
+                if self.history.attempts == 0 {
+                    s = format!("no attempt finished in {}", fmt_secs(self.history.elapsed));
+                }
+                if let Some(l) = last {
+                    s.push_str(&format!("; last: {l}"));
+                }
+                if self.history.passed > 0 && self.policy.consecutive > 1 {
+                    s.push_str(&format!(
+                        " (needs {} passing attempts in a row)",
+                        self.policy.consecutive
+                    ));
+                }
+                if let Some((what, running)) = &self.pending {
+                    s.push_str(&format!("; cut off after {}: {what}", fmt_secs(*running)));
+                }
+                s
+            }
+        }
+    }
+
+    pub fn class(&self) -> Option<Class> {
+        self.last
+            .as_ref()
+            .map(|m| m.class)
+            .or_else(|| self.history.dominant_class())
+    }
+}
+
+/// Attempt-level progress, for reporters (the progress line, attempt counts).
+pub trait AttemptObserver: Send {
+    fn attempt_finished(&mut self, record: &AttemptRecord);
+}
+
+impl<F: FnMut(&AttemptRecord) + Send> AttemptObserver for F {
+    fn attempt_finished(&mut self, record: &AttemptRecord) {
+        self(record)
+    }
+}
+
+enum Wait {
+    Elapsed,
+    Woken,
+    Deadline,
+    Cancelled,
+}
+
+async fn wait(delay: Duration, limits: &Limits) -> Wait {
+    let until = (Instant::now() + delay).min(limits.deadline());
+    let woken = async {
+        match &limits.wake {
+            Some(n) => n.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = limits.cancel.cancelled() => Wait::Cancelled,
+        _ = woken => Wait::Woken,
+        _ = tokio::time::sleep_until(until) => {
+            if Instant::now() >= limits.deadline() { Wait::Deadline } else { Wait::Elapsed }
+        }
+    }
+}
+
+fn backoff(policy: &Policy) -> impl Iterator<Item = Duration> {
+    let max = policy.max_interval.max(policy.interval);
+    backon::ExponentialBuilder::default()
+        .with_min_delay(policy.interval)
+        .with_max_delay(max)
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+        // Jitter downwards only, so neither `interval` nor `max-interval` is ever exceeded.
+        .map(|d| d.mul_f64(1.0 - 0.2 * fastrand::f64()))
+}
+
+/// Run `attempt` until it passes per `policy`, or a deadline, a fatal miss, or Ctrl-C.
+/// `pending` describes an attempt, for when a deadline cuts one off.
+///
+/// Returns the value of the last passing attempt.
+pub async fn eventually<T, F, Fut>(
+    policy: &Policy,
+    limits: &Limits,
+    pending: &str,
+    observer: &mut dyn AttemptObserver,
+    mut attempt: F,
+) -> Result<(T, History), Box<GaveUp>>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, Miss>>,
+{
+    let started = Instant::now();
+    let mut history = History::default();
+    let mut delays = backoff(policy);
+    let mut streak = 0u32;
+    let mut last_ok: Option<T>;
+    let mut last_miss: Option<Miss> = None;
+    let mut held_since: Option<Instant> = None;
+    let consecutive = policy.consecutive.max(1);
+
+    let give_up = |cause, history: History, last, pending: Option<(String, Duration)>| {
+        Box::new(GaveUp {
+            cause,
+            history,
+            last,
+            pending,
+            policy: *policy,
+        })
+    };
+    let deadline_cause = |limits: &Limits| {
+        if limits.test_deadline <= limits.step_deadline && Instant::now() >= limits.test_deadline {
+            Cause::TestTimeout
+        } else {
+            Cause::Timeout
+        }
+    };
+
+    loop {
+        // During hold the attempts may outlive the step timeout, but never the test deadline.
+        let deadline = if held_since.is_some() {
+            limits.test_deadline
+        } else {
+            limits.deadline()
+        };
+        if limits.cancel.is_cancelled() {
+            history.elapsed = started.elapsed();
+            return Err(give_up(Cause::Cancelled, history, last_miss, None));
+        }
+        let n = history.attempts + 1;
+        let t0 = Instant::now();
+        let result = tokio::select! {
+            biased;
+            _ = limits.cancel.cancelled() => None,
+            r = tokio::time::timeout_at(deadline, attempt(n)) => Some(r),
+        };
+        let took = t0.elapsed();
+        let result = match result {
+            None => {
+                history.elapsed = started.elapsed();
+                let p = Some((pending.to_owned(), took));
+                return Err(give_up(Cause::Cancelled, history, last_miss, p));
+            }
+            Some(Err(_elapsed)) => {
+                history.elapsed = started.elapsed();
+                let cause = if held_since.is_some() {
+                    Cause::TestTimeout
+                } else {
+                    deadline_cause(limits)
+                };
+                let p = Some((pending.to_owned(), took));
+                return Err(give_up(cause, history, last_miss, p));
+            }
+            Some(Ok(r)) => r,
+        };
+        let rec = AttemptRecord {
+            n,
+            start: t0 - started,
+            duration: took,
+            class: result.as_ref().err().map(|m| m.class),
+            summary: result
+                .as_ref()
+                .err()
+                .map(|m| m.summary.clone())
+                .unwrap_or_default(),
+        };
+        observer.attempt_finished(&rec);
+        history.record(rec);
+
+        let delay = match result {
+            Ok(v) => {
+                last_ok = Some(v);
+                streak += 1;
+                if let Some(since) = held_since {
+                    let hold = policy.hold.unwrap_or_default();
+                    if since.elapsed() >= hold {
+                        history.elapsed = started.elapsed();
+                        return Ok((last_ok.take().expect("set above"), history));
+                    }
+                    // Attempts during hold run at `interval`, never past its end.
+                    policy.interval.min(hold.saturating_sub(since.elapsed()))
+                } else if streak >= consecutive {
+                    match policy.hold {
+                        Some(h) if !h.is_zero() => {
+                            held_since = Some(Instant::now());
+                            policy.interval.min(h)
+                        }
+                        _ => {
+                            history.elapsed = started.elapsed();
+                            return Ok((last_ok.take().expect("set above"), history));
+                        }
+                    }
+                } else {
+                    Duration::ZERO
+                }
+            }
+            Err(miss) => {
+                let fatal = miss.fatal;
+                last_miss = Some(miss);
+                if let Some(since) = held_since {
+                    history.elapsed = started.elapsed();
+                    let cause = Cause::HoldBroken {
+                        held: since.elapsed(),
+                        hold: policy.hold.unwrap_or_default(),
+                    };
+                    return Err(give_up(cause, history, last_miss, None));
+                }
+                if fatal {
+                    history.elapsed = started.elapsed();
+                    return Err(give_up(Cause::Fatal, history, last_miss, None));
+                }
+                if streak > 0 {
+                    // A failure after successes restarts the backoff too.
+                    delays = backoff(policy);
+                }
+                streak = 0;
+                delays.next().unwrap_or(policy.max_interval)
+            }
+        };
+
+        if delay.is_zero() {
+            if Instant::now() >= deadline {
+                history.elapsed = started.elapsed();
+                return Err(give_up(deadline_cause(limits), history, last_miss, None));
+            }
+            continue;
+        }
+        let w = if held_since.is_some() {
+            // Hold waits ignore the step deadline and watch wake-ups: it is a steady cadence.
+            let l = Limits {
+                step_deadline: limits.test_deadline,
+                wake: None,
+                ..limits.clone()
+            };
+            wait(delay, &l).await
+        } else {
+            wait(delay, limits).await
+        };
+        match w {
+            Wait::Elapsed | Wait::Woken => {}
+            Wait::Cancelled => {
+                history.elapsed = started.elapsed();
+                return Err(give_up(Cause::Cancelled, history, last_miss, None));
+            }
+            Wait::Deadline => {
+                history.elapsed = started.elapsed();
+                let cause = if held_since.is_some() {
+                    Cause::TestTimeout
+                } else {
+                    deadline_cause(limits)
+                };
+                return Err(give_up(cause, history, last_miss, None));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn policy(timeout_ms: u64, consecutive: u32, hold_ms: Option<u64>) -> Policy {
+        Policy {
+            timeout: Duration::from_millis(timeout_ms),
+            interval: Duration::from_millis(10),
+            max_interval: Duration::from_millis(40),
+            consecutive,
+            hold: hold_ms.map(Duration::from_millis),
+        }
+    }
+
+    fn limits(p: &Policy, test_timeout: Duration) -> Limits {
+        let now = Instant::now();
+        Limits::for_step(
+            now,
+            p.timeout,
+            now + test_timeout,
+            test_timeout,
+            CancellationToken::new(),
+        )
+    }
+
+    fn miss503() -> Miss {
+        Miss::new(
+            Class::Status,
+            "got status 503",
+            "status 503, body \"no healthy upstream\"",
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn passes_after_failures_and_counts_attempts() {
+        let p = policy(5_000, 1, None);
+        let calls = AtomicU32::new(0);
+        let (v, h) = eventually(
+            &p,
+            &limits(&p, Duration::from_secs(60)),
+            "x",
+            &mut |_: &AttemptRecord| {},
+            |n| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async move { if n < 4 { Err(miss503()) } else { Ok(n) } }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(v, 4);
+        assert_eq!(h.attempts, 4);
+        assert_eq!(h.passed, 1);
+        assert_eq!(
+            h.records
+                .iter()
+                .filter(|r| r.class == Some(Class::Status))
+                .count(),
+            3
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn consecutive_resets_on_failure_and_summary_groups_classes() {
+        let p = policy(300, 3, None);
+        // pass, pass, fail, repeated: never three in a row
+        let err = eventually(
+            &p,
+            &limits(&p, Duration::from_secs(60)),
+            "x",
+            &mut |_: &AttemptRecord| {},
+            |n| async move { if n % 3 == 0 { Err(miss503()) } else { Ok(()) } },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.cause, Cause::Timeout);
+        let headline = err.headline();
+        assert!(headline.contains("got status 503"), "{headline}");
+        assert!(headline.contains("passed"), "{headline}");
+        assert!(
+            headline.contains("needs 3 passing attempts in a row"),
+            "{headline}"
+        );
+        assert!(headline.contains("; last: status 503"), "{headline}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hold_breaks_on_a_flip() {
+        let p = policy(5_000, 1, Some(1_000));
+        let t0 = Instant::now();
+        let err = eventually(
+            &p,
+            &limits(&p, Duration::from_secs(60)),
+            "x",
+            &mut |_: &AttemptRecord| {},
+            |_| async move {
+                if t0.elapsed() < Duration::from_millis(400) {
+                    Ok(())
+                } else {
+                    Err(Miss::new(Class::Status, "got status 404", "status 404"))
+                }
+            },
+        )
+        .await
+        .unwrap_err();
+        match err.cause {
+            Cause::HoldBroken { held, hold } => {
+                assert!(
+                    held >= Duration::from_millis(390) && held < Duration::from_millis(450),
+                    "{held:?}"
+                );
+                assert_eq!(hold, Duration::from_secs(1));
+            }
+            c => panic!("unexpected {c:?}"),
+        }
+        assert!(
+            err.headline()
+                .starts_with("held 0.4s of 1s, then: status 404"),
+            "{}",
+            err.headline()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hold_passes_when_steady() {
+        let p = policy(100, 2, Some(1_000));
+        let t0 = Instant::now();
+        let (_, h) = eventually(
+            &p,
+            &limits(&p, Duration::from_secs(60)),
+            "x",
+            &mut |_: &AttemptRecord| {},
+            |_| async { Ok(()) },
+        )
+        .await
+        .unwrap();
+        // Hold outlives the 100ms step timeout by design.
+        assert!(t0.elapsed() >= Duration::from_secs(1));
+        assert!(
+            h.attempts >= 50,
+            "attempts at interval during hold: {}",
+            h.attempts
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_attempt_is_cut_at_the_test_deadline() {
+        let p = policy(10_000, 1, None);
+        let l = limits(&p, Duration::from_secs(2));
+        let t0 = Instant::now();
+        let err = eventually(
+            &p,
+            &l,
+            "GET http://x/ (no response yet)",
+            &mut |_: &AttemptRecord| {},
+            |_| async { std::future::pending::<Result<(), Miss>>().await },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.cause, Cause::TestTimeout);
+        assert_eq!(t0.elapsed(), Duration::from_secs(2));
+        let (what, running) = err.pending.clone().unwrap();
+        assert_eq!(what, "GET http://x/ (no response yet)");
+        assert_eq!(running, Duration::from_secs(2));
+        assert!(
+            err.headline().contains("cut off after 2.0s"),
+            "{}",
+            err.headline()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fatal_misses_stop_at_once_and_cancel_is_honoured() {
+        let p = policy(10_000, 1, None);
+        let err = eventually(
+            &p,
+            &limits(&p, Duration::from_secs(60)),
+            "x",
+            &mut |_: &AttemptRecord| {},
+            |_| async { Err::<(), _>(Miss::fatal(Class::ApiError, "422 Invalid")) },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.cause, Cause::Fatal);
+        assert_eq!(err.history.attempts, 1);
+
+        let l = limits(&p, Duration::from_secs(60));
+        let c = l.cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            c.cancel();
+        });
+        let err = eventually(&p, &l, "x", &mut |_: &AttemptRecord| {}, |_| async {
+            Err::<(), _>(miss503())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.cause, Cause::Cancelled);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_retries_before_the_backoff_delay() {
+        let p = Policy {
+            interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(1),
+            ..policy(10_000, 1, None)
+        };
+        let mut l = limits(&p, Duration::from_secs(60));
+        let notify = Arc::new(Notify::new());
+        l.wake = Some(notify.clone());
+        let t0 = Instant::now();
+        let n2 = notify.clone();
+        let (_, h) = eventually(&p, &l, "x", &mut |_: &AttemptRecord| {}, move |n| {
+            let n2 = n2.clone();
+            async move {
+                if n == 1 {
+                    n2.notify_one();
+                    Err(Miss::new(Class::Condition, "no condition", "no condition"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(h.attempts, 2);
+        assert!(t0.elapsed() < Duration::from_millis(10));
+    }
+
+    #[test]
+    fn backoff_doubles_within_bounds() {
+        let p = policy(1000, 1, None);
+        let d: Vec<Duration> = backoff(&p).take(6).collect();
+        assert!(d[0] <= Duration::from_millis(10) && d[0] >= Duration::from_millis(8));
+        assert!(d[1] <= Duration::from_millis(20) && d[1] >= Duration::from_millis(16));
+        assert!(d[5] <= Duration::from_millis(40) && d[5] >= Duration::from_millis(32));
+    }
+}

@@ -1,0 +1,203 @@
+//! `gwtest run`: resolve the configuration, load and check the suites, bring up what the
+//! picked tests need (cluster, sandbox, OTLP receiver), run them, and turn the result into an
+//! exit code. Reports are written and cleanup runs on every path, Ctrl-C included.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::events::{Event, EventSink, RunSummary, SuitePlan};
+use super::select::{self, SuitePick};
+use super::{RunContext, scheduler};
+use crate::Exit;
+use crate::cli::RunArgs;
+use crate::config::RunConfig;
+use crate::report::{self, Hub};
+use crate::suite::load::{self, Suite};
+use crate::suite::spanned::Loc;
+use crate::suite::validate;
+
+pub async fn command(args: RunArgs) -> Exit {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let config = match RunConfig::resolve(&args, &cwd) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid;
+        }
+    };
+    let suites = match load::load(&config.paths) {
+        Ok(s) => s,
+        Err(errors) => {
+            report::print_load_errors(&errors);
+            return Exit::Invalid;
+        }
+    };
+    let names: Vec<String> = config.vars.iter().map(|(k, _)| k.clone()).collect();
+    let errors = validate::validate(&suites, &names);
+    if !errors.is_empty() {
+        report::print_load_errors(&errors);
+        return Exit::Invalid;
+    }
+    let picks = select::pick(&suites, &config.select);
+    if picks.is_empty() && (!config.select.filters.is_empty() || !config.select.labels.is_empty()) {
+        eprintln!("error: no test matches the given --filter/--label");
+        return Exit::Invalid;
+    }
+    execute(config, suites, picks).await
+}
+
+/// The first step (in run order) that needs something, for messages.
+#[derive(Clone, Debug)]
+pub struct StepRef {
+    pub file: PathBuf,
+    pub loc: Loc,
+    pub name: String,
+    pub kind: &'static str,
+}
+
+impl std::fmt::Display for StepRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: step {:?} ({})",
+            self.file.display(),
+            self.loc,
+            self.name,
+            self.kind
+        )
+    }
+}
+
+/// What the picked tests need from the outside world.
+#[derive(Clone, Debug, Default)]
+pub struct Needs {
+    pub cluster: Option<StepRef>,
+    pub spans: Option<StepRef>,
+}
+
+impl Needs {
+    pub fn of(suites: &[Suite], picks: &[SuitePick]) -> Needs {
+        let mut n = Needs::default();
+        for p in picks {
+            let suite = &suites[p.suite];
+            if n.cluster.is_none() && suite.setup_needs_cluster() {
+                n.cluster = Some(StepRef {
+                    file: suite.file.clone(),
+                    loc: suite.doc.api_version.loc,
+                    name: suite.name.clone(),
+                    kind: "suite fixtures/vars",
+                });
+            }
+            for (ti, _) in &p.tests {
+                let test = &suite.tests[*ti];
+                for s in &test.doc.steps {
+                    let r = || StepRef {
+                        file: test.file.clone(),
+                        loc: s.loc,
+                        name: s.value.display_name(),
+                        kind: s.value.kind(),
+                    };
+                    if n.cluster.is_none() && s.value.needs_cluster() {
+                        n.cluster = Some(r());
+                    }
+                    if n.spans.is_none() && s.value.spans.is_some() {
+                        n.spans = Some(r());
+                    }
+                }
+            }
+        }
+        n
+    }
+}
+
+/// Run picked tests of loaded, valid suites.
+pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick>) -> Exit {
+    let needs = Needs::of(&suites, &picks);
+    if let Some(step) = &needs.cluster {
+        eprintln!(
+            "error: {step} needs a Kubernetes cluster, which this build of gwtest cannot reach yet"
+        );
+        return Exit::Invalid;
+    }
+    if let Some(step) = &needs.spans {
+        eprintln!(
+            "error: {step} needs the OTLP receiver, which this build of gwtest does not have yet"
+        );
+        return Exit::Invalid;
+    }
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let events = EventSink::new(tx);
+    let hub = Hub::start(rx, report::reporters(&config));
+    let ctx = Arc::new(RunContext::local(config, events.clone()));
+    let signals = tokio::spawn(watch_signals(ctx.clone()));
+
+    let started = Instant::now();
+    let suites: Vec<Arc<Suite>> = suites.into_iter().map(Arc::new).collect();
+    let plans = picks
+        .iter()
+        .map(|p| SuitePlan {
+            name: suites[p.suite].name.clone(),
+            file: suites[p.suite].file.clone(),
+            tests: p.tests.iter().map(|(_, id)| id.clone()).collect(),
+        })
+        .collect();
+    events.emit(Event::RunStarted {
+        run_id: ctx.run_id.clone(),
+        trace_id: super::hex(&ctx.trace_id),
+        started: SystemTime::now(),
+        suites: plans,
+        parallel: ctx.config.parallel,
+    });
+    let counts = scheduler::run(ctx.clone(), suites, picks).await;
+    let interrupted = ctx.cancel.is_cancelled();
+    events.emit(Event::RunFinished {
+        summary: RunSummary {
+            counts: counts.clone(),
+            duration: started.elapsed(),
+            interrupted,
+        },
+    });
+    signals.abort();
+    for e in hub.finish().await {
+        eprintln!("error: writing a report: {e:#}");
+    }
+    if interrupted {
+        Exit::Interrupted
+    } else if counts.failed > 0 {
+        Exit::Failed
+    } else {
+        Exit::Passed
+    }
+}
+
+async fn interrupt(term: &mut Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(t) => {
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// First Ctrl-C (or SIGTERM): stop running steps, clean up, write reports. Second: exit at once.
+async fn watch_signals(ctx: Arc<RunContext>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    interrupt(&mut term).await;
+    ctx.cancel.cancel();
+    ctx.events.emit(Event::Notice {
+        id: None,
+        message:
+            "interrupted: stopping running tests and cleaning up (Ctrl-C again to exit at once)"
+                .into(),
+    });
+    interrupt(&mut term).await;
+    eprintln!("interrupted twice: exiting without waiting for cleanup");
+    std::process::exit(Exit::Interrupted.code());
+}

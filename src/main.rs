@@ -1,0 +1,165 @@
+//! CLI entry: parse, load config, run, map the outcome to an exit code.
+#![allow(clippy::large_enum_variant)]
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use gwtest::Exit;
+use gwtest::cli::{Cli, Command, ListArgs, SchemaArgs, ValidateArgs};
+use gwtest::config;
+use gwtest::engine::select;
+use gwtest::suite::{load, validate};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // clap: 0 for --help/--version, 2 for usage errors.
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Invalid.code() as u8
+            } else {
+                0
+            });
+        }
+    };
+    // Exactly one rustls crypto provider (aws-lc-rs); installing it up front avoids a panic
+    // when a second one sneaks into the dependency tree.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Exit::Infra.code() as u8);
+        }
+    };
+    let exit = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => gwtest::engine::run::command(args).await,
+            Command::Validate(args) => cmd_validate(args),
+            Command::List(args) => cmd_list(args),
+            Command::Schema(args) => cmd_schema(args),
+            Command::Sandbox(args) => gwtest::sandbox::command(args).await,
+            Command::Gc(args) => gwtest::cluster::gc::command(args).await,
+        }
+    });
+    // Don't wait for stray blocking tasks (a stdin read under --pause-on-failure).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    ExitCode::from(exit.code() as u8)
+}
+
+fn default_paths(paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    if paths.is_empty() {
+        vec![config::DEFAULT_SUITES_DIR.into()]
+    } else {
+        paths.to_vec()
+    }
+}
+
+fn cmd_validate(args: ValidateArgs) -> Exit {
+    let vars = match config::parse_vars(&args.var) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid;
+        }
+    };
+    let paths = default_paths(&args.paths);
+    let suites = match load::load(&paths) {
+        Ok(s) => s,
+        Err(errors) => {
+            gwtest::report::print_load_errors(&errors);
+            return Exit::Invalid;
+        }
+    };
+    let names: Vec<String> = vars.into_iter().map(|(k, _)| k).collect();
+    let errors = validate::validate(&suites, &names);
+    if !errors.is_empty() {
+        gwtest::report::print_load_errors(&errors);
+        return Exit::Invalid;
+    }
+    let tests: usize = suites.iter().map(|s| s.tests.len()).sum();
+    let steps: usize = suites
+        .iter()
+        .flat_map(|s| &s.tests)
+        .map(|t| t.doc.steps.len())
+        .sum();
+    println!(
+        "ok: {} suite{}, {tests} test{}, {steps} step{}",
+        suites.len(),
+        if suites.len() == 1 { "" } else { "s" },
+        if tests == 1 { "" } else { "s" },
+        if steps == 1 { "" } else { "s" }
+    );
+    Exit::Passed
+}
+
+fn cmd_list(args: ListArgs) -> Exit {
+    let sel = &args.select;
+    let selection =
+        match config::build_selection(&sel.filter, &sel.label, sel.shard.as_deref(), sel.repeat) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Invalid;
+            }
+        };
+    let paths = default_paths(&args.paths);
+    let suites = match load::load(&paths) {
+        Ok(s) => s,
+        Err(errors) => {
+            gwtest::report::print_load_errors(&errors);
+            return Exit::Invalid;
+        }
+    };
+    let picks = select::pick(&suites, &selection);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let list: Vec<serde_json::Value> = picks
+            .iter()
+            .map(|p| {
+                let s = &suites[p.suite];
+                serde_json::json!({
+                    "suite": s.name,
+                    "file": s.file,
+                    "tests": p.tests.iter().map(|(ti, id)| serde_json::json!({
+                        "name": id.name,
+                        "file": id.file,
+                        "line": id.loc.line,
+                        "repeat": id.repeat,
+                        "labels": s.tests[*ti].labels,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+    } else {
+        for p in &picks {
+            for (_, id) in &p.tests {
+                let _ = writeln!(out, "{id}");
+            }
+        }
+    }
+    Exit::Passed
+}
+
+fn cmd_schema(args: SchemaArgs) -> Exit {
+    let schema = if args.suite {
+        gwtest::suite::schema::suite_schema()
+    } else {
+        gwtest::suite::schema::test_schema()
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    );
+    Exit::Passed
+}

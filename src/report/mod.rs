@@ -1,0 +1,75 @@
+//! Reporters: consumers of engine events (the nextest model). The terminal, JUnit, JSON,
+//! GitHub annotations and the run's own trace are peers; none of them is called by a step.
+
+use std::io::Write;
+
+use tokio::sync::mpsc;
+
+use crate::config::RunConfig;
+use crate::engine::events::Event;
+use crate::suite::load::LoadError;
+
+pub mod terminal;
+
+/// Something that turns events into output.
+pub trait Reporter: Send {
+    fn event(&mut self, e: &Event);
+    /// Called once after the last event: write files, flush. Errors are reported, not fatal.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Feeds every event to every reporter, in order, on its own task.
+pub struct Hub {
+    handle: tokio::task::JoinHandle<Vec<anyhow::Error>>,
+}
+
+impl Hub {
+    /// Start consuming `rx`; ends after `RunFinished` (or when every sender is dropped).
+    pub fn start(
+        mut rx: mpsc::UnboundedReceiver<Event>,
+        mut reporters: Vec<Box<dyn Reporter>>,
+    ) -> Hub {
+        let handle = tokio::task::spawn_blocking(move || {
+            while let Some(e) = rx.blocking_recv() {
+                for r in reporters.iter_mut() {
+                    r.event(&e);
+                }
+                if matches!(e, Event::RunFinished { .. }) {
+                    break;
+                }
+            }
+            reporters
+                .iter_mut()
+                .filter_map(|r| r.finish().err())
+                .collect()
+        });
+        Hub { handle }
+    }
+
+    /// Wait for the reporters to finish (after every sender is gone).
+    pub async fn finish(self) -> Vec<anyhow::Error> {
+        self.handle
+            .await
+            .unwrap_or_else(|e| vec![anyhow::anyhow!("a reporter panicked: {e}")])
+    }
+}
+
+/// The reporters a run's configuration asks for.
+pub fn reporters(config: &RunConfig) -> Vec<Box<dyn Reporter>> {
+    let mut out: Vec<Box<dyn Reporter>> = vec![Box::new(terminal::Terminal::new(config))];
+    let _ = config;
+    out.shrink_to_fit();
+    out
+}
+
+/// Suite errors on stderr, each with file:line:column and a snippet, then a count.
+pub fn print_load_errors(errors: &[LoadError]) {
+    let mut err = std::io::stderr().lock();
+    for e in errors {
+        let _ = writeln!(err, "error: {e}");
+    }
+    let n = errors.len();
+    let _ = writeln!(err, "{n} error{} found", if n == 1 { "" } else { "s" });
+}

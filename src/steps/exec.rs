@@ -1,0 +1,260 @@
+//! The `exec` step: run a program (argv, never a shell) in the test file's directory. With
+//! `expect` it is an assertion retried by the engine; without, it must exit 0 once. A running
+//! program is killed (its whole process group) at the deadline.
+
+use std::process::Stdio;
+use tokio::io::AsyncReadExt;
+
+use super::{StepCtx, StepResult, failure_from};
+use crate::engine::retry::{self, Class, Miss, Policy, Section};
+use crate::matching::Text;
+use crate::suite::model::{ExecSpec, TextMatch};
+use crate::suite::vars::Vars;
+use crate::util::{shell_quote, truncate};
+
+const MAX_OUTPUT: usize = 1 << 20;
+
+#[derive(Debug)]
+struct Output {
+    code: Option<i32>,
+    signal: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn exit_text(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(c), _) => format!("exit {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            _ => "no exit status".into(),
+        }
+    }
+
+    fn dump(&self) -> String {
+        format!(
+            "{}\n--- stdout\n{}\n--- stderr\n{}",
+            self.exit_text(),
+            truncate_block(&self.stdout),
+            truncate_block(&self.stderr)
+        )
+    }
+}
+
+fn truncate_block(s: &str) -> String {
+    if s.len() > 4096 {
+        let cut: String = s.chars().take(4096).collect();
+        format!("{cut}\n… (cut)")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Kills the process group when dropped: on a deadline the attempt future is dropped, and the
+/// program (and anything it started) must not outlive it.
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: kill(2) with a negative pid signals the process group we created.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+struct Expect {
+    exit: i32,
+    stdout: Option<Text>,
+    stderr: Option<Text>,
+}
+
+fn text(t: &Option<TextMatch>, vars: &Vars) -> Result<Option<Text>, StepResult> {
+    let Some(t) = t else { return Ok(None) };
+    if let Some(e) = &t.equals {
+        return Ok(Some(Text::Equals(vars.expand(e)?)));
+    }
+    if let Some(c) = &t.contains {
+        return Ok(Some(Text::Contains(vars.expand(c)?)));
+    }
+    if let Some(p) = &t.matches {
+        return Ok(Some(Text::Matches(super::request::compile(p, vars)?)));
+    }
+    Ok(None)
+}
+
+pub async fn run(spec: &ExecSpec, ctx: &mut StepCtx<'_>) -> StepResult {
+    let argv = match spec
+        .command
+        .value
+        .iter()
+        .map(|t| ctx.vars.expand(t))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(a) => a,
+        Err(e) => return e.into(),
+    };
+    let env = match spec
+        .env
+        .iter()
+        .map(|(k, v)| ctx.vars.expand(v).map(|v| (k.value.clone(), v)))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(e) => e,
+        Err(e) => return e.into(),
+    };
+    let expect = match &spec.expect {
+        Some(e) => Expect {
+            exit: e.exit.unwrap_or(0),
+            stdout: match text(&e.stdout, ctx.vars) {
+                Ok(t) => t,
+                Err(r) => return r,
+            },
+            stderr: match text(&e.stderr, ctx.vars) {
+                Ok(t) => t,
+                Err(r) => return r,
+            },
+        },
+        None => Expect {
+            exit: 0,
+            stdout: None,
+            stderr: None,
+        },
+    };
+    // Without `expect` the program runs once (an action), bounded by the step timeout.
+    let policy = if spec.expect.is_some() {
+        ctx.policy
+    } else {
+        Policy::once(ctx.policy.timeout)
+    };
+    let dir = ctx.base_dir().to_path_buf();
+    let reproduce = reproduce_line(&argv, &env);
+    let pending = format!("{} (still running)", truncate(&reproduce, 200));
+    let last: std::sync::Mutex<Option<Output>> = std::sync::Mutex::new(None);
+    let mut observer = ctx.observer();
+    let result = retry::eventually(&policy, &ctx.limits, &pending, &mut observer, |_| {
+        let (argv, env, dir, expect, last) = (&argv, &env, &dir, &expect, &last);
+        async move {
+            let out = spawn_and_wait(argv, env, dir).await?;
+            let verdict = check(expect, &out);
+            *last.lock().expect("poisoned") = Some(out);
+            verdict
+        }
+    })
+    .await;
+    match result {
+        Ok((_, h)) => StepResult::passed(h.attempts),
+        Err(g) => {
+            let mut f = failure_from(&g, &ctx.limits);
+            if let Some(o) = last.lock().expect("poisoned").as_ref() {
+                f.sections.push(Section::new("last run", o.dump()));
+            }
+            f.expected = Some(describe(&expect));
+            f.reproduce.push(format!(
+                "(cd {} && {reproduce})",
+                shell_quote(&dir.display().to_string())
+            ));
+            StepResult::failed(g.history.attempts, f)
+        }
+    }
+}
+
+async fn spawn_and_wait(
+    argv: &[String],
+    env: &[(String, String)],
+    dir: &std::path::Path,
+) -> Result<Output, Miss> {
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Miss::fatal(Class::Error, format!("cannot run {:?}: {e}", argv[0])))?;
+    let _guard = GroupGuard(child.id().map(|p| p as i32));
+    let mut so = child.stdout.take().expect("piped");
+    let mut se = child.stderr.take().expect("piped");
+    let read = |mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>| async move {
+        let mut buf = Vec::new();
+        let _ = (&mut r).take(MAX_OUTPUT as u64).read_to_end(&mut buf).await;
+        // Drain the rest so the program never blocks on a full pipe.
+        let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    let (status, stdout, stderr) = tokio::join!(
+        child.wait(),
+        read(Box::new(&mut so)),
+        read(Box::new(&mut se))
+    );
+    let status =
+        status.map_err(|e| Miss::fatal(Class::Error, format!("waiting for {:?}: {e}", argv[0])))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Output {
+        code: status.code(),
+        signal: status.signal(),
+        stdout,
+        stderr,
+    })
+}
+
+fn check(e: &Expect, o: &Output) -> Result<(), Miss> {
+    if o.code != Some(e.exit) {
+        let last_err = o.stderr.trim().lines().last().unwrap_or("");
+        let detail = if last_err.is_empty() {
+            format!("{} (expected exit {})", o.exit_text(), e.exit)
+        } else {
+            format!(
+                "{} (expected exit {}), stderr: {:?}",
+                o.exit_text(),
+                e.exit,
+                truncate(last_err, 160)
+            )
+        };
+        return Err(Miss::new(
+            Class::Exit,
+            format!("exited with {}", o.exit_text()),
+            detail,
+        ));
+    }
+    for (name, want, got) in [
+        ("stdout", &e.stdout, &o.stdout),
+        ("stderr", &e.stderr, &o.stderr),
+    ] {
+        if let Some(t) = want
+            && let Err(w) = t.check(got)
+        {
+            return Err(Miss::new(
+                Class::Output,
+                format!("{name} did not match ({w})"),
+                format!("{name} {:?}; expected {w}", truncate(got.trim(), 160)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn describe(e: &Expect) -> String {
+    let mut parts = vec![format!("exit {}", e.exit)];
+    if let Some(t) = &e.stdout {
+        parts.push(format!("stdout {}", t.describe()));
+    }
+    if let Some(t) = &e.stderr {
+        parts.push(format!("stderr {}", t.describe()));
+    }
+    parts.join(", ")
+}
+
+fn reproduce_line(argv: &[String], env: &[(String, String)]) -> String {
+    env.iter()
+        .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+        .chain(argv.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,171 @@
+//! One file per action. The engine hands a step a `StepCtx` (clients, variables, deadlines,
+//! cancellation) and gets back a `StepResult`; it knows nothing of the step's internals.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::RunContext;
+use crate::engine::events::{EventSink, Failure, FailureCause, TestId};
+use crate::engine::retry::{AttemptObserver, AttemptRecord, Cause, GaveUp, Limits, Policy};
+use crate::suite::model::{Action, Step};
+use crate::suite::spanned::Loc;
+use crate::suite::vars::{VarError, Vars};
+
+pub mod apply;
+pub mod assert;
+pub mod delete;
+pub mod exec;
+pub mod patch;
+pub mod pause;
+pub mod request;
+pub mod sleep;
+pub mod spans;
+
+/// The W3C trace context of a request attempt: what `trace: last-request` looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestTrace {
+    pub trace_id: [u8; 16],
+    /// The span id sent as the traceparent's parent id.
+    pub span_id: [u8; 8],
+}
+
+/// State a test carries from step to step.
+#[derive(Debug, Default)]
+pub struct TestState {
+    /// The test's namespace, when it talks to a cluster.
+    pub namespace: Option<String>,
+    /// Trace context of the last attempt of the last request step.
+    pub last_request: Option<RequestTrace>,
+    /// Span store position when the test started (`trace: any`).
+    pub spans_since: u64,
+    /// Objects the test applied, newest last, for cleanup and `replaced` detection.
+    pub tracked: Vec<crate::cluster::Tracked>,
+    /// The trace context of the current step's own span (run export), parent of attempts.
+    pub step_span: Option<RequestTrace>,
+}
+
+/// What a step gets from the engine.
+pub struct StepCtx<'a> {
+    pub test: &'a TestId,
+    pub index: usize,
+    pub step: &'a Step,
+    /// Where the step is in its file.
+    pub loc: Loc,
+    /// The test file; relative paths in the step are relative to its directory.
+    pub file: &'a Path,
+    pub vars: &'a mut Vars,
+    /// Retry policy after defaults and `--timeout-scale`.
+    pub policy: Policy,
+    /// One HTTP attempt's deadline after defaults and `--timeout-scale`.
+    pub attempt_timeout: Duration,
+    pub limits: Limits,
+    pub run: &'a Arc<RunContext>,
+    pub state: &'a mut TestState,
+    pub events: &'a EventSink,
+}
+
+impl StepCtx<'_> {
+    /// The directory relative paths are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Forwards attempts to the event stream (progress lines, attempt counts).
+    pub fn observer(&self) -> impl AttemptObserver + use<> {
+        let (events, id, index) = (self.events.clone(), self.test.clone(), self.index);
+        move |r: &AttemptRecord| {
+            events.emit(crate::engine::events::Event::Attempt {
+                id: id.clone(),
+                index,
+                record: r.clone(),
+            })
+        }
+    }
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, Default)]
+pub struct StepResult {
+    pub attempts: u32,
+    pub failure: Option<Failure>,
+    /// A `pause` step without `--pause`.
+    pub skipped: bool,
+}
+
+impl StepResult {
+    pub fn passed(attempts: u32) -> Self {
+        StepResult {
+            attempts,
+            failure: None,
+            skipped: false,
+        }
+    }
+
+    pub fn failed(attempts: u32, failure: Failure) -> Self {
+        StepResult {
+            attempts,
+            failure: Some(failure),
+            skipped: false,
+        }
+    }
+
+    /// A run-time error that is not an assertion failure (unknown variable, unreadable file).
+    pub fn error(message: impl Into<String>) -> Self {
+        StepResult::failed(0, Failure::error(message))
+    }
+}
+
+impl From<VarError> for StepResult {
+    fn from(e: VarError) -> Self {
+        let at = if e.loc.is_known() {
+            format!(" (at {})", e.loc)
+        } else {
+            String::new()
+        };
+        StepResult::error(format!("{}{at}", e.message))
+    }
+}
+
+/// Turn the retry engine's verdict into a step failure: cause, class, headline, last context.
+pub fn failure_from(g: &GaveUp, limits: &Limits) -> Failure {
+    let cause = match g.cause {
+        Cause::Timeout => FailureCause::Timeout,
+        Cause::TestTimeout => FailureCause::TestTimeout,
+        Cause::HoldBroken { .. } => FailureCause::Hold,
+        Cause::Fatal => FailureCause::Error,
+        Cause::Cancelled => FailureCause::Interrupted,
+    };
+    let mut headline = g.headline();
+    match g.cause {
+        Cause::TestTimeout => {
+            headline = format!(
+                "test-timeout ({}) reached during this step: {headline}",
+                crate::util::fmt_duration(limits.test_timeout)
+            )
+        }
+        Cause::Cancelled => headline = format!("interrupted: {headline}"),
+        _ => {}
+    }
+    let mut f = Failure::new(cause, g.class(), headline);
+    if let Some(m) = &g.last {
+        f.sections.extend(m.context.iter().cloned());
+    }
+    f
+}
+
+/// Run one step.
+pub async fn run(ctx: &mut StepCtx<'_>) -> StepResult {
+    match ctx.step.action() {
+        Some(Action::Apply(a)) => apply::run(a, ctx).await,
+        Some(Action::Assert(a)) => assert::run(a, ctx).await,
+        Some(Action::Request(r)) => request::run(r, ctx).await,
+        Some(Action::Spans(s)) => spans::run(s, ctx).await,
+        Some(Action::Patch(p)) => patch::run(p, ctx).await,
+        Some(Action::Delete(d)) => delete::run(d, ctx).await,
+        Some(Action::Exec(e)) => exec::run(e, ctx).await,
+        Some(Action::Sleep(d)) => sleep::run(d, ctx).await,
+        Some(Action::Pause(m)) => pause::run(m, ctx).await,
+        None => StepResult::error("step has no action"),
+    }
+}

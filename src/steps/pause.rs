@@ -1,0 +1,14 @@
+//! The `pause` step: a breakpoint, honoured only with `--pause`.
+
+use super::{StepCtx, StepResult};
+
+pub async fn run(message: &str, ctx: &mut StepCtx<'_>) -> StepResult {
+    if !ctx.run.config.pause {
+        return StepResult {
+            skipped: true,
+            ..StepResult::passed(0)
+        };
+    }
+    crate::debug::pause::wait(ctx.run, ctx.test, ctx.state, message, &ctx.limits).await;
+    StepResult::passed(1)
+}

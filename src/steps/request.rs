@@ -1,0 +1,847 @@
+//! The `request` step: a curl-style HTTP request run by the retry engine until its
+//! expectations hold. Every attempt carries a fresh W3C `traceparent`; connections are reused
+//! across attempts; a failure prints the curl command that reproduces the last attempt.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::{RequestTrace, StepCtx, StepResult, failure_from};
+use crate::engine::events::Failure;
+use crate::engine::retry::{self, Class, Miss, Section};
+use crate::engine::{hex, new_span_id, new_trace_id};
+use crate::matching::{self, Text};
+use crate::suite::model::{HeaderExpect, HttpExpect, RequestSpec, TextMatch};
+use crate::suite::spanned::{JsonPathExpr, Loc, Node, Pattern};
+use crate::suite::vars::{VarError, Vars};
+use crate::util::{fmt_duration, shell_quote, truncate};
+
+/// The largest response body read; more is cut (and said so).
+const MAX_BODY: usize = 16 << 20;
+
+/// TLS and redirect settings that need their own client; everything else is per request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ClientKey {
+    insecure: bool,
+    ca: Option<PathBuf>,
+    follow_redirects: bool,
+}
+
+/// HTTP clients shared by every request step of a run, one per TLS/redirect setting, so
+/// connections are kept alive across attempts and steps.
+#[derive(Debug, Default)]
+pub struct HttpClients {
+    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+}
+
+impl HttpClients {
+    fn get(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
+        let mut map = self.clients.lock().expect("http client cache poisoned");
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        let mut b = reqwest::Client::builder()
+            .redirect(if key.follow_redirects {
+                reqwest::redirect::Policy::limited(10)
+            } else {
+                reqwest::redirect::Policy::none()
+            })
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("gwtest/", env!("CARGO_PKG_VERSION")));
+        if key.insecure {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        if let Some(ca) = &key.ca {
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("cannot read ca {}: {e}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("ca {} is not a PEM certificate bundle: {e}", ca.display()))?;
+            if certs.is_empty() {
+                return Err(format!("ca {} holds no certificate", ca.display()));
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let client = b
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        map.insert(key.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+/// A request with every variable substituted, ready to send as many times as needed.
+#[derive(Clone, Debug)]
+struct Prepared {
+    method: reqwest::Method,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    body: Option<Vec<u8>>,
+    /// A traceparent the suite set itself (then every attempt reuses it).
+    fixed_trace: Option<RequestTrace>,
+    key: ClientKey,
+    attempt_timeout: Duration,
+}
+
+/// The expectations with every variable substituted.
+#[derive(Debug)]
+struct Expect {
+    status: Option<Vec<u16>>,
+    headers: Vec<(String, HeaderCheck)>,
+    absent: Vec<String>,
+    body: Option<Text>,
+    json: Vec<(JsonPathExpr, Value)>,
+}
+
+#[derive(Debug)]
+enum HeaderCheck {
+    Exact(String),
+    Matches(regex::Regex),
+}
+
+/// What an attempt got back, kept for captures and for the failure report.
+#[derive(Clone, Debug)]
+struct Response {
+    status: u16,
+    version: reqwest::Version,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    truncated: bool,
+}
+
+impl Response {
+    fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// `status 503, body "no healthy upstream"`
+    fn brief(&self) -> String {
+        let body = self.body_text();
+        if body.trim().is_empty() {
+            format!("status {}, empty body", self.status)
+        } else {
+            format!(
+                "status {}, body {:?}",
+                self.status,
+                truncate(body.trim(), 160)
+            )
+        }
+    }
+
+    fn dump(&self) -> String {
+        let mut s = format!("{:?} {}\n", self.version, self.status);
+        for (k, v) in &self.headers {
+            s.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("<binary>")));
+        }
+        s.push('\n');
+        let body = self.body_text();
+        let shown: String = body.chars().take(4096).collect();
+        s.push_str(&shown);
+        if body.chars().count() > 4096 || self.truncated {
+            s.push_str("\n… (body cut)");
+        }
+        s
+    }
+}
+
+pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
+    let prepared = match prepare(spec, ctx) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let expect = match expectations(spec.expect.as_ref(), ctx.vars) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let client = match ctx.run.http.get(&prepared.key) {
+        Ok(c) => c,
+        Err(e) => return StepResult::error(e),
+    };
+    let step_span = ctx.state.step_span;
+    let last_trace: Mutex<Option<RequestTrace>> = Mutex::new(None);
+    let last_response: Mutex<Option<Response>> = Mutex::new(None);
+    let pending = format!(
+        "{} {} (attempt-timeout {}, no response yet)",
+        prepared.method,
+        prepared.url,
+        fmt_duration(prepared.attempt_timeout)
+    );
+    let mut observer = ctx.observer();
+    let result = retry::eventually(&ctx.policy, &ctx.limits, &pending, &mut observer, |_| {
+        let trace = prepared.fixed_trace.unwrap_or_else(|| new_trace(step_span));
+        *last_trace.lock().expect("poisoned") = Some(trace);
+        let (client, prepared, expect, last_response) =
+            (&client, &prepared, &expect, &last_response);
+        async move {
+            let resp = send(client, prepared, trace).await?;
+            let verdict = check(expect, &resp);
+            *last_response.lock().expect("poisoned") = Some(resp.clone());
+            verdict.map(|_| resp)
+        }
+    })
+    .await;
+    ctx.state.last_request = *last_trace.lock().expect("poisoned");
+
+    match result {
+        Ok((resp, history)) => {
+            if let Err(e) = capture(spec, &resp, ctx.vars) {
+                return StepResult::failed(history.attempts, e);
+            }
+            StepResult::passed(history.attempts)
+        }
+        Err(gave_up) => {
+            let mut f = failure_from(&gave_up, &ctx.limits);
+            f.expected = Some(describe_expect(&expect));
+            let last = last_response.lock().expect("poisoned").clone();
+            if let Some(r) = &last
+                && !f.sections.iter().any(|s| s.title == "last response")
+            {
+                f.sections.push(Section::new("last response", r.dump()));
+            }
+            f.reproduce.push(curl_command(&prepared));
+            f.hints.extend(hints(&gave_up.history, &prepared));
+            StepResult::failed(gave_up.history.attempts, f)
+        }
+    }
+}
+
+fn prepare(spec: &RequestSpec, ctx: &StepCtx<'_>) -> Result<Prepared, StepResult> {
+    let vars = &*ctx.vars;
+    let method_s = match &spec.method {
+        Some(m) => vars.expand(m)?.to_ascii_uppercase(),
+        None => "GET".into(),
+    };
+    let method = reqwest::Method::from_bytes(method_s.as_bytes())
+        .map_err(|_| StepResult::error(format!("invalid HTTP method {method_s:?}")))?;
+    let url_s = vars.expand(&spec.url)?;
+    let url = reqwest::Url::parse(&url_s).map_err(|e| {
+        StepResult::error(format!("invalid url {url_s:?}: {e}{}", at(spec.url.loc)))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(StepResult::error(format!(
+            "url {url_s:?} must be http:// or https://"
+        )));
+    }
+    let mut headers = HeaderMap::new();
+    for (k, v) in spec.headers.iter() {
+        let name = HeaderName::from_bytes(k.value.as_bytes()).map_err(|_| {
+            StepResult::error(format!("invalid header name {:?}{}", k.value, at(k.loc)))
+        })?;
+        let value = vars.expand(v)?;
+        let value = HeaderValue::from_str(&value).map_err(|_| {
+            StepResult::error(format!(
+                "invalid value for header {}: {value:?}{}",
+                k.value,
+                at(v.loc)
+            ))
+        })?;
+        headers.append(name, value);
+    }
+    let body = match &spec.body {
+        None => None,
+        Some(n) => match &n.value {
+            Node::Null => None,
+            Node::Str(t) => Some(vars.expand(t)?.into_bytes()),
+            other => {
+                let v = vars.expand_node(other)?;
+                if !headers.contains_key(reqwest::header::CONTENT_TYPE) {
+                    headers.insert(
+                        reqwest::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                }
+                Some(serde_json::to_vec(&v).expect("JSON values serialize"))
+            }
+        },
+    };
+    let fixed_trace = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_traceparent);
+    let ca = match &spec.ca {
+        Some(t) => Some(ctx.base_dir().join(vars.expand(t)?)),
+        None => None,
+    };
+    let attempt_timeout = match spec.attempt_timeout {
+        Some(d) => d.0.mul_f64(ctx.run.config.timeout_scale),
+        None => ctx.attempt_timeout,
+    };
+    Ok(Prepared {
+        method,
+        url,
+        headers,
+        body,
+        fixed_trace,
+        key: ClientKey {
+            insecure: spec.insecure,
+            ca,
+            follow_redirects: spec.follow_redirects,
+        },
+        attempt_timeout,
+    })
+}
+
+fn at(loc: Loc) -> String {
+    if loc.is_known() {
+        format!(" (at {loc})")
+    } else {
+        String::new()
+    }
+}
+
+fn text_match(t: &TextMatch, vars: &Vars) -> Result<Text, StepResult> {
+    if let Some(e) = &t.equals {
+        return Ok(Text::Equals(vars.expand(e)?));
+    }
+    if let Some(c) = &t.contains {
+        return Ok(Text::Contains(vars.expand(c)?));
+    }
+    if let Some(p) = &t.matches {
+        return Ok(Text::Matches(compile(p, vars)?));
+    }
+    Err(StepResult::error(
+        "a text expectation needs one of equals, contains, matches",
+    ))
+}
+
+/// The pattern's regex, compiled now if it held variables.
+pub fn compile(p: &Pattern, vars: &Vars) -> Result<regex::Regex, StepResult> {
+    if let Some(r) = &p.compiled {
+        return Ok(r.clone());
+    }
+    let s = vars.expand(&p.template)?;
+    regex::Regex::new(&s).map_err(|e| {
+        StepResult::error(format!(
+            "invalid regex {s:?} after substitution: {e}{}",
+            at(p.template.loc)
+        ))
+    })
+}
+
+fn expectations(e: Option<&HttpExpect>, vars: &Vars) -> Result<Expect, StepResult> {
+    let Some(e) = e else {
+        return Ok(Expect {
+            status: None,
+            headers: vec![],
+            absent: vec![],
+            body: None,
+            json: vec![],
+        });
+    };
+    let mut headers = Vec::new();
+    for (k, v) in e.headers.iter() {
+        let check = match v {
+            HeaderExpect::Exact(t) => HeaderCheck::Exact(vars.expand(t)?),
+            HeaderExpect::Matches(p) => HeaderCheck::Matches(compile(p, vars)?),
+        };
+        headers.push((k.value.to_ascii_lowercase(), check));
+    }
+    let absent = e
+        .absent_headers
+        .iter()
+        .map(|t| vars.expand(t).map(|s| s.to_ascii_lowercase()))
+        .collect::<Result<Vec<_>, VarError>>()?;
+    let body = e.body.as_ref().map(|t| text_match(t, vars)).transpose()?;
+    let mut json = Vec::new();
+    for (k, v) in e.json.iter() {
+        let path = JsonPathExpr::parse(&k.value, k.loc)
+            .map_err(|m| StepResult::error(format!("{m}{}", at(k.loc))))?;
+        json.push((path, vars.expand_node(v)?));
+    }
+    Ok(Expect {
+        status: e.status.as_ref().map(|s| s.0.clone()),
+        headers,
+        absent,
+        body,
+        json,
+    })
+}
+
+fn describe_expect(e: &Expect) -> String {
+    let mut parts = Vec::new();
+    match &e.status {
+        Some(codes) if codes.len() == 1 => parts.push(format!("status {}", codes[0])),
+        Some(codes) => parts.push(format!(
+            "status one of {}",
+            codes
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        None => parts.push("status below 400".into()),
+    }
+    for (k, c) in &e.headers {
+        match c {
+            HeaderCheck::Exact(v) => parts.push(format!("header {k}: {v:?}")),
+            HeaderCheck::Matches(r) => parts.push(format!("header {k} matches /{}/", r.as_str())),
+        }
+    }
+    for k in &e.absent {
+        parts.push(format!("no header {k}"));
+    }
+    if let Some(b) = &e.body {
+        parts.push(format!("body {}", b.describe()));
+    }
+    for (p, v) in &e.json {
+        parts.push(format!("{} = {}", p.raw, matching::short(v)));
+    }
+    parts.join(", ")
+}
+
+/// A fresh sampled trace context: a child of the step's span when the run is traced,
+/// otherwise a new trace.
+fn new_trace(parent: Option<RequestTrace>) -> RequestTrace {
+    RequestTrace {
+        trace_id: parent.map_or_else(new_trace_id, |p| p.trace_id),
+        span_id: new_span_id(),
+    }
+}
+
+pub fn traceparent(t: &RequestTrace) -> String {
+    format!("00-{}-{}-01", hex(&t.trace_id), hex(&t.span_id))
+}
+
+fn parse_traceparent(s: &str) -> Option<RequestTrace> {
+    let parts: Vec<&str> = s.trim().split('-').collect();
+    if parts.len() < 4 || parts[1].len() != 32 || parts[2].len() != 16 {
+        return None;
+    }
+    let mut trace_id = [0u8; 16];
+    let mut span_id = [0u8; 8];
+    for (i, b) in trace_id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&parts[1][2 * i..2 * i + 2], 16).ok()?;
+    }
+    for (i, b) in span_id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&parts[2][2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(RequestTrace { trace_id, span_id })
+}
+
+async fn send(
+    client: &reqwest::Client,
+    p: &Prepared,
+    trace: RequestTrace,
+) -> Result<Response, Miss> {
+    let mut req = client
+        .request(p.method.clone(), p.url.clone())
+        .headers(p.headers.clone());
+    if p.fixed_trace.is_none() {
+        req = req.header("traceparent", traceparent(&trace));
+    }
+    if let Some(b) = &p.body {
+        req = req.body(b.clone());
+    }
+    let timeout = p.attempt_timeout;
+    let attempt = async {
+        let resp = req.send().await.map_err(|e| classify(&e, timeout))?;
+        let (status, version, headers) = (
+            resp.status().as_u16(),
+            resp.version(),
+            resp.headers().clone(),
+        );
+        let mut body = Vec::new();
+        let mut truncated = false;
+        let mut resp = resp;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e, timeout))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                body.extend_from_slice(&chunk[..MAX_BODY - body.len()]);
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status,
+            version,
+            headers,
+            body,
+            truncated,
+        })
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(timed_out(timeout)),
+    }
+}
+
+fn timed_out(t: Duration) -> Miss {
+    let s = format!("timed out after {} (attempt-timeout)", fmt_duration(t));
+    Miss::new(Class::Timeout, s.clone(), s)
+}
+
+/// Map a transport error to an outcome class, as curl's exit codes would.
+fn classify(e: &reqwest::Error, timeout: Duration) -> Miss {
+    if e.is_timeout() {
+        return timed_out(timeout);
+    }
+    let chain = error_chain(e);
+    let lower = chain.to_ascii_lowercase();
+    let io_kind = io_kind(e);
+    let (class, summary) = if io_kind == Some(std::io::ErrorKind::ConnectionRefused)
+        || lower.contains("connection refused")
+    {
+        (Class::Refused, "connection refused".to_string())
+    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        (Class::Dns, "could not resolve host".to_string())
+    } else if lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("invalid peer")
+    {
+        (Class::Tls, "TLS failed".to_string())
+    } else if matches!(
+        io_kind,
+        Some(std::io::ErrorKind::ConnectionReset)
+            | Some(std::io::ErrorKind::ConnectionAborted)
+            | Some(std::io::ErrorKind::BrokenPipe)
+            | Some(std::io::ErrorKind::UnexpectedEof)
+    ) || lower.contains("connection reset")
+        || lower.contains("closed before")
+        || lower.contains("incomplete")
+        || lower.contains("connection closed")
+    {
+        (Class::Reset, "connection reset".to_string())
+    } else {
+        (Class::Reset, "transport error".to_string())
+    };
+    Miss::new(class, summary, truncate(&chain, 300))
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        src = s.source();
+    }
+    None
+}
+
+fn check(e: &Expect, r: &Response) -> Result<(), Miss> {
+    let ok_status = match &e.status {
+        Some(codes) => codes.contains(&r.status),
+        None => r.status < 400,
+    };
+    if !ok_status {
+        return Err(Miss::new(
+            Class::Status,
+            format!("got status {}", r.status),
+            r.brief(),
+        ));
+    }
+    for (name, c) in &e.headers {
+        let values: Vec<&str> = r
+            .headers
+            .get_all(name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return Err(Miss::new(
+                Class::Header,
+                format!("had no header {name}"),
+                format!("status {}, no header {name}", r.status),
+            ));
+        }
+        let ok = values.iter().any(|v| match c {
+            HeaderCheck::Exact(x) => v == x,
+            HeaderCheck::Matches(re) => re.is_match(v),
+        });
+        if !ok {
+            let want = match c {
+                HeaderCheck::Exact(x) => format!("{x:?}"),
+                HeaderCheck::Matches(re) => format!("/{}/", re.as_str()),
+            };
+            return Err(Miss::new(
+                Class::Header,
+                format!("had header {name}: {:?}", truncate(values[0], 60)),
+                format!(
+                    "status {}, header {name}: {:?} (expected {want})",
+                    r.status,
+                    values.join(", ")
+                ),
+            ));
+        }
+    }
+    for name in &e.absent {
+        if let Some(v) = r.headers.get(name.as_str()) {
+            return Err(Miss::new(
+                Class::Header,
+                format!("had header {name} (expected absent)"),
+                format!(
+                    "status {}, header {name}: {:?} should be absent",
+                    r.status,
+                    v.to_str().unwrap_or("")
+                ),
+            ));
+        }
+    }
+    if let Some(t) = &e.body {
+        let text = r.body_text();
+        if let Err(want) = t.check(&text) {
+            return Err(Miss::new(
+                Class::Body,
+                format!("body did not match ({want})"),
+                format!("{}; expected body {want}", r.brief()),
+            ));
+        }
+    }
+    if !e.json.is_empty() {
+        let doc: Value = serde_json::from_slice(&r.body).map_err(|err| {
+            Miss::new(
+                Class::Json,
+                "body was not JSON",
+                format!("{}; body is not JSON: {err}", r.brief()),
+            )
+        })?;
+        for (path, want) in &e.json {
+            let nodes = path.path.query(&doc).all();
+            let got = match nodes.len() {
+                0 => {
+                    return Err(Miss::new(
+                        Class::Json,
+                        format!("{} matched nothing", path.raw),
+                        format!(
+                            "status {}, {} matched nothing in the body",
+                            r.status, path.raw
+                        ),
+                    ));
+                }
+                1 => nodes[0].clone(),
+                _ => Value::Array(nodes.into_iter().cloned().collect()),
+            };
+            if let Err(m) = matching::subset(want, &got) {
+                let miss = Miss::new(
+                    Class::Json,
+                    format!("{} was {}", path.raw, truncate(&got.to_string(), 60)),
+                    format!("status {}, {}: {}", r.status, path.raw, m),
+                );
+                return Err(match m.diff() {
+                    Some(d) => miss.with_context(Section::new(format!("diff at {}", path.raw), d)),
+                    None => miss,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn capture(spec: &RequestSpec, r: &Response, vars: &mut Vars) -> Result<(), Failure> {
+    if spec.capture.is_empty() {
+        return Ok(());
+    }
+    let doc: Value = serde_json::from_slice(&r.body).map_err(|e| {
+        Failure::error(format!(
+            "cannot capture: the response body is not JSON ({e}); {}",
+            r.brief()
+        ))
+    })?;
+    for (name, path) in spec.capture.iter() {
+        let v = matching::query_one(path, &doc)
+            .map_err(|e| Failure::error(format!("capture `{}`: {e}", name.value)))?;
+        vars.set(name.value.clone(), v);
+    }
+    Ok(())
+}
+
+/// A curl command line that sends what the last attempt sent.
+fn curl_command(p: &Prepared) -> String {
+    let mut parts = vec!["curl".to_string(), "-sS".into(), "-i".into()];
+    if p.method != reqwest::Method::GET {
+        parts.push("-X".into());
+        parts.push(p.method.to_string());
+    }
+    for (k, v) in &p.headers {
+        parts.push("-H".into());
+        parts.push(shell_quote(&format!("{}: {}", k, v.to_str().unwrap_or(""))));
+    }
+    if let Some(b) = &p.body {
+        parts.push("--data-binary".into());
+        parts.push(shell_quote(&String::from_utf8_lossy(b)));
+    }
+    if p.key.insecure {
+        parts.push("-k".into());
+    }
+    if let Some(ca) = &p.key.ca {
+        parts.push("--cacert".into());
+        parts.push(shell_quote(&ca.display().to_string()));
+    }
+    if p.key.follow_redirects {
+        parts.push("-L".into());
+    }
+    parts.push("--max-time".into());
+    parts.push(format!("{}", p.attempt_timeout.as_secs_f64()));
+    parts.push(shell_quote(p.url.as_str()));
+    parts.join(" ")
+}
+
+fn hints(h: &retry::History, p: &Prepared) -> Vec<String> {
+    let counts = h.class_counts();
+    let failed: u32 = counts.iter().map(|(_, n)| n).sum();
+    let count = |c: Class| counts.iter().find(|(k, _)| *k == c).map_or(0, |(_, n)| *n);
+    let mut out = Vec::new();
+    if failed > 0 && count(Class::Timeout) * 2 >= failed {
+        out.push(format!(
+            "most attempts ran into the attempt-timeout ({}): if the gateway is just slow here, \
+             raise `attempt-timeout` or run with --timeout-scale; try the curl command by hand",
+            fmt_duration(p.attempt_timeout)
+        ));
+    }
+    if failed > 0 && count(Class::Refused) == failed {
+        out.push(format!(
+            "nothing accepted connections at {}:{}: is the gateway's listener up and is the \
+             address right?",
+            p.url.host_str().unwrap_or("?"),
+            p.url.port_or_known_default().unwrap_or(0)
+        ));
+    }
+    if count(Class::Dns) > 0 {
+        out.push(format!(
+            "the host {:?} does not resolve from here",
+            p.url.host_str().unwrap_or("")
+        ));
+    }
+    if count(Class::Tls) > 0 && !p.key.insecure && p.key.ca.is_none() {
+        out.push("TLS failed: give the gateway's CA with `ca: FILE` (or `insecure: true`)".into());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_round_trips_and_children_share_the_trace() {
+        let parent = new_trace(None);
+        let child = new_trace(Some(parent));
+        assert_eq!(child.trace_id, parent.trace_id);
+        assert_ne!(child.span_id, parent.span_id);
+        let tp = traceparent(&child);
+        assert_eq!(tp.len(), 55);
+        assert!(tp.ends_with("-01"));
+        assert_eq!(parse_traceparent(&tp), Some(child));
+        assert_eq!(parse_traceparent("00-zz-1-01"), None);
+    }
+
+    #[test]
+    fn curl_reproduces_method_headers_body_and_tls() {
+        let p = Prepared {
+            method: reqwest::Method::POST,
+            url: reqwest::Url::parse("https://127.0.0.1:8443/a b?x=1").unwrap(),
+            headers: {
+                let mut h = HeaderMap::new();
+                h.insert("host", HeaderValue::from_static("example.com"));
+                h
+            },
+            body: Some(b"{\"it's\":1}".to_vec()),
+            fixed_trace: None,
+            key: ClientKey {
+                insecure: true,
+                ca: None,
+                follow_redirects: true,
+            },
+            attempt_timeout: Duration::from_secs(3),
+        };
+        assert_eq!(
+            curl_command(&p),
+            "curl -sS -i -X POST -H 'host: example.com' --data-binary '{\"it'\\''s\":1}' -k -L \
+             --max-time 3 'https://127.0.0.1:8443/a%20b?x=1'"
+        );
+    }
+
+    fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        Response {
+            status,
+            version: reqwest::Version::HTTP_11,
+            headers: h,
+            body: body.as_bytes().to_vec(),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn checks_classify_the_first_broken_expectation() {
+        let e = Expect {
+            status: Some(vec![200]),
+            headers: vec![(
+                "content-type".into(),
+                HeaderCheck::Matches(regex::Regex::new("json").unwrap()),
+            )],
+            absent: vec!["x-debug".into()],
+            body: Some(Text::Contains("ok".into())),
+            json: vec![(
+                JsonPathExpr::parse("$.path", Loc::UNKNOWN).unwrap(),
+                serde_json::json!("/x"),
+            )],
+        };
+        let good = resp(
+            200,
+            &[("Content-Type", "application/json")],
+            r#"{"path":"/x","ok":1}"#,
+        );
+        assert!(check(&e, &good).is_ok());
+        let m = check(&e, &resp(503, &[], "no healthy upstream")).unwrap_err();
+        assert_eq!(
+            (m.class, m.summary.as_str()),
+            (Class::Status, "got status 503")
+        );
+        assert_eq!(m.detail, "status 503, body \"no healthy upstream\"");
+        let m = check(&e, &resp(200, &[("content-type", "text/plain")], "ok")).unwrap_err();
+        assert_eq!(m.class, Class::Header);
+        let m = check(
+            &e,
+            &resp(
+                200,
+                &[("content-type", "application/json"), ("x-debug", "1")],
+                "ok",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(m.class, Class::Header);
+        let m = check(
+            &e,
+            &resp(200, &[("content-type", "application/json")], "{}"),
+        )
+        .unwrap_err();
+        assert_eq!(m.class, Class::Body);
+        let m = check(
+            &e,
+            &resp(
+                200,
+                &[("content-type", "application/json")],
+                r#"{"path":"/y","ok":1}"#,
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(m.class, Class::Json);
+        assert!(m.detail.contains("$.path"), "{}", m.detail);
+    }
+}

@@ -1,0 +1,9 @@
+//! The suite language (DESIGN §1): typed models, loading with locations, variables,
+//! validation and the JSON Schema.
+
+pub mod load;
+pub mod model;
+pub mod schema;
+pub mod spanned;
+pub mod validate;
+pub mod vars;

@@ -1,0 +1,1035 @@
+//! The suite language (DESIGN §1) as typed serde models. The same types produce the JSON
+//! Schema (`gwtest schema`), so the editor schema and the parser cannot disagree.
+//!
+//! Keys are kebab-case (`max-interval`); Kubernetes references keep Kubernetes spelling
+//! (`apiVersion`). Every struct rejects unknown keys.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::spanned::{Dur, JsonPathExpr, Loc, Node, Pattern, Spanned, SpannedMap, Template};
+
+pub const API_VERSION: &str = "gwtest/v1alpha1";
+
+/// Just enough of a document to check `apiVersion` and `kind` before the full parse.
+#[derive(Debug, Deserialize)]
+pub struct DocHeader {
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<Spanned<String>>,
+    pub kind: Option<Spanned<String>>,
+}
+
+/// `suite.yaml`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(title = "gwtest Suite")]
+pub struct SuiteDoc {
+    #[serde(rename = "apiVersion")]
+    #[schemars(schema_with = "api_version_schema")]
+    pub api_version: Spanned<String>,
+    #[schemars(schema_with = "suite_kind_schema")]
+    pub kind: Spanned<String>,
+    /// Default: the directory name.
+    pub name: Option<Spanned<String>>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Variables for every test of the suite: a value, or `{from: ...}` read from the cluster
+    /// once the fixtures are applied.
+    #[serde(default)]
+    pub vars: SpannedMap<VarDef>,
+    /// Manifests applied before the suite's first test and removed after its last.
+    #[serde(default)]
+    pub fixtures: Vec<Template>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// `per-test` (default), `per-suite`, or a fixed namespace name.
+    pub namespace: Option<Spanned<String>>,
+}
+
+/// The built-in defaults of every retry and deadline key; each may be overridden per suite,
+/// then per step.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Defaults {
+    /// Deadline of one assertion step (default 30s).
+    pub timeout: Option<Dur>,
+    /// First retry delay; doubles up to max-interval (default 100ms).
+    pub interval: Option<Dur>,
+    /// Longest retry delay (default 2s).
+    pub max_interval: Option<Dur>,
+    /// One HTTP attempt: connect + response (default 10s).
+    pub attempt_timeout: Option<Dur>,
+    /// Successes in a row an assertion needs (default 1; request steps 3).
+    pub consecutive: Option<u32>,
+    /// Hard deadline of one whole test, cleanup excluded (default 5m).
+    pub test_timeout: Option<Dur>,
+    /// Deadline of a test's cleanup (default 60s).
+    pub cleanup_timeout: Option<Dur>,
+}
+
+/// A suite variable: a plain value or one read from the cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VarDef {
+    Value(Node),
+    From(Spanned<VarFrom>),
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct VarFrom {
+    pub resource: Spanned<ResourceRef>,
+    /// JSONPath into the object.
+    pub path: JsonPathExpr,
+    /// How long to wait until the field exists (default: the suite's timeout).
+    pub timeout: Option<Dur>,
+}
+
+impl<'de> Deserialize<'de> for VarDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = VarDef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value or {from: {resource: ..., path: ...}}")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<VarDef, E> {
+                Ok(VarDef::Value(Node::Null))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<VarDef, E> {
+                Ok(VarDef::Value(Node::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<VarDef, E> {
+                Ok(VarDef::Value(Node::Int(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<VarDef, E> {
+                Ok(VarDef::Value(
+                    i64::try_from(v)
+                        .map(Node::Int)
+                        .unwrap_or(Node::Float(v as f64)),
+                ))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<VarDef, E> {
+                Ok(VarDef::Value(Node::Float(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<VarDef, E> {
+                Ok(VarDef::Value(Node::Str(Template {
+                    raw: v.into(),
+                    loc: Loc::UNKNOWN,
+                })))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<VarDef, A::Error> {
+                let mut items = Vec::new();
+                while let Some(n) = a.next_element::<Spanned<Node>>()? {
+                    items.push(n.located());
+                }
+                Ok(VarDef::Value(Node::Seq(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<VarDef, A::Error> {
+                let Some(first) = a.next_key::<Spanned<String>>()? else {
+                    return Ok(VarDef::Value(Node::Map(Vec::new())));
+                };
+                if first.value == "from" {
+                    let from = a.next_value::<Spanned<VarFrom>>()?;
+                    if let Some(k) = a.next_key::<String>()? {
+                        return Err(de::Error::custom(format!(
+                            "unknown field `{k}` next to `from` in a variable"
+                        )));
+                    }
+                    return Ok(VarDef::From(from));
+                }
+                // A plain map value: read the rest as nodes.
+                let mut entries = vec![(first, a.next_value::<Spanned<Node>>()?.located())];
+                while let Some(k) = a.next_key::<Spanned<String>>()? {
+                    if entries.iter().any(|(e, _)| e.value == k.value) {
+                        return Err(de::Error::custom(format!("duplicate key `{}`", k.value)));
+                    }
+                    let v = a.next_value::<Spanned<Node>>()?.located();
+                    entries.push((k, v));
+                }
+                Ok(VarDef::Value(Node::Map(entries)))
+            }
+        }
+        struct Inner(VarDef);
+        impl<'de> Deserialize<'de> for Inner {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(V).map(Inner)
+            }
+        }
+        let s = Spanned::<Inner>::deserialize(d)?;
+        Ok(match s.value.0 {
+            VarDef::Value(Node::Str(mut t)) => {
+                t.loc = s.loc;
+                VarDef::Value(Node::Str(t))
+            }
+            other => other,
+        })
+    }
+}
+
+impl JsonSchema for VarDef {
+    fn schema_name() -> Cow<'static, str> {
+        "VarDef".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let from = g.subschema_for::<VarFrom>();
+        json_schema!({
+            "anyOf": [
+                { "type": "object", "properties": { "from": from }, "required": ["from"],
+                  "additionalProperties": false },
+                { "description": "A plain value." }
+            ]
+        })
+    }
+}
+
+/// A `*.test.yaml` document.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(title = "gwtest Test")]
+pub struct TestDoc {
+    #[serde(rename = "apiVersion")]
+    #[schemars(schema_with = "api_version_schema")]
+    pub api_version: Spanned<String>,
+    #[schemars(schema_with = "test_kind_schema")]
+    pub kind: Spanned<String>,
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// This test's test-timeout.
+    pub timeout: Option<Dur>,
+    /// Re-runs of the whole test on failure; passing on a re-run makes it flaky.
+    pub retries: Option<u32>,
+    pub steps: Vec<Spanned<Step>>,
+}
+
+/// One step: exactly one action key, plus an optional name and retry keys.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(transform = one_action_transform)]
+pub struct Step {
+    pub name: Option<String>,
+    pub apply: Option<ApplySpec>,
+    pub assert: Option<AssertSpec>,
+    pub request: Option<RequestSpec>,
+    pub spans: Option<SpansSpec>,
+    pub patch: Option<PatchSpec>,
+    pub delete: Option<DeleteSpec>,
+    pub exec: Option<ExecSpec>,
+    pub sleep: Option<Dur>,
+    /// A breakpoint, honoured only with `--pause`.
+    pub pause: Option<String>,
+    pub timeout: Option<Dur>,
+    pub interval: Option<Dur>,
+    pub max_interval: Option<Dur>,
+    pub consecutive: Option<u32>,
+    /// After passing, the assertion must keep passing this long.
+    pub hold: Option<Dur>,
+}
+
+pub const ACTION_KEYS: [&str; 9] = [
+    "apply", "assert", "request", "spans", "patch", "delete", "exec", "sleep", "pause",
+];
+
+fn one_action_transform(schema: &mut Schema) {
+    let one_of: Vec<serde_json::Value> = ACTION_KEYS
+        .iter()
+        .map(|k| serde_json::json!({ "required": [k] }))
+        .collect();
+    schema.insert("oneOf".into(), serde_json::Value::Array(one_of));
+}
+
+/// A borrowed view of a step's single action.
+#[derive(Clone, Copy, Debug)]
+pub enum Action<'a> {
+    Apply(&'a ApplySpec),
+    Assert(&'a AssertSpec),
+    Request(&'a RequestSpec),
+    Spans(&'a SpansSpec),
+    Patch(&'a PatchSpec),
+    Delete(&'a DeleteSpec),
+    Exec(&'a ExecSpec),
+    Sleep(Dur),
+    Pause(&'a str),
+}
+
+impl Step {
+    /// The action keys present, in `ACTION_KEYS` order (validation wants exactly one).
+    pub fn action_keys(&self) -> Vec<&'static str> {
+        let present = [
+            self.apply.is_some(),
+            self.assert.is_some(),
+            self.request.is_some(),
+            self.spans.is_some(),
+            self.patch.is_some(),
+            self.delete.is_some(),
+            self.exec.is_some(),
+            self.sleep.is_some(),
+            self.pause.is_some(),
+        ];
+        ACTION_KEYS
+            .iter()
+            .zip(present)
+            .filter(|(_, p)| *p)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// The step's action. Validation guarantees exactly one; with none this is `None`.
+    pub fn action(&self) -> Option<Action<'_>> {
+        if let Some(a) = &self.apply {
+            return Some(Action::Apply(a));
+        }
+        if let Some(a) = &self.assert {
+            return Some(Action::Assert(a));
+        }
+        if let Some(a) = &self.request {
+            return Some(Action::Request(a));
+        }
+        if let Some(a) = &self.spans {
+            return Some(Action::Spans(a));
+        }
+        if let Some(a) = &self.patch {
+            return Some(Action::Patch(a));
+        }
+        if let Some(a) = &self.delete {
+            return Some(Action::Delete(a));
+        }
+        if let Some(a) = &self.exec {
+            return Some(Action::Exec(a));
+        }
+        if let Some(a) = self.sleep {
+            return Some(Action::Sleep(a));
+        }
+        self.pause.as_deref().map(Action::Pause)
+    }
+
+    /// The action's key (`request`, `assert`, ...), for messages.
+    pub fn kind(&self) -> &'static str {
+        self.action_keys().first().copied().unwrap_or("step")
+    }
+
+    /// A name for reports: the given name, or a short description of the action.
+    pub fn display_name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        match self.action() {
+            Some(Action::Apply(a)) => format!("apply {}", a.describe()),
+            Some(Action::Assert(a)) => format!("assert {}", a.resource.describe()),
+            Some(Action::Request(r)) => format!(
+                "{} {}",
+                r.method.as_ref().map(|m| m.raw.as_str()).unwrap_or("GET"),
+                r.url.raw
+            ),
+            Some(Action::Spans(_)) => "spans".into(),
+            Some(Action::Patch(p)) => format!("patch {}", p.resource.describe()),
+            Some(Action::Delete(d)) => format!("delete {}", d.resource.describe()),
+            Some(Action::Exec(e)) => format!(
+                "exec {}",
+                e.command
+                    .iter()
+                    .map(|c| c.raw.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Some(Action::Sleep(d)) => format!("sleep {d}"),
+            Some(Action::Pause(m)) => format!("pause: {m}"),
+            None => "step".into(),
+        }
+    }
+
+    /// Whether this step talks to a cluster (apply, assert, patch, delete).
+    pub fn needs_cluster(&self) -> bool {
+        self.apply.is_some()
+            || self.assert.is_some()
+            || self.patch.is_some()
+            || self.delete.is_some()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// apply
+
+/// `apply: PATH`, `apply: [PATH, ...]`, or `apply: {manifest: {...}}` (items of a list may
+/// also be `{manifest: ...}`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApplySpec(pub Vec<ApplyItem>);
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ApplyItem {
+    /// A file of one or more manifests, relative to the test file.
+    File(Template),
+    /// An inline manifest.
+    Manifest(Spanned<Node>),
+}
+
+impl ApplySpec {
+    pub fn describe(&self) -> String {
+        self.0
+            .iter()
+            .map(|i| match i {
+                ApplyItem::File(t) => t.raw.clone(),
+                ApplyItem::Manifest(n) => {
+                    let kind = match n.value.get("kind") {
+                        Some(Node::Str(t)) => t.raw.clone(),
+                        _ => "manifest".into(),
+                    };
+                    let name = n
+                        .value
+                        .get("metadata")
+                        .and_then(|m| m.get("name"))
+                        .and_then(|n| {
+                            if let Node::Str(t) = n {
+                                Some(t.raw.clone())
+                            } else {
+                                None
+                            }
+                        });
+                    match name {
+                        Some(name) => format!("{kind}/{name}"),
+                        None => kind,
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+struct ApplyItemVisitor;
+
+impl<'de> Visitor<'de> for ApplyItemVisitor {
+    type Value = ApplyItem;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a manifest path or {manifest: {...}}")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<ApplyItem, E> {
+        Ok(ApplyItem::File(Template {
+            raw: v.to_owned(),
+            loc: Loc::UNKNOWN,
+        }))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<ApplyItem, A::Error> {
+        let mut manifest = None;
+        while let Some(k) = a.next_key::<String>()? {
+            match k.as_str() {
+                "manifest" if manifest.is_none() => {
+                    manifest = Some(a.next_value::<Spanned<Node>>()?);
+                }
+                "manifest" => return Err(de::Error::custom("duplicate key `manifest`")),
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "unknown field `{other}` in apply, expected `manifest` (or give a path)"
+                    )));
+                }
+            }
+        }
+        let m = manifest.ok_or_else(|| de::Error::custom("apply: missing `manifest`"))?;
+        if !matches!(m.value, Node::Map(_)) {
+            return Err(de::Error::custom(
+                "apply: `manifest` must be a map (one Kubernetes object)",
+            ));
+        }
+        Ok(ApplyItem::Manifest(m))
+    }
+}
+
+struct SpannedApplyItem(ApplyItem);
+
+impl<'de> Deserialize<'de> for SpannedApplyItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Inner(ApplyItem);
+        impl<'de> Deserialize<'de> for Inner {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(ApplyItemVisitor).map(Inner)
+            }
+        }
+        let s = Spanned::<Inner>::deserialize(d)?;
+        Ok(SpannedApplyItem(match s.value.0 {
+            ApplyItem::File(mut t) => {
+                t.loc = s.loc;
+                ApplyItem::File(t)
+            }
+            m => m,
+        }))
+    }
+}
+
+impl<'de> Deserialize<'de> for ApplySpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ApplySpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a manifest path, a list of paths, or {manifest: {...}}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ApplySpec, E> {
+                ApplyItemVisitor.visit_str(v).map(|i| ApplySpec(vec![i]))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<ApplySpec, A::Error> {
+                ApplyItemVisitor.visit_map(a).map(|i| ApplySpec(vec![i]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<ApplySpec, A::Error> {
+                let mut items = Vec::new();
+                while let Some(SpannedApplyItem(i)) = a.next_element()? {
+                    items.push(i);
+                }
+                if items.is_empty() {
+                    return Err(de::Error::custom("apply: the list is empty"));
+                }
+                Ok(ApplySpec(items))
+            }
+        }
+        let s = Spanned::<ApplySpecInner>::deserialize(d)?;
+        let mut spec = s.value.0;
+        // A bare path's location is the node's.
+        if let [ApplyItem::File(t)] = spec.0.as_mut_slice()
+            && !t.loc.is_known()
+        {
+            t.loc = s.loc;
+        }
+        struct ApplySpecInner(ApplySpec);
+        impl<'de> Deserialize<'de> for ApplySpecInner {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(V).map(ApplySpecInner)
+            }
+        }
+        Ok(spec)
+    }
+}
+
+impl JsonSchema for ApplySpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Apply".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let item = serde_json::json!({
+            "anyOf": [
+                { "type": "string", "description": "A manifest file (relative to this file)." },
+                { "type": "object", "properties": { "manifest": { "type": "object" } },
+                  "required": ["manifest"], "additionalProperties": false }
+            ]
+        });
+        json_schema!({
+            "anyOf": [ item.clone(), { "type": "array", "items": item, "minItems": 1 } ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// resource references
+
+/// Which object(s) a step is about. `name` or `selector` (not both); `namespace` defaults to
+/// the test's namespace for namespaced kinds.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResourceRef {
+    pub api_version: Template,
+    pub kind: Template,
+    pub name: Option<Template>,
+    pub namespace: Option<Template>,
+    /// A label selector: `app=web,tier in (a,b)` or a map of labels.
+    pub selector: Option<Selector>,
+}
+
+impl ResourceRef {
+    pub fn describe(&self) -> String {
+        let what = match (&self.name, &self.selector) {
+            (Some(n), _) => n.raw.clone(),
+            (None, Some(s)) => format!("[{}]", s.describe()),
+            (None, None) => "*".into(),
+        };
+        format!("{}/{}", self.kind.raw, what)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Selector {
+    /// Kubernetes label-selector syntax.
+    Expr(Template),
+    /// Equality on every label.
+    Labels(SpannedMap<Template>),
+}
+
+impl Selector {
+    pub fn describe(&self) -> String {
+        match self {
+            Selector::Expr(t) => t.raw.clone(),
+            Selector::Labels(m) => m
+                .iter()
+                .map(|(k, v)| format!("{}={}", k.value, v.raw))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Selector {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let node = Spanned::<Node>::deserialize(d)?;
+        match node.value {
+            Node::Str(mut t) => {
+                t.loc = node.loc;
+                Ok(Selector::Expr(t))
+            }
+            Node::Map(entries) => {
+                let mut out = Vec::new();
+                for (k, v) in entries {
+                    match v {
+                        Node::Str(t) => out.push((k, t)),
+                        Node::Int(_) | Node::Bool(_) | Node::Float(_) => {
+                            let raw = v.to_json().to_string();
+                            out.push((k, Template { raw, loc: node.loc }))
+                        }
+                        _ => {
+                            return Err(de::Error::custom(format!(
+                                "selector label `{}` must have a string value",
+                                k.value
+                            )));
+                        }
+                    }
+                }
+                Ok(Selector::Labels(SpannedMap(out)))
+            }
+            _ => Err(de::Error::custom(
+                "selector must be a label selector string (app=web) or a map of labels",
+            )),
+        }
+    }
+}
+
+impl JsonSchema for Selector {
+    fn schema_name() -> Cow<'static, str> {
+        "Selector".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "type": "string", "description": "Label selector, e.g. app=web,tier in (a,b)" },
+                { "type": "object", "additionalProperties": { "type": "string" } }
+            ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// assert
+
+/// An assertion on cluster objects, retried until it holds.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AssertSpec {
+    pub resource: Spanned<ResourceRef>,
+    /// With `selector`: how many objects must match (default: at least one).
+    pub count: Option<u32>,
+    /// Conditions in `status.conditions` (or, for Gateway API routes, in every
+    /// `status.parents[].conditions`).
+    #[serde(default)]
+    pub conditions: Vec<Spanned<ConditionExpect>>,
+    /// Subset match against the object (DESIGN §1.3).
+    pub fields: Option<Spanned<Node>>,
+    /// The object must (eventually) not exist.
+    #[serde(default)]
+    pub absent: bool,
+    /// Variable name -> JSONPath into the matched object.
+    #[serde(default)]
+    pub capture: SpannedMap<JsonPathExpr>,
+    /// Conditions count only when their observedGeneration is the object's generation.
+    #[serde(default = "yes")]
+    pub fresh: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionExpect {
+    #[serde(rename = "type")]
+    pub type_: Template,
+    pub status: Template,
+    pub reason: Option<Template>,
+}
+
+// ---------------------------------------------------------------------------------------
+// request
+
+/// A curl-style HTTP request, retried until its expectations hold.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RequestSpec {
+    /// Default GET.
+    pub method: Option<Template>,
+    pub url: Template,
+    #[serde(default)]
+    pub headers: SpannedMap<Template>,
+    /// A string is sent as is; any other YAML value is sent as JSON.
+    pub body: Option<Spanned<Node>>,
+    /// One attempt: connect + full response.
+    pub attempt_timeout: Option<Dur>,
+    /// Accept any TLS certificate. Never implied.
+    #[serde(default)]
+    pub insecure: bool,
+    /// A PEM file of CA certificates to trust (relative to this file).
+    pub ca: Option<Template>,
+    /// Follow 3xx redirects (default: no, the 3xx is the response).
+    #[serde(default)]
+    pub follow_redirects: bool,
+    pub expect: Option<HttpExpect>,
+    /// Variable name -> JSONPath into the last good response's JSON body.
+    #[serde(default)]
+    pub capture: SpannedMap<JsonPathExpr>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpExpect {
+    /// A code or a list of codes (default: any code below 400).
+    pub status: Option<StatusExpect>,
+    /// Header names are case-insensitive; a value is exact, or `{matches: REGEX}`.
+    #[serde(default)]
+    pub headers: SpannedMap<HeaderExpect>,
+    #[serde(default)]
+    pub absent_headers: Vec<Template>,
+    pub body: Option<TextMatch>,
+    /// JSONPath -> expected value (subset match for maps and lists).
+    #[serde(default)]
+    pub json: SpannedMap<Node>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatusExpect(pub Vec<u16>);
+
+impl<'de> Deserialize<'de> for StatusExpect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(u16),
+            Many(Vec<u16>),
+        }
+        let codes = match Raw::deserialize(d)
+            .map_err(|_| de::Error::custom("status must be an HTTP code or a list of codes"))?
+        {
+            Raw::One(c) => vec![c],
+            Raw::Many(v) => v,
+        };
+        if codes.is_empty() {
+            return Err(de::Error::custom("status: the list of codes is empty"));
+        }
+        if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
+            return Err(de::Error::custom(format!(
+                "status {bad} is not an HTTP status code"
+            )));
+        }
+        Ok(StatusExpect(codes))
+    }
+}
+
+impl JsonSchema for StatusExpect {
+    fn schema_name() -> Cow<'static, str> {
+        "StatusExpect".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "type": "integer", "minimum": 100, "maximum": 599 },
+                { "type": "array", "items": { "type": "integer", "minimum": 100, "maximum": 599 },
+                  "minItems": 1 }
+            ]
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum HeaderExpect {
+    Exact(Template),
+    Matches(Pattern),
+}
+
+impl<'de> Deserialize<'de> for HeaderExpect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = HeaderExpect;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a header value or {matches: REGEX}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderExpect, E> {
+                Ok(HeaderExpect::Exact(Template {
+                    raw: v.into(),
+                    loc: Loc::UNKNOWN,
+                }))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HeaderExpect, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HeaderExpect, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<HeaderExpect, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<HeaderExpect, A::Error> {
+                let mut out = None;
+                while let Some(k) = a.next_key::<String>()? {
+                    if k != "matches" || out.is_some() {
+                        return Err(de::Error::custom(format!(
+                            "unknown field `{k}` in a header expectation, expected `matches`"
+                        )));
+                    }
+                    out = Some(HeaderExpect::Matches(a.next_value::<Pattern>()?));
+                }
+                out.ok_or_else(|| de::Error::custom("a header expectation needs `matches`"))
+            }
+        }
+        let s = Spanned::<Inner>::deserialize(d)?;
+        struct Inner(HeaderExpect);
+        impl<'de> Deserialize<'de> for Inner {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(V).map(Inner)
+            }
+        }
+        Ok(match s.value.0 {
+            HeaderExpect::Exact(mut t) => {
+                t.loc = s.loc;
+                HeaderExpect::Exact(t)
+            }
+            m => m,
+        })
+    }
+}
+
+impl JsonSchema for HeaderExpect {
+    fn schema_name() -> Cow<'static, str> {
+        "HeaderExpect".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "type": ["string", "number", "boolean"] },
+                { "type": "object", "properties": { "matches": { "type": "string" } },
+                  "required": ["matches"], "additionalProperties": false }
+            ]
+        })
+    }
+}
+
+/// Exactly one of `equals`, `contains`, `matches`.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = one_text_transform)]
+pub struct TextMatch {
+    pub equals: Option<Template>,
+    pub contains: Option<Template>,
+    pub matches: Option<Pattern>,
+}
+
+fn one_text_transform(schema: &mut Schema) {
+    schema.insert(
+        "oneOf".into(),
+        serde_json::json!([{ "required": ["equals"] }, { "required": ["contains"] },
+                           { "required": ["matches"] }]),
+    );
+}
+
+impl TextMatch {
+    pub fn keys(&self) -> Vec<&'static str> {
+        let mut k = Vec::new();
+        if self.equals.is_some() {
+            k.push("equals");
+        }
+        if self.contains.is_some() {
+            k.push("contains");
+        }
+        if self.matches.is_some() {
+            k.push("matches");
+        }
+        k
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// spans
+
+/// Checks on the spans the system under test emitted.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SpansSpec {
+    #[serde(default)]
+    pub trace: TraceSelector,
+    /// The resource attribute `service.name`.
+    pub service: Option<Template>,
+    #[serde(default)]
+    pub expect: Vec<Spanned<SpanExpect>>,
+    /// Span names that must not appear.
+    #[serde(default)]
+    pub absent: Vec<Template>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceSelector {
+    /// The trace of the last attempt of the previous request step.
+    #[default]
+    LastRequest,
+    /// Every span received during this test.
+    Any,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(transform = one_name_transform)]
+pub struct SpanExpect {
+    pub name: Option<Template>,
+    pub name_matches: Option<Pattern>,
+    pub kind: Option<SpanKind>,
+    /// Typed: a number matches an int or double attribute, a string a string one.
+    #[serde(default)]
+    pub attributes: SpannedMap<Node>,
+    /// Exactly this many (default: at least one).
+    pub count: Option<u32>,
+    /// The name of its parent span.
+    pub parent: Option<Template>,
+}
+
+fn one_name_transform(schema: &mut Schema) {
+    schema.insert(
+        "oneOf".into(),
+        serde_json::json!([{ "required": ["name"] }, { "required": ["name-matches"] }]),
+    );
+}
+
+impl SpanExpect {
+    pub fn describe(&self) -> String {
+        match (&self.name, &self.name_matches) {
+            (Some(n), _) => format!("{:?}", n.raw),
+            (None, Some(p)) => format!("matching /{}/", p.template.raw),
+            _ => "span".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SpanKind {
+    Internal,
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
+
+impl SpanKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SpanKind::Internal => "internal",
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+            SpanKind::Producer => "producer",
+            SpanKind::Consumer => "consumer",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// patch, delete
+
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PatchSpec {
+    pub resource: Spanned<ResourceRef>,
+    /// A JSON merge patch (RFC 7386).
+    pub merge: Spanned<Node>,
+    /// `status` to patch the status subresource.
+    pub subresource: Option<Subresource>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Subresource {
+    Status,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeleteSpec {
+    pub resource: Spanned<ResourceRef>,
+}
+
+// ---------------------------------------------------------------------------------------
+// exec
+
+/// Runs a program (argv, never a shell). With `expect` it is an assertion and is retried.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExecSpec {
+    #[serde(deserialize_with = "argv")]
+    pub command: Spanned<Vec<Template>>,
+    #[serde(default)]
+    pub env: SpannedMap<Template>,
+    pub expect: Option<ExecExpect>,
+}
+
+fn argv<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Vec<Template>>, D::Error> {
+    let node = Spanned::<Node>::deserialize(d)?;
+    let loc = node.loc;
+    match node.value {
+        Node::Seq(items) if !items.is_empty() => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Node::Str(t) => out.push(t),
+                    Node::Int(_) | Node::Float(_) | Node::Bool(_) => {
+                        let raw = match item.to_json() {
+                            serde_json::Value::String(s) => s,
+                            v => v.to_string(),
+                        };
+                        out.push(Template { raw, loc })
+                    }
+                    _ => return Err(de::Error::custom("exec.command items must be strings")),
+                }
+            }
+            Ok(Spanned::new(out, loc))
+        }
+        Node::Seq(_) => Err(de::Error::custom("exec.command is empty")),
+        Node::Str(t) => Err(de::Error::custom(format!(
+            "exec.command must be a list (argv), e.g. [{}]; gwtest never runs a shell",
+            t.raw.split_whitespace().collect::<Vec<_>>().join(", ")
+        ))),
+        _ => Err(de::Error::custom(
+            "exec.command must be a list of strings (argv)",
+        )),
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExecExpect {
+    /// Expected exit code (default 0).
+    pub exit: Option<i32>,
+    pub stdout: Option<TextMatch>,
+    pub stderr: Option<TextMatch>,
+}
+
+// ---------------------------------------------------------------------------------------
+// schema helpers
+
+fn api_version_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "const": API_VERSION })
+}
+
+fn suite_kind_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "const": "Suite" })
+}
+
+fn test_kind_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "const": "Test" })
+}

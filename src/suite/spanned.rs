@@ -1,0 +1,531 @@
+//! Values that remember where they came from in a suite file, so every error can name
+//! `file:line:column`. Built on `serde_saphyr::Spanned`, wrapped so we can give them a JSON
+//! Schema and our own conveniences.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// A 1-based line and column in a file. `Loc::UNKNOWN` (0:0) for values not read from a file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Loc {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Loc {
+    pub const UNKNOWN: Loc = Loc { line: 0, col: 0 };
+    pub fn new(line: u32, col: u32) -> Self {
+        Loc { line, col }
+    }
+    pub fn is_known(&self) -> bool {
+        self.line > 0
+    }
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+impl From<serde_saphyr::Location> for Loc {
+    fn from(l: serde_saphyr::Location) -> Self {
+        Loc {
+            line: l.line() as u32,
+            col: l.column() as u32,
+        }
+    }
+}
+
+/// A value with the location of its YAML node.
+#[derive(Clone, Debug)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub loc: Loc,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, loc: Loc) -> Self {
+        Spanned { value, loc }
+    }
+}
+
+impl<T: PartialEq> PartialEq for Spanned<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+        Ok(Spanned {
+            value: s.value,
+            loc: s.referenced.into(),
+        })
+    }
+}
+
+impl<T: Serialize> Serialize for Spanned<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(s)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Spanned<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        T::json_schema(g)
+    }
+}
+
+/// A string scalar that may hold `${name}` references (substituted at run time, checked at
+/// load time where the name can be known). Plain YAML numbers and booleans are accepted and
+/// kept as their text, so `headers: {X-Count: 5}` works.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    pub raw: String,
+    pub loc: Loc,
+}
+
+impl Template {
+    pub fn literal(s: impl Into<String>) -> Self {
+        Template {
+            raw: s.into(),
+            loc: Loc::UNKNOWN,
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+struct ScalarText;
+
+impl Visitor<'_> for ScalarText {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+struct ScalarString(#[serde(deserialize_with = "scalar_text")] String);
+
+fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_any(ScalarText)
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<ScalarString>::deserialize(d)?;
+        Ok(Template {
+            raw: s.value.0,
+            loc: s.loc,
+        })
+    }
+}
+
+impl JsonSchema for Template {
+    fn schema_name() -> Cow<'static, str> {
+        "Template".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": ["string", "number", "boolean"],
+            "description": "A string; `${name}` is replaced by a variable, `$${` is a literal `${`."
+        })
+    }
+}
+
+/// Any YAML value (manifests, expected fields, JSON bodies). Strings keep their locations so an
+/// unknown `${name}` deep inside a manifest is reported where it is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Template),
+    Seq(Vec<Node>),
+    Map(Vec<(Spanned<String>, Node)>),
+}
+
+impl Node {
+    /// The value as JSON, without any variable substitution.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Int(i) => Value::from(*i),
+            Node::Float(f) => Value::from(*f),
+            Node::Str(t) => Value::String(t.raw.clone()),
+            Node::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            Node::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.value.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Every string template inside, depth first (for load-time variable checks).
+    pub fn templates<'a>(&'a self, out: &mut Vec<&'a Template>) {
+        match self {
+            Node::Str(t) => out.push(t),
+            Node::Seq(items) => items.iter().for_each(|n| n.templates(out)),
+            Node::Map(entries) => entries.iter().for_each(|(_, v)| v.templates(out)),
+            _ => {}
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Map(entries) => entries.iter().find(|(k, _)| k.value == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        i64::try_from(v)
+            .map(Node::Int)
+            .or(Ok(Node::Float(v as f64)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Str(Template {
+            raw: v.to_owned(),
+            loc: Loc::UNKNOWN,
+        }))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Str(Template {
+            raw: v,
+            loc: Loc::UNKNOWN,
+        }))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(n) = a.next_element::<Spanned<Node>>()? {
+            items.push(n.located());
+        }
+        Ok(Node::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+        let mut entries: Vec<(Spanned<String>, Node)> = Vec::new();
+        while let Some(k) = a.next_key::<Spanned<ScalarString>>()? {
+            let key = Spanned::new(k.value.0, k.loc);
+            if entries.iter().any(|(e, _)| e.value == key.value) {
+                return Err(de::Error::custom(format!("duplicate key `{}`", key.value)));
+            }
+            let v = a.next_value::<Spanned<Node>>()?;
+            entries.push((key, v.located()));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+impl Spanned<Node> {
+    /// The node with its own location pushed into a bare string (the visitor cannot see it).
+    pub fn located(self) -> Node {
+        match self.value {
+            Node::Str(mut t) => {
+                t.loc = self.loc;
+                Node::Str(t)
+            }
+            other => other,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+impl JsonSchema for Node {
+    fn schema_name() -> Cow<'static, str> {
+        "AnyValue".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "description": "Any YAML value." })
+    }
+}
+
+/// A duration written with a unit: `500ms`, `30s`, `2m`, `1h`, `1m30s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn parse(s: &str) -> Result<Dur, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("empty duration".into());
+        }
+        if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            return Err(format!(
+                "duration {s:?} has no unit: write it as e.g. \"{t}s\" or \"{t}ms\""
+            ));
+        }
+        if t.contains("${") {
+            return Err(format!("variables are not allowed in durations: {s:?}"));
+        }
+        humantime::parse_duration(t)
+            .map(Dur)
+            .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 30s, 2m, 1h"))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::util::fmt_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = scalar_text(d)?;
+        Dur::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Dur {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^\\s*([0-9]+(\\.[0-9]+)?\\s*(ns|us|µs|ms|s|sec|m|min|h|hr|d)\\s*)+$",
+            "description": "A duration with a unit, e.g. 500ms, 30s, 2m, 1h."
+        })
+    }
+}
+
+/// An ordered map whose keys keep their locations; duplicate keys are rejected.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpannedMap<V>(pub Vec<(Spanned<String>, V)>);
+
+impl<V> Default for SpannedMap<V> {
+    fn default() -> Self {
+        SpannedMap(Vec::new())
+    }
+}
+
+impl<V> SpannedMap<V> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Spanned<String>, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k.value == key).map(|(_, v)| v)
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for SpannedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapV<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapV<V> {
+            type Value = SpannedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(SpannedMap::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(Spanned<String>, V)> = Vec::new();
+                while let Some(k) = a.next_key::<Spanned<ScalarString>>()? {
+                    if out.iter().any(|(e, _)| e.value == k.value.0) {
+                        return Err(de::Error::custom(format!("duplicate key `{}`", k.value.0)));
+                    }
+                    let v = a.next_value::<V>()?;
+                    out.push((Spanned::new(k.value.0, k.loc), v));
+                }
+                Ok(SpannedMap(out))
+            }
+        }
+        d.deserialize_map(MapV(std::marker::PhantomData))
+    }
+}
+
+impl<V: JsonSchema> JsonSchema for SpannedMap<V> {
+    fn schema_name() -> Cow<'static, str> {
+        format!("Map_of_{}", V::schema_name()).into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let v = g.subschema_for::<V>();
+        json_schema!({ "type": "object", "additionalProperties": v })
+    }
+}
+
+/// A regular expression. Compiled at load time (so a bad one is reported with its location)
+/// unless it holds `${...}`, in which case it is compiled after substitution.
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    pub template: Template,
+    pub compiled: Option<regex::Regex>,
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.template == other.template
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let template = Template::deserialize(d)?;
+        let compiled = if template.raw.contains("${") {
+            None
+        } else {
+            Some(regex::Regex::new(&template.raw).map_err(|e| {
+                de::Error::custom(format!(
+                    "invalid regex {:?}: {}",
+                    template.raw,
+                    one_line(&e)
+                ))
+            })?)
+        };
+        Ok(Pattern { template, compiled })
+    }
+}
+
+impl JsonSchema for Pattern {
+    fn schema_name() -> Cow<'static, str> {
+        "Regex".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "format": "regex" })
+    }
+}
+
+/// An RFC 9535 JSONPath such as `$.status.addresses[0].value`, parsed at load time.
+#[derive(Clone, Debug)]
+pub struct JsonPathExpr {
+    pub raw: String,
+    pub loc: Loc,
+    pub path: serde_json_path::JsonPath,
+}
+
+impl PartialEq for JsonPathExpr {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl JsonPathExpr {
+    pub fn parse(raw: &str, loc: Loc) -> Result<Self, String> {
+        serde_json_path::JsonPath::parse(raw)
+            .map(|path| JsonPathExpr {
+                raw: raw.to_owned(),
+                loc,
+                path,
+            })
+            .map_err(|e| format!("invalid JSONPath {raw:?}: {}", one_line(&e)))
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonPathExpr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = Template::deserialize(d)?;
+        JsonPathExpr::parse(&t.raw, t.loc).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for JsonPathExpr {
+    fn schema_name() -> Cow<'static, str> {
+        "JsonPath".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^\\$",
+            "description": "An RFC 9535 JSONPath, e.g. $.status.addresses[0].value"
+        })
+    }
+}
+
+fn one_line(e: &dyn fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
