@@ -1,9 +1,170 @@
-//! `gwtest gc`: delete what interrupted runs left behind.
+//! `gwtest gc`: delete what interrupted runs left behind — every object labelled
+//! `gwtest.dev/run` (or `gwtest.dev/run=<id>` with `--run`): namespaces first (their contents go
+//! with them), then labelled objects elsewhere, of every kind the cluster serves.
 
+use std::time::Duration;
+
+use kube::api::ListParams;
+use kube::discovery::{Discovery, Scope, verbs};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{Cluster, Kind, RUN_LABEL};
 use crate::Exit;
 use crate::cli::GcArgs;
 
-pub async fn command(_args: GcArgs) -> Exit {
-    eprintln!("error: gwtest gc is not built yet");
-    Exit::Invalid
+/// Deleting may take this long in total before gc gives up (it can be run again).
+const GC_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One object gc found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leftover {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub run: String,
+}
+
+pub async fn command(args: GcArgs) -> Exit {
+    let cluster = match super::connect::connect(
+        args.cluster.kubeconfig.as_deref(),
+        args.cluster.context.as_deref(),
+        super::connect::CONNECT_TIMEOUT,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Infra;
+        }
+    };
+    match collect(&cluster, args.run.as_deref(), args.dry_run).await {
+        Ok(found) => {
+            let verb = if args.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            for l in &found {
+                let ns = l
+                    .namespace
+                    .as_ref()
+                    .map(|n| format!(" -n {n}"))
+                    .unwrap_or_default();
+                println!("{verb} {} {}{ns} (run {})", l.kind, l.name, l.run);
+            }
+            println!(
+                "{} object{} {verb}",
+                found.len(),
+                if found.len() == 1 { "" } else { "s" }
+            );
+            Exit::Passed
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Infra
+        }
+    }
+}
+
+fn selector(run: Option<&str>) -> String {
+    match run {
+        Some(r) => format!("{RUN_LABEL}={r}"),
+        None => RUN_LABEL.to_owned(),
+    }
+}
+
+fn leftover(kind: &str, o: &Value) -> Leftover {
+    let s = |p: &str| o.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    Leftover {
+        kind: kind.to_owned(),
+        namespace: s("/metadata/namespace"),
+        name: s("/metadata/name").unwrap_or_default(),
+        run: o
+            .pointer(&format!(
+                "/metadata/labels/{}",
+                RUN_LABEL.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+    }
+}
+
+/// Find (and unless `dry_run`, delete and wait for) everything gwtest runs left behind.
+pub async fn collect(
+    cluster: &Cluster,
+    run: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<Leftover>, String> {
+    let deadline = Instant::now() + GC_TIMEOUT;
+    let sel = selector(run);
+    let ns_kind = Kind {
+        ar: super::namespace_resource(),
+        namespaced: false,
+        has_status: true,
+    };
+    let namespaces = cluster
+        .list(&ns_kind, None, &sel)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ns_names: Vec<String> = namespaces
+        .iter()
+        .filter_map(|n| {
+            n.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut found: Vec<Leftover> = namespaces
+        .iter()
+        .map(|n| leftover("Namespace", n))
+        .collect();
+
+    let discovery =
+        tokio::time::timeout_at(deadline, Discovery::new(cluster.client().clone()).run())
+            .await
+            .map_err(|_| "timed out discovering the cluster's kinds".to_string())?
+            .map_err(|e| super::error_chain(&e))?;
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            if ar.kind == "Namespace"
+                || !caps.supports_operation(verbs::LIST)
+                || !caps.supports_operation(verbs::DELETE)
+            {
+                continue;
+            }
+            let kind = Kind {
+                namespaced: caps.scope == Scope::Namespaced,
+                has_status: false,
+                ar,
+            };
+            let api = cluster.api(&kind, None);
+            let Ok(list) = api.list(&ListParams::default().labels(&sel)).await else {
+                continue;
+            };
+            for o in list.items {
+                let o = super::to_value(o);
+                let l = leftover(&kind.ar.kind, &o);
+                // Objects in a namespace being deleted go with it.
+                if l.namespace.as_ref().is_some_and(|n| ns_names.contains(n)) {
+                    continue;
+                }
+                if !dry_run {
+                    cluster
+                        .delete(&kind, l.namespace.as_deref(), &l.name)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                found.push(l);
+            }
+        }
+    }
+    if !dry_run {
+        for ns in &ns_names {
+            cluster.delete_namespace(ns, deadline).await?;
+        }
+    }
+    Ok(found)
 }

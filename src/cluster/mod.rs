@@ -1,6 +1,34 @@
-//! Cluster access (kube-rs): client, discovery, server-side apply, watches, delete-and-wait.
+//! Cluster access (kube-rs): connection, kind resolution through discovery (refreshed when a
+//! kind is missing, so CRDs applied earlier in the run work), server-side apply, reads,
+//! patches, delete-and-wait, watches that wake assertions, namespaces and cleanup.
+//!
+//! Everything here works the same against a real cluster and the embedded sandbox API server:
+//! the sandbox is reached through the same kube client.
 
+pub mod connect;
 pub mod gc;
+pub mod manifests;
+pub mod suite;
+pub mod target;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::core::GroupVersionKind;
+use kube::discovery::Scope;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// The label every object gwtest creates carries, with the run id, for `gwtest gc`.
+pub const RUN_LABEL: &str = "gwtest.dev/run";
+/// Field manager for server-side apply.
+pub const FIELD_MANAGER: &str = "gwtest";
 
 /// An object a test applied, remembered for cleanup and `replaced` detection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,9 +40,414 @@ pub struct Tracked {
     pub uid: String,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach the Kubernetes API at {server}: {cause}")]
+    Unreachable { server: String, cause: String },
+    #[error("{message}")]
+    Api {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("the cluster has no kind {kind} in {api_version} (is its CRD applied?)")]
+    UnknownKind { api_version: String, kind: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ClusterError {
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClusterError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(404)
+    }
+
+    /// Worth retrying: the server is busy or briefly unreachable, or an optimistic-concurrency
+    /// conflict.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClusterError::Unreachable { .. } => true,
+            ClusterError::Api { code, .. } => matches!(code, 409 | 429 | 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    pub fn from_kube(e: kube::Error, server: &str) -> ClusterError {
+        match e {
+            kube::Error::Api(s) => ClusterError::Api {
+                code: s.code,
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+            },
+            other => ClusterError::Unreachable {
+                server: server.to_owned(),
+                cause: error_chain(&other),
+            },
+        }
+    }
+}
+
+/// An error with its causes, one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A resolved kind.
+#[derive(Clone, Debug)]
+pub struct Kind {
+    pub ar: ApiResource,
+    pub namespaced: bool,
+    pub has_status: bool,
+}
+
 /// A connected cluster.
-#[derive(Debug)]
-pub struct Cluster {}
+pub struct Cluster {
+    client: kube::Client,
+    server: String,
+    kubeconfig: Option<PathBuf>,
+    kinds: Mutex<HashMap<(String, String), Kind>>,
+    pub(crate) suites: suite::SuiteRegistry,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+/// `group/version` -> (group, version); `v1` -> ("", "v1").
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    }
+}
+
+impl Cluster {
+    pub fn new(client: kube::Client, server: String, kubeconfig: Option<PathBuf>) -> Self {
+        Cluster {
+            client,
+            server,
+            kubeconfig,
+            kinds: Mutex::new(HashMap::new()),
+            suites: Default::default(),
+        }
+    }
+
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// The API server's URL, for messages.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    pub fn kubeconfig(&self) -> Option<&Path> {
+        self.kubeconfig.as_deref()
+    }
+
+    fn err(&self, e: kube::Error) -> ClusterError {
+        ClusterError::from_kube(e, &self.server)
+    }
+
+    /// Resolve apiVersion/kind through discovery; a miss is looked up again (never cached), so
+    /// kinds registered by a CRD earlier in the run are found.
+    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Kind, ClusterError> {
+        let key = (api_version.to_owned(), kind.to_owned());
+        if let Some(k) = self.kinds.lock().expect("poisoned").get(&key) {
+            return Ok(k.clone());
+        }
+        let (group, version) = split_api_version(api_version);
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (ar, caps) = match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok(r) => r,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                return Err(ClusterError::UnknownKind {
+                    api_version: api_version.into(),
+                    kind: kind.into(),
+                });
+            }
+            Err(kube::Error::Discovery(_)) => {
+                return Err(ClusterError::UnknownKind {
+                    api_version: api_version.into(),
+                    kind: kind.into(),
+                });
+            }
+            Err(e) => return Err(self.err(e)),
+        };
+        let k = Kind {
+            namespaced: caps.scope == Scope::Namespaced,
+            has_status: caps.subresources.iter().any(|(r, _)| r.plural == "status"),
+            ar,
+        };
+        self.kinds.lock().expect("poisoned").insert(key, k.clone());
+        Ok(k)
+    }
+
+    /// Forget a resolved kind (its CRD was deleted).
+    pub fn forget(&self, api_version: &str, kind: &str) {
+        self.kinds
+            .lock()
+            .expect("poisoned")
+            .remove(&(api_version.to_owned(), kind.to_owned()));
+    }
+
+    pub fn api(&self, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+        match (kind.namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &kind.ar),
+            _ => Api::all_with(self.client.clone(), &kind.ar),
+        }
+    }
+
+    /// The object, or `None` when it does not exist.
+    pub async fn get(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, ClusterError> {
+        match self.api(kind, namespace).get_opt(name).await {
+            Ok(o) => Ok(o.map(to_value)),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Objects matching a label selector.
+    pub async fn list(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let lp = ListParams::default().labels(selector);
+        match self.api(kind, namespace).list(&lp).await {
+            Ok(l) => Ok(l.items.into_iter().map(to_value).collect()),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Server-side apply (field manager `gwtest`, force) of one object. The namespace defaults
+    /// to `default_ns` for namespaced kinds; the run label is added.
+    pub async fn apply(
+        &self,
+        mut obj: Value,
+        default_ns: Option<&str>,
+        run_id: &str,
+    ) -> Result<(Kind, Value), ClusterError> {
+        let (api_version, kind_name, name) = identity(&obj)?;
+        let kind = self.resolve(&api_version, &kind_name).await?;
+        let ns = if kind.namespaced {
+            let ns = obj
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| default_ns.map(str::to_owned));
+            let Some(ns) = ns else {
+                return Err(ClusterError::Invalid(format!(
+                    "{kind_name} {name} is namespaced and no namespace is set"
+                )));
+            };
+            obj["metadata"]["namespace"] = Value::String(ns.clone());
+            Some(ns)
+        } else {
+            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("namespace");
+            }
+            None
+        };
+        let labels = &mut obj["metadata"]["labels"];
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        labels[RUN_LABEL] = Value::String(run_id.to_owned());
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        match self
+            .api(&kind, ns.as_deref())
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+        {
+            Ok(o) => Ok((kind, to_value(o))),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// JSON merge patch, on the object or its status subresource.
+    pub async fn merge_patch(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        status: bool,
+    ) -> Result<Value, ClusterError> {
+        let api = self.api(kind, namespace);
+        let pp = PatchParams::default();
+        let r = if status {
+            api.patch_status(name, &pp, &Patch::Merge(patch)).await
+        } else {
+            api.patch(name, &pp, &Patch::Merge(patch)).await
+        };
+        r.map(to_value).map_err(|e| self.err(e))
+    }
+
+    /// Delete an object; `Ok(false)` when it was already gone.
+    pub async fn delete(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, ClusterError> {
+        let dp = DeleteParams::background();
+        match self.api(kind, namespace).delete(name, &dp).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Wait until the object is gone, woken by a watch, bounded by `deadline`.
+    pub async fn wait_gone(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<(), ClusterError> {
+        let w = watch::Changes::start(self, kind, namespace, Some(name), None);
+        loop {
+            if self.get(kind, namespace, name).await?.is_none() {
+                return Ok(());
+            }
+            let wait = tokio::time::sleep(Duration::from_millis(250));
+            tokio::select! {
+                _ = w.notify.notified() => {}
+                _ = wait => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(ClusterError::Invalid(format!("{} {name} still exists", kind.ar.kind)));
+                }
+            }
+        }
+    }
+
+    /// Create a namespace labelled with the run id.
+    pub async fn create_namespace(
+        &self,
+        name: &str,
+        run_id: &str,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &namespace_resource());
+        let mut obj = DynamicObject::new(name, &namespace_resource());
+        obj.metadata.labels = Some([(RUN_LABEL.to_owned(), run_id.to_owned())].into());
+        let pp = PostParams::default();
+        match tokio::time::timeout_at(deadline, api.create(&pp, &obj)).await {
+            Err(_) => Err(format!("timed out creating namespace {name}")),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.err(e).to_string()),
+        }
+    }
+
+    /// Delete a namespace and wait until it is gone (Terminating -> 404).
+    pub async fn delete_namespace(&self, name: &str, deadline: Instant) -> Result<(), String> {
+        let kind = Kind {
+            ar: namespace_resource(),
+            namespaced: false,
+            has_status: true,
+        };
+        let del = self.delete(&kind, None, name);
+        match tokio::time::timeout_at(deadline, del).await {
+            Err(_) => return Err(format!("timed out deleting namespace {name}")),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(_)) => {}
+        }
+        self.wait_gone(&kind, None, name, deadline)
+            .await
+            .map_err(|_| {
+                format!("namespace {name} was still terminating when cleanup-timeout ran out")
+            })
+    }
+
+    /// Delete tracked objects newest first, then the namespace, and wait until gone.
+    pub async fn cleanup(
+        &self,
+        tracked: &[Tracked],
+        namespace: Option<&str>,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for t in tracked.iter().rev() {
+            // Objects inside the namespace go with it; delete the others one by one.
+            if namespace.is_some() && t.namespace.as_deref() == namespace {
+                continue;
+            }
+            let kind = match self.resolve(&t.api_version, &t.kind).await {
+                Ok(k) => k,
+                Err(e) if matches!(e, ClusterError::UnknownKind { .. }) => continue,
+                Err(e) => {
+                    problems.push(format!("{} {}: {e}", t.kind, t.name));
+                    continue;
+                }
+            };
+            let ns = t.namespace.as_deref();
+            match tokio::time::timeout_at(deadline, self.delete(&kind, ns, &t.name)).await {
+                Err(_) => problems.push(format!("{} {}: timed out", t.kind, t.name)),
+                Ok(Err(e)) => problems.push(format!("{} {}: {e}", t.kind, t.name)),
+                Ok(Ok(_)) => {
+                    if let Err(e) = self.wait_gone(&kind, ns, &t.name, deadline).await {
+                        problems.push(e.to_string());
+                    }
+                }
+            }
+        }
+        if let Some(ns) = namespace {
+            if let Err(e) = self.delete_namespace(ns, deadline).await {
+                problems.push(e);
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+pub fn namespace_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Namespace"), "namespaces")
+}
+
+pub fn to_value(o: DynamicObject) -> Value {
+    serde_json::to_value(o).unwrap_or(Value::Null)
+}
+
+/// apiVersion, kind and metadata.name of a manifest.
+pub fn identity(obj: &Value) -> Result<(String, String, String), ClusterError> {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    let api_version = s("/apiVersion")
+        .ok_or_else(|| ClusterError::Invalid("manifest has no apiVersion".into()))?;
+    let kind = s("/kind").ok_or_else(|| ClusterError::Invalid("manifest has no kind".into()))?;
+    let name = s("/metadata/name")
+        .ok_or_else(|| ClusterError::Invalid(format!("{kind} manifest has no metadata.name")))?;
+    Ok((api_version, kind, name))
+}
 
 /// `gwtest-<test>-<6 random chars>`, at most 63 characters, a valid DNS label.
 pub fn namespace_name(test: &str) -> String {
@@ -38,64 +471,55 @@ pub fn namespace_name(test: &str) -> String {
     }
 }
 
-/// Commands a person can run to look at a kept or paused namespace.
-pub fn inspect_commands(namespace: &str, kubeconfig: Option<&std::path::Path>) -> Vec<String> {
-    let kc = kubeconfig
+/// `--kubeconfig PATH` for kubectl commands shown to people.
+pub fn kubeconfig_flag(kubeconfig: Option<&Path>) -> String {
+    kubeconfig
         .map(|k| {
             format!(
                 " --kubeconfig {}",
                 crate::util::shell_quote(&k.display().to_string())
             )
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Commands a person can run to look at a kept or paused namespace.
+pub fn inspect_commands(namespace: &str, kubeconfig: Option<&Path>) -> Vec<String> {
+    let kc = kubeconfig_flag(kubeconfig);
     vec![
-        format!("kubectl{kc} get all,gateways,httproutes -n {namespace}"),
+        format!("kubectl{kc} get all,gateways,httproutes,configmaps -n {namespace}"),
         format!("kubectl{kc} get events -n {namespace} --sort-by=.lastTimestamp"),
         format!("kubectl{kc} delete namespace {namespace}"),
     ]
 }
 
-impl Cluster {
-    /// Create a test namespace labelled with the run id.
-    pub async fn create_namespace(
-        &self,
-        _name: &str,
-        _run_id: &str,
-        _deadline: tokio::time::Instant,
-    ) -> Result<(), String> {
-        Err("cluster support is not built yet".into())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_names_are_dns_labels() {
+        let n = namespace_name(
+            "Spec preserved / with CAPS and a very long name that goes on and on and on",
+        );
+        assert!(n.len() <= 63, "{n}");
+        assert!(n.starts_with("gwtest-spec-preserved-with-caps"), "{n}");
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{n}"
+        );
+        assert!(!n.contains("--"), "{n}");
+        assert!(namespace_name("!!!").starts_with("gwtest-"));
+        assert_ne!(namespace_name("a"), namespace_name("a"));
     }
 
-    /// Delete tracked objects newest first, then the namespace, and wait until gone.
-    pub async fn cleanup(
-        &self,
-        _tracked: &[Tracked],
-        _namespace: Option<&str>,
-        _deadline: tokio::time::Instant,
-    ) -> Result<(), String> {
-        Err("cluster support is not built yet".into())
-    }
-}
-
-impl Cluster {
-    /// Suite setup: the shared namespace (per-suite or fixed), fixtures, `from` variables.
-    pub async fn setup_suite(
-        &self,
-        _ctx: &std::sync::Arc<crate::engine::RunContext>,
-        _suite: &crate::suite::load::Suite,
-        _vars: &mut crate::suite::vars::Vars,
-    ) -> Result<crate::engine::lifecycle::NamespaceMode, crate::engine::events::Failure> {
-        Err(crate::engine::events::Failure::error(
-            "cluster support is not built yet",
-        ))
-    }
-
-    /// Suite teardown: remove fixtures and the shared namespace.
-    pub async fn teardown_suite(
-        &self,
-        _ctx: &std::sync::Arc<crate::engine::RunContext>,
-        _suite: &crate::suite::load::Suite,
-    ) -> Result<(), String> {
-        Ok(())
+    #[test]
+    fn api_versions_split() {
+        assert_eq!(split_api_version("v1"), ("", "v1"));
+        assert_eq!(
+            split_api_version("gateway.networking.k8s.io/v1"),
+            ("gateway.networking.k8s.io", "v1")
+        );
     }
 }

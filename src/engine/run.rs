@@ -117,23 +117,44 @@ impl Needs {
 /// Run picked tests of loaded, valid suites.
 pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick>) -> Exit {
     let needs = Needs::of(&suites, &picks);
-    if let Some(step) = &needs.cluster {
-        eprintln!(
-            "error: {step} needs a Kubernetes cluster, which this build of gwtest cannot reach yet"
-        );
-        return Exit::Invalid;
-    }
     if let Some(step) = &needs.spans {
         eprintln!(
             "error: {step} needs the OTLP receiver, which this build of gwtest does not have yet"
         );
         return Exit::Invalid;
     }
+    let mut cluster = None;
+    let mut kubeconfig = None;
+    if let Some(step) = &needs.cluster {
+        let connected = crate::cluster::connect::connect(
+            config.kubeconfig.as_deref(),
+            config.context.as_deref(),
+            crate::cluster::connect::CONNECT_TIMEOUT,
+        )
+        .await;
+        match connected {
+            Ok(c) => {
+                kubeconfig = c
+                    .kubeconfig()
+                    .map(|p| p.to_path_buf())
+                    .or_else(default_kubeconfig);
+                cluster = Some(Arc::new(c));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                eprintln!("  (needed by {step})");
+                return Exit::Infra;
+            }
+        }
+    }
 
     let (tx, rx) = mpsc::unbounded_channel();
     let events = EventSink::new(tx);
     let hub = Hub::start(rx, report::reporters(&config));
-    let ctx = Arc::new(RunContext::local(config, events.clone()));
+    let mut ctx = RunContext::local(config, events.clone());
+    ctx.cluster = cluster;
+    ctx.kubeconfig = kubeconfig;
+    let ctx = Arc::new(ctx);
     let signals = tokio::spawn(watch_signals(ctx.clone()));
 
     let started = Instant::now();
@@ -200,4 +221,14 @@ async fn watch_signals(ctx: Arc<RunContext>) {
     interrupt(&mut term).await;
     eprintln!("interrupted twice: exiting without waiting for cleanup");
     std::process::exit(Exit::Interrupted.code());
+}
+
+/// The kubeconfig kubectl would use, for the commands gwtest prints.
+fn default_kubeconfig() -> Option<PathBuf> {
+    if let Some(k) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) {
+        return Some(PathBuf::from(k));
+    }
+    let home = std::env::var_os("HOME")?;
+    let p = PathBuf::from(home).join(".kube").join("config");
+    p.is_file().then_some(p)
 }

@@ -162,7 +162,7 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
             if ctx.config.fail_fast {
                 shared.stop.store(true, Ordering::SeqCst);
             }
-            teardown(&ctx, &suite).await;
+            teardown(&ctx, &suite, &counts).await;
             ctx.events.emit(Event::SuiteFinished {
                 suite: suite.name.clone(),
                 duration: started.elapsed(),
@@ -186,7 +186,7 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
             counts.add(run_test(shared.clone(), env.clone(), ti, id).await);
         }
     }
-    teardown(&ctx, &suite).await;
+    teardown(&ctx, &suite, &counts).await;
     ctx.events.emit(Event::SuiteFinished {
         suite: suite.name.clone(),
         duration: started.elapsed(),
@@ -194,9 +194,14 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
     counts
 }
 
-async fn teardown(ctx: &Arc<RunContext>, suite: &Arc<Suite>) {
+async fn teardown(ctx: &Arc<RunContext>, suite: &Arc<Suite>, counts: &Counts) {
+    let keep = match ctx.config.keep {
+        crate::cli::Keep::Always => true,
+        crate::cli::Keep::OnFailure => counts.failed > 0,
+        crate::cli::Keep::Never => false,
+    };
     if let Some(cluster) = &ctx.cluster
-        && let Err(e) = cluster.teardown_suite(ctx, suite).await
+        && let Err(e) = cluster.teardown_suite(ctx, suite, keep).await
     {
         ctx.events.emit(Event::Notice {
             id: None,

@@ -1,7 +1,79 @@
-//! The `patch` step.
+//! The `patch` step: a JSON merge patch on an object (or its status subresource). An action:
+//! retried only while the error is transient.
 
-use super::{StepCtx, StepResult};
+use super::{StepCtx, StepResult, failure_from};
+use crate::cluster::ClusterError;
+use crate::cluster::target::Target;
+use crate::engine::retry::{self, Class, Miss, Policy};
+use crate::suite::model::{PatchSpec, Subresource};
 
-pub async fn run(_spec: &crate::suite::model::PatchSpec, _ctx: &mut StepCtx<'_>) -> StepResult {
-    StepResult::error("not implemented yet")
+pub async fn run(spec: &PatchSpec, ctx: &mut StepCtx<'_>) -> StepResult {
+    let Some(cluster) = ctx.run.cluster.clone() else {
+        return StepResult::error("patch needs a cluster, and none is connected");
+    };
+    let target = match Target::from_ref(
+        &spec.resource.value,
+        ctx.vars,
+        ctx.state.namespace.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => return e.into(),
+    };
+    let Some(name) = target.name.clone() else {
+        return StepResult::error("patch needs `resource.name`");
+    };
+    let patch = match ctx.vars.expand_node(&spec.merge.value) {
+        Ok(p) => p,
+        Err(e) => return e.into(),
+    };
+    let status = spec.subresource == Some(Subresource::Status);
+    let policy = Policy {
+        consecutive: 1,
+        hold: None,
+        ..ctx.policy
+    };
+    let what = format!("{} {name}", target.kind);
+    let pending = format!("patching {what}");
+    let mut observer = ctx.observer();
+    let result = retry::eventually(&policy, &ctx.limits, &pending, &mut observer, |_| {
+        let (cluster, target, patch, name, what) = (&cluster, &target, &patch, &name, &what);
+        async move {
+            let kind = cluster
+                .resolve(&target.api_version, &target.kind)
+                .await
+                .map_err(|e| miss(e, what))?;
+            let ns = if kind.namespaced {
+                target.namespace.as_deref()
+            } else {
+                None
+            };
+            cluster
+                .merge_patch(&kind, ns, name, patch, status)
+                .await
+                .map_err(|e| miss(e, what))
+        }
+    })
+    .await;
+    match result {
+        Ok((_, h)) => StepResult::passed(h.attempts),
+        Err(g) => {
+            let mut f = failure_from(&g, &ctx.limits);
+            f.expected = Some(format!(
+                "{what} patched{}",
+                if status { " (status)" } else { "" }
+            ));
+            StepResult::failed(g.history.attempts, f)
+        }
+    }
+}
+
+fn miss(e: ClusterError, what: &str) -> Miss {
+    match &e {
+        ClusterError::UnknownKind { .. } => {
+            Miss::new(Class::NotFound, "kind not served", e.to_string())
+        }
+        e if e.is_not_found() => Miss::fatal(Class::NotFound, format!("{what} does not exist")),
+        e if e.is_transient() => Miss::new(Class::ApiError, "API error", format!("{what}: {e}")),
+        e => Miss::fatal(Class::ApiError, format!("{what}: patch rejected: {e}")),
+    }
 }

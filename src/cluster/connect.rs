@@ -1,0 +1,103 @@
+//! Connecting: kubeconfig (`--kubeconfig`, `$KUBECONFIG`, `~/.kube/config`), `--context`, or
+//! in-cluster config; then a bounded probe of `/version`, so a dead cluster or bad credentials
+//! are reported (exit 3) within seconds, naming the server and the cause.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use super::{Cluster, ClusterError, error_chain};
+
+/// How long connecting may take before the cluster counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A kube client configuration from the usual places.
+pub async fn config(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<kube::Config, ClusterError> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    let invalid = |what: String| ClusterError::Invalid(what);
+    match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| {
+                invalid(format!(
+                    "cannot read kubeconfig {}: {}",
+                    path.display(),
+                    error_chain(&e)
+                ))
+            })?;
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| {
+                    invalid(format!(
+                        "kubeconfig {}: {}",
+                        path.display(),
+                        error_chain(&e)
+                    ))
+                })
+        }
+        None => match kube::Config::from_kubeconfig(&options).await {
+            Ok(c) => Ok(c),
+            Err(file_err) => {
+                if context.is_none() {
+                    if let Ok(c) = kube::Config::incluster() {
+                        return Ok(c);
+                    }
+                }
+                Err(invalid(format!(
+                    "no usable kubeconfig ($KUBECONFIG or ~/.kube/config) and not running in a cluster: {}",
+                    error_chain(&file_err)
+                )))
+            }
+        },
+    }
+}
+
+/// Connect and check the server answers (bounded by `timeout`).
+pub async fn connect(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+    timeout: Duration,
+) -> Result<Cluster, ClusterError> {
+    let mut cfg = config(kubeconfig, context).await?;
+    cfg.connect_timeout = Some(timeout.min(Duration::from_secs(5)));
+    connect_with(cfg, kubeconfig.map(Path::to_path_buf), timeout).await
+}
+
+/// Connect with a prepared configuration (the sandbox hands one over directly).
+pub async fn connect_with(
+    cfg: kube::Config,
+    kubeconfig: Option<std::path::PathBuf>,
+    timeout: Duration,
+) -> Result<Cluster, ClusterError> {
+    let server = cfg.cluster_url.to_string().trim_end_matches('/').to_owned();
+    let client = kube::Client::try_from(cfg).map_err(|e| ClusterError::Unreachable {
+        server: server.clone(),
+        cause: error_chain(&e),
+    })?;
+    match tokio::time::timeout(timeout, client.apiserver_version()).await {
+        Err(_) => Err(ClusterError::Unreachable {
+            server,
+            cause: format!("no answer within {}", crate::util::fmt_duration(timeout)),
+        }),
+        Ok(Err(kube::Error::Api(s))) if s.code == 401 || s.code == 403 => {
+            Err(ClusterError::Unreachable {
+                server,
+                cause: format!(
+                    "the credentials were refused ({} {}): {}",
+                    s.code, s.reason, s.message
+                ),
+            })
+        }
+        Ok(Err(e)) => Err(ClusterError::Unreachable {
+            server,
+            cause: error_chain(&e),
+        }),
+        Ok(Ok(_)) => Ok(Cluster::new(client, server, kubeconfig)),
+    }
+}

@@ -1,0 +1,273 @@
+//! Suite setup and teardown on a cluster: the shared namespace (`per-suite` or a fixed name),
+//! fixtures (applied once before the first test, removed newest-first after the last), and
+//! variables read from the cluster (`vars: {x: {from: ...}}`), waited for by the retry engine.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{Cluster, ClusterError, Tracked, identity, manifests};
+use crate::engine::RunContext;
+use crate::engine::events::Failure;
+use crate::engine::lifecycle::{self, NamespaceMode};
+use crate::engine::retry::{self, Class, Limits, Miss, Policy};
+use crate::steps::failure_from;
+use crate::suite::load::Suite;
+use crate::suite::model::VarDef;
+use crate::suite::vars::Vars;
+
+/// What a suite's setup created, for its teardown.
+#[derive(Debug, Default)]
+pub struct SuiteResources {
+    pub fixtures: Vec<Tracked>,
+    /// A namespace the setup created (and so deletes).
+    pub namespace: Option<String>,
+}
+
+/// Suite resources by suite file, shared by setup and teardown.
+#[derive(Debug, Default)]
+pub struct SuiteRegistry {
+    map: Mutex<HashMap<PathBuf, SuiteResources>>,
+}
+
+fn registry(cluster: &Cluster) -> &SuiteRegistry {
+    &cluster.suites
+}
+
+impl Cluster {
+    /// Suite setup: the shared namespace (per-suite or fixed), fixtures, `from` variables.
+    pub async fn setup_suite(
+        &self,
+        ctx: &Arc<RunContext>,
+        suite: &Suite,
+        vars: &mut Vars,
+    ) -> Result<NamespaceMode, Failure> {
+        let scale = ctx.config.timeout_scale;
+        let deadline = Instant::now() + lifecycle::DEFAULT_TEST_TIMEOUT.mul_f64(scale);
+        let mut res = SuiteResources::default();
+        let result = self.setup_inner(ctx, suite, vars, &mut res, deadline).await;
+        registry(self)
+            .map
+            .lock()
+            .expect("poisoned")
+            .insert(suite.file.clone(), res);
+        result
+    }
+
+    async fn setup_inner(
+        &self,
+        ctx: &Arc<RunContext>,
+        suite: &Suite,
+        vars: &mut Vars,
+        res: &mut SuiteResources,
+        deadline: Instant,
+    ) -> Result<NamespaceMode, Failure> {
+        let mode = match suite.doc.namespace.as_ref().map(|n| n.value.as_str()) {
+            None | Some("per-test") => NamespaceMode::PerTest,
+            Some("per-suite") => {
+                let ns = super::namespace_name(&suite.name);
+                self.create_namespace(&ns, &ctx.run_id, deadline)
+                    .await
+                    .map_err(|e| {
+                        Failure::error(format!("cannot create the suite namespace {ns}: {e}"))
+                    })?;
+                res.namespace = Some(ns.clone());
+                NamespaceMode::Shared(ns)
+            }
+            Some(fixed) => {
+                let kind = super::Kind {
+                    ar: super::namespace_resource(),
+                    namespaced: false,
+                    has_status: true,
+                };
+                let exists = self
+                    .get(&kind, None, fixed)
+                    .await
+                    .map_err(|e| Failure::error(e.to_string()))?
+                    .is_some();
+                if !exists {
+                    self.create_namespace(fixed, &ctx.run_id, deadline)
+                        .await
+                        .map_err(|e| {
+                            Failure::error(format!("cannot create namespace {fixed}: {e}"))
+                        })?;
+                    res.namespace = Some(fixed.to_owned());
+                }
+                NamespaceMode::Shared(fixed.to_owned())
+            }
+        };
+        let shared_ns = match &mode {
+            NamespaceMode::Shared(ns) => {
+                vars.set("namespace", ns.clone());
+                Some(ns.clone())
+            }
+            NamespaceMode::PerTest => None,
+        };
+
+        for f in &suite.doc.fixtures {
+            let rel = vars
+                .expand(f)
+                .map_err(|e| Failure::error(format!("fixture {}: {e}", f.raw)))?;
+            let path = suite.dir.join(rel);
+            let objs = manifests::read_file(&path, vars).map_err(Failure::error)?;
+            for m in objs {
+                let apply = self.apply(m.value.clone(), shared_ns.as_deref(), &ctx.run_id);
+                let (_, obj) = tokio::time::timeout_at(deadline, apply)
+                    .await
+                    .map_err(|_| Failure::error(format!("fixture {}: timed out", m.origin())))?
+                    .map_err(|e| Failure::error(format!("fixture {}: {e}", m.origin())))?;
+                res.fixtures.push(tracked(&obj));
+            }
+        }
+
+        for (name, def) in suite.doc.vars.iter() {
+            let VarDef::From(from) = def else { continue };
+            if ctx.config.vars.iter().any(|(k, _)| *k == name.value) {
+                continue;
+            }
+            let v = self
+                .read_var(
+                    ctx,
+                    suite,
+                    vars,
+                    &name.value,
+                    &from.value,
+                    shared_ns.as_deref(),
+                )
+                .await?;
+            vars.set(name.value.clone(), v);
+        }
+        Ok(mode)
+    }
+
+    async fn read_var(
+        &self,
+        ctx: &Arc<RunContext>,
+        suite: &Suite,
+        vars: &Vars,
+        name: &str,
+        from: &crate::suite::model::VarFrom,
+        shared_ns: Option<&str>,
+    ) -> Result<Value, Failure> {
+        let r = &from.resource.value;
+        let expand = |t: &crate::suite::spanned::Template| {
+            vars.expand(t)
+                .map_err(|e| Failure::error(format!("variable `{name}`: {e}")))
+        };
+        let (api_version, kind_name) = (expand(&r.api_version)?, expand(&r.kind)?);
+        let obj_name = match &r.name {
+            Some(n) => expand(n)?,
+            None => {
+                return Err(Failure::error(format!(
+                    "variable `{name}`: `from.resource` needs a name"
+                )));
+            }
+        };
+        let ns = match &r.namespace {
+            Some(n) => Some(expand(n)?),
+            None => shared_ns.map(str::to_owned),
+        };
+        let d = &suite.doc.defaults;
+        let timeout = from
+            .timeout
+            .or(d.timeout)
+            .map_or(lifecycle::DEFAULT_TIMEOUT, |t| t.0)
+            .mul_f64(ctx.config.timeout_scale);
+        let policy = Policy {
+            timeout,
+            interval: d.interval.map_or(lifecycle::DEFAULT_INTERVAL, |t| t.0),
+            max_interval: d
+                .max_interval
+                .map_or(lifecycle::DEFAULT_MAX_INTERVAL, |t| t.0),
+            consecutive: 1,
+            hold: None,
+        };
+        let now = Instant::now();
+        let limits = Limits::for_step(now, timeout, now + timeout, timeout, ctx.cancel.clone());
+        let what = format!(
+            "{kind_name} {obj_name}{}",
+            ns.as_ref().map(|n| format!(" in {n}")).unwrap_or_default()
+        );
+        let pending = format!("reading {} of {what}", from.path.raw);
+        let result = retry::eventually(
+            &policy,
+            &limits,
+            &pending,
+            &mut |_: &retry::AttemptRecord| {},
+            |_| async {
+                let kind = self.resolve(&api_version, &kind_name).await.map_err(miss)?;
+                let obj = self
+                    .get(&kind, ns.as_deref(), &obj_name)
+                    .await
+                    .map_err(miss)?
+                    .ok_or_else(|| {
+                        Miss::new(
+                            Class::NotFound,
+                            "not found",
+                            format!("{what} does not exist"),
+                        )
+                    })?;
+                crate::matching::query_one(&from.path, &obj)
+                    .map_err(|e| Miss::new(Class::Field, "field not set", format!("{what}: {e}")))
+            },
+        )
+        .await;
+        match result {
+            Ok((v, _)) => Ok(v),
+            Err(g) => {
+                let mut f = failure_from(&g, &limits);
+                f.headline = format!("variable `{name}` from {}: {}", from.path.raw, f.headline);
+                Err(f)
+            }
+        }
+    }
+
+    /// Suite teardown: remove fixtures newest first and the namespace the setup created.
+    pub async fn teardown_suite(
+        &self,
+        ctx: &Arc<RunContext>,
+        suite: &Suite,
+        keep: bool,
+    ) -> Result<(), String> {
+        let res = registry(self)
+            .map
+            .lock()
+            .expect("poisoned")
+            .remove(&suite.file);
+        let Some(res) = res else { return Ok(()) };
+        if keep {
+            return Ok(());
+        }
+        let deadline = Instant::now() + lifecycle::cleanup_timeout(suite, ctx.config.timeout_scale);
+        self.cleanup(&res.fixtures, res.namespace.as_deref(), deadline)
+            .await
+    }
+}
+
+fn miss(e: ClusterError) -> Miss {
+    let fatal = !e.is_transient() && !matches!(e, ClusterError::UnknownKind { .. });
+    let m = Miss::new(Class::ApiError, "API error", e.to_string());
+    Miss { fatal, ..m }
+}
+
+/// What to remember about an applied object.
+pub fn tracked(obj: &Value) -> Tracked {
+    let (api_version, kind_name, name) = identity(obj).unwrap_or_default();
+    Tracked {
+        api_version,
+        kind: kind_name,
+        namespace: obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        name,
+        uid: obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}

@@ -1,0 +1,60 @@
+//! Watches that wake an assertion when the objects it looks at change, so it re-checks at
+//! once instead of sleeping out its backoff. The assertion still re-reads the object itself
+//! (never a cached copy): waking is all a watch does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::watcher;
+use tokio::sync::Notify;
+
+use super::{Cluster, Kind};
+
+/// A running watch; stops when dropped.
+pub struct Changes {
+    pub notify: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Changes {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Changes {
+    /// Watch one object (by name) or the objects matching a label selector.
+    pub fn start(
+        cluster: &Cluster,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        selector: Option<&str>,
+    ) -> Changes {
+        let api = cluster.api(kind, namespace);
+        let mut cfg = watcher::Config::default();
+        if let Some(n) = name {
+            cfg = cfg.fields(&format!("metadata.name={n}"));
+        }
+        if let Some(s) = selector.filter(|s| !s.is_empty()) {
+            cfg = cfg.labels(s);
+        }
+        let notify = Arc::new(Notify::new());
+        let n = notify.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, cfg).boxed();
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(watcher::Event::Apply(_))
+                    | Ok(watcher::Event::Delete(_))
+                    | Ok(watcher::Event::InitDone) => n.notify_one(),
+                    Ok(_) => {}
+                    // The watcher re-lists after errors; don't spin while the server is away.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        });
+        Changes { notify, task }
+    }
+}
