@@ -44,10 +44,10 @@ pub async fn config(
         None => match kube::Config::from_kubeconfig(&options).await {
             Ok(c) => Ok(c),
             Err(file_err) => {
-                if context.is_none() {
-                    if let Ok(c) = kube::Config::incluster() {
-                        return Ok(c);
-                    }
+                if context.is_none()
+                    && let Ok(c) = kube::Config::incluster()
+                {
+                    return Ok(c);
                 }
                 Err(invalid(format!(
                     "no usable kubeconfig ($KUBECONFIG or ~/.kube/config) and not running in a cluster: {}",

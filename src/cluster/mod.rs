@@ -400,7 +400,7 @@ impl Cluster {
             }
             let kind = match self.resolve(&t.api_version, &t.kind).await {
                 Ok(k) => k,
-                Err(e) if matches!(e, ClusterError::UnknownKind { .. }) => continue,
+                Err(ClusterError::UnknownKind { .. }) => continue,
                 Err(e) => {
                     problems.push(format!("{} {}: {e}", t.kind, t.name));
                     continue;
@@ -417,10 +417,10 @@ impl Cluster {
                 }
             }
         }
-        if let Some(ns) = namespace {
-            if let Err(e) = self.delete_namespace(ns, deadline).await {
-                problems.push(e);
-            }
+        if let Some(ns) = namespace
+            && let Err(e) = self.delete_namespace(ns, deadline).await
+        {
+            problems.push(e);
         }
         if problems.is_empty() {
             Ok(())

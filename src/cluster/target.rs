@@ -76,10 +76,8 @@ impl Target {
             (None, Some(s)) => cmd.push_str(&format!(" -l {}", crate::util::shell_quote(s))),
             _ => {}
         }
-        if namespaced {
-            if let Some(ns) = &self.namespace {
-                cmd.push_str(&format!(" -n {ns}"));
-            }
+        if namespaced && let Some(ns) = &self.namespace {
+            cmd.push_str(&format!(" -n {ns}"));
         }
         cmd.push_str(" -o yaml");
         cmd

@@ -162,15 +162,14 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Err(g) => {
             let mut f = failure_from(&g, &ctx.limits);
             f.expected = Some(expect.describe(&what));
-            if let Some(obj) = last_seen.lock().expect("poisoned").as_ref() {
-                if !f
+            if let Some(obj) = last_seen.lock().expect("poisoned").as_ref()
+                && !f
                     .sections
                     .iter()
                     .any(|s| s.title.starts_with("last object"))
-                {
-                    f.sections
-                        .push(Section::new("last object", show_object(obj)));
-                }
+            {
+                f.sections
+                    .push(Section::new("last object", show_object(obj)));
             }
             if let Some(k) = &kind {
                 f.reproduce.push(target.kubectl_get(
@@ -433,22 +432,21 @@ pub fn check_object(expect: &Expect, obj: &Value, what: &str) -> Result<(), Miss
                 let status = c.get("status").and_then(Value::as_str).unwrap_or("");
                 let reason = c.get("reason").and_then(Value::as_str).unwrap_or("");
                 let message = c.get("message").and_then(Value::as_str).unwrap_or("");
-                if expect.fresh {
-                    if let (Some(og), Some(g)) = (
+                if expect.fresh
+                    && let (Some(og), Some(g)) = (
                         c.get("observedGeneration").and_then(Value::as_i64),
                         generation,
-                    ) {
-                        if og != g {
-                            return Err(Miss::new(
-                                Class::Stale,
-                                format!("had {}={status} for an older generation", want.type_),
-                                format!(
-                                    "{}={status} is for generation {og}, object is at generation {g}{parent}",
-                                    want.type_
-                                ),
-                            ));
-                        }
-                    }
+                    )
+                    && og != g
+                {
+                    return Err(Miss::new(
+                        Class::Stale,
+                        format!("had {}={status} for an older generation", want.type_),
+                        format!(
+                            "{}={status} is for generation {og}, object is at generation {g}{parent}",
+                            want.type_
+                        ),
+                    ));
                 }
                 if status != want.status {
                     let why = if reason.is_empty() && message.is_empty() {
@@ -465,33 +463,33 @@ pub fn check_object(expect: &Expect, obj: &Value, what: &str) -> Result<(), Miss
                         ),
                     ));
                 }
-                if let Some(r) = &want.reason {
-                    if reason != r {
-                        return Err(Miss::new(
-                            Class::Condition,
-                            format!("had {} reason {reason}", want.type_),
-                            format!(
-                                "{what}{parent}: {} has reason {reason:?}, expected {r:?}",
-                                want.type_
-                            ),
-                        ));
-                    }
+                if let Some(r) = &want.reason
+                    && reason != r
+                {
+                    return Err(Miss::new(
+                        Class::Condition,
+                        format!("had {} reason {reason}", want.type_),
+                        format!(
+                            "{what}{parent}: {} has reason {reason:?}, expected {r:?}",
+                            want.type_
+                        ),
+                    ));
                 }
             }
         }
     }
-    if let Some(f) = &expect.fields {
-        if let Err(m) = matching::subset(f, obj) {
-            let miss = Miss::new(
-                Class::Field,
-                format!("{} did not match", m.path),
-                format!("{what}: {m}"),
-            );
-            return Err(match m.diff() {
-                Some(d) => miss.with_context(Section::new(format!("diff at {}", m.path), d)),
-                None => miss,
-            });
-        }
+    if let Some(f) = &expect.fields
+        && let Err(m) = matching::subset(f, obj)
+    {
+        let miss = Miss::new(
+            Class::Field,
+            format!("{} did not match", m.path),
+            format!("{what}: {m}"),
+        );
+        return Err(match m.diff() {
+            Some(d) => miss.with_context(Section::new(format!("diff at {}", m.path), d)),
+            None => miss,
+        });
     }
     Ok(())
 }
