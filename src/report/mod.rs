@@ -9,6 +9,10 @@ use crate::config::RunConfig;
 use crate::engine::events::Event;
 use crate::suite::load::LoadError;
 
+pub mod collect;
+pub mod github;
+pub mod json;
+pub mod junit;
 pub mod terminal;
 
 /// Something that turns events into output.
@@ -59,8 +63,15 @@ impl Hub {
 /// The reporters a run's configuration asks for.
 pub fn reporters(config: &RunConfig) -> Vec<Box<dyn Reporter>> {
     let mut out: Vec<Box<dyn Reporter>> = vec![Box::new(terminal::Terminal::new(config))];
-    let _ = config;
-    out.shrink_to_fit();
+    if let Some(p) = &config.junit {
+        out.push(Box::new(junit::Junit::new(p.clone())));
+    }
+    if let Some(p) = &config.json {
+        out.push(Box::new(json::Json::new(p.clone())));
+    }
+    if github::enabled() {
+        out.push(Box::new(github::Github::new()));
+    }
     out
 }
 

@@ -1,0 +1,621 @@
+//! What the file reporters (JUnit, JSON) keep of a run: the plan, every finished test, suite
+//! setup failures and notices. They write the whole run in plan order on `finish()`, also when
+//! the run was interrupted: a planned test that never finished is reported as not run.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+
+use crate::engine::events::{
+    Event, Failure, RunSummary, StepStatus, TestId, TestKey, TestReport, TestStatus, TryReport,
+};
+use crate::suite::spanned::Loc;
+use crate::util::fmt_secs;
+
+/// One run, as far as it got.
+#[derive(Debug, Default)]
+pub struct Record {
+    pub run_id: String,
+    pub trace_id: String,
+    pub started: Option<SystemTime>,
+    pub suites: Vec<SuiteRecord>,
+    /// Notices not about one test (teardown trouble, the interrupt message).
+    pub notices: Vec<String>,
+    pub summary: Option<RunSummary>,
+    by_id: HashMap<TestId, (usize, usize)>,
+}
+
+#[derive(Debug)]
+pub struct SuiteRecord {
+    pub name: String,
+    pub file: PathBuf,
+    /// Unset when the suite never finished.
+    pub duration: Option<Duration>,
+    pub setup_error: Option<Failure>,
+    pub tests: Vec<TestRecord>,
+}
+
+#[derive(Debug)]
+pub struct TestRecord {
+    pub id: TestId,
+    /// Unset when the test never finished.
+    pub report: Option<TestReport>,
+    /// Notices about this test and resources kept after it.
+    pub notices: Vec<String>,
+}
+
+impl Record {
+    pub fn new() -> Self {
+        Record::default()
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        match e {
+            Event::RunStarted {
+                run_id,
+                trace_id,
+                started,
+                suites,
+                ..
+            } => {
+                self.run_id = run_id.clone();
+                self.trace_id = trace_id.clone();
+                self.started = Some(*started);
+                for plan in suites {
+                    let si = self.suites.len();
+                    let tests = plan
+                        .tests
+                        .iter()
+                        .enumerate()
+                        .map(|(ti, id)| {
+                            self.by_id.insert(id.clone(), (si, ti));
+                            TestRecord {
+                                id: id.clone(),
+                                report: None,
+                                notices: Vec::new(),
+                            }
+                        })
+                        .collect();
+                    self.suites.push(SuiteRecord {
+                        name: plan.name.clone(),
+                        file: plan.file.clone(),
+                        duration: None,
+                        setup_error: None,
+                        tests,
+                    });
+                }
+            }
+            Event::SuiteSetupFailed {
+                suite,
+                file,
+                failure,
+            } => {
+                let si = self.suite_index(suite, Some(file));
+                self.suites[si].setup_error = Some(failure.clone());
+            }
+            Event::SuiteFinished { suite, duration } => {
+                if let Some(s) = self
+                    .suites
+                    .iter_mut()
+                    .find(|s| s.name == *suite && s.duration.is_none())
+                {
+                    s.duration = Some(*duration);
+                }
+            }
+            Event::TestFinished { report } => {
+                let t = self.test_mut(&report.id);
+                t.report = Some(report.clone());
+            }
+            Event::Notice { id, message } => match id {
+                Some(id) => self.test_mut(id).notices.push(message.clone()),
+                None => self.notices.push(message.clone()),
+            },
+            Event::Kept {
+                id,
+                namespace,
+                commands,
+            } => {
+                let mut s = format!("kept namespace {namespace}; to look:");
+                for c in commands {
+                    s.push_str("\n    ");
+                    s.push_str(c);
+                }
+                self.test_mut(id).notices.push(s);
+            }
+            Event::RunFinished { summary } => self.summary = Some(summary.clone()),
+            Event::SuiteStarted { .. }
+            | Event::TestStarted { .. }
+            | Event::StepStarted { .. }
+            | Event::Attempt { .. }
+            | Event::StepFinished { .. }
+            | Event::TestRetrying { .. }
+            | Event::Paused { .. }
+            | Event::Resumed { .. } => {}
+        }
+    }
+
+    /// The suite named `name` (and with `file`, when given), added if the plan lacked it.
+    fn suite_index(&mut self, name: &str, file: Option<&Path>) -> usize {
+        let found = self
+            .suites
+            .iter()
+            .position(|s| s.name == name && file.is_none_or(|f| s.file == f));
+        found.unwrap_or_else(|| {
+            self.suites.push(SuiteRecord {
+                name: name.to_owned(),
+                file: file.map(Path::to_path_buf).unwrap_or_default(),
+                duration: None,
+                setup_error: None,
+                tests: Vec::new(),
+            });
+            self.suites.len() - 1
+        })
+    }
+
+    /// A test's record; one not in the plan (which the engine never sends) is kept anyway.
+    fn test_mut(&mut self, id: &TestId) -> &mut TestRecord {
+        let (si, ti) = match self.by_id.get(id) {
+            Some(&at) => at,
+            None => {
+                let si = self.suite_index(&id.suite, None);
+                let ti = self.suites[si].tests.len();
+                self.suites[si].tests.push(TestRecord {
+                    id: id.clone(),
+                    report: None,
+                    notices: Vec::new(),
+                });
+                self.by_id.insert(id.clone(), (si, ti));
+                (si, ti)
+            }
+        };
+        &mut self.suites[si].tests[ti]
+    }
+
+    /// Interrupted by Ctrl-C, or ended without `RunFinished` (the engine stopped early).
+    pub fn interrupted(&self) -> bool {
+        self.summary.as_ref().is_none_or(|s| s.interrupted)
+    }
+
+    pub fn duration(&self) -> Duration {
+        match (&self.summary, self.started) {
+            (Some(s), _) => s.duration,
+            (None, Some(t)) => t.elapsed().unwrap_or_default(),
+            (None, None) => Duration::ZERO,
+        }
+    }
+
+    /// The report to write for a test: its own, or, if it never finished, a failure with its
+    /// suite's setup error or a skip.
+    pub fn outcome(&self, suite: &SuiteRecord, t: &TestRecord) -> TestReport {
+        if let Some(r) = &t.report {
+            return r.clone();
+        }
+        match &suite.setup_error {
+            Some(f) => TestReport {
+                id: t.id.clone(),
+                status: TestStatus::Failed,
+                duration: Duration::ZERO,
+                tries: vec![TryReport {
+                    passed: false,
+                    duration: Duration::ZERO,
+                    steps: Vec::new(),
+                    error: Some(f.clone()),
+                    namespace: None,
+                }],
+                skip_reason: None,
+            },
+            None => TestReport {
+                id: t.id.clone(),
+                status: TestStatus::Skipped,
+                duration: Duration::ZERO,
+                tries: Vec::new(),
+                skip_reason: Some(if self.interrupted() {
+                    "not run: the run was interrupted".into()
+                } else {
+                    "not run".into()
+                }),
+            },
+        }
+    }
+}
+
+/// `name`, or `name#3` for the third repetition with `--repeat`.
+pub fn test_name(id: &TestKey) -> String {
+    if id.repeat > 0 {
+        format!("{}#{}", id.name, id.repeat + 1)
+    } else {
+        id.name.clone()
+    }
+}
+
+/// Whether a try is exactly its suite's setup failure (the engine fails every test of a suite
+/// whose setup failed with that failure).
+pub fn is_setup_failure(t: &TryReport, setup: Option<&Failure>) -> bool {
+    t.steps.is_empty() && setup.is_some() && t.error.as_ref() == setup
+}
+
+/// Where a failed try points in the suite files: the failing step, else the test.
+pub fn failure_loc(id: &TestKey, t: &TryReport) -> Loc {
+    match t.failed_step() {
+        Some(s) if s.loc.is_known() => s.loc,
+        _ => id.loc,
+    }
+}
+
+/// The full story of a failed try as plain text (no trailing newline): where, what was expected, what happened,
+/// hints, context sections, how to reproduce, and every step's status.
+pub fn story(id: &TestKey, t: &TryReport, suite_setup: Option<&Path>) -> String {
+    let mut out = String::new();
+    let failure = match t.failed_step() {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "step {} {:?} ({}) failed at {}:{}",
+                s.index + 1,
+                s.name,
+                s.kind,
+                id.file.display(),
+                s.loc
+            );
+            s.failure.as_ref()
+        }
+        None => {
+            match suite_setup {
+                Some(file) => {
+                    let _ = writeln!(out, "suite setup failed ({})", file.display());
+                }
+                None => {
+                    let _ = writeln!(out, "test setup/cleanup failed");
+                }
+            }
+            t.error.as_ref()
+        }
+    };
+    if let Some(f) = failure {
+        failure_text(&mut out, f);
+    }
+    if !t.steps.is_empty() {
+        let steps: Vec<String> = t
+            .steps
+            .iter()
+            .map(|s| {
+                let (mark, detail) = match s.status {
+                    StepStatus::Passed => ("✓", fmt_secs(s.duration)),
+                    StepStatus::Failed => ("✗", fmt_secs(s.duration)),
+                    StepStatus::NotRun => ("·", "not run".into()),
+                    StepStatus::Skipped => ("-", "skipped".into()),
+                };
+                let attempts = if s.attempts > 1 {
+                    format!(", {} attempts", s.attempts)
+                } else {
+                    String::new()
+                };
+                format!("{mark} {} ({detail}{attempts})", s.name)
+            })
+            .collect();
+        let _ = writeln!(out, "steps: {}", steps.join("  "));
+    }
+    if let Some(ns) = &t.namespace {
+        let _ = writeln!(out, "namespace: {ns}");
+    }
+    if t.failed_step().is_some()
+        && let Some(e) = &t.error
+    {
+        let _ = writeln!(out, "also: {}", e.headline);
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// A failure as plain text: expected, headline, hints, sections, reproduce commands.
+pub fn failure_story(f: &Failure) -> String {
+    let mut out = String::new();
+    failure_text(&mut out, f);
+    out
+}
+
+fn failure_text(out: &mut String, f: &Failure) {
+    if let Some(e) = &f.expected {
+        let _ = writeln!(out, "expected: {e}");
+    }
+    match f.class {
+        Some(c) => {
+            let _ = writeln!(out, "{} [{c}]", f.headline);
+        }
+        None => {
+            let _ = writeln!(out, "{}", f.headline);
+        }
+    }
+    for h in &f.hints {
+        let _ = writeln!(out, "hint: {h}");
+    }
+    for s in &f.sections {
+        let _ = writeln!(out, "{}:", s.title);
+        for l in s.body.trim_end().lines() {
+            let _ = writeln!(out, "    {l}");
+        }
+    }
+    if !f.reproduce.is_empty() {
+        let _ = writeln!(out, "reproduce:");
+        for r in &f.reproduce {
+            let _ = writeln!(out, "    {r}");
+        }
+    }
+}
+
+/// The failure's class, else its cause: what JUnit's `type` and annotations call it.
+pub fn failure_type(f: &Failure) -> String {
+    match f.class {
+        Some(c) => c.to_string(),
+        None => serde_json::to_value(f.cause)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{:?}", f.cause)),
+    }
+}
+
+/// Write `bytes` to `path` via a temporary file in the same directory and a rename, so a
+/// reader never sees half a report; parent directories are created.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
+    Ok(())
+}
+
+/// A synthetic run for the reporters' tests: every kind of outcome.
+#[cfg(test)]
+pub(crate) mod sample {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use crate::engine::events::{
+        Counts, Event, Failure, FailureCause, RunSummary, StepReport, StepStatus, SuitePlan,
+        TestId, TestKey, TestReport, TestStatus, TryReport,
+    };
+    use crate::engine::retry::{Class, Section};
+    use crate::suite::spanned::Loc;
+
+    pub const WEB_FILE: &str = "suites/web/routes.test.yaml";
+
+    pub fn id(suite: &str, name: &str, line: u32, repeat: u32) -> TestId {
+        Arc::new(TestKey {
+            suite: suite.into(),
+            name: name.into(),
+            file: if suite == "web" {
+                WEB_FILE.into()
+            } else {
+                format!("suites/{suite}/t.test.yaml").into()
+            },
+            loc: Loc::new(line, 1),
+            repeat,
+        })
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn step(index: usize, name: &str, line: u32, status: StepStatus) -> StepReport {
+        StepReport {
+            index,
+            name: name.into(),
+            kind: "request",
+            loc: Loc::new(line, 5),
+            status,
+            duration: ms(if status == StepStatus::Passed { 20 } else { 0 }),
+            attempts: if status == StepStatus::Passed { 1 } else { 0 },
+            failure: None,
+        }
+    }
+
+    /// A try whose second step (line `line`) failed with `headline`.
+    pub fn failed_try(headline: &str, line: u32) -> TryReport {
+        let mut f = Failure::new(FailureCause::Timeout, Some(Class::Status), headline);
+        f.expected = Some("status 200".into());
+        f.hints.push("raise timeout".into());
+        f.sections.push(Section::new(
+            "last response",
+            "HTTP/1.1 503\n\nno healthy upstream",
+        ));
+        f.reproduce.push("curl -sS -i 'http://gw/a?x=1&y=2'".into());
+        let mut failed = step(1, "route answers", line, StepStatus::Failed);
+        failed.duration = ms(3000);
+        failed.attempts = 7;
+        failed.failure = Some(f);
+        TryReport {
+            passed: false,
+            duration: ms(3100),
+            steps: vec![
+                step(0, "apply route", line - 4, StepStatus::Passed),
+                failed,
+                step(2, "afterwards", line + 6, StepStatus::NotRun),
+            ],
+            error: None,
+            namespace: Some("gwtest-t-abc123".into()),
+        }
+    }
+
+    pub fn passed_try() -> TryReport {
+        TryReport {
+            passed: true,
+            duration: ms(40),
+            steps: vec![
+                step(0, "apply route", 10, StepStatus::Passed),
+                step(1, "route answers", 14, StepStatus::Passed),
+            ],
+            error: None,
+            namespace: Some("gwtest-t-def456".into()),
+        }
+    }
+
+    pub fn setup_failure() -> Failure {
+        Failure::error("fixture ../../fixtures/gw.yaml: the API server rejected it: 422")
+    }
+
+    fn finished(id: TestId, status: TestStatus, tries: Vec<TryReport>) -> Event {
+        Event::TestFinished {
+            report: TestReport {
+                id,
+                status,
+                duration: tries.iter().map(|t| t.duration).sum(),
+                tries,
+                skip_reason: None,
+            },
+        }
+    }
+
+    /// The run: suite `web` (pass, repeat #2, flaky with 2 tries, failed after 3 tries,
+    /// skipped by fail-fast, and — when `complete` is false — one never finished) and suite
+    /// `infra` whose setup failed. Without `complete`, the run ends without `RunFinished`.
+    pub fn events(complete: bool) -> Vec<Event> {
+        let web = [
+            id("web", "ok", 1, 0),
+            id("web", "ok", 1, 1),
+            id("web", "flaky", 20, 0),
+            id("web", "broken", 40, 0),
+            id("web", "later", 60, 0),
+            id("web", "never", 80, 0),
+        ];
+        let infra = [id("infra", "a", 1, 0), id("infra", "b", 9, 0)];
+        let mut ev = vec![Event::RunStarted {
+            run_id: "run-1".into(),
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            suites: vec![
+                SuitePlan {
+                    name: "web".into(),
+                    file: "suites/web/suite.yaml".into(),
+                    tests: web.to_vec(),
+                },
+                SuitePlan {
+                    name: "infra".into(),
+                    file: "suites/infra/suite.yaml".into(),
+                    tests: infra.to_vec(),
+                },
+            ],
+            parallel: 4,
+        }];
+        ev.push(Event::SuiteStarted {
+            suite: "infra".into(),
+            span_id: "1".into(),
+        });
+        ev.push(Event::SuiteSetupFailed {
+            suite: "infra".into(),
+            file: "suites/infra/suite.yaml".into(),
+            failure: setup_failure(),
+        });
+        for i in &infra {
+            let t = TryReport {
+                passed: false,
+                duration: Duration::ZERO,
+                steps: Vec::new(),
+                error: Some(setup_failure()),
+                namespace: None,
+            };
+            ev.push(finished(i.clone(), TestStatus::Failed, vec![t]));
+        }
+        ev.push(Event::SuiteFinished {
+            suite: "infra".into(),
+            duration: ms(500),
+        });
+        ev.push(Event::SuiteStarted {
+            suite: "web".into(),
+            span_id: "2".into(),
+        });
+        ev.push(finished(
+            web[0].clone(),
+            TestStatus::Passed,
+            vec![passed_try()],
+        ));
+        ev.push(Event::Notice {
+            id: Some(web[0].clone()),
+            message: "cleanup: namespace gwtest-t-def456 took 20s to go".into(),
+        });
+        ev.push(finished(
+            web[1].clone(),
+            TestStatus::Passed,
+            vec![passed_try()],
+        ));
+        let flaky_fail = failed_try("100% of 7 attempts got status 503, a,b: c", 24);
+        ev.push(Event::TestRetrying {
+            id: web[2].clone(),
+            report: flaky_fail.clone(),
+        });
+        ev.push(finished(
+            web[2].clone(),
+            TestStatus::Flaky,
+            vec![flaky_fail, passed_try()],
+        ));
+        ev.push(finished(
+            web[3].clone(),
+            TestStatus::Failed,
+            vec![
+                failed_try("try one: got status 503 <body> & \"quotes\"", 44),
+                failed_try("try two: got status 502", 44),
+                failed_try("try three: got status 500\nsecond line", 44),
+            ],
+        ));
+        ev.push(Event::TestFinished {
+            report: TestReport {
+                id: web[4].clone(),
+                status: TestStatus::Skipped,
+                duration: Duration::ZERO,
+                tries: Vec::new(),
+                skip_reason: Some("fail-fast: an earlier test failed".into()),
+            },
+        });
+        ev.push(Event::Notice {
+            id: None,
+            message: "suite web: teardown: timed out".into(),
+        });
+        if complete {
+            ev.push(finished(
+                web[5].clone(),
+                TestStatus::Passed,
+                vec![passed_try()],
+            ));
+            ev.push(Event::SuiteFinished {
+                suite: "web".into(),
+                duration: ms(9000),
+            });
+            ev.push(Event::RunFinished {
+                summary: RunSummary {
+                    counts: Counts {
+                        passed: 3,
+                        flaky: 1,
+                        failed: 3,
+                        skipped: 1,
+                    },
+                    duration: ms(9500),
+                    interrupted: false,
+                },
+            });
+        }
+        ev
+    }
+}

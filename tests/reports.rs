@@ -1,0 +1,350 @@
+//! The JUnit, JSON and GitHub-annotation reporters through the real binary, with suites of
+//! `exec` steps only (no cluster): a pass, a failure, a flaky test, and an interrupted run.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use quick_junit::{FlakyOrRerun, Report, TestCaseStatus};
+use serde_json::Value;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "gwtest-{tag}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        // An empty gwtest.toml stops the search for one in the parents.
+        std::fs::write(p.join("gwtest.toml"), "").unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn gwtest(dir: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_gwtest"))
+        .args(args)
+        .current_dir(dir)
+        .env("GITHUB_ACTIONS", "true")
+        .env("CI", "true")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for the child within `limit` (killing it past that), returning status and output.
+fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String, String) {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let ereader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("gwtest did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap(), ereader.join().unwrap())
+}
+
+/// The 1-based line of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+const CHECKS: &str = r#"apiVersion: gwtest/v1alpha1
+kind: Test
+name: passes
+steps:
+  - name: succeed
+    exec:
+      command: ["true"]
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: fails
+steps:
+  - name: fine
+    exec:
+      command: ["true"]
+  - name: boom
+    timeout: 300ms
+    exec:
+      command: [sh, -c, "echo no luck; exit 1"]
+  - name: never reached
+    exec:
+      command: ["true"]
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: flaky
+retries: 1
+steps:
+  - name: count tries
+    exec:
+      command: [sh, -c, "echo x >> tries.txt"]
+  - name: second try passes
+    timeout: 300ms
+    exec:
+      command: [sh, -c, "test $(wc -l < tries.txt) -ge 2"]
+"#;
+
+#[test]
+fn junit_json_and_annotations_for_a_pass_a_failure_and_a_flaky_test() {
+    let tmp = TempDir::new("reports");
+    let dir = &tmp.0;
+    write(
+        &dir.join("web/suite.yaml"),
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\nname: web\n",
+    );
+    write(&dir.join("web/checks.test.yaml"), CHECKS);
+    let child = gwtest(
+        dir,
+        &[
+            "run",
+            "web",
+            "--junit",
+            "out/junit.xml",
+            "--json",
+            "out/report.json",
+        ],
+    );
+    let (status, stdout, stderr) = finish(child, Duration::from_secs(60));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    // GitHub annotations, at the failing steps.
+    let boom = line_of(CHECKS, "- name: boom");
+    let second = line_of(CHECKS, "- name: second try passes");
+    let error = format!(
+        "::error file=web/checks.test.yaml,line={boom},col=5,title=web/fails%3A step \"boom\" failed::expected: exit 0%0A"
+    );
+    let warning = format!(
+        "::warning file=web/checks.test.yaml,line={second},col=5,title=web/flaky%3A step \"second try passes\" flaky%3A failed on try 1%2C passed on try 2::"
+    );
+    let annotations: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(annotations.len(), 2, "{stdout}");
+    assert!(
+        annotations.iter().any(|l| l.starts_with(&error)),
+        "no {error:?} in:\n{stdout}"
+    );
+    assert!(
+        annotations.iter().any(|l| l.starts_with(&warning)),
+        "no {warning:?} in:\n{stdout}"
+    );
+
+    // JUnit.
+    let xml = std::fs::read_to_string(dir.join("out/junit.xml")).unwrap();
+    let r = Report::deserialize_from_str(&xml).unwrap();
+    assert_eq!((r.tests, r.failures, r.skipped), (3, 1, 0), "{xml}");
+    assert_eq!(r.test_suites.len(), 1);
+    let suite = &r.test_suites[0];
+    assert_eq!(suite.name.as_str(), "web");
+    let case = |n: &str| {
+        suite
+            .test_cases
+            .iter()
+            .find(|c| c.name.as_str() == n)
+            .unwrap_or_else(|| panic!("no testcase {n} in {xml}"))
+    };
+    for n in ["passes", "fails", "flaky"] {
+        let c = case(n);
+        assert_eq!(c.classname.as_ref().unwrap().as_str(), "web");
+        assert_eq!(
+            c.extra.get("file").unwrap().as_str(),
+            "web/checks.test.yaml"
+        );
+        assert!(c.time.is_some());
+    }
+    assert!(matches!(
+        &case("passes").status,
+        TestCaseStatus::Success { flaky_runs } if flaky_runs.is_empty()
+    ));
+    match &case("fails").status {
+        TestCaseStatus::NonSuccess {
+            message,
+            ty,
+            description,
+            reruns,
+            ..
+        } => {
+            assert!(
+                message.as_ref().unwrap().as_str().contains("exit 1"),
+                "{xml}"
+            );
+            assert_eq!(ty.as_ref().unwrap().as_str(), "exit");
+            let body = description.as_ref().unwrap().as_str();
+            for want in [
+                format!("step 2 \"boom\" (exec) failed at web/checks.test.yaml:{boom}:5"),
+                "expected: exit 0".to_owned(),
+                "no luck".to_owned(),
+                "reproduce:".to_owned(),
+                "· never reached (not run)".to_owned(),
+            ] {
+                assert!(body.contains(&want), "no {want:?} in:\n{body}");
+            }
+            assert!(reruns.runs.is_empty(), "no retries, no reruns");
+        }
+        other => panic!("fails: {other:?}"),
+    }
+    match &case("flaky").status {
+        TestCaseStatus::Success { flaky_runs } => {
+            assert_eq!(flaky_runs.len(), 1, "{xml}");
+            assert_eq!(flaky_runs[0].ty.as_ref().unwrap().as_str(), "exit");
+        }
+        other => panic!("flaky: {other:?}"),
+    }
+
+    // JSON.
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["interrupted"], false);
+    assert_eq!(
+        v["counts"],
+        serde_json::json!({"passed": 1, "flaky": 1, "failed": 1, "skipped": 0, "total": 3})
+    );
+    assert_eq!(v["trace_id"].as_str().unwrap().len(), 32);
+    let s = &v["suites"][0];
+    assert_eq!(s["name"], "web");
+    assert_eq!(s["file"], "web/suite.yaml");
+    let tests = s["tests"].as_array().unwrap();
+    let t = |n: &str| tests.iter().find(|t| t["name"] == n).unwrap();
+    assert_eq!(t("passes")["status"], "passed");
+    assert_eq!(t("fails")["status"], "failed");
+    assert_eq!(t("fails")["line"], line_of(CHECKS, "name: fails") - 2);
+    let steps = t("fails")["tries"][0]["steps"].as_array().unwrap();
+    let statuses: Vec<&str> = steps
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["passed", "failed", "not-run"]);
+    assert_eq!(steps[1]["line"], boom);
+    assert_eq!(steps[1]["kind"], "exec");
+    assert_eq!(steps[1]["failure"]["class"], "exit");
+    assert_eq!(steps[1]["failure"]["expected"], "exit 0");
+    assert!(steps[1]["attempts"].as_u64().unwrap() >= 1);
+    let flaky = t("flaky");
+    assert_eq!(flaky["status"], "flaky");
+    let tries: Vec<bool> = flaky["tries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["passed"].as_bool().unwrap())
+        .collect();
+    assert_eq!(tries, [false, true]);
+}
+
+#[test]
+fn an_interrupted_run_still_writes_both_reports() {
+    let tmp = TempDir::new("reports-int");
+    let dir = &tmp.0;
+    write(
+        &dir.join("slow/suite.yaml"),
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\nname: slow\n",
+    );
+    let test = |n: &str| {
+        format!(
+            "apiVersion: gwtest/v1alpha1\nkind: Test\nname: {n}\nsteps:\n  - name: wait\n    \
+             timeout: 60s\n    exec:\n      command: [sh, -c, \"touch {n}.started; sleep 30\"]\n"
+        )
+    };
+    write(
+        &dir.join("slow/s.test.yaml"),
+        &format!("{}---\n{}", test("one"), test("two")),
+    );
+    let child = gwtest(
+        dir,
+        &[
+            "run",
+            "slow",
+            "-j",
+            "1",
+            "--junit",
+            "junit.xml",
+            "--json",
+            "report.json",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.join("slow/one.started").exists() && !dir.join("slow/two.started").exists() {
+        assert!(Instant::now() < deadline, "no test started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The step runs well after gwtest installed its Ctrl-C handler; a little slack anyway.
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let (status, stdout, stderr) = finish(child, Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+    let tests = v["suites"][0]["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 2);
+    let mut statuses: Vec<&str> = tests
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["failed", "skipped"], "{v:#}");
+    let failed = tests.iter().find(|t| t["status"] == "failed").unwrap();
+    assert_eq!(
+        failed["tries"][0]["steps"][0]["failure"]["cause"],
+        "interrupted"
+    );
+    let skipped = tests.iter().find(|t| t["status"] == "skipped").unwrap();
+    assert_eq!(skipped["skip_reason"], "interrupted");
+
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let r = Report::deserialize_from_str(&xml).unwrap();
+    assert_eq!((r.tests, r.failures, r.skipped), (2, 1, 1), "{xml}");
+    // No retries configured: nothing is reported as a re-run.
+    for c in &r.test_suites[0].test_cases {
+        if let TestCaseStatus::NonSuccess { reruns, .. } = &c.status {
+            assert!(reruns.runs.is_empty() && reruns.kind == FlakyOrRerun::Rerun);
+        }
+    }
+}
