@@ -27,10 +27,20 @@ pub struct SuiteResources {
     pub namespace: Option<String>,
 }
 
-/// Suite resources by suite file, shared by setup and teardown.
+/// Suite resources by suite file, shared by setup and teardown, and how many suites of the
+/// run hold each fixture object: suites running at the same time may share fixtures (one
+/// Gateway for all), and an object goes only when the last suite using it is done.
 #[derive(Debug, Default)]
 pub struct SuiteRegistry {
     map: Mutex<HashMap<PathBuf, SuiteResources>>,
+    holders: Mutex<HashMap<(String, String, Option<String>, String), usize>>,
+    /// Applying and removing fixtures never overlap, so a suite never applies into a
+    /// namespace another suite's teardown is deleting.
+    fixtures: tokio::sync::Mutex<()>,
+}
+
+fn fixture_key(t: &Tracked) -> (String, String, Option<String>, String) {
+    (t.api_version.clone(), t.kind.clone(), t.namespace.clone(), t.name.clone())
 }
 
 fn registry(cluster: &Cluster) -> &SuiteRegistry {
@@ -107,6 +117,7 @@ impl Cluster {
             NamespaceMode::PerTest => None,
         };
 
+        let _fixtures = registry(self).fixtures.lock().await;
         for f in &suite.doc.fixtures {
             let rel = vars
                 .expand(f)
@@ -119,7 +130,9 @@ impl Cluster {
                     .await
                     .map_err(|_| Failure::error(format!("fixture {}: timed out", m.origin())))?
                     .map_err(|e| Failure::error(format!("fixture {}: {e}", m.origin())))?;
-                res.fixtures.push(tracked(&obj));
+                let t = tracked(&obj);
+                *registry(self).holders.lock().expect("poisoned").entry(fixture_key(&t)).or_insert(0) += 1;
+                res.fixtures.push(t);
             }
         }
 
