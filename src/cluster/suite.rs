@@ -117,7 +117,7 @@ impl Cluster {
             NamespaceMode::PerTest => None,
         };
 
-        let _fixtures = registry(self).fixtures.lock().await;
+        let fixtures_guard = registry(self).fixtures.lock().await;
         for f in &suite.doc.fixtures {
             let rel = vars
                 .expand(f)
@@ -135,6 +135,7 @@ impl Cluster {
                 res.fixtures.push(t);
             }
         }
+        drop(fixtures_guard);
 
         for (name, def) in suite.doc.vars.iter() {
             let VarDef::From(from) = def else { continue };
