@@ -33,14 +33,22 @@ pub struct SuiteResources {
 #[derive(Debug, Default)]
 pub struct SuiteRegistry {
     map: Mutex<HashMap<PathBuf, SuiteResources>>,
-    holders: Mutex<HashMap<(String, String, Option<String>, String), usize>>,
+    holders: Mutex<HashMap<FixtureKey, usize>>,
     /// Applying and removing fixtures never overlap, so a suite never applies into a
     /// namespace another suite's teardown is deleting.
     fixtures: tokio::sync::Mutex<()>,
 }
 
-fn fixture_key(t: &Tracked) -> (String, String, Option<String>, String) {
-    (t.api_version.clone(), t.kind.clone(), t.namespace.clone(), t.name.clone())
+/// apiVersion, kind, namespace, name.
+type FixtureKey = (String, String, Option<String>, String);
+
+fn fixture_key(t: &Tracked) -> FixtureKey {
+    (
+        t.api_version.clone(),
+        t.kind.clone(),
+        t.namespace.clone(),
+        t.name.clone(),
+    )
 }
 
 fn registry(cluster: &Cluster) -> &SuiteRegistry {
@@ -131,7 +139,12 @@ impl Cluster {
                     .map_err(|_| Failure::error(format!("fixture {}: timed out", m.origin())))?
                     .map_err(|e| Failure::error(format!("fixture {}: {e}", m.origin())))?;
                 let t = tracked(&obj);
-                *registry(self).holders.lock().expect("poisoned").entry(fixture_key(&t)).or_insert(0) += 1;
+                *registry(self)
+                    .holders
+                    .lock()
+                    .expect("poisoned")
+                    .entry(fixture_key(&t))
+                    .or_insert(0) += 1;
                 res.fixtures.push(t);
             }
         }

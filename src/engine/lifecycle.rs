@@ -241,6 +241,23 @@ pub async fn run_try(
         crate::debug::pause::on_failure(ctx, id, &state, step).await;
     }
 
+    // The cluster side of the failure bundle, while everything is still there.
+    if failed
+        && let (Some(root), Some(cluster), Some(ns)) = (
+            &ctx.config.artifacts,
+            &ctx.cluster,
+            state.namespace.as_deref(),
+        )
+    {
+        let dir = crate::debug::bundle::dir_for(root, id, try_no);
+        if let Err(e) = crate::debug::bundle::dump_namespace(cluster, ns, &dir).await {
+            ctx.events.emit(Event::Notice {
+                id: Some(id.clone()),
+                message: format!("failure bundle: {e:#}"),
+            });
+        }
+    }
+
     // Cleanup: always, bounded by its own deadline, also after Ctrl-C.
     let mut cleanup_error = None;
     if let Some(cluster) = &ctx.cluster {

@@ -9,6 +9,7 @@ use crate::config::RunConfig;
 use crate::engine::events::Event;
 use crate::suite::load::LoadError;
 
+pub mod artifacts;
 pub mod collect;
 pub mod github;
 pub mod json;
@@ -71,6 +72,9 @@ pub fn reporters(config: &RunConfig) -> Vec<Box<dyn Reporter>> {
     }
     if github::enabled() {
         out.push(Box::new(github::Github::new()));
+    }
+    if let Some(p) = &config.artifacts {
+        out.push(Box::new(artifacts::Artifacts::new(p.clone())));
     }
     out
 }
