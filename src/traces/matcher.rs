@@ -414,7 +414,7 @@ fn no_trace(store: &SpanStore, sel: &Selection, snap: &Snapshot, test_start: u64
         match sel {
             Selection::Trace { trace_id: t, .. } | Selection::Subtree { trace_id: t, .. } => {
                 let others = store.other_traces_since(t, test_start);
-                let here = store.trace(t).len();
+                let here = store.trace_len(t);
                 let mut s = format!(
                     "the receiver got {} in total",
                     plural(total as usize, "span")

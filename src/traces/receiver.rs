@@ -86,10 +86,15 @@ impl Receiver {
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(MAX_MESSAGE);
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+        // Exporters send requests larger than HTTP/2's default 64 KiB window: a larger window
+        // and no Nagle delay keep one exporter from waiting on window updates and delayed ACKs.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
         let s = stop.clone();
         let grpc_task = tokio::spawn(async move {
             let r = tonic::transport::Server::builder()
+                .initial_stream_window_size(Some(4 << 20))
+                .initial_connection_window_size(Some(16 << 20))
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, s.cancelled_owned())
                 .await;
@@ -104,7 +109,11 @@ impl Receiver {
             .with_state(store);
         let s = stop.clone();
         let http_task = tokio::spawn(async move {
-            let r = axum::serve(http_listener, app)
+            use axum::serve::ListenerExt;
+            let listener = http_listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let r = axum::serve(listener, app)
                 .with_graceful_shutdown(s.cancelled_owned())
                 .await;
             if let Err(e) = r {

@@ -527,6 +527,11 @@ impl SpanStore {
             .collect()
     }
 
+    /// How many spans of a trace are stored.
+    pub fn trace_len(&self, trace_id: &TraceId) -> usize {
+        self.read().by_trace.get(trace_id).map_or(0, VecDeque::len)
+    }
+
     /// How many stored traces other than `trace_id` got spans at or after `since`.
     pub fn other_traces_since(&self, trace_id: &TraceId, since: u64) -> usize {
         let g = self.read();
