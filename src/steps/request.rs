@@ -172,8 +172,10 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         fmt_duration(prepared.attempt_timeout)
     );
     let mut observer = ctx.observer();
-    let result = retry::eventually(&ctx.policy, &ctx.limits, &pending, &mut observer, |_| {
-        let trace = prepared.fixed_trace.unwrap_or_else(|| new_trace(step_span));
+    let result = retry::eventually(&ctx.policy, &ctx.limits, &pending, &mut observer, |n| {
+        let trace = prepared
+            .fixed_trace
+            .unwrap_or_else(|| new_trace(step_span, n));
         *last_trace.lock().expect("poisoned") = Some(trace);
         let (client, prepared, expect, last_response) =
             (&client, &prepared, &expect, &last_response);
@@ -394,12 +396,19 @@ fn describe_expect(e: &Expect) -> String {
     parts.join(", ")
 }
 
-/// A fresh sampled trace context: a child of the step's span when the run is traced,
-/// otherwise a new trace.
-fn new_trace(parent: Option<RequestTrace>) -> RequestTrace {
-    RequestTrace {
-        trace_id: parent.map_or_else(new_trace_id, |p| p.trace_id),
-        span_id: new_span_id(),
+/// A fresh sampled trace context: a child of the step's span when the run is traced (with the
+/// span id the run's exporter derives for attempt `n`, so the attempt span it exports is the
+/// parent of the system under test's spans), otherwise a new trace.
+fn new_trace(parent: Option<RequestTrace>, n: u32) -> RequestTrace {
+    match parent {
+        Some(p) => RequestTrace {
+            trace_id: p.trace_id,
+            span_id: crate::traces::attempt_span_id(&p.span_id, n),
+        },
+        None => RequestTrace {
+            trace_id: new_trace_id(),
+            span_id: new_span_id(),
+        },
     }
 }
 
@@ -733,10 +742,11 @@ mod tests {
 
     #[test]
     fn traceparent_round_trips_and_children_share_the_trace() {
-        let parent = new_trace(None);
-        let child = new_trace(Some(parent));
+        let parent = new_trace(None, 1);
+        let child = new_trace(Some(parent), 1);
         assert_eq!(child.trace_id, parent.trace_id);
         assert_ne!(child.span_id, parent.span_id);
+        assert_ne!(new_trace(Some(parent), 2).span_id, child.span_id);
         let tp = traceparent(&child);
         assert_eq!(tp.len(), 55);
         assert!(tp.ends_with("-01"));

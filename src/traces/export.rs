@@ -1,0 +1,714 @@
+//! The run as a trace (`--otlp-export`): a reporter that turns engine events into spans
+//! run → suite → test (one span per try) → step → request attempt, with the engine's own ids,
+//! and sends them with opentelemetry-otlp (gRPC or HTTP/protobuf).
+//!
+//! The reporter runs on the hub's blocking thread and never blocks on the network: finished
+//! spans go to a thread of its own (with a small Tokio runtime) that exports them in batches.
+//! `finish()` closes whatever is still open (Ctrl-C), flushes, and waits at most
+//! [`FLUSH_TIMEOUT`]; an unreachable endpoint is an error in the report, never a hang.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
+use tokio::sync::mpsc;
+
+use crate::config::ExportProtocol;
+use crate::engine::events::{Event, Failure, StepStatus, TestId, TestStatus, TryReport};
+use crate::report::Reporter;
+
+/// The longest `finish()` waits for the last spans to be sent.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// One export request's deadline.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Spans per export request.
+const BATCH: usize = 512;
+/// A finished span waits at most this long before it is sent.
+const BATCH_DELAY: Duration = Duration::from_secs(2);
+/// Attempt spans exported per step (a long `hold` makes many).
+const MAX_ATTEMPT_SPANS: u32 = 1000;
+
+/// The URL spans are sent to, from `--otlp-export` (or `OTEL_EXPORTER_OTLP_ENDPOINT`): a
+/// scheme is added when missing, and for HTTP a bare base URL gets `/v1/traces` (as OTel SDKs
+/// do with the generic endpoint variable).
+pub fn export_url(endpoint: &str, protocol: ExportProtocol) -> Result<String, String> {
+    let with_scheme = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let mut url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| format!("invalid OTLP export endpoint {endpoint:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "invalid OTLP export endpoint {endpoint:?}: use http:// or https://"
+        ));
+    }
+    if protocol == ExportProtocol::HttpProtobuf && matches!(url.path(), "" | "/") {
+        url.set_path("/v1/traces");
+    }
+    let mut s = url.to_string();
+    if protocol == ExportProtocol::Grpc && url.path() == "/" && !with_scheme.ends_with('/') {
+        s.pop();
+    }
+    Ok(s)
+}
+
+enum Cmd {
+    Span(Box<SpanData>),
+    /// Send what is buffered, then stop; exports end by the deadline.
+    Finish(tokio::time::Instant),
+}
+
+/// What the export thread did, reported when it ends.
+#[derive(Debug, Default)]
+struct Outcome {
+    exported: usize,
+    failed: usize,
+    first_error: Option<String>,
+}
+
+/// A span not finished yet.
+struct Open {
+    id: [u8; 8],
+    parent: [u8; 8],
+    name: String,
+    start: SystemTime,
+    kind: SpanKind,
+    attrs: Vec<KeyValue>,
+}
+
+/// The `--otlp-export` reporter.
+pub struct OtlpExport {
+    endpoint: String,
+    tx: Option<mpsc::UnboundedSender<Cmd>>,
+    done: std::sync::mpsc::Receiver<Outcome>,
+    trace_id: Option<[u8; 16]>,
+    run: Option<Open>,
+    suites: HashMap<String, Open>,
+    tests: HashMap<TestId, Open>,
+    steps: HashMap<(TestId, usize), (Open, &'static str)>,
+    sent: usize,
+}
+
+impl OtlpExport {
+    /// Start the export thread for `endpoint` (see [`export_url`]). Fails on an unusable
+    /// endpoint; an unreachable one is only found out (and reported by `finish`) later.
+    pub fn new(endpoint: &str, protocol: ExportProtocol) -> anyhow::Result<OtlpExport> {
+        let url = export_url(endpoint, protocol).map_err(anyhow::Error::msg)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let u = url.clone();
+        std::thread::Builder::new()
+            .name("gwtest-otlp-export".into())
+            .spawn(move || export_thread(u, protocol, rx, ready_tx, done_tx))?;
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => anyhow::bail!("cannot export the run to {url}: {e}"),
+            Err(_) => anyhow::bail!("cannot export the run to {url}: the exporter did not start"),
+        }
+        Ok(OtlpExport {
+            endpoint: url,
+            tx: Some(tx),
+            done,
+            trace_id: None,
+            run: None,
+            suites: HashMap::new(),
+            tests: HashMap::new(),
+            steps: HashMap::new(),
+            sent: 0,
+        })
+    }
+
+    /// The URL spans go to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn emit(&mut self, open: Open, end: SystemTime, status: Status, extra: Vec<KeyValue>) {
+        let Some(trace_id) = self.trace_id else {
+            return;
+        };
+        let mut attrs = open.attrs;
+        attrs.extend(extra);
+        let data = SpanData {
+            span_context: SpanContext::new(
+                TraceId::from_bytes(trace_id),
+                SpanId::from_bytes(open.id),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::from_bytes(open.parent),
+            parent_span_is_remote: false,
+            span_kind: open.kind,
+            name: Cow::Owned(open.name),
+            start_time: open.start,
+            end_time: end.max(open.start),
+            attributes: attrs,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status,
+            instrumentation_scope: scope(),
+        };
+        if let Some(tx) = &self.tx
+            && tx.send(Cmd::Span(Box::new(data))).is_ok()
+        {
+            self.sent += 1;
+        }
+    }
+
+    fn run_span_id(&self) -> [u8; 8] {
+        self.run.as_ref().map_or([0; 8], |r| r.id)
+    }
+
+    fn close_test(&mut self, id: &TestId, outcome: &str, try_report: Option<&TryReport>) {
+        let Some(open) = self.tests.remove(id) else {
+            return;
+        };
+        let end = match try_report {
+            Some(t) => open.start + t.duration,
+            None => SystemTime::now(),
+        };
+        let mut extra = vec![KeyValue::new("gwtest.outcome", outcome.to_string())];
+        let mut status = Status::Ok;
+        if let Some(t) = try_report {
+            if let Some(ns) = &t.namespace {
+                extra.push(KeyValue::new("gwtest.namespace", ns.clone()));
+            }
+            if let Some(f) = t.failure() {
+                status = Status::error(f.headline.clone());
+                push_failure(&mut extra, f);
+            } else if !t.passed {
+                status = Status::error("failed");
+            }
+        }
+        if outcome == "interrupted" {
+            status = Status::error("interrupted");
+        }
+        self.emit(open, end, status, extra);
+    }
+
+    /// Close the steps, tests and suites still open (cut short), innermost first.
+    fn close_open(&mut self, now: SystemTime) {
+        let steps: Vec<_> = self.steps.drain().map(|(_, (o, _))| o).collect();
+        for o in steps {
+            let extra = vec![KeyValue::new("gwtest.outcome", "interrupted")];
+            self.emit(o, now, Status::error("interrupted"), extra);
+        }
+        let tests: Vec<TestId> = self.tests.keys().cloned().collect();
+        for id in tests {
+            self.close_test(&id, "interrupted", None);
+        }
+        let suites: Vec<_> = self.suites.drain().map(|(_, o)| o).collect();
+        for o in suites {
+            self.emit(o, now, Status::Unset, vec![]);
+        }
+    }
+
+    /// Close everything still open: the event stream ended without `RunFinished`.
+    fn close_all(&mut self) {
+        let now = SystemTime::now();
+        self.close_open(now);
+        if let Some(r) = self.run.take() {
+            let extra = vec![KeyValue::new("gwtest.interrupted", true)];
+            self.emit(r, now, Status::error("the run did not finish"), extra);
+        }
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("gwtest")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+fn parse_id<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    if hex.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn push_failure(attrs: &mut Vec<KeyValue>, f: &Failure) {
+    if let Some(c) = f.class {
+        attrs.push(KeyValue::new("gwtest.class", c.as_str()));
+    }
+    attrs.push(KeyValue::new(
+        "gwtest.failure",
+        crate::util::truncate(&f.headline, 1000),
+    ));
+}
+
+fn test_status_str(s: TestStatus) -> &'static str {
+    match s {
+        TestStatus::Passed => "passed",
+        TestStatus::Flaky => "flaky",
+        TestStatus::Failed => "failed",
+        TestStatus::Skipped => "skipped",
+    }
+}
+
+fn step_status_str(s: StepStatus) -> &'static str {
+    match s {
+        StepStatus::Passed => "passed",
+        StepStatus::Failed => "failed",
+        StepStatus::NotRun => "not-run",
+        StepStatus::Skipped => "skipped",
+    }
+}
+
+impl Reporter for OtlpExport {
+    fn event(&mut self, e: &Event) {
+        let now = SystemTime::now();
+        match e {
+            Event::RunStarted {
+                run_id,
+                trace_id,
+                started,
+                parallel,
+                ..
+            } => {
+                self.trace_id = parse_id::<16>(trace_id);
+                self.run = Some(Open {
+                    id: crate::engine::new_span_id(),
+                    parent: [0; 8],
+                    name: "gwtest run".into(),
+                    start: *started,
+                    kind: SpanKind::Internal,
+                    attrs: vec![
+                        KeyValue::new("gwtest.run_id", run_id.clone()),
+                        KeyValue::new("gwtest.parallel", *parallel as i64),
+                    ],
+                });
+            }
+            Event::SuiteStarted { suite, span_id } => {
+                let Some(id) = parse_id::<8>(span_id) else {
+                    return;
+                };
+                let parent = self.run_span_id();
+                self.suites.insert(
+                    suite.clone(),
+                    Open {
+                        id,
+                        parent,
+                        name: format!("suite {suite}"),
+                        start: now,
+                        kind: SpanKind::Internal,
+                        attrs: vec![KeyValue::new("gwtest.suite", suite.clone())],
+                    },
+                );
+            }
+            Event::SuiteSetupFailed { suite, failure, .. } => {
+                if let Some(o) = self.suites.get_mut(suite) {
+                    o.attrs.push(KeyValue::new("gwtest.setup_failed", true));
+                    push_failure(&mut o.attrs, failure);
+                }
+            }
+            Event::SuiteFinished { suite, duration } => {
+                if let Some(o) = self.suites.remove(suite) {
+                    let failed = o
+                        .attrs
+                        .iter()
+                        .any(|kv| kv.key.as_str() == "gwtest.setup_failed");
+                    let status = if failed {
+                        Status::error("suite setup failed")
+                    } else {
+                        Status::Unset
+                    };
+                    let end = o.start + *duration;
+                    self.emit(o, end, status, vec![]);
+                }
+            }
+            Event::TestStarted {
+                id,
+                try_no,
+                namespace,
+                span_id,
+            } => {
+                let Some(sid) = parse_id::<8>(span_id) else {
+                    return;
+                };
+                let parent = self
+                    .suites
+                    .get(&id.suite)
+                    .map_or_else(|| self.run_span_id(), |s| s.id);
+                let mut attrs = vec![
+                    KeyValue::new("gwtest.test", id.name.clone()),
+                    KeyValue::new("gwtest.suite", id.suite.clone()),
+                    KeyValue::new("gwtest.try", i64::from(*try_no)),
+                    KeyValue::new("code.filepath", id.file.display().to_string()),
+                    KeyValue::new("code.lineno", i64::from(id.loc.line)),
+                ];
+                if id.repeat > 0 {
+                    attrs.push(KeyValue::new("gwtest.repeat", i64::from(id.repeat)));
+                }
+                if let Some(ns) = namespace {
+                    attrs.push(KeyValue::new("gwtest.namespace", ns.clone()));
+                }
+                self.tests.insert(
+                    id.clone(),
+                    Open {
+                        id: sid,
+                        parent,
+                        name: format!("test {id}"),
+                        start: now,
+                        kind: SpanKind::Internal,
+                        attrs,
+                    },
+                );
+            }
+            Event::StepStarted {
+                id,
+                index,
+                name,
+                kind,
+                span_id,
+            } => {
+                let (Some(sid), Some(test)) = (parse_id::<8>(span_id), self.tests.get(id)) else {
+                    return;
+                };
+                let attrs = vec![
+                    KeyValue::new("gwtest.step.kind", *kind),
+                    KeyValue::new("gwtest.step.index", *index as i64),
+                    KeyValue::new("code.filepath", id.file.display().to_string()),
+                ];
+                let open = Open {
+                    id: sid,
+                    parent: test.id,
+                    name: name.clone(),
+                    start: now,
+                    kind: SpanKind::Internal,
+                    attrs,
+                };
+                self.steps.insert((id.clone(), *index), (open, *kind));
+            }
+            Event::Attempt { id, index, record } => {
+                let Some((step, kind)) = self.steps.get(&(id.clone(), *index)) else {
+                    return;
+                };
+                // Only request attempts are parents of the system under test's spans.
+                if *kind != "request" || record.n > MAX_ATTEMPT_SPANS {
+                    return;
+                }
+                let start = step.start + record.start;
+                let open = Open {
+                    id: super::attempt_span_id(&step.id, record.n),
+                    parent: step.id,
+                    name: format!("attempt {}", record.n),
+                    start,
+                    kind: SpanKind::Client,
+                    attrs: vec![KeyValue::new("gwtest.attempt", i64::from(record.n))],
+                };
+                let (status, extra) = match record.class {
+                    None => (Status::Ok, vec![KeyValue::new("gwtest.outcome", "passed")]),
+                    Some(c) => (
+                        Status::error(record.summary.clone()),
+                        vec![
+                            KeyValue::new("gwtest.outcome", "failed"),
+                            KeyValue::new("gwtest.class", c.as_str()),
+                        ],
+                    ),
+                };
+                self.emit(open, start + record.duration, status, extra);
+            }
+            Event::StepFinished { id, report } => {
+                let Some((mut open, _)) = self.steps.remove(&(id.clone(), report.index)) else {
+                    return;
+                };
+                open.attrs
+                    .push(KeyValue::new("code.lineno", i64::from(report.loc.line)));
+                let mut extra = vec![
+                    KeyValue::new("gwtest.outcome", step_status_str(report.status)),
+                    KeyValue::new("gwtest.attempts", i64::from(report.attempts)),
+                ];
+                let status = match &report.failure {
+                    Some(f) => {
+                        push_failure(&mut extra, f);
+                        Status::error(f.headline.clone())
+                    }
+                    None => Status::Ok,
+                };
+                let end = open.start + report.duration;
+                self.emit(open, end, status, extra);
+            }
+            Event::TestRetrying { id, report } => {
+                self.close_test(id, "retrying", Some(report));
+            }
+            Event::TestFinished { report } => {
+                let outcome = test_status_str(report.status);
+                if self.tests.contains_key(&report.id) {
+                    self.close_test(&report.id, outcome, report.last_try());
+                } else if report.status == TestStatus::Skipped {
+                    let parent = self
+                        .suites
+                        .get(&report.id.suite)
+                        .map_or_else(|| self.run_span_id(), |s| s.id);
+                    let mut attrs = vec![
+                        KeyValue::new("gwtest.test", report.id.name.clone()),
+                        KeyValue::new("gwtest.suite", report.id.suite.clone()),
+                        KeyValue::new("gwtest.outcome", "skipped"),
+                    ];
+                    if let Some(r) = &report.skip_reason {
+                        attrs.push(KeyValue::new("gwtest.skip_reason", r.clone()));
+                    }
+                    let open = Open {
+                        id: crate::engine::new_span_id(),
+                        parent,
+                        name: format!("test {}", report.id),
+                        start: now,
+                        kind: SpanKind::Internal,
+                        attrs,
+                    };
+                    self.emit(open, now, Status::Unset, vec![]);
+                }
+            }
+            Event::RunFinished { summary } => {
+                // Whatever is still open was cut short.
+                self.close_open(now);
+                if let Some(r) = self.run.take() {
+                    let c = &summary.counts;
+                    let extra = vec![
+                        KeyValue::new("gwtest.tests.passed", c.passed as i64),
+                        KeyValue::new("gwtest.tests.flaky", c.flaky as i64),
+                        KeyValue::new("gwtest.tests.failed", c.failed as i64),
+                        KeyValue::new("gwtest.tests.skipped", c.skipped as i64),
+                        KeyValue::new("gwtest.interrupted", summary.interrupted),
+                    ];
+                    let status = if summary.interrupted {
+                        Status::error("interrupted")
+                    } else if c.failed > 0 {
+                        Status::error(format!("{} failed", c.failed))
+                    } else {
+                        Status::Ok
+                    };
+                    let end = r.start + summary.duration;
+                    self.emit(r, end, status, extra);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.close_all();
+        let Some(tx) = self.tx.take() else {
+            return Ok(());
+        };
+        let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+        let _ = tx.send(Cmd::Finish(deadline));
+        drop(tx);
+        let outcome = match self
+            .done
+            .recv_timeout(FLUSH_TIMEOUT + Duration::from_secs(1))
+        {
+            Ok(o) => o,
+            Err(_) => anyhow::bail!(
+                "OTLP export to {}: the last spans were not sent within {}s",
+                self.endpoint,
+                FLUSH_TIMEOUT.as_secs()
+            ),
+        };
+        if outcome.failed > 0 {
+            anyhow::bail!(
+                "OTLP export to {}: {} of {} spans not exported: {}",
+                self.endpoint,
+                outcome.failed,
+                self.sent,
+                outcome.first_error.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OtlpExport {
+    fn drop(&mut self) {
+        // Without finish(): let the thread end (it sends what it has, bounded).
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Cmd::Finish(
+                tokio::time::Instant::now() + Duration::from_secs(2),
+            ));
+        }
+    }
+}
+
+fn build_exporter(
+    url: &str,
+    protocol: ExportProtocol,
+) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    let built = match protocol {
+        ExportProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(url)
+            .with_timeout(EXPORT_TIMEOUT)
+            .with_compression(opentelemetry_otlp::Compression::Gzip)
+            .build(),
+        ExportProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(url)
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_timeout(EXPORT_TIMEOUT)
+            .with_compression(opentelemetry_otlp::Compression::Gzip)
+            .build(),
+    };
+    let mut exporter = built.map_err(|e| e.to_string())?;
+    let resource = Resource::builder()
+        .with_service_name("gwtest")
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    exporter.set_resource(&resource);
+    Ok(exporter)
+}
+
+fn export_thread(
+    url: String,
+    protocol: ExportProtocol,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+    done: std::sync::mpsc::Sender<Outcome>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot start a runtime: {e}")));
+            return;
+        }
+    };
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    rt.block_on(async move {
+        let exporter = match build_exporter(&url, protocol) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let mut out = Outcome::default();
+        let mut buf: Vec<SpanData> = Vec::new();
+        let mut flush_at: Option<tokio::time::Instant> = None;
+        let mut finish: Option<tokio::time::Instant> = None;
+        loop {
+            let timer = async {
+                match flush_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut closed = false;
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Cmd::Span(s)) => {
+                        buf.push(*s);
+                        flush_at.get_or_insert_with(|| tokio::time::Instant::now() + BATCH_DELAY);
+                        if buf.len() < BATCH {
+                            continue;
+                        }
+                    }
+                    Some(Cmd::Finish(d)) => {
+                        finish = Some(d);
+                        // Take whatever is already queued behind it, then stop.
+                        while let Ok(Cmd::Span(s)) = rx.try_recv() {
+                            buf.push(*s);
+                        }
+                        closed = true;
+                    }
+                    None => closed = true,
+                },
+                _ = timer => {}
+            }
+            while !buf.is_empty() {
+                let n = buf.len().min(BATCH);
+                let batch: Vec<SpanData> = buf.drain(..n).collect();
+                let deadline = match finish {
+                    Some(d) => d.min(tokio::time::Instant::now() + EXPORT_TIMEOUT),
+                    None => tokio::time::Instant::now() + EXPORT_TIMEOUT,
+                };
+                match tokio::time::timeout_at(deadline, exporter.export(batch)).await {
+                    Ok(Ok(())) => out.exported += n,
+                    Ok(Err(e)) => {
+                        out.failed += n;
+                        out.first_error.get_or_insert_with(|| e.to_string());
+                    }
+                    Err(_) => {
+                        out.failed += n;
+                        out.first_error.get_or_insert_with(|| {
+                            format!("no answer within {}s", EXPORT_TIMEOUT.as_secs())
+                        });
+                    }
+                }
+                if !closed {
+                    break;
+                }
+                if finish.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    out.failed += buf.len();
+                    out.first_error
+                        .get_or_insert_with(|| "flush deadline reached".into());
+                    buf.clear();
+                }
+            }
+            flush_at = (!buf.is_empty()).then(|| tokio::time::Instant::now() + BATCH_DELAY);
+            if closed {
+                break;
+            }
+        }
+        let _ = exporter.shutdown_with_timeout(Duration::from_secs(1));
+        let _ = done.send(out);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_urls_get_a_scheme_and_the_http_path() {
+        let g = ExportProtocol::Grpc;
+        let h = ExportProtocol::HttpProtobuf;
+        assert_eq!(
+            export_url("localhost:4317", g).unwrap(),
+            "http://localhost:4317"
+        );
+        assert_eq!(export_url("http://c:4317", g).unwrap(), "http://c:4317");
+        assert_eq!(
+            export_url("http://c:4318", h).unwrap(),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            export_url("http://c:4318/", h).unwrap(),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            export_url("http://c/otlp/v1/traces", h).unwrap(),
+            "http://c/otlp/v1/traces"
+        );
+        assert!(export_url("ftp://c", h).is_err());
+    }
+
+    #[test]
+    fn ids_parse_from_event_hex() {
+        assert_eq!(
+            parse_id::<8>("0102030405060708"),
+            Some([1, 2, 3, 4, 5, 6, 7, 8])
+        );
+        assert_eq!(parse_id::<8>("01020304"), None);
+        assert_eq!(parse_id::<8>("zz02030405060708"), None);
+    }
+}
