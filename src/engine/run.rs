@@ -19,6 +19,9 @@ use crate::report::{self, Hub};
 use crate::suite::load::{self, Suite};
 use crate::suite::spanned::Loc;
 use crate::suite::validate;
+use crate::traces::export::OtlpExport;
+use crate::traces::receiver::Receiver;
+use crate::traces::store::SpanStore;
 
 pub async fn command(args: RunArgs) -> Exit {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
@@ -117,11 +120,30 @@ impl Needs {
 /// Run picked tests of loaded, valid suites.
 pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick>) -> Exit {
     let needs = Needs::of(&suites, &picks);
-    if let Some(step) = &needs.spans {
-        eprintln!(
-            "error: {step} needs the OTLP receiver, which this build of gwtest does not have yet"
-        );
-        return Exit::Invalid;
+
+    // The OTLP receiver: for spans steps, on request, and for the sandbox's gateway to report to.
+    let mut receiver = None;
+    let mut store = None;
+    if needs.spans.is_some() || config.otlp_receiver || config.sandbox || config.demo_gateway {
+        let s = Arc::new(SpanStore::new(config.max_spans));
+        match Receiver::start(&config.otlp_listen, &config.otlp_http_listen, s.clone()) {
+            Ok(r) => receiver = Some(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Infra;
+            }
+        }
+        store = Some(s);
+    }
+    let mut reporters = report::reporters(&config);
+    if let Some(url) = &config.otlp_export {
+        match OtlpExport::new(url, config.otlp_export_protocol) {
+            Ok(r) => reporters.push(Box::new(r)),
+            Err(e) => {
+                eprintln!("error: --otlp-export {url}: {e:#}");
+                return Exit::Invalid;
+            }
+        }
     }
     let mut cluster = None;
     let mut kubeconfig = None;
@@ -150,10 +172,13 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
 
     let (tx, rx) = mpsc::unbounded_channel();
     let events = EventSink::new(tx);
-    let hub = Hub::start(rx, report::reporters(&config));
+    let hub = Hub::start(rx, reporters);
     let mut ctx = RunContext::local(config, events.clone());
     ctx.cluster = cluster;
     ctx.kubeconfig = kubeconfig;
+    ctx.exporting = ctx.config.otlp_export.is_some();
+    ctx.spans = store.clone();
+    ctx.otlp = receiver.as_ref().map(|r| r.endpoints());
     let ctx = Arc::new(ctx);
     let signals = tokio::spawn(watch_signals(ctx.clone()));
 
@@ -176,6 +201,18 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     });
     let counts = scheduler::run(ctx.clone(), suites, picks).await;
     let interrupted = ctx.cancel.is_cancelled();
+    if let Some(s) = &store
+        && s.evicted() > 0
+    {
+        events.emit(Event::Notice {
+            id: None,
+            message: format!(
+                "the span store dropped its {} oldest spans (cap {}, --max-spans)",
+                s.evicted(),
+                s.cap()
+            ),
+        });
+    }
     events.emit(Event::RunFinished {
         summary: RunSummary {
             counts: counts.clone(),
@@ -184,6 +221,9 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
         },
     });
     signals.abort();
+    if let Some(r) = receiver {
+        r.shutdown().await;
+    }
     for e in hub.finish().await {
         eprintln!("error: writing a report: {e:#}");
     }
