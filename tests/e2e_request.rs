@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Behavior, Canned, TestServer, Workspace, test_doc};
+use support::{Behavior, Canned, TestServer, Workspace, closed_port, test_doc};
 
 /// One suite `s` with one test `t` whose steps are `steps` (YAML list items, 2-space indent).
 fn one_test(name: &str, suite_extra: &str, test_extra: &str, steps: &str) -> Workspace {
@@ -558,4 +558,62 @@ fn timeout_scale_turns_a_failing_step_timeout_into_a_passing_one() {
     let out = ws.gwtest(&["run", "u", "--timeout-scale", "3"]).run();
     out.assert_exit(0);
     assert_eq!(out.outcome("u/t").tag, "PASS");
+}
+
+#[test]
+fn a_refused_connection_is_reported_briefly_with_the_full_error_kept() {
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}/x");
+    let ws = one_test(
+        "refused",
+        "",
+        "",
+        &format!("  - request: {{url: {url}}}\n    timeout: 500ms\n"),
+    );
+    let out = ws.gwtest(&["run", "s"]).run();
+    out.assert_exit(1);
+    let o = out.outcome("s/t");
+    o.line(&format!(
+        r"^  \d+ attempts in 0\.\ds: \d+ connection refused; last: connection refused \(127\.0\.0\.1:{port}\) \[refused\]$"
+    ));
+    o.line(&format!(
+        r"^  hint: nothing accepted connections at 127\.0\.0\.1:{port}: is the gateway's listener up and is the address right\?$"
+    ));
+    // The whole error chain is still there, below.
+    o.line(r"^  transport error:\n    .*[Cc]onnection refused");
+}
+
+#[test]
+fn an_unresolvable_host_is_a_dns_failure() {
+    let ws = one_test(
+        "dns",
+        "",
+        "",
+        "  - request: {url: \"http://no-such-host.invalid/x\"}\n    timeout: 300ms\n",
+    );
+    let out = ws.gwtest(&["run", "s"]).run();
+    out.assert_exit(1);
+    let o = out.outcome("s/t");
+    o.line(r"^  \d+ attempts? in 0\.\ds: \d+ could not resolve host; last: could not resolve host no-such-host\.invalid \[dns\]$");
+    o.line(r#"^  hint: the host "no-such-host\.invalid" does not resolve from here$"#);
+}
+
+#[test]
+fn a_connection_closed_without_an_answer_is_a_reset() {
+    let srv = support::ClosingServer::start();
+    let url = srv.url("/x");
+    let ws = one_test(
+        "reset",
+        "",
+        "",
+        &format!("  - request: {{url: {url}}}\n    timeout: 300ms\n"),
+    );
+    let out = ws.gwtest(&["run", "s"]).run();
+    out.assert_exit(1);
+    let o = out.outcome("s/t");
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    o.line(&format!(
+        r"^  \d+ attempts? in 0\.\ds: \d+ connection reset; last: connection reset \(127\.0\.0\.1:{port}\): .+ \[reset\]$"
+    ));
+    o.line(r"^  transport error:\n    error sending request for url");
 }

@@ -439,7 +439,10 @@ async fn send(
     }
     let timeout = p.attempt_timeout;
     let attempt = async {
-        let resp = req.send().await.map_err(|e| classify(&e, timeout))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| classify(&e, &p.url, timeout))?;
         let (status, version, headers) = (
             resp.status().as_u16(),
             resp.version(),
@@ -448,7 +451,11 @@ async fn send(
         let mut body = Vec::new();
         let mut truncated = false;
         let mut resp = resp;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e, timeout))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| classify(&e, &p.url, timeout))?
+        {
             if body.len() + chunk.len() > MAX_BODY {
                 body.extend_from_slice(&chunk[..MAX_BODY - body.len()]);
                 truncated = true;
@@ -475,26 +482,44 @@ fn timed_out(t: Duration) -> Miss {
     Miss::new(Class::Timeout, s.clone(), s)
 }
 
-/// Map a transport error to an outcome class, as curl's exit codes would.
-fn classify(e: &reqwest::Error, timeout: Duration) -> Miss {
+/// Map a transport error to an outcome class, as curl's exit codes would. The detail stays
+/// one short line (`connection refused (127.0.0.1:9)`); reqwest's whole error chain is kept
+/// as a context section for the failure report.
+fn classify(e: &reqwest::Error, url: &reqwest::Url, timeout: Duration) -> Miss {
     if e.is_timeout() {
         return timed_out(timeout);
     }
+    let url = e.url().unwrap_or(url);
+    let host = url.host_str().unwrap_or("?");
+    let target = format!("{host}:{}", url.port_or_known_default().unwrap_or(0));
     let chain = error_chain(e);
     let lower = chain.to_ascii_lowercase();
+    let root = truncate(&root_cause(e), 160);
     let io_kind = io_kind(e);
-    let (class, summary) = if io_kind == Some(std::io::ErrorKind::ConnectionRefused)
+    let (class, summary, detail) = if io_kind == Some(std::io::ErrorKind::ConnectionRefused)
         || lower.contains("connection refused")
     {
-        (Class::Refused, "connection refused".to_string())
+        (
+            Class::Refused,
+            "connection refused",
+            format!("connection refused ({target})"),
+        )
     } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
-        (Class::Dns, "could not resolve host".to_string())
+        (
+            Class::Dns,
+            "could not resolve host",
+            format!("could not resolve host {host}"),
+        )
     } else if lower.contains("certificate")
         || lower.contains("tls")
         || lower.contains("handshake")
         || lower.contains("invalid peer")
     {
-        (Class::Tls, "TLS failed".to_string())
+        (
+            Class::Tls,
+            "TLS failed",
+            format!("TLS failed ({target}): {root}"),
+        )
     } else if matches!(
         io_kind,
         Some(std::io::ErrorKind::ConnectionReset)
@@ -506,11 +531,28 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> Miss {
         || lower.contains("incomplete")
         || lower.contains("connection closed")
     {
-        (Class::Reset, "connection reset".to_string())
+        (
+            Class::Reset,
+            "connection reset",
+            format!("connection reset ({target}): {root}"),
+        )
     } else {
-        (Class::Reset, "transport error".to_string())
+        (
+            Class::Reset,
+            "transport error",
+            format!("transport error ({target}): {root}"),
+        )
     };
-    Miss::new(class, summary, truncate(&chain, 300))
+    Miss::new(class, summary, detail).with_context(Section::new("transport error", chain))
+}
+
+/// The innermost error's message: the most specific one (`invalid peer certificate: ...`).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
