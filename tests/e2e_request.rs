@@ -138,6 +138,172 @@ fn a_wrong_status_fails_with_the_attempt_summary_the_last_response_and_a_curl_li
     o.line(r"^  steps: ✗ route answers \(1\.\ds, \d attempts\)$");
 }
 
+/// Several wrong answers, one test each, in one run: each names its class and what differed.
+#[test]
+fn wrong_headers_bodies_and_json_each_name_their_class_and_difference() {
+    let json_doc = serde_json::json!({
+        "items": [{"name": "a", "v": 1}, {"name": "b", "v": 2, "extra": true}],
+        "meta": {"count": 2, "x": "y"}
+    });
+    let srv = TestServer::start([
+        (
+            "/text",
+            Behavior::Respond(
+                Canned::new(200, "hello world")
+                    .header("content-type", "text/plain")
+                    .header("x-debug", "1"),
+            ),
+        ),
+        ("/json", Behavior::Respond(Canned::json(200, json_doc))),
+    ]);
+    let ws = Workspace::new("wrong");
+    ws.suite("s", "defaults: {timeout: 300ms, consecutive: 1}");
+    let text = srv.url("/text");
+    let json = srv.url("/json");
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "header-exact",
+            format!("{{url: {text}, expect: {{headers: {{Content-Type: application/json}}}}}}"),
+        ),
+        (
+            "header-missing",
+            format!("{{url: {text}, expect: {{headers: {{x-request-id: abc}}}}}}"),
+        ),
+        (
+            "header-regex",
+            format!("{{url: {text}, expect: {{headers: {{content-type: {{matches: json}}}}}}}}"),
+        ),
+        (
+            "header-regex-ok",
+            format!("{{url: {json}, expect: {{headers: {{content-type: {{matches: json}}}}}}}}"),
+        ),
+        (
+            "absent",
+            format!("{{url: {text}, expect: {{absent-headers: [X-Debug]}}}}"),
+        ),
+        (
+            "absent-ok",
+            format!("{{url: {json}, expect: {{absent-headers: [x-debug]}}}}"),
+        ),
+        (
+            "body-equals",
+            format!("{{url: {text}, expect: {{body: {{equals: hello}}}}}}"),
+        ),
+        (
+            "body-contains",
+            format!("{{url: {text}, expect: {{body: {{contains: bye}}}}}}"),
+        ),
+        (
+            "body-matches",
+            format!("{{url: {text}, expect: {{body: {{matches: '^world'}}}}}}"),
+        ),
+        (
+            "body-matches-ok",
+            format!("{{url: {text}, expect: {{body: {{matches: 'w.rld$'}}}}}}"),
+        ),
+        (
+            "json-ok",
+            format!(
+                "{{url: {json}, expect: {{json: {{$.items: [{{name: b}}, {{name: a, v: 1}}], $.meta: {{count: 2}}}}}}}}"
+            ),
+        ),
+        (
+            "json-scalar-type",
+            format!("{{url: {json}, expect: {{json: {{$.meta: {{count: \"2\"}}}}}}}}"),
+        ),
+        (
+            "json-list",
+            format!("{{url: {json}, expect: {{json: {{$.items: [{{name: a}}, {{name: a}}]}}}}}}"),
+        ),
+        (
+            "json-nothing",
+            format!("{{url: {json}, expect: {{json: {{$.missing: 1}}}}}}"),
+        ),
+        (
+            "not-json",
+            format!("{{url: {text}, expect: {{json: {{$.a: 1}}}}}}"),
+        ),
+    ];
+    for (name, req) in &cases {
+        ws.write(
+            &format!("s/{name}.test.yaml"),
+            &test_doc(name, "", &format!("  - request: {req}\n")),
+        );
+    }
+    let out = ws.gwtest(&["run", "s", "-j", "16"]).run();
+    out.assert_exit(1);
+    out.assert_counts(4, 0, cases.len() - 4, 0);
+    for ok in ["header-regex-ok", "absent-ok", "body-matches-ok", "json-ok"] {
+        assert_eq!(
+            out.outcome(&format!("s/{ok}")).tag,
+            "PASS",
+            "{ok}\n{}",
+            out.dump()
+        );
+    }
+    let fail = |name: &str, expected: &str, headline: &str| {
+        let o = out.outcome(&format!("s/{name}"));
+        assert_eq!(o.tag, "FAIL", "{name}");
+        o.line(&format!("^  expected: {}$", regex::escape(expected)));
+        o.line(&format!(r"^  \d+ attempts? in 0\.\ds: {headline}$"));
+    };
+    fail(
+        "header-exact",
+        "status below 400, header content-type: \"application/json\"",
+        r#"\d+ had header content-type: "text/plain"; last: status 200, header content-type: "text/plain" \(expected "application/json"\) \[header\]"#,
+    );
+    fail(
+        "header-missing",
+        "status below 400, header x-request-id: \"abc\"",
+        r"\d+ had no header x-request-id; last: status 200, no header x-request-id \[header\]",
+    );
+    fail(
+        "header-regex",
+        "status below 400, header content-type matches /json/",
+        r#"\d+ had header content-type: "text/plain"; last: status 200, header content-type: "text/plain" \(expected /json/\) \[header\]"#,
+    );
+    fail(
+        "absent",
+        "status below 400, no header x-debug",
+        r#"\d+ had header x-debug \(expected absent\); last: status 200, header x-debug: "1" should be absent \[header\]"#,
+    );
+    fail(
+        "body-equals",
+        "status below 400, body equals \"hello\"",
+        r#"\d+ body did not match \(equals "hello"\); last: status 200, body "hello world"; expected body equals "hello" \[body\]"#,
+    );
+    fail(
+        "body-contains",
+        "status below 400, body contains \"bye\"",
+        r#"\d+ body did not match \(contains "bye"\); last: status 200, body "hello world"; expected body contains "bye" \[body\]"#,
+    );
+    fail(
+        "body-matches",
+        "status below 400, body matches /^world/",
+        r#"\d+ body did not match \(matches /\^world/\); last: status 200, body "hello world"; expected body matches /\^world/ \[body\]"#,
+    );
+    fail(
+        "json-scalar-type",
+        "status below 400, $.meta = {\"count\":\"2\"}",
+        r#"\d+ \$\.meta was \{"count":2,"x":"y"\}; last: status 200, \$\.meta\.count: expected a string "2", got a number 2 \(values compare with their type\) \[json\]"#,
+    );
+    fail(
+        "json-list",
+        "status below 400, $.items = [{\"name\":\"a\"},{\"name\":\"a\"}]",
+        r#"\d+ \$\.items was .*; last: status 200, \$\.items\[\*\]: 2 expected elements need distinct matches; \{"name":"a"\} is left without one.* \[json\]"#,
+    );
+    fail(
+        "json-nothing",
+        "status below 400, $.missing = 1",
+        r"\d+ \$\.missing matched nothing; last: status 200, \$\.missing matched nothing in the body \[json\]",
+    );
+    fail(
+        "not-json",
+        "status below 400, $.a = 1",
+        r#"\d+ body was not JSON; last: status 200, body "hello world"; body is not JSON: .* \[json\]"#,
+    );
+}
+
 #[test]
 fn requests_carry_method_headers_bodies_and_a_fresh_traceparent_per_attempt() {
     let srv = TestServer::start([

@@ -658,6 +658,7 @@ fn check(e: &Expect, r: &Response) -> Result<(), Miss> {
         })?;
         for (path, want) in &e.json {
             let nodes = path.path.query(&doc).all();
+            let single = nodes.len() == 1;
             let got = match nodes.len() {
                 0 => {
                     return Err(Miss::new(
@@ -672,11 +673,18 @@ fn check(e: &Expect, r: &Response) -> Result<(), Miss> {
                 1 => nodes[0].clone(),
                 _ => Value::Array(nodes.into_iter().cloned().collect()),
             };
-            if let Err(m) = matching::subset(want, &got) {
+            if let Err(mut m) = matching::subset(want, &got) {
+                // One node: say where in the body (`$.meta.count`), not where in the node.
+                let detail = if single {
+                    m.path = format!("{}{}", path.raw, &m.path[1..]);
+                    format!("status {}, {m}", r.status)
+                } else {
+                    format!("status {}, {}: {m}", r.status, path.raw)
+                };
                 let miss = Miss::new(
                     Class::Json,
                     format!("{} was {}", path.raw, truncate(&got.to_string(), 60)),
-                    format!("status {}, {}: {}", r.status, path.raw, m),
+                    detail,
                 );
                 return Err(match m.diff() {
                     Some(d) => miss.with_context(Section::new(format!("diff at {}", path.raw), d)),
