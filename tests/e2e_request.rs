@@ -701,7 +701,7 @@ fn timeout_scale_turns_a_failing_step_timeout_into_a_passing_one() {
             "t",
             "",
             &format!(
-                "  - request: {{url: {}}}\n    timeout: 1s\n    consecutive: 1\n",
+                "  - request: {{url: {}}}\n    timeout: 1s\n    consecutive: 1\n    interval: 50ms\n    max-interval: 100ms\n",
                 srv.url("/a")
             ),
         ),
@@ -712,7 +712,7 @@ fn timeout_scale_turns_a_failing_step_timeout_into_a_passing_one() {
             "t",
             "",
             &format!(
-                "  - request: {{url: {}}}\n    timeout: 1s\n    consecutive: 1\n",
+                "  - request: {{url: {}}}\n    timeout: 1s\n    consecutive: 1\n    interval: 50ms\n    max-interval: 100ms\n",
                 srv.url("/b")
             ),
         ),
