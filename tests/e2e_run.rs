@@ -52,6 +52,7 @@ fn a_test_that_passes_on_a_re_run_is_flaky_and_the_run_passes() {
     assert_eq!(tries(&dir), 2);
     let o = out.outcome("s/t");
     assert_eq!(o.tag, "FLAKY");
+    o.line(r"^FLAKY +\d+\.\ds  s/t \(passed on try 2\)$");
     // The first try's failure is shown: that is what makes it flaky.
     o.line(r#"^  step 1 "fails once" \(exec\) at s/t\.test\.yaml:6:5$"#);
     o.line(r#"^  exit 1 \(expected exit 0\), stderr: "first try fails" \[exit\]$"#);
