@@ -783,3 +783,24 @@ fn a_connection_closed_without_an_answer_is_a_reset() {
     ));
     o.line(r"^  transport error:\n    error sending request for url");
 }
+
+#[test]
+fn a_hold_longer_than_the_test_timeout_says_it_was_still_holding() {
+    let srv = TestServer::start([("/steady", Behavior::Ok)]);
+    let ws = one_test(
+        "hold-cut",
+        "",
+        "timeout: 1s",
+        &format!("  - request: {{url: {}}}\n    hold: 5s\n", srv.url("/steady")),
+    );
+    let out = ws.gwtest(&["run", "s"]).run();
+    out.assert_exit(1);
+    assert!(out.wall < Duration::from_secs(3), "{:?}", out.wall);
+    let o = out.outcome("s/t");
+    let c = o.line(
+        r"^  test-timeout \(1s\) reached during this step: still holding \((\d\.\d)s of 5s held, every attempt passed\); (\d+) attempts in 1\.0s: (\d+) passed$",
+    );
+    assert!(secs(&c[1]) >= 0.9, "{}", o.block);
+    assert_eq!(&c[2], &c[3]);
+    assert_eq!(c[2].parse::<u32>().unwrap(), srv.count("/steady"));
+}
