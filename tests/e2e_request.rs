@@ -791,7 +791,10 @@ fn a_hold_longer_than_the_test_timeout_says_it_was_still_holding() {
         "hold-cut",
         "",
         "timeout: 1s",
-        &format!("  - request: {{url: {}}}\n    hold: 5s\n", srv.url("/steady")),
+        &format!(
+            "  - request: {{url: {}}}\n    hold: 5s\n",
+            srv.url("/steady")
+        ),
     );
     let out = ws.gwtest(&["run", "s"]).run();
     out.assert_exit(1);
@@ -803,4 +806,53 @@ fn a_hold_longer_than_the_test_timeout_says_it_was_still_holding() {
     assert!(secs(&c[1]) >= 0.9, "{}", o.block);
     assert_eq!(&c[2], &c[3]);
     assert_eq!(c[2].parse::<u32>().unwrap(), srv.count("/steady"));
+}
+
+/// Different failures are counted apart in the summary, most frequent first (S2's message).
+#[test]
+fn the_attempt_summary_groups_timeouts_and_bad_statuses() {
+    let srv = TestServer::start([(
+        "/mixed",
+        Behavior::Sequence(vec![
+            Behavior::Slow(Duration::from_secs(2)),
+            Behavior::Slow(Duration::from_secs(2)),
+            Behavior::Respond(Canned::new(503, "no healthy upstream")),
+        ]),
+    )]);
+    let ws = one_test(
+        "mixed",
+        "",
+        "",
+        &format!(
+            "  - request: {{url: {}, attempt-timeout: 200ms, expect: {{status: 200}}}}\n    timeout: 2s\n    interval: 10ms\n    max-interval: 10ms\n",
+            srv.url("/mixed")
+        ),
+    );
+    let out = ws.gwtest(&["run", "s"]).run();
+    out.assert_exit(1);
+    let o = out.outcome("s/t");
+    let c = o.line(
+        r"^  (\d+) attempts in 2\.\ds: (\d+) timed out after 200ms \(attempt-timeout\), (\d+) got status 503; last: (.*) \[(timeout|status)\]$",
+    );
+    let (n, t, s): (u32, u32, u32) = (
+        c[1].parse().unwrap(),
+        c[2].parse().unwrap(),
+        c[3].parse().unwrap(),
+    );
+    assert_eq!(n, t + s, "{}", o.block);
+    // Two slow answers for each 503, in that order.
+    assert!(t >= 2 * s && t <= 2 * s + 2, "{}", o.block);
+    assert!(n >= 6, "{}", o.block);
+    o.line(r"^  hint: most attempts ran into the attempt-timeout \(200ms\)");
+    // The response shown is from an earlier attempt, and says so.
+    if &c[5] == "timeout" || c[4].contains("; cut off after") {
+        let k: u32 = o
+            .line(r"^  last response \(attempt (\d+); no response after it\):\n    HTTP/1\.1 503$")
+            [1]
+        .parse()
+        .unwrap();
+        assert!(k <= n && k.is_multiple_of(3), "{}", o.block);
+    } else {
+        o.line(r"^  last response:\n    HTTP/1\.1 503$");
+    }
 }

@@ -164,7 +164,8 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     };
     let step_span = ctx.state.step_span;
     let last_trace: Mutex<Option<RequestTrace>> = Mutex::new(None);
-    let last_response: Mutex<Option<Response>> = Mutex::new(None);
+    // The latest response and its attempt number; on success, the passing one (captures).
+    let last_response: Mutex<Option<(u32, Response)>> = Mutex::new(None);
     let pending = format!(
         "{} {} (attempt-timeout {}, no response yet)",
         prepared.method,
@@ -172,7 +173,7 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         fmt_duration(prepared.attempt_timeout)
     );
     let mut observer = ctx.observer();
-    let result = retry::eventually(&ctx.policy, &ctx.limits, &pending, &mut observer, |_| {
+    let result = retry::eventually(&ctx.policy, &ctx.limits, &pending, &mut observer, |n| {
         let trace = prepared.fixed_trace.unwrap_or_else(|| new_trace(step_span));
         *last_trace.lock().expect("poisoned") = Some(trace);
         let (client, prepared, expect, last_response) =
@@ -180,15 +181,19 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         async move {
             let resp = send(client, prepared, trace).await?;
             let verdict = check(expect, &resp);
-            *last_response.lock().expect("poisoned") = Some(resp.clone());
-            verdict.map(|_| resp)
+            *last_response.lock().expect("poisoned") = Some((n, resp));
+            verdict
         }
     })
     .await;
     ctx.state.last_request = *last_trace.lock().expect("poisoned");
+    let last = last_response.lock().expect("poisoned").take();
 
     match result {
-        Ok((resp, history)) => {
+        Ok(((), history)) => {
+            let resp = last
+                .map(|(_, r)| r)
+                .expect("a passing attempt had a response");
             if let Err(e) = capture(spec, &resp, ctx.vars) {
                 return StepResult::failed(history.attempts, e);
             }
@@ -197,11 +202,19 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Err(gave_up) => {
             let mut f = failure_from(&gave_up, &ctx.limits);
             f.expected = Some(describe_expect(&expect));
-            let last = last_response.lock().expect("poisoned").clone();
-            if let Some(r) = &last
-                && !f.sections.iter().any(|s| s.title == "last response")
+            if let Some((n, r)) = &last
+                && !f
+                    .sections
+                    .iter()
+                    .any(|s| s.title.starts_with("last response"))
             {
-                f.sections.push(Section::new("last response", r.dump()));
+                // Say so when later attempts got no response (timeouts, resets).
+                let title = if *n < gave_up.history.attempts || gave_up.pending.is_some() {
+                    format!("last response (attempt {n}; no response after it)")
+                } else {
+                    "last response".to_string()
+                };
+                f.sections.push(Section::new(title, r.dump()));
             }
             f.reproduce.push(curl_command(&prepared));
             f.hints.extend(hints(&gave_up.history, &prepared));

@@ -76,6 +76,8 @@ pub enum Behavior {
     Echo,
     /// 302 to the given location.
     Redirect(String),
+    /// Request n behaves like `seq[(n-1) % len]` would on its first request.
+    Sequence(Vec<Behavior>),
 }
 
 /// A request as the server saw it.
@@ -296,9 +298,14 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         (st.count, first.elapsed())
     };
     let behavior = route_for(&s.routes.lock().unwrap(), &path);
-    let Some(behavior) = behavior else {
+    let Some(mut behavior) = behavior else {
         return canned(&Canned::new(404, "no route"));
     };
+    let mut n = n;
+    while let Behavior::Sequence(seq) = behavior {
+        behavior = seq[(n as usize - 1) % seq.len()].clone();
+        n = 1;
+    }
     match behavior {
         Behavior::Ok => ok(),
         Behavior::HealthyAfter(k) => {
@@ -360,6 +367,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             ))
         }
         Behavior::Redirect(to) => canned(&Canned::new(302, "").header("location", &to)),
+        Behavior::Sequence(_) => unreachable!("unwrapped above"),
     }
 }
 
