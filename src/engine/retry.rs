@@ -326,6 +326,9 @@ pub struct GaveUp {
     pub last: Option<Miss>,
     /// The attempt cut off by the deadline, if one was in flight: (what it was doing, for how long).
     pub pending: Option<(String, Duration)>,
+    /// `consecutive` was reached and `hold` had lasted this long, every attempt passing, when
+    /// a deadline or Ctrl-C cut it.
+    pub holding: Option<Duration>,
     pub policy: Policy,
 }
 
@@ -347,10 +350,18 @@ impl GaveUp {
                 if self.history.attempts == 0 {
                     s = format!("no attempt finished in {}", fmt_secs(self.history.elapsed));
                 }
+                if let Some(held) = self.holding {
+                    s = format!(
+                        "still holding ({} of {} held, every attempt passed); {s}",
+                        fmt_secs(held),
+                        fmt_duration(self.policy.hold.unwrap_or_default())
+                    );
+                }
                 if let Some(l) = last {
                     s.push_str(&format!("; last: {l}"));
                 }
-                if self.history.passed > 0 && self.policy.consecutive > 1 {
+                if self.history.passed > 0 && self.policy.consecutive > 1 && self.holding.is_none()
+                {
                     s.push_str(&format!(
                         " (needs {} passing attempts in a row)",
                         self.policy.consecutive
@@ -444,12 +455,17 @@ where
     let mut held_since: Option<Instant> = None;
     let consecutive = policy.consecutive.max(1);
 
-    let give_up = |cause, history: History, last, pending: Option<(String, Duration)>| {
+    let give_up = |cause,
+                   history: History,
+                   last,
+                   pending: Option<(String, Duration)>,
+                   held_since: Option<Instant>| {
         Box::new(GaveUp {
             cause,
             history,
             last,
             pending,
+            holding: held_since.map(|s| s.elapsed()),
             policy: *policy,
         })
     };
@@ -470,7 +486,13 @@ where
         };
         if limits.cancel.is_cancelled() {
             history.elapsed = started.elapsed();
-            return Err(give_up(Cause::Cancelled, history, last_miss, None));
+            return Err(give_up(
+                Cause::Cancelled,
+                history,
+                last_miss,
+                None,
+                held_since,
+            ));
         }
         let n = history.attempts + 1;
         let t0 = Instant::now();
@@ -484,7 +506,7 @@ where
             None => {
                 history.elapsed = started.elapsed();
                 let p = Some((pending.to_owned(), took));
-                return Err(give_up(Cause::Cancelled, history, last_miss, p));
+                return Err(give_up(Cause::Cancelled, history, last_miss, p, held_since));
             }
             Some(Err(_elapsed)) => {
                 history.elapsed = started.elapsed();
@@ -494,7 +516,7 @@ where
                     deadline_cause(limits)
                 };
                 let p = Some((pending.to_owned(), took));
-                return Err(give_up(cause, history, last_miss, p));
+                return Err(give_up(cause, history, last_miss, p, held_since));
             }
             Some(Ok(r)) => r,
         };
@@ -548,11 +570,11 @@ where
                         held: since.elapsed(),
                         hold: policy.hold.unwrap_or_default(),
                     };
-                    return Err(give_up(cause, history, last_miss, None));
+                    return Err(give_up(cause, history, last_miss, None, None));
                 }
                 if fatal {
                     history.elapsed = started.elapsed();
-                    return Err(give_up(Cause::Fatal, history, last_miss, None));
+                    return Err(give_up(Cause::Fatal, history, last_miss, None, held_since));
                 }
                 if streak > 0 {
                     // A failure after successes restarts the backoff too.
@@ -566,7 +588,13 @@ where
         if delay.is_zero() {
             if Instant::now() >= deadline {
                 history.elapsed = started.elapsed();
-                return Err(give_up(deadline_cause(limits), history, last_miss, None));
+                return Err(give_up(
+                    deadline_cause(limits),
+                    history,
+                    last_miss,
+                    None,
+                    held_since,
+                ));
             }
             continue;
         }
@@ -585,7 +613,13 @@ where
             Wait::Elapsed | Wait::Woken => {}
             Wait::Cancelled => {
                 history.elapsed = started.elapsed();
-                return Err(give_up(Cause::Cancelled, history, last_miss, None));
+                return Err(give_up(
+                    Cause::Cancelled,
+                    history,
+                    last_miss,
+                    None,
+                    held_since,
+                ));
             }
             Wait::Deadline => {
                 history.elapsed = started.elapsed();
@@ -594,7 +628,7 @@ where
                 } else {
                     deadline_cause(limits)
                 };
-                return Err(give_up(cause, history, last_miss, None));
+                return Err(give_up(cause, history, last_miss, None, held_since));
             }
         }
     }
@@ -743,6 +777,28 @@ mod tests {
             "attempts at interval during hold: {}",
             h.attempts
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_cut_by_the_test_deadline_says_it_was_still_holding() {
+        let p = policy(100, 3, Some(5_000));
+        let err = eventually(
+            &p,
+            &limits(&p, Duration::from_secs(1)),
+            "x",
+            &mut |_: &AttemptRecord| {},
+            |_| async { Ok::<(), Miss>(()) },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.cause, Cause::TestTimeout);
+        assert_eq!(err.holding, Some(Duration::from_secs(1)));
+        let h = err.headline();
+        assert!(
+            h.starts_with("still holding (1.0s of 5s held, every attempt passed); "),
+            "{h}"
+        );
+        assert!(!h.contains("in a row"), "consecutive was reached: {h}");
     }
 
     #[tokio::test(start_paused = true)]

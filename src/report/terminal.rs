@@ -120,11 +120,7 @@ impl Terminal {
             TestStatus::Passed => (st.pass.apply_to("PASS "), String::new()),
             TestStatus::Flaky => (
                 st.flaky.apply_to("FLAKY"),
-                format!(
-                    " (passed on try {} of {})",
-                    report.tries.len(),
-                    report.tries.len()
-                ),
+                format!(" (passed on try {})", report.tries.len()),
             ),
             TestStatus::Failed => (st.fail.apply_to("FAIL "), String::new()),
             TestStatus::Skipped => (

@@ -123,11 +123,13 @@ pub async fn run(spec: &ExecSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             stderr: None,
         },
     };
-    // Without `expect` the program runs once (an action), bounded by the step timeout.
-    let policy = if spec.expect.is_some() {
-        ctx.policy
-    } else {
+    // Without `expect` the program runs once (an action), bounded by the step timeout: a
+    // failed run is final, never retried.
+    let action = spec.expect.is_none();
+    let policy = if action {
         Policy::once(ctx.policy.timeout)
+    } else {
+        ctx.policy
     };
     let dir = ctx.base_dir().to_path_buf();
     let reproduce = reproduce_line(&argv, &env);
@@ -138,7 +140,7 @@ pub async fn run(spec: &ExecSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         let (argv, env, dir, expect, last) = (&argv, &env, &dir, &expect, &last);
         async move {
             let out = spawn_and_wait(argv, env, dir).await?;
-            let verdict = check(expect, &out);
+            let verdict = check(expect, &out).map_err(|m| Miss { fatal: action, ..m });
             *last.lock().expect("poisoned") = Some(out);
             verdict
         }

@@ -164,7 +164,8 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     };
     let step_span = ctx.state.step_span;
     let last_trace: Mutex<Option<RequestTrace>> = Mutex::new(None);
-    let last_response: Mutex<Option<Response>> = Mutex::new(None);
+    // The latest response and its attempt number; on success, the passing one (captures).
+    let last_response: Mutex<Option<(u32, Response)>> = Mutex::new(None);
     let pending = format!(
         "{} {} (attempt-timeout {}, no response yet)",
         prepared.method,
@@ -182,15 +183,19 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         async move {
             let resp = send(client, prepared, trace).await?;
             let verdict = check(expect, &resp);
-            *last_response.lock().expect("poisoned") = Some(resp.clone());
-            verdict.map(|_| resp)
+            *last_response.lock().expect("poisoned") = Some((n, resp));
+            verdict
         }
     })
     .await;
     ctx.state.last_request = *last_trace.lock().expect("poisoned");
+    let last = last_response.lock().expect("poisoned").take();
 
     match result {
-        Ok((resp, history)) => {
+        Ok(((), history)) => {
+            let resp = last
+                .map(|(_, r)| r)
+                .expect("a passing attempt had a response");
             if let Err(e) = capture(spec, &resp, ctx.vars) {
                 return StepResult::failed(history.attempts, e);
             }
@@ -199,11 +204,19 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Err(gave_up) => {
             let mut f = failure_from(&gave_up, &ctx.limits);
             f.expected = Some(describe_expect(&expect));
-            let last = last_response.lock().expect("poisoned").clone();
-            if let Some(r) = &last
-                && !f.sections.iter().any(|s| s.title == "last response")
+            if let Some((n, r)) = &last
+                && !f
+                    .sections
+                    .iter()
+                    .any(|s| s.title.starts_with("last response"))
             {
-                f.sections.push(Section::new("last response", r.dump()));
+                // Say so when later attempts got no response (timeouts, resets).
+                let title = if *n < gave_up.history.attempts || gave_up.pending.is_some() {
+                    format!("last response (attempt {n}; no response after it)")
+                } else {
+                    "last response".to_string()
+                };
+                f.sections.push(Section::new(title, r.dump()));
             }
             f.reproduce.push(curl_command(&prepared));
             f.hints.extend(hints(&gave_up.history, &prepared));
@@ -448,7 +461,10 @@ async fn send(
     }
     let timeout = p.attempt_timeout;
     let attempt = async {
-        let resp = req.send().await.map_err(|e| classify(&e, timeout))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| classify(&e, &p.url, timeout))?;
         let (status, version, headers) = (
             resp.status().as_u16(),
             resp.version(),
@@ -457,7 +473,11 @@ async fn send(
         let mut body = Vec::new();
         let mut truncated = false;
         let mut resp = resp;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e, timeout))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| classify(&e, &p.url, timeout))?
+        {
             if body.len() + chunk.len() > MAX_BODY {
                 body.extend_from_slice(&chunk[..MAX_BODY - body.len()]);
                 truncated = true;
@@ -484,26 +504,44 @@ fn timed_out(t: Duration) -> Miss {
     Miss::new(Class::Timeout, s.clone(), s)
 }
 
-/// Map a transport error to an outcome class, as curl's exit codes would.
-fn classify(e: &reqwest::Error, timeout: Duration) -> Miss {
+/// Map a transport error to an outcome class, as curl's exit codes would. The detail stays
+/// one short line (`connection refused (127.0.0.1:9)`); reqwest's whole error chain is kept
+/// as a context section for the failure report.
+fn classify(e: &reqwest::Error, url: &reqwest::Url, timeout: Duration) -> Miss {
     if e.is_timeout() {
         return timed_out(timeout);
     }
+    let url = e.url().unwrap_or(url);
+    let host = url.host_str().unwrap_or("?");
+    let target = format!("{host}:{}", url.port_or_known_default().unwrap_or(0));
     let chain = error_chain(e);
     let lower = chain.to_ascii_lowercase();
+    let root = truncate(&root_cause(e), 160);
     let io_kind = io_kind(e);
-    let (class, summary) = if io_kind == Some(std::io::ErrorKind::ConnectionRefused)
+    let (class, summary, detail) = if io_kind == Some(std::io::ErrorKind::ConnectionRefused)
         || lower.contains("connection refused")
     {
-        (Class::Refused, "connection refused".to_string())
+        (
+            Class::Refused,
+            "connection refused",
+            format!("connection refused ({target})"),
+        )
     } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
-        (Class::Dns, "could not resolve host".to_string())
+        (
+            Class::Dns,
+            "could not resolve host",
+            format!("could not resolve host {host}"),
+        )
     } else if lower.contains("certificate")
         || lower.contains("tls")
         || lower.contains("handshake")
         || lower.contains("invalid peer")
     {
-        (Class::Tls, "TLS failed".to_string())
+        (
+            Class::Tls,
+            "TLS failed",
+            format!("TLS failed ({target}): {root}"),
+        )
     } else if matches!(
         io_kind,
         Some(std::io::ErrorKind::ConnectionReset)
@@ -515,11 +553,28 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> Miss {
         || lower.contains("incomplete")
         || lower.contains("connection closed")
     {
-        (Class::Reset, "connection reset".to_string())
+        (
+            Class::Reset,
+            "connection reset",
+            format!("connection reset ({target}): {root}"),
+        )
     } else {
-        (Class::Reset, "transport error".to_string())
+        (
+            Class::Reset,
+            "transport error",
+            format!("transport error ({target}): {root}"),
+        )
     };
-    Miss::new(class, summary, truncate(&chain, 300))
+    Miss::new(class, summary, detail).with_context(Section::new("transport error", chain))
+}
+
+/// The innermost error's message: the most specific one (`invalid peer certificate: ...`).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -625,6 +680,7 @@ fn check(e: &Expect, r: &Response) -> Result<(), Miss> {
         })?;
         for (path, want) in &e.json {
             let nodes = path.path.query(&doc).all();
+            let single = nodes.len() == 1;
             let got = match nodes.len() {
                 0 => {
                     return Err(Miss::new(
@@ -639,11 +695,18 @@ fn check(e: &Expect, r: &Response) -> Result<(), Miss> {
                 1 => nodes[0].clone(),
                 _ => Value::Array(nodes.into_iter().cloned().collect()),
             };
-            if let Err(m) = matching::subset(want, &got) {
+            if let Err(mut m) = matching::subset(want, &got) {
+                // One node: say where in the body (`$.meta.count`), not where in the node.
+                let detail = if single {
+                    m.path = format!("{}{}", path.raw, &m.path[1..]);
+                    format!("status {}, {m}", r.status)
+                } else {
+                    format!("status {}, {}: {m}", r.status, path.raw)
+                };
                 let miss = Miss::new(
                     Class::Json,
                     format!("{} was {}", path.raw, truncate(&got.to_string(), 60)),
-                    format!("status {}, {}: {}", r.status, path.raw, m),
+                    detail,
                 );
                 return Err(match m.diff() {
                     Some(d) => miss.with_context(Section::new(format!("diff at {}", path.raw), d)),

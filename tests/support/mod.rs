@@ -1,0 +1,901 @@
+//! Test support for end-to-end tests of the real binary: a loopback HTTP server with
+//! selectable misbehaviour, temporary suite directories, and a runner for `gwtest` under a
+//! hard timeout.
+//!
+//! Each test file that uses it declares `mod support;`; not every file uses every helper.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+
+// ---------------------------------------------------------------------------------------
+// The test HTTP server
+
+/// A canned response.
+#[derive(Clone, Debug)]
+pub struct Canned {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Canned {
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
+        Canned {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+
+    /// A JSON body with `content-type: application/json`.
+    pub fn json(status: u16, v: serde_json::Value) -> Self {
+        Canned::new(status, v.to_string()).header("content-type", "application/json")
+    }
+}
+
+/// How a path answers. Request numbers count from 1 per path.
+#[derive(Clone, Debug)]
+pub enum Behavior {
+    /// 200 "ok".
+    Ok,
+    /// 503 "no healthy upstream" for the first N requests, then 200 "ok".
+    HealthyAfter(u32),
+    /// 503 "no healthy upstream" until D after the path's first request, then 200 "ok".
+    HealthyAfterTime(Duration),
+    /// 200 "ok" for the first N requests, then 404 "route not found".
+    FlapAfter(u32),
+    /// 200 "ok" until D after the path's first request, then 404 "route not found".
+    FlapAfterTime(Duration),
+    /// 200 "ok" after waiting D.
+    Slow(Duration),
+    /// Reads the request, never writes a byte, never closes.
+    Hang,
+    /// Always the same answer (wrong status, headers, body or JSON).
+    Respond(Canned),
+    /// Request n gets status `codes[(n-1) % len]` (body "ok" for < 400, else "bad").
+    Cycle(Vec<u16>),
+    /// 200 with a JSON description of the request: method, path, query, headers, body.
+    Echo,
+    /// 302 to the given location.
+    Redirect(String),
+    /// Request n behaves like `seq[(n-1) % len]` would on its first request.
+    Sequence(Vec<Behavior>),
+}
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// Lowercased names, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+#[derive(Default)]
+struct PathState {
+    count: u32,
+    first: Option<Instant>,
+    seen: Vec<Seen>,
+}
+
+struct Shared {
+    routes: Mutex<Vec<(String, Behavior)>>,
+    paths: Mutex<HashMap<String, PathState>>,
+    /// Keep every request (for `seen`); the benchmark turns this off.
+    record: bool,
+}
+
+/// A loopback HTTP/1.1 server on its own thread and runtime; stopped (connections and all)
+/// when dropped.
+pub struct TestServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Serve `routes`: a path answers with its behaviour; a route ending in `*` matches by
+    /// prefix; anything else gets 404 "no route".
+    pub fn start<'a>(routes: impl IntoIterator<Item = (&'a str, Behavior)>) -> TestServer {
+        Self::start_with(routes, true)
+    }
+
+    /// Like `start`, without keeping request contents (long benchmarks).
+    pub fn start_unrecorded<'a>(routes: impl IntoIterator<Item = (&'a str, Behavior)>) -> Self {
+        Self::start_with(routes, false)
+    }
+
+    fn start_with<'a>(
+        routes: impl IntoIterator<Item = (&'a str, Behavior)>,
+        record: bool,
+    ) -> TestServer {
+        let shared = Arc::new(Shared {
+            routes: Mutex::new(routes.into_iter().map(|(p, b)| (p.to_owned(), b)).collect()),
+            paths: Mutex::new(HashMap::new()),
+            record,
+        });
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("local addr");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let s2 = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("test-server-{}", addr.port()))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("server runtime");
+                rt.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
+                    let app = axum::Router::new().fallback(handle).with_state(s2);
+                    tokio::select! {
+                        r = axum::serve(listener, app) => { r.expect("serve"); }
+                        _ = stop_rx => {}
+                    }
+                });
+                // Dropping the runtime aborts every connection task, hanging ones included.
+                drop(rt);
+            })
+            .expect("spawn server thread");
+        TestServer {
+            addr,
+            shared,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Change how a path answers from now on.
+    pub fn set(&self, path: &str, b: Behavior) {
+        let mut routes = self.shared.routes.lock().unwrap();
+        match routes.iter_mut().find(|(p, _)| p == path) {
+            Some(r) => r.1 = b,
+            None => routes.push((path.to_owned(), b)),
+        }
+    }
+
+    /// Requests received on exactly this path (counted on arrival, hanging ones included).
+    pub fn count(&self, path: &str) -> u32 {
+        self.shared
+            .paths
+            .lock()
+            .unwrap()
+            .get(path)
+            .map_or(0, |s| s.count)
+    }
+
+    /// Requests received on exactly this path, oldest first.
+    pub fn seen(&self, path: &str) -> Vec<Seen> {
+        self.shared
+            .paths
+            .lock()
+            .unwrap()
+            .get(path)
+            .map_or_else(Vec::new, |s| s.seen.clone())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn route_for(routes: &[(String, Behavior)], path: &str) -> Option<Behavior> {
+    routes
+        .iter()
+        .find(|(p, _)| p == path)
+        .or_else(|| {
+            routes
+                .iter()
+                .find(|(p, _)| p.ends_with('*') && path.starts_with(&p[..p.len() - 1]))
+        })
+        .map(|(_, b)| b.clone())
+}
+
+fn canned(c: &Canned) -> Response {
+    let mut b = Response::builder().status(c.status);
+    for (k, v) in &c.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b.body(Body::from(c.body.clone())).expect("valid response")
+}
+
+fn ok() -> Response {
+    canned(&Canned::new(200, "ok"))
+}
+
+fn unavailable() -> Response {
+    canned(&Canned::new(503, "no healthy upstream"))
+}
+
+fn gone() -> Response {
+    canned(&Canned::new(404, "route not found"))
+}
+
+async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let body = axum::body::to_bytes(body, 16 << 20)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    let seen = Seen {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    let (n, since_first) = {
+        let mut paths = s.paths.lock().unwrap();
+        let st = paths.entry(path.clone()).or_default();
+        st.count += 1;
+        let first = *st.first.get_or_insert_with(Instant::now);
+        if s.record {
+            st.seen.push(seen.clone());
+        }
+        (st.count, first.elapsed())
+    };
+    let behavior = route_for(&s.routes.lock().unwrap(), &path);
+    let Some(mut behavior) = behavior else {
+        return canned(&Canned::new(404, "no route"));
+    };
+    let mut n = n;
+    while let Behavior::Sequence(seq) = behavior {
+        behavior = seq[(n as usize - 1) % seq.len()].clone();
+        n = 1;
+    }
+    match behavior {
+        Behavior::Ok => ok(),
+        Behavior::HealthyAfter(k) => {
+            if n <= k {
+                unavailable()
+            } else {
+                ok()
+            }
+        }
+        Behavior::HealthyAfterTime(d) => {
+            if since_first < d {
+                unavailable()
+            } else {
+                ok()
+            }
+        }
+        Behavior::FlapAfter(k) => {
+            if n <= k {
+                ok()
+            } else {
+                gone()
+            }
+        }
+        Behavior::FlapAfterTime(d) => {
+            if since_first < d {
+                ok()
+            } else {
+                gone()
+            }
+        }
+        Behavior::Slow(d) => {
+            tokio::time::sleep(d).await;
+            ok()
+        }
+        Behavior::Hang => std::future::pending().await,
+        Behavior::Respond(c) => canned(&c),
+        Behavior::Cycle(codes) => {
+            let code = codes[(n as usize - 1) % codes.len()];
+            canned(&Canned::new(code, if code < 400 { "ok" } else { "bad" }))
+        }
+        Behavior::Echo => {
+            let mut headers = serde_json::Map::new();
+            for (k, v) in &seen.headers {
+                let v = match headers.get(k) {
+                    Some(serde_json::Value::String(prev)) => format!("{prev}, {v}"),
+                    _ => v.clone(),
+                };
+                headers.insert(k.clone(), serde_json::Value::String(v));
+            }
+            canned(&Canned::json(
+                200,
+                serde_json::json!({
+                    "method": seen.method,
+                    "path": seen.path,
+                    "query": seen.query,
+                    "headers": headers,
+                    "body": seen.body_text(),
+                }),
+            ))
+        }
+        Behavior::Redirect(to) => canned(&Canned::new(302, "").header("location", &to)),
+        Behavior::Sequence(_) => unreachable!("unwrapped above"),
+    }
+}
+
+/// A raw TCP server that reads a request and closes the connection without answering.
+pub struct ClosingServer {
+    addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ClosingServer {
+    pub fn start() -> ClosingServer {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in l.incoming() {
+                if s2.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(mut c) = conn {
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 4096];
+                    let _ = c.read(&mut buf);
+                    drop(c);
+                }
+            }
+        });
+        ClosingServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for ClosingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+// ---------------------------------------------------------------------------------------
+// Temporary suite directories
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A unique directory under the system temp dir, removed when dropped.
+pub struct Workspace {
+    root: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(name: &str) -> Workspace {
+        let root = std::env::temp_dir().join(format!(
+            "gwtest-e2e-{name}-{}-{}-{:06x}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst),
+            fastrand::u32(..0xff_ffff)
+        ));
+        std::fs::create_dir_all(&root).expect("create workspace");
+        Workspace { root }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Write a file (creating directories), relative to the workspace.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.root.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("create dir");
+        }
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+
+    /// `DIR/suite.yaml` with `extra` (YAML lines, e.g. `defaults: {timeout: 2s}`) appended.
+    pub fn suite(&self, dir: &str, extra: &str) -> PathBuf {
+        self.write(
+            &format!("{dir}/suite.yaml"),
+            &format!("apiVersion: gwtest/v1alpha1\nkind: Suite\n{extra}\n"),
+        );
+        self.root.join(dir)
+    }
+
+    /// `gwtest ARGS` with this workspace as the working directory.
+    pub fn gwtest(&self, args: &[&str]) -> Gwtest {
+        gwtest(args).cwd(&self.root)
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A `kind: Test` document.
+pub fn test_doc(name: &str, extra: &str, steps: &str) -> String {
+    format!("apiVersion: gwtest/v1alpha1\nkind: Test\nname: {name}\n{extra}\nsteps:\n{steps}\n")
+}
+
+// ---------------------------------------------------------------------------------------
+// Running the binary
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gwtest");
+
+/// Environment that would change gwtest's behaviour and must not leak in from the outside.
+fn foreign_env() -> Vec<OsString> {
+    std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            let k = k.to_string_lossy();
+            k.starts_with("GWTEST_")
+                || k.starts_with("OTEL_")
+                || matches!(
+                    k.as_ref(),
+                    "CI" | "NO_COLOR" | "GITHUB_ACTIONS" | "KUBECONFIG"
+                )
+        })
+        .collect()
+}
+
+/// A `gwtest` invocation: plain output (`CI=true`), a hermetic environment, a hard timeout.
+pub struct Gwtest {
+    args: Vec<OsString>,
+    envs: Vec<(OsString, Option<OsString>)>,
+    cwd: Option<PathBuf>,
+    timeout: Duration,
+    read_stdout: bool,
+}
+
+pub fn gwtest(args: &[&str]) -> Gwtest {
+    Gwtest {
+        args: args.iter().map(OsString::from).collect(),
+        envs: vec![("CI".into(), Some("true".into()))],
+        cwd: None,
+        timeout: Duration::from_secs(60),
+        read_stdout: true,
+    }
+}
+
+/// What a finished run left.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// `None` when killed by a signal.
+    pub code: Option<i32>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub wall: Duration,
+}
+
+impl Gwtest {
+    pub fn arg(mut self, a: impl Into<OsString>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.envs.retain(|(e, _)| e != k);
+        self.envs.push((k.into(), Some(v.into())));
+        self
+    }
+
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.envs.retain(|(e, _)| e != k);
+        self.envs.push((k.into(), None));
+        self
+    }
+
+    pub fn cwd(mut self, d: &Path) -> Self {
+        self.cwd = Some(d.to_owned());
+        self
+    }
+
+    /// The run is killed, and the test fails, if it lasts longer than this (default 60s).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Keep stdout a pipe nobody reads: once it is full, gwtest blocks writing to it.
+    pub fn stdout_unread(mut self) -> Self {
+        self.read_stdout = false;
+        self
+    }
+
+    pub fn spawn(self) -> Running {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for k in foreign_env() {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &self.envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        if let Some(d) = &self.cwd {
+            cmd.current_dir(d);
+        }
+        let started = Instant::now();
+        let mut child = cmd.spawn().expect("spawn gwtest");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        let mut held_stdout = None;
+        let out = child.stdout.take().expect("piped");
+        if self.read_stdout {
+            readers.push(reader(out, stdout.clone()));
+        } else {
+            held_stdout = Some(out);
+        }
+        readers.push(reader(child.stderr.take().expect("piped"), stderr.clone()));
+        Running {
+            child,
+            started,
+            timeout: self.timeout,
+            stdout,
+            stderr,
+            readers,
+            held_stdout,
+            desc: format!("gwtest {:?}", self.args),
+        }
+    }
+
+    pub fn run(self) -> RunOutput {
+        self.spawn().wait()
+    }
+}
+
+fn reader(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+/// A running `gwtest`; killed if dropped unfinished.
+pub struct Running {
+    child: Child,
+    started: Instant,
+    timeout: Duration,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+    held_stdout: Option<std::process::ChildStdout>,
+    desc: String,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Send a signal (SIGINT for Ctrl-C).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let r = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(r, 0, "kill({}, {sig}) failed", self.pid());
+    }
+
+    /// Still running (not exited)?
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Output so far.
+    pub fn stdout_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    /// Wait for the process; kill it and fail the test if it overruns its timeout.
+    pub fn wait(mut self) -> RunOutput {
+        let deadline = self.started + self.timeout;
+        let status = loop {
+            match self.child.try_wait().expect("try_wait") {
+                Some(s) => break s,
+                None if Instant::now() >= deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!(
+                        "{} did not finish within {:?}\n--- stdout\n{}\n--- stderr\n{}",
+                        self.desc,
+                        self.timeout,
+                        String::from_utf8_lossy(&self.stdout.lock().unwrap()),
+                        String::from_utf8_lossy(&self.stderr.lock().unwrap()),
+                    );
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
+        let wall = self.started.elapsed();
+        drop(self.held_stdout.take());
+        // Children of gwtest could hold the pipes open; never wait on them for long.
+        let until = Instant::now() + Duration::from_secs(5);
+        for r in self.readers.drain(..) {
+            while !r.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        use std::os::unix::process::ExitStatusExt;
+        RunOutput {
+            code: status.code(),
+            signal: status.signal(),
+            stdout: String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned(),
+            wall,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading the plain output
+
+/// One finished test as the plain output shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// PASS, FAIL, FLAKY or SKIP.
+    pub tag: String,
+    /// The result line and the failure block under it.
+    pub block: String,
+}
+
+impl RunOutput {
+    /// Every output, for assertion messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "exit {:?} after {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.wall, self.stdout, self.stderr
+        )
+    }
+
+    /// Fail with the whole output unless the exit code is `code`.
+    pub fn assert_exit(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "wrong exit code\n{}", self.dump());
+        self
+    }
+
+    /// Fail with the whole output unless stdout contains `s`.
+    pub fn assert_stdout_has(&self, s: &str) -> &Self {
+        assert!(
+            self.stdout.contains(s),
+            "stdout lacks {s:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Fail with the whole output unless stdout has a line matching `re`; returns the captures.
+    pub fn stdout_line(&self, re: &str) -> regex::Captures<'_> {
+        let r = regex::Regex::new(&format!("(?m){re}")).expect("valid regex");
+        r.captures(&self.stdout)
+            .unwrap_or_else(|| panic!("no stdout line matches /{re}/\n{}", self.dump()))
+    }
+
+    /// The result lines, `(tag, test id)` in output order.
+    pub fn results(&self) -> Vec<(String, String)> {
+        let r = regex::Regex::new(r"^(PASS|FAIL|FLAKY|SKIP) +\d+\.\ds  (\S+)").unwrap();
+        self.stdout
+            .lines()
+            .filter_map(|l| r.captures(l))
+            .map(|c| (c[1].to_owned(), c[2].to_owned()))
+            .collect()
+    }
+
+    /// The outcome of test `id` (`suite/test`, `#N` for repeats); fails if absent or repeated.
+    pub fn outcome(&self, id: &str) -> Outcome {
+        let head = regex::Regex::new(r"^(PASS|FAIL|FLAKY|SKIP) +\d+\.\ds  (\S+)").unwrap();
+        let mut found: Vec<Outcome> = Vec::new();
+        let mut current: Option<Outcome> = None;
+        for line in self.stdout.lines() {
+            if let Some(c) = head.captures(line) {
+                if let Some(o) = current.take() {
+                    found.push(o);
+                }
+                if &c[2] == id {
+                    current = Some(Outcome {
+                        tag: c[1].to_owned(),
+                        block: line.to_owned(),
+                    });
+                }
+                continue;
+            }
+            let ends = line.is_empty()
+                || line.starts_with("RETRY ")
+                || line.starts_with("note: ")
+                || !line.starts_with(' ');
+            match &mut current {
+                Some(o) if !ends => {
+                    o.block.push('\n');
+                    o.block.push_str(line);
+                }
+                Some(_) => found.extend(current.take()),
+                None => {}
+            }
+        }
+        found.extend(current);
+        assert_eq!(
+            found.len(),
+            1,
+            "expected exactly one result for {id}\n{}",
+            self.dump()
+        );
+        found.pop().unwrap()
+    }
+
+    /// The final count line: `N tests: a passed, b flaky, c failed, d skipped in Xs`.
+    pub fn summary(&self) -> String {
+        let r = regex::Regex::new(
+            r"(?m)^\d+ tests?: \d+ passed, \d+ flaky, \d+ failed, \d+ skipped in \d+\.\ds.*$",
+        )
+        .unwrap();
+        r.find(&self.stdout)
+            .unwrap_or_else(|| panic!("no summary line\n{}", self.dump()))
+            .as_str()
+            .to_owned()
+    }
+
+    /// Fail unless the summary counts are exactly these.
+    pub fn assert_counts(&self, passed: usize, flaky: usize, failed: usize, skipped: usize) {
+        let total = passed + flaky + failed + skipped;
+        let want = format!(
+            "{total} test{}: {passed} passed, {flaky} flaky, {failed} failed, {skipped} skipped in ",
+            if total == 1 { "" } else { "s" }
+        );
+        let s = self.summary();
+        assert!(
+            s.starts_with(&want),
+            "summary {s:?}, want {want:?}\n{}",
+            self.dump()
+        );
+    }
+}
+
+impl Outcome {
+    /// Fail unless the block has a line matching `re` (multi-line mode); returns the captures.
+    pub fn line(&self, re: &str) -> regex::Captures<'_> {
+        let r = regex::Regex::new(&format!("(?m){re}")).expect("valid regex");
+        r.captures(&self.block)
+            .unwrap_or_else(|| panic!("no line matches /{re}/ in:\n{}", self.block))
+    }
+
+    pub fn has(&self, s: &str) -> bool {
+        self.block.contains(s)
+    }
+
+    pub fn assert_has(&self, s: &str) -> &Self {
+        assert!(self.block.contains(s), "missing {s:?} in:\n{}", self.block);
+        self
+    }
+}
+
+/// Whether a process is gone (or a zombie nobody reaped: it runs no more).
+pub fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+/// Poll `f` every 20ms until it holds or `within` passes.
+pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reports of an interrupted run are complete. Today gwtest's only report is the terminal
+/// output, so this checks its summary line; when `--junit`/`--json` land, check their files
+/// here too (written, parseable, the same counts, `interrupted` recorded).
+pub fn assert_reports_written_after_interrupt(out: &RunOutput, failed: usize, skipped: usize) {
+    out.assert_counts(0, 0, failed, skipped);
+    let s = out.summary();
+    assert!(
+        s.ends_with("(interrupted)"),
+        "summary {s:?}\n{}",
+        out.dump()
+    );
+}
