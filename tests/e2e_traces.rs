@@ -1098,3 +1098,97 @@ async fn export_http_by_env() {
 async fn export_grpc_by_env() {
     export_run("grpc", Via::Env, false).await;
 }
+
+const SLOW: &str = r#"apiVersion: gwtest/v1alpha1
+kind: Test
+name: slow
+steps:
+  - name: call
+    request:
+      url: ${gw}/slow
+      headers: {x-otlp-grpc: "${collector}"}
+      expect: {status: 200}
+    consecutive: 1
+  - name: wait
+    sleep: 60s
+  - name: never
+    sleep: 1ms
+"#;
+
+/// Ctrl-C mid-run (exit 130): what finished is exported, what was running is closed as
+/// interrupted, and the last batch is flushed before the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_survives_ctrl_c() {
+    support_traces::install_crypto();
+    let gw = TestGateway::start().await;
+    let (store, col) = collector();
+    let dir = TempDir::new("sigint");
+    dir.suite("ex", SLOW);
+    let vars = [
+        format!("gw={}", gw.url),
+        format!("collector={}", col.grpc_endpoint()),
+    ];
+    let export = col.http_endpoint();
+    let args = [
+        "run",
+        "ex",
+        "--var",
+        &vars[0],
+        "--var",
+        &vars[1],
+        "--otlp-export",
+        &export,
+        "--otlp-export-protocol",
+        "http/protobuf",
+    ];
+    let child = command(&dir.0, &args, &[]).spawn().unwrap();
+    // Interrupt once the request step is done and the sleep step has begun.
+    support_traces::eventually("the gateway to get the request", || {
+        !gw.requests_to("/slow").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = i32::try_from(child.id().unwrap()).unwrap();
+    // SAFETY: plain kill(2) on our own child, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = wait(child).await;
+    assert_eq!(out.code, Some(130), "{out}");
+    gw.exports_settled().await;
+    let all = Collected {
+        spans: all_spans(&store),
+    };
+    col.shutdown().await;
+
+    let run = all.child(None, "gwtest run");
+    assert_eq!(
+        run.attribute("gwtest.interrupted"),
+        Some(&AttrValue::Bool(true)),
+        "{}",
+        all.dump()
+    );
+    assert_eq!(run.status, SpanStatus::Error);
+    let suite = all.child(Some(&run), "suite ex");
+    let test = all.child(Some(&suite), "test ex/slow");
+    assert_request_step(&all, &test, &gw, "/slow");
+    let wait_step = all.child(Some(&test), "wait");
+    assert_outcome(&wait_step, "interrupted", Some(0), None, &all);
+    assert_eq!(
+        str_attr(&wait_step, "gwtest.failure"),
+        Some("interrupted during sleep")
+    );
+    assert_outcome(&test, "interrupted", None, None, &all);
+    // The step after the interrupted one never started: no span.
+    assert_eq!(all.children(&test).len(), 2, "{}", all.dump());
+    let trace = run.trace_id;
+    assert!(
+        all.spans.iter().all(|s| s.trace_id == trace),
+        "{}",
+        all.dump()
+    );
+    assert_eq!(
+        all.spans.len(),
+        1 + 1 + 1 + (1 + 1 + 6) + 1,
+        "{}",
+        all.dump()
+    );
+}
