@@ -986,6 +986,12 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
         ]),
         Via::Env => {
             env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()));
+            // The run's spans are gwtest's whatever the environment names the service.
+            env.push(("OTEL_SERVICE_NAME", "not-gwtest"));
+            env.push((
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=nor-this,team=edge",
+            ));
             // grpc is the default: leave the variable out then.
             if protocol != "grpc" {
                 env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", protocol));
@@ -1113,6 +1119,23 @@ steps:
     sleep: 60s
   - name: never
     sleep: 1ms
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: waiting
+steps:
+  - name: call
+    request:
+      url: ${gw}/waiting
+      headers: {x-otlp-grpc: "${otlp.grpc},${collector}"}
+      expect: {status: 200}
+    consecutive: 1
+  - name: wait
+    timeout: 60s
+    spans:
+      expect: [{name: GET /never}]
+  - name: never
+    sleep: 1ms
 "#;
 
 /// Ctrl-C mid-run (exit 130): what finished is exported, what was running is closed as
@@ -1142,17 +1165,19 @@ async fn export_survives_ctrl_c() {
         "http/protobuf",
     ];
     let child = command(&dir.0, &args, &[]).spawn().unwrap();
-    // Interrupt once the request step is done and the sleep step has begun.
-    support_traces::eventually("the gateway to get the request", || {
-        !gw.requests_to("/slow").is_empty()
+    // Interrupt once the request steps are done and the waiting steps have begun.
+    support_traces::eventually("the gateway to get the requests", || {
+        gw.requests().len() == 2
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = i32::try_from(child.id().unwrap()).unwrap();
     // SAFETY: plain kill(2) on our own child, which has not been waited for yet.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let interrupted = std::time::Instant::now();
     let out = wait(child).await;
     assert_eq!(out.code, Some(130), "{out}");
+    assert!(interrupted.elapsed() < Duration::from_secs(15), "{out}");
     gw.exports_settled().await;
     let all = Collected {
         spans: all_spans(&store),
@@ -1168,17 +1193,29 @@ async fn export_survives_ctrl_c() {
     );
     assert_eq!(run.status, SpanStatus::Error);
     let suite = all.child(Some(&run), "suite ex");
-    let test = all.child(Some(&suite), "test ex/slow");
-    assert_request_step(&all, &test, &gw, "/slow");
-    let wait_step = all.child(Some(&test), "wait");
-    assert_outcome(&wait_step, "interrupted", Some(0), None, &all);
-    assert_eq!(
-        str_attr(&wait_step, "gwtest.failure"),
-        Some("interrupted during sleep")
-    );
-    assert_outcome(&test, "interrupted", None, None, &all);
-    // The step after the interrupted one never started: no span.
-    assert_eq!(all.children(&test).len(), 2, "{}", all.dump());
+    // A sleep is cut short; a waiting spans step says what it was waiting for.
+    for (name, class, failure) in [
+        ("slow", None, "interrupted during sleep"),
+        (
+            "waiting",
+            Some("missing-span"),
+            "; last: no span \"GET /never\" among 6 spans (closest: \"GET /example\", \"auth check\", \"cache lookup\")",
+        ),
+    ] {
+        let test = all.child(Some(&suite), &format!("test ex/{name}"));
+        assert_request_step(&all, &test, &gw, &format!("/{name}"));
+        let wait_step = all.child(Some(&test), "wait");
+        assert_outcome(&wait_step, "interrupted", None, class, &all);
+        let headline = str_attr(&wait_step, "gwtest.failure").unwrap();
+        assert!(
+            headline.starts_with("interrupted") && headline.ends_with(failure),
+            "{}",
+            all.dump()
+        );
+        assert_outcome(&test, "interrupted", None, class, &all);
+        // The step after the interrupted one never started: no span.
+        assert_eq!(all.children(&test).len(), 2, "{}", all.dump());
+    }
     let trace = run.trace_id;
     assert!(
         all.spans.iter().all(|s| s.trace_id == trace),
@@ -1187,8 +1224,49 @@ async fn export_survives_ctrl_c() {
     );
     assert_eq!(
         all.spans.len(),
-        1 + 1 + 1 + (1 + 1 + 6) + 1,
+        1 + 1 + 2 * (1 + (1 + 1 + 6) + 1),
         "{}",
         all.dump()
     );
+}
+
+/// An unreachable collector: the run is not held up (the export gives up within its
+/// deadline), the exit code is the tests', and stderr says how many spans were lost and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_collector_is_reported_not_waited_on() {
+    let dir = TempDir::new("unreachable");
+    dir.suite(
+        "ex",
+        "apiVersion: gwtest/v1alpha1\nkind: Test\nname: quick\nsteps:\n  - exec: {command: [\"true\"]}\n",
+    );
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    for protocol in ["grpc", "http/protobuf"] {
+        let started = std::time::Instant::now();
+        let out = gwtest(
+            &dir.0,
+            &[
+                "run",
+                "ex",
+                "--otlp-export",
+                &closed,
+                "--otlp-export-protocol",
+                protocol,
+            ],
+            &[],
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(20), "{out}");
+        assert_eq!(out.code, Some(0), "{out}");
+        let url = if protocol == "grpc" {
+            closed.clone()
+        } else {
+            format!("{closed}/v1/traces")
+        };
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{out}");
+        // run, suite, test, step
+        let prefix =
+            format!("error: writing a report: OTLP export to {url}: 4 of 4 spans not exported: ");
+        assert!(lines[0].starts_with(&prefix), "{out}");
+    }
 }
