@@ -295,6 +295,23 @@ steps:
 ---
 apiVersion: gwtest/v1alpha1
 kind: Test
+name: own-traceparent
+steps:
+  - name: call
+    request:
+      url: ${gw}/own-traceparent
+      headers:
+        x-otlp-grpc: "${otlp.grpc}"
+        traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+      expect: {status: 200}
+    consecutive: 2
+  - name: the suite's trace
+    timeout: 10s
+    spans:
+      expect: [{name: GET /example, count: 2}, {name: auth check, count: 2}]
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
 name: retried
 steps:
   - name: call
@@ -348,7 +365,7 @@ async fn spans_from_real_exporters_match_through_the_binary() {
     assert_eq!(out.code, Some(0), "{out}");
     assert!(
         out.stdout
-            .contains("5 tests: 5 passed, 0 flaky, 0 failed, 0 skipped"),
+            .contains("6 tests: 6 passed, 0 flaky, 0 failed, 0 skipped"),
         "{out}"
     );
     gw.exports_settled().await;
@@ -372,6 +389,16 @@ async fn spans_from_real_exporters_match_through_the_binary() {
     let mut traces: Vec<[u8; 16]> = reqs.iter().map(|r| r.trace_id).collect();
     traces.dedup();
     assert_eq!(traces.len(), 3, "a fresh trace per attempt: {reqs:?}");
+    // A traceparent the suite set is sent as it is, on every attempt, and the spans step
+    // reads that trace (both attempts' spans: same trace).
+    let own = gw.requests_to("/own-traceparent");
+    assert_eq!(own.len(), 2);
+    for r in &own {
+        assert_eq!(
+            r.traceparent.as_deref(),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+    }
     for r in gw.requests() {
         let tp = r
             .traceparent
@@ -1269,4 +1296,33 @@ async fn an_unreachable_collector_is_reported_not_waited_on() {
             format!("error: writing a report: OTLP export to {url}: 4 of 4 spans not exported: ");
         assert!(lines[0].starts_with(&prefix), "{out}");
     }
+}
+
+/// Every complete suite file in docs/tracing.md (a `yaml` block starting with
+/// `# suites/PATH`) is valid: `gwtest validate` accepts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_examples_in_the_tracing_docs_validate() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tracing.md")).unwrap();
+    let dir = TempDir::new("docs");
+    let mut files = 0;
+    for block in doc.split("```yaml\n").skip(1) {
+        let body = block.split("```").next().unwrap();
+        let Some(path) = body
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# "))
+            .filter(|p| p.starts_with("suites/"))
+        else {
+            continue;
+        };
+        let file = dir.0.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, body).unwrap();
+        files += 1;
+    }
+    assert_eq!(files, 2, "the suite.yaml and the test file of the example");
+    let out = gwtest(&dir.0, &["validate", "suites"], &[]).await;
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout.trim(), "ok: 1 suite, 1 test, 2 steps", "{out}");
 }
