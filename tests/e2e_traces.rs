@@ -413,7 +413,7 @@ async fn spans_from_real_exporters_match_through_the_binary() {
 }
 
 /// A request step whose gateway sends the `full` spans (or `x-spans: MODE`) over gRPC, then
-/// a spans step with `spans` (indented YAML) and a 1s timeout.
+/// a spans step with `spans` (indented YAML) and a 2s timeout.
 fn failing_test(name: &str, mode: &str, spans: &str) -> String {
     format!(
         r#"apiVersion: gwtest/v1alpha1
@@ -427,7 +427,7 @@ steps:
       expect: {{status: 200}}
     consecutive: 1
   - name: check
-    timeout: 1s
+    timeout: 2s
     spans:
 {spans}"#
     )
@@ -522,7 +522,7 @@ async fn failures_say_what_was_seen() {
         let (pre, post) = last.rsplit_once(" [").unwrap();
         lines[2] = format!("  ...last: {} [{post}", pre.replace("TRACE", &trace));
         lines.extend(extra.iter().map(|s| s.to_string()));
-        lines.push("  steps: ✓ call (0.0s)  ✗ check (1.0s, 5 attempts)".into());
+        lines.push("  steps: ✓ call (0.0s)  ✗ check (2.0s, 5 attempts)".into());
         assert_block(&out, &format!("failing/{test}"), &lines);
     };
     let mut seen_full = vec!["  spans seen:"];
@@ -646,7 +646,7 @@ async fn no_trace_says_how_many_spans_the_receiver_got() {
                 "  hint: point the system under test's OTLP exporter at {grpc} (gRPC) or \
                  {http}/v1/traces (HTTP)"
             ),
-            "  steps: ✓ call (0.0s)  ✗ check (1.0s, 5 attempts)".into(),
+            "  steps: ✓ call (0.0s)  ✗ check (2.0s, 5 attempts)".into(),
         ],
     );
 
@@ -666,7 +666,7 @@ async fn no_trace_says_how_many_spans_the_receiver_got() {
             "  hint: spans arrive, but not for this request: does the system under test continue \
              the incoming traceparent header?"
                 .into(),
-            "  steps: ✓ call (0.0s)  ✗ check (1.0s, 5 attempts)".into(),
+            "  steps: ✓ call (0.0s)  ✗ check (2.0s, 5 attempts)".into(),
         ],
     );
 }
@@ -1197,7 +1197,7 @@ async fn export_survives_ctrl_c() {
         gw.requests().len() == 2
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let pid = i32::try_from(child.id().unwrap()).unwrap();
     // SAFETY: plain kill(2) on our own child, which has not been waited for yet.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
