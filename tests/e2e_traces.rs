@@ -312,6 +312,22 @@ steps:
 ---
 apiVersion: gwtest/v1alpha1
 kind: Test
+name: invalid-traceparent
+steps:
+  - name: call
+    request:
+      url: ${gw}/invalid-traceparent
+      headers: {x-otlp-grpc: "${otlp.grpc}", traceparent: not-a-trace-context}
+      expect: {status: 200}
+    consecutive: 1
+  - name: the gateway started a trace of its own
+    timeout: 10s
+    spans:
+      trace: any
+      expect: [{name: GET /example, count: 1}, {name: auth check}]
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
 name: retried
 steps:
   - name: call
@@ -365,7 +381,7 @@ async fn spans_from_real_exporters_match_through_the_binary() {
     assert_eq!(out.code, Some(0), "{out}");
     assert!(
         out.stdout
-            .contains("6 tests: 6 passed, 0 flaky, 0 failed, 0 skipped"),
+            .contains("7 tests: 7 passed, 0 flaky, 0 failed, 0 skipped"),
         "{out}"
     );
     gw.exports_settled().await;
@@ -399,7 +415,18 @@ async fn spans_from_real_exporters_match_through_the_binary() {
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         );
     }
-    for r in gw.requests() {
+    // An invalid one too: gwtest adds no second traceparent (that would change what the
+    // gateway sees).
+    assert_eq!(
+        gw.request("/invalid-traceparent").traceparents,
+        ["not-a-trace-context"]
+    );
+    for r in gw
+        .requests()
+        .into_iter()
+        .filter(|r| r.path != "/invalid-traceparent")
+    {
+        assert_eq!(r.traceparents.len(), 1, "{r:?}");
         let tp = r
             .traceparent
             .as_deref()

@@ -53,6 +53,8 @@ pub enum Mode {
 pub struct Seen {
     pub path: String,
     pub traceparent: Option<String>,
+    /// Every `traceparent` header value, in order (W3C: more than one makes it invalid).
+    pub traceparents: Vec<String>,
     /// The request's trace (the incoming one; a fresh one without a traceparent).
     pub trace_id: [u8; 16],
     /// The incoming parent span id (the request attempt's id).
@@ -317,6 +319,11 @@ fn handle(st: &Arc<State>, path: &str, h: &axum::http::HeaderMap) -> u16 {
     requests.push(Seen {
         path: path.to_string(),
         traceparent: header(h, "traceparent").map(str::to_string),
+        traceparents: h
+            .get_all("traceparent")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect(),
         trace_id: seen_trace,
         parent,
         server_span: server,
