@@ -15,7 +15,7 @@ use std::time::Duration;
 use gwtest::engine::hex;
 use gwtest::traces::store::{AttrValue, SpanStatus, StoredSpan};
 use gwtest::traces::{Receiver, Selection, SpanStore};
-use support_traces::gateway::TestGateway;
+use support_traces::gateway::{Seen, TestGateway};
 
 struct TempDir(PathBuf);
 
@@ -849,6 +849,7 @@ const BROKEN: &str = r#"---
 apiVersion: gwtest/v1alpha1
 kind: Test
 name: broken
+retries: 1
 steps:
   - name: call
     request:
@@ -970,9 +971,8 @@ fn assert_outcome(
 
 /// The request step `call` of `test`: its attempt spans in order, and under each the
 /// gateway's spans for that attempt (the traceparent it got was the attempt span's id).
-fn assert_request_step(all: &Collected, test: &StoredSpan, gw: &TestGateway, path: &str) {
+fn assert_request_step(all: &Collected, test: &StoredSpan, reqs: &[Seen]) {
     let call = all.child(Some(test), "call");
-    let reqs = gw.requests_to(path);
     assert_outcome(&call, "passed", Some(reqs.len() as i64), None, all);
     for (i, req) in reqs.iter().enumerate() {
         let attempt = all.child(Some(&call), &format!("attempt {}", i + 1));
@@ -1085,7 +1085,7 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
     let traced = all.child(Some(&suite_span), "test ex/traced");
     assert_outcome(&traced, "passed", None, None, &all);
     assert_eq!(int_attr(&traced, "gwtest.try"), Some(1));
-    assert_request_step(&all, &traced, &gw, "/traced");
+    assert_request_step(&all, &traced, &gw.requests_to("/traced"));
     assert_eq!(
         gw.requests_to("/traced")
             .iter()
@@ -1107,30 +1107,35 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
 
     let mut expected = 1 + 1 + 1 + (1 + 2 + 2 * 6) + 1;
     if failing {
-        let broken = all.child(Some(&suite_span), "test ex/broken");
-        assert_outcome(&broken, "failed", None, Some("missing-span"), &all);
-        assert_request_step(&all, &broken, &gw, "/broken");
-        let missing = all.child(Some(&broken), "missing span");
-        let attempts = json_steps(&report, "broken")[1]["attempts"]
-            .as_i64()
-            .unwrap();
-        assert_outcome(
-            &missing,
-            "failed",
-            Some(attempts),
-            Some("missing-span"),
-            &all,
-        );
-        assert!(
-            str_attr(&missing, "gwtest.failure")
-                .unwrap()
-                .ends_with("last: no span \"GET /missing\" among 6 spans (closest: \"GET /example\", \"auth check\", \"cache lookup\")"),
-            "{}",
-            all.dump()
-        );
-        // The step that never ran has no span.
-        assert_eq!(all.children(&broken).len(), 2, "{}", all.dump());
-        expected += 1 + (1 + 1 + 6) + 1;
+        // Two tries (`retries: 1`): the first closed as retrying, each with its own steps.
+        let mut tries: Vec<_> = all
+            .children(&suite_span)
+            .into_iter()
+            .filter(|s| &*s.name == "test ex/broken")
+            .collect();
+        tries.sort_by_key(|s| int_attr(s, "gwtest.try"));
+        assert_eq!(tries.len(), 2, "{}", all.dump());
+        let reqs = gw.requests_to("/broken");
+        assert_eq!(reqs.len(), 2);
+        let steps = json_steps(&report, "broken");
+        for (i, (broken, outcome)) in tries.iter().zip(["retrying", "failed"]).enumerate() {
+            assert_eq!(int_attr(broken, "gwtest.try"), Some(i as i64 + 1));
+            assert_outcome(broken, outcome, None, Some("missing-span"), &all);
+            assert_request_step(&all, broken, &reqs[i..=i]);
+            let missing = all.child(Some(broken), "missing span");
+            let attempts = (i == 1).then(|| steps[1]["attempts"].as_i64().unwrap());
+            assert_outcome(&missing, "failed", attempts, Some("missing-span"), &all);
+            assert!(
+                str_attr(&missing, "gwtest.failure")
+                    .unwrap()
+                    .ends_with("last: no span \"GET /missing\" among 6 spans (closest: \"GET /example\", \"auth check\", \"cache lookup\")"),
+                "{}",
+                all.dump()
+            );
+            // The step that never ran has no span.
+            assert_eq!(all.children(broken).len(), 2, "{}", all.dump());
+        }
+        expected += 2 * (1 + (1 + 1 + 6) + 1);
     }
     assert_eq!(all.spans.len(), expected, "{}", all.dump());
 }
@@ -1257,7 +1262,7 @@ async fn export_survives_ctrl_c() {
         ),
     ] {
         let test = all.child(Some(&suite), &format!("test ex/{name}"));
-        assert_request_step(&all, &test, &gw, &format!("/{name}"));
+        assert_request_step(&all, &test, &gw.requests_to(&format!("/{name}")));
         let wait_step = all.child(Some(&test), "wait");
         assert_outcome(&wait_step, "interrupted", None, class, &all);
         let headline = str_attr(&wait_step, "gwtest.failure").unwrap();
@@ -1352,4 +1357,25 @@ async fn the_suite_examples_in_the_tracing_docs_validate() {
     let out = gwtest(&dir.0, &["validate", "suites"], &[]).await;
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.stdout.trim(), "ok: 1 suite, 1 test, 2 steps", "{out}");
+}
+
+/// `--otlp-receiver` starts the receiver for a suite without spans steps (say, one that only
+/// configures the gateway's exporter): `${otlp.grpc}` / `${otlp.http}` are set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_receiver_flag_sets_the_variables_without_spans_steps() {
+    let dir = TempDir::new("receiver-flag");
+    dir.suite(
+        "ex",
+        r#"apiVersion: gwtest/v1alpha1
+kind: Test
+name: endpoints
+steps:
+  - exec:
+      command: [echo, "${otlp.grpc} ${otlp.http}"]
+      expect:
+        stdout: {matches: '^http://127\.0\.0\.1:[0-9]+ http://127\.0\.0\.1:[0-9]+\n$'}
+"#,
+    );
+    let out = gwtest(&dir.0, &["run", "ex", "--otlp-receiver"], &[]).await;
+    assert_eq!(out.code, Some(0), "{out}");
 }
