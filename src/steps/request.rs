@@ -453,7 +453,9 @@ async fn send(
     let mut req = client
         .request(p.method.clone(), p.url.clone())
         .headers(p.headers.clone());
-    if p.fixed_trace.is_none() {
+    // A traceparent the suite set, even one that does not parse, is sent alone: a second
+    // header would change what the system under test sees.
+    if !p.headers.contains_key("traceparent") {
         req = req.header("traceparent", traceparent(&trace));
     }
     if let Some(b) = &p.body {

@@ -21,7 +21,9 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLink
 use tokio::sync::mpsc;
 
 use crate::config::ExportProtocol;
-use crate::engine::events::{Event, Failure, StepStatus, TestId, TestStatus, TryReport};
+use crate::engine::events::{
+    Event, Failure, FailureCause, StepStatus, TestId, TestStatus, TryReport,
+};
 use crate::report::Reporter;
 
 /// The longest `finish()` waits for the last spans to be sent.
@@ -431,8 +433,13 @@ impl Reporter for OtlpExport {
                 };
                 open.attrs
                     .push(KeyValue::new("code.lineno", i64::from(report.loc.line)));
+                // Cut short by Ctrl-C: the same outcome as a step still open at the end.
+                let outcome = match &report.failure {
+                    Some(f) if f.cause == FailureCause::Interrupted => "interrupted",
+                    _ => step_status_str(report.status),
+                };
                 let mut extra = vec![
-                    KeyValue::new("gwtest.outcome", step_status_str(report.status)),
+                    KeyValue::new("gwtest.outcome", outcome),
                     KeyValue::new("gwtest.attempts", i64::from(report.attempts)),
                 ];
                 let status = match &report.failure {
@@ -449,7 +456,15 @@ impl Reporter for OtlpExport {
                 self.close_test(id, "retrying", Some(report));
             }
             Event::TestFinished { report } => {
-                let outcome = test_status_str(report.status);
+                let interrupted = report
+                    .last_try()
+                    .and_then(TryReport::failure)
+                    .is_some_and(|f| f.cause == FailureCause::Interrupted);
+                let outcome = if interrupted {
+                    "interrupted"
+                } else {
+                    test_status_str(report.status)
+                };
                 if self.tests.contains_key(&report.id) {
                     self.close_test(&report.id, outcome, report.last_try());
                 } else if report.status == TestStatus::Skipped {

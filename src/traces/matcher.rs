@@ -252,7 +252,10 @@ fn check_one(e: &ExpectedSpan, pool: &[&Seen], root: Option<[u8; 8]>) -> Option<
         Some(n) if got > n as usize => {
             return Some(Problem::new(
                 Class::UnexpectedSpan,
-                format!("expected exactly {n} span {what}, got more"),
+                format!(
+                    "expected exactly {} {what}, got more",
+                    plural(n as usize, "span")
+                ),
                 format!(
                     "expected exactly {} {what}, got {got}",
                     plural(n as usize, "span")
@@ -339,7 +342,7 @@ fn check_one(e: &ExpectedSpan, pool: &[&Seen], root: Option<[u8; 8]>) -> Option<
     }
     Some(Problem::new(
         Class::MissingSpan,
-        format!("expected exactly {needed} span {what}"),
+        format!("expected exactly {} {what}", plural(needed, "span")),
         format!(
             "expected exactly {} {what}, got {got} so far",
             plural(needed, "span")
@@ -819,6 +822,15 @@ mod tests {
         let m = check(&q(vec![e.clone()]), &store, &sub(), 0).unwrap_err();
         assert_eq!(m.class, Class::MissingSpan);
         assert!(m.detail.contains("got 2 so far"), "{}", m.detail);
+        // The summary counts attempts by it ("7 expected exactly 3 spans ..."): plural too.
+        assert_eq!(m.summary, r#"expected exactly 3 spans "route example""#);
+        e.count = Some(0);
+        let m = check(&q(vec![e.clone()]), &store, &sub(), 0).unwrap_err();
+        assert_eq!(m.class, Class::UnexpectedSpan);
+        assert_eq!(
+            m.summary,
+            r#"expected exactly 0 spans "route example", got more"#
+        );
         e.count = Some(2);
         check(&q(vec![e]), &store, &sub(), 0).unwrap();
 

@@ -1,0 +1,1381 @@
+//! Traces through the real binary: suites with `request` + `spans` steps run by `gwtest run`
+//! against a test gateway that continues the request's `traceparent` and sends its spans with
+//! the stock opentelemetry-otlp exporters (gRPC and HTTP) to the run's receiver, found through
+//! `${otlp.grpc}` / `${otlp.http}` or a reserved `--otlp-listen` port. Then the run's own
+//! export (`--otlp-export`, flags or `OTEL_EXPORTER_OTLP_*`) into a collector in this process,
+//! on a passing, a failing and an interrupted run, and a taken receiver port (exit 3).
+
+mod support_traces;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gwtest::engine::hex;
+use gwtest::traces::store::{AttrValue, SpanStatus, StoredSpan};
+use gwtest::traces::{Receiver, Selection, SpanStore};
+use support_traces::gateway::{Seen, TestGateway};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "gwtest-e2e-{tag}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        // An empty gwtest.toml stops the search for one in the parents.
+        std::fs::write(p.join("gwtest.toml"), "").unwrap();
+        TempDir(p)
+    }
+
+    /// A suite `name` with one test file.
+    fn suite(&self, name: &str, tests: &str) -> &Self {
+        let d = self.0.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("suite.yaml"),
+            format!("apiVersion: gwtest/v1alpha1\nkind: Suite\nname: {name}\n"),
+        )
+        .unwrap();
+        std::fs::write(d.join("t.test.yaml"), tests).unwrap();
+        self
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// `gwtest ARGS` in `dir` with plain output and no OTLP or gwtest settings inherited.
+fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_gwtest"));
+    c.args(args)
+        .current_dir(dir)
+        .env("CI", "true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") || k.starts_with("GWTEST_") || k == "GITHUB_ACTIONS" {
+            c.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn wait(child: tokio::process::Child) -> Out {
+    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("gwtest did not finish within {LIMIT:?}"))
+        .unwrap();
+    Out {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn gwtest(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    wait(command(dir, args, env).spawn().unwrap()).await
+}
+
+/// The lines of the failure block of test `name` (from its `FAIL` line to the blank line).
+fn block(stdout: &str, name: &str) -> Vec<String> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("FAIL") && l.ends_with(&format!(" {name}")))
+        .unwrap_or_else(|| panic!("no FAIL block for {name} in:\n{stdout}"));
+    lines[start + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// Durations and attempt counts vary from run to run: `(1.0s, 5 attempts)` -> `(T, N attempts)`.
+fn normalize(line: &str) -> String {
+    let re = regex::Regex::new(r"\(\d+\.\ds(, \d+ attempts)?\)").unwrap();
+    re.replace_all(line, |c: &regex::Captures| {
+        if c.get(1).is_some() {
+            "(T, N attempts)".to_string()
+        } else {
+            "(T)".to_string()
+        }
+    })
+    .into_owned()
+}
+
+/// The line of `text` (1-based) that is `line` (surrounding blanks ignored).
+fn line_of(text: &str, line: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim() == line)
+        .unwrap_or_else(|| panic!("no {line:?} in the suite"))
+        + 1
+}
+
+/// Assert a failure block line by line; `...` in an expected line stands for the varying
+/// `N attempts in T: <per-class counts>; ` part of the summary line, and durations and
+/// attempt counts in parentheses are compared by shape (see [`normalize`]).
+fn assert_block(out: &Out, test: &str, expected: &[String]) {
+    let got = block(&out.stdout, test);
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "block of {test}:\n{}\nexpected:\n{}\n{out}",
+        got.join("\n"),
+        expected.join("\n")
+    );
+    let summary = regex::Regex::new(r"^\d+ attempts in \d+\.\ds: .*; $").unwrap();
+    for (g, e) in got.iter().zip(expected) {
+        let ok = match e.split_once("...") {
+            Some((pre, post)) => {
+                g.len() >= pre.len() + post.len()
+                    && g.starts_with(pre)
+                    && g.ends_with(post)
+                    && summary.is_match(&g[pre.len()..g.len() - post.len()])
+            }
+            None => normalize(g) == normalize(e),
+        };
+        assert!(ok, "in the block of {test}:\n got: {g}\nwant: {e}\n{out}");
+    }
+}
+
+/// The steps of the last try of `test` in the JSON report.
+fn json_steps(report: &serde_json::Value, test: &str) -> Vec<serde_json::Value> {
+    for s in report["suites"].as_array().unwrap() {
+        for t in s["tests"].as_array().unwrap() {
+            if t["name"] == test {
+                let tries = t["tries"].as_array().unwrap();
+                return tries.last().unwrap()["steps"].as_array().unwrap().clone();
+            }
+        }
+    }
+    panic!("no test {test} in the JSON report: {report:#}");
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+const MATCHING: &str = r#"apiVersion: gwtest/v1alpha1
+kind: Test
+name: grpc
+steps:
+  - name: call
+    request:
+      url: ${gw}/grpc
+      headers: {x-otlp-grpc: "${otlp.grpc}"}
+      expect: {status: 200}
+    consecutive: 1
+  - name: gateway spans
+    timeout: 10s
+    spans:
+      service: test-gateway
+      expect:
+        - name: GET /example
+          kind: server
+          attributes:
+            http.response.status_code: 200
+            http.route: /example
+            upstream.latency_ms: 12.5
+            retry.enabled: true
+            not.there: null
+          count: 1
+        - name-matches: "^route ex"
+          kind: internal
+          parent: GET /example
+          attributes: {route.name: example}
+        - name: cache lookup
+          parent: route example
+          count: 2
+        - name: upstream call
+          kind: client
+          parent: route example
+          attributes: {server.port: 8080}
+      absent: [auth check, error-vhost]
+  - name: sidecar spans
+    spans:
+      service: auth-sidecar
+      expect:
+        - {name: auth check, parent: GET /example, kind: internal, count: 1}
+      absent: [GET /example]
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: http
+steps:
+  - name: call
+    request:
+      url: ${gw}/http
+      headers: {x-otlp-http: "${otlp.http}"}
+      expect: {status: 200}
+    consecutive: 1
+  - name: gateway spans
+    timeout: 10s
+    spans:
+      trace: last-request
+      expect:
+        - name: GET /example
+          kind: server
+          attributes: {http.response.status_code: 200, upstream.latency_ms: 12.5}
+          count: 1
+        - {name: auth check, parent: GET /example, count: 1}
+        - {name: cache lookup, count: 2}
+      absent: [GET /other]
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: late
+steps:
+  - name: call
+    request:
+      url: ${gw}/late
+      headers: {x-otlp-http: "${otlp.http}", x-export-delay-ms: "1500"}
+      expect: {status: 200}
+    consecutive: 1
+  - name: late spans
+    timeout: 15s
+    spans:
+      expect:
+        - {name: upstream call, kind: client, parent: route example}
+        - {name: auth check}
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: any
+steps:
+  - name: call
+    request:
+      url: ${gw}/any
+      headers: {x-otlp-grpc: "${otlp.grpc}", x-spans: decoy}
+      expect: {status: 200}
+    consecutive: 1
+  - name: in the request's trace
+    timeout: 10s
+    spans:
+      expect: [{name: GET /other, kind: server, count: 1}]
+      absent: [GET /example]
+  - name: in any trace of the test
+    timeout: 10s
+    spans:
+      trace: any
+      expect:
+        - {name: GET /example, count: 1}
+        - {name: route example, parent: GET /example}
+        - {name: GET /other}
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: own-traceparent
+steps:
+  - name: call
+    request:
+      url: ${gw}/own-traceparent
+      headers:
+        x-otlp-grpc: "${otlp.grpc}"
+        traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+      expect: {status: 200}
+    consecutive: 2
+  - name: the suite's trace
+    timeout: 10s
+    spans:
+      expect: [{name: GET /example, count: 2}, {name: auth check, count: 2}]
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: invalid-traceparent
+steps:
+  - name: call
+    request:
+      url: ${gw}/invalid-traceparent
+      headers: {x-otlp-grpc: "${otlp.grpc}", traceparent: not-a-trace-context}
+      expect: {status: 200}
+    consecutive: 1
+  - name: the gateway started a trace of its own
+    timeout: 10s
+    spans:
+      trace: any
+      expect: [{name: GET /example, count: 1}, {name: auth check}]
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: retried
+steps:
+  - name: call
+    request:
+      url: ${gw}/retried
+      headers: {x-otlp-grpc: "${otlp.grpc}", x-fail-first: "2"}
+      expect: {status: 200}
+    consecutive: 1
+    interval: 50ms
+  - name: the deciding attempt
+    timeout: 10s
+    spans:
+      expect:
+        - {name: GET /example, count: 1, attributes: {http.response.status_code: 200}}
+      absent: [GET /other]
+  - name: every attempt
+    timeout: 10s
+    spans:
+      trace: any
+      expect:
+        - {name: GET /example, count: 3}
+        - {name: GET /example, count: 2, attributes: {http.response.status_code: 503}}
+"#;
+
+/// Spans sent by real OTLP exporters (gRPC and HTTP) from a gateway that continues the
+/// request's traceparent, matched by every property a `spans` step has; late spans; `trace:
+/// any` against a decoy trace; a retried request step's spans step looks at the deciding
+/// attempt's trace, and every attempt had a fresh sampled traceparent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_from_real_exporters_match_through_the_binary() {
+    support_traces::install_crypto();
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("matching");
+    dir.suite("matching", MATCHING);
+    let var = format!("gw={}", gw.url);
+    let out = gwtest(
+        &dir.0,
+        &[
+            "run",
+            "matching",
+            "--var",
+            &var,
+            "-j",
+            "1",
+            "--json",
+            "report.json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains("7 tests: 7 passed, 0 flaky, 0 failed, 0 skipped"),
+        "{out}"
+    );
+    gw.exports_settled().await;
+    let report = read_json(&dir.0.join("report.json"));
+
+    // Late spans: the step waited for them (it failed at least once, then passed).
+    let late = json_steps(&report, "late");
+    assert_eq!(late[1]["name"], "late spans");
+    assert_eq!(late[1]["status"], "passed");
+    assert!(late[1]["attempts"].as_u64().unwrap() >= 2, "{late:?}");
+    assert!(late[1]["duration_ms"].as_u64().unwrap() >= 1000, "{late:?}");
+
+    // Three attempts, each with its own sampled trace; the last one decided.
+    let retried = json_steps(&report, "retried");
+    assert_eq!(retried[0]["attempts"], 3, "{retried:?}");
+    let reqs = gw.requests_to("/retried");
+    assert_eq!(
+        reqs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [503, 503, 200]
+    );
+    let mut traces: Vec<[u8; 16]> = reqs.iter().map(|r| r.trace_id).collect();
+    traces.dedup();
+    assert_eq!(traces.len(), 3, "a fresh trace per attempt: {reqs:?}");
+    // A traceparent the suite set is sent as it is, on every attempt, and the spans step
+    // reads that trace (both attempts' spans: same trace).
+    let own = gw.requests_to("/own-traceparent");
+    assert_eq!(own.len(), 2);
+    for r in &own {
+        assert_eq!(
+            r.traceparent.as_deref(),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+    }
+    // An invalid one too: gwtest adds no second traceparent (that would change what the
+    // gateway sees).
+    assert_eq!(
+        gw.request("/invalid-traceparent").traceparents,
+        ["not-a-trace-context"]
+    );
+    for r in gw
+        .requests()
+        .into_iter()
+        .filter(|r| r.path != "/invalid-traceparent")
+    {
+        assert_eq!(r.traceparents.len(), 1, "{r:?}");
+        let tp = r
+            .traceparent
+            .as_deref()
+            .expect("every attempt has a traceparent");
+        assert_eq!(
+            tp,
+            format!("00-{}-{}-01", hex(&r.trace_id), hex(&r.parent.unwrap())),
+            "W3C traceparent, sampled"
+        );
+    }
+}
+
+/// A request step whose gateway sends the `full` spans (or `x-spans: MODE`) over gRPC, then
+/// a spans step with `spans` (indented YAML) and a 2s timeout.
+fn failing_test(name: &str, mode: &str, spans: &str) -> String {
+    format!(
+        r#"apiVersion: gwtest/v1alpha1
+kind: Test
+name: {name}
+steps:
+  - name: call
+    request:
+      url: ${{gw}}/{name}
+      headers: {{x-otlp-grpc: "${{otlp.grpc}}", x-spans: {mode}, x-note: "${{otlp.grpc}} ${{otlp.http}}"}}
+      expect: {{status: 200}}
+    consecutive: 1
+  - name: check
+    timeout: 2s
+    spans:
+{spans}"#
+    )
+}
+
+const FULL_TABLE: [&str; 7] = [
+    "    name           service       kind      parent",
+    "    GET /example   test-gateway  server    (the request)",
+    "    route example  test-gateway  internal  \"GET /example\"",
+    "    cache lookup   test-gateway  internal  \"route example\"",
+    "    cache lookup   test-gateway  internal  \"route example\"",
+    "    upstream call  test-gateway  client    \"route example\"",
+    "    auth check     auth-sidecar  internal  \"GET /example\"",
+];
+
+/// Every way a spans step fails, through the binary: the exact lines it prints (what was
+/// expected, the last attempt's verdict and class, the spans seen, the closest names).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_say_what_was_seen() {
+    support_traces::install_crypto();
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("failing");
+    let tests = [
+        failing_test("decoy", "decoy", "      expect: [{name: GET /example}]\n"),
+        failing_test(
+            "typo",
+            "full",
+            "      expect: [{name: GET /exampel, kind: server}]\n",
+        ),
+        failing_test(
+            "no-regex-match",
+            "full",
+            "      expect: [{name-matches: \"^POST \"}]\n",
+        ),
+        failing_test(
+            "string-is-not-int",
+            "full",
+            "      service: test-gateway\n      expect:\n        - name: GET /example\n          attributes: {http.response.status_code: \"200\"}\n",
+        ),
+        failing_test(
+            "too-many",
+            "full",
+            "      expect: [{name: cache lookup, count: 1}]\n",
+        ),
+        failing_test(
+            "too-few",
+            "full",
+            "      expect: [{name: cache lookup, count: 3}]\n",
+        ),
+        failing_test("absent", "full", "      absent: [cache lookup]\n"),
+        failing_test(
+            "wrong-parent",
+            "full",
+            "      expect: [{name: upstream call, parent: GET /example}]\n",
+        ),
+        failing_test(
+            "wrong-kind",
+            "full",
+            "      expect: [{name: route example, kind: server}]\n",
+        ),
+        failing_test(
+            "wrong-service",
+            "full",
+            "      service: edge-proxy\n      expect: [{name: GET /example}]\n",
+        ),
+    ];
+    let suite = tests.join("---\n");
+    dir.suite("failing", &suite);
+    let var = format!("gw={}", gw.url);
+    let out = gwtest(&dir.0, &["run", "failing", "--var", &var, "-j", "10"], &[]).await;
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout
+            .contains("10 tests: 0 passed, 0 flaky, 10 failed, 0 skipped"),
+        "{out}"
+    );
+    gw.exports_settled().await;
+
+    let expect = |test: &str, spans_expected: &str, last: &str, extra: &[&str]| {
+        let trace = hex(&gw.request(&format!("/{test}")).trace_id);
+        // The spans step starts 8 lines after the test's `name:` line.
+        let line = line_of(&suite, &format!("name: {test}")) + 8;
+        let mut lines = vec![
+            format!("  step 2 \"check\" (spans) at failing/t.test.yaml:{line}:5"),
+            format!(
+                "  expected: {} in trace {trace} of the last request",
+                spans_expected
+            ),
+            format!("  ...last: {} ", last.replace("TRACE", &trace)),
+        ];
+        // `...` stops before "last:", the class closes the line.
+        let (pre, post) = last.rsplit_once(" [").unwrap();
+        lines[2] = format!("  ...last: {} [{post}", pre.replace("TRACE", &trace));
+        lines.extend(extra.iter().map(|s| s.to_string()));
+        lines.push("  steps: ✓ call (0.0s)  ✗ check (2.0s, 5 attempts)".into());
+        assert_block(&out, &format!("failing/{test}"), &lines);
+    };
+    let mut seen_full = vec!["  spans seen:"];
+    seen_full.extend(FULL_TABLE);
+
+    expect(
+        "decoy",
+        "\"GET /example\"",
+        "no span \"GET /example\" among 1 span (closest: \"GET /other\") [missing-span]",
+        &[
+            "  spans seen:",
+            "    name        service       kind    parent",
+            "    GET /other  test-gateway  server  (the request)",
+        ],
+    );
+    expect(
+        "typo",
+        "\"GET /exampel\" (server)",
+        "no span \"GET /exampel\" among 6 spans (closest: \"GET /example\", \"route example\", \"upstream call\") [missing-span]",
+        &seen_full,
+    );
+    expect(
+        "no-regex-match",
+        "matching /^POST /",
+        "no span matching /^POST / among 6 spans [missing-span]",
+        &seen_full,
+    );
+    let mut with_attributes = seen_full.clone();
+    with_attributes.extend([
+        "  attributes of GET /example:",
+        "    http.response.status_code: 200",
+        "    http.route: \"/example\"",
+        "    upstream.latency_ms: 12.5",
+        "    retry.enabled: true",
+    ]);
+    expect(
+        "string-is-not-int",
+        "from service \"test-gateway\": \"GET /example\" (http.response.status_code=\"200\")",
+        "span \"GET /example\": http.response.status_code: expected a string \"200\", got a number 200 (values compare with their type) [attribute]",
+        &with_attributes,
+    );
+    expect(
+        "too-many",
+        "\"cache lookup\" (exactly 1)",
+        "expected exactly 1 span \"cache lookup\", got 2 [unexpected-span]",
+        &seen_full,
+    );
+    expect(
+        "too-few",
+        "\"cache lookup\" (exactly 3)",
+        "expected exactly 3 spans \"cache lookup\", got 2 so far [missing-span]",
+        &seen_full,
+    );
+    expect(
+        "absent",
+        "no span \"cache lookup\"",
+        "span \"cache lookup\" must not appear, found 2 (under \"route example\", \"route example\") [unexpected-span]",
+        &seen_full,
+    );
+    expect(
+        "wrong-parent",
+        "\"upstream call\" under \"GET /example\"",
+        "span \"upstream call\" is not under \"GET /example\"; its parent: \"route example\" [missing-span]",
+        &seen_full,
+    );
+    expect(
+        "wrong-kind",
+        "\"route example\" (server)",
+        "span \"route example\" is internal, expected server [attribute]",
+        &seen_full,
+    );
+    expect(
+        "wrong-service",
+        "from service \"edge-proxy\": \"GET /example\"",
+        "6 spans in trace TRACE, none from service \"edge-proxy\" (services seen: auth-sidecar, test-gateway) [missing-span]",
+        &seen_full,
+    );
+}
+
+/// No span for the request's trace: with nothing received at all, the step says the exporter
+/// never reached the receiver and where to point it; with spans of another trace only, how
+/// many arrived and that the traceparent is probably not propagated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_trace_says_how_many_spans_the_receiver_got() {
+    support_traces::install_crypto();
+    let gw = TestGateway::start().await;
+    let silent = TempDir::new("silent");
+    let orphan = TempDir::new("orphan");
+    let spans = "      expect: [{name: GET /example}]\n";
+    let silent_suite = failing_test("silent", "none", spans);
+    let orphan_suite = failing_test("orphan", "orphan", spans);
+    silent.suite("silent", &silent_suite);
+    orphan.suite("orphan", &orphan_suite);
+    let var = format!("gw={}", gw.url);
+    let s = command(&silent.0, &["run", "silent", "--var", &var], &[]).spawn();
+    let o = command(&orphan.0, &["run", "orphan", "--var", &var], &[]).spawn();
+    let (s, o) = tokio::join!(wait(s.unwrap()), wait(o.unwrap()));
+    assert_eq!(s.code, Some(1), "{s}");
+    assert_eq!(o.code, Some(1), "{o}");
+    gw.exports_settled().await;
+    let line = line_of(&silent_suite, "- name: check");
+
+    let req = gw.request("/silent");
+    let trace = hex(&req.trace_id);
+    let note = req.note.unwrap();
+    let (grpc, http) = note.split_once(' ').unwrap();
+    assert!(grpc.starts_with("http://127.0.0.1:"), "{note}");
+    assert!(http.starts_with("http://127.0.0.1:"), "{note}");
+    assert_ne!(grpc, http);
+    assert_block(
+        &s,
+        "silent/silent",
+        &[
+            format!("  step 2 \"check\" (spans) at silent/t.test.yaml:{line}:5"),
+            format!("  expected: \"GET /example\" in trace {trace} of the last request"),
+            format!(
+                "  ...last: no span for trace {trace} (the receiver got no span at all since the \
+                 run started: the exporter never reached it) [no-trace]"
+            ),
+            format!(
+                "  hint: point the system under test's OTLP exporter at {grpc} (gRPC) or \
+                 {http}/v1/traces (HTTP)"
+            ),
+            "  steps: ✓ call (0.0s)  ✗ check (2.0s, 5 attempts)".into(),
+        ],
+    );
+
+    let req = gw.request("/orphan");
+    let trace = hex(&req.trace_id);
+    assert_ne!(req.other_trace, Some(req.trace_id));
+    assert_block(
+        &o,
+        "orphan/orphan",
+        &[
+            format!("  step 2 \"check\" (spans) at orphan/t.test.yaml:{line}:5"),
+            format!("  expected: \"GET /example\" in trace {trace} of the last request"),
+            format!(
+                "  ...last: no span for trace {trace} (the receiver got 6 spans in total, 1 other \
+                 trace since this test started (is the traceparent header propagated?)) [no-trace]"
+            ),
+            "  hint: spans arrive, but not for this request: does the system under test continue \
+             the incoming traceparent header?"
+                .into(),
+            "  steps: ✓ call (0.0s)  ✗ check (2.0s, 5 attempts)".into(),
+        ],
+    );
+}
+
+/// A port that was free a moment ago (the listener is dropped: a tiny race, retried on).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const FIXED_PORTS: &str = r#"apiVersion: gwtest/v1alpha1
+kind: Test
+name: default-endpoint
+steps:
+  - name: call
+    request:
+      url: ${gw}/default-endpoint
+      headers: {x-note: "${otlp.grpc} ${otlp.http}"}
+      expect: {status: 200}
+    consecutive: 1
+  - name: check
+    timeout: 10s
+    spans:
+      expect: [{name: GET /example, count: 1}, {name: auth check}]
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: http-by-address
+steps:
+  - name: call
+    request:
+      url: ${gw}/http-by-address
+      headers: {x-otlp-http: "${http}"}
+      expect: {status: 200}
+    consecutive: 1
+  - name: check
+    timeout: 10s
+    spans:
+      expect: [{name: upstream call, kind: client}, {name: auth check}]
+"#;
+
+/// `--otlp-listen` / `--otlp-http-listen` with ports the test reserved: the receiver listens
+/// there, `${otlp.grpc}` / `${otlp.http}` name them, and a gateway configured with the
+/// address (not told by the suite) reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_listen_addresses() {
+    support_traces::install_crypto();
+    let dir = TempDir::new("fixed");
+    dir.suite("fixed", FIXED_PORTS);
+    for round in 1..=3 {
+        let gw = TestGateway::start().await;
+        let (p, q) = (free_port(), free_port());
+        if p == q {
+            continue;
+        }
+        gw.set_default_grpc(&format!("http://127.0.0.1:{p}"));
+        let (grpc, http) = (format!("127.0.0.1:{p}"), format!("127.0.0.1:{q}"));
+        let vars = [
+            format!("gw={}", gw.url),
+            format!("http=http://127.0.0.1:{q}"),
+        ];
+        let args = [
+            "run",
+            "fixed",
+            "--otlp-listen",
+            &grpc,
+            "--otlp-http-listen",
+            &http,
+            "--var",
+            &vars[0],
+            "--var",
+            &vars[1],
+        ];
+        let out = gwtest(&dir.0, &args, &[]).await;
+        if out.code == Some(3) && out.stderr.contains("cannot listen on") && round < 3 {
+            // Someone took the reserved port in between: reserve again.
+            continue;
+        }
+        assert_eq!(out.code, Some(0), "{out}");
+        gw.exports_settled().await;
+        assert_eq!(
+            gw.request("/default-endpoint").note.as_deref(),
+            Some(format!("http://127.0.0.1:{p} http://127.0.0.1:{q}").as_str())
+        );
+        assert_eq!(gw.request("/http-by-address").status, 200);
+        return;
+    }
+    panic!("no free port pair in 3 rounds");
+}
+
+/// A receiver address already in use is an infrastructure error (exit 3) naming it, before
+/// any test runs; for the gRPC and the HTTP listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_receiver_port_exits_3_naming_the_address() {
+    let dir = TempDir::new("taken");
+    dir.suite("fixed", FIXED_PORTS);
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = held.local_addr().unwrap().to_string();
+    for (flag, what) in [
+        ("--otlp-listen", "OTLP/gRPC"),
+        ("--otlp-http-listen", "OTLP/HTTP"),
+    ] {
+        let out = gwtest(
+            &dir.0,
+            &[
+                "run",
+                "fixed",
+                flag,
+                &taken,
+                "--var",
+                "gw=http://127.0.0.1:9",
+                "--var",
+                "http=x",
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(out.code, Some(3), "{out}");
+        let first = out.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("error: cannot listen on {taken} ({what}): ")),
+            "{out}"
+        );
+        assert!(!out.stdout.contains("running"), "{out}");
+    }
+    drop(held);
+}
+
+const EXPORTED: &str = r#"apiVersion: gwtest/v1alpha1
+kind: Test
+name: traced
+steps:
+  - name: call
+    request:
+      url: ${gw}/traced
+      headers: {x-otlp-grpc: "${otlp.grpc},${collector}", x-fail-first: "1"}
+      expect: {status: 200}
+    consecutive: 1
+    interval: 50ms
+  - name: gateway spans
+    timeout: 10s
+    spans:
+      expect:
+        - {name: GET /example, count: 1, attributes: {http.response.status_code: 200}}
+        - {name: route example, parent: GET /example}
+        - {name: auth check}
+"#;
+
+const BROKEN: &str = r#"---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: broken
+retries: 1
+steps:
+  - name: call
+    request:
+      url: ${gw}/broken
+      headers: {x-otlp-grpc: "${otlp.grpc},${collector}"}
+      expect: {status: 200}
+    consecutive: 1
+  - name: missing span
+    timeout: 1s
+    spans:
+      expect: [{name: GET /missing}]
+  - name: never
+    sleep: 1ms
+"#;
+
+/// The collector: gwtest's own receiver and span store, in this process.
+fn collector() -> (Arc<SpanStore>, Receiver) {
+    let store = Arc::new(SpanStore::new(100_000));
+    let r = Receiver::start("127.0.0.1:0", "127.0.0.1:0", store.clone()).unwrap();
+    (store, r)
+}
+
+fn all_spans(store: &SpanStore) -> Vec<Arc<StoredSpan>> {
+    store
+        .select(&Selection::Since(0))
+        .spans
+        .into_iter()
+        .map(|s| s.span)
+        .collect()
+}
+
+fn dump(spans: &[Arc<StoredSpan>]) -> String {
+    let mut s = String::new();
+    for sp in spans {
+        s.push_str(&format!(
+            "{} {} parent={:?} {:?} svc={:?} {:?} {:?}\n",
+            hex(&sp.trace_id),
+            hex(&sp.span_id),
+            sp.parent_span_id.map(|p| hex(&p)),
+            sp.name,
+            sp.service,
+            sp.status,
+            sp.attributes
+        ));
+    }
+    s
+}
+
+fn str_attr<'a>(s: &'a StoredSpan, key: &str) -> Option<&'a str> {
+    s.attribute(key).and_then(AttrValue::as_str)
+}
+
+fn int_attr(s: &StoredSpan, key: &str) -> Option<i64> {
+    match s.attribute(key) {
+        Some(AttrValue::Int(i)) => Some(*i),
+        _ => None,
+    }
+}
+
+/// What the collector got, with lookups that explain themselves when they fail.
+struct Collected {
+    spans: Vec<Arc<StoredSpan>>,
+}
+
+impl Collected {
+    fn dump(&self) -> String {
+        dump(&self.spans)
+    }
+
+    /// The one span named `name` whose parent is `parent` (`None`: a root span).
+    fn child(&self, parent: Option<&StoredSpan>, name: &str) -> Arc<StoredSpan> {
+        let want = parent.map(|p| p.span_id);
+        let found: Vec<_> = self
+            .spans
+            .iter()
+            .filter(|s| &*s.name == name && s.parent_span_id == want)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one span {name:?} under {:?}; collected:\n{}",
+            parent.map(|p| &p.name),
+            self.dump()
+        );
+        found[0].clone()
+    }
+
+    fn children(&self, parent: &StoredSpan) -> Vec<Arc<StoredSpan>> {
+        self.spans
+            .iter()
+            .filter(|s| s.parent_span_id == Some(parent.span_id))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Check the attributes a gwtest span carries: outcome, attempts, class.
+fn assert_outcome(
+    s: &StoredSpan,
+    outcome: &str,
+    attempts: Option<i64>,
+    class: Option<&str>,
+    all: &Collected,
+) {
+    let ctx = || format!("span {:?}; collected:\n{}", s.name, all.dump());
+    assert_eq!(str_attr(s, "gwtest.outcome"), Some(outcome), "{}", ctx());
+    if let Some(n) = attempts {
+        assert_eq!(int_attr(s, "gwtest.attempts"), Some(n), "{}", ctx());
+    }
+    assert_eq!(str_attr(s, "gwtest.class"), class, "{}", ctx());
+    assert_eq!(s.service.as_deref(), Some("gwtest"), "{}", ctx());
+    let status = if outcome == "passed" {
+        SpanStatus::Ok
+    } else {
+        SpanStatus::Error
+    };
+    assert_eq!(s.status, status, "{}", ctx());
+}
+
+/// The request step `call` of `test`: its attempt spans in order, and under each the
+/// gateway's spans for that attempt (the traceparent it got was the attempt span's id).
+fn assert_request_step(all: &Collected, test: &StoredSpan, reqs: &[Seen]) {
+    let call = all.child(Some(test), "call");
+    assert_outcome(&call, "passed", Some(reqs.len() as i64), None, all);
+    for (i, req) in reqs.iter().enumerate() {
+        let attempt = all.child(Some(&call), &format!("attempt {}", i + 1));
+        assert_eq!(attempt.kind_str(), "client");
+        assert_eq!(int_attr(&attempt, "gwtest.attempt"), Some(i as i64 + 1));
+        if req.status == 200 {
+            assert_outcome(&attempt, "passed", None, None, all);
+        } else {
+            assert_outcome(&attempt, "failed", None, Some("status"), all);
+        }
+        // The gateway continued exactly this attempt's traceparent.
+        assert_eq!(req.trace_id, attempt.trace_id, "{}", all.dump());
+        assert_eq!(req.parent, Some(attempt.span_id), "{}", all.dump());
+        let server = all.child(Some(&attempt), "GET /example");
+        assert_eq!(server.service.as_deref(), Some("test-gateway"));
+        assert_eq!(server.span_id, req.server_span);
+        assert_eq!(
+            int_attr(&server, "http.response.status_code"),
+            Some(i64::from(req.status))
+        );
+        let route = all.child(Some(&server), "route example");
+        assert_eq!(all.children(&route).len(), 3, "{}", all.dump());
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Via {
+    Flags,
+    Env,
+}
+
+/// `gwtest run` exporting to an in-process collector over `protocol` (given by flags or by
+/// `OTEL_EXPORTER_OTLP_*`), with a passing test (a request retried once, then a spans
+/// step) and, when `failing`, a test whose spans step fails.
+async fn export_run(protocol: &str, via: Via, failing: bool) {
+    support_traces::install_crypto();
+    let gw = TestGateway::start().await;
+    let (store, col) = collector();
+    let dir = TempDir::new("export");
+    let suite = if failing {
+        format!("{EXPORTED}{BROKEN}")
+    } else {
+        EXPORTED.to_string()
+    };
+    dir.suite("ex", &suite);
+    // The endpoint of the other protocol would fail: spans arriving prove the protocol.
+    let endpoint = match protocol {
+        "grpc" => col.grpc_endpoint(),
+        _ => col.http_endpoint(),
+    };
+    let vars = [
+        format!("gw={}", gw.url),
+        format!("collector={}", col.grpc_endpoint()),
+    ];
+    let mut args = vec![
+        "run", "ex", "--var", &vars[0], "--var", &vars[1], "--json", "r.json",
+    ];
+    let mut env = vec![];
+    match via {
+        Via::Flags => args.extend([
+            "--otlp-export",
+            &endpoint,
+            "--otlp-export-protocol",
+            protocol,
+        ]),
+        Via::Env => {
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()));
+            // The run's spans are gwtest's whatever the environment names the service.
+            env.push(("OTEL_SERVICE_NAME", "not-gwtest"));
+            env.push((
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=nor-this,team=edge",
+            ));
+            // grpc is the default: leave the variable out then.
+            if protocol != "grpc" {
+                env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", protocol));
+            }
+        }
+    }
+    let out = gwtest(&dir.0, &args, &env).await;
+    assert_eq!(out.code, Some(if failing { 1 } else { 0 }), "{out}");
+    assert!(out.stderr.is_empty(), "{out}");
+    gw.exports_settled().await;
+    let report = read_json(&dir.0.join("r.json"));
+    let all = Collected {
+        spans: all_spans(&store),
+    };
+    col.shutdown().await;
+
+    // One trace: the run's, as the JSON report names it.
+    let trace_id = report["trace_id"].as_str().unwrap();
+    for s in &all.spans {
+        assert_eq!(hex(&s.trace_id), trace_id, "{}", all.dump());
+    }
+    let run = all.child(None, "gwtest run");
+    assert_eq!(run.service.as_deref(), Some("gwtest"));
+    assert_eq!(str_attr(&run, "gwtest.run_id"), report["run_id"].as_str());
+    assert_eq!(int_attr(&run, "gwtest.tests.passed"), Some(1));
+    assert_eq!(
+        int_attr(&run, "gwtest.tests.failed"),
+        Some(if failing { 1 } else { 0 })
+    );
+    assert_eq!(
+        run.attribute("gwtest.interrupted"),
+        Some(&AttrValue::Bool(false))
+    );
+    let suite_span = all.child(Some(&run), "suite ex");
+    assert_eq!(str_attr(&suite_span, "gwtest.suite"), Some("ex"));
+
+    let traced = all.child(Some(&suite_span), "test ex/traced");
+    assert_outcome(&traced, "passed", None, None, &all);
+    assert_eq!(int_attr(&traced, "gwtest.try"), Some(1));
+    assert_request_step(&all, &traced, &gw.requests_to("/traced"));
+    assert_eq!(
+        gw.requests_to("/traced")
+            .iter()
+            .map(|r| r.status)
+            .collect::<Vec<_>>(),
+        [503, 200]
+    );
+    let spans_step = all.child(Some(&traced), "gateway spans");
+    let attempts = json_steps(&report, "traced")[1]["attempts"]
+        .as_i64()
+        .unwrap();
+    assert_outcome(&spans_step, "passed", Some(attempts), None, &all);
+    assert_eq!(str_attr(&spans_step, "gwtest.step.kind"), Some("spans"));
+    assert_eq!(
+        int_attr(&spans_step, "code.lineno"),
+        Some(line_of(&suite, "- name: gateway spans") as i64)
+    );
+    assert_eq!(all.children(&traced).len(), 2, "{}", all.dump());
+
+    let mut expected = 1 + 1 + 1 + (1 + 2 + 2 * 6) + 1;
+    if failing {
+        // Two tries (`retries: 1`): the first closed as retrying, each with its own steps.
+        let mut tries: Vec<_> = all
+            .children(&suite_span)
+            .into_iter()
+            .filter(|s| &*s.name == "test ex/broken")
+            .collect();
+        tries.sort_by_key(|s| int_attr(s, "gwtest.try"));
+        assert_eq!(tries.len(), 2, "{}", all.dump());
+        let reqs = gw.requests_to("/broken");
+        assert_eq!(reqs.len(), 2);
+        let steps = json_steps(&report, "broken");
+        for (i, (broken, outcome)) in tries.iter().zip(["retrying", "failed"]).enumerate() {
+            assert_eq!(int_attr(broken, "gwtest.try"), Some(i as i64 + 1));
+            assert_outcome(broken, outcome, None, Some("missing-span"), &all);
+            assert_request_step(&all, broken, &reqs[i..=i]);
+            let missing = all.child(Some(broken), "missing span");
+            let attempts = (i == 1).then(|| steps[1]["attempts"].as_i64().unwrap());
+            assert_outcome(&missing, "failed", attempts, Some("missing-span"), &all);
+            assert!(
+                str_attr(&missing, "gwtest.failure")
+                    .unwrap()
+                    .ends_with("last: no span \"GET /missing\" among 6 spans (closest: \"GET /example\", \"auth check\", \"cache lookup\")"),
+                "{}",
+                all.dump()
+            );
+            // The step that never ran has no span.
+            assert_eq!(all.children(broken).len(), 2, "{}", all.dump());
+        }
+        expected += 2 * (1 + (1 + 1 + 6) + 1);
+    }
+    assert_eq!(all.spans.len(), expected, "{}", all.dump());
+}
+
+/// The run's own trace over OTLP/gRPC (flags), on a failing run (exit 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_grpc_by_flags_on_a_failing_run() {
+    export_run("grpc", Via::Flags, true).await;
+}
+
+/// The run's own trace over OTLP/HTTP protobuf (flags; a bare endpoint gets `/v1/traces`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_http_by_flags() {
+    export_run("http/protobuf", Via::Flags, false).await;
+}
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` + `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`, no flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_http_by_env() {
+    export_run("http/protobuf", Via::Env, true).await;
+}
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` alone: gRPC by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_grpc_by_env() {
+    export_run("grpc", Via::Env, false).await;
+}
+
+const SLOW: &str = r#"apiVersion: gwtest/v1alpha1
+kind: Test
+name: slow
+steps:
+  - name: call
+    request:
+      url: ${gw}/slow
+      headers: {x-otlp-grpc: "${collector}"}
+      expect: {status: 200}
+    consecutive: 1
+  - name: wait
+    sleep: 60s
+  - name: never
+    sleep: 1ms
+---
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: waiting
+steps:
+  - name: call
+    request:
+      url: ${gw}/waiting
+      headers: {x-otlp-grpc: "${otlp.grpc},${collector}"}
+      expect: {status: 200}
+    consecutive: 1
+  - name: wait
+    timeout: 60s
+    spans:
+      expect: [{name: GET /never}]
+  - name: never
+    sleep: 1ms
+"#;
+
+/// Ctrl-C mid-run (exit 130): what finished is exported, what was running is closed as
+/// interrupted, and the last batch is flushed before the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_survives_ctrl_c() {
+    support_traces::install_crypto();
+    let gw = TestGateway::start().await;
+    let (store, col) = collector();
+    let dir = TempDir::new("sigint");
+    dir.suite("ex", SLOW);
+    let vars = [
+        format!("gw={}", gw.url),
+        format!("collector={}", col.grpc_endpoint()),
+    ];
+    let export = col.http_endpoint();
+    let args = [
+        "run",
+        "ex",
+        "--var",
+        &vars[0],
+        "--var",
+        &vars[1],
+        "--otlp-export",
+        &export,
+        "--otlp-export-protocol",
+        "http/protobuf",
+    ];
+    let child = command(&dir.0, &args, &[]).spawn().unwrap();
+    // Interrupt once the request steps are done and the waiting steps have begun.
+    support_traces::eventually("the gateway to get the requests", || {
+        gw.requests().len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let pid = i32::try_from(child.id().unwrap()).unwrap();
+    // SAFETY: plain kill(2) on our own child, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let interrupted = std::time::Instant::now();
+    let out = wait(child).await;
+    assert_eq!(out.code, Some(130), "{out}");
+    assert!(interrupted.elapsed() < Duration::from_secs(15), "{out}");
+    gw.exports_settled().await;
+    let all = Collected {
+        spans: all_spans(&store),
+    };
+    col.shutdown().await;
+
+    let run = all.child(None, "gwtest run");
+    assert_eq!(
+        run.attribute("gwtest.interrupted"),
+        Some(&AttrValue::Bool(true)),
+        "{}",
+        all.dump()
+    );
+    assert_eq!(run.status, SpanStatus::Error);
+    let suite = all.child(Some(&run), "suite ex");
+    // A sleep is cut short; a waiting spans step says what it was waiting for.
+    for (name, class, failure) in [
+        ("slow", None, "interrupted during sleep"),
+        (
+            "waiting",
+            Some("missing-span"),
+            "; last: no span \"GET /never\" among 6 spans (closest: \"GET /example\", \"auth check\", \"cache lookup\")",
+        ),
+    ] {
+        let test = all.child(Some(&suite), &format!("test ex/{name}"));
+        assert_request_step(&all, &test, &gw.requests_to(&format!("/{name}")));
+        let wait_step = all.child(Some(&test), "wait");
+        assert_outcome(&wait_step, "interrupted", None, class, &all);
+        let headline = str_attr(&wait_step, "gwtest.failure").unwrap();
+        assert!(
+            headline.starts_with("interrupted") && headline.ends_with(failure),
+            "{}",
+            all.dump()
+        );
+        assert_outcome(&test, "interrupted", None, class, &all);
+        // The step after the interrupted one never started: no span.
+        assert_eq!(all.children(&test).len(), 2, "{}", all.dump());
+    }
+    let trace = run.trace_id;
+    assert!(
+        all.spans.iter().all(|s| s.trace_id == trace),
+        "{}",
+        all.dump()
+    );
+    assert_eq!(
+        all.spans.len(),
+        1 + 1 + 2 * (1 + (1 + 1 + 6) + 1),
+        "{}",
+        all.dump()
+    );
+}
+
+/// An unreachable collector: the run is not held up (the export gives up within its
+/// deadline), the exit code is the tests', and stderr says how many spans were lost and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_collector_is_reported_not_waited_on() {
+    let dir = TempDir::new("unreachable");
+    dir.suite(
+        "ex",
+        "apiVersion: gwtest/v1alpha1\nkind: Test\nname: quick\nsteps:\n  - exec: {command: [\"true\"]}\n",
+    );
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    for protocol in ["grpc", "http/protobuf"] {
+        let started = std::time::Instant::now();
+        let out = gwtest(
+            &dir.0,
+            &[
+                "run",
+                "ex",
+                "--otlp-export",
+                &closed,
+                "--otlp-export-protocol",
+                protocol,
+            ],
+            &[],
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(20), "{out}");
+        assert_eq!(out.code, Some(0), "{out}");
+        let url = if protocol == "grpc" {
+            closed.clone()
+        } else {
+            format!("{closed}/v1/traces")
+        };
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{out}");
+        // run, suite, test, step
+        let prefix =
+            format!("error: writing a report: OTLP export to {url}: 4 of 4 spans not exported: ");
+        assert!(lines[0].starts_with(&prefix), "{out}");
+    }
+}
+
+/// Every complete suite file in docs/tracing.md (a `yaml` block starting with
+/// `# suites/PATH`) is valid: `gwtest validate` accepts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_examples_in_the_tracing_docs_validate() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tracing.md")).unwrap();
+    let dir = TempDir::new("docs");
+    let mut files = 0;
+    for block in doc.split("```yaml\n").skip(1) {
+        let body = block.split("```").next().unwrap();
+        let Some(path) = body
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# "))
+            .filter(|p| p.starts_with("suites/"))
+        else {
+            continue;
+        };
+        let file = dir.0.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, body).unwrap();
+        files += 1;
+    }
+    assert_eq!(files, 2, "the suite.yaml and the test file of the example");
+    let out = gwtest(&dir.0, &["validate", "suites"], &[]).await;
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout.trim(), "ok: 1 suite, 1 test, 2 steps", "{out}");
+}
+
+/// `--otlp-receiver` starts the receiver for a suite without spans steps (say, one that only
+/// configures the gateway's exporter): `${otlp.grpc}` / `${otlp.http}` are set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_receiver_flag_sets_the_variables_without_spans_steps() {
+    let dir = TempDir::new("receiver-flag");
+    dir.suite(
+        "ex",
+        r#"apiVersion: gwtest/v1alpha1
+kind: Test
+name: endpoints
+steps:
+  - exec:
+      command: [echo, "${otlp.grpc} ${otlp.http}"]
+      expect:
+        stdout: {matches: '^http://127\.0\.0\.1:[0-9]+ http://127\.0\.0\.1:[0-9]+\n$'}
+"#,
+    );
+    let out = gwtest(&dir.0, &["run", "ex", "--otlp-receiver"], &[]).await;
+    assert_eq!(out.code, Some(0), "{out}");
+}
