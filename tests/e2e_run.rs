@@ -213,7 +213,18 @@ fn ctrl_c_stops_the_run_writes_the_summary_and_exits_130() {
             ),
         );
     }
-    let run = ws.gwtest(&["run", "s", "-j", "1"]).spawn();
+    let run = ws
+        .gwtest(&[
+            "run",
+            "s",
+            "-j",
+            "1",
+            "--junit",
+            "out/junit.xml",
+            "--json",
+            "out/report.json",
+        ])
+        .spawn();
     assert!(
         eventually(Duration::from_secs(10), || srv.count("/hang") == 1),
         "the first test never reached the server"
@@ -232,6 +243,17 @@ fn ctrl_c_stops_the_run_writes_the_summary_and_exits_130() {
         "note: interrupted: stopping running tests and cleaning up (Ctrl-C again to exit at once)",
     );
     support::assert_reports_written_after_interrupt(&out, 1, 1);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("out/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["interrupted"], true, "{json}");
+    assert_eq!(json["counts"]["failed"], 1, "{json}");
+    assert_eq!(json["counts"]["skipped"], 1, "{json}");
+    let junit = std::fs::read_to_string(ws.path().join("out/junit.xml")).unwrap();
+    assert!(
+        junit.contains("<skipped message=\"interrupted\""),
+        "{junit}"
+    );
     let results = out.results();
     let failed = results
         .iter()
@@ -271,8 +293,6 @@ fn sigterm_stops_the_run_like_ctrl_c() {
 /// A run that cannot finish (here: its output pipe is full and nobody reads it) still
 /// exits at once on the second Ctrl-C.
 #[test]
-#[ignore = "fails until src/engine/run.rs stops aborting the signal watcher before the reporters \
-            finish (move `signals.abort()` after `hub.finish().await`); passes with that change"]
 fn a_second_ctrl_c_exits_at_once_even_when_the_run_is_stuck() {
     let ws = Workspace::new("sigint-twice");
     ws.suite("s", "");

@@ -220,13 +220,14 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
             interrupted,
         },
     });
-    signals.abort();
     if let Some(r) = receiver {
         r.shutdown().await;
     }
     for e in hub.finish().await {
         eprintln!("error: writing a report: {e:#}");
     }
+    // Only now: a run stuck writing its output must still yield to a second Ctrl-C.
+    signals.abort();
     if interrupted {
         Exit::Interrupted
     } else if counts.failed > 0 {

@@ -890,6 +890,8 @@ pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// Reports of an interrupted run are complete. Today gwtest's only report is the terminal
 /// output, so this checks its summary line; when `--junit`/`--json` land, check their files
 /// here too (written, parseable, the same counts, `interrupted` recorded).
+/// The terminal's share of "reports are still written" after Ctrl-C (tests that pass
+/// --junit/--json check the files themselves).
 pub fn assert_reports_written_after_interrupt(out: &RunOutput, failed: usize, skipped: usize) {
     out.assert_counts(0, 0, failed, skipped);
     let s = out.summary();
