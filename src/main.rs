@@ -9,7 +9,7 @@ use gwtest::Exit;
 use gwtest::cli::{Cli, Command, ListArgs, SchemaArgs, ValidateArgs};
 use gwtest::config;
 use gwtest::engine::select;
-use gwtest::suite::{load, validate};
+use gwtest::suite::load;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -69,19 +69,14 @@ fn cmd_validate(args: ValidateArgs) -> Exit {
         }
     };
     let paths = default_paths(&args.paths);
-    let suites = match load::load(&paths) {
+    let names: Vec<String> = vars.into_iter().map(|(k, _)| k).collect();
+    let suites = match load::load_checked(&paths, &names) {
         Ok(s) => s,
         Err(errors) => {
             gwtest::report::print_load_errors(&errors);
             return Exit::Invalid;
         }
     };
-    let names: Vec<String> = vars.into_iter().map(|(k, _)| k).collect();
-    let errors = validate::validate(&suites, &names);
-    if !errors.is_empty() {
-        gwtest::report::print_load_errors(&errors);
-        return Exit::Invalid;
-    }
     let tests: usize = suites.iter().map(|s| s.tests.len()).sum();
     let steps: usize = suites
         .iter()

@@ -70,11 +70,37 @@ impl<T> std::ops::Deref for Spanned<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
-        Ok(Spanned {
-            value: s.value,
-            loc: s.referenced.into(),
-        })
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Spanned<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value")
+            }
+            // The suite deserializer (`de.rs`) answers with {loc, value}.
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Spanned<T>, A::Error> {
+                let key = a.next_key::<String>()?;
+                if key.as_deref() != Some(super::de::LOC_KEY) {
+                    return Err(de::Error::custom(
+                        "internal error: unexpected Spanned layout",
+                    ));
+                }
+                let packed: u64 = a.next_value()?;
+                let _ = a.next_key::<String>()?;
+                let value: T = a.next_value()?;
+                let loc = Loc::new((packed >> 32) as u32, (packed & 0xffff_ffff) as u32);
+                Ok(Spanned::new(value, loc))
+            }
+            // Any other deserializer: serde-saphyr's own spans when it is serde-saphyr, else
+            // an unknown location.
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Spanned<T>, D::Error> {
+                let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+                Ok(Spanned::new(s.value, s.referenced.into()))
+            }
+        }
+        d.deserialize_newtype_struct(super::de::SPANNED_NAME, V(std::marker::PhantomData))
     }
 }
 
@@ -156,8 +182,9 @@ impl Visitor<'_> for ScalarText {
 #[derive(Deserialize)]
 struct ScalarString(#[serde(deserialize_with = "scalar_text")] String);
 
+/// A scalar's text as written (`1.10` stays "1.10").
 fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    d.deserialize_any(ScalarText)
+    d.deserialize_str(ScalarText)
 }
 
 impl<'de> Deserialize<'de> for Template {
@@ -277,8 +304,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
         let mut items = Vec::new();
-        while let Some(n) = a.next_element::<Spanned<Node>>()? {
-            items.push(n.located());
+        while let Some(n) = a.next_element::<Node>()? {
+            items.push(n);
         }
         Ok(Node::Seq(items))
     }
@@ -287,10 +314,13 @@ impl<'de> Visitor<'de> for NodeVisitor {
         while let Some(k) = a.next_key::<Spanned<ScalarString>>()? {
             let key = Spanned::new(k.value.0, k.loc);
             if entries.iter().any(|(e, _)| e.value == key.value) {
-                return Err(de::Error::custom(format!("duplicate key `{}`", key.value)));
+                return Err(super::de::located(
+                    key.loc,
+                    format_args!("duplicate key `{}`", key.value),
+                ));
             }
-            let v = a.next_value::<Spanned<Node>>()?;
-            entries.push((key, v.located()));
+            let v = a.next_value::<Node>()?;
+            entries.push((key, v));
         }
         Ok(Node::Map(entries))
     }
@@ -310,8 +340,16 @@ impl Spanned<Node> {
 }
 
 impl<'de> Deserialize<'de> for Node {
+    /// Strings, however deep, carry their own location.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NodeVisitor)
+        struct Raw(Node);
+        impl<'de> Deserialize<'de> for Raw {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(NodeVisitor).map(Raw)
+            }
+        }
+        let s = Spanned::<Raw>::deserialize(d)?;
+        Ok(Spanned::new(s.value.0, s.loc).located())
     }
 }
 
@@ -334,13 +372,15 @@ impl Dur {
         if t.is_empty() {
             return Err("empty duration".into());
         }
+        if t.contains("${") {
+            return Err(format!(
+                "variables are not allowed in durations ({s:?}): write a literal such as 30s"
+            ));
+        }
         if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(format!(
                 "duration {s:?} has no unit: write it as e.g. \"{t}s\" or \"{t}ms\""
             ));
-        }
-        if t.contains("${") {
-            return Err(format!("variables are not allowed in durations: {s:?}"));
         }
         humantime::parse_duration(t)
             .map(Dur)
@@ -356,8 +396,26 @@ impl fmt::Display for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = scalar_text(d)?;
-        Dur::parse(&s).map_err(de::Error::custom)
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration with a unit, e.g. 500ms, 30s or 2m")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                Dur::parse(v).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
+                self.visit_str(&v.to_string())
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -414,7 +472,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for SpannedMap<V> {
                 let mut out: Vec<(Spanned<String>, V)> = Vec::new();
                 while let Some(k) = a.next_key::<Spanned<ScalarString>>()? {
                     if out.iter().any(|(e, _)| e.value == k.value.0) {
-                        return Err(de::Error::custom(format!("duplicate key `{}`", k.value.0)));
+                        return Err(super::de::located(
+                            k.loc,
+                            format_args!("duplicate key `{}`", k.value.0),
+                        ));
                     }
                     let v = a.next_value::<V>()?;
                     out.push((Spanned::new(k.value.0, k.loc), v));
@@ -458,9 +519,9 @@ impl<'de> Deserialize<'de> for Pattern {
         } else {
             Some(regex::Regex::new(&template.raw).map_err(|e| {
                 de::Error::custom(format!(
-                    "invalid regex {:?}: {}",
+                    "invalid regex {:?}: {} (Rust regex syntax)",
                     template.raw,
-                    one_line(&e)
+                    regex_reason(&e)
                 ))
             })?)
         };
@@ -520,6 +581,23 @@ impl JsonSchema for JsonPathExpr {
             "pattern": "^\\$",
             "description": "An RFC 9535 JSONPath, e.g. $.status.addresses[0].value"
         })
+    }
+}
+
+/// The reason of a regex error without its multi-line drawing of the pattern.
+pub fn regex_reason(e: &regex::Error) -> String {
+    let s = e.to_string();
+    match s
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("error:"))
+    {
+        Some(l) => l
+            .trim_start()
+            .trim_start_matches("error:")
+            .trim()
+            .to_owned(),
+        None => one_line(&s),
     }
 }
 
