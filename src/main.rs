@@ -147,14 +147,19 @@ fn cmd_list(args: ListArgs) -> Exit {
 }
 
 fn cmd_schema(args: SchemaArgs) -> Exit {
-    let schema = if args.suite {
-        gwtest::suite::schema::suite_schema()
+    use gwtest::suite::schema::{self, Draft};
+    let draft = if args.draft07 {
+        Draft::Draft07
     } else {
-        gwtest::suite::schema::test_schema()
+        Draft::Draft2020_12
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&schema).unwrap_or_default()
-    );
+    let schema = if args.suite {
+        schema::suite_schema_for(draft)
+    } else {
+        schema::test_schema_for(draft)
+    };
+    let text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    // A closed pipe (`gwtest schema | head`) is not an error worth a panic.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     Exit::Passed
 }

@@ -204,8 +204,12 @@ impl JsonSchema for VarDef {
         let from = g.subschema_for::<VarFrom>();
         json_schema!({
             "anyOf": [
-                { "type": "object", "properties": { "from": from }, "required": ["from"],
-                  "additionalProperties": false },
+                { "type": "object",
+                  "properties": { "from": {
+                      "allOf": [from],
+                      "description": "Read the value from a cluster object once the fixtures are applied."
+                  } },
+                  "required": ["from"], "additionalProperties": false },
                 { "description": "A plain value." }
             ]
         })
@@ -619,7 +623,11 @@ impl JsonSchema for ApplySpec {
         let item = serde_json::json!({
             "anyOf": [
                 { "type": "string", "description": "A manifest file (relative to this file)." },
-                { "type": "object", "properties": { "manifest": { "type": "object" } },
+                { "type": "object",
+                  "properties": { "manifest": {
+                      "type": "object",
+                      "description": "An inline Kubernetes object (apiVersion, kind, metadata.name, ...)."
+                  } },
                   "required": ["manifest"], "additionalProperties": false }
             ]
         });
@@ -959,7 +967,12 @@ impl JsonSchema for HeaderExpect {
         json_schema!({
             "anyOf": [
                 { "type": ["string", "number", "boolean"] },
-                { "type": "object", "properties": { "matches": { "type": "string" } },
+                { "type": "object",
+                  "properties": { "matches": {
+                      "type": "string",
+                      "format": "regex",
+                      "description": "A regular expression the header's value matches."
+                  } },
                   "required": ["matches"], "additionalProperties": false }
             ]
         })

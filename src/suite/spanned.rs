@@ -419,6 +419,9 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+/// What `Dur::parse` accepts (humantime's units), for the JSON Schema.
+pub const DURATION_PATTERN: &str = "^\\s*([0-9]+(\\.[0-9]+)?\\s*(nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)\\s*)+$";
+
 impl JsonSchema for Dur {
     fn schema_name() -> Cow<'static, str> {
         "Duration".into()
@@ -426,7 +429,7 @@ impl JsonSchema for Dur {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "pattern": "^\\s*([0-9]+(\\.[0-9]+)?\\s*(ns|us|µs|ms|s|sec|m|min|h|hr|d)\\s*)+$",
+            "pattern": DURATION_PATTERN,
             "description": "A duration with a unit, e.g. 500ms, 30s, 2m, 1h."
         })
     }
