@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::de::{self, DeError};
-use super::model::{API_VERSION, Step, SuiteDoc, TestDoc};
+use super::model::{API_VERSION, Defaults, Step, SuiteDoc, TestDoc, VarDef};
 use super::spanned::{Loc, Spanned};
 use super::validate;
 use super::yaml::{self, YNode, YVal};
@@ -246,7 +246,7 @@ fn load_suite_doc(file: &Path, errors: &mut Vec<LoadError>) -> Option<SuiteDoc> 
         errors.push(LoadError::new(file, loc, msg).with_source(&text));
         return None;
     }
-    match de::from_node_all::<SuiteDoc>(doc, &text, &|_, _| None) {
+    match de::from_node_all::<SuiteDoc>(doc, &text, &|k, v| suite_key_errors(k, v, &text)) {
         Ok(d) => {
             validate::check_suite_doc(&d, doc, file, &text, errors);
             Some(d)
@@ -255,6 +255,23 @@ fn load_suite_doc(file: &Path, errors: &mut Vec<LoadError>) -> Option<SuiteDoc> 
             errors.extend(de_errors(file, &text, es));
             None
         }
+    }
+}
+
+/// Errors of each variable and each default on its own.
+fn suite_key_errors(key: &str, value: &YNode, text: &str) -> Option<Vec<DeError>> {
+    let YVal::Map(entries) = &value.v else {
+        return None;
+    };
+    match key {
+        "vars" => Some(
+            entries
+                .iter()
+                .filter_map(|(_, v)| de::from_node::<VarDef>(v, text).err())
+                .collect(),
+        ),
+        "defaults" => de::from_node_all::<Defaults>(value, text, &|_, _| None).err(),
+        _ => None,
     }
 }
 
@@ -338,6 +355,47 @@ fn load_test_file(file: &Path, suite_labels: &[String], errors: &mut Vec<LoadErr
     tests
 }
 
+/// The tests of one file and its errors.
+type FileResult = (Vec<Test>, Vec<LoadError>);
+
+/// Load test files, in parallel when there are many (files are independent); results come
+/// back in the order of `files`.
+fn load_test_files(files: &[PathBuf], labels: &[String]) -> Vec<FileResult> {
+    let one = |f: &PathBuf| {
+        let mut errors = Vec::new();
+        let tests = load_test_file(f, labels, &mut errors);
+        (tests, errors)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len() / 4);
+    if threads < 2 {
+        return files.iter().map(one).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, FileResult)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else { break };
+                        out.push((i, one(f)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Load one suite directory; `only` restricts it to one test file. A suite whose suite.yaml
 /// is broken is not returned; one with a broken test file is, without that file's tests (so
 /// the other files are still checked).
@@ -375,10 +433,13 @@ fn load_suite(
     files.sort();
     let labels = doc.as_ref().map(|d| d.labels.clone()).unwrap_or_default();
     let mut tests = Vec::new();
-    for f in files {
+    for f in &files {
         let next = ranks.len();
         ranks.entry(f.clone()).or_insert(next);
-        tests.extend(load_test_file(&f, &labels, errors));
+    }
+    for (t, e) in load_test_files(&files, &labels) {
+        tests.extend(t);
+        errors.extend(e);
     }
     let doc = doc?;
     let name = match &doc.name {

@@ -204,6 +204,11 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         _ => s,
     };
     let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    // serde-saphyr's hints about its own options mean nothing to a suite author.
+    if let Some(rest) = s.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(", set ").next().unwrap_or(rest);
+        return format!("duplicate key `{key}`: a key may appear only once in a map");
+    }
     format!("invalid YAML: {}", s.trim())
 }
 
@@ -231,6 +236,16 @@ mod tests {
         assert_eq!(
             docs[1].get("d").unwrap().scalar_text(text).as_deref(),
             Some("0x10")
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_at_the_second_key() {
+        let e = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(e.loc, Loc::new(3, 1));
+        assert_eq!(
+            e.message,
+            "duplicate key `a`: a key may appear only once in a map"
         );
     }
 
