@@ -921,3 +921,57 @@ fn schema_command_emits_the_one_action_rule() {
     assert_eq!(v["$schema"], "http://json-schema.org/draft-07/schema#");
     assert_eq!(v["properties"]["kind"]["const"], "Suite");
 }
+
+#[test]
+fn many_files_keep_file_order() {
+    // Enough files for the loader to read them in parallel: order must not change.
+    let mut files: Vec<(String, String)> = vec![("suite.yaml".into(), SUITE.into())];
+    for i in 0..40 {
+        let extra = "\n".repeat(i % 5);
+        let body = if i % 3 == 0 {
+            format!("{HEAD}name: t{i}\n{extra}steps:\n  - sleep: 1s\n    bogus{i}: 1\n")
+        } else {
+            format!("{HEAD}name: t{i}\nsteps:\n  - sleep: 1s\n")
+        };
+        files.push((format!("f{i:02}.test.yaml"), body));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = TempDir::with("lang", &refs);
+    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let got: Vec<String> = error_blocks(&out.stderr)
+        .iter()
+        .map(|b| {
+            let first = b.lines().next().unwrap();
+            let start = first.find("/f").unwrap() + 1;
+            first[start..].split(": ").next().unwrap().to_owned()
+        })
+        .collect();
+    let want: Vec<String> = (0..40)
+        .filter(|i| i % 3 == 0)
+        .map(|i| {
+            let (name, text) = &files[i + 1];
+            let (l, c) = position(text, &format!("bogus{i}"));
+            format!("{name}:{l}:{c}")
+        })
+        .collect();
+    assert_eq!(got, want, "{}", out.stderr);
+    let out = gwtest(&["list", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(out.code, 2);
+    for i in 0..40 {
+        files[i + 1].1 = files[i + 1].1.replace(&format!("    bogus{i}: 1\n"), "");
+        dir.write(&files[i + 1].0, &files[i + 1].1);
+    }
+    let out = gwtest(&["list", dir.path().to_str().unwrap()], dir.path());
+    let suite = dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let want: String = (0..40).map(|i| format!("{suite}/t{i}\n")).collect();
+    assert_eq!(out.stdout, want, "{}", out.stderr);
+}

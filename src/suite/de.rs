@@ -595,6 +595,26 @@ mod tests {
     }
 
     #[test]
+    fn models_still_deserialize_from_other_deserializers() {
+        use crate::suite::model::{RequestSpec, Step};
+        use crate::suite::spanned::Node;
+        // serde-saphyr directly (with its own spans) ...
+        let text = "url: \"http://${host}/\"\nheaders: {X-N: 5}\nbody: {a: [1, \"x\"]}\n";
+        let r: RequestSpec = serde_saphyr::from_str(text).unwrap();
+        assert_eq!(r.url.raw, "http://${host}/");
+        assert_eq!(r.url.loc, Loc::new(1, 6));
+        assert_eq!(r.headers.get("X-N").unwrap().raw, "5");
+        // ... and any other deserializer, without locations.
+        let v = serde_json::json!({"a": [1, "x", null, {"b": true}]});
+        let n = Node::deserialize(v.clone()).unwrap();
+        assert_eq!(n.to_json(), v);
+        let step: Step =
+            serde_json::from_value(serde_json::json!({"sleep": "2s", "name": "nap"})).unwrap();
+        assert_eq!(step.display_name(), "nap");
+        assert_eq!(step.sleep.unwrap().0.as_secs(), 2);
+    }
+
+    #[test]
     fn located_custom_errors() {
         let e: DeError = located(Loc::new(3, 4), "boom");
         assert_eq!((e.loc, e.message.as_str()), (Loc::new(3, 4), "boom"));

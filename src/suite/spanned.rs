@@ -70,19 +70,54 @@ impl<T> std::ops::Deref for Spanned<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+
         struct V<T>(std::marker::PhantomData<T>);
+        fn plain<'de, T: Deserialize<'de>, E: de::Error>(
+            d: impl Deserializer<'de, Error = E>,
+        ) -> Result<Spanned<T>, E> {
+            T::deserialize(d).map(|v| Spanned::new(v, Loc::UNKNOWN))
+        }
+        /// A map whose first key was already read.
+        struct Prepend<A> {
+            first: Option<String>,
+            rest: A,
+        }
+        impl<'de, A: MapAccess<'de>> MapAccess<'de> for Prepend<A> {
+            type Error = A::Error;
+            fn next_key_seed<K: de::DeserializeSeed<'de>>(
+                &mut self,
+                seed: K,
+            ) -> Result<Option<K::Value>, A::Error> {
+                match self.first.take() {
+                    Some(k) => seed.deserialize(k.into_deserializer()).map(Some),
+                    None => self.rest.next_key_seed(seed),
+                }
+            }
+            fn next_value_seed<X: de::DeserializeSeed<'de>>(
+                &mut self,
+                seed: X,
+            ) -> Result<X::Value, A::Error> {
+                self.rest.next_value_seed(seed)
+            }
+        }
         impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
             type Value = Spanned<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a value")
             }
-            // The suite deserializer (`de.rs`) answers with {loc, value}.
+            // The suite deserializer (`de.rs`) answers with {loc, value}; any other map is
+            // the value itself.
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Spanned<T>, A::Error> {
-                let key = a.next_key::<String>()?;
-                if key.as_deref() != Some(super::de::LOC_KEY) {
-                    return Err(de::Error::custom(
-                        "internal error: unexpected Spanned layout",
-                    ));
+                let Some(key) = a.next_key::<String>()? else {
+                    return plain(MapAccessDeserializer::new(a));
+                };
+                if key != super::de::LOC_KEY {
+                    return plain(MapAccessDeserializer::new(Prepend {
+                        first: Some(key),
+                        rest: a,
+                    }));
                 }
                 let packed: u64 = a.next_value()?;
                 let _ = a.next_key::<String>()?;
@@ -90,14 +125,45 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
                 let loc = Loc::new((packed >> 32) as u32, (packed & 0xffff_ffff) as u32);
                 Ok(Spanned::new(value, loc))
             }
-            // Any other deserializer: serde-saphyr's own spans when it is serde-saphyr, else
-            // an unknown location.
+            // serde-saphyr: its own spans.
             fn visit_newtype_struct<D: Deserializer<'de>>(
                 self,
                 d: D,
             ) -> Result<Spanned<T>, D::Error> {
                 let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
                 Ok(Spanned::new(s.value, s.referenced.into()))
+            }
+            // Deserializers that forward newtypes to `deserialize_any` (serde's value
+            // deserializers, buffered content): the value, without a location.
+            fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<Spanned<T>, A::Error> {
+                plain(SeqAccessDeserializer::new(a))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Spanned<T>, E> {
+                plain(().into_deserializer())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Spanned<T>, E> {
+                plain(().into_deserializer())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Spanned<T>, D::Error> {
+                plain(d)
             }
         }
         d.deserialize_newtype_struct(super::de::SPANNED_NAME, V(std::marker::PhantomData))
@@ -179,8 +245,14 @@ impl Visitor<'_> for ScalarText {
     }
 }
 
-#[derive(Deserialize)]
-struct ScalarString(#[serde(deserialize_with = "scalar_text")] String);
+/// A scalar as text (map keys, templates), transparent to the deserializer.
+struct ScalarString(String);
+
+impl<'de> Deserialize<'de> for ScalarString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_text(d).map(ScalarString)
+    }
+}
 
 /// A scalar's text as written (`1.10` stays "1.10").
 fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
