@@ -131,8 +131,8 @@ fn generate(root: &Path) -> usize {
     steps
 }
 
-/// Run the binary; wall time and the child's peak RSS in KiB (from wait4).
-fn run(bin: &str, root: &Path) -> (Duration, u64, String) {
+/// Run the binary; wall time, CPU time (user + system) and peak RSS in KiB, from wait4.
+fn run(bin: &str, root: &Path) -> (Duration, Duration, u64, String) {
     let start = Instant::now();
     // Reaped by wait4 below (which also gives the rusage), not by Child::wait.
     #[allow(clippy::zombie_processes)]
@@ -161,8 +161,10 @@ fn run(bin: &str, root: &Path) -> (Duration, u64, String) {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "gwtest validate failed (status {status}): {out}"
     );
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
     // Linux reports ru_maxrss in KiB.
-    (wall, usage.ru_maxrss as u64, out)
+    (wall, cpu, usage.ru_maxrss as u64, out)
 }
 
 fn main() {
@@ -185,11 +187,13 @@ fn main() {
     let bytes: u64 = walk_size(&root);
 
     let mut walls = Vec::new();
+    let mut cpus = Vec::new();
     let mut peak = 0;
     let mut last = String::new();
     for _ in 0..runs {
-        let (wall, rss, out) = run(bin, &root);
+        let (wall, cpu, rss, out) = run(bin, &root);
         walls.push(wall);
+        cpus.push(cpu);
         peak = peak.max(rss);
         last = out;
     }
@@ -197,6 +201,7 @@ fn main() {
         let _ = std::fs::remove_dir_all(&root);
     }
     walls.sort();
+    cpus.sort();
     let expected = format!("ok: {SUITES} suites, {files} tests, {steps} steps");
     assert_eq!(last.trim(), expected, "unexpected validate output");
 
@@ -212,6 +217,11 @@ fn main() {
         ms(walls[0]),
         ms(median),
         ms(*walls.last().unwrap())
+    );
+    println!(
+        "  cpu (user + system): median {:.0} ms; cores: {}",
+        ms(cpus[cpus.len() / 2]),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!("  peak RSS: {peak_mb:.1} MB");
     let ok_time = median < Duration::from_secs(1);
