@@ -975,3 +975,15 @@ fn many_files_keep_file_order() {
     let want: String = (0..40).map(|i| format!("{suite}/t{i}\n")).collect();
     assert_eq!(out.stdout, want, "{}", out.stderr);
 }
+
+#[test]
+fn action_keys_written_at_the_step_level() {
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - request:\n      url: http://127.0.0.1/\n    expect: {{status: 200}}\n"
+    );
+    expect_test_error(
+        &t,
+        "expect",
+        "unknown key `expect` in a step: it belongs inside the action (e.g. `request: {expect: ...}`)",
+    );
+}

@@ -181,6 +181,30 @@ impl de::Error for DeError {
     }
 
     fn unknown_field(field: &str, options: &'static [&'static str]) -> Self {
+        // A step's map: a key of an action written one level too high is a common slip.
+        const INNER: [(&str, &str); 12] = [
+            ("expect", "request"),
+            ("capture", "request"),
+            ("url", "request"),
+            ("method", "request"),
+            ("headers", "request"),
+            ("body", "request"),
+            ("attempt-timeout", "request"),
+            ("resource", "assert"),
+            ("conditions", "assert"),
+            ("fields", "assert"),
+            ("command", "exec"),
+            ("merge", "patch"),
+        ];
+        if options.contains(&"apply")
+            && options.contains(&"sleep")
+            && let Some((_, action)) = INNER.iter().find(|(k, _)| *k == field)
+        {
+            return DeError::custom(format!(
+                "unknown key `{field}` in a step: it belongs inside the action (e.g. \
+                 `{action}: {{{field}: ...}}`); check the indentation"
+            ));
+        }
         let msg = match did_you_mean(field, options.iter().copied()) {
             Some(c) => format!("unknown key `{field}`: did you mean `{c}`?"),
             None if options.is_empty() => {
