@@ -987,3 +987,25 @@ fn action_keys_written_at_the_step_level() {
         "unknown key `expect` in a step: it belongs inside the action (e.g. `request: {expect: ...}`)",
     );
 }
+
+#[test]
+fn duplicate_suite_names_from_directories() {
+    let dir = TempDir::with(
+        "lang",
+        &[("a/same/suite.yaml", SUITE), ("b/same/suite.yaml", SUITE)],
+    );
+    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_error(
+        &out.stderr,
+        "suite.yaml",
+        SUITE,
+        "apiVersion",
+        "duplicate suite name `same`, from the directory name (also ",
+    );
+    assert!(
+        out.stderr.contains("b/same/suite.yaml:1:1:"),
+        "{}",
+        out.stderr
+    );
+}

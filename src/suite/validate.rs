@@ -34,12 +34,19 @@ pub fn validate_with(suites: &[Suite], extra_vars: Option<&[String]>) -> Vec<Loa
     for suite in suites {
         c.rank(&suite.file);
         if let Some(first) = suite_names.get(suite.name.as_str()) {
-            let loc = suite.doc.name.as_ref().map_or(Loc::UNKNOWN, |n| n.loc);
+            let (loc, whence) = match &suite.doc.name {
+                Some(n) => (n.loc, ""),
+                None => (
+                    Loc::new(suite.doc.api_version.loc.line, 1),
+                    ", from the directory name",
+                ),
+            };
             c.push(
                 &suite.file,
                 loc,
                 format!(
-                    "duplicate suite name `{}` (also {}): give one of them another `name:`",
+                    "duplicate suite name `{}`{whence} (also {}): give one of them another \
+                     `name:`",
                     suite.name,
                     first.file.display()
                 ),
