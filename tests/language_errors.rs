@@ -577,7 +577,7 @@ fn http_method_and_url() {
         );
     }
     // With a variable the URL is only known at run time.
-    let t = format!("{HEAD}name: t\nsteps:\n  - request: {{url: \"${{env.HOME}}\"}}\n");
+    let t = format!("{HEAD}name: t\nsteps:\n  - request: {{url: \"${{env.PATH}}\"}}\n");
     expect_valid(&one_test(&t), &[]);
 }
 
