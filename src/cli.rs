@@ -205,6 +205,9 @@ pub struct SchemaArgs {
     /// Print the schema of suite.yaml instead of *.test.yaml.
     #[arg(long)]
     pub suite: bool,
+    /// Emit JSON Schema draft-07 instead of 2020-12 (for editors with older validators).
+    #[arg(long)]
+    pub draft07: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -9,7 +9,7 @@ use gwtest::Exit;
 use gwtest::cli::{Cli, Command, ListArgs, SchemaArgs, ValidateArgs};
 use gwtest::config;
 use gwtest::engine::select;
-use gwtest::suite::{load, validate};
+use gwtest::suite::load;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -69,19 +69,14 @@ fn cmd_validate(args: ValidateArgs) -> Exit {
         }
     };
     let paths = default_paths(&args.paths);
-    let suites = match load::load(&paths) {
+    let names: Vec<String> = vars.into_iter().map(|(k, _)| k).collect();
+    let suites = match load::load_checked(&paths, &names) {
         Ok(s) => s,
         Err(errors) => {
             gwtest::report::print_load_errors(&errors);
             return Exit::Invalid;
         }
     };
-    let names: Vec<String> = vars.into_iter().map(|(k, _)| k).collect();
-    let errors = validate::validate(&suites, &names);
-    if !errors.is_empty() {
-        gwtest::report::print_load_errors(&errors);
-        return Exit::Invalid;
-    }
     let tests: usize = suites.iter().map(|s| s.tests.len()).sum();
     let steps: usize = suites
         .iter()
@@ -152,14 +147,19 @@ fn cmd_list(args: ListArgs) -> Exit {
 }
 
 fn cmd_schema(args: SchemaArgs) -> Exit {
-    let schema = if args.suite {
-        gwtest::suite::schema::suite_schema()
+    use gwtest::suite::schema::{self, Draft};
+    let draft = if args.draft07 {
+        Draft::Draft07
     } else {
-        gwtest::suite::schema::test_schema()
+        Draft::Draft2020_12
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&schema).unwrap_or_default()
-    );
+    let schema = if args.suite {
+        schema::suite_schema_for(draft)
+    } else {
+        schema::test_schema_for(draft)
+    };
+    let text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    // A closed pipe (`gwtest schema | head`) is not an error worth a panic.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     Exit::Passed
 }

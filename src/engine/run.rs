@@ -18,7 +18,6 @@ use crate::config::RunConfig;
 use crate::report::{self, Hub};
 use crate::suite::load::{self, Suite};
 use crate::suite::spanned::Loc;
-use crate::suite::validate;
 use crate::traces::export::OtlpExport;
 use crate::traces::receiver::Receiver;
 use crate::traces::store::SpanStore;
@@ -32,19 +31,14 @@ pub async fn command(args: RunArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    let suites = match load::load(&config.paths) {
+    let names: Vec<String> = config.vars.iter().map(|(k, _)| k.clone()).collect();
+    let suites = match load::load_checked(&config.paths, &names) {
         Ok(s) => s,
         Err(errors) => {
             report::print_load_errors(&errors);
             return Exit::Invalid;
         }
     };
-    let names: Vec<String> = config.vars.iter().map(|(k, _)| k.clone()).collect();
-    let errors = validate::validate(&suites, &names);
-    if !errors.is_empty() {
-        report::print_load_errors(&errors);
-        return Exit::Invalid;
-    }
     let picks = select::pick(&suites, &config.select);
     if picks.is_empty() && (!config.select.filters.is_empty() || !config.select.labels.is_empty()) {
         eprintln!("error: no test matches the given --filter/--label");

@@ -5,13 +5,15 @@
 //! separate suites. A path to one `*.test.yaml` runs that file's tests within its directory's
 //! suite.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
-
-use super::model::{API_VERSION, DocHeader, SuiteDoc, TestDoc};
-use super::spanned::Loc;
+use super::de::{self, DeError};
+use super::model::{API_VERSION, Defaults, Step, SuiteDoc, TestDoc, VarDef};
+use super::spanned::{Loc, Spanned};
+use super::validate;
+use super::yaml::{self, YNode, YVal};
 
 pub const SUITE_FILE: &str = "suite.yaml";
 pub const TEST_SUFFIX: &str = ".test.yaml";
@@ -126,75 +128,69 @@ pub fn snippet(text: &str, loc: Loc) -> Option<String> {
     Some(out.join("\n"))
 }
 
-/// The message of a YAML error without serde-saphyr's own location suffix and snippet.
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    let s = e.without_snippet().to_string();
-    let s = match s.rfind(" at line ") {
-        Some(i) if s[i..].contains(", column ") => s[..i].to_string(),
-        _ => s,
+fn de_errors(file: &Path, text: &str, errors: Vec<DeError>) -> impl Iterator<Item = LoadError> {
+    errors
+        .into_iter()
+        .map(move |e| LoadError::new(file, e.loc, e.message).with_source(text))
+}
+
+/// A document's `apiVersion` and `kind`, checked before the strict parse so that a Suite in a
+/// test file (or a typo in `kind`) is reported as such rather than as a pile of unknown keys.
+fn check_header(doc: &YNode, kind: &str) -> Result<(), (Loc, String)> {
+    let YVal::Map(entries) = &doc.v else {
+        return Err((
+            doc.loc,
+            format!(
+                "expected a `kind: {kind}` document (a map with apiVersion, kind, ...), found {}",
+                doc.describe()
+            ),
+        ));
     };
-    s.trim().to_string()
-}
-
-fn yaml_error(file: &Path, text: &str, e: &serde_saphyr::Error) -> LoadError {
-    let loc = e.location().map(Loc::from).unwrap_or(Loc::UNKNOWN);
-    LoadError::new(file, loc, yaml_message(e)).with_source(text)
-}
-
-fn parse_docs<T: DeserializeOwned>(file: &Path, text: &str) -> Result<Vec<T>, LoadError> {
-    serde_saphyr::from_str_multiple::<T, Vec<T>>(text).map_err(|e| yaml_error(file, text, &e))
-}
-
-/// Check every document's apiVersion and kind before the strict parse, so a Suite in a test
-/// file (or a typo in `kind`) is reported as such rather than as a pile of unknown fields.
-fn check_headers(file: &Path, text: &str, kind: &str) -> Result<usize, LoadError> {
-    let headers: Vec<DocHeader> = parse_docs(file, text)?;
-    for h in &headers {
-        match &h.api_version {
-            None => {
-                let loc = h.kind.as_ref().map_or(Loc::new(1, 1), |k| k.loc);
-                return Err(LoadError::new(
-                    file,
-                    loc,
-                    format!("missing `apiVersion: {API_VERSION}`"),
-                )
-                .with_source(text));
-            }
-            Some(v) if v.value != API_VERSION => {
-                return Err(LoadError::new(
-                    file,
-                    v.loc,
-                    format!(
-                        "unsupported apiVersion {:?}: expected {API_VERSION}",
-                        v.value
-                    ),
-                )
-                .with_source(text));
-            }
-            _ => {}
+    let near = |want: &str| {
+        entries
+            .iter()
+            .filter_map(|(k, _)| k.as_str())
+            .find(|k| de::did_you_mean(k, [want]).is_some())
+            .map(|k| format!(" (found `{k}`: keys are case-sensitive)"))
+            .unwrap_or_default()
+    };
+    match doc.get("apiVersion") {
+        None => {
+            return Err((
+                doc.loc,
+                format!("missing `apiVersion: {API_VERSION}`{}", near("apiVersion")),
+            ));
         }
-        match &h.kind {
-            None => {
-                let loc = h.api_version.as_ref().map_or(Loc::new(1, 1), |k| k.loc);
-                return Err(
-                    LoadError::new(file, loc, format!("missing `kind: {kind}`")).with_source(text)
-                );
-            }
-            Some(k) if k.value != kind => {
-                let why = if kind == "Test" {
-                    format!(
-                        "expected kind Test in a {TEST_SUFFIX} file, found {:?} (a Suite belongs in {SUITE_FILE})",
-                        k.value
-                    )
-                } else {
-                    format!("expected kind Suite in {SUITE_FILE}, found {:?}", k.value)
-                };
-                return Err(LoadError::new(file, k.loc, why).with_source(text));
-            }
-            _ => {}
+        Some(v) if v.as_str() != Some(API_VERSION) => {
+            return Err((
+                v.loc,
+                format!(
+                    "unsupported apiVersion {}: expected {API_VERSION}",
+                    v.scalar_text("").map_or(v.describe(), |t| format!("{t:?}"))
+                ),
+            ));
         }
+        _ => {}
     }
-    Ok(headers.len())
+    match doc.get("kind") {
+        None => Err((doc.loc, format!("missing `kind: {kind}`{}", near("kind")))),
+        Some(k) if k.as_str() != Some(kind) => {
+            let found = k.scalar_text("").map_or(k.describe(), |t| format!("{t:?}"));
+            let why = match (kind, k.as_str()) {
+                ("Test", Some("Suite")) => format!(
+                    "expected kind Test in a *{TEST_SUFFIX} file, found \"Suite\": a Suite \
+                     belongs in {SUITE_FILE}"
+                ),
+                ("Suite", Some("Test")) => format!(
+                    "expected kind Suite in {SUITE_FILE}, found \"Test\": tests belong in \
+                     *{TEST_SUFFIX} files next to it"
+                ),
+                _ => format!("unknown kind {found}: expected {kind}"),
+            };
+            Err((k.loc, why))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn read(file: &Path) -> Result<String, LoadError> {
@@ -202,72 +198,226 @@ fn read(file: &Path) -> Result<String, LoadError> {
         .map_err(|e| LoadError::new(file, Loc::UNKNOWN, format!("cannot read: {e}")))
 }
 
-fn load_suite_doc(file: &Path) -> Result<SuiteDoc, LoadError> {
-    let text = read(file)?;
-    let n = check_headers(file, &text, "Suite")?;
-    if n != 1 {
-        return Err(LoadError::new(
-            file,
-            Loc::new(1, 1),
-            format!("{SUITE_FILE} must hold exactly one document, found {n}"),
-        ));
+/// Parse a file into documents, reporting a YAML syntax error.
+fn documents(file: &Path, text: &str, errors: &mut Vec<LoadError>) -> Option<Vec<YNode>> {
+    match yaml::parse_documents(text) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(LoadError::new(file, e.loc, e.message).with_source(text));
+            None
+        }
     }
-    let mut docs: Vec<SuiteDoc> = parse_docs(file, &text)?;
-    Ok(docs.remove(0))
 }
 
-fn load_test_file(file: &Path, suite_labels: &[String]) -> Result<Vec<Test>, LoadError> {
-    let text = read(file)?;
-    check_headers(file, &text, "Test")?;
-    let docs: Vec<TestDoc> = parse_docs(file, &text)?;
-    Ok(docs
-        .into_iter()
-        .map(|doc| {
-            let mut labels = doc.labels.clone();
-            labels.extend(
-                suite_labels
-                    .iter()
-                    .filter(|l| !doc.labels.contains(l))
-                    .cloned(),
-            );
-            Test {
-                name: doc.name.value.clone(),
-                file: file.to_path_buf(),
-                loc: doc.api_version.loc,
-                doc,
-                labels,
-            }
-        })
-        .collect())
-}
-
-/// Load one suite directory; `only` restricts it to one test file.
-fn load_suite(dir: &Path, only: Option<&Path>, errors: &mut Vec<LoadError>) -> Option<Suite> {
-    let file = dir.join(SUITE_FILE);
-    let doc = match load_suite_doc(&file) {
-        Ok(d) => d,
+fn load_suite_doc(file: &Path, errors: &mut Vec<LoadError>) -> Option<SuiteDoc> {
+    let text = match read(file) {
+        Ok(t) => t,
         Err(e) => {
             errors.push(e);
             return None;
         }
     };
-    let name = match &doc.name {
-        Some(n) => n.value.clone(),
-        None => dir
-            .canonicalize()
-            .ok()
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| dir.display().to_string()),
+    let docs = documents(file, &text, errors)?;
+    let Some(doc) = docs.first() else {
+        errors.push(LoadError::new(
+            file,
+            Loc::UNKNOWN,
+            format!(
+                "{SUITE_FILE} is empty: expected `apiVersion: {API_VERSION}` and `kind: Suite`"
+            ),
+        ));
+        return None;
     };
+    if let Some(extra) = docs.get(1) {
+        errors.push(
+            LoadError::new(
+                file,
+                extra.loc,
+                format!(
+                    "{SUITE_FILE} must hold exactly one document, found {}: tests go in \
+                     *{TEST_SUFFIX} files",
+                    docs.len()
+                ),
+            )
+            .with_source(&text),
+        );
+    }
+    if let Err((loc, msg)) = check_header(doc, "Suite") {
+        errors.push(LoadError::new(file, loc, msg).with_source(&text));
+        return None;
+    }
+    match de::from_node_all::<SuiteDoc>(doc, &text, &|k, v| suite_key_errors(k, v, &text)) {
+        Ok(d) => {
+            validate::check_suite_doc(&d, doc, file, &text, errors);
+            Some(d)
+        }
+        Err(es) => {
+            errors.extend(de_errors(file, &text, es));
+            None
+        }
+    }
+}
+
+/// Errors of each variable and each default on its own.
+fn suite_key_errors(key: &str, value: &YNode, text: &str) -> Option<Vec<DeError>> {
+    let YVal::Map(entries) = &value.v else {
+        return None;
+    };
+    match key {
+        "vars" => Some(
+            entries
+                .iter()
+                .filter_map(|(_, v)| de::from_node::<VarDef>(v, text).err())
+                .collect(),
+        ),
+        "defaults" => de::from_node_all::<Defaults>(value, text, &|_, _| None).err(),
+        _ => None,
+    }
+}
+
+/// Errors of each step on its own, so one bad step does not hide the next.
+fn step_errors(key: &str, value: &YNode, text: &str) -> Option<Vec<DeError>> {
+    let YVal::Seq(steps) = &value.v else {
+        return None;
+    };
+    if key != "steps" {
+        return None;
+    }
+    Some(
+        steps
+            .iter()
+            .filter_map(|s| de::from_node_all::<Step>(s, text, &|_, _| None).err())
+            .flatten()
+            .collect(),
+    )
+}
+
+fn load_test_file(file: &Path, suite_labels: &[String], errors: &mut Vec<LoadError>) -> Vec<Test> {
+    let text = match read(file) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(e);
+            return Vec::new();
+        }
+    };
+    let Some(docs) = documents(file, &text, errors) else {
+        return Vec::new();
+    };
+    if docs.is_empty() {
+        errors.push(LoadError::new(
+            file,
+            Loc::UNKNOWN,
+            format!(
+                "no test in this file: expected documents with `apiVersion: {API_VERSION}` and \
+                 `kind: Test`"
+            ),
+        ));
+    }
+    let mut tests = Vec::with_capacity(docs.len());
+    for node in &docs {
+        if let Err((loc, msg)) = check_header(node, "Test") {
+            errors.push(LoadError::new(file, loc, msg).with_source(&text));
+            continue;
+        }
+        let doc = match de::from_node_all::<TestDoc>(node, &text, &|k, v| step_errors(k, v, &text))
+        {
+            Ok(d) => d,
+            Err(es) => {
+                errors.extend(de_errors(file, &text, es));
+                if let Some(YVal::Seq(steps)) = node.get("steps").map(|n| &n.v) {
+                    for s in steps {
+                        if let Ok(step) = de::from_node::<Spanned<Step>>(s, &text) {
+                            validate::check_step_alone(&step, s, file, &text, errors);
+                        }
+                    }
+                }
+                continue;
+            }
+        };
+        // A test with errors is still returned (with the errors): the checks across files
+        // then see it too.
+        validate::check_test_doc(&doc, node, file, &text, errors);
+        let mut labels = doc.labels.clone();
+        labels.extend(
+            suite_labels
+                .iter()
+                .filter(|l| !doc.labels.contains(l))
+                .cloned(),
+        );
+        tests.push(Test {
+            name: doc.name.value.clone(),
+            file: file.to_path_buf(),
+            loc: doc.api_version.loc,
+            doc,
+            labels,
+        });
+    }
+    tests
+}
+
+/// The tests of one file and its errors.
+type FileResult = (Vec<Test>, Vec<LoadError>);
+
+/// Load test files, in parallel when there are many (files are independent); results come
+/// back in the order of `files`.
+fn load_test_files(files: &[PathBuf], labels: &[String]) -> Vec<FileResult> {
+    let one = |f: &PathBuf| {
+        let mut errors = Vec::new();
+        let tests = load_test_file(f, labels, &mut errors);
+        (tests, errors)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len() / 4);
+    if threads < 2 {
+        return files.iter().map(one).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, FileResult)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else { break };
+                        out.push((i, one(f)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Load one suite directory; `only` restricts it to one test file. A suite whose suite.yaml
+/// is broken is not returned; one with a broken test file is, without that file's tests (so
+/// the other files are still checked).
+fn load_suite(
+    dir: &Path,
+    only: Option<&Path>,
+    errors: &mut Vec<LoadError>,
+    ranks: &mut HashMap<PathBuf, usize>,
+) -> Option<Suite> {
+    let file = dir.join(SUITE_FILE);
+    let next = ranks.len();
+    ranks.entry(file.clone()).or_insert(next);
+    let doc = load_suite_doc(&file, errors);
     let mut files: Vec<PathBuf> = match only {
         Some(f) => vec![f.to_path_buf()],
         None => match std::fs::read_dir(dir) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    p.is_file()
-                        && p.file_name()
-                            .is_some_and(|n| n.to_string_lossy().ends_with(TEST_SUFFIX))
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().ends_with(TEST_SUFFIX))
+                        && p.is_file()
                 })
                 .collect(),
             Err(e) => {
@@ -281,17 +431,25 @@ fn load_suite(dir: &Path, only: Option<&Path>, errors: &mut Vec<LoadError>) -> O
         },
     };
     files.sort();
+    let labels = doc.as_ref().map(|d| d.labels.clone()).unwrap_or_default();
     let mut tests = Vec::new();
-    let before = errors.len();
-    for f in files {
-        match load_test_file(&f, &doc.labels) {
-            Ok(t) => tests.extend(t),
-            Err(e) => errors.push(e),
-        }
+    for f in &files {
+        let next = ranks.len();
+        ranks.entry(f.clone()).or_insert(next);
     }
-    if errors.len() > before {
-        return None;
+    for (t, e) in load_test_files(&files, &labels) {
+        tests.extend(t);
+        errors.extend(e);
     }
+    let doc = doc?;
+    let name = match &doc.name {
+        Some(n) => n.value.clone(),
+        None => dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| dir.display().to_string()),
+    };
     Some(Suite {
         name,
         dir: dir.to_path_buf(),
@@ -319,10 +477,32 @@ fn suite_dirs(root: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Load every suite under `paths` (directories or `*.test.yaml` files).
-pub fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, Vec<LoadError>> {
-    let mut errors = Vec::new();
-    let mut suites: Vec<Suite> = Vec::new();
+/// What loading found: the suites that could be read (possibly missing some tests) and every
+/// load error.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub suites: Vec<Suite>,
+    pub errors: Vec<LoadError>,
+    /// Discovery order of the files, to report errors in file order.
+    ranks: HashMap<PathBuf, usize>,
+}
+
+impl Loaded {
+    /// Sort errors by file (discovery order), then position; drop exact duplicates.
+    pub fn sort_errors(&self, errors: &mut Vec<LoadError>) {
+        errors.sort_by(|a, b| {
+            let ra = self.ranks.get(&a.file).copied().unwrap_or(usize::MAX);
+            let rb = self.ranks.get(&b.file).copied().unwrap_or(usize::MAX);
+            (ra, &a.file, a.loc).cmp(&(rb, &b.file, b.loc))
+        });
+        errors.dedup();
+    }
+}
+
+/// Load every suite under `paths` (directories or `*.test.yaml` files), collecting every
+/// error instead of stopping at the first.
+pub fn load_all(paths: &[PathBuf]) -> Loaded {
+    let mut out = Loaded::default();
     let mut seen: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
     for p in paths {
         let mut targets: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
@@ -330,7 +510,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, Vec<LoadError>> {
             let mut dirs = Vec::new();
             suite_dirs(p, &mut dirs);
             if dirs.is_empty() {
-                errors.push(LoadError::new(
+                out.errors.push(LoadError::new(
                     p,
                     Loc::UNKNOWN,
                     format!("no {SUITE_FILE} found in this directory or below it"),
@@ -339,7 +519,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, Vec<LoadError>> {
             targets.extend(dirs.into_iter().map(|d| (d, None)));
         } else if p.is_file() {
             if !p.to_string_lossy().ends_with(TEST_SUFFIX) {
-                errors.push(LoadError::new(
+                out.errors.push(LoadError::new(
                     p,
                     Loc::UNKNOWN,
                     format!("not a suite directory or a *{TEST_SUFFIX} file"),
@@ -351,7 +531,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, Vec<LoadError>> {
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             if !dir.join(SUITE_FILE).is_file() {
-                errors.push(LoadError::new(
+                out.errors.push(LoadError::new(
                     p,
                     Loc::UNKNOWN,
                     format!("no {SUITE_FILE} next to this test file"),
@@ -360,7 +540,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, Vec<LoadError>> {
             }
             targets.push((dir.to_path_buf(), Some(p.clone())));
         } else {
-            errors.push(LoadError::new(p, Loc::UNKNOWN, "no such file or directory"));
+            out.errors
+                .push(LoadError::new(p, Loc::UNKNOWN, "no such file or directory"));
         }
         for (dir, only) in targets {
             let key = (
@@ -371,14 +552,40 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, Vec<LoadError>> {
                 continue;
             }
             seen.push(key);
-            if let Some(s) = load_suite(&dir, only.as_deref(), &mut errors) {
-                suites.push(s);
+            if let Some(s) = load_suite(&dir, only.as_deref(), &mut out.errors, &mut out.ranks) {
+                out.suites.push(s);
             }
         }
     }
-    if errors.is_empty() {
-        Ok(suites)
-    } else {
-        Err(errors)
+    out
+}
+
+/// Load every suite under `paths`. On error, the list also holds the checks of `validate`
+/// (except unknown variable names, which need the `--var` names) for what did load, so a
+/// broken file does not hide the mistakes of the others.
+pub fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, Vec<LoadError>> {
+    let loaded = load_all(paths);
+    if loaded.errors.is_empty() {
+        return Ok(loaded.suites);
     }
+    let mut errors = loaded.errors.clone();
+    errors.extend(validate::validate_with(&loaded.suites, None));
+    loaded.sort_errors(&mut errors);
+    Err(errors)
+}
+
+/// Load and validate: every error of every file, in file order. `extra_vars` are the names
+/// given with `--var` (and profile variables).
+pub fn load_checked(
+    paths: &[PathBuf],
+    extra_vars: &[String],
+) -> Result<Vec<Suite>, Vec<LoadError>> {
+    let loaded = load_all(paths);
+    let mut errors = loaded.errors.clone();
+    errors.extend(validate::validate_with(&loaded.suites, Some(extra_vars)));
+    if errors.is_empty() {
+        return Ok(loaded.suites);
+    }
+    loaded.sort_errors(&mut errors);
+    Err(errors)
 }

@@ -11,6 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use super::de::located;
 use super::spanned::{Dur, JsonPathExpr, Loc, Node, Pattern, Spanned, SpannedMap, Template};
 
 pub const API_VERSION: &str = "gwtest/v1alpha1";
@@ -23,31 +24,40 @@ pub struct DocHeader {
     pub kind: Option<Spanned<String>>,
 }
 
-/// `suite.yaml`.
+/// `suite.yaml`: a suite's name, variables, fixtures, defaults and namespace mode. The
+/// `*.test.yaml` files next to it hold its tests.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 #[schemars(title = "gwtest Suite")]
 pub struct SuiteDoc {
+    /// Always `gwtest/v1alpha1`.
     #[serde(rename = "apiVersion")]
     #[schemars(schema_with = "api_version_schema")]
     pub api_version: Spanned<String>,
+    /// Always `Suite` in suite.yaml.
     #[schemars(schema_with = "suite_kind_schema")]
     pub kind: Spanned<String>,
-    /// Default: the directory name.
+    /// The suite's name in reports and filters (default: the directory name).
     pub name: Option<Spanned<String>>,
+    /// A sentence for people reading the suite.
     pub description: Option<String>,
+    /// Labels every test of the suite gets (select with `--label`).
     #[serde(default)]
     pub labels: Vec<String>,
     /// Variables for every test of the suite: a value, or `{from: ...}` read from the cluster
-    /// once the fixtures are applied.
+    /// once the fixtures are applied. `--var` overrides them.
     #[serde(default)]
     pub vars: SpannedMap<VarDef>,
-    /// Manifests applied before the suite's first test and removed after its last.
+    /// Manifest files (relative to suite.yaml) applied before the suite's first test and
+    /// removed after its last.
     #[serde(default)]
     pub fixtures: Vec<Template>,
+    /// Defaults of the retry and deadline keys for every step of the suite.
     #[serde(default)]
     pub defaults: Defaults,
-    /// `per-test` (default), `per-suite`, or a fixed namespace name.
+    /// Where tests run: `per-test` (default: a new namespace per test), `per-suite` (one
+    /// namespace shared by the suite's tests), or the name of an existing namespace.
+    #[schemars(schema_with = "namespace_schema")]
     pub namespace: Option<Spanned<String>>,
 }
 
@@ -57,18 +67,26 @@ pub struct SuiteDoc {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Defaults {
     /// Deadline of one assertion step (default 30s).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub timeout: Option<Dur>,
     /// First retry delay; doubles up to max-interval (default 100ms).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub interval: Option<Dur>,
     /// Longest retry delay (default 2s).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub max_interval: Option<Dur>,
     /// One HTTP attempt: connect + response (default 10s).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub attempt_timeout: Option<Dur>,
     /// Successes in a row an assertion needs (default 1; request steps 3).
+    #[serde(default, deserialize_with = "positive_count")]
+    #[schemars(range(min = 1))]
     pub consecutive: Option<u32>,
     /// Hard deadline of one whole test, cleanup excluded (default 5m).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub test_timeout: Option<Dur>,
     /// Deadline of a test's cleanup (default 60s).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub cleanup_timeout: Option<Dur>,
 }
 
@@ -82,10 +100,12 @@ pub enum VarDef {
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct VarFrom {
+    /// The object to read (by `name`).
     pub resource: Spanned<ResourceRef>,
-    /// JSONPath into the object.
+    /// JSONPath into the object, e.g. `$.status.addresses[0].value`.
     pub path: JsonPathExpr,
     /// How long to wait until the field exists (default: the suite's timeout).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub timeout: Option<Dur>,
 }
 
@@ -135,10 +155,15 @@ impl<'de> Deserialize<'de> for VarDef {
                 };
                 if first.value == "from" {
                     let from = a.next_value::<Spanned<VarFrom>>()?;
-                    if let Some(k) = a.next_key::<String>()? {
-                        return Err(de::Error::custom(format!(
-                            "unknown field `{k}` next to `from` in a variable"
-                        )));
+                    if let Some(k) = a.next_key::<Spanned<String>>()? {
+                        return Err(located(
+                            k.loc,
+                            format_args!(
+                                "unknown key `{}` next to `from`: a variable read from the \
+                                 cluster has only `from: {{resource, path, timeout}}`",
+                                k.value
+                            ),
+                        ));
                     }
                     return Ok(VarDef::From(from));
                 }
@@ -146,7 +171,7 @@ impl<'de> Deserialize<'de> for VarDef {
                 let mut entries = vec![(first, a.next_value::<Spanned<Node>>()?.located())];
                 while let Some(k) = a.next_key::<Spanned<String>>()? {
                     if entries.iter().any(|(e, _)| e.value == k.value) {
-                        return Err(de::Error::custom(format!("duplicate key `{}`", k.value)));
+                        return Err(located(k.loc, format_args!("duplicate key `{}`", k.value)));
                     }
                     let v = a.next_value::<Spanned<Node>>()?.located();
                     entries.push((k, v));
@@ -179,32 +204,45 @@ impl JsonSchema for VarDef {
         let from = g.subschema_for::<VarFrom>();
         json_schema!({
             "anyOf": [
-                { "type": "object", "properties": { "from": from }, "required": ["from"],
-                  "additionalProperties": false },
+                { "type": "object",
+                  "properties": { "from": {
+                      "allOf": [from],
+                      "description": "Read the value from a cluster object once the fixtures are applied."
+                  } },
+                  "required": ["from"], "additionalProperties": false },
                 { "description": "A plain value." }
             ]
         })
     }
 }
 
-/// A `*.test.yaml` document.
+/// A `*.test.yaml` document: one test, its steps run in order.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 #[schemars(title = "gwtest Test")]
 pub struct TestDoc {
+    /// Always `gwtest/v1alpha1`.
     #[serde(rename = "apiVersion")]
     #[schemars(schema_with = "api_version_schema")]
     pub api_version: Spanned<String>,
+    /// Always `Test` in a *.test.yaml file.
     #[schemars(schema_with = "test_kind_schema")]
     pub kind: Spanned<String>,
+    /// The test's name, unique in its suite; it is also part of the test's namespace
+    /// (`gwtest-<name>-xxxxxx`).
     pub name: Spanned<String>,
+    /// A sentence for people reading the test.
     pub description: Option<String>,
+    /// Labels to select the test with `--label` (the suite's labels are added).
     #[serde(default)]
     pub labels: Vec<String>,
-    /// This test's test-timeout.
+    /// This test's test-timeout: a hard deadline for the whole test, cleanup excluded
+    /// (default: the suite's `defaults.test-timeout`, 5m).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub timeout: Option<Dur>,
-    /// Re-runs of the whole test on failure; passing on a re-run makes it flaky.
+    /// Re-runs of the whole test on failure (default 0); passing on a re-run makes it flaky.
     pub retries: Option<u32>,
+    /// The steps, run in order; the first failing step fails the test.
     pub steps: Vec<Spanned<Step>>,
 }
 
@@ -213,23 +251,86 @@ pub struct TestDoc {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 #[schemars(transform = one_action_transform)]
 pub struct Step {
+    /// The step's name in reports (default: a description of its action).
     pub name: Option<String>,
+    /// Action: create or update objects by server-side apply (a path, a list of paths, or
+    /// `{manifest: {...}}`).
     pub apply: Option<ApplySpec>,
+    /// Assertion: an object (or the objects of a selector) eventually has these conditions
+    /// and fields, or is absent.
     pub assert: Option<AssertSpec>,
+    /// Assertion: an HTTP request whose response eventually meets `expect`.
     pub request: Option<RequestSpec>,
+    /// Assertion: the spans the system under test emitted.
     pub spans: Option<SpansSpec>,
+    /// Action: a JSON merge patch on one object.
     pub patch: Option<PatchSpec>,
+    /// Action: delete an object and wait until it is gone.
     pub delete: Option<DeleteSpec>,
+    /// Run a program (argv, no shell); an assertion when it has `expect`.
     pub exec: Option<ExecSpec>,
+    /// Wait this long.
+    #[serde(default, deserialize_with = "sleep_dur")]
     pub sleep: Option<Dur>,
-    /// A breakpoint, honoured only with `--pause`.
+    /// A breakpoint with a message, honoured only with `--pause`.
+    #[serde(default, deserialize_with = "pause_message")]
     pub pause: Option<String>,
+    /// Deadline of this step (assertions: how long to keep trying; default 30s).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub timeout: Option<Dur>,
+    /// First delay between attempts; doubles up to max-interval (default 100ms).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub interval: Option<Dur>,
+    /// Longest delay between attempts (default 2s).
+    #[serde(default, deserialize_with = "positive_dur")]
     pub max_interval: Option<Dur>,
+    /// Successes in a row the assertion needs (default 1; request steps 3).
+    #[serde(default, deserialize_with = "positive_count")]
+    #[schemars(range(min = 1))]
     pub consecutive: Option<u32>,
     /// After passing, the assertion must keep passing this long.
+    #[serde(default, deserialize_with = "positive_dur")]
     pub hold: Option<Dur>,
+}
+
+/// The keys of a step that tune the retry engine (assertions only, except `timeout` and
+/// `interval`, which also bound an action's retries on transient API errors).
+pub const RETRY_KEYS: [&str; 5] = ["timeout", "interval", "max-interval", "consecutive", "hold"];
+
+fn positive_dur<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
+    match Option::<Dur>::deserialize(d)? {
+        Some(Dur(z)) if z.is_zero() => Err(de::Error::custom(
+            "a zero duration makes no sense here: give a positive duration such as 500ms or 30s \
+             (or remove the key for the default)",
+        )),
+        v => Ok(v),
+    }
+}
+
+fn sleep_dur<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
+    match Option::<Dur>::deserialize(d)? {
+        None => Err(de::Error::custom(
+            "`sleep` needs a duration, e.g. `sleep: 2s`",
+        )),
+        Some(Dur(z)) if z.is_zero() => Err(de::Error::custom(
+            "`sleep: 0s` does nothing: give a positive duration or remove the step",
+        )),
+        v => Ok(v),
+    }
+}
+
+/// `pause:` with no message is still a pause.
+fn pause_message<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Some(Option::<String>::deserialize(d)?.unwrap_or_default()))
+}
+
+fn positive_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match Option::<u32>::deserialize(d)? {
+        Some(0) => Err(de::Error::custom(
+            "`consecutive: 0` would pass without a single success: give 1 or more",
+        )),
+        v => Ok(v),
+    }
 }
 
 pub const ACTION_KEYS: [&str; 9] = [
@@ -417,22 +518,32 @@ impl<'de> Visitor<'de> for ApplyItemVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<ApplyItem, A::Error> {
         let mut manifest = None;
-        while let Some(k) = a.next_key::<String>()? {
-            match k.as_str() {
+        while let Some(k) = a.next_key::<Spanned<String>>()? {
+            match k.value.as_str() {
                 "manifest" if manifest.is_none() => {
                     manifest = Some(a.next_value::<Spanned<Node>>()?);
                 }
-                "manifest" => return Err(de::Error::custom("duplicate key `manifest`")),
+                "manifest" => return Err(located(k.loc, "duplicate key `manifest`")),
                 other => {
-                    return Err(de::Error::custom(format!(
-                        "unknown field `{other}` in apply, expected `manifest` (or give a path)"
-                    )));
+                    let hint = super::de::did_you_mean(other, ["manifest"])
+                        .map(|_| " (did you mean `manifest`?)")
+                        .unwrap_or_default();
+                    return Err(located(
+                        k.loc,
+                        format_args!(
+                            "unknown key `{other}` in apply{hint}: expected `manifest: {{...}}`, \
+                             or give a file path instead of a map"
+                        ),
+                    ));
                 }
             }
         }
-        let m = manifest.ok_or_else(|| de::Error::custom("apply: missing `manifest`"))?;
+        let m = manifest.ok_or_else(|| {
+            de::Error::custom("apply: missing `manifest` (an inline Kubernetes object)")
+        })?;
         if !matches!(m.value, Node::Map(_)) {
-            return Err(de::Error::custom(
+            return Err(located(
+                m.loc,
                 "apply: `manifest` must be a map (one Kubernetes object)",
             ));
         }
@@ -512,7 +623,11 @@ impl JsonSchema for ApplySpec {
         let item = serde_json::json!({
             "anyOf": [
                 { "type": "string", "description": "A manifest file (relative to this file)." },
-                { "type": "object", "properties": { "manifest": { "type": "object" } },
+                { "type": "object",
+                  "properties": { "manifest": {
+                      "type": "object",
+                      "description": "An inline Kubernetes object (apiVersion, kind, metadata.name, ...)."
+                  } },
                   "required": ["manifest"], "additionalProperties": false }
             ]
         });
@@ -530,11 +645,16 @@ impl JsonSchema for ApplySpec {
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResourceRef {
+    /// The object's apiVersion, e.g. `v1` or `gateway.networking.k8s.io/v1`.
     pub api_version: Template,
+    /// The object's kind, e.g. `Service`.
     pub kind: Template,
+    /// One object by name (give `name` or `selector`, not both).
     pub name: Option<Template>,
+    /// Default: the test's namespace, for namespaced kinds.
     pub namespace: Option<Template>,
-    /// A label selector: `app=web,tier in (a,b)` or a map of labels.
+    /// The objects with these labels: `app=web,tier in (a,b)` (Kubernetes label-selector
+    /// syntax) or a map of labels that must all be equal.
     pub selector: Option<Selector>,
 }
 
@@ -588,10 +708,13 @@ impl<'de> Deserialize<'de> for Selector {
                             out.push((k, Template { raw, loc: node.loc }))
                         }
                         _ => {
-                            return Err(de::Error::custom(format!(
-                                "selector label `{}` must have a string value",
-                                k.value
-                            )));
+                            return Err(located(
+                                k.loc,
+                                format_args!(
+                                    "selector label `{}` must have a string value",
+                                    k.value
+                                ),
+                            ));
                         }
                     }
                 }
@@ -625,6 +748,7 @@ impl JsonSchema for Selector {
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AssertSpec {
+    /// The object (`name`) or objects (`selector`) to check.
     pub resource: Spanned<ResourceRef>,
     /// With `selector`: how many objects must match (default: at least one).
     pub count: Option<u32>,
@@ -640,7 +764,8 @@ pub struct AssertSpec {
     /// Variable name -> JSONPath into the matched object.
     #[serde(default)]
     pub capture: SpannedMap<JsonPathExpr>,
-    /// Conditions count only when their observedGeneration is the object's generation.
+    /// Conditions count only when their observedGeneration is the object's generation
+    /// (default true).
     #[serde(default = "yes")]
     pub fresh: bool,
 }
@@ -652,9 +777,12 @@ fn yes() -> bool {
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionExpect {
+    /// The condition's type, e.g. `Accepted`.
     #[serde(rename = "type")]
     pub type_: Template,
+    /// `"True"`, `"False"` or `"Unknown"` (quote them: they are strings).
     pub status: Template,
+    /// The condition's reason, when it matters.
     pub reason: Option<Template>,
 }
 
@@ -665,9 +793,11 @@ pub struct ConditionExpect {
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RequestSpec {
-    /// Default GET.
+    /// The HTTP method (default GET).
     pub method: Option<Template>,
+    /// An absolute http:// or https:// URL.
     pub url: Template,
+    /// Request headers.
     #[serde(default)]
     pub headers: SpannedMap<Template>,
     /// A string is sent as is; any other YAML value is sent as JSON.
@@ -682,6 +812,7 @@ pub struct RequestSpec {
     /// Follow 3xx redirects (default: no, the 3xx is the response).
     #[serde(default)]
     pub follow_redirects: bool,
+    /// What a good response looks like (default: any status below 400).
     pub expect: Option<HttpExpect>,
     /// Variable name -> JSONPath into the last good response's JSON body.
     #[serde(default)]
@@ -696,8 +827,10 @@ pub struct HttpExpect {
     /// Header names are case-insensitive; a value is exact, or `{matches: REGEX}`.
     #[serde(default)]
     pub headers: SpannedMap<HeaderExpect>,
+    /// Headers that must not be in the response.
     #[serde(default)]
     pub absent_headers: Vec<Template>,
+    /// The body: `{equals: ...}`, `{contains: ...}` or `{matches: REGEX}`.
     pub body: Option<TextMatch>,
     /// JSONPath -> expected value (subset match for maps and lists).
     #[serde(default)]
@@ -709,27 +842,37 @@ pub struct StatusExpect(pub Vec<u16>);
 
 impl<'de> Deserialize<'de> for StatusExpect {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            One(u16),
-            Many(Vec<u16>),
-        }
-        let codes = match Raw::deserialize(d)
-            .map_err(|_| de::Error::custom("status must be an HTTP code or a list of codes"))?
-        {
-            Raw::One(c) => vec![c],
-            Raw::Many(v) => v,
+        let node = Node::deserialize(d)?;
+        let describe = |n: &Node| match n {
+            Node::Null => "null".to_string(),
+            Node::Bool(b) => format!("boolean {b}"),
+            Node::Float(f) => format!("number {f}"),
+            Node::Int(i) => format!("number {i}"),
+            Node::Str(t) => format!("string {:?}", t.raw),
+            Node::Seq(_) => "a list".into(),
+            Node::Map(_) => "a map".into(),
         };
-        if codes.is_empty() {
-            return Err(de::Error::custom("status: the list of codes is empty"));
-        }
-        if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
-            return Err(de::Error::custom(format!(
-                "status {bad} is not an HTTP status code"
-            )));
-        }
-        Ok(StatusExpect(codes))
+        let code = |n: &Node| match n {
+            Node::Int(i) if (100..=599).contains(i) => Ok(*i as u16),
+            Node::Int(i) => Err(format!(
+                "status {i} is not an HTTP status code: expected 100 to 599"
+            )),
+            other => Err(format!(
+                "wrong type: expected an HTTP status code such as 200 or a list of codes, \
+                 found {}",
+                describe(other)
+            )),
+        };
+        let codes = match &node {
+            Node::Seq(items) if items.is_empty() => {
+                return Err(de::Error::custom(
+                    "status: the list of codes is empty: give at least one code",
+                ));
+            }
+            Node::Seq(items) => items.iter().map(code).collect::<Result<Vec<_>, _>>(),
+            one => code(one).map(|c| vec![c]),
+        };
+        codes.map(StatusExpect).map_err(de::Error::custom)
     }
 }
 
@@ -779,15 +922,24 @@ impl<'de> Deserialize<'de> for HeaderExpect {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<HeaderExpect, A::Error> {
                 let mut out = None;
-                while let Some(k) = a.next_key::<String>()? {
-                    if k != "matches" || out.is_some() {
-                        return Err(de::Error::custom(format!(
-                            "unknown field `{k}` in a header expectation, expected `matches`"
-                        )));
+                while let Some(k) = a.next_key::<Spanned<String>>()? {
+                    if k.value != "matches" || out.is_some() {
+                        return Err(located(
+                            k.loc,
+                            format_args!(
+                                "unknown key `{}` in a header expectation: expected \
+                                 `{{matches: REGEX}}` or a plain value",
+                                k.value
+                            ),
+                        ));
                     }
                     out = Some(HeaderExpect::Matches(a.next_value::<Pattern>()?));
                 }
-                out.ok_or_else(|| de::Error::custom("a header expectation needs `matches`"))
+                out.ok_or_else(|| {
+                    de::Error::custom(
+                        "a header expectation needs `matches: REGEX` (or give a plain value)",
+                    )
+                })
             }
         }
         let s = Spanned::<Inner>::deserialize(d)?;
@@ -815,7 +967,12 @@ impl JsonSchema for HeaderExpect {
         json_schema!({
             "anyOf": [
                 { "type": ["string", "number", "boolean"] },
-                { "type": "object", "properties": { "matches": { "type": "string" } },
+                { "type": "object",
+                  "properties": { "matches": {
+                      "type": "string",
+                      "format": "regex",
+                      "description": "A regular expression the header's value matches."
+                  } },
                   "required": ["matches"], "additionalProperties": false }
             ]
         })
@@ -823,13 +980,44 @@ impl JsonSchema for HeaderExpect {
 }
 
 /// Exactly one of `equals`, `contains`, `matches`.
-#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(transform = one_text_transform)]
 pub struct TextMatch {
+    /// The whole text, exactly.
     pub equals: Option<Template>,
+    /// A substring.
     pub contains: Option<Template>,
+    /// A regular expression (Rust `regex` syntax) found anywhere in the text.
     pub matches: Option<Pattern>,
+}
+
+impl<'de> Deserialize<'de> for TextMatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct TextMatchKeys {
+            equals: Option<Template>,
+            contains: Option<Template>,
+            matches: Option<Pattern>,
+        }
+        let k = TextMatchKeys::deserialize(d)?;
+        let m = TextMatch {
+            equals: k.equals,
+            contains: k.contains,
+            matches: k.matches,
+        };
+        match m.keys().as_slice() {
+            [_] => Ok(m),
+            [] => Err(de::Error::custom(
+                "give one of `equals`, `contains` or `matches`",
+            )),
+            keys => Err(de::Error::custom(format!(
+                "give exactly one of `equals`, `contains` or `matches`, found {}",
+                super::de::list(keys)
+            ))),
+        }
+    }
 }
 
 fn one_text_transform(schema: &mut Schema) {
@@ -863,10 +1051,13 @@ impl TextMatch {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SpansSpec {
+    /// Which spans: `last-request` (default: the trace of the previous request step's last
+    /// attempt) or `any` (every span received during this test).
     #[serde(default)]
     pub trace: TraceSelector,
     /// The resource attribute `service.name`.
     pub service: Option<Template>,
+    /// Spans that must be there.
     #[serde(default)]
     pub expect: Vec<Spanned<SpanExpect>>,
     /// Span names that must not appear.
@@ -888,8 +1079,11 @@ pub enum TraceSelector {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 #[schemars(transform = one_name_transform)]
 pub struct SpanExpect {
+    /// The span's name, exactly (or give `name-matches`).
     pub name: Option<Template>,
+    /// A regular expression the span's name matches (or give `name`).
     pub name_matches: Option<Pattern>,
+    /// The span kind: server, client, internal, producer or consumer.
     pub kind: Option<SpanKind>,
     /// Typed: a number matches an int or double attribute, a string a string one.
     #[serde(default)]
@@ -945,6 +1139,7 @@ impl SpanKind {
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PatchSpec {
+    /// The object to patch (by `name`).
     pub resource: Spanned<ResourceRef>,
     /// A JSON merge patch (RFC 7386).
     pub merge: Spanned<Node>,
@@ -961,6 +1156,8 @@ pub enum Subresource {
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DeleteSpec {
+    /// The object (`name`) or objects (`selector`) to delete; the step waits until they
+    /// are gone.
     pub resource: Spanned<ResourceRef>,
 }
 
@@ -971,10 +1168,13 @@ pub struct DeleteSpec {
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ExecSpec {
+    /// The program and its arguments, as a list (argv): never run through a shell.
     #[serde(deserialize_with = "argv")]
     pub command: Spanned<Vec<Template>>,
+    /// Environment variables added to gwtest's own.
     #[serde(default)]
     pub env: SpannedMap<Template>,
+    /// With `expect`, the step is an assertion and is retried until it holds.
     pub expect: Option<ExecExpect>,
 }
 
@@ -1015,7 +1215,9 @@ fn argv<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Vec<Template>>, D::Er
 pub struct ExecExpect {
     /// Expected exit code (default 0).
     pub exit: Option<i32>,
+    /// Standard output: `{equals|contains|matches: ...}`.
     pub stdout: Option<TextMatch>,
+    /// Standard error: `{equals|contains|matches: ...}`.
     pub stderr: Option<TextMatch>,
 }
 
@@ -1032,4 +1234,14 @@ fn suite_kind_schema(_: &mut SchemaGenerator) -> Schema {
 
 fn test_kind_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "const": "Test" })
+}
+
+fn namespace_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "anyOf": [
+            { "enum": ["per-test", "per-suite"] },
+            { "type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+              "description": "An existing namespace (a DNS-1123 label)." }
+        ]
+    })
 }

@@ -70,11 +70,103 @@ impl<T> std::ops::Deref for Spanned<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
-        Ok(Spanned {
-            value: s.value,
-            loc: s.referenced.into(),
-        })
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+
+        struct V<T>(std::marker::PhantomData<T>);
+        fn plain<'de, T: Deserialize<'de>, E: de::Error>(
+            d: impl Deserializer<'de, Error = E>,
+        ) -> Result<Spanned<T>, E> {
+            T::deserialize(d).map(|v| Spanned::new(v, Loc::UNKNOWN))
+        }
+        /// A map whose first key was already read.
+        struct Prepend<A> {
+            first: Option<String>,
+            rest: A,
+        }
+        impl<'de, A: MapAccess<'de>> MapAccess<'de> for Prepend<A> {
+            type Error = A::Error;
+            fn next_key_seed<K: de::DeserializeSeed<'de>>(
+                &mut self,
+                seed: K,
+            ) -> Result<Option<K::Value>, A::Error> {
+                match self.first.take() {
+                    Some(k) => seed.deserialize(k.into_deserializer()).map(Some),
+                    None => self.rest.next_key_seed(seed),
+                }
+            }
+            fn next_value_seed<X: de::DeserializeSeed<'de>>(
+                &mut self,
+                seed: X,
+            ) -> Result<X::Value, A::Error> {
+                self.rest.next_value_seed(seed)
+            }
+        }
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Spanned<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value")
+            }
+            // The suite deserializer (`de.rs`) answers with {loc, value}; any other map is
+            // the value itself.
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Spanned<T>, A::Error> {
+                let Some(key) = a.next_key::<String>()? else {
+                    return plain(MapAccessDeserializer::new(a));
+                };
+                if key != super::de::LOC_KEY {
+                    return plain(MapAccessDeserializer::new(Prepend {
+                        first: Some(key),
+                        rest: a,
+                    }));
+                }
+                let packed: u64 = a.next_value()?;
+                let _ = a.next_key::<String>()?;
+                let value: T = a.next_value()?;
+                let loc = Loc::new((packed >> 32) as u32, (packed & 0xffff_ffff) as u32);
+                Ok(Spanned::new(value, loc))
+            }
+            // serde-saphyr: its own spans.
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Spanned<T>, D::Error> {
+                let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+                Ok(Spanned::new(s.value, s.referenced.into()))
+            }
+            // Deserializers that forward newtypes to `deserialize_any` (serde's value
+            // deserializers, buffered content): the value, without a location.
+            fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<Spanned<T>, A::Error> {
+                plain(SeqAccessDeserializer::new(a))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Spanned<T>, E> {
+                plain(v.into_deserializer())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Spanned<T>, E> {
+                plain(().into_deserializer())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Spanned<T>, E> {
+                plain(().into_deserializer())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Spanned<T>, D::Error> {
+                plain(d)
+            }
+        }
+        d.deserialize_newtype_struct(super::de::SPANNED_NAME, V(std::marker::PhantomData))
     }
 }
 
@@ -153,11 +245,18 @@ impl Visitor<'_> for ScalarText {
     }
 }
 
-#[derive(Deserialize)]
-struct ScalarString(#[serde(deserialize_with = "scalar_text")] String);
+/// A scalar as text (map keys, templates), transparent to the deserializer.
+struct ScalarString(String);
 
+impl<'de> Deserialize<'de> for ScalarString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar_text(d).map(ScalarString)
+    }
+}
+
+/// A scalar's text as written (`1.10` stays "1.10").
 fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    d.deserialize_any(ScalarText)
+    d.deserialize_str(ScalarText)
 }
 
 impl<'de> Deserialize<'de> for Template {
@@ -277,8 +376,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
         let mut items = Vec::new();
-        while let Some(n) = a.next_element::<Spanned<Node>>()? {
-            items.push(n.located());
+        while let Some(n) = a.next_element::<Node>()? {
+            items.push(n);
         }
         Ok(Node::Seq(items))
     }
@@ -287,10 +386,13 @@ impl<'de> Visitor<'de> for NodeVisitor {
         while let Some(k) = a.next_key::<Spanned<ScalarString>>()? {
             let key = Spanned::new(k.value.0, k.loc);
             if entries.iter().any(|(e, _)| e.value == key.value) {
-                return Err(de::Error::custom(format!("duplicate key `{}`", key.value)));
+                return Err(super::de::located(
+                    key.loc,
+                    format_args!("duplicate key `{}`", key.value),
+                ));
             }
-            let v = a.next_value::<Spanned<Node>>()?;
-            entries.push((key, v.located()));
+            let v = a.next_value::<Node>()?;
+            entries.push((key, v));
         }
         Ok(Node::Map(entries))
     }
@@ -310,8 +412,16 @@ impl Spanned<Node> {
 }
 
 impl<'de> Deserialize<'de> for Node {
+    /// Strings, however deep, carry their own location.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NodeVisitor)
+        struct Raw(Node);
+        impl<'de> Deserialize<'de> for Raw {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(NodeVisitor).map(Raw)
+            }
+        }
+        let s = Spanned::<Raw>::deserialize(d)?;
+        Ok(Spanned::new(s.value.0, s.loc).located())
     }
 }
 
@@ -334,13 +444,15 @@ impl Dur {
         if t.is_empty() {
             return Err("empty duration".into());
         }
+        if t.contains("${") {
+            return Err(format!(
+                "variables are not allowed in durations ({s:?}): write a literal such as 30s"
+            ));
+        }
         if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(format!(
                 "duration {s:?} has no unit: write it as e.g. \"{t}s\" or \"{t}ms\""
             ));
-        }
-        if t.contains("${") {
-            return Err(format!("variables are not allowed in durations: {s:?}"));
         }
         humantime::parse_duration(t)
             .map(Dur)
@@ -356,10 +468,31 @@ impl fmt::Display for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = scalar_text(d)?;
-        Dur::parse(&s).map_err(de::Error::custom)
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration with a unit, e.g. 500ms, 30s or 2m")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                Dur::parse(v).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
+                self.visit_str(&v.to_string())
+            }
+        }
+        d.deserialize_str(V)
     }
 }
+
+/// What `Dur::parse` accepts (humantime's units), for the JSON Schema.
+pub const DURATION_PATTERN: &str = "^\\s*([0-9]+(\\.[0-9]+)?\\s*(nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)\\s*)+$";
 
 impl JsonSchema for Dur {
     fn schema_name() -> Cow<'static, str> {
@@ -368,7 +501,7 @@ impl JsonSchema for Dur {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "pattern": "^\\s*([0-9]+(\\.[0-9]+)?\\s*(ns|us|µs|ms|s|sec|m|min|h|hr|d)\\s*)+$",
+            "pattern": DURATION_PATTERN,
             "description": "A duration with a unit, e.g. 500ms, 30s, 2m, 1h."
         })
     }
@@ -414,7 +547,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for SpannedMap<V> {
                 let mut out: Vec<(Spanned<String>, V)> = Vec::new();
                 while let Some(k) = a.next_key::<Spanned<ScalarString>>()? {
                     if out.iter().any(|(e, _)| e.value == k.value.0) {
-                        return Err(de::Error::custom(format!("duplicate key `{}`", k.value.0)));
+                        return Err(super::de::located(
+                            k.loc,
+                            format_args!("duplicate key `{}`", k.value.0),
+                        ));
                     }
                     let v = a.next_value::<V>()?;
                     out.push((Spanned::new(k.value.0, k.loc), v));
@@ -458,9 +594,9 @@ impl<'de> Deserialize<'de> for Pattern {
         } else {
             Some(regex::Regex::new(&template.raw).map_err(|e| {
                 de::Error::custom(format!(
-                    "invalid regex {:?}: {}",
+                    "invalid regex {:?}: {} (Rust regex syntax)",
                     template.raw,
-                    one_line(&e)
+                    regex_reason(&e)
                 ))
             })?)
         };
@@ -520,6 +656,23 @@ impl JsonSchema for JsonPathExpr {
             "pattern": "^\\$",
             "description": "An RFC 9535 JSONPath, e.g. $.status.addresses[0].value"
         })
+    }
+}
+
+/// The reason of a regex error without its multi-line drawing of the pattern.
+pub fn regex_reason(e: &regex::Error) -> String {
+    let s = e.to_string();
+    match s
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("error:"))
+    {
+        Some(l) => l
+            .trim_start()
+            .trim_start_matches("error:")
+            .trim()
+            .to_owned(),
+        None => one_line(&s),
     }
 }
 

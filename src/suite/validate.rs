@@ -1,29 +1,1128 @@
-//! Checks that need more than one value at a time (exactly one action per step, variable
-//! names, references between keys). Every error names file:line:column.
+//! Checks beyond the shape of the YAML: one action per step, keys that contradict each other,
+//! selectors, URLs, names, variables (unknown, or captured only by a later step), files that
+//! do not exist, duplicates. Every error names file:line:column with a snippet.
+//!
+//! Two kinds: checks of one document (`check_test_doc`, `check_suite_doc`), run by the loader
+//! while it still has the YAML tree and so the location of every key; and checks across
+//! documents and against the outside world (`validate`).
 
-use super::load::{LoadError, Suite};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
-/// Validate loaded suites. `extra_vars` are names given with `--var` (and profile vars).
-pub fn validate(suites: &[Suite], _extra_vars: &[String]) -> Vec<LoadError> {
-    let mut errors = Vec::new();
+use super::de::{did_you_mean, list};
+use super::load::{LoadError, Suite, Test};
+use super::model::{
+    ACTION_KEYS, Action, ApplyItem, AssertSpec, HeaderExpect, RETRY_KEYS, ResourceRef, Selector,
+    Step, SuiteDoc, TestDoc, TextMatch, VarDef,
+};
+use super::selector::{check_label, parse_label_selector};
+use super::spanned::{JsonPathExpr, Loc, Node, Spanned, Template};
+use super::vars::{self, BUILTINS};
+use super::yaml::{self, YNode, YVal};
+
+/// Validate loaded suites across documents. `extra_vars` are names given with `--var` (and
+/// profile variables).
+pub fn validate(suites: &[Suite], extra_vars: &[String]) -> Vec<LoadError> {
+    validate_with(suites, Some(extra_vars))
+}
+
+/// Like `validate`; with `extra_vars: None` unknown variable names are not reported (the
+/// `--var` names are not known), everything else is.
+pub fn validate_with(suites: &[Suite], extra_vars: Option<&[String]>) -> Vec<LoadError> {
+    let mut c = Checker::default();
+    let mut suite_names: HashMap<&str, &Suite> = HashMap::new();
     for suite in suites {
-        for test in &suite.tests {
-            for step in &test.doc.steps {
-                let keys = step.value.action_keys();
-                if keys.len() != 1 {
-                    let msg = if keys.is_empty() {
-                        "step has no action: give one of apply, assert, request, spans, patch, delete, exec, sleep, pause".to_string()
-                    } else {
-                        format!(
-                            "step has {} actions ({}); a step does exactly one thing",
-                            keys.len(),
-                            keys.join(", ")
-                        )
-                    };
-                    errors.push(LoadError::new(&test.file, step.loc, msg));
+        c.rank(&suite.file);
+        if let Some(first) = suite_names.get(suite.name.as_str()) {
+            let (loc, whence) = match &suite.doc.name {
+                Some(n) => (n.loc, ""),
+                None => (
+                    Loc::new(suite.doc.api_version.loc.line, 1),
+                    ", from the directory name",
+                ),
+            };
+            c.push(
+                &suite.file,
+                loc,
+                format!(
+                    "duplicate suite name `{}`{whence} (also {}): give one of them another \
+                     `name:`",
+                    suite.name,
+                    first.file.display()
+                ),
+            );
+        } else {
+            suite_names.insert(&suite.name, suite);
+        }
+        c.suite(suite, extra_vars);
+    }
+    c.finish()
+}
+
+#[derive(Default)]
+struct Checker {
+    issues: Vec<Issue>,
+    ranks: HashMap<PathBuf, usize>,
+    /// Manifests already checked for YAML syntax.
+    manifests: HashSet<PathBuf>,
+}
+
+struct Issue {
+    error: LoadError,
+    /// Text to find on or after the location, to point at it exactly (a `${name}`).
+    needle: Option<String>,
+}
+
+impl Checker {
+    fn rank(&mut self, file: &Path) {
+        let next = self.ranks.len();
+        self.ranks.entry(file.to_path_buf()).or_insert(next);
+    }
+
+    fn push(&mut self, file: &Path, loc: Loc, message: String) {
+        self.issues.push(Issue {
+            error: LoadError::new(file, loc, message),
+            needle: None,
+        });
+    }
+
+    fn push_at(&mut self, file: &Path, loc: Loc, message: String, needle: String) {
+        self.issues.push(Issue {
+            error: LoadError::new(file, loc, message),
+            needle: Some(needle),
+        });
+    }
+
+    /// Snippets (reading each file once), exact columns, file order.
+    fn finish(self) -> Vec<LoadError> {
+        let mut texts: HashMap<PathBuf, Option<String>> = HashMap::new();
+        let mut out: Vec<LoadError> = self
+            .issues
+            .into_iter()
+            .map(|Issue { mut error, needle }| {
+                if error.snippet.is_some() || !error.loc.is_known() {
+                    return error;
                 }
+                let text = texts
+                    .entry(error.file.clone())
+                    .or_insert_with(|| std::fs::read_to_string(&error.file).ok());
+                if let Some(text) = text {
+                    if let Some(n) = &needle {
+                        error.loc = find_from(text, error.loc, n).unwrap_or(error.loc);
+                    }
+                    error = error.with_source(text);
+                }
+                error
+            })
+            .collect();
+        let ranks = self.ranks;
+        out.sort_by(|a, b| {
+            let ra = ranks.get(&a.file).copied().unwrap_or(usize::MAX);
+            let rb = ranks.get(&b.file).copied().unwrap_or(usize::MAX);
+            (ra, &a.file, a.loc).cmp(&(rb, &b.file, b.loc))
+        });
+        out.dedup();
+        out
+    }
+
+    fn suite(&mut self, suite: &Suite, extra: Option<&[String]>) {
+        let file = &suite.file;
+        let doc = &suite.doc;
+        let extra_names: Vec<&str> = extra
+            .unwrap_or_default()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let per_test = doc.namespace.as_ref().is_none_or(|n| n.value == "per-test");
+
+        // Suite-level names: set once per suite, before any test.
+        let mut base: HashSet<&str> = ["run", "suite", "kubeconfig", "otlp.grpc", "otlp.http"]
+            .into_iter()
+            .chain(extra_names.iter().copied())
+            .collect();
+        if !per_test {
+            base.insert("namespace");
+        }
+        let mut unavailable: HashMap<String, String> = HashMap::new();
+        for n in ["test", "unique", "namespace"] {
+            if !base.contains(n) {
+                unavailable.insert(
+                    n.into(),
+                    format!(
+                        "`${{{n}}}` is per test: it cannot be used in suite.yaml, whose variables \
+                         and fixtures are set up once for the whole suite"
+                    ),
+                );
+            }
+        }
+        // Plain variables are expanded in order, before the fixtures; `from` variables are
+        // read from the cluster after the fixtures are applied.
+        let plain: Vec<&Spanned<String>> = doc
+            .vars
+            .iter()
+            .filter(|(_, d)| matches!(d, VarDef::Value(_)))
+            .map(|(k, _)| k)
+            .collect();
+        let mut known = base.clone();
+        for (i, (name, def)) in doc.vars.iter().enumerate() {
+            if extra_names.contains(&name.value.as_str()) {
+                continue; // --var wins: this definition is never evaluated
+            }
+            let mut later = unavailable.clone();
+            for (n2, _) in doc.vars.iter().skip(i) {
+                later.insert(
+                    n2.value.clone(),
+                    format!(
+                        "suite variable `{}` is defined at line {}, after this one: a variable \
+                         can only use the variables above it",
+                        n2.value, n2.loc.line
+                    ),
+                );
+            }
+            let scope = Scope {
+                known: &known,
+                unavailable: &later,
+                strict: extra.is_some(),
+            };
+            let mut ts = Vec::new();
+            match def {
+                VarDef::Value(node) => node.templates(&mut ts),
+                VarDef::From(from) => resource_templates(&from.value.resource.value, &mut ts),
+            }
+            for t in ts {
+                self.template(file, t, &scope);
+            }
+            known.insert(name.value.as_str());
+        }
+
+        // Fixtures see the plain variables only.
+        let mut fixture_known = base.clone();
+        fixture_known.extend(plain.iter().map(|k| k.value.as_str()));
+        let mut fixture_unavailable = unavailable.clone();
+        for (k, d) in doc.vars.iter() {
+            if matches!(d, VarDef::From(_)) && !fixture_known.contains(k.value.as_str()) {
+                fixture_unavailable.insert(
+                    k.value.clone(),
+                    format!(
+                        "`{}` is read from the cluster once the fixtures are applied: fixtures \
+                         cannot use it",
+                        k.value
+                    ),
+                );
+            }
+        }
+        let scope = Scope {
+            known: &fixture_known,
+            unavailable: &fixture_unavailable,
+            strict: extra.is_some(),
+        };
+        for f in &doc.fixtures {
+            self.template(file, f, &scope);
+            self.file_ref(file, f, true);
+        }
+
+        // Tests see built-ins, every suite variable and --var, plus earlier captures.
+        let mut test_known: HashSet<&str> = BUILTINS.into_iter().collect();
+        test_known.extend(extra_names.iter().copied());
+        test_known.extend(doc.vars.iter().map(|(k, _)| k.value.as_str()));
+        let mut names: HashMap<&str, &Test> = HashMap::new();
+        for test in &suite.tests {
+            self.rank(&test.file);
+            if let Some(first) = names.get(test.name.as_str()) {
+                self.push(
+                    &test.file,
+                    test.doc.name.loc,
+                    format!(
+                        "duplicate test name `{}` (also {}:{}): test names must be unique in a \
+                         suite",
+                        test.name,
+                        first.file.display(),
+                        first.doc.name.loc
+                    ),
+                );
+            } else {
+                names.insert(&test.name, test);
+            }
+            self.test(test, &test_known, extra.is_some());
+        }
+    }
+
+    fn test(&mut self, test: &Test, known: &HashSet<&str>, strict: bool) {
+        let file = &test.file;
+        // Every capture and the step that makes it.
+        let captures: Vec<(usize, &Spanned<String>)> = test
+            .doc
+            .steps
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| captures_of(&s.value).into_iter().map(move |k| (i, k)))
+            .collect();
+        let mut known = known.clone();
+        for (i, step) in test.doc.steps.iter().enumerate() {
+            let mut later: HashMap<String, String> = HashMap::new();
+            for (j, k) in captures.iter().filter(|(j, _)| *j >= i) {
+                if known.contains(k.value.as_str()) {
+                    continue;
+                }
+                let msg = if *j == i {
+                    format!(
+                        "`${{{}}}` is captured by this same step: a capture can only be used by \
+                         the steps after it",
+                        k.value
+                    )
+                } else {
+                    format!(
+                        "`${{{}}}` is captured by a later step (line {}): a capture can only be \
+                         used by the steps after it",
+                        k.value, k.loc.line
+                    )
+                };
+                later.entry(k.value.clone()).or_insert(msg);
+            }
+            let scope = Scope {
+                known: &known,
+                unavailable: &later,
+                strict,
+            };
+            let mut ts = Vec::new();
+            step_templates(&step.value, &mut ts);
+            for t in ts {
+                self.template(file, t, &scope);
+            }
+            match step.value.action() {
+                Some(Action::Apply(a)) => {
+                    for item in &a.0 {
+                        if let ApplyItem::File(t) = item {
+                            self.file_ref(file, t, true);
+                        }
+                    }
+                }
+                Some(Action::Request(r)) => {
+                    if let Some(ca) = &r.ca {
+                        self.file_ref(file, ca, false);
+                    }
+                }
+                _ => {}
+            }
+            for (_, k) in captures.iter().filter(|(j, _)| *j == i) {
+                known.insert(k.value.as_str());
             }
         }
     }
-    errors
+
+    /// `${...}` syntax, and names that cannot be known at run time.
+    fn template(&mut self, file: &Path, t: &Template, scope: &Scope) {
+        if !t.raw.contains("${") {
+            return;
+        }
+        let names = match vars::references(&t.raw) {
+            Ok(n) => n,
+            Err(msg) => {
+                self.push_at(file, t.loc, msg, "${".into());
+                return;
+            }
+        };
+        if !scope.strict {
+            return;
+        }
+        for name in names {
+            if scope.known.contains(name) {
+                continue;
+            }
+            let needle = format!("${{{name}}}");
+            let msg = if let Some(var) = name.strip_prefix("env.") {
+                if std::env::var_os(var).is_some() {
+                    continue;
+                }
+                format!(
+                    "environment variable {var} is not set (used as `${{env.{var}}}`): set it \
+                     before running gwtest"
+                )
+            } else if let Some(why) = scope.unavailable.get(name) {
+                why.clone()
+            } else {
+                let hint = did_you_mean(name, scope.known.iter().copied())
+                    .map(|c| format!(" (did you mean `${{{c}}}`?)"))
+                    .unwrap_or_default();
+                format!(
+                    "unknown variable `{needle}`{hint}: expected a built-in ({}), a suite \
+                     variable, a --var or a capture of an earlier step",
+                    BUILTINS.join(", ")
+                )
+            };
+            self.push_at(file, t.loc, msg, needle);
+        }
+    }
+
+    /// A path relative to `file` must exist (unless it holds a variable); manifests must be
+    /// valid YAML.
+    fn file_ref(&mut self, file: &Path, t: &Template, manifest: bool) {
+        if t.raw.contains("${") {
+            return;
+        }
+        let path = file.parent().unwrap_or(Path::new(".")).join(&t.raw);
+        if !path.exists() {
+            self.push(
+                file,
+                t.loc,
+                format!(
+                    "file not found: {} (paths are relative to the file that names them)",
+                    path.display()
+                ),
+            );
+            return;
+        }
+        if manifest && path.is_file() && self.manifests.insert(path.clone()) {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    if let Err(e) = yaml::parse_documents(&text) {
+                        let ranked = self.ranks.get(file).copied().unwrap_or(usize::MAX);
+                        self.ranks.entry(path.clone()).or_insert(ranked);
+                        self.issues.push(Issue {
+                            error: LoadError::new(&path, e.loc, e.message).with_source(&text),
+                            needle: None,
+                        });
+                    }
+                }
+                Err(e) => self.push(file, t.loc, format!("cannot read {}: {e}", path.display())),
+            }
+        }
+    }
+}
+
+struct Scope<'a> {
+    known: &'a HashSet<&'a str>,
+    /// Names that exist but not here, with the reason.
+    unavailable: &'a HashMap<String, String>,
+    /// Report unknown names (false when the --var names are not known).
+    strict: bool,
+}
+
+/// The first `needle` at or after `loc` (within a few lines: a block scalar starts on the line
+/// of its key).
+fn find_from(text: &str, loc: Loc, needle: &str) -> Option<Loc> {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .skip(loc.line as usize - 1)
+        .take(50)
+    {
+        let from = if i + 1 == loc.line as usize {
+            line.char_indices()
+                .nth(loc.col.saturating_sub(1) as usize)
+                .map_or(line.len(), |(b, _)| b)
+        } else {
+            0
+        };
+        if let Some(b) = line[from..].find(needle) {
+            let col = line[..from + b].chars().count() + 1;
+            return Some(Loc::new(i as u32 + 1, col as u32));
+        }
+    }
+    None
+}
+
+fn captures_of(step: &Step) -> Vec<&Spanned<String>> {
+    let mut out = Vec::new();
+    if let Some(a) = &step.assert {
+        out.extend(a.capture.iter().map(|(k, _)| k));
+    }
+    if let Some(r) = &step.request {
+        out.extend(r.capture.iter().map(|(k, _)| k));
+    }
+    out
+}
+
+fn resource_templates<'a>(r: &'a ResourceRef, out: &mut Vec<&'a Template>) {
+    out.push(&r.api_version);
+    out.push(&r.kind);
+    out.extend(&r.name);
+    out.extend(&r.namespace);
+    match &r.selector {
+        Some(Selector::Expr(t)) => out.push(t),
+        Some(Selector::Labels(m)) => out.extend(m.iter().map(|(_, v)| v)),
+        None => {}
+    }
+}
+
+fn text_templates<'a>(m: &'a TextMatch, out: &mut Vec<&'a Template>) {
+    out.extend(&m.equals);
+    out.extend(&m.contains);
+    if let Some(p) = &m.matches {
+        out.push(&p.template);
+    }
+}
+
+/// Every string of a step that may hold `${...}`.
+pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
+    match step.action() {
+        Some(Action::Apply(a)) => {
+            for item in &a.0 {
+                match item {
+                    ApplyItem::File(t) => out.push(t),
+                    ApplyItem::Manifest(n) => n.value.templates(out),
+                }
+            }
+        }
+        Some(Action::Assert(a)) => {
+            resource_templates(&a.resource.value, out);
+            for c in &a.conditions {
+                out.push(&c.value.type_);
+                out.push(&c.value.status);
+                out.extend(&c.value.reason);
+            }
+            if let Some(f) = &a.fields {
+                f.value.templates(out);
+            }
+        }
+        Some(Action::Request(r)) => {
+            out.extend(&r.method);
+            out.push(&r.url);
+            out.extend(r.headers.iter().map(|(_, v)| v));
+            if let Some(b) = &r.body {
+                b.value.templates(out);
+            }
+            out.extend(&r.ca);
+            if let Some(e) = &r.expect {
+                for (_, h) in e.headers.iter() {
+                    match h {
+                        HeaderExpect::Exact(t) => out.push(t),
+                        HeaderExpect::Matches(p) => out.push(&p.template),
+                    }
+                }
+                out.extend(&e.absent_headers);
+                if let Some(b) = &e.body {
+                    text_templates(b, out);
+                }
+                for (_, v) in e.json.iter() {
+                    v.templates(out);
+                }
+            }
+        }
+        Some(Action::Spans(s)) => {
+            out.extend(&s.service);
+            for e in &s.expect {
+                out.extend(&e.value.name);
+                if let Some(p) = &e.value.name_matches {
+                    out.push(&p.template);
+                }
+                for (_, v) in e.value.attributes.iter() {
+                    v.templates(out);
+                }
+                out.extend(&e.value.parent);
+            }
+            out.extend(&s.absent);
+        }
+        Some(Action::Patch(p)) => {
+            resource_templates(&p.resource.value, out);
+            p.merge.value.templates(out);
+        }
+        Some(Action::Delete(d)) => resource_templates(&d.resource.value, out),
+        Some(Action::Exec(e)) => {
+            out.extend(e.command.value.iter());
+            out.extend(e.env.iter().map(|(_, v)| v));
+            if let Some(x) = &e.expect {
+                if let Some(m) = &x.stdout {
+                    text_templates(m, out);
+                }
+                if let Some(m) = &x.stderr {
+                    text_templates(m, out);
+                }
+            }
+        }
+        Some(Action::Sleep(_)) | Some(Action::Pause(_)) | None => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// checks of one document, with the YAML tree for the location of every key
+
+struct Local<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: &'a mut Vec<LoadError>,
+}
+
+impl Local<'_> {
+    fn err(&mut self, loc: Loc, msg: impl Into<String>) {
+        self.errors
+            .push(LoadError::new(self.file, loc, msg).with_source(self.text));
+    }
+}
+
+/// The location of the key at `path` under `node` (or of the deepest key found, or `fallback`).
+fn key_loc(node: Option<&YNode>, path: &[&str], fallback: Loc) -> Loc {
+    let mut loc = fallback;
+    let mut cur = node;
+    for k in path {
+        match cur.and_then(|n| n.entry(k)) {
+            Some((key, value)) => {
+                loc = key.loc;
+                cur = Some(value);
+            }
+            None => break,
+        }
+    }
+    loc
+}
+
+/// The part of a namespace a test name gives (`gwtest-<this>-xxxxxx`).
+pub fn namespace_part(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.to_lowercase().chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_owned()
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn var_name_problem(name: &str) -> Option<String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Some(format!(
+            "invalid variable name {name:?}: use letters, digits, `_`, `-` and `.`"
+        ));
+    }
+    if BUILTINS.contains(&name) {
+        return Some(format!(
+            "`{name}` is a built-in variable: choose another name (built-ins: {})",
+            BUILTINS.join(", ")
+        ));
+    }
+    if name.starts_with("env.") {
+        return Some(format!(
+            "`{name}`: names starting with `env.` read the environment; choose another name"
+        ));
+    }
+    None
+}
+
+fn check_labels(l: &mut Local, node: Option<&YNode>) {
+    let Some(YVal::Seq(items)) = node.map(|n| &n.v) else {
+        return;
+    };
+    for item in items {
+        let text = item.scalar_text(l.text).unwrap_or_default();
+        if text.is_empty()
+            || text.starts_with('!')
+            || text.contains(|c: char| c == ',' || c.is_whitespace())
+        {
+            l.err(
+                item.loc,
+                format!(
+                    "invalid label {text:?}: a label is a word without spaces or commas, not \
+                     starting with `!` (used by --label L and --label '!L')"
+                ),
+            );
+        }
+    }
+}
+
+/// Checks of one test document (the loader calls this with the document's YAML tree).
+pub(crate) fn check_test_doc(
+    doc: &TestDoc,
+    node: &YNode,
+    file: &Path,
+    text: &str,
+    errors: &mut Vec<LoadError>,
+) {
+    let mut l = Local { file, text, errors };
+    if namespace_part(&doc.name.value).is_empty() {
+        l.err(
+            doc.name.loc,
+            format!(
+                "test name {:?} cannot make a namespace: it needs at least one letter or digit \
+                 (tests run in namespace gwtest-<name>-xxxxxx)",
+                doc.name.value
+            ),
+        );
+    }
+    check_labels(&mut l, node.get("labels"));
+    if doc.steps.is_empty() {
+        l.err(
+            key_loc(Some(node), &["steps"], node.loc),
+            "a test needs at least one step",
+        );
+    }
+    let step_nodes: &[YNode] = match node.get("steps").map(|n| &n.v) {
+        Some(YVal::Seq(items)) => items,
+        _ => &[],
+    };
+    for (i, step) in doc.steps.iter().enumerate() {
+        check_step(&mut l, step, step_nodes.get(i));
+    }
+}
+
+/// The checks of one step, for a test whose document has errors elsewhere (so its good steps
+/// are still checked).
+pub(crate) fn check_step_alone(
+    step: &Spanned<Step>,
+    node: &YNode,
+    file: &Path,
+    text: &str,
+    errors: &mut Vec<LoadError>,
+) {
+    check_step(&mut Local { file, text, errors }, step, Some(node));
+}
+
+fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
+    let s = &step.value;
+    let keys = s.action_keys();
+    match keys.as_slice() {
+        [] => {
+            l.err(
+                step.loc,
+                format!(
+                    "step has no action: give exactly one of {}",
+                    list(&ACTION_KEYS)
+                ),
+            );
+            return;
+        }
+        [_] => {}
+        many => {
+            l.err(
+                step.loc,
+                format!(
+                    "step has {} actions ({}): a step does exactly one thing; split it into {} \
+                     steps",
+                    many.len(),
+                    list(many),
+                    many.len()
+                ),
+            );
+            return;
+        }
+    }
+    let kind = keys[0];
+    let assertion = match s.action() {
+        Some(Action::Assert(_) | Action::Request(_) | Action::Spans(_)) => true,
+        Some(Action::Exec(e)) => e.expect.is_some(),
+        _ => false,
+    };
+    let present = |k: &str| match k {
+        "timeout" => s.timeout.is_some(),
+        "interval" => s.interval.is_some(),
+        "max-interval" => s.max_interval.is_some(),
+        "consecutive" => s.consecutive.is_some(),
+        "hold" => s.hold.is_some(),
+        _ => false,
+    };
+    for k in RETRY_KEYS {
+        if !present(k) {
+            continue;
+        }
+        let pointless = match kind {
+            "sleep" | "pause" => true,
+            _ => !assertion && matches!(k, "consecutive" | "hold"),
+        };
+        if pointless {
+            let what = if kind == "exec" {
+                "an `exec` without `expect` runs once".to_string()
+            } else {
+                let a = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("this step is {a} `{kind}`")
+            };
+            l.err(
+                key_loc(node, &[k], step.loc),
+                format!(
+                    "`{k}` only applies to assertions (assert, request, spans, exec with \
+                     expect): {what}"
+                ),
+            );
+        }
+    }
+    if let (Some(i), Some(m)) = (s.interval, s.max_interval)
+        && m < i
+    {
+        l.err(
+            key_loc(node, &["max-interval"], step.loc),
+            format!("max-interval ({m}) is shorter than interval ({i}): the delay only grows"),
+        );
+    }
+    let action_node = node.and_then(|n| n.get(kind));
+    match s.action() {
+        Some(Action::Apply(a)) => {
+            for item in &a.0 {
+                if let ApplyItem::Manifest(m) = item {
+                    check_manifest(l, m);
+                }
+            }
+        }
+        Some(Action::Assert(a)) => check_assert(l, a, action_node),
+        Some(Action::Request(r)) => {
+            if let Some(m) = &r.method {
+                check_method(l, m);
+            }
+            check_url(l, &r.url);
+            if let (Some(ca), true) = (&r.ca, r.insecure) {
+                l.err(
+                    ca.loc,
+                    "`ca` and `insecure: true` contradict each other: `insecure` accepts any \
+                     certificate; keep one",
+                );
+            }
+            for (k, v) in r.headers.iter() {
+                check_header_name(l, k);
+                if !v.raw.contains("${") && http::HeaderValue::from_str(&v.raw).is_err() {
+                    l.err(
+                        v.loc,
+                        format!(
+                            "invalid header value {:?}: no control characters or line breaks",
+                            v.raw
+                        ),
+                    );
+                }
+            }
+            if let Some(e) = &r.expect {
+                for (k, _) in e.headers.iter() {
+                    check_header_name(l, k);
+                }
+                for h in &e.absent_headers {
+                    check_header_name(l, &Spanned::new(h.raw.clone(), h.loc));
+                }
+                for (k, _) in e.json.iter() {
+                    if let Err(msg) = JsonPathExpr::parse(&k.value, k.loc) {
+                        l.err(
+                            k.loc,
+                            format!("{msg}: `json` keys are JSONPaths such as $.path"),
+                        );
+                    }
+                }
+            }
+            check_capture_names(l, r.capture.iter().map(|(k, _)| k));
+        }
+        Some(Action::Spans(sp)) => {
+            if sp.expect.is_empty() && sp.absent.is_empty() {
+                l.err(
+                    key_loc(node, &[kind], step.loc),
+                    "a spans step checks nothing: give `expect` (spans that must be there) \
+                     and/or `absent` (names that must not)",
+                );
+            }
+            for e in &sp.expect {
+                match (&e.value.name, &e.value.name_matches) {
+                    (Some(_), Some(_)) => l.err(e.loc, "give `name` or `name-matches`, not both"),
+                    (None, None) => l.err(
+                        e.loc,
+                        "a span expectation needs `name` (exact) or `name-matches` (a regex)",
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        Some(Action::Patch(p)) => {
+            check_resource(l, &p.resource, ResourceUse::One("patch"));
+            if !matches!(p.merge.value, Node::Map(_)) {
+                l.err(
+                    p.merge.loc,
+                    "`merge` must be a map: a JSON merge patch such as {metadata: {labels: {a: b}}}",
+                );
+            }
+        }
+        Some(Action::Delete(d)) => check_resource(l, &d.resource, ResourceUse::NameOrSelector),
+        Some(Action::Exec(e)) => {
+            for (k, _) in e.env.iter() {
+                if k.value.is_empty() || k.value.contains(['=', '\0']) {
+                    l.err(
+                        k.loc,
+                        format!(
+                            "invalid environment variable name {:?}: no `=` and not empty",
+                            k.value
+                        ),
+                    );
+                }
+            }
+        }
+        Some(Action::Sleep(_)) | Some(Action::Pause(_)) | None => {}
+    }
+}
+
+fn check_manifest(l: &mut Local, m: &Spanned<Node>) {
+    let has = |path: &[&str]| {
+        let mut n = Some(&m.value);
+        for k in path {
+            n = n.and_then(|n| n.get(k));
+        }
+        n.is_some()
+    };
+    let mut missing = Vec::new();
+    for (path, name) in [(&["apiVersion"][..], "apiVersion"), (&["kind"][..], "kind")] {
+        if !has(path) {
+            missing.push(name);
+        }
+    }
+    if !has(&["metadata", "name"]) && !has(&["metadata", "generateName"]) {
+        missing.push("metadata.name");
+    }
+    if !missing.is_empty() {
+        l.err(
+            m.loc,
+            format!(
+                "the inline manifest has no {}: a Kubernetes object needs apiVersion, kind and \
+                 metadata.name",
+                list(&missing)
+            ),
+        );
+    }
+}
+
+enum ResourceUse {
+    /// Exactly one object, by name (the action's key for messages).
+    One(&'static str),
+    NameOrSelector,
+}
+
+fn check_resource(l: &mut Local, r: &Spanned<ResourceRef>, use_: ResourceUse) {
+    let res = &r.value;
+    match (&res.name, &res.selector, use_) {
+        (Some(_), Some(_), _) => l.err(
+            r.loc,
+            "give `name` (one object) or `selector` (objects with labels), not both",
+        ),
+        (None, None, ResourceUse::NameOrSelector) => l.err(
+            r.loc,
+            "the resource needs `name` (one object) or `selector` (objects with labels)",
+        ),
+        (_, Some(_), ResourceUse::One(what)) | (None, None, ResourceUse::One(what)) => l.err(
+            r.loc,
+            format!("{what} needs the resource's `name`: it works on one object"),
+        ),
+        _ => {}
+    }
+    match &res.selector {
+        Some(Selector::Expr(t)) if !t.raw.contains("${") => {
+            if let Err(e) = parse_label_selector(&t.raw) {
+                l.err(t.loc, format!("invalid selector: {e}"));
+            }
+        }
+        Some(Selector::Labels(m)) => {
+            for (k, v) in m.iter() {
+                if k.value.contains("${") || v.raw.contains("${") {
+                    continue;
+                }
+                if let Err(e) = check_label(&k.value, &v.raw) {
+                    l.err(k.loc, format!("invalid selector: {e}"));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_assert(l: &mut Local, a: &AssertSpec, node: Option<&YNode>) {
+    check_resource(l, &a.resource, ResourceUse::NameOrSelector);
+    if a.count.is_some() && a.resource.value.selector.is_none() {
+        l.err(
+            key_loc(node, &["count"], a.resource.loc),
+            "`count` needs `selector`: with `name` there is exactly one object",
+        );
+    }
+    if a.absent {
+        let mut clash = Vec::new();
+        if !a.conditions.is_empty() {
+            clash.push("conditions");
+        }
+        if a.fields.is_some() {
+            clash.push("fields");
+        }
+        if !a.capture.is_empty() {
+            clash.push("capture");
+        }
+        if a.count.is_some() {
+            clash.push("count");
+        }
+        if !clash.is_empty() {
+            l.err(
+                key_loc(node, &["absent"], a.resource.loc),
+                format!(
+                    "`absent: true` contradicts {}: an object that must not exist has no \
+                     conditions or fields; use a separate step",
+                    list(&clash)
+                ),
+            );
+        }
+    }
+    check_capture_names(l, a.capture.iter().map(|(k, _)| k));
+}
+
+fn check_capture_names<'a>(l: &mut Local, names: impl Iterator<Item = &'a Spanned<String>>) {
+    for k in names {
+        if let Some(p) = var_name_problem(&k.value) {
+            l.err(k.loc, format!("capture: {p}"));
+        }
+    }
+}
+
+fn check_method(l: &mut Local, m: &Template) {
+    if m.raw.contains("${") {
+        return;
+    }
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    let token = !m.raw.is_empty()
+        && m.raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        l.err(
+            m.loc,
+            format!(
+                "invalid HTTP method {:?}: expected a token such as GET, POST or PUT",
+                m.raw
+            ),
+        );
+    } else if !STANDARD.contains(&m.raw.as_str())
+        && STANDARD.contains(&m.raw.to_ascii_uppercase().as_str())
+    {
+        l.err(
+            m.loc,
+            format!(
+                "HTTP methods are case-sensitive: write {} instead of {:?}",
+                m.raw.to_ascii_uppercase(),
+                m.raw
+            ),
+        );
+    }
+}
+
+fn check_url(l: &mut Local, u: &Template) {
+    if u.raw.contains("${") {
+        return;
+    }
+    let problem = match reqwest::Url::parse(&u.raw) {
+        Err(e) => Some(e.to_string()),
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+            Some(format!("scheme `{}` is not http or https", url.scheme()))
+        }
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => Some("no host".into()),
+        Ok(_) => None,
+    };
+    if let Some(p) = problem {
+        l.err(
+            u.loc,
+            format!(
+                "invalid URL {:?} ({p}): expected an absolute http:// or https:// URL",
+                u.raw
+            ),
+        );
+    }
+}
+
+fn check_header_name(l: &mut Local, k: &Spanned<String>) {
+    if k.value.contains("${") {
+        return;
+    }
+    if http::HeaderName::from_bytes(k.value.as_bytes()).is_err() {
+        l.err(
+            k.loc,
+            format!(
+                "invalid header name {:?}: letters, digits and !#$%&'*+-.^_`|~ only",
+                k.value
+            ),
+        );
+    }
+}
+
+/// Checks of suite.yaml (the loader calls this with the document's YAML tree).
+pub(crate) fn check_suite_doc(
+    doc: &SuiteDoc,
+    node: &YNode,
+    file: &Path,
+    text: &str,
+    errors: &mut Vec<LoadError>,
+) {
+    let mut l = Local { file, text, errors };
+    if let Some(n) = &doc.name
+        && n.value.trim().is_empty()
+    {
+        l.err(
+            n.loc,
+            "the suite name is empty: remove `name` to use the directory name",
+        );
+    }
+    if let Some(ns) = &doc.namespace {
+        let v = ns.value.as_str();
+        if !matches!(v, "per-test" | "per-suite") && !is_dns_label(v) {
+            let hint = did_you_mean(v, ["per-test", "per-suite"])
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            l.err(
+                ns.loc,
+                format!(
+                    "invalid namespace {v:?}{hint}: expected `per-test`, `per-suite` or the name \
+                     of a namespace (a DNS-1123 label: lowercase letters, digits and `-`, at \
+                     most 63)"
+                ),
+            );
+        }
+    }
+    check_labels(&mut l, node.get("labels"));
+    for (k, def) in doc.vars.iter() {
+        if let Some(p) = var_name_problem(&k.value) {
+            l.err(k.loc, format!("suite variable: {p}"));
+        }
+        if let VarDef::From(from) = def {
+            check_resource(
+                &mut l,
+                &from.value.resource,
+                ResourceUse::One("a variable `from`"),
+            );
+        }
+    }
+    let d = &doc.defaults;
+    if let (Some(i), Some(m)) = (d.interval, d.max_interval)
+        && m < i
+    {
+        l.err(
+            key_loc(Some(node), &["defaults", "max-interval"], node.loc),
+            format!("max-interval ({m}) is shorter than interval ({i}): the delay only grows"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_parts() {
+        assert_eq!(namespace_part("Spec Preserved!"), "spec-preserved");
+        assert_eq!(namespace_part("a__b"), "a-b");
+        assert_eq!(namespace_part("日本"), "");
+        assert_eq!(namespace_part("--"), "");
+    }
+
+    #[test]
+    fn finds_the_exact_column() {
+        let text = "a:\n  url: \"http://${host}/x\"\n  body: |\n    x ${y}\n";
+        assert_eq!(
+            find_from(text, Loc::new(2, 8), "${host}"),
+            Some(Loc::new(2, 16))
+        );
+        assert_eq!(
+            find_from(text, Loc::new(3, 9), "${y}"),
+            Some(Loc::new(4, 7))
+        );
+    }
 }

@@ -1,0 +1,255 @@
+//! `gwtest validate` on a generated tree of 1,000 test files (20 suites of 50 files, each a
+//! test with 14 steps covering every step kind, variables and captures).
+//!
+//! Measures the real thing: the `gwtest` binary cargo built for this bench (the bench
+//! profile, i.e. release), as a child process. Wall time from spawn to exit; peak memory is
+//! the child's maximum resident set size from `wait4(2)`.
+//!
+//! Run: `cargo bench --bench validate`. Target: < 1 s and < 100 MB.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SUITES: usize = 20;
+const FILES_PER_SUITE: usize = 50;
+const RUNS: usize = 7;
+
+fn test_file(suite: usize, n: usize) -> String {
+    format!(
+        r#"apiVersion: gwtest/v1alpha1
+kind: Test
+name: route-{suite}-{n}
+description: Generated test {n} of suite {suite}
+labels: [generated, "shard-{shard}"]
+timeout: 2m
+steps:
+  - name: create the backend
+    apply: backend.yaml
+  - apply:
+      manifest:
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {{name: "route-{n}", labels: {{app: web, test: "${{test}}"}}}}
+        spec:
+          parentRefs: [{{name: gw, namespace: gwtest-infra}}]
+          hostnames: ["{n}.${{host}}"]
+          rules:
+            - matches: [{{path: {{type: PathPrefix, value: "/r{n}"}}}}]
+              backendRefs: [{{name: backend, port: 8080}}]
+  - name: route accepted
+    assert:
+      resource: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, name: "route-{n}"}}
+      conditions:
+        - {{type: Accepted, status: "True"}}
+        - {{type: ResolvedRefs, status: "True", reason: ResolvedRefs}}
+      fields:
+        spec: {{hostnames: ["{n}.${{host}}"]}}
+      capture: {{route_uid: $.metadata.uid}}
+    timeout: 30s
+  - assert:
+      resource: {{apiVersion: v1, kind: Pod, selector: "app=web,tier in (a,b),!legacy"}}
+      count: 2
+  - name: route answers
+    request:
+      method: GET
+      url: "http://${{gateway}}/r{n}?uid=${{route_uid}}"
+      headers: {{Host: "{n}.${{host}}", X-Test: "${{test}}"}}
+      attempt-timeout: 3s
+      expect:
+        status: [200, 201]
+        headers: {{content-type: application/json, x-id: {{matches: "^[a-f0-9-]+$"}}}}
+        absent-headers: [x-debug]
+        body: {{contains: backend}}
+        json: {{"$.path": "/r{n}", "$.headers.host[0]": "{n}.${{host}}"}}
+      capture: {{backend_pod: $.pod}}
+    consecutive: 3
+    hold: 2s
+  - request:
+      method: POST
+      url: "http://${{gateway}}/echo"
+      body: {{pod: "${{backend_pod}}", n: {n}}}
+      expect: {{status: 200, json: {{"$.body.n": {n}}}}}
+  - name: spans
+    spans:
+      trace: last-request
+      service: demo-gateway
+      expect:
+        - {{name: "POST /echo", kind: server, attributes: {{http.response.status_code: 200}}, count: 1}}
+        - {{name-matches: "^route ", parent: "POST /echo"}}
+      absent: [error-vhost]
+    timeout: 20s
+  - patch:
+      resource: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, name: "route-{n}"}}
+      merge: {{metadata: {{labels: {{tier: gold}}}}}}
+  - exec:
+      command: [kubectl, get, "httproute/route-{n}", -n, "${{namespace}}", -o, name]
+      env: {{KUBECONFIG: "${{kubeconfig}}"}}
+      expect: {{exit: 0, stdout: {{matches: "^httproute"}}}}
+    interval: 500ms
+  - delete:
+      resource: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, name: "route-{n}"}}
+  - assert:
+      resource: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, name: "route-{n}"}}
+      absent: true
+  - sleep: 100ms
+  - pause: "look at route-{n} ($${{not a variable}})"
+  - request:
+      url: "http://${{gateway}}/r{n}"
+      expect: {{status: 404}}
+"#,
+        shard = n % 4
+    )
+}
+
+fn generate(root: &Path) -> usize {
+    let mut steps = 0;
+    for s in 0..SUITES {
+        let dir = root.join(format!("suite-{s:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("suite.yaml"),
+            format!(
+                "apiVersion: gwtest/v1alpha1\nkind: Suite\nname: generated-{s}\nlabels: [bench]\n\
+                 vars:\n  host: example.com\n  gateway:\n    from:\n      resource: {{apiVersion: \
+                 gateway.networking.k8s.io/v1, kind: Gateway, namespace: gwtest-infra, name: gw}}\n      \
+                 path: $.status.addresses[0].value\nfixtures: [backend.yaml]\ndefaults:\n  timeout: 20s\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("backend.yaml"),
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: backend\nspec:\n  ports: [{port: 8080}]\n",
+        )
+        .unwrap();
+        for n in 0..FILES_PER_SUITE {
+            let text = test_file(s, n);
+            steps += text.matches("\n  - ").count();
+            std::fs::write(dir.join(format!("route-{n:03}.test.yaml")), text).unwrap();
+        }
+    }
+    steps
+}
+
+/// Run the binary; wall time, CPU time (user + system) and peak RSS in KiB, from wait4.
+fn run(bin: &str, root: &Path) -> (Duration, Duration, u64, String) {
+    let start = Instant::now();
+    // Reaped by wait4 below (which also gives the rusage), not by Child::wait.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(bin)
+        .args(["validate", root.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn gwtest");
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child, with valid pointers to locals.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert_eq!(r, pid, "wait4 failed: {}", std::io::Error::last_os_error());
+    let out = reader.join().unwrap();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "gwtest validate failed (status {status}): {out}"
+    );
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    // Linux reports ru_maxrss in KiB.
+    (wall, cpu, usage.ru_maxrss as u64, out)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; a plain `cargo test --benches` run passes nothing: keep
+    // that quick by doing a single run.
+    let runs = if std::env::args().any(|a| a == "--bench") {
+        RUNS
+    } else {
+        1
+    };
+    let bin = env!("CARGO_BIN_EXE_gwtest");
+    // GWTEST_BENCH_TREE=DIR keeps the generated tree there (to profile gwtest on it).
+    let keep = std::env::var_os("GWTEST_BENCH_TREE").map(PathBuf::from);
+    let root: PathBuf = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("gwtest-bench-validate-{}", std::process::id()))
+    });
+    let _ = std::fs::remove_dir_all(&root);
+    let steps = generate(&root);
+    let files = SUITES * FILES_PER_SUITE;
+    let bytes: u64 = walk_size(&root);
+
+    let mut walls = Vec::new();
+    let mut cpus = Vec::new();
+    let mut peak = 0;
+    let mut last = String::new();
+    for _ in 0..runs {
+        let (wall, cpu, rss, out) = run(bin, &root);
+        walls.push(wall);
+        cpus.push(cpu);
+        peak = peak.max(rss);
+        last = out;
+    }
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    walls.sort();
+    cpus.sort();
+    let expected = format!("ok: {SUITES} suites, {files} tests, {steps} steps");
+    assert_eq!(last.trim(), expected, "unexpected validate output");
+
+    let median = walls[walls.len() / 2];
+    let peak_mb = peak as f64 / 1024.0;
+    println!(
+        "validate: {files} test files ({steps} steps, {:.1} MB of YAML) in {SUITES} suites",
+        bytes as f64 / 1e6
+    );
+    println!("  command: {bin} validate <tree>");
+    println!(
+        "  wall: min {:.0} ms, median {:.0} ms, max {:.0} ms over {runs} run(s)",
+        ms(walls[0]),
+        ms(median),
+        ms(*walls.last().unwrap())
+    );
+    println!(
+        "  cpu (user + system): median {:.0} ms; cores: {}",
+        ms(cpus[cpus.len() / 2]),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("  peak RSS: {peak_mb:.1} MB");
+    let ok_time = median < Duration::from_secs(1);
+    let ok_mem = peak_mb < 100.0;
+    println!(
+        "  target < 1 s: {}; target < 100 MB: {}",
+        if ok_time { "met" } else { "MISSED" },
+        if ok_mem { "met" } else { "MISSED" }
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn walk_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk_size(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

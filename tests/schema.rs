@@ -1,0 +1,215 @@
+//! `gwtest schema`: the emitted schemas are valid JSON Schema (checked against the draft's
+//! meta-schema by the boon validator), describe every key, and accept and reject the same
+//! documents as the loader does.
+
+mod lang_support;
+
+use lang_support::{SUITE, TempDir, gwtest};
+use serde_json::Value;
+
+fn schema(args: &[&str]) -> Value {
+    let dir = TempDir::new("schema");
+    let mut all = vec!["schema"];
+    all.extend_from_slice(args);
+    let out = gwtest(&all, dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    serde_json::from_str(&out.stdout).expect("schema is JSON")
+}
+
+struct Compiled {
+    schemas: boon::Schemas,
+    index: boon::SchemaIndex,
+}
+
+/// Compiling validates the schema against its draft's meta-schema.
+fn compile(schema: Value) -> Compiled {
+    let id = schema["$id"].as_str().expect("$id").to_owned();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource(&id, schema).unwrap();
+    let index = compiler
+        .compile(&id, &mut schemas)
+        .unwrap_or_else(|e| panic!("invalid schema: {e:#}"));
+    Compiled { schemas, index }
+}
+
+impl Compiled {
+    fn check(&self, yaml: &str) -> Result<(), String> {
+        let doc: Value = serde_saphyr::from_str(yaml).expect("test YAML parses");
+        self.schemas
+            .validate(&doc, self.index)
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// Every property of every object schema has a description (editors show them on hover).
+fn undocumented(v: &Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Object(props)) = m.get("properties") {
+                for (k, p) in props {
+                    let described = p.get("description").is_some()
+                        || p.get("allOf")
+                            .and_then(|a| a.get(0))
+                            .and_then(|a| a.get("description"))
+                            .is_some();
+                    if !described {
+                        out.push(format!("{path}.{k}"));
+                    }
+                }
+            }
+            for (k, c) in m {
+                undocumented(c, &format!("{path}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, c) in items.iter().enumerate() {
+                undocumented(c, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+const GOOD_TEST: &str = r#"
+apiVersion: gwtest/v1alpha1
+kind: Test
+name: good
+steps:
+  - apply: m.yaml
+  - apply: {manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}}
+  - assert:
+      resource: {apiVersion: v1, kind: ConfigMap, name: x}
+      conditions: [{type: Ready, status: "True"}]
+      fields: {data: {a: b}}
+      capture: {uid: $.metadata.uid}
+    timeout: 1m30s
+  - request:
+      url: http://127.0.0.1/
+      headers: {X-Count: 5}
+      expect:
+        status: [200, 204]
+        headers: {x-a: {matches: "^a"}}
+        body: {contains: ok}
+        json: {$.a: 1}
+    consecutive: 3
+    hold: 2s
+  - spans: {expect: [{name-matches: "^GET", kind: server}], absent: [x]}
+  - patch: {resource: {apiVersion: v1, kind: ConfigMap, name: x}, merge: {data: {a: c}}}
+  - delete: {resource: {apiVersion: v1, kind: ConfigMap, selector: "app in (a,b)"}}
+  - exec: {command: [echo, hi], expect: {stdout: {equals: "hi\n"}}}
+  - sleep: 500ms
+  - pause: look
+"#;
+
+#[test]
+fn schemas_are_valid_json_schema_in_both_drafts() {
+    for draft in [&[][..], &["--draft07"][..]] {
+        for suite in [false, true] {
+            let mut args: Vec<&str> = draft.to_vec();
+            if suite {
+                args.push("--suite");
+            }
+            let s = schema(&args);
+            assert!(
+                s["$id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://gwtest.dev/schemas/")
+            );
+            assert!(s["title"].as_str().unwrap().starts_with("gwtest "));
+            let mut missing = Vec::new();
+            undocumented(&s, "", &mut missing);
+            assert!(
+                missing.is_empty(),
+                "keys without a description ({args:?}): {missing:?}"
+            );
+            compile(s);
+        }
+    }
+}
+
+#[test]
+fn test_schema_accepts_and_rejects_like_the_loader() {
+    for draft in [&[][..], &["--draft07"][..]] {
+        let c = compile(schema(draft));
+        c.check(GOOD_TEST).unwrap();
+        let bad = [
+            ("unknown key", GOOD_TEST.replace("hold: 2s", "hodl: 2s")),
+            (
+                "two actions",
+                GOOD_TEST.replace("  - pause: look", "  - pause: look\n    sleep: 1s"),
+            ),
+            (
+                "no action",
+                GOOD_TEST.replace("  - pause: look", "  - name: nothing"),
+            ),
+            (
+                "consecutive 0",
+                GOOD_TEST.replace("consecutive: 3", "consecutive: 0"),
+            ),
+            (
+                "duration without unit",
+                GOOD_TEST.replace("hold: 2s", "hold: \"2\""),
+            ),
+            (
+                "status type",
+                GOOD_TEST.replace("status: [200, 204]", "status: abc"),
+            ),
+            ("kind", GOOD_TEST.replace("kind: Test", "kind: Suite")),
+            (
+                "apiVersion",
+                GOOD_TEST.replace("gwtest/v1alpha1", "gwtest/v1"),
+            ),
+            (
+                "two text matches",
+                GOOD_TEST.replace("{equals: \"hi\\n\"}", "{equals: a, contains: b}"),
+            ),
+            (
+                "span kind",
+                GOOD_TEST.replace("kind: server", "kind: serverr"),
+            ),
+            ("missing name", GOOD_TEST.replace("name: good\n", "")),
+        ];
+        for (what, doc) in bad {
+            assert_ne!(doc, GOOD_TEST, "{what}: the replacement did not apply");
+            assert!(
+                c.check(&doc).is_err(),
+                "{what} ({draft:?}) should be rejected"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_loader_agrees_on_the_good_document() {
+    let dir = TempDir::with(
+        "schema",
+        &[
+            ("suite.yaml", SUITE),
+            ("t.test.yaml", GOOD_TEST),
+            (
+                "m.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\n",
+            ),
+        ],
+    );
+    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn suite_schema_accepts_and_rejects_like_the_loader() {
+    let c = compile(schema(&["--suite"]));
+    let good = "apiVersion: gwtest/v1alpha1\nkind: Suite\nname: s\nvars:\n  host: example.com\n  n: 3\n  gw:\n    from:\n      resource: {apiVersion: v1, kind: Service, name: gw}\n      path: $.spec.clusterIP\nfixtures: [a.yaml]\ndefaults: {timeout: 10s, consecutive: 2}\nnamespace: per-suite\n";
+    c.check(good).unwrap();
+    c.check(&good.replace("per-suite", "shared-ns")).unwrap();
+    for bad in [
+        good.replace("per-suite", "Per_Suite"),
+        good.replace("timeout: 10s", "timeout: 10"),
+        good.replace("fixtures", "fixture"),
+        good.replace("kind: Suite", "kind: Test"),
+    ] {
+        assert!(c.check(&bad).is_err(), "should be rejected:\n{bad}");
+    }
+}
