@@ -525,3 +525,19 @@ fn a_step_after_the_test_deadline_does_not_start() {
     );
     assert!(!ws.path().join("s/ran").exists());
 }
+
+/// argv items are text: YAML 1.1 words like `on` and `yes` reach the program as written.
+#[test]
+fn exec_argv_keeps_yaml_words_as_text() {
+    let ws = Workspace::new("exec-argv");
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "t",
+            "",
+            "  - exec:\n      command: [echo, on, yes, 1.10]\n      expect: {stdout: {equals: \"on yes 1.10\\n\"}}\n    timeout: 2s\n",
+        ),
+    );
+    ws.gwtest(&["run", "s"]).run().assert_exit(0);
+}

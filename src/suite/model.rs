@@ -1179,35 +1179,38 @@ pub struct ExecSpec {
 }
 
 fn argv<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Vec<Template>>, D::Error> {
-    let node = Spanned::<Node>::deserialize(d)?;
-    let loc = node.loc;
-    match node.value {
-        Node::Seq(items) if !items.is_empty() => {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                match item {
-                    Node::Str(t) => out.push(t),
-                    Node::Int(_) | Node::Float(_) | Node::Bool(_) => {
-                        let raw = match item.to_json() {
-                            serde_json::Value::String(s) => s,
-                            v => v.to_string(),
-                        };
-                        out.push(Template { raw, loc })
-                    }
-                    _ => return Err(de::Error::custom("exec.command items must be strings")),
-                }
-            }
-            Ok(Spanned::new(out, loc))
+    // Items are read as text templates, so `[echo, on]` passes "on", not YAML 1.1's `true`.
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<Template>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of strings (argv)")
         }
-        Node::Seq(_) => Err(de::Error::custom("exec.command is empty")),
-        Node::Str(t) => Err(de::Error::custom(format!(
-            "exec.command must be a list (argv), e.g. [{}]; gwtest never runs a shell",
-            t.raw.split_whitespace().collect::<Vec<_>>().join(", ")
-        ))),
-        _ => Err(de::Error::custom(
-            "exec.command must be a list of strings (argv)",
-        )),
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Err(de::Error::custom(format!(
+                "exec.command must be a list (argv), e.g. [{}]; gwtest never runs a shell",
+                v.split_whitespace().collect::<Vec<_>>().join(", ")
+            )))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(t) = a.next_element::<Template>()? {
+                out.push(t);
+            }
+            if out.is_empty() {
+                return Err(de::Error::custom("exec.command is empty"));
+            }
+            Ok(out)
+        }
     }
+    struct Inner(Vec<Template>);
+    impl<'de> Deserialize<'de> for Inner {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(V).map(Inner)
+        }
+    }
+    let s = Spanned::<Inner>::deserialize(d)?;
+    Ok(Spanned::new(s.value.0, s.loc))
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
