@@ -142,7 +142,10 @@ impl Vars {
                 Some(var) => {
                     format!("environment variable {var} is not set (used as `${{{name}}}`)")
                 }
-                None => format!("unknown variable `${{{name}}}`{}", self.suggest(name)),
+                None => match unset_builtin(name) {
+                    Some(why) => format!("`${{{name}}}` is not set in this run: {why}"),
+                    None => format!("unknown variable `${{{name}}}`{}", self.suggest(name)),
+                },
             };
             VarError {
                 message,
@@ -222,6 +225,21 @@ impl Vars {
     }
 }
 
+/// Why a built-in variable can be missing at run time.
+fn unset_builtin(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "namespace" => "it is set only for tests that use a cluster (apply, assert, patch, delete)",
+        "kubeconfig" => {
+            "it is set only when the run has a cluster (--kubeconfig, $KUBECONFIG, --sandbox)"
+        }
+        "otlp.grpc" | "otlp.http" => {
+            "it is set only when the OTLP receiver runs (a spans step in the run, --otlp-receiver, \
+             --sandbox or --demo-gateway)"
+        }
+        _ => return None,
+    })
+}
+
 /// A value as it appears inside a longer string.
 pub fn as_text(v: &Value) -> String {
     match v {
@@ -278,6 +296,24 @@ mod tests {
         let e = v.expand(&t("${env.GWTEST_SURELY_UNSET_VAR}")).unwrap_err();
         assert!(
             e.message.contains("GWTEST_SURELY_UNSET_VAR is not set"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_builtin_missing_at_run_time_says_when_it_is_set() {
+        let e = Vars::new().expand(&t("${otlp.grpc}")).unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "`${otlp.grpc}` is not set in this run: it is set only when the OTLP receiver runs"
+            ),
+            "{}",
+            e.message
+        );
+        let e = Vars::new().expand(&t("${namespace}")).unwrap_err();
+        assert!(
+            e.message.contains("only for tests that use a cluster"),
             "{}",
             e.message
         );
