@@ -1,10 +1,11 @@
-//! The OpenAPI v3 documents kubectl needs for client-side `apply`, `create -f` and `replace`.
+//! The OpenAPI documents kubectl needs for client-side `apply`, `create -f` and `replace`.
 //!
 //! kubectl validates field names itself unless the server supports `fieldValidation`, which it
-//! checks in `/openapi/v3` (falling back to the protobuf `/openapi/v2`, which is not served).
-//! So each group version's document lists, per kind, a PATCH operation tagged
-//! `x-kubernetes-group-version-kind` that takes the `fieldValidation` query parameter; kubectl
-//! then leaves validation to the server. There are no schemas: `kubectl explain` does not
+//! checks in `/openapi/v3`; each group version's document here lists, per kind, a PATCH
+//! operation tagged `x-kubernetes-group-version-kind` that takes the `fieldValidation` query
+//! parameter, so kubectl leaves validation to the server. kubectl 1.27/1.28 first load the
+//! protobuf `/openapi/v2` and fail without it: it is served as an empty but valid document
+//! (swagger 2.0, no paths, no definitions). There are no schemas: `kubectl explain` does not
 //! work, and client-side apply computes patches from kubectl's built-in types (built-in kinds)
 //! or as JSON merge patches (custom resources), which is what it does without schemas.
 
@@ -107,6 +108,22 @@ pub fn serve(reg: &Registry, rest: &[&str], _headers: &HeaderMap) -> Result<Resp
             }
             Ok(json_ok(&json!({"paths": Value::Object(paths)})))
         }
+        ["v2"] => {
+            let mut info = Vec::new();
+            pb_string(&mut info, 1, "Kubernetes");
+            pb_string(&mut info, 2, "v1.33.0");
+            let mut doc = Vec::new();
+            pb_string(&mut doc, 1, "2.0");
+            pb_bytes(&mut doc, 2, &info);
+            let mut r = doc.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                ),
+            );
+            Ok(r)
+        }
         ["v3", "api", version] => document(reg, "", version)
             .map(|d| json_ok(&d))
             .ok_or_else(ApiError::unknown_resource),
@@ -115,6 +132,24 @@ pub fn serve(reg: &Registry, rest: &[&str], _headers: &HeaderMap) -> Result<Resp
             .ok_or_else(ApiError::unknown_resource),
         _ => Err(ApiError::unknown_resource()),
     }
+}
+
+fn pb_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn pb_bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
+    pb_varint(out, (field << 3) | 2);
+    pb_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn pb_string(out: &mut Vec<u8>, field: u64, s: &str) {
+    pb_bytes(out, field, s.as_bytes())
 }
 
 #[cfg(test)]
@@ -136,5 +171,31 @@ mod tests {
         );
         assert!(doc["paths"].get("/api/v1/namespaces/{name}").is_some());
         assert!(document(&reg, "nope.example.com", "v1").is_none());
+    }
+
+    #[test]
+    fn openapi_v2_is_a_minimal_protobuf_document() {
+        let reg = Registry::with_builtins();
+        let r = serve(&reg, &["v2"], &HeaderMap::new()).unwrap();
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        );
+        let mut expected = vec![0x0a, 3];
+        expected.extend_from_slice(b"2.0");
+        expected.extend_from_slice(&[0x12, 21, 0x0a, 10]);
+        expected.extend_from_slice(b"Kubernetes");
+        expected.extend_from_slice(&[0x12, 7]);
+        expected.extend_from_slice(b"v1.33.0");
+        let body = futures::executor::block_on(axum::body::to_bytes(r.into_body(), 1024)).unwrap();
+        assert_eq!(body.as_ref(), expected.as_slice());
+        let index = serve(&reg, &["v3"], &HeaderMap::new()).unwrap();
+        assert_eq!(index.status(), 200);
+        assert_eq!(
+            serve(&reg, &["v3", "apis", "nope", "v1"], &HeaderMap::new())
+                .unwrap_err()
+                .code,
+            404
+        );
     }
 }
