@@ -16,6 +16,7 @@ use kube::api::{
     WatchEvent, WatchParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::PartialObjectMeta;
 use kube::discovery::Discovery;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -442,6 +443,76 @@ async fn watcher_sees_changes_and_recovers_from_expired() {
 }
 
 #[tokio::test]
+async fn streaming_list_and_metadata_watchers() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "t7").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t7");
+        for n in ["a", "b"] {
+            cms.create(&PostParams::default(), &cm(n, json!({}), json!({})))
+                .await
+                .unwrap();
+        }
+        // sendInitialEvents: the state as ADDED events, then a BOOKMARK marking its end.
+        let mut streaming =
+            watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+        let mut initial = Vec::new();
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), streaming.next())
+                .await
+                .expect("event")
+                .unwrap();
+            match ev.unwrap() {
+                watcher::Event::InitApply(c) => initial.push(c.name_any()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        assert_eq!(initial, ["a", "b"]);
+        let metas: Api<PartialObjectMeta<ConfigMap>> = Api::namespaced(client.clone(), "t7");
+        let mut meta = watcher(metas, watcher::Config::default()).boxed();
+        let mut names = Vec::new();
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), meta.next())
+                .await
+                .expect("event")
+                .unwrap();
+            match ev.unwrap() {
+                watcher::Event::InitApply(m) => names.push(m.name_any()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        assert_eq!(names, ["a", "b"]);
+        cms.create(&PostParams::default(), &cm("c", json!({}), json!({})))
+            .await
+            .unwrap();
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), streaming.next())
+                .await
+                .expect("event")
+                .unwrap();
+            if let watcher::Event::Apply(c) = ev.unwrap() {
+                assert_eq!(c.name_any(), "c");
+                break;
+            }
+        }
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), meta.next())
+                .await
+                .expect("event")
+                .unwrap();
+            if let watcher::Event::Apply(m) = ev.unwrap() {
+                assert_eq!(m.name_any(), "c");
+                break;
+            }
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn raw_watch_bookmarks_selectors_and_shutdown() {
     bounded(async {
         let (server, client) = start(true).await;
@@ -628,6 +699,76 @@ async fn apply_manifest_registers_crds_in_process() {
         assert_eq!(w.data["spec"]["size"], 2);
         assert_eq!(w.managed_fields()[0].manager.as_deref(), Some("gwtest-sandbox"));
         assert!(server.apply_manifest(json!({"apiVersion": "nope/v1", "kind": "Nope", "metadata": {"name": "x"}})).is_err());
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn finalizers_and_owner_reference_garbage_collection() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "t8").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t8");
+        let owner = cms
+            .create(&PostParams::default(), &cm("owner", json!({}), json!({})))
+            .await
+            .unwrap();
+        let mut dependent = cm("dependent", json!({}), json!({}));
+        dependent.metadata.owner_references = Some(vec![
+            serde_json::from_value(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+                "uid": owner.uid().unwrap()}),
+            )
+            .unwrap(),
+        ]);
+        cms.create(&PostParams::default(), &dependent)
+            .await
+            .unwrap();
+        let mut guarded = owner.clone();
+        guarded.metadata.finalizers = Some(vec!["test.gwtest.dev/guard".into()]);
+        let guarded = cms
+            .replace("owner", &PostParams::default(), &guarded)
+            .await
+            .unwrap();
+
+        // A finalizer keeps the owner (marked deleting), and so its dependent.
+        let marked = cms
+            .delete("owner", &DeleteParams::default())
+            .await
+            .unwrap()
+            .left()
+            .expect("the object");
+        assert!(marked.metadata.deletion_timestamp.is_some());
+        assert!(cms.get_opt("owner").await.unwrap().is_some());
+        assert!(cms.get_opt("dependent").await.unwrap().is_some());
+        // A second delete changes nothing.
+        let again = cms
+            .delete("owner", &DeleteParams::default())
+            .await
+            .unwrap()
+            .left()
+            .expect("the object");
+        assert_eq!(again.resource_version(), marked.resource_version());
+        assert_ne!(marked.resource_version(), guarded.resource_version());
+
+        // Removing the finalizer deletes the owner; its dependent is collected.
+        cms.patch(
+            "owner",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+        )
+        .await
+        .unwrap();
+        assert!(cms.get_opt("owner").await.unwrap().is_none());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while cms.get_opt("dependent").await.unwrap().is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the dependent was collected"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         server.shutdown().await;
     })
     .await;

@@ -425,17 +425,10 @@ async fn resource(
                 return watch_response(st, t, sel, q);
             }
             let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok());
-            let inner = st.store.lock();
-            Ok(json_response(
-                200,
-                &objects::list(
-                    &inner,
-                    &t,
-                    &sel,
-                    limit,
-                    q.get("continue").map(String::as_str),
-                )?,
-            ))
+            let cont = q.get("continue").map(String::as_str);
+            // Serialise outside the store lock.
+            let list = objects::list(&st.store.lock(), &t, &sel, limit, cont)?;
+            Ok(json_response(200, &list))
         }
         (Method::GET, Some(name)) => {
             if truthy(q, "watch") {
@@ -448,8 +441,8 @@ async fn resource(
                 };
                 return watch_response(st, t, sel, q);
             }
-            let inner = st.store.lock();
-            Ok(json_response(200, &objects::get(&inner, &t)?))
+            let obj = objects::get(&st.store.lock(), &t)?;
+            Ok(json_response(200, &obj))
         }
         (Method::POST, None) if !status => {
             if def.namespaced && t.namespace.is_empty() {

@@ -34,6 +34,8 @@
 //! - [`ApiServer::apply_manifest`] server-side applies an object (or a `kind: List`) in
 //!   process, as field manager `gwtest-sandbox` with force: CRDs applied this way are
 //!   established (discovery, storage) before it returns.
+//! - [`ApiServer::compact_history`] forgets the change history: open watches end with 410
+//!   Expired and clients re-list (for tests of watch recovery).
 //! - [`ApiServer::shutdown`] stops accepting, ends watches cleanly and waits (bounded) for
 //!   connections to close.
 //!
@@ -55,12 +57,13 @@
 //!   strategic merge patch (built-ins; keyed lists for the well-known fields), server-side
 //!   apply (see [`fields`] for the simplified ownership model), `dryRun=All`, the status
 //!   subresource (main writes keep status, /status writes keep everything else),
-//!   `generation` (+1 when anything but metadata and status changes), one global
+//!   `generation` (+1 when anything but metadata changes, status excepted for kinds with a
+//!   status subresource), one global
 //!   `resourceVersion` counter, no-op writes not bumping it.
 //! - Deletion: finalizers hold an object (deletionTimestamp set) until an update removes the
 //!   last one; namespaces turn Terminating, their contents are deleted, then they go (creating
 //!   in a Terminating namespace is 403); owner references are garbage-collected in the
-//!   background.
+//!   background (a Foreground or Orphan propagation policy is treated as Background).
 //! - Watches (`watch=1|true`): from a resourceVersion (410 Expired ERROR event when older
 //!   than the last [`store::HISTORY_CAPACITY`] changes), or the current state as ADDED;
 //!   `sendInitialEvents`, BOOKMARKs every second with `allowWatchBookmarks`,
@@ -73,8 +76,10 @@
 //!   schemas (`kubectl explain` does not work).
 //! - TLS or plain HTTP: kube-rs sends the token either way; kubectl sends bearer tokens only
 //!   over TLS, so use the default (TLS) for kubectl. Verified with kubectl 1.27 to 1.33.
+//! - Not checked: label syntax, most built-in field validation (only names), CEL rules.
+//!   `events.k8s.io/v1` and core `v1` Events are stored apart.
 //! - Not served: Table output (kubectl prints NAME/AGE columns itself), aggregated discovery,
-//!   exec/log/proxy/scale subresources, CEL validation rules.
+//!   exec/log/proxy/scale subresources.
 
 pub mod crd;
 pub mod discovery;

@@ -1168,7 +1168,8 @@ fn apply(inner: &mut Inner, t: &Target, raw: &[u8], o: &WriteOpts) -> Result<Out
     }
 }
 
-/// Runs `f` on a copy of the store state when dry-running, so nothing is committed.
+/// DELETE of one object: namespaces and CRDs turn Terminating (their contents go in a
+/// follow-up), objects with finalizers are marked, others are removed.
 pub fn delete(inner: &mut Inner, t: &Target, d: &DeleteOpts) -> Result<Outcome, ApiError> {
     let def = t.def.clone();
     let gr = def.gr();

@@ -155,10 +155,6 @@ impl ApiError {
         )
     }
 
-    pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(500, "InternalError", message)
-    }
-
     /// 422 Invalid: `Kind "name" is invalid: <causes>` (Kind qualified with the group for
     /// non-core kinds, as the real server words it).
     pub fn invalid(def: &ResourceDef, name: &str, causes: Vec<Cause>) -> ApiError {
