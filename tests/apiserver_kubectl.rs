@@ -225,6 +225,50 @@ async fn session(server: &ApiServer, k: &Kubectl) {
     );
     let short = k.ok(&["-n", "kcrec", "get", "gz"]).await;
     assert!(short.contains("g1") && short.contains("g2"), "{short}");
+    // Client-side apply of a custom resource, then of a change (a JSON merge patch).
+    let g3 = k.file("g3.yaml", "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g3}\nspec: {size: 3, keep: x}\n");
+    assert!(
+        k.ok(&["-n", "kcrec", "apply", "-f", &g3])
+            .await
+            .contains("gizmo.acc.gwtest.test/g3 created")
+    );
+    let g3b = k.file(
+        "g3b.yaml",
+        "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g3}\nspec: {size: 4}\n",
+    );
+    assert!(
+        k.ok(&["-n", "kcrec", "apply", "-f", &g3b])
+            .await
+            .contains("gizmo.acc.gwtest.test/g3 configured")
+    );
+    let spec = k
+        .ok(&[
+            "-n",
+            "kcrec",
+            "get",
+            "gizmo",
+            "g3",
+            "-o",
+            "jsonpath={.spec}",
+        ])
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&spec).unwrap(),
+        json!({"size": 4}),
+        "keep was dropped by the 3-way merge"
+    );
+    let generation = k
+        .ok(&[
+            "-n",
+            "kcrec",
+            "get",
+            "gizmo",
+            "g3",
+            "-o",
+            "jsonpath={.metadata.generation}",
+        ])
+        .await;
+    assert_eq!(generation, "2");
 
     // Status through the subresource; waits on a jsonpath.
     let patched = k

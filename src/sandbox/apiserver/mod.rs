@@ -143,7 +143,7 @@ pub struct ApiServer {
     ca_der: Option<Vec<u8>>,
     store: Arc<Store>,
     cancel: CancellationToken,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
     local_addr: SocketAddr,
 }
 
@@ -220,7 +220,7 @@ impl ApiServer {
             ca_der: tls.map(|t| t.ca_der),
             store,
             cancel,
-            task,
+            task: Some(task),
             local_addr,
         })
     }
@@ -341,8 +341,17 @@ impl ApiServer {
     }
 
     /// Stops the server: no new connections, watches end, open connections close (bounded).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.cancel.cancel();
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    /// Dropped without [`ApiServer::shutdown`]: stop serving without waiting.
+    fn drop(&mut self) {
+        self.cancel.cancel();
     }
 }

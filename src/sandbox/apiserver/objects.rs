@@ -626,7 +626,8 @@ fn list_item(def: &ResourceDef, version: &str, obj: &Value) -> Value {
     o
 }
 
-/// Continue tokens: base64 of {"rv": N, "start": "<ns>/<name>"}.
+/// Continue tokens: base64 of {"rv", "ns", "name"}: the first page's resourceVersion (so that
+/// a watch from it misses nothing) and the last key served.
 fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(json!({"rv": rv, "ns": ns, "name": name}).to_string())
