@@ -1,5 +1,7 @@
 //! The sandbox: an embedded Kubernetes API server and the demo gateway (DESIGN §4).
 
+pub mod apiserver;
+
 use crate::Exit;
 use crate::cli::SandboxArgs;
 

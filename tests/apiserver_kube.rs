@@ -1,0 +1,775 @@
+//! kube-rs (the client gwtest itself uses) against the embedded API server: typed and dynamic
+//! APIs, selectors, conflicts, server-side apply, patches, the status subresource, CRDs with
+//! discovery, `kube::runtime::watcher` (including recovery from 410 Expired), raw watches,
+//! namespace deletion, kubeconfig loading over TLS and plain HTTP, and shutdown with open
+//! watches. Every test is bounded by a timeout.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use gwtest::sandbox::apiserver::{ApiServer, ApiServerConfig};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    WatchEvent, WatchParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::PartialObjectMeta;
+use kube::discovery::Discovery;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+fn init_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+async fn bounded<F: Future<Output = ()>>(f: F) {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .expect("the test finished in time");
+}
+
+async fn start(tls: bool) -> (ApiServer, Client) {
+    init_crypto();
+    let server = ApiServer::start(ApiServerConfig {
+        tls,
+        ..Default::default()
+    })
+    .await
+    .expect("start");
+    let client = Client::try_from(server.kube_config()).expect("client");
+    (server, client)
+}
+
+async fn make_ns(client: &Client, name: &str) {
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace");
+}
+
+fn cm(name: &str, labels: Value, data: Value) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": data}))
+        .unwrap()
+}
+
+fn api_status(e: kube::Error) -> kube::core::Status {
+    match e {
+        kube::Error::Api(s) => *s,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn typed_crud_selectors_and_conflicts() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "t1").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t1");
+        let pp = PostParams::default();
+        cms.create(
+            &pp,
+            &cm(
+                "a",
+                json!({"app": "web", "tier": "front"}),
+                json!({"k": "1"}),
+            ),
+        )
+        .await
+        .unwrap();
+        cms.create(
+            &pp,
+            &cm("b", json!({"app": "web", "tier": "back"}), json!({})),
+        )
+        .await
+        .unwrap();
+        cms.create(&pp, &cm("c", json!({"app": "db"}), json!({})))
+            .await
+            .unwrap();
+        let dup = api_status(
+            cms.create(&pp, &cm("a", json!({}), json!({})))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!((dup.code, dup.reason.as_str()), (409, "AlreadyExists"));
+
+        let names = |l: kube::core::ObjectList<ConfigMap>| -> Vec<String> {
+            l.items.iter().map(|c| c.name_any()).collect()
+        };
+        let q = |s: &str| ListParams::default().labels(s);
+        assert_eq!(names(cms.list(&q("app=web")).await.unwrap()), ["a", "b"]);
+        assert_eq!(names(cms.list(&q("app!=web")).await.unwrap()), ["c"]);
+        assert_eq!(
+            names(cms.list(&q("tier in (front,back)")).await.unwrap()),
+            ["a", "b"]
+        );
+        assert_eq!(
+            names(cms.list(&q("tier notin (front)")).await.unwrap()),
+            ["b", "c"]
+        );
+        assert_eq!(names(cms.list(&q("tier")).await.unwrap()), ["a", "b"]);
+        assert_eq!(names(cms.list(&q("!tier")).await.unwrap()), ["c"]);
+        assert_eq!(
+            names(
+                cms.list(&ListParams::default().fields("metadata.name=b"))
+                    .await
+                    .unwrap()
+            ),
+            ["b"]
+        );
+        let all: Api<ConfigMap> = Api::all(client.clone());
+        let everywhere = all
+            .list(&ListParams::default().fields("metadata.namespace=t1"))
+            .await
+            .unwrap();
+        assert_eq!(everywhere.items.len(), 3);
+        // Pagination: two pages with a continue token.
+        let page = cms.list(&ListParams::default().limit(2)).await.unwrap();
+        assert_eq!(page.items.len(), 2);
+        let token = page.metadata.continue_.clone().expect("a continue token");
+        let rest = cms
+            .list(&ListParams::default().limit(2).continue_token(&token))
+            .await
+            .unwrap();
+        assert_eq!(names(rest), ["c"]);
+
+        // Update with the current resourceVersion, then again with the stale one: 409.
+        let mut a = cms.get("a").await.unwrap();
+        a.data.as_mut().unwrap().insert("k".into(), "2".into());
+        let updated = cms.replace("a", &pp, &a).await.unwrap();
+        assert_ne!(updated.resource_version(), a.resource_version());
+        let stale = api_status(cms.replace("a", &pp, &a).await.unwrap_err());
+        assert_eq!((stale.code, stale.reason.as_str()), (409, "Conflict"));
+
+        // Invalid name, missing namespace.
+        let bad = api_status(
+            cms.create(&pp, &cm("Bad_Name", json!({}), json!({})))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!((bad.code, bad.reason.as_str()), (422, "Invalid"));
+        let nowhere: Api<ConfigMap> = Api::namespaced(client.clone(), "missing");
+        let nf = api_status(
+            nowhere
+                .create(&pp, &cm("x", json!({}), json!({})))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            (nf.code, nf.message.as_str()),
+            (404, "namespaces \"missing\" not found")
+        );
+
+        // Delete twice.
+        cms.delete("c", &DeleteParams::default()).await.unwrap();
+        let again = api_status(cms.delete("c", &DeleteParams::default()).await.unwrap_err());
+        assert_eq!(again.code, 404);
+        assert_eq!(api_status(cms.get("c").await.unwrap_err()).code, 404);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn server_side_apply_conflicts_and_force() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "t2").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t2");
+        let cfg = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": v}});
+        let first = cms.patch("ssa", &PatchParams::apply("mgr-one"), &Patch::Apply(cfg("1"))).await.unwrap();
+        assert_eq!(first.data.unwrap()["a"], "1");
+        // Same value from another manager: shared, no conflict.
+        cms.patch("ssa", &PatchParams::apply("mgr-two"), &Patch::Apply(cfg("1"))).await.unwrap();
+        let conflict = api_status(cms.patch("ssa", &PatchParams::apply("mgr-three"), &Patch::Apply(cfg("2"))).await.unwrap_err());
+        assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
+        assert!(conflict.message.starts_with("Apply failed with 2 conflicts: conflicts with \"mgr-one\":"), "{}", conflict.message);
+        let forced = cms.patch("ssa", &PatchParams::apply("mgr-three").force(), &Patch::Apply(cfg("2"))).await.unwrap();
+        assert_eq!(forced.data.as_ref().unwrap()["a"], "2");
+        let owners: Vec<String> = forced
+            .managed_fields()
+            .iter()
+            .filter(|m| m.fields_v1.as_ref().is_some_and(|f| f.0.to_string().contains("f:a")))
+            .filter_map(|m| m.manager.clone())
+            .collect();
+        assert_eq!(owners, ["mgr-three"]);
+        // Dry run: answered, not stored.
+        let dry = cms
+            .patch("ssa", &PatchParams::apply("mgr-three").dry_run(), &Patch::Apply(cfg("3")))
+            .await
+            .unwrap();
+        assert_eq!(dry.data.unwrap()["a"], "3");
+        assert_eq!(cms.get("ssa").await.unwrap().data.unwrap()["a"], "2");
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn merge_json_and_strategic_patches() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "t3").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t3");
+        cms.create(
+            &PostParams::default(),
+            &cm("p", json!({"x": "1"}), json!({"k": "v"})),
+        )
+        .await
+        .unwrap();
+        let merged = cms
+            .patch(
+                "p",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"data": {"extra": "e", "k": null}})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            merged.data.clone().unwrap().into_iter().collect::<Vec<_>>(),
+            [("extra".into(), "e".into())]
+        );
+        let ops: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "add", "path": "/data/k", "value": "again"}]))
+                .unwrap();
+        let patched = cms
+            .patch("p", &PatchParams::default(), &Patch::Json::<()>(ops))
+            .await
+            .unwrap();
+        assert_eq!(patched.data.unwrap()["k"], "again");
+        let failing: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "test", "path": "/data/k", "value": "nope"}]))
+                .unwrap();
+        let err = api_status(
+            cms.patch("p", &PatchParams::default(), &Patch::Json::<()>(failing))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(err.code, 422);
+        let smp = cms
+            .patch(
+                "p",
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"metadata": {"labels": {"y": "2"}}})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(smp.labels().get("y").map(String::as_str), Some("2"));
+        assert_eq!(smp.labels().get("x").map(String::as_str), Some("1"));
+        server.shutdown().await;
+    })
+    .await;
+}
+
+fn widget_crd() -> CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "metadata": {"name": "widgets.test.gwtest.dev"},
+        "spec": {"group": "test.gwtest.dev", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {
+                        "size": {"type": "integer", "minimum": 1, "default": 1},
+                        "color": {"type": "string", "enum": ["red", "blue"]}}},
+                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn crd_discovery_dynamic_objects_and_status() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "t4").await;
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.create(&PostParams::default(), &widget_crd()).await.unwrap();
+        let established = crds.get("widgets.test.gwtest.dev").await.unwrap();
+        let conds = established.status.unwrap().conditions.unwrap();
+        assert!(conds.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+
+        // The new kind is in discovery right away.
+        let discovery = Discovery::new(client.clone()).run().await.unwrap();
+        let (ar, caps) = discovery
+            .groups()
+            .find(|g| g.name() == "test.gwtest.dev")
+            .and_then(|g| g.recommended_kind("Widget"))
+            .expect("Widget discovered");
+        assert_eq!(ar.plural, "widgets");
+        assert!(caps.subresources.iter().any(|(s, _)| s.plural == "widgets/status" || s.plural == "status"), "{caps:?}");
+
+        let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "t4", &ar);
+        let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "test.gwtest.dev/v1", "kind": "Widget",
+            "metadata": {"name": "w1"}, "spec": {"color": "red"}}))
+        .unwrap();
+        let created = widgets.create(&PostParams::default(), &w).await.unwrap();
+        assert_eq!(created.metadata.generation, Some(1));
+        assert_eq!(created.data["spec"]["size"], 1, "schema default applied");
+
+        // Schema validation.
+        let mut bad = w.clone();
+        bad.metadata.name = Some("w2".into());
+        bad.data["spec"]["color"] = json!("green");
+        let invalid = api_status(widgets.create(&PostParams::default(), &bad).await.unwrap_err());
+        assert_eq!((invalid.code, invalid.reason.as_str()), (422, "Invalid"));
+        assert!(invalid.message.contains("spec.color: Unsupported value: \"green\""), "{}", invalid.message);
+
+        // Status writes leave generation alone; spec changes bump it; status via main is ignored.
+        let st = widgets
+            .patch_status("w1", &PatchParams::default(), &Patch::Merge(json!({"status": {"ready": true}})))
+            .await
+            .unwrap();
+        assert_eq!(st.metadata.generation, Some(1));
+        assert_eq!(st.data["status"]["ready"], true);
+        let spec = widgets
+            .patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 3}, "status": {"ready": false}})))
+            .await
+            .unwrap();
+        assert_eq!(spec.metadata.generation, Some(2));
+        assert_eq!(spec.data["status"]["ready"], true);
+        let ssa = widgets
+            .patch_status(
+                "w1",
+                &PatchParams::apply("status-writer"),
+                &Patch::Apply(json!({"apiVersion": "test.gwtest.dev/v1", "kind": "Widget", "metadata": {"name": "w1"},
+                    "status": {"observedGeneration": 2}})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ssa.data["status"]["observedGeneration"], 2);
+        assert_eq!(ssa.metadata.generation, Some(2));
+
+        // Deleting the CRD removes the kind and its objects.
+        crds.delete("widgets.test.gwtest.dev", &DeleteParams::default()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while crds.get_opt("widgets.test.gwtest.dev").await.unwrap().is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "the CRD went away");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let gone = Discovery::new(client.clone()).run().await.unwrap();
+        assert!(gone.groups().all(|g| g.name() != "test.gwtest.dev"));
+        assert_eq!(api_status(widgets.get("w1").await.unwrap_err()).code, 404);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watcher_sees_changes_and_recovers_from_expired() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "t5").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t5");
+        cms.create(&PostParams::default(), &cm("before", json!({}), json!({})))
+            .await
+            .unwrap();
+        let mut stream = watcher(cms.clone(), watcher::Config::default()).boxed();
+        let mut seen = Vec::new();
+        let mut next = async || -> Result<watcher::Event<ConfigMap>, watcher::Error> {
+            tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .expect("a watcher event")
+                .expect("open")
+        };
+        // Initial list.
+        loop {
+            match next().await.unwrap() {
+                watcher::Event::InitApply(c) => seen.push(format!("init {}", c.name_any())),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        assert_eq!(seen, ["init before"]);
+        cms.create(
+            &PostParams::default(),
+            &cm("w", json!({}), json!({"v": "1"})),
+        )
+        .await
+        .unwrap();
+        cms.patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": "2"}})),
+        )
+        .await
+        .unwrap();
+        cms.delete("w", &DeleteParams::default()).await.unwrap();
+        let mut changes = Vec::new();
+        while changes.len() < 3 {
+            match next().await.unwrap() {
+                watcher::Event::Apply(c) => changes.push(format!("apply {}", c.data.unwrap()["v"])),
+                watcher::Event::Delete(c) => changes.push(format!("delete {}", c.name_any())),
+                _ => {}
+            }
+        }
+        assert_eq!(changes, ["apply 1", "apply 2", "delete w"]);
+
+        // History compaction: the open watch gets 410 Expired; the watcher re-lists and goes on.
+        server.compact_history();
+        cms.create(&PostParams::default(), &cm("after", json!({}), json!({})))
+            .await
+            .unwrap();
+        let mut expired = false;
+        let mut relisted = Vec::new();
+        loop {
+            match next().await {
+                Err(watcher::Error::WatchError(s)) => {
+                    assert_eq!((s.code, s.reason.as_str()), (410, "Expired"));
+                    expired = true;
+                }
+                Err(other) => panic!("unexpected watcher error {other}"),
+                Ok(watcher::Event::InitApply(c)) => relisted.push(c.name_any()),
+                Ok(watcher::Event::InitDone) => break,
+                Ok(_) => {}
+            }
+        }
+        assert!(expired, "the watcher saw 410 Expired");
+        relisted.sort();
+        assert_eq!(relisted, ["after", "before"]);
+        cms.create(&PostParams::default(), &cm("later", json!({}), json!({})))
+            .await
+            .unwrap();
+        loop {
+            if let watcher::Event::Apply(c) = next().await.unwrap() {
+                assert_eq!(c.name_any(), "later");
+                break;
+            }
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn streaming_list_and_metadata_watchers() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "t7").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t7");
+        for n in ["a", "b"] {
+            cms.create(&PostParams::default(), &cm(n, json!({}), json!({})))
+                .await
+                .unwrap();
+        }
+        // sendInitialEvents: the state as ADDED events, then a BOOKMARK marking its end.
+        let mut streaming =
+            watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+        let mut initial = Vec::new();
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), streaming.next())
+                .await
+                .expect("event")
+                .unwrap();
+            match ev.unwrap() {
+                watcher::Event::InitApply(c) => initial.push(c.name_any()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        assert_eq!(initial, ["a", "b"]);
+        let metas: Api<PartialObjectMeta<ConfigMap>> = Api::namespaced(client.clone(), "t7");
+        let mut meta = watcher(metas, watcher::Config::default()).boxed();
+        let mut names = Vec::new();
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), meta.next())
+                .await
+                .expect("event")
+                .unwrap();
+            match ev.unwrap() {
+                watcher::Event::InitApply(m) => names.push(m.name_any()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        assert_eq!(names, ["a", "b"]);
+        cms.create(&PostParams::default(), &cm("c", json!({}), json!({})))
+            .await
+            .unwrap();
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), streaming.next())
+                .await
+                .expect("event")
+                .unwrap();
+            if let watcher::Event::Apply(c) = ev.unwrap() {
+                assert_eq!(c.name_any(), "c");
+                break;
+            }
+        }
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), meta.next())
+                .await
+                .expect("event")
+                .unwrap();
+            if let watcher::Event::Apply(m) = ev.unwrap() {
+                assert_eq!(m.name_any(), "c");
+                break;
+            }
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn raw_watch_bookmarks_selectors_and_shutdown() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "t6").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t6");
+        cms.create(
+            &PostParams::default(),
+            &cm("x", json!({"sel": "yes"}), json!({})),
+        )
+        .await
+        .unwrap();
+        let list = cms.list(&ListParams::default()).await.unwrap();
+        let rv = list.metadata.resource_version.unwrap();
+        let wp = WatchParams::default().labels("sel=yes").timeout(3);
+        let mut events = cms.watch(&wp, &rv).await.unwrap().boxed();
+        // Entering and leaving the selection: ADDED, then DELETED while the object still exists.
+        cms.create(&PostParams::default(), &cm("y", json!({}), json!({})))
+            .await
+            .unwrap();
+        cms.patch(
+            "y",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"sel": "yes"}}})),
+        )
+        .await
+        .unwrap();
+        cms.patch(
+            "y",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"sel": "no"}}})),
+        )
+        .await
+        .unwrap();
+        let mut kinds = Vec::new();
+        let mut bookmarks = 0;
+        while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), events.try_next())
+            .await
+            .expect("event")
+            .unwrap()
+        {
+            match ev {
+                WatchEvent::Added(c) => kinds.push(format!("ADDED {}", c.name_any())),
+                WatchEvent::Modified(c) => kinds.push(format!("MODIFIED {}", c.name_any())),
+                WatchEvent::Deleted(c) => kinds.push(format!("DELETED {}", c.name_any())),
+                WatchEvent::Bookmark(_) => bookmarks += 1,
+                WatchEvent::Error(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(kinds, ["ADDED y", "DELETED y"]);
+        assert!(bookmarks >= 1, "bookmarks are sent");
+
+        // A watch open while the server shuts down ends cleanly.
+        let mut open = cms
+            .watch(&WatchParams::default(), "0")
+            .await
+            .unwrap()
+            .boxed();
+        let first = tokio::time::timeout(Duration::from_secs(10), open.try_next())
+            .await
+            .expect("first")
+            .unwrap();
+        assert!(matches!(first, Some(WatchEvent::Added(_))));
+        let shutdown = tokio::spawn(server.shutdown());
+        let end = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match open.next().await {
+                    None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        assert!(end.is_ok(), "the watch ended at shutdown");
+        tokio::time::timeout(Duration::from_secs(10), shutdown)
+            .await
+            .expect("shutdown finished")
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn namespace_deletion_lifecycle() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "doomed").await;
+        let nss: Api<Namespace> = Api::all(client.clone());
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+        cms.create(&PostParams::default(), &cm("plain", json!({}), json!({}))).await.unwrap();
+        let mut held = cm("held", json!({}), json!({}));
+        held.metadata.finalizers = Some(vec!["test.gwtest.dev/hold".into()]);
+        cms.create(&PostParams::default(), &held).await.unwrap();
+
+        let deleting = nss.delete("doomed", &DeleteParams::default()).await.unwrap();
+        let ns = deleting.left().expect("the namespace is returned");
+        assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
+        assert!(ns.metadata.deletion_timestamp.is_some());
+        // Contents go; the finalizer holds its object (marked deleting) and the namespace.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while cms.get_opt("plain").await.unwrap().is_some() {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let h = cms.get("held").await.unwrap();
+        assert!(h.metadata.deletion_timestamp.is_some());
+        let refused = api_status(cms.create(&PostParams::default(), &cm("new", json!({}), json!({}))).await.unwrap_err());
+        assert_eq!((refused.code, refused.reason.as_str()), (403, "Forbidden"));
+        assert_eq!(
+            refused.message,
+            "configmaps \"new\" is forbidden: unable to create new content in namespace doomed because it is being terminated"
+        );
+        assert!(nss.get_opt("doomed").await.unwrap().is_some());
+        // Removing the last finalizer deletes the object, then the namespace goes.
+        cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while nss.get_opt("doomed").await.unwrap().is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "the namespace went away");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(cms.get_opt("held").await.unwrap().is_none());
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kubeconfig_works_over_tls_and_plain_http() {
+    bounded(async {
+        init_crypto();
+        for tls in [true, false] {
+            let server = ApiServer::start(ApiServerConfig {
+                tls,
+                token: Some("s3cr3t".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            assert_eq!(server.token(), "s3cr3t");
+            assert!(server.url().starts_with(if tls {
+                "https://127.0.0.1:"
+            } else {
+                "http://127.0.0.1:"
+            }));
+            let kc = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
+            let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(cfg.default_namespace, "default");
+            let client = Client::try_from(cfg).unwrap();
+            let names: Vec<String> = Api::<Namespace>::all(client)
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .iter()
+                .map(|n| n.name_any())
+                .collect();
+            assert_eq!(
+                names,
+                ["default", "kube-node-lease", "kube-public", "kube-system"]
+            );
+            server.shutdown().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn apply_manifest_registers_crds_in_process() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        server.apply_manifest(serde_json::to_value(widget_crd()).unwrap()).unwrap();
+        server
+            .apply_manifest(json!({"apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "test.gwtest.dev/v1", "kind": "Widget", "metadata": {"name": "seeded"}, "spec": {"size": 2}}]}))
+            .unwrap();
+        let ar = ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("test.gwtest.dev", "v1", "Widget"),
+            "widgets",
+        );
+        let widgets: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
+        let w = widgets.get("seeded").await.unwrap();
+        assert_eq!(w.data["spec"]["size"], 2);
+        assert_eq!(w.managed_fields()[0].manager.as_deref(), Some("gwtest-sandbox"));
+        assert!(server.apply_manifest(json!({"apiVersion": "nope/v1", "kind": "Nope", "metadata": {"name": "x"}})).is_err());
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn finalizers_and_owner_reference_garbage_collection() {
+    bounded(async {
+        let (server, client) = start(true).await;
+        make_ns(&client, "t8").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t8");
+        let owner = cms
+            .create(&PostParams::default(), &cm("owner", json!({}), json!({})))
+            .await
+            .unwrap();
+        let mut dependent = cm("dependent", json!({}), json!({}));
+        dependent.metadata.owner_references = Some(vec![
+            serde_json::from_value(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+                "uid": owner.uid().unwrap()}),
+            )
+            .unwrap(),
+        ]);
+        cms.create(&PostParams::default(), &dependent)
+            .await
+            .unwrap();
+        let mut guarded = owner.clone();
+        guarded.metadata.finalizers = Some(vec!["test.gwtest.dev/guard".into()]);
+        let guarded = cms
+            .replace("owner", &PostParams::default(), &guarded)
+            .await
+            .unwrap();
+
+        // A finalizer keeps the owner (marked deleting), and so its dependent.
+        let marked = cms
+            .delete("owner", &DeleteParams::default())
+            .await
+            .unwrap()
+            .left()
+            .expect("the object");
+        assert!(marked.metadata.deletion_timestamp.is_some());
+        assert!(cms.get_opt("owner").await.unwrap().is_some());
+        assert!(cms.get_opt("dependent").await.unwrap().is_some());
+        // A second delete changes nothing.
+        let again = cms
+            .delete("owner", &DeleteParams::default())
+            .await
+            .unwrap()
+            .left()
+            .expect("the object");
+        assert_eq!(again.resource_version(), marked.resource_version());
+        assert_ne!(marked.resource_version(), guarded.resource_version());
+
+        // Removing the finalizer deletes the owner; its dependent is collected.
+        cms.patch(
+            "owner",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+        )
+        .await
+        .unwrap();
+        assert!(cms.get_opt("owner").await.unwrap().is_none());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while cms.get_opt("dependent").await.unwrap().is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the dependent was collected"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.shutdown().await;
+    })
+    .await;
+}

@@ -1,0 +1,430 @@
+//! The real `kubectl` against the embedded API server, through the kubeconfig it writes (TLS,
+//! bearer token), following the calls recorded in tests/golden/apiserver/kubectl-calls.txt:
+//! get/create namespaces (kubectl sends protobuf for `create <kind>`), client-side apply,
+//! get -o json / jsonpath, CRD apply and `wait --for=condition=Established`, server-side
+//! apply, status patches, `wait` for a condition a background writer sets and for a jsonpath
+//! value, namespace deletion with `--wait`, CRD deletion.
+//!
+//! kubectl must be on PATH (or named by `$KUBECTL`): without it these tests fail (CI installs
+//! it). Every kubectl call has `--request-timeout` and a process deadline. TLS only: kubectl
+//! does not send bearer tokens over plain HTTP (kube-rs does; see apiserver_kube.rs).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use gwtest::sandbox::apiserver::{ApiServer, ApiServerConfig};
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde_json::{Value, json};
+
+/// `$KUBECTL` when set (to test a given version), else `kubectl` on PATH.
+fn find_kubectl() -> PathBuf {
+    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
+        return PathBuf::from(k);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("kubectl is not on PATH: the kubectl tests need it (CI installs it)")
+        })
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    dir: PathBuf,
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Kubectl {
+    fn new(server: &ApiServer, tag: &str) -> Kubectl {
+        let dir = std::env::temp_dir().join(format!("gwtest-kubectl-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        server
+            .write_kubeconfig(&dir.join("kubeconfig"))
+            .expect("kubeconfig");
+        Kubectl {
+            bin: find_kubectl(),
+            dir,
+        }
+    }
+
+    fn file(&self, name: &str, content: &str) -> String {
+        let p = self.dir.join(name);
+        std::fs::write(&p, content).expect("write manifest");
+        p.to_string_lossy().into_owned()
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.args(args)
+            .arg("--request-timeout=10s")
+            .arg(format!("--cache-dir={}", self.dir.join("cache").display()))
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("HOME", &self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("spawn kubectl");
+        let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in time"))
+            .expect("kubectl output");
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and requires success; returns stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args).await;
+        assert!(
+            r.ok,
+            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+}
+
+impl Drop for Kubectl {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const CM: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm1\n  labels: {app: a}\ndata:\n  k: v\n";
+const CM2: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm1\n  labels: {app: a}\ndata:\n  k: v2\n  extra: x\n";
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.acc.gwtest.test
+spec:
+  group: acc.gwtest.test
+  scope: Namespaced
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo, shortNames: [gz]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
+          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+const GIZMOS: &str = "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g1}\nspec: {size: 1}\n---\napiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g2}\nspec: {size: 2}\n";
+
+fn gizmos(client: Client) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("acc.gwtest.test", "v1", "Gizmo"),
+        "gizmos",
+    );
+    Api::namespaced_with(client, "kcrec", &ar)
+}
+
+async fn session(server: &ApiServer, k: &Kubectl) {
+    // Discovery, listing, creating a namespace (protobuf body), and a ConfigMap the same way.
+    let ns = k.ok(&["get", "ns"]).await;
+    assert!(ns.lines().next().unwrap_or("").starts_with("NAME"), "{ns}");
+    assert!(ns.contains("default") && ns.contains("kube-system"), "{ns}");
+    assert!(
+        k.ok(&["create", "ns", "kcrec"])
+            .await
+            .contains("namespace/kcrec created")
+    );
+    let created = k
+        .ok(&[
+            "-n",
+            "kcrec",
+            "create",
+            "configmap",
+            "lit",
+            "--from-literal=a=b",
+        ])
+        .await;
+    assert!(created.contains("configmap/lit created"), "{created}");
+    let lit: Value = serde_json::from_str(
+        &k.ok(&["-n", "kcrec", "get", "cm", "lit", "-o", "json"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(lit["data"], json!({"a": "b"}));
+
+    // Client-side apply: create, change, no change.
+    let cm = k.file("cm.yaml", CM);
+    assert!(
+        k.ok(&["-n", "kcrec", "apply", "-f", &cm])
+            .await
+            .contains("configmap/cm1 created")
+    );
+    let cm2 = k.file("cm2.yaml", CM2);
+    assert!(
+        k.ok(&["-n", "kcrec", "apply", "-f", &cm2])
+            .await
+            .contains("configmap/cm1 configured")
+    );
+    assert!(
+        k.ok(&["-n", "kcrec", "apply", "-f", &cm2])
+            .await
+            .contains("configmap/cm1 unchanged")
+    );
+    let got: Value = serde_json::from_str(
+        &k.ok(&["-n", "kcrec", "get", "cm", "cm1", "-o", "json"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(got["data"], json!({"k": "v2", "extra": "x"}));
+    assert!(
+        got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+    let listed = k.ok(&["get", "cm", "-A", "-l", "app=a"]).await;
+    assert!(
+        listed.contains("kcrec") && listed.contains("cm1") && !listed.contains("lit"),
+        "{listed}"
+    );
+
+    // A CRD, established; then its kind through server-side apply and its short name.
+    let crd = k.file("crd.yaml", CRD);
+    assert!(
+        k.ok(&["apply", "-f", &crd])
+            .await
+            .contains("gizmos.acc.gwtest.test created")
+    );
+    let est = k
+        .ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/gizmos.acc.gwtest.test",
+            "--timeout=20s",
+        ])
+        .await;
+    assert!(est.contains("condition met"), "{est}");
+    let gz = k.file("gizmos.yaml", GIZMOS);
+    let applied = k
+        .ok(&["-n", "kcrec", "apply", "--server-side", "-f", &gz])
+        .await;
+    assert!(
+        applied.contains("gizmo.acc.gwtest.test/g1 serverside-applied"),
+        "{applied}"
+    );
+    let short = k.ok(&["-n", "kcrec", "get", "gz"]).await;
+    assert!(short.contains("g1") && short.contains("g2"), "{short}");
+    // Client-side apply of a custom resource, then of a change (a JSON merge patch).
+    let g3 = k.file("g3.yaml", "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g3}\nspec: {size: 3, keep: x}\n");
+    assert!(
+        k.ok(&["-n", "kcrec", "apply", "-f", &g3])
+            .await
+            .contains("gizmo.acc.gwtest.test/g3 created")
+    );
+    let g3b = k.file(
+        "g3b.yaml",
+        "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g3}\nspec: {size: 4}\n",
+    );
+    assert!(
+        k.ok(&["-n", "kcrec", "apply", "-f", &g3b])
+            .await
+            .contains("gizmo.acc.gwtest.test/g3 configured")
+    );
+    let spec = k
+        .ok(&[
+            "-n",
+            "kcrec",
+            "get",
+            "gizmo",
+            "g3",
+            "-o",
+            "jsonpath={.spec}",
+        ])
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&spec).unwrap(),
+        json!({"size": 4}),
+        "keep was dropped by the 3-way merge"
+    );
+    let generation = k
+        .ok(&[
+            "-n",
+            "kcrec",
+            "get",
+            "gizmo",
+            "g3",
+            "-o",
+            "jsonpath={.metadata.generation}",
+        ])
+        .await;
+    assert_eq!(generation, "2");
+
+    // Status through the subresource; waits on a jsonpath.
+    let patched = k
+        .ok(&[
+            "-n",
+            "kcrec",
+            "patch",
+            "gizmo",
+            "g1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"x":"y","conditions":[{"type":"Ready","status":"True","reason":"Ok","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#,
+        ])
+        .await;
+    assert!(
+        patched.contains("gizmo.acc.gwtest.test/g1 patched"),
+        "{patched}"
+    );
+    k.ok(&[
+        "-n",
+        "kcrec",
+        "wait",
+        "--for=jsonpath={.status.x}=y",
+        "gizmo/g1",
+        "--timeout=20s",
+    ])
+    .await;
+    k.ok(&[
+        "-n",
+        "kcrec",
+        "wait",
+        "--for=jsonpath={.spec.size}=1",
+        "gizmo/g1",
+        "--timeout=20s",
+    ])
+    .await;
+    let generation = k
+        .ok(&[
+            "-n",
+            "kcrec",
+            "get",
+            "gizmo",
+            "g1",
+            "-o",
+            "jsonpath={.metadata.generation}",
+        ])
+        .await;
+    assert_eq!(generation, "1", "the status patch left generation alone");
+
+    // wait --for=condition=Ready on an object whose status a background writer sets later.
+    let client = Client::try_from(server.kube_config()).expect("client");
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Done",
+            "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+        gizmos(client)
+            .patch_status("g2", &PatchParams::default(), &Patch::Merge(status))
+            .await
+            .expect("status");
+    });
+    let t0 = Instant::now();
+    let waited = k
+        .ok(&[
+            "-n",
+            "kcrec",
+            "wait",
+            "--for=condition=Ready",
+            "gizmo/g2",
+            "--timeout=20s",
+        ])
+        .await;
+    assert!(waited.contains("condition met"), "{waited}");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1000),
+        "kubectl waited for the background writer"
+    );
+    tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .expect("writer finished")
+        .expect("writer ok");
+
+    // Deleting the namespace waits until it is gone; then the CRD.
+    let deleted = k
+        .ok(&["delete", "ns", "kcrec", "--wait", "--timeout=60s"])
+        .await;
+    assert!(deleted.contains("namespace \"kcrec\" deleted"), "{deleted}");
+    let gone = k.run(&["get", "ns", "kcrec"]).await;
+    assert!(
+        !gone.ok && gone.stderr.contains("NotFound"),
+        "{}",
+        gone.stderr
+    );
+    assert!(
+        k.ok(&["delete", "crd", "gizmos.acc.gwtest.test"])
+            .await
+            .contains("deleted")
+    );
+    let no_crd = k.run(&["get", "crd", "gizmos.acc.gwtest.test"]).await;
+    assert!(
+        !no_crd.ok && no_crd.stderr.contains("NotFound"),
+        "{}",
+        no_crd.stderr
+    );
+    let no_kind = k.run(&["-n", "default", "get", "gizmos"]).await;
+    assert!(
+        !no_kind.ok,
+        "the kind went with its CRD: {}",
+        no_kind.stdout
+    );
+}
+
+#[tokio::test]
+async fn kubectl_session_over_tls() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let server = ApiServer::start(ApiServerConfig::default())
+        .await
+        .expect("start");
+    let k = Kubectl::new(&server, "tls");
+    tokio::time::timeout(Duration::from_secs(240), session(&server, &k))
+        .await
+        .expect("the session finished in time");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_with_a_wrong_token_is_unauthorized() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let server = ApiServer::start(ApiServerConfig::default())
+        .await
+        .expect("start");
+    let k = Kubectl::new(&server, "token");
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let out = k.ok(&["get", "ns", "-o", "name"]).await;
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            [
+                "namespace/default",
+                "namespace/kube-node-lease",
+                "namespace/kube-public",
+                "namespace/kube-system"
+            ]
+        );
+        let kc = std::fs::read_to_string(k.dir.join("kubeconfig"))
+            .unwrap()
+            .replace(server.token(), "wrong");
+        std::fs::write(k.dir.join("kubeconfig"), kc).unwrap();
+        let denied = k.run(&["get", "ns"]).await;
+        assert!(!denied.ok, "{}", denied.stdout);
+        assert!(
+            denied.stderr.contains("provide credentials") || denied.stderr.contains("Unauthorized"),
+            "{}",
+            denied.stderr
+        );
+    })
+    .await
+    .expect("finished in time");
+    server.shutdown().await;
+}
