@@ -318,7 +318,7 @@ fn requests_carry_method_headers_bodies_and_a_fresh_traceparent_per_attempt() {
         "",
         &format!(
             r#"  - request:
-      method: post
+      method: POST
       url: {echo}
       headers: {{X-Token: "${{token}}", Host: example.com}}
       body: "plain ${{token}} text"

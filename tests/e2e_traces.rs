@@ -1330,35 +1330,6 @@ async fn an_unreachable_collector_is_reported_not_waited_on() {
     }
 }
 
-/// Every complete suite file in docs/tracing.md (a `yaml` block starting with
-/// `# suites/PATH`) is valid: `gwtest validate` accepts them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_suite_examples_in_the_tracing_docs_validate() {
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tracing.md")).unwrap();
-    let dir = TempDir::new("docs");
-    let mut files = 0;
-    for block in doc.split("```yaml\n").skip(1) {
-        let body = block.split("```").next().unwrap();
-        let Some(path) = body
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("# "))
-            .filter(|p| p.starts_with("suites/"))
-        else {
-            continue;
-        };
-        let file = dir.0.join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(&file, body).unwrap();
-        files += 1;
-    }
-    assert_eq!(files, 2, "the suite.yaml and the test file of the example");
-    let out = gwtest(&dir.0, &["validate", "suites"], &[]).await;
-    assert_eq!(out.code, Some(0), "{out}");
-    assert_eq!(out.stdout.trim(), "ok: 1 suite, 1 test, 2 steps", "{out}");
-}
-
 /// `--otlp-receiver` starts the receiver for a suite without spans steps (say, one that only
 /// configures the gateway's exporter): `${otlp.grpc}` / `${otlp.http}` are set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -228,7 +228,7 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
 fn prepare(spec: &RequestSpec, ctx: &StepCtx<'_>) -> Result<Prepared, StepResult> {
     let vars = &*ctx.vars;
     let method_s = match &spec.method {
-        Some(m) => vars.expand(m)?.to_ascii_uppercase(),
+        Some(m) => vars.expand(m)?,
         None => "GET".into(),
     };
     let method = reqwest::Method::from_bytes(method_s.as_bytes())

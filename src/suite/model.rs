@@ -57,6 +57,7 @@ pub struct SuiteDoc {
     pub defaults: Defaults,
     /// Where tests run: `per-test` (default: a new namespace per test), `per-suite` (one
     /// namespace shared by the suite's tests), or the name of an existing namespace.
+    #[serde(default)]
     #[schemars(schema_with = "namespace_schema")]
     pub namespace: Option<Spanned<String>>,
 }
