@@ -16,6 +16,7 @@ use crate::Exit;
 use crate::cli::RunArgs;
 use crate::config::RunConfig;
 use crate::report::{self, Hub};
+use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::suite::load::{self, Suite};
 use crate::suite::spanned::Loc;
 use crate::traces::export::OtlpExport;
@@ -141,7 +142,41 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     }
     let mut cluster = None;
     let mut kubeconfig = None;
-    if let Some(step) = &needs.cluster {
+    let mut sandbox = None;
+    if config.sandbox {
+        let cfg = SandboxConfig {
+            kubeconfig_out: None,
+            otlp_endpoint: receiver.as_ref().map(|r| r.grpc_endpoint().to_string()),
+        };
+        let started = Sandbox::start(cfg).await;
+        let connected = match started {
+            Ok(s) => {
+                let c = crate::cluster::connect::connect_with(
+                    s.kube_config(),
+                    Some(s.kubeconfig().to_path_buf()),
+                    crate::cluster::connect::CONNECT_TIMEOUT,
+                )
+                .await;
+                kubeconfig = Some(s.kubeconfig().to_path_buf());
+                sandbox = Some(s);
+                c
+            }
+            Err(e) => {
+                eprintln!("error: the sandbox failed to start: {e:#}");
+                return Exit::Infra;
+            }
+        };
+        match connected {
+            Ok(c) => cluster = Some(Arc::new(c)),
+            Err(e) => {
+                eprintln!("error: the sandbox's API server does not answer: {e}");
+                if let Some(s) = sandbox {
+                    s.shutdown().await;
+                }
+                return Exit::Infra;
+            }
+        }
+    } else if let Some(step) = &needs.cluster {
         let connected = crate::cluster::connect::connect(
             config.kubeconfig.as_deref(),
             config.context.as_deref(),
@@ -214,6 +249,9 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
             interrupted,
         },
     });
+    if let Some(s) = sandbox {
+        s.shutdown().await;
+    }
     if let Some(r) = receiver {
         r.shutdown().await;
     }

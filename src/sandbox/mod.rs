@@ -1,12 +1,148 @@
-//! The sandbox: an embedded Kubernetes API server and the demo gateway (DESIGN §4).
+//! The sandbox (DESIGN §4): an embedded Kubernetes API server with the Gateway API kinds and
+//! the demo `Upstream` kind registered, and the demo gateway reconciling against it — in one
+//! process, on loopback, with no cluster. `gwtest sandbox` serves it until Ctrl-C; `gwtest run
+//! --sandbox` starts it in-process. Everything talks to it through the same kube client and
+//! HTTP paths as to a real cluster.
 
 pub mod apiserver;
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
 use crate::Exit;
 use crate::cli::SandboxArgs;
+use apiserver::{ApiServer, ApiServerConfig};
+
+/// The CRDs the sandbox starts with; the same files a user applies to a real cluster.
+pub const GATEWAY_API_CRDS: &str = include_str!("../../fixtures/gateway-api-crds.yaml");
+pub const DEMO_CRDS: &str = include_str!("../../fixtures/demo-crds.yaml");
+
+#[derive(Clone, Debug, Default)]
+pub struct SandboxConfig {
+    /// Where to write the kubeconfig (default: a temporary file removed at shutdown).
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Where the demo gateway sends its spans (OTLP/gRPC endpoint).
+    pub otlp_endpoint: Option<String>,
+}
+
+/// A running sandbox.
+pub struct Sandbox {
+    api: ApiServer,
+    kubeconfig: PathBuf,
+    /// A directory we created for the kubeconfig, removed at shutdown.
+    temp_dir: Option<PathBuf>,
+}
+
+/// Parse a multi-document YAML manifest into JSON objects.
+pub fn parse_manifests(text: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(text).context("parsing manifests")?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+impl Sandbox {
+    /// Start the API server, register the CRDs, write the kubeconfig.
+    pub async fn start(cfg: SandboxConfig) -> anyhow::Result<Sandbox> {
+        let api = ApiServer::start(ApiServerConfig::default())
+            .await
+            .context("starting the embedded API server")?;
+        for text in [GATEWAY_API_CRDS, DEMO_CRDS] {
+            for obj in parse_manifests(text)? {
+                api.apply_manifest(obj)
+                    .context("registering the sandbox CRDs")?;
+            }
+        }
+        let (kubeconfig, temp_dir) = match cfg.kubeconfig_out {
+            Some(p) => (p, None),
+            None => {
+                let dir = std::env::temp_dir()
+                    .join(format!("gwtest-sandbox-{}", crate::util::random_suffix(8)));
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                (dir.join("kubeconfig"), Some(dir))
+            }
+        };
+        if let Some(parent) = kubeconfig.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        api.write_kubeconfig(&kubeconfig)
+            .with_context(|| format!("writing {}", kubeconfig.display()))?;
+        Ok(Sandbox {
+            api,
+            kubeconfig,
+            temp_dir,
+        })
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    pub fn url(&self) -> &str {
+        self.api.url()
+    }
+
+    /// A kube client configuration for the API server.
+    pub fn kube_config(&self) -> kube::Config {
+        self.api.kube_config()
+    }
+
+    pub fn api(&self) -> &ApiServer {
+        &self.api
+    }
+
+    /// Stop everything and remove the temporary kubeconfig.
+    pub async fn shutdown(self) {
+        self.api.shutdown().await;
+        if let Some(d) = self.temp_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+async fn until_interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    match term.as_mut() {
+        Some(t) => {
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
 
 /// `gwtest sandbox`.
-pub async fn command(_args: SandboxArgs) -> Exit {
-    eprintln!("error: gwtest sandbox is not built yet");
-    Exit::Invalid
+pub async fn command(args: SandboxArgs) -> Exit {
+    if args.demo_gateway_only {
+        eprintln!(
+            "error: --demo-gateway-only needs the demo gateway, which this build does not have yet"
+        );
+        return Exit::Invalid;
+    }
+    let cfg = SandboxConfig {
+        kubeconfig_out: args.kubeconfig_out.clone(),
+        otlp_endpoint: args.otlp_export.clone(),
+    };
+    let sandbox = match Sandbox::start(cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the sandbox failed to start: {e:#}");
+            return Exit::Infra;
+        }
+    };
+    println!(
+        "ready kubeconfig={} api={}",
+        sandbox.kubeconfig().display(),
+        sandbox.url()
+    );
+    eprintln!(
+        "gwtest sandbox: try `kubectl --kubeconfig {} get crds`; Ctrl-C to stop",
+        crate::util::shell_quote(&sandbox.kubeconfig().display().to_string())
+    );
+    until_interrupted().await;
+    sandbox.shutdown().await;
+    Exit::Passed
 }
