@@ -150,7 +150,7 @@ pub struct RunArgs {
     /// Start the OTLP receiver even when no suite has a `spans` step.
     #[arg(long, env = "GWTEST_OTLP_RECEIVER", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub otlp_receiver: Option<bool>,
-    /// Most spans kept by the receiver; older traces are evicted (and counted) past it.
+    /// Most spans kept by the receiver; past it the oldest spans are evicted (and counted).
     #[arg(long, value_name = "N", env = "GWTEST_MAX_SPANS")]
     pub max_spans: Option<usize>,
     /// Send the run's own spans (run > suite > test > step) to this OTLP endpoint
