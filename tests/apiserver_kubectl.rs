@@ -86,6 +86,17 @@ impl Kubectl {
         }
     }
 
+    /// The client's minor version (`32` for v1.32.4).
+    async fn minor(&self) -> u32 {
+        let out = self.ok(&["version", "--client", "-o", "json"]).await;
+        let v: Value = serde_json::from_str(&out).expect("kubectl version JSON");
+        let minor = v["clientVersion"]["minor"].as_str().unwrap_or("0");
+        minor
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap_or(0)
+    }
+
     /// Runs and requires success; returns stdout.
     async fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args).await;
@@ -270,42 +281,79 @@ async fn session(server: &ApiServer, k: &Kubectl) {
         .await;
     assert_eq!(generation, "2");
 
-    // Status through the subresource; waits on a jsonpath.
-    let patched = k
-        .ok(&[
+    // Status through the subresource; waits on a jsonpath. Older kubectl (Debian's 1.20) lacks
+    // both flags: then it must say so itself, and the server side is driven another way.
+    let minor = k.minor().await;
+    let status_patch = [
+        "-n",
+        "kcrec",
+        "patch",
+        "gizmo",
+        "g1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"x":"y","conditions":[{"type":"Ready","status":"True","reason":"Ok","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#,
+    ];
+    if minor >= 24 {
+        let patched = k.ok(&status_patch).await;
+        assert!(
+            patched.contains("gizmo.acc.gwtest.test/g1 patched"),
+            "{patched}"
+        );
+    } else {
+        let r = k.run(&status_patch).await;
+        assert!(
+            !r.ok && r.stderr.contains("unknown flag: --subresource"),
+            "kubectl 1.{minor}: {}",
+            r.stderr
+        );
+        eprintln!(
+            "note: kubectl 1.{minor} has no `patch --subresource` (1.24+); writing the status with kube-rs"
+        );
+        let status = json!({"status": {"x": "y", "conditions": [{"type": "Ready", "status": "True", "reason": "Ok",
+            "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+        gizmos(Client::try_from(server.kube_config()).expect("client"))
+            .patch_status("g1", &PatchParams::default(), &Patch::Merge(status))
+            .await
+            .expect("status patch");
+    }
+    for (path, want) in [("{.status.x}", "y"), ("{.spec.size}", "1")] {
+        let cond = format!("--for=jsonpath={path}={want}");
+        let wait = [
             "-n",
             "kcrec",
-            "patch",
-            "gizmo",
-            "g1",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"x":"y","conditions":[{"type":"Ready","status":"True","reason":"Ok","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#,
-        ])
-        .await;
-    assert!(
-        patched.contains("gizmo.acc.gwtest.test/g1 patched"),
-        "{patched}"
-    );
-    k.ok(&[
-        "-n",
-        "kcrec",
-        "wait",
-        "--for=jsonpath={.status.x}=y",
-        "gizmo/g1",
-        "--timeout=20s",
-    ])
-    .await;
-    k.ok(&[
-        "-n",
-        "kcrec",
-        "wait",
-        "--for=jsonpath={.spec.size}=1",
-        "gizmo/g1",
-        "--timeout=20s",
-    ])
-    .await;
+            "wait",
+            cond.as_str(),
+            "gizmo/g1",
+            "--timeout=20s",
+        ];
+        if minor >= 23 {
+            k.ok(&wait).await;
+        } else {
+            let r = k.run(&wait).await;
+            assert!(
+                !r.ok && r.stderr.contains("unrecognized condition"),
+                "kubectl 1.{minor}: {}",
+                r.stderr
+            );
+            eprintln!(
+                "note: kubectl 1.{minor} has no `wait --for=jsonpath` (1.23+); reading the value with -o jsonpath"
+            );
+            let got = k
+                .ok(&[
+                    "-n",
+                    "kcrec",
+                    "get",
+                    "gizmo",
+                    "g1",
+                    "-o",
+                    &format!("jsonpath={path}"),
+                ])
+                .await;
+            assert_eq!(got, want);
+        }
+    }
     let generation = k
         .ok(&[
             "-n",
