@@ -198,6 +198,10 @@ pub struct ListArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Profile of gwtest.toml whose selection (filter, label, shard, repeat) applies, as for
+    /// `run`.
+    #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

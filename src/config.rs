@@ -325,12 +325,26 @@ fn nonempty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
     if v.is_empty() { None } else { Some(v.to_vec()) }
 }
 
+/// Whether `$CI` says this is a CI job.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+/// The selection from flags/environment over a profile (`run` and `list` agree on it).
+pub fn resolve_selection(sel: &SelectArgs, p: &Profile) -> Result<Selection, ConfigError> {
+    let filters = nonempty(&sel.filter)
+        .or(p.filter.clone())
+        .unwrap_or_default();
+    let labels = nonempty(&sel.label).or(p.label.clone()).unwrap_or_default();
+    let shard = sel.shard.clone().or(p.shard.clone());
+    build_selection(&filters, &labels, shard.as_deref(), sel.repeat.or(p.repeat))
+}
+
 impl RunConfig {
     /// Resolve flags/environment (already merged by clap) over the profile over defaults.
     pub fn resolve(args: &RunArgs, cwd: &Path) -> Result<RunConfig, ConfigError> {
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
         let file = find_config_file(cwd);
-        let (profile_name, p) = load_profile(file.as_deref(), args.profile.as_deref(), ci)?;
+        let (profile_name, p) = load_profile(file.as_deref(), args.profile.as_deref(), in_ci())?;
         // Paths in a profile are relative to gwtest.toml's directory.
         let base = file
             .as_deref()
@@ -345,13 +359,7 @@ impl RunConfig {
             }
         };
 
-        let sel: &SelectArgs = &args.select;
-        let filters = nonempty(&sel.filter)
-            .or(p.filter.clone())
-            .unwrap_or_default();
-        let labels = nonempty(&sel.label).or(p.label.clone()).unwrap_or_default();
-        let shard = sel.shard.clone().or(p.shard.clone());
-        let select = build_selection(&filters, &labels, shard.as_deref(), sel.repeat.or(p.repeat))?;
+        let select = resolve_selection(&args.select, &p)?;
 
         let mut vars: Vec<(String, String)> = Vec::new();
         if let Some(pv) = &p.vars {

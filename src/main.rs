@@ -94,15 +94,17 @@ fn cmd_validate(args: ValidateArgs) -> Exit {
 }
 
 fn cmd_list(args: ListArgs) -> Exit {
-    let sel = &args.select;
-    let selection =
-        match config::build_selection(&sel.filter, &sel.label, sel.shard.as_deref(), sel.repeat) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Exit::Invalid;
-            }
-        };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let file = config::find_config_file(&cwd);
+    let selection = config::load_profile(file.as_deref(), args.profile.as_deref(), config::in_ci())
+        .and_then(|(_, p)| config::resolve_selection(&args.select, &p));
+    let selection = match selection {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid;
+        }
+    };
     let paths = default_paths(&args.paths);
     let suites = match load::load(&paths) {
         Ok(s) => s,
