@@ -5,6 +5,7 @@
 //! HTTP paths as to a real cluster.
 
 pub mod apiserver;
+pub mod gateway;
 
 use std::path::{Path, PathBuf};
 
