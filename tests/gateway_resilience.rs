@@ -138,3 +138,34 @@ async fn survives_its_api_server_going_away_for_good() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_without_the_optional_crds() {
+    bounded(LIMIT, async {
+        // A cluster with the Gateway API but neither ReferenceGrant nor the demo's Upstream:
+        // Gateways and routes still work (after a grace period for the missing list).
+        let env = Env::start_with(Options {
+            without_crds: vec![
+                "referencegrants.gateway.networking.k8s.io",
+                "upstreams.demo.gwtest.dev",
+            ],
+            ..Options::default()
+        })
+        .await;
+        let addr = serve_route(&env, "apps").await;
+        let r = env
+            .wait_object(&model::http_route_ar(), "apps", "r", "Accepted", |o| {
+                route_condition(o, "Accepted", "True")
+            })
+            .await;
+        assert!(route_condition(&r, "ResolvedRefs", "True"));
+        assert_eq!(
+            env.request("GET", &format!("http://{addr}/"), &[("host", "r.test")])
+                .await
+                .status,
+            200
+        );
+        env.stop().await;
+    })
+    .await;
+}

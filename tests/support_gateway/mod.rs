@@ -58,6 +58,8 @@ pub struct Options {
     pub otlp_http: bool,
     /// Send spans here instead of the receiver.
     pub otlp_endpoint: Option<String>,
+    /// CRDs (by name) not to install.
+    pub without_crds: Vec<&'static str>,
 }
 
 impl Env {
@@ -76,7 +78,7 @@ impl Env {
             None => ApiServerConfig::default(),
         };
         let api = ApiServer::start(cfg).await.expect("API server");
-        seed(&api);
+        seed_without(&api, &o.without_crds);
         let client = kube::Client::try_from(api.kube_config()).expect("client");
         let store = Arc::new(SpanStore::new(100_000));
         let receiver =
@@ -338,12 +340,18 @@ impl Clone for Response {
 
 /// The CRDs the gateway needs.
 pub fn seed(api: &ApiServer) {
+    seed_without(api, &[]);
+}
+
+pub fn seed_without(api: &ApiServer, skip: &[&str]) {
     for text in [
         gwtest::sandbox::GATEWAY_API_CRDS,
         gwtest::sandbox::DEMO_CRDS,
     ] {
         for doc in gwtest::sandbox::parse_manifests(text).unwrap() {
-            api.apply_manifest(doc).unwrap();
+            if !skip.contains(&doc["metadata"]["name"].as_str().unwrap_or_default()) {
+                api.apply_manifest(doc).unwrap();
+            }
         }
     }
 }

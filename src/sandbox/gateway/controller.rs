@@ -40,6 +40,9 @@ const RESYNC: Duration = Duration::from_secs(30);
 /// Bounds of the delay before a failed watch starts over.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long Gateways wait for the first list of the kinds they can do without
+/// (ReferenceGrants, Namespaces: a cluster may lack the CRD or the permission).
+const OPTIONAL_GRACE: Duration = Duration::from_secs(5);
 
 /// One kind's store, and whether its first list is in.
 #[derive(Clone)]
@@ -163,6 +166,7 @@ pub struct Controller {
     fail_closed: HashSet<String>,
     /// S3: routes (uid → generation at the recovery) left without config by a recovery.
     stale_routes: HashMap<String, i64>,
+    started: Instant,
 }
 
 /// A Gateway of ours, as this reconcile sees it.
@@ -195,16 +199,21 @@ impl Controller {
             wake,
             fail_closed: HashSet::new(),
             stale_routes: HashMap::new(),
+            started: Instant::now(),
         }
     }
 
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut resync = tokio::time::interval(RESYNC);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let grace = tokio::time::sleep(OPTIONAL_GRACE);
+        tokio::pin!(grace);
+        let mut grace_done = false;
         loop {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = resync.tick() => {}
+                _ = &mut grace, if !grace_done => grace_done = true,
                 _ = cancel.cancelled() => return,
             }
             self.reconcile().await;
@@ -245,15 +254,11 @@ impl Controller {
         let faults = self.faults();
         let now = now_rfc3339();
         let mut writes = Vec::new();
-        let core = [
-            &w.classes,
-            &w.gateways,
-            &w.routes,
-            &w.services,
-            &w.namespaces,
-            &w.grants,
-        ];
-        if core.iter().all(|x| x.ready()) {
+        let core = [&w.classes, &w.gateways, &w.routes, &w.services];
+        let optional = [&w.namespaces, &w.grants];
+        if core.iter().all(|x| x.ready())
+            && (optional.iter().all(|x| x.ready()) || self.started.elapsed() >= OPTIONAL_GRACE)
+        {
             self.gateway_api(&faults, &now, &mut writes).await;
         }
         let w = &self.watches;
