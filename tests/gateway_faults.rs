@@ -160,15 +160,15 @@ async fn s2_slow_delays_responses_in_its_namespace() {
         )
         .await;
 
-        env.apply(&faults_yaml("s2", &[("slow", "800ms")]));
+        env.apply(&faults_yaml("s2", &[("slow", "1500ms")]));
         let tight = reqwest::Client::builder()
             .no_proxy()
-            .timeout(Duration::from_millis(300))
+            .timeout(Duration::from_millis(500))
             .build()
             .unwrap();
         let url = format!("http://{addr}/");
         env.wait(
-            "requests to time out at 300ms",
+            "requests to time out at 500ms",
             Duration::from_secs(10),
             || async {
                 let r = tight.get(&url).header("host", "slow.test").send().await;
@@ -180,7 +180,7 @@ async fn s2_slow_delays_responses_in_its_namespace() {
         let r = env.request("GET", &url, &[("host", "slow.test")]).await;
         assert_eq!(r.status, 200);
         assert!(
-            started.elapsed() >= Duration::from_millis(800),
+            started.elapsed() >= Duration::from_millis(1500),
             "answered after {:?}",
             started.elapsed()
         );

@@ -153,18 +153,54 @@ async fn works_without_the_optional_crds() {
         })
         .await;
         let addr = serve_route(&env, "apps").await;
-        let r = env
-            .wait_object(&model::http_route_ar(), "apps", "r", "Accepted", |o| {
-                route_condition(o, "Accepted", "True")
-            })
-            .await;
-        assert!(route_condition(&r, "ResolvedRefs", "True"));
+        env.wait_object(
+            &model::http_route_ar(),
+            "apps",
+            "r",
+            "Accepted, refs resolved",
+            |o| {
+                route_condition(o, "Accepted", "True") && route_condition(o, "ResolvedRefs", "True")
+            },
+        )
+        .await;
         assert_eq!(
             env.request("GET", &format!("http://{addr}/"), &[("host", "r.test")])
                 .await
                 .status,
             200
         );
+        // What it cannot watch is reported, and only that.
+        let errors = env.gateway.as_ref().unwrap().watch_errors();
+        assert_eq!(
+            errors.keys().map(String::as_str).collect::<Vec<_>>(),
+            vec!["referencegrants", "upstreams"],
+            "{errors:?}"
+        );
+        // Installing the CRD clears it, and discovery starts.
+        let crd = gwtest::sandbox::parse_manifests(gwtest::sandbox::DEMO_CRDS).unwrap();
+        env.api.apply_manifest(crd[0].clone()).unwrap();
+        env.wait(
+            "the upstreams watch to recover",
+            Duration::from_secs(15),
+            || async {
+                (!env
+                    .gateway
+                    .as_ref()
+                    .unwrap()
+                    .watch_errors()
+                    .contains_key("upstreams"))
+                .then_some(())
+            },
+        )
+        .await;
+        env.wait_object(
+            &model::upstream_ar(),
+            "apps",
+            "svc",
+            "discovered once the CRD is there",
+            |o| o.get("status").is_some(),
+        )
+        .await;
         env.stop().await;
     })
     .await;

@@ -232,7 +232,27 @@ async fn demo_gateway_only(args: SandboxArgs) -> Exit {
         cluster.server(),
         gateway::CONTROLLER_NAME
     );
-    until_interrupted().await;
+    // Say what it cannot watch (missing CRDs, permissions), and when that is over.
+    let report = async {
+        let mut shown = std::collections::BTreeMap::new();
+        loop {
+            let now = gateway.watch_errors();
+            for (kind, e) in &now {
+                if shown.get(kind) != Some(e) {
+                    eprintln!("gwtest sandbox: the demo gateway cannot watch {kind}: {e}");
+                }
+            }
+            for kind in shown.keys().filter(|k| !now.contains_key(*k)) {
+                eprintln!("gwtest sandbox: the demo gateway watches {kind} again");
+            }
+            shown = now;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    };
+    tokio::select! {
+        _ = until_interrupted() => {}
+        _ = report => {}
+    }
     gateway.shutdown().await;
     Exit::Passed
 }

@@ -72,6 +72,7 @@ fn watch(
     ar: ApiResource,
     cfg: watcher::Config,
     wake: Arc<Notify>,
+    health: Arc<WatchHealth>,
 ) -> (Watched, JoinHandle<()>) {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     let mut writer = Writer::new(ar.clone());
@@ -95,6 +96,7 @@ fn watch(
                                 ready.store(true, Ordering::Release);
                                 delay = RETRY_MIN;
                                 last_error.clear();
+                                health.set(&ar.plural, None);
                                 wake.notify_one();
                             }
                             watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
@@ -107,6 +109,7 @@ fn watch(
                         let msg = e.to_string();
                         if msg != last_error {
                             tracing::warn!("demo gateway: watching {}: {msg}", ar.plural);
+                            health.set(&ar.plural, Some(msg.clone()));
                             last_error = msg;
                         }
                         break;
@@ -118,6 +121,30 @@ fn watch(
         }
     });
     (watched, task)
+}
+
+/// The watches that fail at the moment (kind plural → the last error), for people: a
+/// cluster without the CRDs, or without the permission to list them, shows up here.
+#[derive(Debug, Default)]
+pub struct WatchHealth {
+    errors: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+impl WatchHealth {
+    fn set(&self, plural: &str, error: Option<String>) {
+        let mut e = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        match error {
+            Some(msg) => e.insert(plural.to_string(), msg),
+            None => e.remove(plural),
+        };
+    }
+
+    pub fn errors(&self) -> BTreeMap<String, String> {
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 pub struct Watches {
@@ -132,10 +159,14 @@ pub struct Watches {
 }
 
 impl Watches {
-    pub fn start(client: &kube::Client, wake: &Arc<Notify>) -> (Watches, Vec<JoinHandle<()>>) {
+    pub fn start(
+        client: &kube::Client,
+        wake: &Arc<Notify>,
+        health: &Arc<WatchHealth>,
+    ) -> (Watches, Vec<JoinHandle<()>>) {
         let mut tasks = Vec::new();
         let mut w = |ar: ApiResource, cfg: watcher::Config| {
-            let (watched, task) = watch(client, ar, cfg, wake.clone());
+            let (watched, task) = watch(client, ar, cfg, wake.clone(), health.clone());
             tasks.push(task);
             watched
         };

@@ -58,7 +58,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ExportProtocol;
-use controller::{Controller, Watches};
+use controller::{Controller, WatchHealth, Watches};
 use dataplane::DataPlane;
 use status::StatusWriter;
 
@@ -84,6 +84,7 @@ pub struct DemoGateway {
     plane: Arc<DataPlane>,
     spans: spans::SpanSink,
     export: Option<spans::SpanExport>,
+    health: Arc<WatchHealth>,
 }
 
 /// Bounds of [`DemoGateway::shutdown`].
@@ -108,7 +109,8 @@ impl DemoGateway {
         let wake = Arc::new(Notify::new());
         let plane = DataPlane::new(sink.clone(), wake.clone(), cancel.clone());
         let writer = StatusWriter::new(client.clone(), wake.clone());
-        let (watches, watchers) = Watches::start(&client, &wake);
+        let health = Arc::new(WatchHealth::default());
+        let (watches, watchers) = Watches::start(&client, &wake, &health);
         let controller = Controller::new(watches, plane.clone(), writer.clone(), wake);
         let tasks = vec![
             tokio::spawn(controller.run(cancel.clone())),
@@ -121,6 +123,7 @@ impl DemoGateway {
             plane,
             spans: sink,
             export,
+            health,
         })
     }
 
@@ -131,6 +134,12 @@ impl DemoGateway {
             .into_iter()
             .map(|((k, l), a)| (k.namespace, k.name, l, a))
             .collect()
+    }
+
+    /// The kinds it cannot watch at the moment, with the last error (e.g. a cluster without
+    /// the Gateway API CRDs): kind plural → error.
+    pub fn watch_errors(&self) -> std::collections::BTreeMap<String, String> {
+        self.health.errors()
     }
 
     /// Spans handed to the exporter, dropped (queue full), exported, failed to export.
