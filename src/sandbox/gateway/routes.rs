@@ -19,8 +19,11 @@ use super::model::{HeaderModifier, Key, RouteMatch, Rule, ValueMatch};
 #[derive(Clone, Debug)]
 pub enum PathRule {
     Exact(String),
-    /// The prefix without its trailing slash ("" for "/").
-    Prefix(String),
+    /// `trimmed`: the prefix without its trailing slash ("" for "/"); `value` as written.
+    Prefix {
+        trimmed: String,
+        value: String,
+    },
     Regex(Regex),
 }
 
@@ -37,7 +40,10 @@ impl PathRule {
                 if !value.starts_with('/') {
                     return Err(format!("path prefix {value:?} must start with '/'"));
                 }
-                Ok(PathRule::Prefix(value.trim_end_matches('/').to_string()))
+                Ok(PathRule::Prefix {
+                    trimmed: value.trim_end_matches('/').to_string(),
+                    value: value.to_string(),
+                })
             }
             "RegularExpression" => Regex::new(&format!("^(?:{value})$"))
                 .map(PathRule::Regex)
@@ -50,7 +56,7 @@ impl PathRule {
         match self {
             PathRule::Exact(v) => path == v,
             // By path segments: /foo matches /foo, /foo/ and /foo/bar, never /foobar.
-            PathRule::Prefix(p) => {
+            PathRule::Prefix { trimmed: p, .. } => {
                 p.is_empty()
                     || path == p
                     || (path.starts_with(p.as_str()) && path.as_bytes()[p.len()] == b'/')
@@ -63,7 +69,7 @@ impl PathRule {
     fn rank(&self) -> (u8, usize) {
         match self {
             PathRule::Exact(v) => (2, v.len()),
-            PathRule::Prefix(p) => (1, p.len()),
+            PathRule::Prefix { trimmed, .. } => (1, trimmed.len()),
             PathRule::Regex(_) => (0, 0),
         }
     }
@@ -72,8 +78,7 @@ impl PathRule {
     pub fn display(&self) -> String {
         match self {
             PathRule::Exact(v) => v.clone(),
-            PathRule::Prefix(p) if p.is_empty() => "/".into(),
-            PathRule::Prefix(p) => p.clone(),
+            PathRule::Prefix { value, .. } => value.clone(),
             PathRule::Regex(r) => {
                 let s = r.as_str();
                 s[4..s.len() - 2].to_string()
@@ -121,7 +126,7 @@ impl CompiledMatch {
     fn compile(m: &RouteMatch) -> Result<CompiledMatch, String> {
         let path = match &m.path {
             Some(p) => PathRule::compile(&p.type_, &p.value)?,
-            None => PathRule::Prefix(String::new()),
+            None => PathRule::compile("PathPrefix", "/")?,
         };
         let mut headers: Vec<(String, ValueRule)> = Vec::new();
         for h in &m.headers {
@@ -566,6 +571,7 @@ mod tests {
                 .matches("/anything")
         );
         assert_eq!(PathRule::compile("PathPrefix", "/").unwrap().display(), "/");
+        assert_eq!(p.display(), "/foo/", "as written");
         let r = PathRule::compile("RegularExpression", "/v[0-9]+/.*").unwrap();
         assert!(r.matches("/v2/x") && !r.matches("/x/v2/x"));
         assert_eq!(r.display(), "/v[0-9]+/.*");
