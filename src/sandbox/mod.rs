@@ -5,6 +5,7 @@
 //! HTTP paths as to a real cluster.
 
 pub mod apiserver;
+pub mod gateway;
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use anyhow::Context;
 use crate::Exit;
 use crate::cli::SandboxArgs;
 use apiserver::{ApiServer, ApiServerConfig};
+use gateway::{DemoGateway, DemoGatewayConfig};
 
 /// The CRDs the sandbox starts with; the same files a user applies to a real cluster.
 pub const GATEWAY_API_CRDS: &str = include_str!("../../fixtures/gateway-api-crds.yaml");
@@ -22,13 +24,38 @@ pub const DEMO_CRDS: &str = include_str!("../../fixtures/demo-crds.yaml");
 pub struct SandboxConfig {
     /// Where to write the kubeconfig (default: a temporary file removed at shutdown).
     pub kubeconfig_out: Option<PathBuf>,
-    /// Where the demo gateway sends its spans (OTLP/gRPC endpoint).
+    /// Where the demo gateway sends its spans: an OTLP/gRPC endpoint, or OTLP/HTTP when the
+    /// URL ends in `/v1/traces` (see [`demo_gateway_config`]).
     pub otlp_endpoint: Option<String>,
+}
+
+/// The demo gateway's configuration for spans sent to `otlp_endpoint`: OTLP/HTTP when the
+/// URL's path ends in `/v1/traces` (the OTLP/HTTP traces path), OTLP/gRPC otherwise.
+pub fn demo_gateway_config(otlp_endpoint: Option<String>) -> DemoGatewayConfig {
+    let http = otlp_endpoint
+        .as_deref()
+        .is_some_and(|u| u.trim_end_matches('/').ends_with("/v1/traces"));
+    DemoGatewayConfig {
+        otlp_endpoint,
+        otlp_protocol_http: http,
+    }
+}
+
+/// Start the demo gateway against the cluster `kube` reaches (what `run --demo-gateway`
+/// and `sandbox --demo-gateway-only` do; the sandbox starts its own).
+pub async fn start_demo_gateway(
+    client: kube::Client,
+    otlp_endpoint: Option<String>,
+) -> anyhow::Result<DemoGateway> {
+    DemoGateway::start(client, demo_gateway_config(otlp_endpoint))
+        .await
+        .context("starting the demo gateway")
 }
 
 /// A running sandbox.
 pub struct Sandbox {
     api: ApiServer,
+    gateway: DemoGateway,
     kubeconfig: PathBuf,
     /// A directory we created for the kubeconfig, removed at shutdown.
     temp_dir: Option<PathBuf>,
@@ -42,7 +69,8 @@ pub fn parse_manifests(text: &str) -> anyhow::Result<Vec<serde_json::Value>> {
 }
 
 impl Sandbox {
-    /// Start the API server, register the CRDs, write the kubeconfig.
+    /// Start the API server, register the CRDs, write the kubeconfig, start the demo gateway
+    /// against the API server.
     pub async fn start(cfg: SandboxConfig) -> anyhow::Result<Sandbox> {
         let api = ApiServer::start(ApiServerConfig::default())
             .await
@@ -69,8 +97,23 @@ impl Sandbox {
         }
         api.write_kubeconfig(&kubeconfig)
             .with_context(|| format!("writing {}", kubeconfig.display()))?;
+        let started = match kube::Client::try_from(api.kube_config()) {
+            Ok(client) => start_demo_gateway(client, cfg.otlp_endpoint).await,
+            Err(e) => Err(anyhow::Error::new(e).context("a client for the embedded API server")),
+        };
+        let gateway = match started {
+            Ok(g) => g,
+            Err(e) => {
+                api.shutdown().await;
+                if let Some(d) = temp_dir {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+                return Err(e);
+            }
+        };
         Ok(Sandbox {
             api,
+            gateway,
             kubeconfig,
             temp_dir,
         })
@@ -93,8 +136,14 @@ impl Sandbox {
         &self.api
     }
 
-    /// Stop everything and remove the temporary kubeconfig.
+    pub fn demo_gateway(&self) -> &DemoGateway {
+        &self.gateway
+    }
+
+    /// Stop everything (the gateway first, flushing its spans) and remove the temporary
+    /// kubeconfig.
     pub async fn shutdown(self) {
+        self.gateway.shutdown().await;
         self.api.shutdown().await;
         if let Some(d) = self.temp_dir {
             let _ = std::fs::remove_dir_all(d);
@@ -117,9 +166,10 @@ async fn until_interrupted() {
 /// `gwtest sandbox`.
 pub async fn command(args: SandboxArgs) -> Exit {
     if args.demo_gateway_only {
-        eprintln!(
-            "error: --demo-gateway-only needs the demo gateway, which this build does not have yet"
-        );
+        return demo_gateway_only(args).await;
+    }
+    if args.kubeconfig.is_some() || args.context.is_some() {
+        eprintln!("error: --kubeconfig and --context go with --demo-gateway-only");
         return Exit::Invalid;
     }
     let cfg = SandboxConfig {
@@ -144,5 +194,65 @@ pub async fn command(args: SandboxArgs) -> Exit {
     );
     until_interrupted().await;
     sandbox.shutdown().await;
+    Exit::Passed
+}
+
+/// `gwtest sandbox --demo-gateway-only`: the demo gateway against an existing cluster.
+async fn demo_gateway_only(args: SandboxArgs) -> Exit {
+    if args.kubeconfig_out.is_some() {
+        eprintln!(
+            "error: --kubeconfig-out does not go with --demo-gateway-only (no API server is started)"
+        );
+        return Exit::Invalid;
+    }
+    let cluster = match crate::cluster::connect::connect(
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+        crate::cluster::connect::CONNECT_TIMEOUT,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Infra;
+        }
+    };
+    let gateway = match start_demo_gateway(cluster.client().clone(), args.otlp_export.clone()).await
+    {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Exit::Invalid;
+        }
+    };
+    println!("ready demo-gateway api={}", cluster.server());
+    eprintln!(
+        "gwtest sandbox: the demo gateway reconciles {} (Gateways of class controller {}); Ctrl-C to stop",
+        cluster.server(),
+        gateway::CONTROLLER_NAME
+    );
+    // Say what it cannot watch (missing CRDs, permissions), and when that is over.
+    let report = async {
+        let mut shown = std::collections::BTreeMap::new();
+        loop {
+            let now = gateway.watch_errors();
+            for (kind, e) in &now {
+                if shown.get(kind) != Some(e) {
+                    eprintln!("gwtest sandbox: the demo gateway cannot watch {kind}: {e}");
+                }
+            }
+            for kind in shown.keys().filter(|k| !now.contains_key(*k)) {
+                eprintln!("gwtest sandbox: the demo gateway watches {kind} again");
+            }
+            shown = now;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    };
+    tokio::select! {
+        _ = until_interrupted() => {}
+        _ = report => {}
+    }
+    gateway.shutdown().await;
     Exit::Passed
 }

@@ -1,0 +1,178 @@
+//! The demo gateway (DESIGN §4 items 2 and 3): a small, honest Gateway API implementation
+//! and the system under test of the shipped suites. An ordinary kube-rs controller, so it
+//! runs against the sandbox's API server or any cluster with the Gateway API CRDs and
+//! `fixtures/demo-crds.yaml` installed.
+//!
+//! ```no_run
+//! # async fn demo(client: kube::Client) -> anyhow::Result<()> {
+//! use gwtest::sandbox::gateway::{DemoGateway, DemoGatewayConfig};
+//! let gw = DemoGateway::start(client, DemoGatewayConfig {
+//!     otlp_endpoint: Some("http://127.0.0.1:4317".into()),
+//!     otlp_protocol_http: false,
+//! }).await?;
+//! // ... the Gateway's annotation demo.gwtest.dev/address says where it listens ...
+//! gw.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! What it does:
+//! - **GatewayClass** with `controllerName: demo.gwtest.dev/gateway-controller`: Accepted.
+//! - **Gateway** of such a class: an HTTP server per `HTTP` listener on `127.0.0.1:0` (the
+//!   spec's port is not used; the port stays the same while the listener exists); status
+//!   `addresses` (127.0.0.1), Accepted and Programmed, `listeners[]` with attachedRoutes;
+//!   annotations `demo.gwtest.dev/address` (first listener) and
+//!   `demo.gwtest.dev/address-<listener>`, by server-side apply as field manager
+//!   `demo-gateway`. Other protocols are not accepted (UnsupportedProtocol); of listeners
+//!   with the same name the first counts.
+//! - **HTTPRoute** with parentRefs to such Gateways (`sectionName`, `port`, allowedRoutes
+//!   `Same`/`All`/`Selector` and `kinds`, listener/route hostname intersection): a
+//!   `status.parents[]` entry per parentRef (Accepted, ResolvedRefs; other controllers'
+//!   entries are kept). Matching and precedence: [`routes`]. Filters:
+//!   RequestHeaderModifier and ResponseHeaderModifier (others: Accepted False,
+//!   UnsupportedValue). Backends: Services (cross-namespace with a ReferenceGrant), picked
+//!   by weight; the gateway answers as the echo backend itself, 200 with JSON `{path, host,
+//!   method, headers, namespace, route, backend, query}`; an unresolved backend answers 500,
+//!   no match 404.
+//! - **Services** labelled `demo.gwtest.dev/discover: "true"`: [`discovery`].
+//! - **Spans**: [`spans`], to `otlp_endpoint` (nothing without one).
+//! - **Faults**: [`faults`].
+//!
+//! Status carries `observedGeneration` and keeps `lastTransitionTime` while a condition does
+//! not change. Every write has a deadline; watches reconnect with a backoff (0.1 s to 5 s).
+
+pub mod controller;
+pub mod dataplane;
+pub mod discovery;
+pub mod faults;
+pub mod model;
+pub mod routes;
+pub mod spans;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ExportProtocol;
+use controller::{Controller, WatchHealth, Watches};
+use dataplane::DataPlane;
+use status::StatusWriter;
+
+pub use controller::{ADDRESS_ANNOTATION, CONTROLLER_NAME, SPAN_NAME_ANNOTATION};
+
+/// How the demo gateway reports.
+#[derive(Clone, Debug, Default)]
+pub struct DemoGatewayConfig {
+    /// OTLP endpoint for spans, e.g. `http://127.0.0.1:4317` (gRPC) or
+    /// `http://127.0.0.1:4318` (HTTP, `/v1/traces` added); none: no spans are exported.
+    pub otlp_endpoint: Option<String>,
+    /// OTLP/HTTP (protobuf) instead of gRPC.
+    pub otlp_protocol_http: bool,
+}
+
+/// A running demo gateway.
+pub struct DemoGateway {
+    cancel: CancellationToken,
+    /// The watchers: aborted at shutdown (they hold nothing that needs finishing).
+    watchers: Vec<JoinHandle<()>>,
+    /// The reconciler and the status writer: they stop on `cancel`.
+    tasks: Vec<JoinHandle<()>>,
+    plane: Arc<DataPlane>,
+    spans: spans::SpanSink,
+    export: Option<spans::SpanExport>,
+    health: Arc<WatchHealth>,
+}
+
+/// Bounds of [`DemoGateway::shutdown`].
+const STOP_TASKS: Duration = Duration::from_secs(2);
+const FLUSH_SPANS: Duration = Duration::from_secs(2);
+
+impl DemoGateway {
+    /// Start the watchers, the reconciler, the status writer and the span exporter. Returns
+    /// at once: listeners come up as Gateways are reconciled (a cluster without the CRDs
+    /// yet is watched until they appear).
+    pub async fn start(
+        client: kube::Client,
+        cfg: DemoGatewayConfig,
+    ) -> anyhow::Result<DemoGateway> {
+        let protocol = if cfg.otlp_protocol_http {
+            ExportProtocol::HttpProtobuf
+        } else {
+            ExportProtocol::Grpc
+        };
+        let (sink, export) = spans::start(cfg.otlp_endpoint.as_deref(), protocol)?;
+        let cancel = CancellationToken::new();
+        let wake = Arc::new(Notify::new());
+        let plane = DataPlane::new(sink.clone(), wake.clone(), cancel.clone());
+        let writer = StatusWriter::new(client.clone(), wake.clone());
+        let health = Arc::new(WatchHealth::default());
+        let (watches, watchers) = Watches::start(&client, &wake, &health);
+        let controller = Controller::new(watches, plane.clone(), writer.clone(), wake);
+        let tasks = vec![
+            tokio::spawn(controller.run(cancel.clone())),
+            tokio::spawn(writer.run(cancel.clone())),
+        ];
+        Ok(DemoGateway {
+            cancel,
+            watchers,
+            tasks,
+            plane,
+            spans: sink,
+            export,
+            health,
+        })
+    }
+
+    /// The listeners being served: (Gateway namespace, Gateway name, listener name, address).
+    pub fn listeners(&self) -> Vec<(String, String, String, SocketAddr)> {
+        self.plane
+            .addresses()
+            .into_iter()
+            .map(|((k, l), a)| (k.namespace, k.name, l, a))
+            .collect()
+    }
+
+    /// The kinds it cannot watch at the moment, with the last error (e.g. a cluster without
+    /// the Gateway API CRDs): kind plural → error.
+    pub fn watch_errors(&self) -> std::collections::BTreeMap<String, String> {
+        self.health.errors()
+    }
+
+    /// Spans handed to the exporter, dropped (queue full), exported, failed to export.
+    pub fn span_counts(&self) -> (u64, u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = self.spans.counters();
+        (
+            c.queued.load(Relaxed),
+            c.dropped.load(Relaxed),
+            c.exported.load(Relaxed),
+            c.failed.load(Relaxed),
+        )
+    }
+
+    /// Stop the controllers and the listeners, then send the spans still queued. Bounded
+    /// (a few seconds at most), whatever the API server and the OTLP endpoint do.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for w in &self.watchers {
+            w.abort();
+        }
+        let mut tasks = self.tasks;
+        let stop = async {
+            self.plane.shutdown().await;
+            futures::future::join_all(tasks.iter_mut()).await;
+        };
+        if tokio::time::timeout(STOP_TASKS, stop).await.is_err() {
+            for t in &tasks {
+                t.abort();
+            }
+        }
+        if let Some(e) = self.export {
+            e.shutdown(FLUSH_SPANS).await;
+        }
+    }
+}
