@@ -342,3 +342,45 @@ fn demo_gateway_only_runs_against_an_existing_cluster() {
         .run();
     out.assert_exit(3);
 }
+
+/// `run --demo-gateway`: only the gateway in the gwtest process, against an existing cluster.
+#[test]
+fn run_demo_gateway_against_an_existing_cluster() {
+    support_gateway::install_crypto();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = rt.block_on(async {
+        let api = gwtest::sandbox::apiserver::ApiServer::start(Default::default())
+            .await
+            .unwrap();
+        support_gateway::seed(&api);
+        api
+    });
+    let ws = Workspace::new("gateway-run-demo");
+    let kubeconfig = ws.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+    ws.write("fixtures/gateway.yaml", support_gateway::GATEWAY_YAML);
+    ws.write("demo/suite.yaml", SUITE);
+    ws.write("demo/app.yaml", APP);
+    ws.write("demo/everything.test.yaml", TEST);
+    let out = ws
+        .gwtest(&[
+            "run",
+            "--demo-gateway",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "demo",
+        ])
+        .timeout(Duration::from_secs(120))
+        .run();
+    out.assert_exit(0);
+    assert_eq!(
+        out.results(),
+        vec![("PASS".to_string(), "demo/everything".to_string())],
+        "{}",
+        out.dump()
+    );
+    rt.block_on(api.shutdown());
+}

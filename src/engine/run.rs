@@ -176,7 +176,7 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
                 return Exit::Infra;
             }
         }
-    } else if let Some(step) = &needs.cluster {
+    } else if needs.cluster.is_some() || config.demo_gateway {
         let connected = crate::cluster::connect::connect(
             config.kubeconfig.as_deref(),
             config.context.as_deref(),
@@ -193,7 +193,26 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                eprintln!("  (needed by {step})");
+                match &needs.cluster {
+                    Some(step) => eprintln!("  (needed by {step})"),
+                    None => eprintln!("  (needed by --demo-gateway)"),
+                }
+                return Exit::Infra;
+            }
+        }
+    }
+    // --demo-gateway: the demo gateway in this process against the cluster, its spans to the
+    // run's receiver. (The sandbox starts its own.)
+    let mut demo_gateway = None;
+    if config.demo_gateway
+        && !config.sandbox
+        && let Some(c) = &cluster
+    {
+        let endpoint = receiver.as_ref().map(|r| r.grpc_endpoint().to_string());
+        match crate::sandbox::start_demo_gateway(c.client().clone(), endpoint).await {
+            Ok(g) => demo_gateway = Some(g),
+            Err(e) => {
+                eprintln!("error: the demo gateway failed to start: {e:#}");
                 return Exit::Infra;
             }
         }
@@ -249,6 +268,9 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
             interrupted,
         },
     });
+    if let Some(g) = demo_gateway {
+        g.shutdown().await;
+    }
     if let Some(s) = sandbox {
         s.shutdown().await;
     }
