@@ -82,6 +82,10 @@ fn pause_on_failure_waits_for_enter_then_finishes() {
         "PAUSED s/t: step 1 (exec sh -c exit 3) failed",
         &mut seen,
     );
+    // While it waits, the failure and the command to try by hand are on screen.
+    wait_for(&rx, "exit 3 (expected exit 0)", &mut seen);
+    wait_for(&rx, "reproduce:", &mut seen);
+    wait_for(&rx, "(cd s && sh -c 'exit 3')", &mut seen);
     wait_for(&rx, "press Enter to continue", &mut seen);
     // Still paused a while later: nothing finished.
     std::thread::sleep(Duration::from_millis(700));

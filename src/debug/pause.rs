@@ -7,14 +7,20 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::Mutex;
 
 use crate::engine::RunContext;
-use crate::engine::events::{Event, StepReport, TestId};
+use crate::engine::events::{Event, Failure, StepReport, TestId};
 use crate::engine::retry::Limits;
 use crate::steps::TestState;
 
 /// One pause at a time: parallel tests queue up behind the person at the keyboard.
 static PAUSE: Mutex<()> = Mutex::const_new(());
 
-async fn pause(ctx: &Arc<RunContext>, id: &TestId, state: &TestState, reason: String) {
+async fn pause(
+    ctx: &Arc<RunContext>,
+    id: &TestId,
+    state: &TestState,
+    reason: String,
+    failure: Option<Failure>,
+) {
     let _one = PAUSE.lock().await;
     if ctx.cancel.is_cancelled() {
         return;
@@ -29,6 +35,7 @@ async fn pause(ctx: &Arc<RunContext>, id: &TestId, state: &TestState, reason: St
         reason,
         namespace: state.namespace.clone(),
         commands,
+        failure,
     });
     let mut line = String::new();
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
@@ -42,16 +49,12 @@ async fn pause(ctx: &Arc<RunContext>, id: &TestId, state: &TestState, reason: St
 
 /// `--pause-on-failure`: stop after a failed step, before cleanup.
 pub async fn on_failure(ctx: &Arc<RunContext>, id: &TestId, state: &TestState, step: &StepReport) {
-    let headline = step
-        .failure
-        .as_ref()
-        .map(|f| f.headline.as_str())
-        .unwrap_or("failed");
     pause(
         ctx,
         id,
         state,
-        format!("step {} ({}) failed: {headline}", step.index + 1, step.name),
+        format!("step {} ({}) failed", step.index + 1, step.name),
+        step.failure.clone(),
     )
     .await;
 }
@@ -64,5 +67,5 @@ pub async fn wait(
     message: &str,
     _limits: &Limits,
 ) {
-    pause(ctx, id, state, format!("pause: {message}")).await;
+    pause(ctx, id, state, format!("pause: {message}"), None).await;
 }

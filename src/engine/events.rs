@@ -283,6 +283,9 @@ pub enum Event {
         reason: String,
         namespace: Option<String>,
         commands: Vec<String>,
+        /// The failure that made it stop (`--pause-on-failure`): expected, attempts, last
+        /// response, and the curl/kubectl commands to try by hand while it waits.
+        failure: Option<Failure>,
     },
     Resumed {
         id: TestId,

@@ -421,8 +421,15 @@ impl Reporter for Terminal {
                 reason,
                 namespace,
                 commands,
+                failure,
             } => {
                 let mut s = format!("{} {id}: {reason}", self.styles.flaky.apply_to("PAUSED"));
+                if let Some(f) = failure {
+                    for l in failure_lines(f, &self.styles) {
+                        s.push('\n');
+                        s.push_str(&l);
+                    }
+                }
                 if let Some(ns) = namespace {
                     s.push_str(&format!("\n  namespace {ns} is intact; to look:"));
                     for c in commands {
