@@ -270,10 +270,34 @@ impl Cluster {
             .remove(&suite.file);
         let Some(res) = res else { return Ok(()) };
         if keep {
+            // Kept fixtures stay held: no other suite's teardown removes them either.
             return Ok(());
         }
+        let reg = registry(self);
+        // No suite applies fixtures while this one removes its own.
+        let _fixtures = reg.fixtures.lock().await;
+        // Only objects no other suite of the run holds any more go.
+        let unheld: Vec<Tracked> = {
+            let mut holders = reg.holders.lock().expect("poisoned");
+            res.fixtures
+                .into_iter()
+                .filter(|t| {
+                    let key = fixture_key(t);
+                    match holders.get_mut(&key) {
+                        Some(n) if *n > 1 => {
+                            *n -= 1;
+                            false
+                        }
+                        _ => {
+                            holders.remove(&key);
+                            true
+                        }
+                    }
+                })
+                .collect()
+        };
         let deadline = Instant::now() + lifecycle::cleanup_timeout(suite, ctx.config.timeout_scale);
-        self.cleanup(&res.fixtures, res.namespace.as_deref(), deadline)
+        self.cleanup(&unheld, res.namespace.as_deref(), deadline)
             .await
     }
 }
