@@ -55,9 +55,14 @@ pub async fn command(args: GcArgs) -> Exit {
                 println!("{verb} {} {}{ns} (run {})", l.kind, l.name, l.run);
             }
             println!(
-                "{} object{} {verb}",
+                "{} object{} {}",
                 found.len(),
-                if found.len() == 1 { "" } else { "s" }
+                if found.len() == 1 { "" } else { "s" },
+                if args.dry_run {
+                    "would be deleted"
+                } else {
+                    "deleted"
+                }
             );
             Exit::Passed
         }
