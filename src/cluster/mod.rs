@@ -420,13 +420,75 @@ impl Cluster {
         if let Some(ns) = namespace
             && let Err(e) = self.delete_namespace(ns, deadline).await
         {
-            problems.push(e);
+            let holding = self.holding(tracked, ns).await;
+            if holding.is_empty() {
+                problems.push(e);
+            } else {
+                problems.push(format!("{e}; still there: {}", holding.join("; ")));
+            }
         }
         if problems.is_empty() {
             Ok(())
         } else {
             Err(problems.join("; "))
         }
+    }
+
+    /// What keeps a terminating namespace: the test's objects still in it (with their
+    /// finalizers) and the namespace's own conditions saying what remains (a real API server
+    /// sets them). Best effort, bounded: this runs after cleanup-timeout already ran out.
+    async fn holding(&self, tracked: &[Tracked], ns: &str) -> Vec<String> {
+        let look = async {
+            let mut out = Vec::new();
+            for t in tracked.iter().rev() {
+                if t.namespace.as_deref() != Some(ns) {
+                    continue;
+                }
+                let Ok(kind) = self.resolve(&t.api_version, &t.kind).await else {
+                    continue;
+                };
+                if let Ok(Some(o)) = self.get(&kind, Some(ns), &t.name).await {
+                    let fin: Vec<&str> = o
+                        .pointer("/metadata/finalizers")
+                        .and_then(Value::as_array)
+                        .map(|f| f.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    out.push(if fin.is_empty() {
+                        format!("{} {}", t.kind, t.name)
+                    } else {
+                        format!("{} {} (finalizers: {})", t.kind, t.name, fin.join(", "))
+                    });
+                }
+            }
+            let ns_kind = Kind {
+                ar: namespace_resource(),
+                namespaced: false,
+                has_status: true,
+            };
+            if let Ok(Some(n)) = self.get(&ns_kind, None, ns).await {
+                for c in n
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let remaining = c
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| t.ends_with("Remaining"));
+                    if remaining
+                        && c.get("status").and_then(Value::as_str) == Some("True")
+                        && let Some(m) = c.get("message").and_then(Value::as_str)
+                    {
+                        out.push(m.to_owned());
+                    }
+                }
+            }
+            out
+        };
+        tokio::time::timeout(Duration::from_secs(5), look)
+            .await
+            .unwrap_or_default()
     }
 }
 
