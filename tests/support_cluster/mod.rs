@@ -208,32 +208,48 @@ impl TestCluster {
     /// Record the names of namespaces created while the returned recorder lives.
     pub fn record_namespaces(&self) -> NamespaceRecorder {
         let seen: Seen = Default::default();
-        let s2 = seen.clone();
+        let peak: Arc<Mutex<HashMap<String, (usize, usize)>>> = Default::default();
+        let (s2, p2) = (seen.clone(), peak.clone());
         let api: Api<DynamicObject> = Api::all_with(self.kube.client.clone(), &ns_resource());
         let task = self.spawn(async move {
             let mut stream = watcher(api, watcher::Config::default()).boxed();
             while let Some(ev) = stream.next().await {
-                let objs = match ev {
-                    Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => vec![o],
+                let (o, alive) = match ev {
+                    Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => (o, true),
+                    Ok(watcher::Event::Delete(o)) => (o, false),
                     _ => continue,
                 };
-                for o in objs {
-                    let name = o.metadata.name.clone().unwrap_or_default();
-                    let labels: HashMap<String, String> = o
-                        .metadata
-                        .labels
-                        .clone()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect();
-                    let mut seen = s2.lock().unwrap();
-                    if !seen.iter().any(|(n, _)| *n == name) {
-                        seen.push((name, labels));
+                let name = o.metadata.name.clone().unwrap_or_default();
+                let labels: HashMap<String, String> = o
+                    .metadata
+                    .labels
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                let mut seen = s2.lock().unwrap();
+                let new = !seen.iter().any(|(n, _)| *n == name);
+                if new && alive {
+                    seen.push((name, labels.clone()));
+                }
+                // Namespaces of a run that exist at once (Terminating ones included).
+                if let Some(run) = labels.get(RUN_LABEL) {
+                    let mut peak = p2.lock().unwrap();
+                    let (now, max) = peak.entry(run.clone()).or_default();
+                    if new && alive {
+                        *now += 1;
+                        *max = (*max).max(*now);
+                    } else if !alive {
+                        *now = now.saturating_sub(1);
                     }
                 }
             }
         });
-        NamespaceRecorder { seen, _task: task }
+        NamespaceRecorder {
+            seen,
+            peak,
+            _task: task,
+        }
     }
 }
 
@@ -277,6 +293,8 @@ type Seen = Arc<Mutex<Vec<(String, HashMap<String, String>)>>>;
 /// Namespaces seen (in creation order, with their labels) since the recorder started.
 pub struct NamespaceRecorder {
     seen: Seen,
+    /// run id -> (namespaces existing now, the most that existed at once)
+    peak: Arc<Mutex<HashMap<String, (usize, usize)>>>,
     _task: Background<()>,
 }
 
@@ -290,6 +308,11 @@ impl NamespaceRecorder {
             .filter(|(_, l)| l.get(RUN_LABEL).map(String::as_str) == Some(run))
             .map(|(n, _)| n.clone())
             .collect()
+    }
+
+    /// The most namespaces of run `run` that existed at the same time.
+    pub fn peak(&self, run: &str) -> usize {
+        self.peak.lock().unwrap().get(run).map_or(0, |p| p.1)
     }
 }
 
