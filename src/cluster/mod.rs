@@ -545,11 +545,38 @@ pub fn kubeconfig_flag(kubeconfig: Option<&Path>) -> String {
         .unwrap_or_default()
 }
 
-/// Commands a person can run to look at a kept or paused namespace.
-pub fn inspect_commands(namespace: &str, kubeconfig: Option<&Path>) -> Vec<String> {
+/// Commands a person can run to look at a kept or paused namespace: the usual kinds plus
+/// every kind the test applied there (`all` does not cover custom resources).
+pub fn inspect_commands(
+    namespace: &str,
+    kubeconfig: Option<&Path>,
+    tracked: &[Tracked],
+) -> Vec<String> {
     let kc = kubeconfig_flag(kubeconfig);
+    let mut kinds: Vec<String> = ["all", "gateways", "httproutes", "configmaps"]
+        .map(str::to_owned)
+        .to_vec();
+    let covered = [
+        "configmap",
+        "gateway.gateway.networking.k8s.io",
+        "httproute.gateway.networking.k8s.io",
+    ];
+    for t in tracked
+        .iter()
+        .filter(|t| t.namespace.as_deref() == Some(namespace))
+    {
+        // kubectl takes a kind's lower-case name (its singular) qualified by the group.
+        let kind = t.kind.to_ascii_lowercase();
+        let name = match split_api_version(&t.api_version).0 {
+            "" => kind,
+            group => format!("{kind}.{group}"),
+        };
+        if !covered.contains(&name.as_str()) && !kinds.contains(&name) {
+            kinds.push(name);
+        }
+    }
     vec![
-        format!("kubectl{kc} get all,gateways,httproutes,configmaps -n {namespace}"),
+        format!("kubectl{kc} get {} -n {namespace}", kinds.join(",")),
         format!("kubectl{kc} get events -n {namespace} --sort-by=.lastTimestamp"),
         format!("kubectl{kc} delete namespace {namespace}"),
     ]
@@ -574,6 +601,38 @@ mod tests {
         assert!(!n.contains("--"), "{n}");
         assert!(namespace_name("!!!").starts_with("gwtest-"));
         assert_ne!(namespace_name("a"), namespace_name("a"));
+    }
+
+    #[test]
+    fn inspect_commands_list_the_kinds_the_test_applied() {
+        let t = |api_version: &str, kind: &str, ns: &str| Tracked {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: Some(ns.into()),
+            name: "x".into(),
+            uid: "u".into(),
+        };
+        let tracked = [
+            t("demo.gwtest.dev/v1alpha1", "Upstream", "ns1"),
+            t("v1", "ConfigMap", "ns1"),
+            t("v1", "Secret", "ns1"),
+            t("gateway.networking.k8s.io/v1", "HTTPRoute", "ns1"),
+            t("demo.gwtest.dev/v1alpha1", "Upstream", "ns1"),
+            t("example.com/v1", "Other", "elsewhere"),
+        ];
+        let c = inspect_commands("ns1", Some(Path::new("/k c")), &tracked);
+        assert_eq!(
+            c,
+            [
+                "kubectl --kubeconfig '/k c' get all,gateways,httproutes,configmaps,upstream.demo.gwtest.dev,secret -n ns1",
+                "kubectl --kubeconfig '/k c' get events -n ns1 --sort-by=.lastTimestamp",
+                "kubectl --kubeconfig '/k c' delete namespace ns1",
+            ]
+        );
+        assert_eq!(
+            inspect_commands("ns1", None, &[])[0],
+            "kubectl get all,gateways,httproutes,configmaps -n ns1"
+        );
     }
 
     #[test]

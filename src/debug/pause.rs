@@ -22,7 +22,7 @@ async fn pause(ctx: &Arc<RunContext>, id: &TestId, state: &TestState, reason: St
     let commands = state
         .namespace
         .as_deref()
-        .map(|ns| crate::cluster::inspect_commands(ns, ctx.kubeconfig.as_deref()))
+        .map(|ns| crate::cluster::inspect_commands(ns, ctx.kubeconfig.as_deref(), &state.tracked))
         .unwrap_or_default();
     ctx.events.emit(Event::Paused {
         id: id.clone(),
