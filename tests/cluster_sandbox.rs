@@ -92,3 +92,20 @@ fn gwtest_sandbox_serves_runs_and_kubectl_until_ctrl_c() {
     done.assert_exit(0);
     assert!(done.wall < Duration::from_secs(30), "{}", done.dump());
 }
+
+#[test]
+fn the_suite_example_in_docs_clusters_md_runs_in_the_sandbox() {
+    let md =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/clusters.md")).unwrap();
+    let ws = Workspace::new("docs-clusters");
+    let block = regex::Regex::new(r"(?s)```yaml\n# file: (\S+)\n(.*?)```").unwrap();
+    let mut files = Vec::new();
+    for c in block.captures_iter(&md) {
+        ws.write(&format!("docs/{}", &c[1]), &c[2]);
+        files.push(c[1].to_owned());
+    }
+    assert!(files.contains(&"suite.yaml".to_owned()), "{files:?}");
+    let out = ws.gwtest(&["run", "docs", "--sandbox"]).run();
+    out.assert_exit(0);
+    out.assert_counts(1, 0, 0, 0);
+}
