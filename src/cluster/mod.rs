@@ -601,6 +601,19 @@ mod tests {
         assert!(!n.contains("--"), "{n}");
         assert!(namespace_name("!!!").starts_with("gwtest-"));
         assert_ne!(namespace_name("a"), namespace_name("a"));
+
+        let re = regex::Regex::new("^gwtest-[a-z0-9]([a-z0-9-]*[a-z0-9])?-[a-z0-9]{6}$").unwrap();
+        // As long as a label may be, never longer; a cut never leaves a dash before the suffix.
+        let long = namespace_name(&"a".repeat(100));
+        assert_eq!(long.len(), 63, "{long}");
+        let cut = namespace_name(&format!("{}-b", "a".repeat(48)));
+        assert!(re.is_match(&cut), "{cut}");
+        for name in ["Spec_Preserved", "t01", "--x--", "route.v2/tls"] {
+            let n = namespace_name(name);
+            assert!(re.is_match(&n), "{name}: {n}");
+        }
+        assert!(namespace_name("Spec_Preserved").starts_with("gwtest-spec-preserved-"));
+        assert!(namespace_name("route.v2/tls").starts_with("gwtest-route-v2-tls-"));
     }
 
     #[test]
@@ -632,6 +645,67 @@ mod tests {
         assert_eq!(
             inspect_commands("ns1", None, &[])[0],
             "kubectl get all,gateways,httproutes,configmaps -n ns1"
+        );
+    }
+
+    #[test]
+    fn transient_errors_are_retried_and_the_rest_are_not() {
+        let api = |code| ClusterError::Api {
+            code,
+            reason: "R".into(),
+            message: "m".into(),
+        };
+        for code in [409, 429, 500, 502, 503, 504] {
+            assert!(api(code).is_transient(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 422] {
+            assert!(!api(code).is_transient(), "{code}");
+        }
+        assert!(api(404).is_not_found());
+        let unreachable = ClusterError::Unreachable {
+            server: "https://x".into(),
+            cause: "refused".into(),
+        };
+        assert!(unreachable.is_transient());
+        assert_eq!(
+            unreachable.to_string(),
+            "cannot reach the Kubernetes API at https://x: refused"
+        );
+        let unknown = ClusterError::UnknownKind {
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+        };
+        assert!(!unknown.is_transient());
+        assert_eq!(
+            unknown.to_string(),
+            "the cluster has no kind Widget in example.com/v1 (is its CRD applied?)"
+        );
+    }
+
+    #[test]
+    fn error_chains_skip_repeated_causes() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let e = E(
+            "client error (Connect): tcp connect error",
+            Some(Box::new(E(
+                "tcp connect error",
+                Some(Box::new(E("Connection refused", None))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&e),
+            "client error (Connect): tcp connect error: Connection refused"
         );
     }
 
