@@ -470,6 +470,58 @@ fn ctrl_c_mid_run_still_cleans_up_and_exits_130() {
 }
 
 #[test]
+fn ctrl_c_also_removes_the_suites_fixtures_and_shared_namespace() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("ctrl-c-suite");
+    fixture(&ws, "fx.yaml", "fx-interrupted");
+    ws.suite(
+        "s",
+        "namespace: per-suite\nfixtures: [../fx.yaml]\ndefaults: {timeout: 60s}",
+    );
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "waits",
+            "",
+            r#"  - apply:
+      manifest: {apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, metadata: {name: u}, spec: {port: 1}}
+  - assert:
+      resource: {apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}
+      conditions: [{type: Accepted, status: "True"}]
+"#,
+        ),
+    );
+    let running = cluster
+        .gwtest(&ws, &["run", "s"])
+        .timeout(Duration::from_secs(60))
+        .spawn();
+    let mut objects = Vec::new();
+    let ok = eventually(Duration::from_secs(20), || {
+        objects = cluster.labelled_objects();
+        objects.iter().any(|o| o.starts_with("Upstream "))
+    });
+    assert!(ok, "{objects:?}\n{}", running.stdout_so_far());
+    // The fixture's namespace, its ConfigMap, the suite's namespace, the test's Upstream.
+    assert!(
+        objects.contains(&"Namespace fx-interrupted".to_owned()),
+        "{objects:?}"
+    );
+    assert!(
+        objects.contains(&"ConfigMap fx-interrupted/shared".to_owned()),
+        "{objects:?}"
+    );
+    assert!(
+        objects.iter().any(|o| o.starts_with("Namespace gwtest-s-")),
+        "{objects:?}"
+    );
+    running.signal(libc::SIGINT);
+    let out = running.wait();
+    out.assert_exit(130);
+    let left = cluster.labelled_objects();
+    assert!(left.is_empty(), "{left:?}\n{}", out.dump());
+}
+
+#[test]
 fn gc_removes_what_a_killed_run_left_and_dry_run_only_lists_it() {
     let cluster = TestCluster::start();
     let ws = Workspace::new("gc");
