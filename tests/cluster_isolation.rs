@@ -429,18 +429,12 @@ fn waiting_suite(ws: &Workspace) {
 /// Wait until both tests of `waiting_suite` applied everything; returns the labelled objects.
 fn wait_for_waiting_tests(cluster: &TestCluster, out: &support::Running) -> Vec<String> {
     let mut objects = Vec::new();
+    // The kinds are listed one after the other: wait for a listing that has all of them.
     let ok = eventually(Duration::from_secs(20), || {
         objects = cluster.labelled_objects();
-        objects
+        ["Namespace ", "ConfigMap ", "GatewayClass ", "Upstream "]
             .iter()
-            .filter(|o| o.starts_with("Upstream "))
-            .count()
-            == 2
-            && objects
-                .iter()
-                .filter(|o| o.starts_with("GatewayClass "))
-                .count()
-                == 2
+            .all(|k| objects.iter().filter(|o| o.starts_with(k)).count() == 2)
     });
     assert!(
         ok,
@@ -496,24 +490,16 @@ fn ctrl_c_also_removes_the_suites_fixtures_and_shared_namespace() {
         .timeout(Duration::from_secs(60))
         .spawn();
     let mut objects = Vec::new();
+    // The fixture's namespace, its ConfigMap, the suite's namespace, the test's Upstream (the
+    // kinds are listed one after the other: wait for a listing that has all of them).
     let ok = eventually(Duration::from_secs(20), || {
         objects = cluster.labelled_objects();
-        objects.iter().any(|o| o.starts_with("Upstream "))
+        objects.contains(&"Namespace fx-interrupted".to_owned())
+            && objects.contains(&"ConfigMap fx-interrupted/shared".to_owned())
+            && objects.iter().any(|o| o.starts_with("Namespace gwtest-s-"))
+            && objects.iter().any(|o| o.starts_with("Upstream gwtest-s-"))
     });
     assert!(ok, "{objects:?}\n{}", running.stdout_so_far());
-    // The fixture's namespace, its ConfigMap, the suite's namespace, the test's Upstream.
-    assert!(
-        objects.contains(&"Namespace fx-interrupted".to_owned()),
-        "{objects:?}"
-    );
-    assert!(
-        objects.contains(&"ConfigMap fx-interrupted/shared".to_owned()),
-        "{objects:?}"
-    );
-    assert!(
-        objects.iter().any(|o| o.starts_with("Namespace gwtest-s-")),
-        "{objects:?}"
-    );
     running.signal(libc::SIGINT);
     let out = running.wait();
     out.assert_exit(130);
