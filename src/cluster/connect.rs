@@ -76,6 +76,7 @@ pub async fn connect_with(
     timeout: Duration,
 ) -> Result<Cluster, ClusterError> {
     let server = cfg.cluster_url.to_string().trim_end_matches('/').to_owned();
+    let connect_timeout = cfg.connect_timeout;
     let client = kube::Client::try_from(cfg).map_err(|e| ClusterError::Unreachable {
         server: server.clone(),
         cause: error_chain(&e),
@@ -96,8 +97,22 @@ pub async fn connect_with(
         }
         Ok(Err(e)) => Err(ClusterError::Unreachable {
             server,
-            cause: error_chain(&e),
+            cause: connect_cause(&e, connect_timeout),
         }),
         Ok(Ok(_)) => Ok(Cluster::new(client, server, kubeconfig)),
+    }
+}
+
+/// The cause of a failed probe, for people: the client's connect timeout (which covers the TLS
+/// handshake, so it is what a port that accepts and never answers runs into) says so instead
+/// of "deadline has elapsed".
+fn connect_cause(e: &kube::Error, connect_timeout: Option<Duration>) -> String {
+    let chain = error_chain(e);
+    match connect_timeout {
+        Some(t) if chain.contains("deadline has elapsed") => format!(
+            "no answer within {} (connecting: TCP and TLS handshake)",
+            crate::util::fmt_duration(t)
+        ),
+        _ => chain,
     }
 }

@@ -55,9 +55,14 @@ pub async fn command(args: GcArgs) -> Exit {
                 println!("{verb} {} {}{ns} (run {})", l.kind, l.name, l.run);
             }
             println!(
-                "{} object{} {verb}",
+                "{} object{} {}",
                 found.len(),
-                if found.len() == 1 { "" } else { "s" }
+                if found.len() == 1 { "" } else { "s" },
+                if args.dry_run {
+                    "would be deleted"
+                } else {
+                    "deleted"
+                }
             );
             Exit::Passed
         }
@@ -167,4 +172,31 @@ pub async fn collect(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn selectors_and_leftovers() {
+        assert_eq!(selector(None), "gwtest.dev/run");
+        assert_eq!(selector(Some("r1")), "gwtest.dev/run=r1");
+        let o = json!({"metadata": {"name": "cm", "namespace": "ns",
+            "labels": {"gwtest.dev/run": "r1", "app": "x"}}});
+        assert_eq!(
+            leftover("ConfigMap", &o),
+            Leftover {
+                kind: "ConfigMap".into(),
+                namespace: Some("ns".into()),
+                name: "cm".into(),
+                run: "r1".into(),
+            }
+        );
+        let ns =
+            json!({"metadata": {"name": "gwtest-a-123456", "labels": {"gwtest.dev/run": "r2"}}});
+        assert_eq!(leftover("Namespace", &ns).namespace, None);
+        assert_eq!(leftover("Namespace", &ns).run, "r2");
+    }
 }

@@ -420,13 +420,75 @@ impl Cluster {
         if let Some(ns) = namespace
             && let Err(e) = self.delete_namespace(ns, deadline).await
         {
-            problems.push(e);
+            let holding = self.holding(tracked, ns).await;
+            if holding.is_empty() {
+                problems.push(e);
+            } else {
+                problems.push(format!("{e}; still there: {}", holding.join("; ")));
+            }
         }
         if problems.is_empty() {
             Ok(())
         } else {
             Err(problems.join("; "))
         }
+    }
+
+    /// What keeps a terminating namespace: the test's objects still in it (with their
+    /// finalizers) and the namespace's own conditions saying what remains (a real API server
+    /// sets them). Best effort, bounded: this runs after cleanup-timeout already ran out.
+    async fn holding(&self, tracked: &[Tracked], ns: &str) -> Vec<String> {
+        let look = async {
+            let mut out = Vec::new();
+            for t in tracked.iter().rev() {
+                if t.namespace.as_deref() != Some(ns) {
+                    continue;
+                }
+                let Ok(kind) = self.resolve(&t.api_version, &t.kind).await else {
+                    continue;
+                };
+                if let Ok(Some(o)) = self.get(&kind, Some(ns), &t.name).await {
+                    let fin: Vec<&str> = o
+                        .pointer("/metadata/finalizers")
+                        .and_then(Value::as_array)
+                        .map(|f| f.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    out.push(if fin.is_empty() {
+                        format!("{} {}", t.kind, t.name)
+                    } else {
+                        format!("{} {} (finalizers: {})", t.kind, t.name, fin.join(", "))
+                    });
+                }
+            }
+            let ns_kind = Kind {
+                ar: namespace_resource(),
+                namespaced: false,
+                has_status: true,
+            };
+            if let Ok(Some(n)) = self.get(&ns_kind, None, ns).await {
+                for c in n
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let remaining = c
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| t.ends_with("Remaining"));
+                    if remaining
+                        && c.get("status").and_then(Value::as_str) == Some("True")
+                        && let Some(m) = c.get("message").and_then(Value::as_str)
+                    {
+                        out.push(m.to_owned());
+                    }
+                }
+            }
+            out
+        };
+        tokio::time::timeout(Duration::from_secs(5), look)
+            .await
+            .unwrap_or_default()
     }
 }
 
@@ -483,11 +545,38 @@ pub fn kubeconfig_flag(kubeconfig: Option<&Path>) -> String {
         .unwrap_or_default()
 }
 
-/// Commands a person can run to look at a kept or paused namespace.
-pub fn inspect_commands(namespace: &str, kubeconfig: Option<&Path>) -> Vec<String> {
+/// Commands a person can run to look at a kept or paused namespace: the usual kinds plus
+/// every kind the test applied there (`all` does not cover custom resources).
+pub fn inspect_commands(
+    namespace: &str,
+    kubeconfig: Option<&Path>,
+    tracked: &[Tracked],
+) -> Vec<String> {
     let kc = kubeconfig_flag(kubeconfig);
+    let mut kinds: Vec<String> = ["all", "gateways", "httproutes", "configmaps"]
+        .map(str::to_owned)
+        .to_vec();
+    let covered = [
+        "configmap",
+        "gateway.gateway.networking.k8s.io",
+        "httproute.gateway.networking.k8s.io",
+    ];
+    for t in tracked
+        .iter()
+        .filter(|t| t.namespace.as_deref() == Some(namespace))
+    {
+        // kubectl takes a kind's lower-case name (its singular) qualified by the group.
+        let kind = t.kind.to_ascii_lowercase();
+        let name = match split_api_version(&t.api_version).0 {
+            "" => kind,
+            group => format!("{kind}.{group}"),
+        };
+        if !covered.contains(&name.as_str()) && !kinds.contains(&name) {
+            kinds.push(name);
+        }
+    }
     vec![
-        format!("kubectl{kc} get all,gateways,httproutes,configmaps -n {namespace}"),
+        format!("kubectl{kc} get {} -n {namespace}", kinds.join(",")),
         format!("kubectl{kc} get events -n {namespace} --sort-by=.lastTimestamp"),
         format!("kubectl{kc} delete namespace {namespace}"),
     ]
@@ -512,6 +601,112 @@ mod tests {
         assert!(!n.contains("--"), "{n}");
         assert!(namespace_name("!!!").starts_with("gwtest-"));
         assert_ne!(namespace_name("a"), namespace_name("a"));
+
+        let re = regex::Regex::new("^gwtest-[a-z0-9]([a-z0-9-]*[a-z0-9])?-[a-z0-9]{6}$").unwrap();
+        // As long as a label may be, never longer; a cut never leaves a dash before the suffix.
+        let long = namespace_name(&"a".repeat(100));
+        assert_eq!(long.len(), 63, "{long}");
+        let cut = namespace_name(&format!("{}-b", "a".repeat(48)));
+        assert!(re.is_match(&cut), "{cut}");
+        for name in ["Spec_Preserved", "t01", "--x--", "route.v2/tls"] {
+            let n = namespace_name(name);
+            assert!(re.is_match(&n), "{name}: {n}");
+        }
+        assert!(namespace_name("Spec_Preserved").starts_with("gwtest-spec-preserved-"));
+        assert!(namespace_name("route.v2/tls").starts_with("gwtest-route-v2-tls-"));
+    }
+
+    #[test]
+    fn inspect_commands_list_the_kinds_the_test_applied() {
+        let t = |api_version: &str, kind: &str, ns: &str| Tracked {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: Some(ns.into()),
+            name: "x".into(),
+            uid: "u".into(),
+        };
+        let tracked = [
+            t("demo.gwtest.dev/v1alpha1", "Upstream", "ns1"),
+            t("v1", "ConfigMap", "ns1"),
+            t("v1", "Secret", "ns1"),
+            t("gateway.networking.k8s.io/v1", "HTTPRoute", "ns1"),
+            t("demo.gwtest.dev/v1alpha1", "Upstream", "ns1"),
+            t("example.com/v1", "Other", "elsewhere"),
+        ];
+        let c = inspect_commands("ns1", Some(Path::new("/k c")), &tracked);
+        assert_eq!(
+            c,
+            [
+                "kubectl --kubeconfig '/k c' get all,gateways,httproutes,configmaps,upstream.demo.gwtest.dev,secret -n ns1",
+                "kubectl --kubeconfig '/k c' get events -n ns1 --sort-by=.lastTimestamp",
+                "kubectl --kubeconfig '/k c' delete namespace ns1",
+            ]
+        );
+        assert_eq!(
+            inspect_commands("ns1", None, &[])[0],
+            "kubectl get all,gateways,httproutes,configmaps -n ns1"
+        );
+    }
+
+    #[test]
+    fn transient_errors_are_retried_and_the_rest_are_not() {
+        let api = |code| ClusterError::Api {
+            code,
+            reason: "R".into(),
+            message: "m".into(),
+        };
+        for code in [409, 429, 500, 502, 503, 504] {
+            assert!(api(code).is_transient(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 422] {
+            assert!(!api(code).is_transient(), "{code}");
+        }
+        assert!(api(404).is_not_found());
+        let unreachable = ClusterError::Unreachable {
+            server: "https://x".into(),
+            cause: "refused".into(),
+        };
+        assert!(unreachable.is_transient());
+        assert_eq!(
+            unreachable.to_string(),
+            "cannot reach the Kubernetes API at https://x: refused"
+        );
+        let unknown = ClusterError::UnknownKind {
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+        };
+        assert!(!unknown.is_transient());
+        assert_eq!(
+            unknown.to_string(),
+            "the cluster has no kind Widget in example.com/v1 (is its CRD applied?)"
+        );
+    }
+
+    #[test]
+    fn error_chains_skip_repeated_causes() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let e = E(
+            "client error (Connect): tcp connect error",
+            Some(Box::new(E(
+                "tcp connect error",
+                Some(Box::new(E("Connection refused", None))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&e),
+            "client error (Connect): tcp connect error: Connection refused"
+        );
     }
 
     #[test]

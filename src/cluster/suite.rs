@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
@@ -213,7 +214,10 @@ impl Cluster {
             hold: None,
         };
         let now = Instant::now();
-        let limits = Limits::for_step(now, timeout, now + timeout, timeout, ctx.cancel.clone());
+        // Only the variable's own timeout bounds the wait (there is no test, so no test
+        // deadline): running out is reported as that timeout, never as a test-timeout.
+        let no_test_deadline = now + timeout + Duration::from_secs(1);
+        let limits = Limits::for_step(now, timeout, no_test_deadline, timeout, ctx.cancel.clone());
         let what = format!(
             "{kind_name} {obj_name}{}",
             ns.as_ref().map(|n| format!(" in {n}")).unwrap_or_default()

@@ -83,3 +83,94 @@ impl Target {
         cmd
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn target(yaml: &str, vars: &Vars, ns: Option<&str>) -> Result<Target, VarError> {
+        let r: ResourceRef = serde_saphyr::from_str(yaml).expect("reference parses");
+        Target::from_ref(&r, vars, ns)
+    }
+
+    #[test]
+    fn references_expand_variables_and_default_the_namespace() {
+        let mut vars = Vars::new();
+        vars.set("n", "web");
+        vars.set("tier", "front");
+        let t = target(
+            "{apiVersion: v1, kind: ConfigMap, name: 'cfg-${n}'}",
+            &vars,
+            Some("gwtest-t-abc123"),
+        )
+        .unwrap();
+        assert_eq!(t.name.as_deref(), Some("cfg-web"));
+        assert_eq!(t.namespace.as_deref(), Some("gwtest-t-abc123"));
+        assert_eq!(t.describe(true), "ConfigMap cfg-web in gwtest-t-abc123");
+        // Cluster-scoped kinds are never described (or fetched) with a namespace.
+        assert_eq!(t.describe(false), "ConfigMap cfg-web");
+
+        let t = target(
+            "{apiVersion: v1, kind: Service, namespace: infra, selector: {app: '${n}', tier: '${tier}'}}",
+            &vars,
+            Some("gwtest-t-abc123"),
+        )
+        .unwrap();
+        assert_eq!(t.namespace.as_deref(), Some("infra"));
+        assert_eq!(t.selector.as_deref(), Some("app=web,tier=front"));
+        assert_eq!(t.describe(true), "Service [app=web,tier=front] in infra");
+
+        let t = target(
+            "{apiVersion: v1, kind: Pod, selector: 'app in (${n}, db)'}",
+            &vars,
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.selector.as_deref(), Some("app in (web, db)"));
+        assert_eq!(t.namespace, None);
+
+        let err = target("{apiVersion: v1, kind: Pod, name: '${nope}'}", &vars, None).unwrap_err();
+        assert!(err.message.contains("${nope}"), "{}", err.message);
+    }
+
+    #[test]
+    fn kubectl_commands_name_the_resource_group_and_namespace() {
+        let vars = Vars::new();
+        let t = target(
+            "{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}",
+            &vars,
+            Some("ns1"),
+        )
+        .unwrap();
+        assert_eq!(
+            t.kubectl_get(
+                "upstreams",
+                "demo.gwtest.dev",
+                true,
+                Some(Path::new("/k/config"))
+            ),
+            "kubectl --kubeconfig /k/config get upstreams.demo.gwtest.dev u -n ns1 -o yaml"
+        );
+        let t = target(
+            "{apiVersion: v1, kind: ConfigMap, selector: 'app in (a, b)'}",
+            &vars,
+            Some("ns1"),
+        )
+        .unwrap();
+        assert_eq!(
+            t.kubectl_get("configmaps", "", true, None),
+            "kubectl get configmaps -l 'app in (a, b)' -n ns1 -o yaml"
+        );
+        let t = target(
+            "{apiVersion: gateway.networking.k8s.io/v1, kind: GatewayClass, name: c}",
+            &vars,
+            Some("ns1"),
+        )
+        .unwrap();
+        assert_eq!(
+            t.kubectl_get("gatewayclasses", "gateway.networking.k8s.io", false, None),
+            "kubectl get gatewayclasses.gateway.networking.k8s.io c -o yaml"
+        );
+    }
+}

@@ -28,7 +28,7 @@ async fn pause(
     let commands = state
         .namespace
         .as_deref()
-        .map(|ns| crate::cluster::inspect_commands(ns, ctx.kubeconfig.as_deref()))
+        .map(|ns| crate::cluster::inspect_commands(ns, ctx.kubeconfig.as_deref(), &state.tracked))
         .unwrap_or_default();
     ctx.events.emit(Event::Paused {
         id: id.clone(),

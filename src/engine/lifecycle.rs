@@ -274,7 +274,11 @@ pub async fn run_try(
                 ctx.events.emit(Event::Kept {
                     id: id.clone(),
                     namespace: ns.to_owned(),
-                    commands: crate::cluster::inspect_commands(ns, ctx.kubeconfig.as_deref()),
+                    commands: crate::cluster::inspect_commands(
+                        ns,
+                        ctx.kubeconfig.as_deref(),
+                        &state.tracked,
+                    ),
                 });
             }
         } else if own_ns.is_some() || !state.tracked.is_empty() {

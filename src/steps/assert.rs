@@ -255,7 +255,7 @@ async fn attempt(
         return match items.first() {
             None => Ok(serde_json::json!({ "items": [] })),
             Some(o) => Err(still_exists(
-                &format!("{what} ({} objects)", items.len()),
+                &format!("{what} ({})", objects(items.len())),
                 o,
             )),
         };
@@ -264,10 +264,10 @@ async fn attempt(
         Some(n) if items.len() != n as usize => {
             return Err(Miss::new(
                 Class::NotFound,
-                format!("found {} objects", items.len()),
+                format!("found {}", objects(items.len())),
                 format!(
-                    "{what}: found {} objects, expected {n}{}",
-                    items.len(),
+                    "{what}: found {}, expected {n}{}",
+                    objects(items.len()),
                     names(&items)
                 ),
             ));
@@ -289,6 +289,11 @@ async fn attempt(
         check_object(expect, o, &format!("{} {name}", target.kind))?;
     }
     Ok(serde_json::json!({ "items": items }))
+}
+
+/// `1 object`, `2 objects`
+fn objects(n: usize) -> String {
+    format!("{n} object{}", if n == 1 { "" } else { "s" })
 }
 
 fn names(items: &[Value]) -> String {

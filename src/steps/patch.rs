@@ -32,7 +32,13 @@ pub async fn run(spec: &PatchSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         hold: None,
         ..ctx.policy
     };
-    let what = format!("{} {name}", target.kind);
+    // Resolved here only to name the object with its namespace; the attempts resolve again
+    // (a kind not served yet is retried there).
+    let namespaced = cluster
+        .resolve(&target.api_version, &target.kind)
+        .await
+        .map_or(target.namespace.is_some(), |k| k.namespaced);
+    let what = target.describe(namespaced);
     let pending = format!("patching {what}");
     let mut observer = ctx.observer();
     let result = retry::eventually(&policy, &ctx.limits, &pending, &mut observer, |_| {

@@ -1,0 +1,192 @@
+//! A cluster gwtest cannot use is an infrastructure failure (exit 3), reported within a
+//! bounded time (≤ 15 s) with the server and the cause: a closed port, a port that accepts and
+//! never answers, refused credentials, an untrusted certificate, a missing kubeconfig or
+//! context. Suites that need no cluster never connect.
+
+mod support;
+mod support_cluster;
+
+use std::time::Duration;
+
+use gwtest::sandbox::apiserver::kubeconfig;
+use support::{Workspace, closed_port, test_doc};
+use support_cluster::TestCluster;
+
+/// The bound DESIGN sets for reporting an unusable cluster.
+const BOUND: Duration = Duration::from_secs(15);
+
+/// A suite with one cluster step, and a kubeconfig for `server` with `token` (and `ca`).
+fn setup(ws: &Workspace, server: &str, token: &str, ca: Option<&str>) -> String {
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "t",
+            "",
+            "  - apply:\n      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n",
+        ),
+    );
+    let kc = ws.write("kubeconfig", &kubeconfig::render(server, token, ca));
+    kc.display().to_string()
+}
+
+/// Runs `gwtest run s --kubeconfig KC`: exit 3 within the bound; returns stderr.
+fn run_infra(ws: &Workspace, kc: &str) -> String {
+    let out = ws
+        .gwtest(&["run", "s", "--kubeconfig", kc])
+        .timeout(Duration::from_secs(40))
+        .run();
+    out.assert_exit(3);
+    assert!(out.wall <= BOUND, "took {:?}\n{}", out.wall, out.dump());
+    // Nothing ran: no test result lines.
+    assert!(out.results().is_empty(), "{}", out.dump());
+    out.stderr
+}
+
+fn assert_line(text: &str, re: &str) {
+    let r = regex::Regex::new(&format!("(?m){re}")).unwrap();
+    assert!(r.is_match(text), "no line matches /{re}/ in:\n{text}");
+}
+
+#[test]
+fn a_closed_port_is_exit_3_naming_the_server_and_the_cause() {
+    let ws = Workspace::new("closed");
+    let server = format!("https://127.0.0.1:{}", closed_port());
+    let kc = setup(&ws, &server, "t", None);
+    let err = run_infra(&ws, &kc);
+    assert_line(
+        &err,
+        &format!(
+            r"^error: cannot reach the Kubernetes API at {}: .*tcp connect error: Connection refused \(os error 111\)$",
+            regex::escape(&server)
+        ),
+    );
+    assert_line(
+        &err,
+        r#"^  \(needed by s/t\.test\.yaml:6:5: step "apply ConfigMap/x" \(apply\)\)$"#,
+    );
+}
+
+#[test]
+fn a_port_that_accepts_and_never_answers_is_exit_3_within_the_bound() {
+    let ws = Workspace::new("silent");
+    // Accepts connections (the kernel does, from the backlog) and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = format!("https://{}", listener.local_addr().unwrap());
+    let kc = setup(&ws, &server, "t", None);
+    let err = run_infra(&ws, &kc);
+    assert_line(
+        &err,
+        &format!(
+            r"^error: cannot reach the Kubernetes API at {}: no answer within 5s \(connecting: TCP and TLS handshake\)$",
+            regex::escape(&server)
+        ),
+    );
+    drop(listener);
+}
+
+#[test]
+fn refused_credentials_are_exit_3_naming_the_credentials() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("token");
+    let kc = setup(
+        &ws,
+        &cluster.url(),
+        "not-the-token",
+        cluster.server().ca_pem(),
+    );
+    let err = run_infra(&ws, &kc);
+    assert_line(
+        &err,
+        &format!(
+            r"^error: cannot reach the Kubernetes API at {}: the credentials were refused \(401 Unauthorized\): Unauthorized$",
+            regex::escape(&cluster.url())
+        ),
+    );
+    assert!(cluster.run_namespaces(None).is_empty());
+}
+
+#[test]
+fn an_untrusted_certificate_is_exit_3_naming_tls() {
+    let cluster = TestCluster::start();
+    let other = TestCluster::start();
+    let ws = Workspace::new("tls");
+    // The right token, another server's CA.
+    let kc = setup(
+        &ws,
+        &cluster.url(),
+        cluster.server().token(),
+        other.server().ca_pem(),
+    );
+    let err = run_infra(&ws, &kc);
+    assert_line(
+        &err,
+        &format!(
+            r"^error: cannot reach the Kubernetes API at {}: .*invalid peer certificate: BadSignature$",
+            regex::escape(&cluster.url())
+        ),
+    );
+}
+
+#[test]
+fn a_missing_kubeconfig_or_context_is_exit_3_and_says_which() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("kubeconfig");
+    setup(&ws, "https://127.0.0.1:1", "t", None);
+    let missing = ws.path().join("nope/kubeconfig");
+    let out = ws
+        .gwtest(&["run", "s", "--kubeconfig", &missing.display().to_string()])
+        .run();
+    out.assert_exit(3);
+    assert_line(
+        &out.stderr,
+        &format!(
+            r"^error: cannot read kubeconfig {}: .*$",
+            regex::escape(&missing.display().to_string())
+        ),
+    );
+    let out = cluster
+        .gwtest(&ws, &["run", "s", "--context", "elsewhere"])
+        .run();
+    out.assert_exit(3);
+    assert_line(&out.stderr, r"^error: kubeconfig \S+: .*elsewhere.*$");
+}
+
+#[test]
+fn a_suite_without_cluster_steps_never_connects() {
+    let ws = Workspace::new("no-cluster");
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc("t", "", "  - exec:\n      command: [\"true\"]\n"),
+    );
+    let kc = ws.write(
+        "kubeconfig",
+        &kubeconfig::render(&format!("https://127.0.0.1:{}", closed_port()), "t", None),
+    );
+    let out = ws
+        .gwtest(&["run", "s", "--kubeconfig", &kc.display().to_string()])
+        .run();
+    out.assert_exit(0);
+    out.assert_counts(1, 0, 0, 0);
+}
+
+#[test]
+fn gc_against_an_unreachable_cluster_is_exit_3() {
+    let ws = Workspace::new("gc-closed");
+    let server = format!("https://127.0.0.1:{}", closed_port());
+    let kc = ws.write("kubeconfig", &kubeconfig::render(&server, "t", None));
+    let out = ws
+        .gwtest(&["gc", "--kubeconfig", &kc.display().to_string()])
+        .timeout(Duration::from_secs(40))
+        .run();
+    out.assert_exit(3);
+    assert!(out.wall <= BOUND, "{}", out.dump());
+    assert_line(
+        &out.stderr,
+        &format!(
+            r"^error: cannot reach the Kubernetes API at {}: .*Connection refused.*$",
+            regex::escape(&server)
+        ),
+    );
+}

@@ -1,0 +1,917 @@
+//! Every cluster step kind and option through the real binary against an embedded API server
+//! started by the test (DESIGN §1.1–1.5): apply (files, multi-document files, lists, inline,
+//! `${}`, namespace defaulting, explicit namespaces, cluster-scoped kinds, a CRD then its kind,
+//! the run label, a rejected manifest), patch (merge, status), delete (waiting for a finalizer,
+//! by selector, a missing object), assert (by name, by selector + count, conditions with
+//! reason, freshness, no status, fields with unordered lists and diffs, absent, capture,
+//! replaced) and `vars.from`. Status a controller would write is written by the test.
+
+mod support;
+mod support_cluster;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Workspace, test_doc};
+use support_cluster::{Mode, TestCluster, UPSTREAM, name_of, run_id, uid_of};
+
+const CM: (&str, &str) = ("v1", "ConfigMap");
+
+fn json_report(ws: &Workspace, name: &str) -> Value {
+    let text = std::fs::read_to_string(ws.path().join(name)).expect("json report");
+    serde_json::from_str(&text).expect("json report parses")
+}
+
+/// The namespace of the first try of test `test` in the JSON report.
+fn test_namespace(report: &Value, test: &str) -> String {
+    for s in report["suites"].as_array().unwrap() {
+        for t in s["tests"].as_array().unwrap() {
+            if t["name"] == test {
+                return t["tries"][0]["namespace"]
+                    .as_str()
+                    .expect("namespace")
+                    .to_owned();
+            }
+        }
+    }
+    panic!("no test {test} in {report}")
+}
+
+#[test]
+fn apply_files_lists_inline_variables_namespaces_and_cluster_scoped_objects() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("apply-forms");
+    ws.suite("s", "vars:\n  color: blue\n  port: 8080");
+    ws.write(
+        "s/one.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\ndata:\n  color: ${color}\n  test: ${test}\n",
+    );
+    ws.write(
+        "s/multi.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: multi-a}\ndata: {n: \"1\"}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: multi-b}\ndata: {n: \"2\"}\n",
+    );
+    ws.write(
+        "s/manifests/listed.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: listed}\ndata: {ns: \"${namespace}\"}\n",
+    );
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "forms",
+            "",
+            r#"  - apply: one.yaml
+  - apply: multi.yaml
+  - apply: [manifests/listed.yaml, one.yaml]
+  - name: inline, cluster-scoped and explicit namespace
+    apply:
+      - manifest: {apiVersion: v1, kind: Namespace, metadata: {name: "explicit-${unique}"}}
+      - manifest:
+          apiVersion: v1
+          kind: ConfigMap
+          metadata: {name: elsewhere, namespace: "explicit-${unique}"}
+          data: {text: "port ${port}"}
+      - manifest:
+          apiVersion: demo.gwtest.dev/v1alpha1
+          kind: Upstream
+          metadata: {name: typed, namespace: "explicit-${unique}"}
+          spec: {port: "${port}"}
+      - manifest:
+          apiVersion: gateway.networking.k8s.io/v1
+          kind: GatewayClass
+          metadata: {name: "class-${unique}", namespace: "ignored-for-cluster-scoped"}
+          spec: {controllerName: example.com/gateway}
+  - assert:
+      resource: {apiVersion: v1, kind: ConfigMap, name: elsewhere, namespace: "explicit-${unique}"}
+      fields: {data: {text: "port 8080"}}
+      capture: {explicit_ns: $.metadata.namespace}
+  - assert:
+      resource: {apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: typed, namespace: "explicit-${unique}"}
+      fields: {spec: {port: 8080}}
+  - assert:
+      resource: {apiVersion: gateway.networking.k8s.io/v1, kind: GatewayClass, name: "class-${unique}"}
+      fields: {spec: {controllerName: example.com/gateway}}
+      capture: {class: $.metadata.name}
+  - exec:
+      command: [sh, -c, 'printf "%s %s %s" "$NS" "$EXPLICIT" "$CLASS" > "names-$RUN"']
+      env: {NS: "${namespace}", EXPLICIT: "${explicit_ns}", CLASS: "${class}", RUN: "${run}"}
+"#,
+        ),
+    );
+    let out = cluster
+        .gwtest(&ws, &["run", "s", "--keep", "always", "--json", "r.json"])
+        .run();
+    out.assert_exit(0);
+    out.assert_counts(1, 0, 0, 0);
+    let run = run_id(&out.stdout);
+    let names = std::fs::read_to_string(ws.path().join(format!("s/names-{run}"))).unwrap();
+    let names: Vec<&str> = names.split(' ').collect();
+    let (ns, explicit, class) = (names[0], names[1], names[2]);
+    assert!(ns.starts_with("gwtest-forms-"), "{ns}");
+    assert_eq!(test_namespace(&json_report(&ws, "r.json"), "forms"), ns);
+
+    // Kept (--keep always): everything is where the suite said, substituted and labelled.
+    let label = |o: &Value| {
+        o.pointer("/metadata/labels/gwtest.dev~1run")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let one = cluster
+        .get(CM, Some(ns), "one")
+        .expect("one in the test namespace");
+    assert_eq!(one["data"], json!({"color": "blue", "test": "forms"}));
+    for name in ["multi-a", "multi-b", "listed", "one"] {
+        let o = cluster
+            .get(CM, Some(ns), name)
+            .unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(label(&o).as_deref(), Some(run.as_str()), "{name}: {o}");
+        let managers: Vec<&str> = o["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        assert!(managers.contains(&"gwtest"), "{name}: {managers:?}");
+        assert!(
+            o["metadata"]["managedFields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["manager"] == "gwtest" && m["operation"] == "Apply"),
+            "{name} was server-side applied: {o}"
+        );
+    }
+    assert_eq!(
+        cluster.get(CM, Some(ns), "listed").unwrap()["data"]["ns"],
+        ns
+    );
+    // A multi-document file is every document.
+    assert_eq!(
+        cluster.get(CM, Some(ns), "multi-b").unwrap()["data"]["n"],
+        "2"
+    );
+    // An explicit namespace wins; a whole-string `${port}` keeps its type (the CRD's schema
+    // wants an integer), inside a longer string it is text.
+    assert!(explicit.starts_with("explicit-"), "{explicit}");
+    let elsewhere = cluster.get(CM, Some(explicit), "elsewhere").unwrap();
+    assert_eq!(elsewhere["data"]["text"], "port 8080");
+    let typed = cluster.get(UPSTREAM, Some(explicit), "typed").unwrap();
+    assert_eq!(typed["spec"]["port"], 8080);
+    assert!(cluster.get(CM, Some(ns), "elsewhere").is_none());
+    // Cluster-scoped: no namespace.
+    let gc = cluster
+        .get(
+            ("gateway.networking.k8s.io/v1", "GatewayClass"),
+            None,
+            class,
+        )
+        .expect("the GatewayClass");
+    assert!(gc["metadata"].get("namespace").is_none(), "{gc}");
+    assert_eq!(label(&gc).as_deref(), Some(run.as_str()));
+    let test_ns = cluster.get(("v1", "Namespace"), None, ns).unwrap();
+    assert_eq!(label(&test_ns).as_deref(), Some(run.as_str()));
+    let explicit_ns = cluster.get(("v1", "Namespace"), None, explicit).unwrap();
+    assert_eq!(label(&explicit_ns).as_deref(), Some(run.as_str()));
+
+    // The same suite without --keep leaves nothing: the namespace, and the cluster-scoped and
+    // explicit-namespace objects it created, are deleted and waited for.
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(0);
+    let run2 = run_id(&out.stdout);
+    let left: Vec<String> = cluster
+        .labelled_objects()
+        .into_iter()
+        .filter(|o| !o.contains(ns) && !o.contains(explicit) && !o.contains(class))
+        .collect();
+    assert!(left.is_empty(), "run {run2} left {left:?}\n{}", out.dump());
+    assert!(cluster.run_namespaces(Some(&run2)).is_empty());
+}
+
+const GIZMO_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.steps.gwtest.test
+spec:
+  group: steps.gwtest.test
+  scope: Namespaced
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, minimum: 1}
+          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+#[test]
+fn a_crd_applied_in_one_step_serves_its_kind_in_the_next_and_goes_after_the_test() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("crd");
+    ws.suite("s", "");
+    ws.write("s/crd.yaml", GIZMO_CRD);
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "crd",
+            "",
+            r#"  - apply: crd.yaml
+  - apply:
+      manifest: {apiVersion: steps.gwtest.test/v1, kind: Gizmo, metadata: {name: g}, spec: {size: 3}}
+  - assert:
+      resource: {apiVersion: steps.gwtest.test/v1, kind: Gizmo, name: g}
+      fields: {spec: {size: 3}}
+"#,
+        ),
+    );
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(0);
+    out.assert_counts(1, 0, 0, 0);
+    // Cleanup removed the CRD (cluster-scoped, tracked) after the objects of its kind.
+    assert!(
+        cluster
+            .get(
+                ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+                None,
+                "gizmos.steps.gwtest.test"
+            )
+            .is_none()
+    );
+    cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
+}
+
+#[test]
+fn an_apply_the_server_rejects_fails_with_its_message_and_the_manifest_file_and_line() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("reject");
+    ws.suite("s", "");
+    ws.write(
+        "s/upstreams.yaml",
+        "apiVersion: demo.gwtest.dev/v1alpha1\nkind: Upstream\nmetadata: {name: good}\nspec: {port: 80}\n\
+         ---\n# the port is not a number\napiVersion: demo.gwtest.dev/v1alpha1\nkind: Upstream\n\
+         metadata: {name: bad}\nspec: {port: eighty}\n",
+    );
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc("reject", "", "  - apply: upstreams.yaml\n"),
+    );
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(1);
+    out.assert_counts(0, 0, 1, 0);
+    let o = out.outcome("s/reject");
+    o.line(r#"^  step 1 "apply upstreams\.yaml" \(apply\) at s/t\.test\.yaml:6:5$"#);
+    o.line(r"^  expected: Upstream bad \(s/upstreams\.yaml:7\) accepted by the API server$");
+    o.line(
+        r#"^  Upstream bad \(s/upstreams\.yaml:7\) was rejected: 422 Invalid: Upstream\.demo\.gwtest\.dev "bad" is invalid: spec\.port: Invalid value: "string": spec\.port in body must be of type integer: "string" \[api-error\]$"#,
+    );
+    // Rejected at once: a 422 is not retried.
+    o.line(r"^  steps: ✗ apply upstreams\.yaml \(0\.\ds, 2 attempts\)$");
+    // The object before it in the file was applied, and cleaned up with the namespace.
+    cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
+}
+
+/// An Upstream `u` (generation 1) in the test's namespace.
+const UPSTREAM_U: &str = r#"  - apply:
+      manifest:
+        apiVersion: demo.gwtest.dev/v1alpha1
+        kind: Upstream
+        metadata: {name: u}
+        spec:
+          service: web
+          port: 80
+          ports: [{name: http, port: 80, protocol: TCP}, {name: https, port: 443}]
+"#;
+
+/// `UPSTREAM_U`, then an assert on it with `body` (YAML lines under `assert:`).
+fn upstream_assert(body: &str) -> String {
+    format!(
+        "{UPSTREAM_U}  - assert:\n      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}}\n{body}"
+    )
+}
+
+#[test]
+fn patch_merges_into_the_object_and_writes_status_through_the_subresource() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("patch");
+    ws.suite("s", "defaults: {timeout: 2s}");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "patch",
+            "",
+            &format!(
+                r#"{UPSTREAM_U}  - patch:
+      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}}
+      merge: {{metadata: {{labels: {{tier: gold}}}}, spec: {{port: 81}}}}
+  - patch:
+      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}}
+      subresource: status
+      merge:
+        status:
+          conditions: [{{type: Accepted, status: "True", reason: Patched, message: by gwtest, observedGeneration: 2}}]
+  - name: a status in a write to the object itself is ignored
+    patch:
+      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}}
+      merge: {{status: {{conditions: [{{type: Accepted, status: "False", reason: Ignored, observedGeneration: 2}}]}}}}
+  - assert:
+      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}}
+      conditions: [{{type: Accepted, status: "True", reason: Patched}}]
+      fields: {{metadata: {{generation: 2, labels: {{tier: gold}}}}, spec: {{port: 81, service: web}}}}
+"#
+            ),
+        ),
+    );
+    ws.write(
+        "s/missing.test.yaml",
+        &test_doc(
+            "missing",
+            "",
+            r#"  - patch:
+      resource: {apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: nope}
+      merge: {spec: {port: 1}}
+"#,
+        ),
+    );
+    let out = cluster
+        .gwtest(&ws, &["run", "s", "--keep", "always", "--json", "r.json"])
+        .run();
+    out.assert_exit(1);
+    out.assert_counts(1, 0, 1, 0);
+    let o = out.outcome("s/missing");
+    o.line(r"^  expected: Upstream nope in gwtest-missing-[a-z0-9]{6} patched$");
+    o.line(r"^  Upstream nope in gwtest-missing-[a-z0-9]{6} does not exist \[not-found\]$");
+
+    // The status went through the status subresource: its managed fields say so.
+    let ns = test_namespace(&json_report(&ws, "r.json"), "patch");
+    let u = cluster.get(UPSTREAM, Some(&ns), "u").unwrap();
+    let mf = u["metadata"]["managedFields"].as_array().unwrap();
+    assert!(
+        mf.iter()
+            .any(|m| m["subresource"] == "status" && m["fieldsV1"]["f:status"].is_object()),
+        "{u}"
+    );
+    assert_eq!(u["status"]["conditions"][0]["reason"], "Patched");
+}
+
+#[test]
+fn conditions_with_status_and_reason_written_by_a_controller() {
+    let cluster = TestCluster::start();
+    // Status arrives 300ms after the object: the asserts wait for it.
+    let ctl = cluster.controller(Mode::Fresh {
+        delay: Duration::from_millis(300),
+    });
+    let ws = Workspace::new("conditions");
+    ws.suite("s", "defaults: {timeout: 1s}");
+    for (name, cond) in [
+        (
+            "reason",
+            r#"{type: Accepted, status: "True", reason: Discovered}"#,
+        ),
+        (
+            "wrong-reason",
+            r#"{type: Accepted, status: "True", reason: Ready}"#,
+        ),
+        ("wrong-status", r#"{type: Accepted, status: "False"}"#),
+        ("missing-type", r#"{type: Programmed, status: "True"}"#),
+    ] {
+        ws.write(
+            &format!("s/{name}.test.yaml"),
+            &test_doc(
+                name,
+                "",
+                &upstream_assert(&format!("      conditions: [{cond}]\n")),
+            ),
+        );
+    }
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(1);
+    out.assert_counts(1, 0, 3, 0);
+    assert_eq!(out.outcome("s/reason").tag, "PASS");
+    let ns = r"gwtest-[a-z-]+-[a-z0-9]{6}";
+    let o = out.outcome("s/wrong-reason");
+    o.line(&format!(
+        r"^  expected: Upstream u in {ns} exists, Accepted=True \(reason Ready\), conditions fresh$"
+    ));
+    o.line(&format!(
+        r#"^  \d+ attempts in 1\.\ds: (\d+ had no status conditions, )?\d+ had Accepted reason Discovered; last: Upstream u in {ns}: Accepted has reason "Discovered", expected "Ready" \[condition\]$"#
+    ));
+    let o = out.outcome("s/wrong-status");
+    o.line(&format!(
+        r"; last: Upstream u in {ns}: Accepted=True \(reason Discovered: discovered by the test controller\), expected False \[condition\]$"
+    ));
+    let o = out.outcome("s/missing-type");
+    o.line(&format!(
+        r"; last: Upstream u in {ns} has no condition Programmed \(has: Accepted\) \[condition\]$"
+    ));
+    assert!(ctl.writes() >= 4, "{} status writes", ctl.writes());
+}
+
+#[test]
+fn a_condition_for_an_older_generation_is_stale_unless_fresh_is_false() {
+    let cluster = TestCluster::start();
+    // Reports the first generation it sees and never again: after the spec change its
+    // Accepted=True is for generation 1.
+    let _ctl = cluster.controller(Mode::FirstGenerationOnly);
+    let ws = Workspace::new("stale");
+    ws.suite("s", "defaults: {timeout: 1s}");
+    let steps = |fresh: &str| {
+        format!(
+            r#"{UPSTREAM_U}  - assert:
+      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}}
+      conditions: [{{type: Accepted, status: "True"}}]
+  - patch:
+      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}}
+      merge: {{spec: {{port: 81}}}}
+  - name: accepted after the change
+    assert:
+      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}}
+      conditions: [{{type: Accepted, status: "True"}}]
+{fresh}"#
+        )
+    };
+    ws.write("s/stale.test.yaml", &test_doc("stale", "", &steps("")));
+    ws.write(
+        "s/not-fresh.test.yaml",
+        &test_doc("not-fresh", "", &steps("      fresh: false\n")),
+    );
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(1);
+    out.assert_counts(1, 0, 1, 0);
+    assert_eq!(out.outcome("s/not-fresh").tag, "PASS");
+    let o = out.outcome("s/stale");
+    o.line(r#"^  step 4 "accepted after the change" \(assert\) at s/stale\.test\.yaml:21:5$"#);
+    o.line(r"^  expected: Upstream u in gwtest-stale-[a-z0-9]{6} exists, Accepted=True, conditions fresh$");
+    o.line(r"^  \d+ attempts in 1\.\ds: \d+ had Accepted=True for an older generation; last: Accepted=True is for generation 1, object is at generation 2 \[stale\]$");
+    o.line(r"^  hint: a stale condition was written for an older generation: the controller has not reconciled the latest spec \(or its status writer skipped the write\)$");
+    o.line(r#"^        "generation": 2,$"#);
+    o.line(r#"^            "observedGeneration": 1,$"#);
+}
+
+#[test]
+fn an_object_nobody_reported_on_is_named_with_its_uid_and_creation_time() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("nostatus");
+    ws.suite("s", "defaults: {timeout: 1s}");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "nostatus",
+            "",
+            &upstream_assert("      conditions: [{type: Accepted, status: \"True\"}]\n"),
+        ),
+    );
+    let out = cluster
+        .gwtest(
+            &ws,
+            &["run", "s", "--keep", "on-failure", "--json", "r.json"],
+        )
+        .run();
+    out.assert_exit(1);
+    let ns = test_namespace(&json_report(&ws, "r.json"), "nostatus");
+    let u = cluster.get(UPSTREAM, Some(&ns), "u").expect("kept");
+    let created = u["metadata"]["creationTimestamp"].as_str().unwrap();
+    out.outcome("s/nostatus").line(&format!(
+        r"^  \d+ attempts in 1\.\ds: \d+ had no status conditions; last: Upstream u in {ns} has no status for its generation 1 \(uid {}, created {created}\): nothing has reported on this object \[condition\]$",
+        uid_of(&u)
+    ));
+}
+
+#[test]
+fn fields_match_as_subsets_with_unordered_lists_and_mismatches_show_a_diff() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("fields");
+    ws.suite("s", "defaults: {timeout: 1s}");
+    for (name, fields) in [
+        // Out of order, partial elements, and keys not mentioned: a match.
+        (
+            "subset",
+            "{spec: {ports: [{port: 443}, {name: http, protocol: TCP}]}}",
+        ),
+        (
+            "list-mismatch",
+            "{spec: {ports: [{name: grpc, port: 9090}, {port: 80}]}}",
+        ),
+        ("type-mismatch", r#"{spec: {port: "80"}}"#),
+        ("missing-key", "{spec: {weight: 1}}"),
+    ] {
+        ws.write(
+            &format!("s/{name}.test.yaml"),
+            &test_doc(
+                name,
+                "",
+                &upstream_assert(&format!("      fields: {fields}\n")),
+            ),
+        );
+    }
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(1);
+    out.assert_counts(1, 0, 3, 0);
+    assert_eq!(out.outcome("s/subset").tag, "PASS");
+    let ns = r"gwtest-[a-z-]+-[a-z0-9]{6}";
+    let o = out.outcome("s/list-mismatch");
+    o.line(&format!(
+        r#"; last: Upstream u in {ns}: \$\.spec\.ports\[\*\]: no element of the list \(2 elements\) matches \{{"name":"grpc","port":9090\}}; closest: \$\.spec\.ports\[1\]\.name: expected "grpc", got "https" \[field\]$"#
+    ));
+    o.line(r"^  diff at \$\.spec\.ports\[\*\]:$");
+    o.line(r#"^    -  "name": "grpc",$"#);
+    o.line(r#"^    \+    "name": "https",$"#);
+    out.outcome("s/type-mismatch").line(&format!(
+        r#"; last: Upstream u in {ns}: \$\.spec\.port: expected a string "80", got a number 80 \(values compare with their type\) \[field\]$"#
+    ));
+    out.outcome("s/missing-key").line(&format!(
+        r"; last: Upstream u in {ns}: \$\.spec\.weight: missing \(expected 1\) \[field\]$"
+    ));
+}
+
+#[test]
+fn delete_waits_for_finalizers_deletes_by_selector_and_a_missing_object_is_an_error() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("delete");
+    ws.suite("s", "defaults: {timeout: 10s}");
+    ws.write(
+        "s/cms.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [gwtest.test/hold]}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-1, labels: {app: web}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-2, labels: {app: web}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: db, labels: {app: db}}\n",
+    );
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "delete",
+            "",
+            r#"  - apply: cms.yaml
+  - name: delete held
+    delete:
+      resource: {apiVersion: v1, kind: ConfigMap, name: held}
+  - name: gone once the step passed
+    assert:
+      resource: {apiVersion: v1, kind: ConfigMap, name: held}
+      absent: true
+    timeout: 300ms
+  - delete:
+      resource: {apiVersion: v1, kind: ConfigMap, selector: {app: web}}
+  - assert:
+      resource: {apiVersion: v1, kind: ConfigMap, selector: "app in (web, db)"}
+      count: 1
+      fields: {metadata: {name: db}}
+    timeout: 300ms
+"#,
+        ),
+    );
+    ws.write(
+        "s/missing.test.yaml",
+        &test_doc(
+            "missing",
+            "",
+            "  - delete:\n      resource: {apiVersion: v1, kind: ConfigMap, name: nope}\n",
+        ),
+    );
+    // The finalizer is removed 700ms after the object is marked for deletion.
+    let kube = cluster.kube.clone();
+    let release = cluster.spawn(async move {
+        let until = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let held = kube.list(CM, None, "").await.into_iter().find(|o| {
+                name_of(o) == "held" && o.pointer("/metadata/deletionTimestamp").is_some()
+            });
+            if let Some(o) = held {
+                let ns = o["metadata"]["namespace"].as_str().unwrap().to_owned();
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                let p = json!({"metadata": {"finalizers": null}});
+                kube.patch(CM, Some(&ns), "held", p, false).await;
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let out = cluster.gwtest(&ws, &["run", "s", "--json", "r.json"]).run();
+    assert!(
+        release.join(&cluster),
+        "the delete step marked `held` for deletion"
+    );
+    out.assert_exit(1);
+    out.assert_counts(1, 0, 1, 0);
+    let report = json_report(&ws, "r.json");
+    let delete_test = report["suites"][0]["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "delete")
+        .unwrap();
+    let held_ms = delete_test["tries"][0]["steps"][1]["duration_ms"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        held_ms >= 700,
+        "the delete step returned after {held_ms}ms, before the finalizer went\n{}",
+        out.dump()
+    );
+    let o = out.outcome("s/missing");
+    o.line(r#"^  step 1 "delete ConfigMap/nope" \(delete\) at s/missing\.test\.yaml:6:5$"#);
+    o.line(r"^  ConfigMap nope in gwtest-missing-[a-z0-9]{6} does not exist \[error\]$");
+    cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
+}
+
+#[test]
+fn assert_by_selector_and_count_waits_for_the_objects() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("selector");
+    ws.suite("s", "defaults: {timeout: 1s}");
+    let apply = r#"  - apply:
+      - manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: a, labels: {app: web}}}
+      - manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: b, labels: {app: web}}}
+      - manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: c, labels: {app: db}}}
+"#;
+    let tests = [
+        (
+            "waits",
+            "selector: {app: web}}\n      count: 3\n    timeout: 10s",
+        ),
+        ("too-few", "selector: \"app=db\"}\n      count: 2"),
+        ("none", "selector: {app: cache}}"),
+    ];
+    for (name, rest) in tests {
+        ws.write(
+            &format!("s/{name}.test.yaml"),
+            &test_doc(
+                name,
+                "",
+                &format!(
+                    "{apply}  - assert:\n      resource: {{apiVersion: v1, kind: ConfigMap, {rest}\n"
+                ),
+            ),
+        );
+    }
+    // A third `app=web` object appears in the `waits` test's namespace 500ms after the others.
+    let kube = cluster.kube.clone();
+    let third = cluster.spawn(async move {
+        let until = tokio::time::Instant::now() + Duration::from_secs(20);
+        let ns = loop {
+            let found = kube.list(CM, None, "app=web").await.into_iter().find(|o| {
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("gwtest-waits-")
+            });
+            if let Some(o) = found {
+                break o["metadata"]["namespace"].as_str().unwrap().to_owned();
+            }
+            assert!(tokio::time::Instant::now() < until, "no waits namespace");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        kube.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "late", "namespace": ns, "labels": {"app": "web"}}}))
+            .await;
+    });
+    let out = cluster.gwtest(&ws, &["run", "s", "--json", "r.json"]).run();
+    third.join(&cluster);
+    out.assert_exit(1);
+    out.assert_counts(1, 0, 2, 0);
+    assert_eq!(out.outcome("s/waits").tag, "PASS");
+    let o = out.outcome("s/too-few");
+    o.line(r#"^  step 2 "assert ConfigMap/\[app=db\]" \(assert\) at s/too-few\.test\.yaml:10:5$"#);
+    o.line(r"^  expected: exactly 2 × ConfigMap \[app=db\] in gwtest-too-few-[a-z0-9]{6}$");
+    o.line(r"^  \d+ attempts in 1\.\ds: \d+ found 1 object; last: ConfigMap \[app=db\] in gwtest-too-few-[a-z0-9]{6}: found 1 object, expected 2: c \[not-found\]$");
+    o.line(r"^    kubectl --kubeconfig \S+ get configmaps -l app=db -n gwtest-too-few-[a-z0-9]{6} -o yaml$");
+    let o = out.outcome("s/none");
+    o.line(r"^  expected: ConfigMap \[app=cache\] in gwtest-none-[a-z0-9]{6} exists$");
+    o.line(r"; last: ConfigMap \[app=cache\] in gwtest-none-[a-z0-9]{6}: no object matches \[not-found\]$");
+}
+
+#[test]
+fn absent_waits_for_the_object_to_go() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("absent");
+    ws.suite("s", "defaults: {timeout: 1s}");
+    let steps = "  - apply:\n      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: doomed}}\n  - assert:\n      resource: {apiVersion: v1, kind: ConfigMap, name: doomed}\n      absent: true\n";
+    ws.write(
+        "s/goes.test.yaml",
+        &test_doc("goes", "", &format!("{steps}    timeout: 10s\n")),
+    );
+    ws.write("s/stays.test.yaml", &test_doc("stays", "", steps));
+    // `doomed` of the `goes` test is deleted 500ms after it appears.
+    let kube = cluster.kube.clone();
+    let deleter = cluster.spawn(async move {
+        let until = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = kube.list(CM, None, "").await.into_iter().find(|o| {
+                name_of(o) == "doomed"
+                    && o["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("gwtest-goes-")
+            });
+            if let Some(o) = found {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let ns = o["metadata"]["namespace"].as_str().unwrap().to_owned();
+                kube.delete(CM, Some(&ns), "doomed").await;
+                return;
+            }
+            assert!(tokio::time::Instant::now() < until, "doomed never appeared");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let out = cluster.gwtest(&ws, &["run", "s", "--json", "r.json"]).run();
+    deleter.join(&cluster);
+    out.assert_exit(1);
+    out.assert_counts(1, 0, 1, 0);
+    assert_eq!(out.outcome("s/goes").tag, "PASS");
+    let o = out.outcome("s/stays");
+    o.line(r"^  expected: ConfigMap doomed in gwtest-stays-[a-z0-9]{6} absent$");
+    o.line(r"^  \d+ attempts in 1\.\ds: \d+ still exists; last: ConfigMap doomed in gwtest-stays-[a-z0-9]{6} still exists \[field\]$");
+}
+
+#[test]
+fn a_captured_value_is_used_by_later_steps() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("capture");
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "capture",
+            "",
+            &upstream_assert(
+                r#"      capture: {upstream_uid: $.metadata.uid, https_port: "$.spec.ports[?@.name == 'https'].port"}
+  - apply:
+      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: "for-${upstream_uid}"}, data: {uid: "${upstream_uid}", port: "port ${https_port}"}}
+  - assert:
+      resource: {apiVersion: v1, kind: ConfigMap, name: "for-${upstream_uid}"}
+      fields: {data: {uid: "${upstream_uid}", port: port 443}}
+"#,
+            ),
+        ),
+    );
+    let out = cluster
+        .gwtest(&ws, &["run", "s", "--keep", "always", "--json", "r.json"])
+        .run();
+    out.assert_exit(0);
+    let ns = test_namespace(&json_report(&ws, "r.json"), "capture");
+    let u = cluster.get(UPSTREAM, Some(&ns), "u").unwrap();
+    let cm = cluster
+        .get(CM, Some(&ns), &format!("for-{}", uid_of(&u)))
+        .expect("the ConfigMap named after the captured uid");
+    assert_eq!(cm["data"], json!({"uid": uid_of(&u), "port": "port 443"}));
+}
+
+#[test]
+fn an_object_deleted_and_re_created_behind_the_tests_back_is_replaced() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("replaced");
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "replaced",
+            "",
+            r#"  - apply:
+      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: mine}, data: {v: "1"}}
+  - name: wait for the swap
+    exec:
+      command: [sh, -c, 'test -e "swapped-$RUN"']
+      env: {RUN: "${run}"}
+      expect: {exit: 0}
+    timeout: 10s
+  - assert:
+      resource: {apiVersion: v1, kind: ConfigMap, name: mine}
+      fields: {data: {v: "1"}}
+    timeout: 1s
+"#,
+        ),
+    );
+    // Someone else deletes `mine` and creates another, identical one.
+    let kube = cluster.kube.clone();
+    let dir = ws.path().join("s");
+    let swap = cluster.spawn(async move {
+        let o = kube
+            .wait_exists(CM, "mine", Duration::from_secs(20))
+            .await
+            .expect("mine applied");
+        let ns = o["metadata"]["namespace"].as_str().unwrap().to_owned();
+        let run = o
+            .pointer("/metadata/labels/gwtest.dev~1run")
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned();
+        kube.delete(CM, Some(&ns), "mine").await;
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while kube.get(CM, Some(&ns), "mine").await.is_some() {
+            assert!(tokio::time::Instant::now() < until);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let new = kube
+            .apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "mine", "namespace": ns}, "data": {"v": "1"}}))
+            .await;
+        std::fs::write(dir.join(format!("swapped-{run}")), "").unwrap();
+        let created = new["metadata"]["creationTimestamp"].as_str().unwrap();
+        (
+            uid_of(&o).to_owned(),
+            uid_of(&new).to_owned(),
+            created.to_owned(),
+        )
+    });
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    let (old, new, created) = swap.join(&cluster);
+    out.assert_exit(1);
+    let o = out.outcome("s/replaced");
+    o.line(&format!(
+        r"^  \d+ attempts in 1\.\ds: \d+ was replaced; last: ConfigMap mine was replaced: the test applied uid {old}, the cluster now has uid {new} \(created {created}\) \[replaced\]$"
+    ));
+}
+
+/// A Gateway fixture in namespace `from-infra`; the suite reads `${address}` from its status.
+fn from_suite(ws: &Workspace, timeout: &str) {
+    ws.write(
+        "gw.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: from-infra}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: from-infra}\n\
+         spec:\n  gatewayClassName: example\n  listeners: [{name: http, protocol: HTTP, port: 80}]\n",
+    );
+    ws.suite(
+        "s",
+        &format!(
+            r#"fixtures: [../gw.yaml]
+vars:
+  address:
+    from:
+      resource: {{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, namespace: from-infra, name: gw}}
+      path: $.status.addresses[0].value
+      timeout: {timeout}"#
+        ),
+    );
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "uses-address",
+            "",
+            r#"  - exec:
+      command: [sh, -c, 'printf %s "$A" > "address-$RUN"']
+      env: {A: "${address}", RUN: "${run}"}
+"#,
+        ),
+    );
+}
+
+#[test]
+fn a_suite_variable_from_the_cluster_waits_for_its_field() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("from");
+    from_suite(&ws, "10s");
+    // The address is published 500ms after the fixture's Gateway appears.
+    let kube = cluster.kube.clone();
+    let gw = ("gateway.networking.k8s.io/v1", "Gateway");
+    let writer = cluster.spawn(async move {
+        kube.wait_exists(gw, "gw", Duration::from_secs(20))
+            .await
+            .expect("the fixture's Gateway");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = json!({"status": {"addresses": [{"type": "IPAddress", "value": "10.1.2.3"}]}});
+        kube.patch(gw, Some("from-infra"), "gw", status, true).await;
+    });
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    writer.join(&cluster);
+    out.assert_exit(0);
+    let run = run_id(&out.stdout);
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join(format!("s/address-{run}"))).unwrap(),
+        "10.1.2.3"
+    );
+    // The fixtures went after the suite.
+    assert!(
+        cluster
+            .get(("v1", "Namespace"), None, "from-infra")
+            .is_none()
+    );
+    cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
+}
+
+#[test]
+fn a_suite_variable_whose_field_never_appears_fails_the_suite_setup() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("from-missing");
+    from_suite(&ws, "1s");
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(1);
+    out.assert_counts(0, 0, 1, 0);
+    let failure = r"^  variable `address` from \$\.status\.addresses\[0\]\.value: \d+ attempts in 1\.\ds: \d+ field not set; last: Gateway gw in from-infra: \$\.status\.addresses\[0\]\.value matched nothing \[field\]$";
+    out.stdout_line(r"^FAIL  suite s \(s/suite\.yaml\): setup failed$");
+    out.stdout_line(failure);
+    let o = out.outcome("s/uses-address");
+    o.line(r"^  test setup/cleanup$");
+    o.line(failure);
+    // The fixtures applied before the variable was read are removed.
+    cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
+}
