@@ -58,6 +58,20 @@ pub fn random_suffix(n: usize) -> String {
         .collect()
 }
 
+/// An error and its causes on one line, each cause once.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
 /// Quote a word for a POSIX shell, only when it needs it.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()

@@ -707,3 +707,39 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// A fixed namespace still terminating from an earlier run (a finalizer holds it) is waited
+/// for and made anew, instead of every apply into it failing with 403.
+#[test]
+fn a_fixed_namespace_still_terminating_is_waited_for_and_recreated() {
+    let cluster = TestCluster::start();
+    cluster.apply(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fixed-busy"}}),
+    );
+    cluster.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "leftover", "namespace": "fixed-busy", "finalizers": ["gwtest.test/hold"]}}));
+    cluster.delete(("v1", "Namespace"), None, "fixed-busy");
+    assert_eq!(
+        cluster
+            .get(("v1", "Namespace"), None, "fixed-busy")
+            .unwrap()["status"]["phase"],
+        "Terminating"
+    );
+    let ws = Workspace::new("fixed-busy");
+    ws.suite("s", "namespace: fixed-busy");
+    ws.write("s/t.test.yaml", &cm_test("fresh"));
+    let run = cluster.gwtest(&ws, &["run", "s"]).spawn();
+    // The earlier run's object goes a little later; only then can the namespace be reused.
+    std::thread::sleep(Duration::from_millis(700));
+    cluster.patch(
+        CM,
+        Some("fixed-busy"),
+        "leftover",
+        json!({"metadata": {"finalizers": null}}),
+    );
+    let out = run.wait();
+    out.assert_exit(0);
+    out.assert_counts(1, 0, 0, 0);
+    // gwtest made the namespace, so it removed it too.
+    assert!(!cluster.namespaces().contains(&"fixed-busy".to_owned()));
+}

@@ -93,19 +93,7 @@ impl ClusterError {
     }
 }
 
-/// An error with its causes, one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        src = s.source();
-    }
-    parts.join(": ")
-}
+pub use crate::util::error_chain;
 
 /// A resolved kind.
 #[derive(Clone, Debug)]

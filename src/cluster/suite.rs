@@ -84,40 +84,53 @@ impl Cluster {
         res: &mut SuiteResources,
         deadline: Instant,
     ) -> Result<NamespaceMode, Failure> {
-        let mode = match suite.doc.namespace.as_ref().map(|n| n.value.as_str()) {
-            None | Some("per-test") => NamespaceMode::PerTest,
-            Some("per-suite") => {
-                let ns = super::namespace_name(&suite.name);
-                self.create_namespace(&ns, &ctx.run_id, deadline)
-                    .await
-                    .map_err(|e| {
-                        Failure::error(format!("cannot create the suite namespace {ns}: {e}"))
-                    })?;
-                res.namespace = Some(ns.clone());
-                NamespaceMode::Shared(ns)
-            }
-            Some(fixed) => {
-                let kind = super::Kind {
-                    ar: super::namespace_resource(),
-                    namespaced: false,
-                    has_status: true,
-                };
-                let exists = self
-                    .get(&kind, None, fixed)
-                    .await
-                    .map_err(|e| Failure::error(e.to_string()))?
-                    .is_some();
-                if !exists {
-                    self.create_namespace(fixed, &ctx.run_id, deadline)
+        let mode =
+            match suite.doc.namespace.as_ref().map(|n| n.value.as_str()) {
+                None | Some("per-test") => NamespaceMode::PerTest,
+                Some("per-suite") => {
+                    let ns = super::namespace_name(&suite.name);
+                    self.create_namespace(&ns, &ctx.run_id, deadline)
                         .await
                         .map_err(|e| {
-                            Failure::error(format!("cannot create namespace {fixed}: {e}"))
+                            Failure::error(format!("cannot create the suite namespace {ns}: {e}"))
                         })?;
-                    res.namespace = Some(fixed.to_owned());
+                    res.namespace = Some(ns.clone());
+                    NamespaceMode::Shared(ns)
                 }
-                NamespaceMode::Shared(fixed.to_owned())
-            }
-        };
+                Some(fixed) => {
+                    let kind = super::Kind {
+                        ar: super::namespace_resource(),
+                        namespaced: false,
+                        has_status: true,
+                    };
+                    let existing = self
+                        .get(&kind, None, fixed)
+                        .await
+                        .map_err(|e| Failure::error(e.to_string()))?;
+                    // Still terminating from an earlier run: nothing can be created in it, so
+                    // wait until it is gone and make it anew.
+                    let terminating = existing.as_ref().is_some_and(|n| {
+                        n.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+                    });
+                    if terminating {
+                        self.wait_gone(&kind, None, fixed, deadline).await.map_err(|_| {
+                        Failure::error(format!(
+                            "namespace {fixed} is still terminating (from an earlier run?): \
+                             nothing can be created in it"
+                        ))
+                    })?;
+                    }
+                    if existing.is_none() || terminating {
+                        self.create_namespace(fixed, &ctx.run_id, deadline)
+                            .await
+                            .map_err(|e| {
+                                Failure::error(format!("cannot create namespace {fixed}: {e}"))
+                            })?;
+                        res.namespace = Some(fixed.to_owned());
+                    }
+                    NamespaceMode::Shared(fixed.to_owned())
+                }
+            };
         let shared_ns = match &mode {
             NamespaceMode::Shared(ns) => {
                 vars.set("namespace", ns.clone());

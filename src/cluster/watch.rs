@@ -32,6 +32,25 @@ impl Changes {
         name: Option<&str>,
         selector: Option<&str>,
     ) -> Changes {
+        Changes::start_with(
+            cluster,
+            kind,
+            namespace,
+            name,
+            selector,
+            Arc::new(Notify::new()),
+        )
+    }
+
+    /// Like `start`, waking an existing `notify` (one an assertion already waits on).
+    pub fn start_with(
+        cluster: &Cluster,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        selector: Option<&str>,
+        notify: Arc<Notify>,
+    ) -> Changes {
         let api = cluster.api(kind, namespace);
         let mut cfg = watcher::Config::default();
         if let Some(n) = name {
@@ -40,7 +59,6 @@ impl Changes {
         if let Some(s) = selector.filter(|s| !s.is_empty()) {
             cfg = cfg.labels(s);
         }
-        let notify = Arc::new(Notify::new());
         let n = notify.clone();
         let task = tokio::spawn(async move {
             let mut stream = watcher(api, cfg).boxed();

@@ -87,7 +87,12 @@ pub async fn dump_namespace(
                         .unwrap_or("unnamed")
                         .to_owned();
                     let yaml = serde_saphyr::to_string(&o).unwrap_or_else(|_| o.to_string());
-                    std::fs::write(out.join(format!("{}.{name}.yaml", kind.ar.kind)), yaml)?;
+                    // The group keeps same-named kinds apart (core and events.k8s.io Events).
+                    let file = match kind.ar.group.as_str() {
+                        "" => format!("{}.{name}.yaml", kind.ar.kind),
+                        g => format!("{}.{g}.{name}.yaml", kind.ar.kind),
+                    };
+                    std::fs::write(out.join(file), yaml)?;
                     n += 1;
                 }
             }

@@ -216,8 +216,9 @@ fn depth(path: &str) -> usize {
 
 /// A unified diff of two values rendered as pretty JSON.
 pub fn diff_values(expected: &Value, actual: &Value) -> String {
-    let e = serde_json::to_string_pretty(expected).unwrap_or_default();
-    let a = serde_json::to_string_pretty(actual).unwrap_or_default();
+    // Trailing newlines keep the diff free of "\ No newline at end of file" markers.
+    let e = serde_json::to_string_pretty(expected).unwrap_or_default() + "\n";
+    let a = serde_json::to_string_pretty(actual).unwrap_or_default() + "\n";
     similar::TextDiff::from_lines(&e, &a)
         .unified_diff()
         .context_radius(3)

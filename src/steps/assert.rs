@@ -6,9 +6,10 @@
 //! Freshness (DESIGN §1.4): a condition counts only when its observedGeneration equals the
 //! object's generation; otherwise the attempt's class is `stale`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use tokio::sync::Notify;
 
 use super::{StepCtx, StepResult, failure_from};
 use crate::cluster::target::Target;
@@ -64,16 +65,9 @@ impl Expect {
 }
 
 pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
-    let Some(cluster) = ctx.run.cluster.clone() else {
-        return StepResult::error("assert needs a cluster, and none is connected");
-    };
-    let target = match Target::from_ref(
-        &spec.resource.value,
-        ctx.vars,
-        ctx.state.namespace.as_deref(),
-    ) {
-        Ok(t) => t,
-        Err(e) => return e.into(),
+    let (cluster, target) = match ctx.cluster_target("assert", &spec.resource.value) {
+        Ok(ct) => ct,
+        Err(r) => return r,
     };
     let mut conditions = Vec::new();
     for c in &spec.conditions {
@@ -107,27 +101,37 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         fresh: spec.fresh,
     };
 
-    // Resolve once up front so the watch can start; a kind not served yet is retried below.
+    // The watch starts as soon as the kind resolves: now, or on the attempt that first finds
+    // it (a CRD applied a moment ago), waking the engine through the same Notify.
+    let wake = Arc::new(Notify::new());
+    let changes: Mutex<Option<Changes>> = Mutex::new(None);
+    let start_watch = |k: &Kind| {
+        let mut c = changes.lock().expect("poisoned");
+        if c.is_none() {
+            let ns = if k.namespaced {
+                target.namespace.as_deref()
+            } else {
+                None
+            };
+            *c = Some(Changes::start_with(
+                &cluster,
+                k,
+                ns,
+                target.name.as_deref(),
+                target.selector.as_deref(),
+                wake.clone(),
+            ));
+        }
+    };
     let kind = cluster
         .resolve(&target.api_version, &target.kind)
         .await
         .ok();
-    let _changes = kind.as_ref().map(|k| {
-        let ns = if k.namespaced {
-            target.namespace.as_deref()
-        } else {
-            None
-        };
-        Changes::start(
-            &cluster,
-            k,
-            ns,
-            target.name.as_deref(),
-            target.selector.as_deref(),
-        )
-    });
+    if let Some(k) = &kind {
+        start_watch(k);
+    }
     let mut limits = ctx.limits.clone();
-    limits.wake = _changes.as_ref().map(|c| c.notify.clone());
+    limits.wake = Some(wake.clone());
 
     let tracked = ctx.state.tracked.clone();
     let last_seen: Mutex<Option<Value>> = Mutex::new(None);
@@ -135,9 +139,20 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     let pending = format!("reading {what}");
     let mut observer = ctx.observer();
     let result = retry::eventually(&ctx.policy, &limits, &pending, &mut observer, |_| {
-        let (cluster, target, expect, tracked, last_seen) =
-            (&cluster, &target, &expect, &tracked, &last_seen);
-        async move { attempt(cluster, target, expect, tracked, last_seen).await }
+        let (cluster, target, expect, tracked, last_seen, start_watch) = (
+            &cluster,
+            &target,
+            &expect,
+            &tracked,
+            &last_seen,
+            &start_watch,
+        );
+        async move {
+            if let Ok(k) = cluster.resolve(&target.api_version, &target.kind).await {
+                start_watch(&k);
+            }
+            attempt(cluster, target, expect, tracked, last_seen).await
+        }
     })
     .await;
 

@@ -5,22 +5,14 @@ use std::time::Duration;
 
 use super::{StepCtx, StepResult, failure_from};
 use crate::cluster::ClusterError;
-use crate::cluster::target::Target;
 use crate::cluster::watch::Changes;
 use crate::engine::retry::{self, Class, Miss, Policy};
 use crate::suite::model::DeleteSpec;
 
 pub async fn run(spec: &DeleteSpec, ctx: &mut StepCtx<'_>) -> StepResult {
-    let Some(cluster) = ctx.run.cluster.clone() else {
-        return StepResult::error("delete needs a cluster, and none is connected");
-    };
-    let target = match Target::from_ref(
-        &spec.resource.value,
-        ctx.vars,
-        ctx.state.namespace.as_deref(),
-    ) {
-        Ok(t) => t,
-        Err(e) => return e.into(),
+    let (cluster, target) = match ctx.cluster_target("delete", &spec.resource.value) {
+        Ok(ct) => ct,
+        Err(r) => return r,
     };
     let kind = match cluster.resolve(&target.api_version, &target.kind).await {
         Ok(k) => k,

@@ -208,7 +208,7 @@ async fn spawn_and_wait(
 
 fn check(e: &Expect, o: &Output) -> Result<(), Miss> {
     if o.code != Some(e.exit) {
-        let last_err = o.stderr.trim().lines().last().unwrap_or("");
+        let last_err = stderr_gist(&o.stderr);
         let detail = if last_err.is_empty() {
             format!("{} (expected exit {})", o.exit_text(), e.exit)
         } else {
@@ -242,6 +242,25 @@ fn check(e: &Expect, o: &Output) -> Result<(), Miss> {
     Ok(())
 }
 
+/// The line of stderr that says what went wrong: the first error line (kubectl and most CLIs
+/// end with usage hints such as "See 'kubectl patch --help'"), else the last line.
+fn stderr_gist(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .find(|l| {
+            let lower = l.to_ascii_lowercase();
+            lower.starts_with("error") || lower.starts_with("fatal") || lower.contains("error:")
+        })
+        .or(lines.last())
+        .copied()
+        .unwrap_or("")
+}
+
 fn describe(e: &Expect) -> String {
     let mut parts = vec![format!("exit {}", e.exit)];
     if let Some(t) = &e.stdout {
@@ -259,4 +278,17 @@ fn reproduce_line(argv: &[String], env: &[(String, String)]) -> String {
         .chain(argv.iter().map(|a| shell_quote(a)))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stderr_gist;
+
+    #[test]
+    fn the_gist_of_stderr_is_the_error_not_the_usage_hint() {
+        let kubectl = "Error: unknown flag: --subresource\nSee 'kubectl patch --help' for usage.\n";
+        assert_eq!(stderr_gist(kubectl), "Error: unknown flag: --subresource");
+        assert_eq!(stderr_gist("warming up\nno such file\n"), "no such file");
+        assert_eq!(stderr_gist(""), "");
+    }
 }

@@ -71,6 +71,26 @@ impl StepCtx<'_> {
         self.file.parent().unwrap_or(Path::new("."))
     }
 
+    /// The connected cluster and what `resource:` points at (variables substituted, the
+    /// namespace defaulted to the test's), for the cluster steps.
+    pub fn cluster_target(
+        &self,
+        step: &str,
+        r: &crate::suite::model::ResourceRef,
+    ) -> Result<(Arc<crate::cluster::Cluster>, crate::cluster::target::Target), StepResult> {
+        let Some(cluster) = self.run.cluster.clone() else {
+            return Err(StepResult::error(format!(
+                "{step} needs a cluster, and none is connected"
+            )));
+        };
+        let target = crate::cluster::target::Target::from_ref(
+            r,
+            self.vars,
+            self.state.namespace.as_deref(),
+        )?;
+        Ok((cluster, target))
+    }
+
     /// Forwards attempts to the event stream (progress lines, attempt counts).
     pub fn observer(&self) -> impl AttemptObserver + use<> {
         let (events, id, index) = (self.events.clone(), self.test.clone(), self.index);

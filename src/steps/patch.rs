@@ -3,21 +3,13 @@
 
 use super::{StepCtx, StepResult, failure_from};
 use crate::cluster::ClusterError;
-use crate::cluster::target::Target;
 use crate::engine::retry::{self, Class, Miss, Policy};
 use crate::suite::model::{PatchSpec, Subresource};
 
 pub async fn run(spec: &PatchSpec, ctx: &mut StepCtx<'_>) -> StepResult {
-    let Some(cluster) = ctx.run.cluster.clone() else {
-        return StepResult::error("patch needs a cluster, and none is connected");
-    };
-    let target = match Target::from_ref(
-        &spec.resource.value,
-        ctx.vars,
-        ctx.state.namespace.as_deref(),
-    ) {
-        Ok(t) => t,
-        Err(e) => return e.into(),
+    let (cluster, target) = match ctx.cluster_target("patch", &spec.resource.value) {
+        Ok(ct) => ct,
+        Err(r) => return r,
     };
     let Some(name) = target.name.clone() else {
         return StepResult::error("patch needs `resource.name`");

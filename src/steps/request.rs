@@ -18,7 +18,7 @@ use crate::matching::{self, Text};
 use crate::suite::model::{HeaderExpect, HttpExpect, RequestSpec, TextMatch};
 use crate::suite::spanned::{JsonPathExpr, Loc, Node, Pattern};
 use crate::suite::vars::{VarError, Vars};
-use crate::util::{fmt_duration, shell_quote, truncate};
+use crate::util::{error_chain, fmt_duration, shell_quote, truncate};
 
 /// The largest response body read; more is cut (and said so).
 const MAX_BODY: usize = 16 << 20;
@@ -577,19 +577,6 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         last = s;
     }
     last.to_string()
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        src = s.source();
-    }
-    parts.join(": ")
 }
 
 fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
