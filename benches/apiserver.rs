@@ -1,7 +1,10 @@
 //! Embedded API server benchmarks (plain timing, `harness = false`):
 //! - start-up: `ApiServer::start` (TLS: certificate generation included) until it returns, and
 //!   until a kube-rs client got its first answer (`/version` over a fresh TLS connection);
-//! - round trip: create a ConfigMap, get it, and receive its ADDED event on an open watch.
+//! - round trip: create a ConfigMap, get it, and receive its ADDED event on an open watch;
+//! - the whole sandbox (API server, the Gateway API and demo CRDs, the kubeconfig, the demo
+//!   gateway): `Sandbox::start` until it returns, and `gwtest sandbox` from process start to
+//!   its `ready` line (what a script waiting on it pays).
 //!
 //! Run: `cargo bench --bench apiserver`.
 
@@ -107,6 +110,45 @@ async fn round_trips() {
     server.shutdown().await;
 }
 
+async fn sandbox_startup() {
+    let mut started = Vec::new();
+    for _ in 0..STARTS {
+        let t0 = Instant::now();
+        let s = gwtest::sandbox::Sandbox::start(Default::default())
+            .await
+            .expect("sandbox");
+        started.push(t0.elapsed());
+        s.shutdown().await;
+    }
+    summary("sandbox: Sandbox::start returned", started);
+}
+
+fn process_ready() {
+    use std::io::{BufRead, BufReader};
+    let mut ready = Vec::new();
+    for _ in 0..STARTS {
+        let t0 = Instant::now();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gwtest"))
+            .arg("sandbox")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gwtest sandbox");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready line");
+        assert!(line.starts_with("ready kubeconfig="), "{line}");
+        ready.push(t0.elapsed());
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        child.wait().expect("exit");
+    }
+    summary("sandbox: `gwtest sandbox` to its ready line", ready);
+}
+
 fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -117,5 +159,7 @@ fn main() {
         startup(true).await;
         startup(false).await;
         round_trips().await;
+        sandbox_startup().await;
     });
+    process_ready();
 }
