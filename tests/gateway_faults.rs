@@ -85,13 +85,23 @@ async fn s1_stale_status_skips_a_recreated_upstream() {
         })
         .await;
         env.apply(&service_yaml("fixed", "example-svc", true));
+        let svc_uid = env
+            .get(&model::service_ar(), "fixed", "example-svc")
+            .await
+            .expect("the re-created Service")["metadata"]["uid"]
+            .clone();
+        // The Upstream of the new Service (owned by its uid): a controller working from a
+        // cache may first re-create one for the old Service, which garbage collection removes.
         let second = env
             .wait_object(
                 &model::upstream_ar(),
                 "fixed",
                 "example-svc",
                 "the re-created Upstream",
-                |o| o["metadata"]["uid"] != first["metadata"]["uid"],
+                |o| {
+                    o["metadata"]["uid"] != first["metadata"]["uid"]
+                        && o["metadata"]["ownerReferences"][0]["uid"] == svc_uid
+                },
             )
             .await;
         // Never gets status while the fault is on (a spec change included).
@@ -107,7 +117,10 @@ async fn s1_stale_status_skips_a_recreated_upstream() {
             .get(&model::upstream_ar(), "fixed", "example-svc")
             .await
             .unwrap();
-        assert_eq!(now["metadata"]["uid"], second["metadata"]["uid"]);
+        assert_eq!(
+            now["metadata"]["uid"], second["metadata"]["uid"],
+            "second: {second}\nnow: {now}"
+        );
         assert_eq!(
             now["spec"]["port"], 9999,
             "the spec is still kept up to date"
