@@ -122,13 +122,9 @@ pub struct RunArgs {
     #[arg(long, value_enum, env = "GWTEST_KEEP")]
     pub keep: Option<Keep>,
 
-    /// Set a variable (repeatable): --var host=example.com
-    #[arg(
-        long = "var",
-        value_name = "K=V",
-        env = "GWTEST_VAR",
-        value_delimiter = ','
-    )]
+    /// Set a variable (repeatable; the value may hold commas): --var host=example.com.
+    /// $GWTEST_VAR holds comma-separated K=V pairs.
+    #[arg(long = "var", value_name = "K=V")]
     pub var: Vec<String>,
 
     /// Write a JUnit XML report.
@@ -179,13 +175,9 @@ pub struct ValidateArgs {
     /// Suite directories or `*.test.yaml` files (default: ./suites).
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Variables the suites may use (repeatable): --var host=example.com
-    #[arg(
-        long = "var",
-        value_name = "K=V",
-        env = "GWTEST_VAR",
-        value_delimiter = ','
-    )]
+    /// Variables the suites may use (repeatable): --var host=example.com.
+    /// $GWTEST_VAR holds comma-separated K=V pairs.
+    #[arg(long = "var", value_name = "K=V")]
     pub var: Vec<String>,
 }
 

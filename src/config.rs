@@ -273,6 +273,20 @@ pub fn parse_shard(s: &str) -> Result<(u32, u32), ConfigError> {
     Ok((i, n))
 }
 
+/// `$GWTEST_VAR`: comma-separated `k=v` pairs (the environment can't repeat a flag; `--var`
+/// values, unlike these, may hold commas).
+pub fn env_vars() -> Vec<String> {
+    std::env::var("GWTEST_VAR")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `k=v` pairs from --var / profile vars.
 pub fn parse_vars(raw: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
     raw.iter()
@@ -365,7 +379,10 @@ impl RunConfig {
         if let Some(pv) = &p.vars {
             vars.extend(pv.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        for (k, v) in parse_vars(&args.var)? {
+        for (k, v) in parse_vars(&env_vars())?
+            .into_iter()
+            .chain(parse_vars(&args.var)?)
+        {
             vars.retain(|(e, _)| *e != k);
             vars.push((k, v));
         }

@@ -61,7 +61,9 @@ fn default_paths(paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
 }
 
 fn cmd_validate(args: ValidateArgs) -> Exit {
-    let vars = match config::parse_vars(&args.var) {
+    let mut raw = config::env_vars();
+    raw.extend(args.var.iter().cloned());
+    let vars = match config::parse_vars(&raw) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");

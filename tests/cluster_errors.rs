@@ -190,3 +190,63 @@ fn gc_against_an_unreachable_cluster_is_exit_3() {
         ),
     );
 }
+
+/// With --context, the run, `${kubeconfig}` (for kubectl in exec steps) and the commands it
+/// prints all use that context, not the kubeconfig's current one.
+#[test]
+fn context_reaches_exec_steps_and_printed_commands() {
+    let cluster = TestCluster::start();
+    // A kubeconfig whose current context points nowhere, and the sandbox's under its own name.
+    let mut kc: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(cluster.kubeconfig()).unwrap()).unwrap();
+    kc["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(
+        {"name": "nowhere", "cluster": {"server": "https://127.0.0.1:1"}}));
+    let user = kc["users"][0]["name"].clone();
+    kc["contexts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(
+        {"name": "broken", "context": {"cluster": "nowhere", "user": user}}));
+    kc["current-context"] = "broken".into();
+    let ws = Workspace::new("context");
+    let file = ws.path().join("two-contexts.yaml");
+    std::fs::write(&file, serde_json::to_string(&kc).unwrap()).unwrap();
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "t",
+            "",
+            "  - apply:\n      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: here}}\n  - exec:\n      command: [kubectl, get, configmap, here, -n, \"${namespace}\", -o, name, --request-timeout=10s]\n      env: {KUBECONFIG: \"${kubeconfig}\"}\n      expect: {stdout: {equals: \"configmap/here\\n\"}}\n    timeout: 20s\n",
+        ),
+    );
+    let out = support::Workspace::gwtest(
+        &ws,
+        &[
+            "run",
+            "s",
+            "--kubeconfig",
+            file.to_str().unwrap(),
+            "--context",
+            "gwtest-sandbox",
+            "--keep",
+            "always",
+        ],
+    )
+    .run();
+    out.assert_exit(0);
+    let kept = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(" delete namespace "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        kept.contains(" --context gwtest-sandbox delete namespace gwtest-t-"),
+        "{}",
+        out.dump()
+    );
+}

@@ -743,3 +743,21 @@ fn a_fixed_namespace_still_terminating_is_waited_for_and_recreated() {
     // gwtest made the namespace, so it removed it too.
     assert!(!cluster.namespaces().contains(&"fixed-busy".to_owned()));
 }
+
+/// Two suites in one fixed namespace take turns: neither deletes it under the other.
+#[test]
+fn suites_sharing_a_fixed_namespace_take_turns() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("fixed-shared");
+    for s in ["one", "two"] {
+        ws.suite(s, "namespace: fixed-shared");
+        for t in ["a", "b"] {
+            ws.write(&format!("{s}/{t}.test.yaml"), &cm_test(&format!("{s}-{t}")));
+        }
+    }
+    let out = cluster.gwtest(&ws, &["run", ".", "-j", "4"]).run();
+    out.assert_exit(0);
+    out.assert_counts(4, 0, 0, 0);
+    assert!(!cluster.namespaces().contains(&"fixed-shared".to_owned()));
+    assert!(cluster.labelled_objects().is_empty());
+}

@@ -619,7 +619,7 @@ fn delete_waits_for_finalizers_deletes_by_selector_and_a_missing_object_is_an_er
     );
     let o = out.outcome("s/missing");
     o.line(r#"^  step 1 "delete ConfigMap/nope" \(delete\) at s/missing\.test\.yaml:6:5$"#);
-    o.line(r"^  ConfigMap nope in gwtest-missing-[a-z0-9]{6} does not exist \[error\]$");
+    o.line(r"^  ConfigMap nope in gwtest-missing-[a-z0-9]{6} does not exist \[not-found\]$");
     cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
 }
 

@@ -295,3 +295,35 @@ fn invalid_command_lines_exit_2_and_say_why() {
     out.assert_exit(0);
     assert!(out.stdout.contains("--timeout-scale"), "{}", out.dump());
 }
+
+/// `--var` values may hold commas; `$GWTEST_VAR` is comma-separated pairs; the flag wins.
+#[test]
+fn var_values_keep_their_commas_and_the_environment_splits_pairs() {
+    let ws = Workspace::new("var-commas");
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "t",
+            "",
+            "  - exec:\n      command: [echo, \"${hosts}|${a}|${b}\"]\n      expect: {stdout: {equals: \"x.com,y.com|1|from-flag\\n\"}}\n    timeout: 2s\n",
+        ),
+    );
+    let out = ws
+        .gwtest(&[
+            "run",
+            "s",
+            "--var",
+            "hosts=x.com,y.com",
+            "--var",
+            "b=from-flag",
+        ])
+        .env("GWTEST_VAR", "a=1,b=2")
+        .run();
+    out.assert_exit(0);
+    let out = ws
+        .gwtest(&["validate", "s", "--var", "hosts=x,y"])
+        .env("GWTEST_VAR", "a=1,b=2")
+        .run();
+    out.assert_exit(0);
+}

@@ -16,7 +16,9 @@ fn spawn(ws: &Workspace, args: &[&str]) -> (std::process::Child, mpsc::Receiver<
     let mut child = Command::new(support::BIN)
         .args(args)
         .current_dir(ws.path())
-        .env("CI", "true")
+        // A person at a terminal: not CI (where pauses are skipped), plain output.
+        .env_remove("CI")
+        .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -136,4 +138,72 @@ fn pause_steps_need_the_pause_flag_and_ctrl_c_ends_a_pause() {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 130);
+    // The step after the pause never ran: the test did not pass.
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("FAIL ") && l.ends_with("s/t")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l == "  interrupted before every step ran"),
+        "{rest:?}"
+    );
+}
+
+/// A `pause:` step does not count against the test-timeout: a person decides how long.
+#[test]
+fn a_pause_step_outlasts_the_test_timeout() {
+    let ws = Workspace::new("pause-long");
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "t",
+            "timeout: 1s",
+            "  - pause: take your time\n  - sleep: 300ms\n",
+        ),
+    );
+    let (mut child, rx) = spawn(&ws, &["run", "s", "--pause"]);
+    let mut seen = Vec::new();
+    wait_for(&rx, "PAUSED s/t: pause: take your time", &mut seen);
+    std::thread::sleep(Duration::from_millis(1500));
+    child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("PASS ") && l.ends_with("s/t")),
+        "{rest:?}"
+    );
+}
+
+/// In CI nobody is at the keyboard: --pause-on-failure says so and the run goes on, even
+/// with a stdin that stays open.
+#[test]
+fn pause_on_failure_is_skipped_in_ci() {
+    let ws = Workspace::new("pause-ci");
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc("t", "", "  - exec:\n      command: [\"false\"]\n"),
+    );
+    let mut child = Command::new(support::BIN)
+        .args(["run", "s", "--pause-on-failure"])
+        .current_dir(ws.path())
+        .env("CI", "true")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 1);
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains("note: s/t: not pausing in CI ($CI is set): step 1"),
+        "{out}"
+    );
+    assert!(!out.contains("PAUSED"), "{out}");
 }

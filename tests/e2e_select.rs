@@ -287,3 +287,78 @@ fn list_json_describes_suites_and_tests() {
     // a5 is the second document of the stream: its line is past the first document.
     assert!(tests[1]["line"].as_u64().unwrap() > tests[0]["line"].as_u64().unwrap());
 }
+
+/// A shard may be empty after filtering (a small selection split many ways): that is not the
+/// "nothing matches" mistake, and exits 0.
+#[test]
+fn an_empty_shard_of_a_filtered_run_is_fine() {
+    let ws = Workspace::new("empty-shard");
+    ws.suite("s", "");
+    for name in ["one", "two"] {
+        ws.write(
+            &format!("s/{name}.test.yaml"),
+            &test_doc(
+                name,
+                "labels: [smoke]",
+                "  - exec:\n      command: [\"true\"]\n",
+            ),
+        );
+    }
+    let mut ran = 0;
+    let mut empty = 0;
+    for i in 1..=8 {
+        let shard = format!("{i}/8");
+        let out = ws
+            .gwtest(&["run", "s", "--label", "smoke", "--shard", &shard])
+            .run();
+        out.assert_exit(0);
+        let n = out.results().len();
+        ran += n;
+        if n == 0 {
+            empty += 1;
+        }
+    }
+    assert_eq!(ran, 2, "the shards together run each test once");
+    assert!(empty >= 6, "{empty} empty shards");
+}
+
+/// Two files of one suite, or a file and its directory, are one suite: each test once, and
+/// one suite setup (they share a suite.yaml).
+#[test]
+fn paths_into_one_suite_make_one_suite() {
+    let ws = Workspace::new("one-suite");
+    ws.suite("s", "");
+    for name in ["a", "b", "c"] {
+        ws.write(
+            &format!("s/{name}.test.yaml"),
+            &test_doc(name, "", "  - exec:\n      command: [\"true\"]\n"),
+        );
+    }
+    let list = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["list", "--json"];
+        a.extend_from_slice(args);
+        let out = ws.gwtest(&a).run();
+        out.assert_exit(0);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                let suite = s["suite"].as_str().unwrap().to_owned();
+                s["tests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |t| format!("{suite}:{}", t["name"].as_str().unwrap()))
+            })
+            .collect()
+    };
+    assert_eq!(list(&["s/a.test.yaml", "s/c.test.yaml"]), ["s:a", "s:c"]);
+    assert_eq!(
+        list(&["s/b.test.yaml", "s", "s/a.test.yaml"]),
+        ["s:a", "s:b", "s:c"]
+    );
+    let out = ws.gwtest(&["run", "s/a.test.yaml", "s/b.test.yaml"]).run();
+    out.assert_exit(0);
+    out.assert_counts(2, 0, 0, 0);
+}

@@ -66,7 +66,9 @@ pub async fn connect(
 ) -> Result<Cluster, ClusterError> {
     let mut cfg = config(kubeconfig, context).await?;
     cfg.connect_timeout = Some(timeout.min(Duration::from_secs(5)));
-    connect_with(cfg, kubeconfig.map(Path::to_path_buf), timeout).await
+    connect_with(cfg, kubeconfig.map(Path::to_path_buf), timeout)
+        .await
+        .map(|c| c.with_context(context))
 }
 
 /// Connect with a prepared configuration (the sandbox hands one over directly).
@@ -115,4 +117,40 @@ fn connect_cause(e: &kube::Error, connect_timeout: Option<Duration>) -> String {
         ),
         _ => chain,
     }
+}
+
+/// A copy of the kubeconfig whose current context is `context`, in a new private directory
+/// (returned first, to remove after the run): what `${kubeconfig}` hands to programs — kubectl
+/// in an `exec` step — so they reach the cluster the run reaches.
+pub fn pinned_kubeconfig(
+    kubeconfig: Option<&Path>,
+    context: &str,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    let mut kc = match kubeconfig {
+        Some(p) => Kubeconfig::read_from(p),
+        None => Kubeconfig::read(),
+    }
+    .map_err(|e| format!("reading the kubeconfig: {}", error_chain(&e)))?;
+    if !kc.contexts.iter().any(|c| c.name == context) {
+        return Err(format!("the kubeconfig has no context {context:?}"));
+    }
+    kc.current_context = Some(context.to_owned());
+    let yaml = serde_saphyr::to_string(&kc).map_err(|e| format!("writing a kubeconfig: {e}"))?;
+    let dir = std::env::temp_dir().join(format!(
+        "gwtest-kubeconfig-{}",
+        crate::util::random_suffix(8)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let file = dir.join("kubeconfig");
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    // It holds credentials.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .and_then(|mut f| f.write_all(yaml.as_bytes()))
+        .map_err(|e| format!("writing {}: {e}", file.display()))?;
+    Ok((dir, file))
 }

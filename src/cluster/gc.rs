@@ -40,7 +40,7 @@ pub async fn command(args: GcArgs) -> Exit {
         }
     };
     match collect(&cluster, args.run.as_deref(), args.dry_run).await {
-        Ok(found) => {
+        Ok((found, problems)) => {
             let verb = if args.dry_run {
                 "would delete"
             } else {
@@ -64,7 +64,14 @@ pub async fn command(args: GcArgs) -> Exit {
                     "deleted"
                 }
             );
-            Exit::Passed
+            if problems.is_empty() {
+                Exit::Passed
+            } else {
+                for p in &problems {
+                    eprintln!("error: {p}");
+                }
+                Exit::Infra
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -97,12 +104,15 @@ fn leftover(kind: &str, o: &Value) -> Leftover {
     }
 }
 
-/// Find (and unless `dry_run`, delete and wait for) everything gwtest runs left behind.
+/// Find (and unless `dry_run`, delete and wait for) everything gwtest runs left behind:
+/// labelled namespaces first (their contents go with them), then labelled objects of every
+/// other kind outside them. A delete that fails is reported and the rest goes on; the second
+/// list holds the problems.
 pub async fn collect(
     cluster: &Cluster,
     run: Option<&str>,
     dry_run: bool,
-) -> Result<Vec<Leftover>, String> {
+) -> Result<(Vec<Leftover>, Vec<String>), String> {
     let deadline = Instant::now() + GC_TIMEOUT;
     let sel = selector(run);
     let ns_kind = Kind {
@@ -110,9 +120,9 @@ pub async fn collect(
         namespaced: false,
         has_status: true,
     };
-    let namespaces = cluster
-        .list(&ns_kind, None, &sel)
+    let namespaces = tokio::time::timeout_at(deadline, cluster.list(&ns_kind, None, &sel))
         .await
+        .map_err(|_| "timed out listing namespaces".to_string())?
         .map_err(|e| e.to_string())?;
     let ns_names: Vec<String> = namespaces
         .iter()
@@ -126,6 +136,19 @@ pub async fn collect(
         .iter()
         .map(|n| leftover("Namespace", n))
         .collect();
+    let mut problems = Vec::new();
+    let delete = |kind: Kind, ns: Option<String>, name: String| async move {
+        match tokio::time::timeout_at(deadline, cluster.delete(&kind, ns.as_deref(), &name)).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(format!("{} {name}: {e}", kind.ar.kind)),
+            Err(_) => Some(format!("{} {name}: timed out", kind.ar.kind)),
+        }
+    };
+    if !dry_run {
+        for ns in &ns_names {
+            problems.extend(delete(ns_kind.clone(), None, ns.clone()).await);
+        }
+    }
 
     let discovery =
         tokio::time::timeout_at(deadline, Discovery::new(cluster.client().clone()).run())
@@ -146,21 +169,19 @@ pub async fn collect(
                 ar,
             };
             let api = cluster.api(&kind, None);
-            let Ok(list) = api.list(&ListParams::default().labels(&sel)).await else {
-                continue;
-            };
+            let listed =
+                tokio::time::timeout_at(deadline, api.list(&ListParams::default().labels(&sel)))
+                    .await;
+            let Ok(Ok(list)) = listed else { continue };
             for o in list.items {
-                let o = super::to_value(o);
-                let l = leftover(&kind.ar.kind, &o);
+                let l = leftover(&kind.ar.kind, &super::to_value(o));
                 // Objects in a namespace being deleted go with it.
                 if l.namespace.as_ref().is_some_and(|n| ns_names.contains(n)) {
                     continue;
                 }
                 if !dry_run {
-                    cluster
-                        .delete(&kind, l.namespace.as_deref(), &l.name)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    problems
+                        .extend(delete(kind.clone(), l.namespace.clone(), l.name.clone()).await);
                 }
                 found.push(l);
             }
@@ -168,10 +189,12 @@ pub async fn collect(
     }
     if !dry_run {
         for ns in &ns_names {
-            cluster.delete_namespace(ns, deadline).await?;
+            if let Err(e) = cluster.wait_gone_until(&ns_kind, None, ns, deadline).await {
+                problems.push(format!("namespace {ns}: {e}"));
+            }
         }
     }
-    Ok(found)
+    Ok((found, problems))
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ use kube::discovery::Scope;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::engine::retry::{self, AttemptObserver, Class, GaveUp, Limits, Miss, Policy};
+
 /// The label every object gwtest creates carries, with the run id, for `gwtest gc`.
 pub const RUN_LABEL: &str = "gwtest.dev/run";
 /// Field manager for server-side apply.
@@ -95,6 +97,30 @@ impl ClusterError {
 
 pub use crate::util::error_chain;
 
+/// What a failed cluster call means to the retry engine, for every cluster step and suite
+/// setup: a kind not served yet, a missing object and transient errors are worth waiting for;
+/// anything else the server refused is final, with its message.
+pub fn miss(e: &ClusterError, what: &str) -> Miss {
+    match e {
+        ClusterError::UnknownKind { .. } => Miss::new(
+            Class::NotFound,
+            "kind not served (yet)",
+            format!("{what}: {e}"),
+        ),
+        e if e.is_not_found() => Miss::new(Class::NotFound, "not found", format!("{what}: {e}")),
+        e if e.is_transient() => Miss::new(Class::ApiError, "API error", format!("{what}: {e}")),
+        ClusterError::Api {
+            code,
+            reason,
+            message,
+        } => Miss::fatal(
+            Class::ApiError,
+            format!("{what} was rejected: {code} {reason}: {message}"),
+        ),
+        other => Miss::fatal(Class::ApiError, format!("{what}: {other}")),
+    }
+}
+
 /// A resolved kind.
 #[derive(Clone, Debug)]
 pub struct Kind {
@@ -108,6 +134,8 @@ pub struct Cluster {
     client: kube::Client,
     server: String,
     kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context in use (`--context`), for the commands shown to people.
+    context: Option<String>,
     kinds: Mutex<HashMap<(String, String), Kind>>,
     pub(crate) suites: suite::SuiteRegistry,
 }
@@ -134,6 +162,7 @@ impl Cluster {
             client,
             server,
             kubeconfig,
+            context: None,
             kinds: Mutex::new(HashMap::new()),
             suites: Default::default(),
         }
@@ -150,6 +179,17 @@ impl Cluster {
 
     pub fn kubeconfig(&self) -> Option<&Path> {
         self.kubeconfig.as_deref()
+    }
+
+    pub fn with_context(mut self, context: Option<&str>) -> Self {
+        self.context = context.map(str::to_owned);
+        self
+    }
+
+    /// `--kubeconfig PATH --context NAME` as this run reaches the cluster, for the kubectl
+    /// commands gwtest prints.
+    pub fn kubectl_flags(&self) -> String {
+        kubectl_flags(self.kubeconfig.as_deref(), self.context.as_deref())
     }
 
     fn err(&self, e: kube::Error) -> ClusterError {
@@ -311,28 +351,100 @@ impl Cluster {
         }
     }
 
-    /// Wait until the object is gone, woken by a watch, bounded by `deadline`.
+    /// One attempt at "these objects are gone": a miss naming the first one still there.
+    pub async fn check_gone(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        names: &[String],
+    ) -> Result<(), Miss> {
+        for n in names {
+            let what = format!("{} {n}", kind.ar.kind);
+            if let Some(o) = self
+                .get(kind, namespace, n)
+                .await
+                .map_err(|e| miss(&e, &what))?
+            {
+                let fin = o
+                    .pointer("/metadata/finalizers")
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "none".into());
+                return Err(Miss::new(
+                    Class::Field,
+                    "still exists",
+                    format!("{what} still exists (finalizers: {fin})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait, by the retry engine woken by a watch, until every named object is gone.
     pub async fn wait_gone(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        names: &[String],
+        limits: &Limits,
+        observer: &mut dyn AttemptObserver,
+    ) -> Result<u32, Box<GaveUp>> {
+        let one = match names {
+            [n] => Some(n.as_str()),
+            _ => None,
+        };
+        let changes = watch::Changes::start(self, kind, namespace, one, None);
+        let mut limits = limits.clone();
+        limits.wake = Some(changes.notify.clone());
+        let timeout = limits.deadline().saturating_duration_since(Instant::now());
+        let policy = Policy {
+            timeout,
+            interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(1),
+            consecutive: 1,
+            hold: None,
+        };
+        let what = match names {
+            [n] => format!("{} {n}", kind.ar.kind),
+            _ => format!("{} {}", names.len(), kind.ar.plural),
+        };
+        let pending = format!("waiting for {what} to be gone");
+        retry::eventually(&policy, &limits, &pending, observer, |_| {
+            self.check_gone(kind, namespace, names)
+        })
+        .await
+        .map(|(_, h)| h.attempts)
+    }
+
+    /// `wait_gone` for cleanup: bounded by `deadline`, deaf to Ctrl-C (cleanup is what runs
+    /// after it).
+    pub(crate) async fn wait_gone_until(
         &self,
         kind: &Kind,
         namespace: Option<&str>,
         name: &str,
         deadline: Instant,
-    ) -> Result<(), ClusterError> {
-        let w = watch::Changes::start(self, kind, namespace, Some(name), None);
-        loop {
-            if self.get(kind, namespace, name).await?.is_none() {
-                return Ok(());
-            }
-            let wait = tokio::time::sleep(Duration::from_millis(250));
-            tokio::select! {
-                _ = w.notify.notified() => {}
-                _ = wait => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(ClusterError::Invalid(format!("{} {name} still exists", kind.ar.kind)));
-                }
-            }
-        }
+    ) -> Result<(), String> {
+        let limits = Limits::for_step(
+            Instant::now(),
+            deadline.saturating_duration_since(Instant::now()),
+            deadline,
+            deadline.saturating_duration_since(Instant::now()),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        self.wait_gone(
+            kind,
+            namespace,
+            &[name.to_owned()],
+            &limits,
+            &mut |_: &retry::AttemptRecord| {},
+        )
+        .await
+        .map(|_| ())
+        .map_err(|g| {
+            g.last
+                .map(|m| m.detail)
+                .unwrap_or_else(|| format!("{} {name} still exists", kind.ar.kind))
+        })
     }
 
     /// Create a namespace labelled with the run id.
@@ -366,7 +478,7 @@ impl Cluster {
             Ok(Err(e)) => return Err(e.to_string()),
             Ok(Ok(_)) => {}
         }
-        self.wait_gone(&kind, None, name, deadline)
+        self.wait_gone_until(&kind, None, name, deadline)
             .await
             .map_err(|_| {
                 format!("namespace {name} was still terminating when cleanup-timeout ran out")
@@ -375,6 +487,29 @@ impl Cluster {
 
     /// Delete tracked objects newest first, then the namespace, and wait until gone.
     pub async fn cleanup(
+        &self,
+        tracked: &[Tracked],
+        namespace: Option<&str>,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        // Every call inside has the deadline too; this bounds the whole, whatever the server
+        // does (a dead cluster included).
+        let grace = Duration::from_secs(2);
+        match tokio::time::timeout_at(
+            deadline + grace,
+            self.cleanup_inner(tracked, namespace, deadline),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(
+                "cleanup did not finish within cleanup-timeout (is the API server answering?)"
+                    .into(),
+            ),
+        }
+    }
+
+    async fn cleanup_inner(
         &self,
         tracked: &[Tracked],
         namespace: Option<&str>,
@@ -399,7 +534,7 @@ impl Cluster {
                 Err(_) => problems.push(format!("{} {}: timed out", t.kind, t.name)),
                 Ok(Err(e)) => problems.push(format!("{} {}: {e}", t.kind, t.name)),
                 Ok(Ok(_)) => {
-                    if let Err(e) = self.wait_gone(&kind, ns, &t.name, deadline).await {
+                    if let Err(e) = self.wait_gone_until(&kind, ns, &t.name, deadline).await {
                         problems.push(e.to_string());
                     }
                 }
@@ -533,14 +668,20 @@ pub fn kubeconfig_flag(kubeconfig: Option<&Path>) -> String {
         .unwrap_or_default()
 }
 
+/// `--kubeconfig PATH --context NAME` for kubectl commands shown to people.
+pub fn kubectl_flags(kubeconfig: Option<&Path>, context: Option<&str>) -> String {
+    let mut flags = kubeconfig_flag(kubeconfig);
+    if let Some(c) = context {
+        flags.push_str(&format!(" --context {}", crate::util::shell_quote(c)));
+    }
+    flags
+}
+
 /// Commands a person can run to look at a kept or paused namespace: the usual kinds plus
-/// every kind the test applied there (`all` does not cover custom resources).
-pub fn inspect_commands(
-    namespace: &str,
-    kubeconfig: Option<&Path>,
-    tracked: &[Tracked],
-) -> Vec<String> {
-    let kc = kubeconfig_flag(kubeconfig);
+/// every kind the test applied there (`all` does not cover custom resources). `flags` are the
+/// run's `kubectl_flags`.
+pub fn inspect_commands(namespace: &str, flags: &str, tracked: &[Tracked]) -> Vec<String> {
+    let kc = flags;
     let mut kinds: Vec<String> = ["all", "gateways", "httproutes", "configmaps"]
         .map(str::to_owned)
         .to_vec();
@@ -621,7 +762,11 @@ mod tests {
             t("demo.gwtest.dev/v1alpha1", "Upstream", "ns1"),
             t("example.com/v1", "Other", "elsewhere"),
         ];
-        let c = inspect_commands("ns1", Some(Path::new("/k c")), &tracked);
+        let c = inspect_commands(
+            "ns1",
+            &kubectl_flags(Some(Path::new("/k c")), None),
+            &tracked,
+        );
         assert_eq!(
             c,
             [
@@ -631,8 +776,16 @@ mod tests {
             ]
         );
         assert_eq!(
-            inspect_commands("ns1", None, &[])[0],
+            inspect_commands("ns1", "", &[])[0],
             "kubectl get all,gateways,httproutes,configmaps -n ns1"
+        );
+        assert_eq!(
+            inspect_commands(
+                "ns1",
+                &kubectl_flags(Some(Path::new("/k")), Some("kind-a b")),
+                &[]
+            )[2],
+            "kubectl --kubeconfig /k --context 'kind-a b' delete namespace ns1"
         );
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{Cluster, ClusterError, Tracked, identity, manifests};
+use super::{Cluster, Tracked, identity, manifests};
 use crate::engine::RunContext;
 use crate::engine::events::Failure;
 use crate::engine::lifecycle::{self, NamespaceMode};
@@ -33,7 +33,11 @@ pub struct SuiteResources {
 /// Gateway for all), and an object goes only when the last suite using it is done.
 #[derive(Debug, Default)]
 pub struct SuiteRegistry {
-    map: Mutex<HashMap<PathBuf, SuiteResources>>,
+    /// Filled while setup runs, so what a setup cut short by Ctrl-C made is still removed.
+    map: Mutex<HashMap<PathBuf, Arc<Mutex<SuiteResources>>>>,
+    /// One suite at a time in a fixed namespace: they would share it, and the one that
+    /// created it deletes it.
+    fixed: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     holders: Mutex<HashMap<FixtureKey, usize>>,
     /// Applying and removing fixtures never overlap, so a suite never applies into a
     /// namespace another suite's teardown is deleting.
@@ -64,16 +68,33 @@ impl Cluster {
         suite: &Suite,
         vars: &mut Vars,
     ) -> Result<NamespaceMode, Failure> {
-        let scale = ctx.config.timeout_scale;
-        let deadline = Instant::now() + lifecycle::DEFAULT_TEST_TIMEOUT.mul_f64(scale);
-        let mut res = SuiteResources::default();
-        let result = self.setup_inner(ctx, suite, vars, &mut res, deadline).await;
+        // Setup gets as long as one of the suite's tests may take.
+        let timeout = suite
+            .doc
+            .defaults
+            .test_timeout
+            .map_or(lifecycle::DEFAULT_TEST_TIMEOUT, |d| d.0);
+        let deadline = Instant::now() + timeout.mul_f64(ctx.config.timeout_scale);
+        let res = Arc::new(Mutex::new(SuiteResources::default()));
         registry(self)
             .map
             .lock()
             .expect("poisoned")
-            .insert(suite.file.clone(), res);
-        result
+            .insert(suite.file.clone(), res.clone());
+        self.setup_inner(ctx, suite, vars, &res, deadline).await
+    }
+
+    /// Wait until no other suite of the run works in fixed namespace `ns`; held until the
+    /// suite's teardown is done.
+    pub async fn hold_fixed_namespace(&self, ns: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = registry(self)
+            .fixed
+            .lock()
+            .expect("poisoned")
+            .entry(ns.to_owned())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     async fn setup_inner(
@@ -81,7 +102,7 @@ impl Cluster {
         ctx: &Arc<RunContext>,
         suite: &Suite,
         vars: &mut Vars,
-        res: &mut SuiteResources,
+        res: &Mutex<SuiteResources>,
         deadline: Instant,
     ) -> Result<NamespaceMode, Failure> {
         let mode =
@@ -94,7 +115,7 @@ impl Cluster {
                         .map_err(|e| {
                             Failure::error(format!("cannot create the suite namespace {ns}: {e}"))
                         })?;
-                    res.namespace = Some(ns.clone());
+                    res.lock().expect("poisoned").namespace = Some(ns.clone());
                     NamespaceMode::Shared(ns)
                 }
                 Some(fixed) => {
@@ -113,7 +134,7 @@ impl Cluster {
                         n.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
                     });
                     if terminating {
-                        self.wait_gone(&kind, None, fixed, deadline).await.map_err(|_| {
+                        self.wait_gone_until(&kind, None, fixed, deadline).await.map_err(|_| {
                         Failure::error(format!(
                             "namespace {fixed} is still terminating (from an earlier run?): \
                              nothing can be created in it"
@@ -126,7 +147,7 @@ impl Cluster {
                             .map_err(|e| {
                                 Failure::error(format!("cannot create namespace {fixed}: {e}"))
                             })?;
-                        res.namespace = Some(fixed.to_owned());
+                        res.lock().expect("poisoned").namespace = Some(fixed.to_owned());
                     }
                     NamespaceMode::Shared(fixed.to_owned())
                 }
@@ -147,11 +168,37 @@ impl Cluster {
             let path = suite.dir.join(rel);
             let objs = manifests::read_file(&path, vars).map_err(Failure::error)?;
             for m in objs {
-                let apply = self.apply(m.value.clone(), shared_ns.as_deref(), &ctx.run_id);
-                let (_, obj) = tokio::time::timeout_at(deadline, apply)
-                    .await
-                    .map_err(|_| Failure::error(format!("fixture {}: timed out", m.origin())))?
-                    .map_err(|e| Failure::error(format!("fixture {}: {e}", m.origin())))?;
+                // As the apply step: retried while the error is transient or the kind is not
+                // served yet (a CRD earlier in the same file), bounded, and stopped by Ctrl-C.
+                let limits = Limits::for_step(
+                    Instant::now(),
+                    deadline.saturating_duration_since(Instant::now()),
+                    deadline,
+                    deadline.saturating_duration_since(Instant::now()),
+                    ctx.cancel.clone(),
+                );
+                let policy = Policy::once(
+                    limits
+                        .step_deadline
+                        .saturating_duration_since(Instant::now()),
+                );
+                let what = format!("fixture {}", m.origin());
+                let applied = retry::eventually(
+                    &policy,
+                    &limits,
+                    &format!("applying {what}"),
+                    &mut |_: &retry::AttemptRecord| {},
+                    |_| async {
+                        self.apply(m.value.clone(), shared_ns.as_deref(), &ctx.run_id)
+                            .await
+                            .map_err(|e| super::miss(&e, &what))
+                    },
+                )
+                .await;
+                let (_, obj) = match applied {
+                    Ok((o, _)) => o,
+                    Err(g) => return Err(failure_from(&g, &limits)),
+                };
                 let t = tracked(&obj);
                 *registry(self)
                     .holders
@@ -159,7 +206,7 @@ impl Cluster {
                     .expect("poisoned")
                     .entry(fixture_key(&t))
                     .or_insert(0) += 1;
-                res.fixtures.push(t);
+                res.lock().expect("poisoned").fixtures.push(t);
             }
         }
         drop(fixtures_guard);
@@ -242,11 +289,14 @@ impl Cluster {
             &pending,
             &mut |_: &retry::AttemptRecord| {},
             |_| async {
-                let kind = self.resolve(&api_version, &kind_name).await.map_err(miss)?;
+                let kind = self
+                    .resolve(&api_version, &kind_name)
+                    .await
+                    .map_err(|e| super::miss(&e, &what))?;
                 let obj = self
                     .get(&kind, ns.as_deref(), &obj_name)
                     .await
-                    .map_err(miss)?
+                    .map_err(|e| super::miss(&e, &what))?
                     .ok_or_else(|| {
                         Miss::new(
                             Class::NotFound,
@@ -282,6 +332,7 @@ impl Cluster {
             .expect("poisoned")
             .remove(&suite.file);
         let Some(res) = res else { return Ok(()) };
+        let res = std::mem::take(&mut *res.lock().expect("poisoned"));
         if keep {
             // Kept fixtures stay held: no other suite's teardown removes them either.
             return Ok(());
@@ -313,12 +364,6 @@ impl Cluster {
         self.cleanup(&unheld, res.namespace.as_deref(), deadline)
             .await
     }
-}
-
-fn miss(e: ClusterError) -> Miss {
-    let fatal = !e.is_transient() && !matches!(e, ClusterError::UnknownKind { .. });
-    let m = Miss::new(Class::ApiError, "API error", e.to_string());
-    Miss { fatal, ..m }
 }
 
 /// What to remember about an applied object.

@@ -58,19 +58,13 @@ impl Target {
     }
 
     /// A kubectl command that shows the object(s).
-    pub fn kubectl_get(
-        &self,
-        plural: &str,
-        group: &str,
-        namespaced: bool,
-        kubeconfig: Option<&std::path::Path>,
-    ) -> String {
+    pub fn kubectl_get(&self, plural: &str, group: &str, namespaced: bool, flags: &str) -> String {
         let res = if group.is_empty() {
             plural.to_owned()
         } else {
             format!("{plural}.{group}")
         };
-        let mut cmd = format!("kubectl{} get {res}", super::kubeconfig_flag(kubeconfig));
+        let mut cmd = format!("kubectl{flags} get {res}");
         match (&self.name, &self.selector) {
             (Some(n), _) => cmd.push_str(&format!(" {n}")),
             (None, Some(s)) => cmd.push_str(&format!(" -l {}", crate::util::shell_quote(s))),
@@ -148,7 +142,7 @@ mod tests {
                 "upstreams",
                 "demo.gwtest.dev",
                 true,
-                Some(Path::new("/k/config"))
+                &crate::cluster::kubectl_flags(Some(Path::new("/k/config")), None)
             ),
             "kubectl --kubeconfig /k/config get upstreams.demo.gwtest.dev u -n ns1 -o yaml"
         );
@@ -159,7 +153,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            t.kubectl_get("configmaps", "", true, None),
+            t.kubectl_get("configmaps", "", true, ""),
             "kubectl get configmaps -l 'app in (a, b)' -n ns1 -o yaml"
         );
         let t = target(
@@ -169,7 +163,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            t.kubectl_get("gatewayclasses", "gateway.networking.k8s.io", false, None),
+            t.kubectl_get("gatewayclasses", "gateway.networking.k8s.io", false, ""),
             "kubectl get gatewayclasses.gateway.networking.k8s.io c -o yaml"
         );
     }

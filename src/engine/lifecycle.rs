@@ -189,6 +189,8 @@ pub async fn run_try(
 
     let mut reports: Vec<StepReport> = Vec::with_capacity(test.doc.steps.len());
     if setup_error.is_none() {
+        // The deadline moves later by the time spent in `pause:` steps: a person decides.
+        let moving = std::sync::Mutex::new(deadline);
         let steps_run = run_steps(
             ctx,
             env,
@@ -196,14 +198,25 @@ pub async fn run_try(
             id,
             &mut vars,
             &mut state,
-            deadline,
+            &moving,
             test_timeout,
             &mut reports,
         );
-        if tokio::time::timeout_at(deadline + DEADLINE_GRACE, steps_run)
-            .await
-            .is_err()
-        {
+        // A safety net for a step that ignores its deadline (a bug): it follows the moves.
+        let overrun = async {
+            loop {
+                let d = *moving.lock().expect("poisoned") + DEADLINE_GRACE;
+                tokio::time::sleep_until(d).await;
+                if Instant::now() >= *moving.lock().expect("poisoned") + DEADLINE_GRACE {
+                    return;
+                }
+            }
+        };
+        let overran = tokio::select! {
+            _ = steps_run => false,
+            _ = overrun => true,
+        };
+        if overran {
             // A step overran its deadline: record it as a test-timeout on the running step.
             let i = reports.len();
             if let Some(step) = test.doc.steps.get(i) {
@@ -229,6 +242,18 @@ pub async fn run_try(
     }
     for (i, step) in test.doc.steps.iter().enumerate().skip(reports.len()) {
         reports.push(not_run(i, step));
+    }
+    // Stopped by Ctrl-C between steps: the steps left did not run, so the test did not pass.
+    if setup_error.is_none()
+        && ctx.cancel.is_cancelled()
+        && !reports.iter().any(|r| r.status == StepStatus::Failed)
+        && reports.iter().any(|r| r.status == StepStatus::NotRun)
+    {
+        setup_error = Some(Failure::new(
+            FailureCause::Interrupted,
+            None,
+            "interrupted before every step ran",
+        ));
     }
     let failed = setup_error.is_some() || reports.iter().any(|r| r.status == StepStatus::Failed);
 
@@ -276,7 +301,7 @@ pub async fn run_try(
                     namespace: ns.to_owned(),
                     commands: crate::cluster::inspect_commands(
                         ns,
-                        ctx.kubeconfig.as_deref(),
+                        &ctx.kubectl_flags(),
                         &state.tracked,
                     ),
                 });
@@ -312,7 +337,7 @@ async fn run_steps(
     id: &TestId,
     vars: &mut Vars,
     state: &mut TestState,
-    deadline: Instant,
+    moving_deadline: &std::sync::Mutex<Instant>,
     test_timeout: Duration,
     reports: &mut Vec<StepReport>,
 ) {
@@ -336,6 +361,7 @@ async fn run_steps(
             span_id: super::hex(&span_id),
         });
         let started = Instant::now();
+        let deadline = *moving_deadline.lock().expect("poisoned");
         let policy = policy_for(&step.value, suite, ctx.config.timeout_scale);
         let limits = Limits::for_step(
             started,
@@ -396,6 +422,11 @@ async fn run_steps(
         reports.push(report);
         if failed {
             return;
+        }
+        // Time a person spent at a `pause:` step does not count against the test.
+        let paused = std::mem::take(&mut state.paused);
+        if !paused.is_zero() {
+            *moving_deadline.lock().expect("poisoned") += paused;
         }
     }
 }

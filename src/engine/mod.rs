@@ -64,6 +64,16 @@ impl RunContext {
     }
 }
 
+impl RunContext {
+    /// How kubectl reaches this run's cluster, for the commands gwtest prints.
+    pub fn kubectl_flags(&self) -> String {
+        self.cluster
+            .as_ref()
+            .map(|c| c.kubectl_flags())
+            .unwrap_or_default()
+    }
+}
+
 /// A short, sortable, unique-enough run id: `20261121-053412-x7k2p9`.
 pub fn new_run_id() -> String {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();

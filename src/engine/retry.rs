@@ -402,6 +402,10 @@ enum Wait {
 }
 
 async fn wait(delay: Duration, limits: &Limits) -> Wait {
+    // Checked first: a stored wake-up must not carry attempts past the deadline.
+    if Instant::now() >= limits.deadline() {
+        return Wait::Deadline;
+    }
     let until = (Instant::now() + delay).min(limits.deadline());
     let woken = async {
         match &limits.wake {
@@ -883,6 +887,53 @@ mod tests {
         .unwrap();
         assert_eq!(h.attempts, 2);
         assert!(t0.elapsed() < Duration::from_millis(10));
+    }
+
+    // Real time: attempts that finish on their first poll (blocking work, no timer) while
+    // each stores a wake-up; only the deadline check in the wait can end this. (Spawned, so a
+    // regression fails the test instead of spinning the test's own thread.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn constant_wake_ups_do_not_outlive_the_deadline() {
+        let p = Policy {
+            interval: Duration::from_secs(1),
+            ..policy(300, 1, None)
+        };
+        let mut l = limits(&p, Duration::from_secs(60));
+        let notify = Arc::new(Notify::new());
+        l.wake = Some(notify.clone());
+        let t0 = Instant::now();
+        // A spinning task can't be cancelled and would keep the runtime from shutting down:
+        // a regression aborts instead of hanging the test run.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watchdog = done.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(10));
+            if !watchdog.load(std::sync::atomic::Ordering::SeqCst) {
+                eprintln!(
+                    "constant_wake_ups_do_not_outlive_the_deadline: the step outlived its deadline"
+                );
+                std::process::abort();
+            }
+        });
+        let run = tokio::spawn(async move {
+            let mut observer = |_: &AttemptRecord| {};
+            eventually(&p, &l, "x", &mut observer, |_| {
+                notify.notify_one();
+                std::thread::sleep(Duration::from_millis(5));
+                async { Err::<(), _>(miss503()) }
+            })
+            .await
+            .map(|_| ())
+            .map_err(|g| g.cause)
+        });
+        let cause = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("the step outlived its deadline")
+            .unwrap()
+            .unwrap_err();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(cause, Cause::Timeout);
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     }
 
     #[test]

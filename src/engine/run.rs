@@ -40,11 +40,19 @@ pub async fn command(args: RunArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    let picks = select::pick(&suites, &config.select);
-    if picks.is_empty() && (!config.select.filters.is_empty() || !config.select.labels.is_empty()) {
-        eprintln!("error: no test matches the given --filter/--label");
-        return Exit::Invalid;
+    // A filter that matches nothing is a mistake; an empty shard is not (a small run split
+    // many ways), so the check ignores sharding.
+    if !config.select.filters.is_empty() || !config.select.labels.is_empty() {
+        let unsharded = crate::config::Selection {
+            shard: None,
+            ..config.select.clone()
+        };
+        if select::pick(&suites, &unsharded).is_empty() {
+            eprintln!("error: no test matches the given --filter/--label");
+            return Exit::Invalid;
+        }
     }
+    let picks = select::pick(&suites, &config.select);
     execute(config, suites, picks).await
 }
 
@@ -142,6 +150,7 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     }
     let mut cluster = None;
     let mut kubeconfig = None;
+    let mut pinned_dir: Option<PathBuf> = None;
     let mut sandbox = None;
     if config.sandbox {
         let cfg = SandboxConfig {
@@ -190,6 +199,22 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
                     .map(|p| p.to_path_buf())
                     .or_else(default_kubeconfig);
                 cluster = Some(Arc::new(c));
+                // With --context, `${kubeconfig}` must select that context too.
+                if let Some(context) = &config.context {
+                    match crate::cluster::connect::pinned_kubeconfig(
+                        config.kubeconfig.as_deref(),
+                        context,
+                    ) {
+                        Ok((dir, file)) => {
+                            kubeconfig = Some(file);
+                            pinned_dir = Some(dir);
+                        }
+                        Err(e) => {
+                            eprintln!("error: --context {context}: {e}");
+                            return Exit::Infra;
+                        }
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -273,6 +298,9 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     }
     if let Some(s) = sandbox {
         s.shutdown().await;
+    }
+    if let Some(d) = pinned_dir {
+        let _ = std::fs::remove_dir_all(d);
     }
     if let Some(r) = receiver {
         r.shutdown().await;

@@ -116,7 +116,23 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
             namespace,
         })
     };
-    // Suite setup holds a test slot so that at most -j things happen at once.
+    // Suites in one fixed namespace take turns (taken before a test slot, so a waiting suite
+    // never holds a slot the running one needs).
+    let fixed = suite
+        .doc
+        .namespace
+        .as_ref()
+        .map(|n| n.value.as_str())
+        .filter(|n| !matches!(*n, "per-test" | "per-suite"));
+    let _namespace_turn = match (&ctx.cluster, fixed, needs_cluster) {
+        (Some(cluster), Some(ns), true) => tokio::select! {
+            g = cluster.hold_fixed_namespace(ns) => Some(g),
+            _ = ctx.cancel.cancelled() => None,
+        },
+        _ => None,
+    };
+    // Suite setup holds a test slot so that at most -j things happen at once; Ctrl-C stops
+    // it (what it made so far is removed by the teardown).
     let env = {
         let _permit = tokio::select! {
             p = shared.permits.acquire() => p.ok(),
@@ -125,7 +141,10 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
         if ctx.cancel.is_cancelled() {
             None
         } else {
-            Some(setup.await)
+            tokio::select! {
+                r = setup => Some(r),
+                _ = ctx.cancel.cancelled() => None,
+            }
         }
     };
     let env = match env {
@@ -133,6 +152,7 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
             for (_, id) in &pick.tests {
                 counts.add(skip(&ctx, id, "interrupted"));
             }
+            teardown(&ctx, &suite, &counts).await;
             return counts;
         }
         Some(Err(failure)) => {

@@ -263,7 +263,15 @@ fn failure_block(id: &TestId, t: &TryReport, st: &Styles) -> String {
                 s.loc
             ),
         ),
-        None => (t.error.as_ref(), "  test setup/cleanup".to_string()),
+        None => (
+            t.error.as_ref(),
+            match t.error.as_ref().map(|e| e.cause) {
+                Some(crate::engine::events::FailureCause::Interrupted) => {
+                    "  interrupted".to_string()
+                }
+                _ => "  test setup/cleanup".to_string(),
+            },
+        ),
     };
     out.push(st.bold.apply_to(where_).to_string());
     if let Some(f) = failure {

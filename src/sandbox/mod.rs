@@ -222,8 +222,8 @@ async fn demo_gateway_only(args: SandboxArgs) -> Exit {
     {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            return Exit::Invalid;
+            eprintln!("error: the demo gateway failed to start: {e:#}");
+            return Exit::Infra;
         }
     };
     println!("ready demo-gateway api={}", cluster.server());

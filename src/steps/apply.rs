@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use super::{StepCtx, StepResult, failure_from};
 use crate::cluster::manifests::{self, Manifest};
 use crate::cluster::{ClusterError, suite::tracked};
-use crate::engine::retry::{self, Class, Miss, Policy};
+use crate::engine::retry::{self, Miss, Policy};
 use crate::suite::model::{ApplyItem, ApplySpec};
 
 pub async fn run(spec: &ApplySpec, ctx: &mut StepCtx<'_>) -> StepResult {
@@ -102,22 +102,5 @@ fn describe(m: &Manifest) -> String {
 }
 
 fn apply_miss(e: &ClusterError, m: &Manifest) -> Miss {
-    let what = describe(m);
-    match e {
-        ClusterError::UnknownKind { .. } => Miss::new(
-            Class::NotFound,
-            "kind not served (yet)",
-            format!("{what}: {e}"),
-        ),
-        e if e.is_transient() => Miss::new(Class::ApiError, "API error", format!("{what}: {e}")),
-        ClusterError::Api {
-            code,
-            reason,
-            message,
-        } => Miss::fatal(
-            Class::ApiError,
-            format!("{what} was rejected: {code} {reason}: {message}"),
-        ),
-        other => Miss::fatal(Class::ApiError, format!("{what}: {other}")),
-    }
+    crate::cluster::miss(e, &describe(m))
 }

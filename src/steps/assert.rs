@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use super::{StepCtx, StepResult, failure_from};
 use crate::cluster::target::Target;
 use crate::cluster::watch::Changes;
-use crate::cluster::{Cluster, ClusterError, Kind, Tracked};
+use crate::cluster::{Cluster, Kind, Tracked};
 use crate::engine::retry::{self, Class, Miss, Section};
 use crate::matching;
 use crate::suite::model::AssertSpec;
@@ -123,10 +123,7 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             ));
         }
     };
-    let kind = cluster
-        .resolve(&target.api_version, &target.kind)
-        .await
-        .ok();
+    let kind = ctx.resolve_early(&cluster, &target).await;
     if let Some(k) = &kind {
         start_watch(k);
     }
@@ -191,7 +188,7 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
                     &k.ar.plural,
                     &k.ar.group,
                     k.namespaced,
-                    cluster.kubeconfig(),
+                    &cluster.kubectl_flags(),
                 ));
             }
             if g.history
@@ -210,21 +207,6 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     }
 }
 
-fn api_miss(e: ClusterError) -> Miss {
-    match e {
-        ClusterError::UnknownKind { .. } => {
-            Miss::new(Class::NotFound, "kind not served", e.to_string())
-        }
-        e => {
-            let fatal = !e.is_transient() && e.code().is_some_and(|c| c != 404);
-            Miss {
-                fatal,
-                ..Miss::new(Class::ApiError, "API error", e.to_string())
-            }
-        }
-    }
-}
-
 async fn attempt(
     cluster: &Cluster,
     target: &Target,
@@ -235,7 +217,7 @@ async fn attempt(
     let kind = cluster
         .resolve(&target.api_version, &target.kind)
         .await
-        .map_err(api_miss)?;
+        .map_err(|e| crate::cluster::miss(&e, &target.describe(true)))?;
     let ns = if kind.namespaced {
         target.namespace.as_deref()
     } else {
@@ -243,7 +225,10 @@ async fn attempt(
     };
     let what = target.describe(kind.namespaced);
     if let Some(name) = &target.name {
-        let obj = cluster.get(&kind, ns, name).await.map_err(api_miss)?;
+        let obj = cluster
+            .get(&kind, ns, name)
+            .await
+            .map_err(|e| crate::cluster::miss(&e, &what))?;
         let Some(obj) = obj else {
             return if expect.absent {
                 Ok(Value::Null)
@@ -264,7 +249,10 @@ async fn attempt(
         return Ok(obj);
     }
     let selector = target.selector.clone().unwrap_or_default();
-    let items = cluster.list(&kind, ns, &selector).await.map_err(api_miss)?;
+    let items = cluster
+        .list(&kind, ns, &selector)
+        .await
+        .map_err(|e| crate::cluster::miss(&e, &what))?;
     *last_seen.lock().expect("poisoned") = Some(serde_json::json!({ "items": items }));
     if expect.absent {
         return match items.first() {

@@ -72,17 +72,7 @@ struct Expect {
 }
 
 fn text(t: &Option<TextMatch>, vars: &Vars) -> Result<Option<Text>, StepResult> {
-    let Some(t) = t else { return Ok(None) };
-    if let Some(e) = &t.equals {
-        return Ok(Some(Text::Equals(vars.expand(e)?)));
-    }
-    if let Some(c) = &t.contains {
-        return Ok(Some(Text::Contains(vars.expand(c)?)));
-    }
-    if let Some(p) = &t.matches {
-        return Ok(Some(Text::Matches(super::request::compile(p, vars)?)));
-    }
-    Ok(None)
+    t.as_ref().map(|t| super::text_match(t, vars)).transpose()
 }
 
 pub async fn run(spec: &ExecSpec, ctx: &mut StepCtx<'_>) -> StepResult {

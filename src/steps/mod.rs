@@ -43,6 +43,8 @@ pub struct TestState {
     pub tracked: Vec<crate::cluster::Tracked>,
     /// The trace context of the current step's own span (run export), parent of attempts.
     pub step_span: Option<RequestTrace>,
+    /// Time spent at a `pause:` step, which the engine adds to the test's deadline.
+    pub paused: std::time::Duration,
 }
 
 /// What a step gets from the engine.
@@ -91,6 +93,23 @@ impl StepCtx<'_> {
         Ok((cluster, target))
     }
 
+    /// Resolve a kind before the attempts start (to name the object, to start a watch),
+    /// within the step's deadline and Ctrl-C; `None` if it can't be yet (attempts retry it).
+    pub async fn resolve_early(
+        &self,
+        cluster: &crate::cluster::Cluster,
+        t: &crate::cluster::target::Target,
+    ) -> Option<crate::cluster::Kind> {
+        let resolve = tokio::time::timeout_at(
+            self.limits.deadline(),
+            cluster.resolve(&t.api_version, &t.kind),
+        );
+        tokio::select! {
+            r = resolve => r.ok()?.ok(),
+            _ = self.limits.cancel.cancelled() => None,
+        }
+    }
+
     /// Forwards attempts to the event stream (progress lines, attempt counts).
     pub fn observer(&self) -> impl AttemptObserver + use<> {
         let (events, id, index) = (self.events.clone(), self.test.clone(), self.index);
@@ -102,6 +121,45 @@ impl StepCtx<'_> {
             })
         }
     }
+}
+
+/// A text expectation (`equals` | `contains` | `matches`) with variables substituted.
+pub fn text_match(
+    t: &crate::suite::model::TextMatch,
+    vars: &Vars,
+) -> Result<crate::matching::Text, StepResult> {
+    use crate::matching::Text;
+    if let Some(e) = &t.equals {
+        return Ok(Text::Equals(vars.expand(e)?));
+    }
+    if let Some(c) = &t.contains {
+        return Ok(Text::Contains(vars.expand(c)?));
+    }
+    if let Some(p) = &t.matches {
+        return Ok(Text::Matches(compile(p, vars)?));
+    }
+    Err(StepResult::error(
+        "a text expectation needs one of equals, contains, matches",
+    ))
+}
+
+/// A pattern's regex: compiled at load time, or now when it held variables.
+pub fn compile(
+    p: &crate::suite::spanned::Pattern,
+    vars: &Vars,
+) -> Result<regex::Regex, StepResult> {
+    if let Some(r) = &p.compiled {
+        return Ok(r.clone());
+    }
+    let s = vars.expand(&p.template)?;
+    regex::Regex::new(&s).map_err(|e| {
+        let at = if p.template.loc.is_known() {
+            format!(" (at {})", p.template.loc)
+        } else {
+            String::new()
+        };
+        StepResult::error(format!("invalid regex {s:?} after substitution: {e}{at}"))
+    })
 }
 
 /// How a step ended.

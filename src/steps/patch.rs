@@ -26,8 +26,8 @@ pub async fn run(spec: &PatchSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     };
     // Resolved here only to name the object with its namespace; the attempts resolve again
     // (a kind not served yet is retried there).
-    let namespaced = cluster
-        .resolve(&target.api_version, &target.kind)
+    let namespaced = ctx
+        .resolve_early(&cluster, &target)
         .await
         .map_or(target.namespace.is_some(), |k| k.namespaced);
     let what = target.describe(namespaced);
@@ -65,13 +65,11 @@ pub async fn run(spec: &PatchSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     }
 }
 
+/// The cluster rule, except that patching an object that does not exist is final: a patch
+/// names what it changes.
 fn miss(e: ClusterError, what: &str) -> Miss {
-    match &e {
-        ClusterError::UnknownKind { .. } => {
-            Miss::new(Class::NotFound, "kind not served", e.to_string())
-        }
-        e if e.is_not_found() => Miss::fatal(Class::NotFound, format!("{what} does not exist")),
-        e if e.is_transient() => Miss::new(Class::ApiError, "API error", format!("{what}: {e}")),
-        e => Miss::fatal(Class::ApiError, format!("{what}: patch rejected: {e}")),
+    if e.is_not_found() && !matches!(e, ClusterError::UnknownKind { .. }) {
+        return Miss::fatal(Class::NotFound, format!("{what} does not exist"));
     }
+    crate::cluster::miss(&e, what)
 }

@@ -9,6 +9,7 @@ pub async fn run(message: &str, ctx: &mut StepCtx<'_>) -> StepResult {
             ..StepResult::passed(0)
         };
     }
-    crate::debug::pause::wait(ctx.run, ctx.test, ctx.state, message, &ctx.limits).await;
+    let paused = crate::debug::pause::wait(ctx.run, ctx.test, ctx.state, message).await;
+    ctx.state.paused += paused;
     StepResult::passed(1)
 }

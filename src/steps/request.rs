@@ -15,8 +15,8 @@ use crate::engine::events::Failure;
 use crate::engine::retry::{self, Class, Miss, Section};
 use crate::engine::{hex, new_span_id, new_trace_id};
 use crate::matching::{self, Text};
-use crate::suite::model::{HeaderExpect, HttpExpect, RequestSpec, TextMatch};
-use crate::suite::spanned::{JsonPathExpr, Loc, Node, Pattern};
+use crate::suite::model::{HeaderExpect, HttpExpect, RequestSpec};
+use crate::suite::spanned::{JsonPathExpr, Loc, Node};
 use crate::suite::vars::{VarError, Vars};
 use crate::util::{error_chain, fmt_duration, shell_quote, truncate};
 
@@ -309,35 +309,6 @@ fn at(loc: Loc) -> String {
     }
 }
 
-fn text_match(t: &TextMatch, vars: &Vars) -> Result<Text, StepResult> {
-    if let Some(e) = &t.equals {
-        return Ok(Text::Equals(vars.expand(e)?));
-    }
-    if let Some(c) = &t.contains {
-        return Ok(Text::Contains(vars.expand(c)?));
-    }
-    if let Some(p) = &t.matches {
-        return Ok(Text::Matches(compile(p, vars)?));
-    }
-    Err(StepResult::error(
-        "a text expectation needs one of equals, contains, matches",
-    ))
-}
-
-/// The pattern's regex, compiled now if it held variables.
-pub fn compile(p: &Pattern, vars: &Vars) -> Result<regex::Regex, StepResult> {
-    if let Some(r) = &p.compiled {
-        return Ok(r.clone());
-    }
-    let s = vars.expand(&p.template)?;
-    regex::Regex::new(&s).map_err(|e| {
-        StepResult::error(format!(
-            "invalid regex {s:?} after substitution: {e}{}",
-            at(p.template.loc)
-        ))
-    })
-}
-
 fn expectations(e: Option<&HttpExpect>, vars: &Vars) -> Result<Expect, StepResult> {
     let Some(e) = e else {
         return Ok(Expect {
@@ -352,7 +323,7 @@ fn expectations(e: Option<&HttpExpect>, vars: &Vars) -> Result<Expect, StepResul
     for (k, v) in e.headers.iter() {
         let check = match v {
             HeaderExpect::Exact(t) => HeaderCheck::Exact(vars.expand(t)?),
-            HeaderExpect::Matches(p) => HeaderCheck::Matches(compile(p, vars)?),
+            HeaderExpect::Matches(p) => HeaderCheck::Matches(super::compile(p, vars)?),
         };
         headers.push((k.value.to_ascii_lowercase(), check));
     }
@@ -361,7 +332,11 @@ fn expectations(e: Option<&HttpExpect>, vars: &Vars) -> Result<Expect, StepResul
         .iter()
         .map(|t| vars.expand(t).map(|s| s.to_ascii_lowercase()))
         .collect::<Result<Vec<_>, VarError>>()?;
-    let body = e.body.as_ref().map(|t| text_match(t, vars)).transpose()?;
+    let body = e
+        .body
+        .as_ref()
+        .map(|t| super::text_match(t, vars))
+        .transpose()?;
     let mut json = Vec::new();
     for (k, v) in e.json.iter() {
         let path = JsonPathExpr::parse(&k.value, k.loc)

@@ -99,7 +99,7 @@ fn resolve(spec: &SpansSpec, ctx: &StepCtx<'_>) -> Result<SpanQuery, StepResult>
     for e in &spec.expect {
         let name = match (&e.name, &e.name_matches) {
             (Some(n), None) => NameMatch::Exact(vars.expand(n)?),
-            (None, Some(p)) => NameMatch::Regex(super::request::compile(p, vars)?),
+            (None, Some(p)) => NameMatch::Regex(super::compile(p, vars)?),
             _ => {
                 return Err(StepResult::error(format!(
                     "a spans expectation needs exactly one of name, name-matches (at {})",

@@ -401,7 +401,7 @@ fn load_test_files(files: &[PathBuf], labels: &[String]) -> Vec<FileResult> {
 /// the other files are still checked).
 fn load_suite(
     dir: &Path,
-    only: Option<&Path>,
+    only: Option<&[PathBuf]>,
     errors: &mut Vec<LoadError>,
     ranks: &mut HashMap<PathBuf, usize>,
 ) -> Option<Suite> {
@@ -410,7 +410,7 @@ fn load_suite(
     ranks.entry(file.clone()).or_insert(next);
     let doc = load_suite_doc(&file, errors);
     let mut files: Vec<PathBuf> = match only {
-        Some(f) => vec![f.to_path_buf()],
+        Some(f) => f.to_vec(),
         None => match std::fs::read_dir(dir) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -503,7 +503,10 @@ impl Loaded {
 /// error instead of stopping at the first.
 pub fn load_all(paths: &[PathBuf]) -> Loaded {
     let mut out = Loaded::default();
-    let mut seen: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    // Every suite directory once, in first-seen order, with the test files asked for (`None`:
+    // all of them): `a.test.yaml b.test.yaml` of one suite, or a file and its directory, make
+    // one suite, never two sharing a suite.yaml (and its setup).
+    let mut wanted: Vec<(PathBuf, PathBuf, Option<Vec<PathBuf>>)> = Vec::new();
     for p in paths {
         let mut targets: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
         if p.is_dir() {
@@ -544,17 +547,29 @@ pub fn load_all(paths: &[PathBuf]) -> Loaded {
                 .push(LoadError::new(p, Loc::UNKNOWN, "no such file or directory"));
         }
         for (dir, only) in targets {
-            let key = (
-                dir.canonicalize().unwrap_or(dir.clone()),
-                only.as_ref().and_then(|o| o.canonicalize().ok()),
-            );
-            if seen.contains(&key) || seen.contains(&(key.0.clone(), None)) {
-                continue;
+            let key = dir.canonicalize().unwrap_or(dir.clone());
+            match wanted.iter_mut().find(|(k, _, _)| *k == key) {
+                None => wanted.push((key, dir, only.map(|f| vec![f]))),
+                Some((_, _, files)) => match (files.as_mut(), only) {
+                    (Some(files), Some(f)) => {
+                        let canon = f.canonicalize().unwrap_or(f.clone());
+                        if !files
+                            .iter()
+                            .any(|e| e.canonicalize().unwrap_or(e.clone()) == canon)
+                        {
+                            files.push(f);
+                        }
+                    }
+                    // The whole directory was asked for: it holds every file.
+                    (_, None) => *files = None,
+                    (None, Some(_)) => {}
+                },
             }
-            seen.push(key);
-            if let Some(s) = load_suite(&dir, only.as_deref(), &mut out.errors, &mut out.ranks) {
-                out.suites.push(s);
-            }
+        }
+    }
+    for (_, dir, only) in wanted {
+        if let Some(s) = load_suite(&dir, only.as_deref(), &mut out.errors, &mut out.ranks) {
+            out.suites.push(s);
         }
     }
     out

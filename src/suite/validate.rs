@@ -839,7 +839,22 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                 );
             }
         }
-        Some(Action::Delete(d)) => check_resource(l, &d.resource, ResourceUse::NameOrSelector),
+        Some(Action::Delete(d)) => {
+            check_resource(l, &d.resource, ResourceUse::NameOrSelector);
+            // An empty selector selects every object of the kind: never a delete's intent.
+            let empty = match &d.resource.value.selector {
+                Some(Selector::Labels(m)) => m.is_empty(),
+                Some(Selector::Expr(t)) => t.raw.trim().is_empty(),
+                None => false,
+            };
+            if empty {
+                l.err(
+                    d.resource.loc,
+                    "delete with an empty selector would delete every object of the kind: \
+                     give labels to select, or a name",
+                );
+            }
+        }
         Some(Action::Exec(e)) => {
             for (k, _) in e.env.iter() {
                 if k.value.is_empty() || k.value.contains(['=', '\0']) {
@@ -871,7 +886,9 @@ fn check_manifest(l: &mut Local, m: &Spanned<Node>) {
             missing.push(name);
         }
     }
-    if !has(&["metadata", "name"]) && !has(&["metadata", "generateName"]) {
+    // Server-side apply needs a name (generateName can't be applied, and gwtest tracks
+    // objects by name).
+    if !has(&["metadata", "name"]) {
         missing.push("metadata.name");
     }
     if !missing.is_empty() {
