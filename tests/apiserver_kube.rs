@@ -773,3 +773,108 @@ async fn finalizers_and_owner_reference_garbage_collection() {
     })
     .await;
 }
+
+/// A watch from a version the server has not reached waits for it (a write that reaches it is
+/// delivered), or ends with 504 ResourceVersionTooLarge after 3 s, as the real watch cache does.
+/// A server restarted on the same address numbers its new history above the old one, so a
+/// client resuming from the old server's version is told 410 Expired and re-lists.
+#[tokio::test]
+async fn watch_from_a_future_or_previous_servers_version() {
+    bounded(async {
+        let (server, client) = start(false).await;
+        make_ns(&client, "fut").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "fut");
+        let rv: u64 = cms
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap()
+            .parse()
+            .unwrap();
+
+        // One ahead: the next write reaches it and the watch goes on from there.
+        let wp = WatchParams::default().timeout(5);
+        let mut ahead = cms.watch(&wp, &(rv + 1).to_string()).await.unwrap().boxed();
+        cms.create(&PostParams::default(), &cm("a", json!({}), json!({})))
+            .await
+            .unwrap();
+        cms.create(&PostParams::default(), &cm("b", json!({}), json!({})))
+            .await
+            .unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(10), ahead.try_next())
+            .await
+            .expect("event")
+            .unwrap();
+        match ev {
+            Some(WatchEvent::Added(c)) => assert_eq!(c.name_any(), "b"),
+            other => panic!("expected ADDED b, got {other:?}"),
+        }
+
+        // Far ahead: an ERROR event after the wait.
+        let started = std::time::Instant::now();
+        let mut far = cms
+            .watch(&wp, &(rv + 1000).to_string())
+            .await
+            .unwrap()
+            .boxed();
+        let ev = tokio::time::timeout(Duration::from_secs(10), far.try_next())
+            .await
+            .expect("event")
+            .unwrap();
+        match ev {
+            Some(WatchEvent::Error(e)) => {
+                assert_eq!((e.code, e.reason.as_str()), (504, "Timeout"));
+                assert_eq!(
+                    e.message,
+                    format!(
+                        "Too large resource version: {}, current: {}",
+                        rv + 1000,
+                        rv + 2
+                    )
+                );
+            }
+            other => panic!("expected an ERROR event, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "it waited first"
+        );
+
+        // The same address again, empty: the old version is older than anything it has.
+        let addr = server.local_addr();
+        server.shutdown().await;
+        let mut again = None;
+        for _ in 0..50 {
+            match ApiServer::start(ApiServerConfig {
+                addr,
+                tls: false,
+                token: None,
+            })
+            .await
+            {
+                Ok(s) => {
+                    again = Some(s);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let again = again.expect("listening on the same address again");
+        let client = Client::try_from(again.kube_config()).expect("client");
+        make_ns(&client, "fut").await;
+        let cms: Api<ConfigMap> = Api::namespaced(client, "fut");
+        let mut old = cms.watch(&wp, &(rv + 2).to_string()).await.unwrap().boxed();
+        let ev = tokio::time::timeout(Duration::from_secs(10), old.try_next())
+            .await
+            .expect("event")
+            .unwrap();
+        match ev {
+            Some(WatchEvent::Error(e)) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
+            other => panic!("expected 410 Expired, got {other:?}"),
+        }
+        again.shutdown().await;
+    })
+    .await;
+}

@@ -59,13 +59,15 @@
 //!   subresource (main writes keep status, /status writes keep everything else),
 //!   `generation` (+1 when anything but metadata changes, status excepted for kinds with a
 //!   status subresource), one global
-//!   `resourceVersion` counter, no-op writes not bumping it.
+//!   `resourceVersion` counter (starting at the start time in milliseconds, so a restarted
+//!   server's versions are above its predecessor's), no-op writes not bumping it.
 //! - Deletion: finalizers hold an object (deletionTimestamp set) until an update removes the
 //!   last one; namespaces turn Terminating, their contents are deleted, then they go (creating
 //!   in a Terminating namespace is 403); owner references are garbage-collected in the
 //!   background (a Foreground or Orphan propagation policy is treated as Background).
 //! - Watches (`watch=1|true`): from a resourceVersion (410 Expired ERROR event when older
-//!   than the last [`store::HISTORY_CAPACITY`] changes), or the current state as ADDED;
+//!   than the last [`store::HISTORY_CAPACITY`] changes; one not reached yet is waited for
+//!   up to 3 s, then a 504 ResourceVersionTooLarge ERROR event), or the current state as ADDED;
 //!   `sendInitialEvents`, BOOKMARKs every second with `allowWatchBookmarks`,
 //!   `timeoutSeconds`, label and field selectors (objects entering/leaving a selection are
 //!   ADDED/DELETED).

@@ -155,6 +155,20 @@ impl ApiError {
         )
     }
 
+    /// A watch from a resourceVersion the server has not reached (the real watch cache waits
+    /// up to 3 s for it first).
+    pub fn too_large_resource_version(requested: u64, current: u64) -> ApiError {
+        ApiError::new(
+            504,
+            "Timeout",
+            format!("Too large resource version: {requested}, current: {current}"),
+        )
+        .with_details(json!({
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1
+        }))
+    }
+
     /// 422 Invalid: `Kind "name" is invalid: <causes>` (Kind qualified with the group for
     /// non-core kinds, as the real server words it).
     pub fn invalid(def: &ResourceDef, name: &str, causes: Vec<Cause>) -> ApiError {

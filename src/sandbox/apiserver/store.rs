@@ -73,15 +73,16 @@ pub struct Store {
 
 impl Store {
     pub fn new() -> Store {
-        let (notify, _) = watch::channel(0u64);
+        let base = first_resource_version();
+        let (notify, _) = watch::channel(base);
         Store {
             inner: Mutex::new(Inner {
-                rv: 0,
+                rv: base,
                 registry: Registry::with_builtins(),
                 objects: HashMap::new(),
                 uids: HashMap::new(),
                 history: VecDeque::with_capacity(HISTORY_CAPACITY),
-                history_start: 0,
+                history_start: base,
                 notify: notify.clone(),
                 epoch: 0,
                 next_cluster_ip: 1,
@@ -99,6 +100,16 @@ impl Store {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.notify.subscribe()
     }
+}
+
+/// Where the resourceVersion counter starts: the start time in milliseconds. The store is in
+/// memory, so a server restarted on the same address starts a new history; numbering it
+/// above the previous one's means a client still watching from an old version is told it is
+/// too old (410) and re-lists, instead of being served the new history from the middle.
+fn first_resource_version() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Default for Store {
@@ -346,20 +357,22 @@ mod tests {
     fn put_and_remove_assign_increasing_versions_and_record_history() {
         let store = Store::new();
         let mut g = store.lock();
+        let start = g.current_rv();
+        let rv = |o: &Value| meta_str(o, "resourceVersion").parse::<u64>().unwrap() - start;
         let a = g.put(
             &gr(),
             json!({"metadata": {"name": "a", "namespace": "x", "uid": "u1"}}),
         );
-        assert_eq!(meta_str(&a, "resourceVersion"), "1");
+        assert_eq!(rv(&a), 1);
         let b = g.put(
             &gr(),
             json!({"metadata": {"name": "a", "namespace": "x", "uid": "u1"}, "data": {}}),
         );
-        assert_eq!(meta_str(&b, "resourceVersion"), "2");
+        assert_eq!(rv(&b), 2);
         let gone = g.remove(&gr(), "x", "a").unwrap();
-        assert_eq!(meta_str(&gone, "resourceVersion"), "3");
+        assert_eq!(rv(&gone), 3);
         let evs: Vec<EventType> = g
-            .changes_after(0)
+            .changes_after(start)
             .unwrap()
             .iter()
             .map(|c| c.event)
@@ -368,7 +381,7 @@ mod tests {
             evs,
             [EventType::Added, EventType::Modified, EventType::Deleted]
         );
-        assert_eq!(g.changes_after(2).unwrap().len(), 1);
+        assert_eq!(g.changes_after(start + 2).unwrap().len(), 1);
         assert!(g.locate_uid("u1").is_none());
     }
 
@@ -376,14 +389,15 @@ mod tests {
     fn evicted_history_is_reported_as_expired() {
         let store = Store::new();
         let mut g = store.lock();
+        let start = g.current_rv();
         for i in 0..(HISTORY_CAPACITY + 10) {
             g.put(
                 &gr(),
                 json!({"metadata": {"name": format!("o{i}"), "namespace": "x"}}),
             );
         }
-        assert_eq!(g.changes_after(1).err(), Some(10));
-        assert!(g.changes_after(10).is_ok());
+        assert_eq!(g.changes_after(start + 1).err(), Some(start + 10));
+        assert!(g.changes_after(start + 10).is_ok());
         assert_eq!(g.list(&gr(), Some("x")).len(), HISTORY_CAPACITY + 10);
         assert!(g.list(&gr(), Some("y")).is_empty());
     }

@@ -20,6 +20,9 @@ use super::store::{EventType, Store};
 
 /// How often BOOKMARK events are sent when asked for.
 pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a watch from a resourceVersion not reached yet waits for it (the real watch
+/// cache's blockTimeout).
+pub const TOO_LARGE_WAIT: Duration = Duration::from_secs(3);
 /// Watch length when the client gives no timeoutSeconds (the real server: 30 to 60 minutes).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -59,6 +62,30 @@ fn bookmark(t: &Target, rv: u64, initial_end: bool) -> Bytes {
     )
 }
 
+/// Waits (at most [`TOO_LARGE_WAIT`]) until the store has reached `rv`. `Err(Some(current))`
+/// when it has not by then, `Err(None)` when the watch ended meanwhile.
+async fn reached(
+    store: &Store,
+    notify: &mut tokio::sync::watch::Receiver<u64>,
+    rv: u64,
+    cancel: &CancellationToken,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), Option<u64>> {
+    let deadline = tokio::time::Instant::now() + TOO_LARGE_WAIT;
+    loop {
+        let current = store.lock().current_rv();
+        if current >= rv {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(None),
+            _ = tx.closed() => return Err(None),
+            changed = notify.changed() => if changed.is_err() { return Err(None) },
+            _ = tokio::time::sleep_until(deadline) => return Err(Some(current)),
+        }
+    }
+}
+
 /// Starts a watch; the returned body streams its events until timeout, shutdown or the client
 /// going away.
 pub fn start(store: Arc<Store>, p: WatchParams, cancel: CancellationToken) -> Body {
@@ -66,6 +93,17 @@ pub fn start(store: Arc<Store>, p: WatchParams, cancel: CancellationToken) -> Bo
     let mut notify = store.subscribe();
     tokio::spawn(async move {
         let t = &p.target;
+        let snapshot = p.send_initial || p.start == Start::Current;
+        if let Start::After(rv) = p.start
+            && !snapshot
+            && let Err(current) = reached(&store, &mut notify, rv, &cancel, &tx).await
+        {
+            if let Some(current) = current {
+                let err = ApiError::too_large_resource_version(rv, current);
+                let _ = tx.send(line("ERROR", &err.body())).await;
+            }
+            return;
+        }
         let mut pending: Vec<Bytes> = Vec::new();
         let mut last_rv;
         let mut finished = false;
@@ -74,7 +112,6 @@ pub fn start(store: Arc<Store>, p: WatchParams, cancel: CancellationToken) -> Bo
             let inner = store.lock();
             last_rv = inner.current_rv();
             epoch = inner.epoch();
-            let snapshot = p.send_initial || p.start == Start::Current;
             match p.start {
                 Start::After(rv) if !snapshot => {
                     if rv < inner.history_start() {
