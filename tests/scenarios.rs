@@ -128,17 +128,17 @@ fn every_failure_story_is_caught_and_explained() {
 
     // S3: one route does not come back: the failure names it, with its last status.
     let s3 = "lab/s3-route-does-not-come-back";
-    out.expect_line(s3, r#"^  step 8 "route b serves again" \(request\) at suites/lab/s3-route-does-not-come-back\.test\.yaml:36:5$"#);
+    out.expect_line(s3, r#"^  step 9 "route b serves again" \(request\) at suites/lab/s3-route-does-not-come-back\.test\.yaml:43:5$"#);
     out.expect_line(s3, r#"^  \d+ attempts in 5\.\ds: \d+ got status 404; last: status 404, body "no route matched" \[status\]$"#);
     out.expect_line(s3, r"✓ route a serves again");
 
     // S4: a hang is a test-timeout naming the step and the attempt still waiting; the run
-    // ends on time.
+    // ends on time. (The step's share of the 6s depends on how fast the steps before it were.)
     let s4 = "lab/s4-gateway-hangs";
-    out.expect_line(s4, r#"^  step 4 "the route answers" \(request\)"#);
+    out.expect_line(s4, r#"^  step 5 "the route answers" \(request\)"#);
     out.expect_line(
         s4,
-        r"^  test-timeout \(6s\) reached during this step: no attempt finished in [56]\.\ds; cut off after [56]\.\ds: GET http://127\.0\.0\.1:\d+/example \(attempt-timeout 30s, no response yet\)$",
+        r"^  test-timeout \(6s\) reached during this step: no attempt finished in [1-6]\.\ds; cut off after [1-6]\.\ds: GET http://127\.0\.0\.1:\d+/example \(attempt-timeout 30s, no response yet\)$",
     );
     assert!(
         out.wall < Duration::from_secs(40),
@@ -147,10 +147,11 @@ fn every_failure_story_is_caught_and_explained() {
     );
     assert!(!out.stdout.contains("cleanup failed"), "{}", out.stdout);
 
-    // S5: right once, then wrong: hold catches the flip and says how long it held.
+    // S5: right once, then wrong: hold catches the flip and says how long it held (the
+    // fault reverts the route 1s after it first serves; a loaded machine notices later).
     let s5 = "lab/s5-value-flips-back";
     out.expect_line(
         s5,
-        r#"^  held 1\.\ds of 5s, then: status 404, body "no route matched" \[status\]$"#,
+        r#"^  held [12]\.\ds of 5s, then: status 404, body "no route matched" \[status\]$"#,
     );
 }
