@@ -145,10 +145,13 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             &start_watch,
         );
         async move {
-            if let Ok(k) = cluster.resolve(&target.api_version, &target.kind).await {
-                start_watch(&k);
-            }
-            attempt(cluster, target, expect, tracked, last_seen).await
+            // One resolve per attempt: while the kind is missing each one refreshes discovery.
+            let kind = cluster
+                .resolve(&target.api_version, &target.kind)
+                .await
+                .map_err(|e| crate::cluster::miss(&e, &target.describe(true)))?;
+            start_watch(&kind);
+            attempt(cluster, &kind, target, expect, tracked, last_seen).await
         }
     })
     .await;
@@ -209,15 +212,12 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
 
 async fn attempt(
     cluster: &Cluster,
+    kind: &Kind,
     target: &Target,
     expect: &Expect,
     tracked: &[Tracked],
     last_seen: &Mutex<Option<Value>>,
 ) -> Result<Value, Miss> {
-    let kind = cluster
-        .resolve(&target.api_version, &target.kind)
-        .await
-        .map_err(|e| crate::cluster::miss(&e, &target.describe(true)))?;
     let ns = if kind.namespaced {
         target.namespace.as_deref()
     } else {
@@ -226,7 +226,7 @@ async fn attempt(
     let what = target.describe(kind.namespaced);
     if let Some(name) = &target.name {
         let obj = cluster
-            .get(&kind, ns, name)
+            .get(kind, ns, name)
             .await
             .map_err(|e| crate::cluster::miss(&e, &what))?;
         let Some(obj) = obj else {
@@ -244,13 +244,13 @@ async fn attempt(
         if expect.absent {
             return Err(still_exists(&what, &obj));
         }
-        check_replaced(&kind, target, tracked, &obj)?;
+        check_replaced(kind, target, tracked, &obj)?;
         check_object(expect, &obj, &what)?;
         return Ok(obj);
     }
     let selector = target.selector.clone().unwrap_or_default();
     let items = cluster
-        .list(&kind, ns, &selector)
+        .list(kind, ns, &selector)
         .await
         .map_err(|e| crate::cluster::miss(&e, &what))?;
     *last_seen.lock().expect("poisoned") = Some(serde_json::json!({ "items": items }));
