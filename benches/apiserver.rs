@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use gwtest::sandbox::apiserver::{ApiServer, ApiServerConfig};
+use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use kube::{Client, ResourceExt};
@@ -114,7 +114,7 @@ async fn sandbox_startup() {
     let mut started = Vec::new();
     for _ in 0..STARTS {
         let t0 = Instant::now();
-        let s = gwtest::sandbox::Sandbox::start(Default::default())
+        let s = gwtest_sandbox::Sandbox::start(Default::default())
             .await
             .expect("sandbox");
         started.push(t0.elapsed());

@@ -22,11 +22,11 @@ use gwtest::cluster::Cluster;
 use gwtest::engine::RunContext;
 use gwtest::engine::events::{EventSink, TestKey};
 use gwtest::engine::retry::{Limits, Policy};
-use gwtest::sandbox::apiserver::{ApiServer, ApiServerConfig};
 use gwtest::steps::{StepCtx, TestState};
 use gwtest::suite::model::Step;
 use gwtest::suite::spanned::Loc;
 use gwtest::suite::vars::Vars;
+use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -284,7 +284,7 @@ fn main() {
         let server = ApiServer::start(ApiServerConfig::default())
             .await
             .expect("API server");
-        for obj in gwtest::sandbox::parse_manifests(gwtest::sandbox::DEMO_CRDS).unwrap() {
+        for obj in gwtest_sandbox::parse_manifests(gwtest_sandbox::DEMO_CRDS).unwrap() {
             server.apply_manifest(obj).unwrap();
         }
         server

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gwtest::sandbox::apiserver::{ApiServer, ApiServerConfig};
+use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 use serde_json::{Value, json};
 
 fn golden_dir() -> PathBuf {

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use gwtest::sandbox::apiserver::{ApiServer, ApiServerConfig};
+use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use gwtest::sandbox::apiserver::{ApiServer, ApiServerConfig};
+use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};

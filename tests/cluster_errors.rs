@@ -8,7 +8,7 @@ mod support_cluster;
 
 use std::time::Duration;
 
-use gwtest::sandbox::apiserver::kubeconfig;
+use gwtest_sandbox::apiserver::kubeconfig;
 use support::{Workspace, closed_port, test_doc};
 use support_cluster::TestCluster;
 

@@ -21,7 +21,7 @@ fn https_server() -> (SocketAddr, String) {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let tls = gwtest::sandbox::apiserver::tls::generate().unwrap();
+            let tls = gwtest_sandbox::apiserver::tls::generate().unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send((listener.local_addr().unwrap(), tls.ca_pem.clone()))
                 .unwrap();

@@ -6,7 +6,7 @@ mod support_gateway;
 
 use std::time::Duration;
 
-use gwtest::sandbox::gateway::model;
+use gwtest_sandbox::gateway::model;
 use serde_json::{Value, json};
 use support_gateway::*;
 

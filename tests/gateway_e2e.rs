@@ -197,7 +197,7 @@ fn wait_annotation(rt: &tokio::runtime::Runtime, client: &kube::Client) -> Strin
         let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
             client.clone(),
             "gwtest-infra",
-            &gwtest::sandbox::gateway::model::gateway_ar(),
+            &gwtest_sandbox::gateway::model::gateway_ar(),
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -257,14 +257,14 @@ fn sandbox_command_serves_the_gateway_until_interrupted() {
     rt.block_on(async {
         let api: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
             client.clone(),
-            &gwtest::sandbox::gateway::model::namespace_ar(),
+            &gwtest_sandbox::gateway::model::namespace_ar(),
         );
-        for doc in gwtest::sandbox::parse_manifests(support_gateway::GATEWAY_YAML).unwrap() {
+        for doc in gwtest_sandbox::parse_manifests(support_gateway::GATEWAY_YAML).unwrap() {
             let kind = doc["kind"].as_str().unwrap().to_string();
             let ar = match kind.as_str() {
-                "GatewayClass" => gwtest::sandbox::gateway::model::gateway_class_ar(),
-                "Namespace" => gwtest::sandbox::gateway::model::namespace_ar(),
-                _ => gwtest::sandbox::gateway::model::gateway_ar(),
+                "GatewayClass" => gwtest_sandbox::gateway::model::gateway_class_ar(),
+                "Namespace" => gwtest_sandbox::gateway::model::namespace_ar(),
+                _ => gwtest_sandbox::gateway::model::gateway_ar(),
             };
             let ns = doc["metadata"]["namespace"].as_str().map(str::to_string);
             let name = doc["metadata"]["name"].as_str().unwrap().to_string();
@@ -297,7 +297,7 @@ fn demo_gateway_only_runs_against_an_existing_cluster() {
         .build()
         .unwrap();
     let api = rt.block_on(async {
-        let api = gwtest::sandbox::apiserver::ApiServer::start(Default::default())
+        let api = gwtest_sandbox::apiserver::ApiServer::start(Default::default())
             .await
             .unwrap();
         support_gateway::seed(&api);
@@ -317,7 +317,7 @@ fn demo_gateway_only_runs_against_an_existing_cluster() {
         .spawn();
     let line = ready_line(&mut run, "ready ");
     assert!(line.contains(api.url()), "{line}");
-    for doc in gwtest::sandbox::parse_manifests(support_gateway::GATEWAY_YAML).unwrap() {
+    for doc in gwtest_sandbox::parse_manifests(support_gateway::GATEWAY_YAML).unwrap() {
         api.apply_manifest(doc).unwrap();
     }
     let client = {
@@ -352,7 +352,7 @@ fn run_demo_gateway_against_an_existing_cluster() {
         .build()
         .unwrap();
     let api = rt.block_on(async {
-        let api = gwtest::sandbox::apiserver::ApiServer::start(Default::default())
+        let api = gwtest_sandbox::apiserver::ApiServer::start(Default::default())
             .await
             .unwrap();
         support_gateway::seed(&api);

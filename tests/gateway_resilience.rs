@@ -6,7 +6,7 @@ mod support_gateway;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gwtest::sandbox::gateway::model;
+use gwtest_sandbox::gateway::model;
 use support_gateway::*;
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -177,7 +177,7 @@ async fn works_without_the_optional_crds() {
             "{errors:?}"
         );
         // Installing the CRD clears it, and discovery starts.
-        let crd = gwtest::sandbox::parse_manifests(gwtest::sandbox::DEMO_CRDS).unwrap();
+        let crd = gwtest_sandbox::parse_manifests(gwtest_sandbox::DEMO_CRDS).unwrap();
         env.api.apply_manifest(crd[0].clone()).unwrap();
         env.wait(
             "the upstreams watch to recover",

@@ -7,9 +7,9 @@ mod support_gateway;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gwtest::sandbox::gateway::model;
 use gwtest::suite::model::SpanKind;
 use gwtest::traces::store::{AttrValue, Selection, SpanStatus, StoredSpan};
+use gwtest_sandbox::gateway::model;
 use support_gateway::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -312,15 +312,15 @@ async fn an_unreachable_endpoint_costs_spans_not_requests() {
 async fn no_endpoint_no_spans() {
     bounded(LIMIT, async {
         install_crypto();
-        let api = gwtest::sandbox::apiserver::ApiServer::start(Default::default())
+        let api = gwtest_sandbox::apiserver::ApiServer::start(Default::default())
             .await
             .unwrap();
         seed(&api);
         let client = kube::Client::try_from(api.kube_config()).unwrap();
-        let gw = gwtest::sandbox::gateway::DemoGateway::start(client.clone(), Default::default())
+        let gw = gwtest_sandbox::gateway::DemoGateway::start(client.clone(), Default::default())
             .await
             .unwrap();
-        for doc in gwtest::sandbox::parse_manifests(GATEWAY_YAML).unwrap() {
+        for doc in gwtest_sandbox::parse_manifests(GATEWAY_YAML).unwrap() {
             api.apply_manifest(doc).unwrap();
         }
         let api_gw: kube::Api<kube::api::DynamicObject> =

@@ -16,12 +16,12 @@ use crate::Exit;
 use crate::cli::RunArgs;
 use crate::config::RunConfig;
 use crate::report::{self, Hub};
-use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::suite::load::{self, Suite};
 use crate::suite::spanned::Loc;
 use crate::traces::export::OtlpExport;
 use crate::traces::receiver::Receiver;
 use crate::traces::store::SpanStore;
+use gwtest_sandbox::{Sandbox, SandboxConfig};
 
 pub async fn command(args: RunArgs) -> Exit {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
@@ -234,7 +234,7 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
         && let Some(c) = &cluster
     {
         let endpoint = receiver.as_ref().map(|r| r.grpc_endpoint().to_string());
-        match crate::sandbox::start_demo_gateway(c.client().clone(), endpoint).await {
+        match gwtest_sandbox::start_demo_gateway(c.client().clone(), endpoint).await {
             Ok(g) => demo_gateway = Some(g),
             Err(e) => {
                 eprintln!("error: the demo gateway failed to start: {e:#}");

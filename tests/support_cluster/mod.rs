@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use gwtest::sandbox::apiserver::{ApiServer, ApiServerConfig};
+use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
@@ -55,11 +55,8 @@ impl TestCluster {
             .expect("runtime");
         let server = rt.block_on(async {
             let server = ApiServer::start(cfg).await.expect("start the API server");
-            for text in [
-                gwtest::sandbox::GATEWAY_API_CRDS,
-                gwtest::sandbox::DEMO_CRDS,
-            ] {
-                for obj in gwtest::sandbox::parse_manifests(text).expect("CRDs parse") {
+            for text in [gwtest_sandbox::GATEWAY_API_CRDS, gwtest_sandbox::DEMO_CRDS] {
+                for obj in gwtest_sandbox::parse_manifests(text).expect("CRDs parse") {
                     server.apply_manifest(obj).expect("register CRD");
                 }
             }

@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gwtest::sandbox::apiserver::{ApiServer, ApiServerConfig};
-use gwtest::sandbox::gateway::{DemoGateway, DemoGatewayConfig, model};
 use gwtest::traces::{Receiver, SpanStore};
+use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
+use gwtest_sandbox::gateway::{DemoGateway, DemoGatewayConfig, model};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
@@ -161,7 +161,7 @@ impl Env {
 
     /// Server-side apply every document of `yaml` (in process).
     pub fn apply(&self, yaml: &str) {
-        for doc in gwtest::sandbox::parse_manifests(yaml).expect("manifests") {
+        for doc in gwtest_sandbox::parse_manifests(yaml).expect("manifests") {
             self.api.apply_manifest(doc).expect("apply");
         }
     }
@@ -344,11 +344,8 @@ pub fn seed(api: &ApiServer) {
 }
 
 pub fn seed_without(api: &ApiServer, skip: &[&str]) {
-    for text in [
-        gwtest::sandbox::GATEWAY_API_CRDS,
-        gwtest::sandbox::DEMO_CRDS,
-    ] {
-        for doc in gwtest::sandbox::parse_manifests(text).unwrap() {
+    for text in [gwtest_sandbox::GATEWAY_API_CRDS, gwtest_sandbox::DEMO_CRDS] {
+        for doc in gwtest_sandbox::parse_manifests(text).unwrap() {
             if !skip.contains(&doc["metadata"]["name"].as_str().unwrap_or_default()) {
                 api.apply_manifest(doc).unwrap();
             }

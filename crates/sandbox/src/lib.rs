@@ -11,14 +11,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::Exit;
-use crate::cli::SandboxArgs;
 use apiserver::{ApiServer, ApiServerConfig};
 use gateway::{DemoGateway, DemoGatewayConfig};
 
 /// The CRDs the sandbox starts with; the same files a user applies to a real cluster.
-pub const GATEWAY_API_CRDS: &str = include_str!("../../fixtures/gateway-api-crds.yaml");
-pub const DEMO_CRDS: &str = include_str!("../../fixtures/demo-crds.yaml");
+pub const GATEWAY_API_CRDS: &str = include_str!("../../../fixtures/gateway-api-crds.yaml");
+pub const DEMO_CRDS: &str = include_str!("../../../fixtures/demo-crds.yaml");
 
 #[derive(Clone, Debug, Default)]
 pub struct SandboxConfig {
@@ -84,8 +82,7 @@ impl Sandbox {
         let (kubeconfig, temp_dir) = match cfg.kubeconfig_out {
             Some(p) => (p, None),
             None => {
-                let dir = std::env::temp_dir()
-                    .join(format!("gwtest-sandbox-{}", crate::util::random_suffix(8)));
+                let dir = std::env::temp_dir().join(format!("gwtest-sandbox-{}", random_suffix(8)));
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
                 (dir.join("kubeconfig"), Some(dir))
@@ -151,108 +148,10 @@ impl Sandbox {
     }
 }
 
-async fn until_interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    match term.as_mut() {
-        Some(t) => {
-            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} }
-        }
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-/// `gwtest sandbox`.
-pub async fn command(args: SandboxArgs) -> Exit {
-    if args.demo_gateway_only {
-        return demo_gateway_only(args).await;
-    }
-    if args.kubeconfig.is_some() || args.context.is_some() {
-        eprintln!("error: --kubeconfig and --context go with --demo-gateway-only");
-        return Exit::Invalid;
-    }
-    let cfg = SandboxConfig {
-        kubeconfig_out: args.kubeconfig_out.clone(),
-        otlp_endpoint: args.otlp_export.clone(),
-    };
-    let sandbox = match Sandbox::start(cfg).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: the sandbox failed to start: {e:#}");
-            return Exit::Infra;
-        }
-    };
-    println!(
-        "ready kubeconfig={} api={}",
-        sandbox.kubeconfig().display(),
-        sandbox.url()
-    );
-    eprintln!(
-        "gwtest sandbox: try `kubectl --kubeconfig {} get crds`; Ctrl-C to stop",
-        crate::util::shell_quote(&sandbox.kubeconfig().display().to_string())
-    );
-    until_interrupted().await;
-    sandbox.shutdown().await;
-    Exit::Passed
-}
-
-/// `gwtest sandbox --demo-gateway-only`: the demo gateway against an existing cluster.
-async fn demo_gateway_only(args: SandboxArgs) -> Exit {
-    if args.kubeconfig_out.is_some() {
-        eprintln!(
-            "error: --kubeconfig-out does not go with --demo-gateway-only (no API server is started)"
-        );
-        return Exit::Invalid;
-    }
-    let cluster = match crate::cluster::connect::connect(
-        args.kubeconfig.as_deref(),
-        args.context.as_deref(),
-        crate::cluster::connect::CONNECT_TIMEOUT,
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Infra;
-        }
-    };
-    let gateway = match start_demo_gateway(cluster.client().clone(), args.otlp_export.clone()).await
-    {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: the demo gateway failed to start: {e:#}");
-            return Exit::Infra;
-        }
-    };
-    println!("ready demo-gateway api={}", cluster.server());
-    eprintln!(
-        "gwtest sandbox: the demo gateway reconciles {} (Gateways of class controller {}); Ctrl-C to stop",
-        cluster.server(),
-        gateway::CONTROLLER_NAME
-    );
-    // Say what it cannot watch (missing CRDs, permissions), and when that is over.
-    let report = async {
-        let mut shown = std::collections::BTreeMap::new();
-        loop {
-            let now = gateway.watch_errors();
-            for (kind, e) in &now {
-                if shown.get(kind) != Some(e) {
-                    eprintln!("gwtest sandbox: the demo gateway cannot watch {kind}: {e}");
-                }
-            }
-            for kind in shown.keys().filter(|k| !now.contains_key(*k)) {
-                eprintln!("gwtest sandbox: the demo gateway watches {kind} again");
-            }
-            shown = now;
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-    };
-    tokio::select! {
-        _ = until_interrupted() => {}
-        _ = report => {}
-    }
-    gateway.shutdown().await;
-    Exit::Passed
+/// `n` random lower-case letters and digits (unique temporary names).
+fn random_suffix(n: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..n)
+        .map(|_| CHARS[fastrand::usize(..CHARS.len())] as char)
+        .collect()
 }

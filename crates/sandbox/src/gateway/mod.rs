@@ -57,9 +57,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ExportProtocol;
 use controller::{Controller, WatchHealth, Watches};
 use dataplane::DataPlane;
+use spans::ExportProtocol;
 use status::StatusWriter;
 
 pub use controller::{ADDRESS_ANNOTATION, CONTROLLER_NAME, SPAN_NAME_ANNOTATION};
@@ -67,8 +67,8 @@ pub use controller::{ADDRESS_ANNOTATION, CONTROLLER_NAME, SPAN_NAME_ANNOTATION};
 /// How the demo gateway reports.
 #[derive(Clone, Debug, Default)]
 pub struct DemoGatewayConfig {
-    /// OTLP endpoint for spans, e.g. `http://127.0.0.1:4317` (gRPC) or
-    /// `http://127.0.0.1:4318` (HTTP, `/v1/traces` added); none: no spans are exported.
+    /// OTLP endpoint for spans, a full URL: e.g. `http://127.0.0.1:4317` (gRPC) or
+    /// `http://127.0.0.1:4318/v1/traces` (HTTP); none: no spans are exported.
     pub otlp_endpoint: Option<String>,
     /// OTLP/HTTP (protobuf) instead of gRPC.
     pub otlp_protocol_http: bool,

@@ -20,8 +20,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ExportProtocol;
-
 pub const SERVICE_NAME: &str = "demo-gateway";
 /// How long a finished span may wait for the batch it goes out with.
 const BATCH_DELAY: Duration = Duration::from_millis(20);
@@ -261,6 +259,19 @@ pub struct SpanExport {
 }
 
 /// Start exporting to `endpoint` (none: a sink that drops everything, nothing exported).
+/// Whether a URL names a path beyond `/`.
+fn has_path(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split_once('/').is_some_and(|(_, p)| !p.is_empty())
+}
+
+/// How spans are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportProtocol {
+    Grpc,
+    HttpProtobuf,
+}
+
 pub fn start(
     endpoint: Option<&str>,
     protocol: ExportProtocol,
@@ -268,7 +279,14 @@ pub fn start(
     let Some(endpoint) = endpoint else {
         return Ok((SpanSink::default(), None));
     };
-    let url = crate::traces::export::export_url(endpoint, protocol).map_err(anyhow::Error::msg)?;
+    // The caller gives a URL with its scheme (the runner normalises what a user typed); a
+    // bare OTLP/HTTP base gets the traces path, as OTel SDKs do with a generic endpoint.
+    let url = match protocol {
+        ExportProtocol::HttpProtobuf if !has_path(endpoint) => {
+            format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+        }
+        _ => endpoint.to_string(),
+    };
     let built = match protocol {
         ExportProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()

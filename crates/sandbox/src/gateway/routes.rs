@@ -492,7 +492,7 @@ fn hex_val(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::gateway::model::{PathMatch, ValueMatch};
+    use crate::gateway::model::{PathMatch, ValueMatch};
 
     fn m(path: (&str, &str), headers: &[(&str, &str)], method: Option<&str>) -> RouteMatch {
         RouteMatch {
