@@ -95,6 +95,7 @@ impl Env {
             DemoGatewayConfig {
                 otlp_endpoint: Some(endpoint),
                 otlp_protocol_http: o.otlp_http,
+                ..Default::default()
             },
         )
         .await

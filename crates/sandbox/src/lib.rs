@@ -36,6 +36,7 @@ pub fn demo_gateway_config(otlp_endpoint: Option<String>) -> DemoGatewayConfig {
     DemoGatewayConfig {
         otlp_endpoint,
         otlp_protocol_http: http,
+        deploy: false,
     }
 }
 
@@ -94,12 +95,27 @@ impl Sandbox {
         }
         api.write_kubeconfig(&kubeconfig)
             .with_context(|| format!("writing {}", kubeconfig.display()))?;
+        // In the sandbox the gateway deploys a Service and a data-plane pod per Gateway, and
+        // runs those pods for the API server (port-forward, logs).
         let started = match kube::Client::try_from(api.kube_config()) {
-            Ok(client) => start_demo_gateway(client, cfg.otlp_endpoint).await,
+            Ok(client) => DemoGateway::start(
+                client,
+                DemoGatewayConfig {
+                    deploy: true,
+                    ..demo_gateway_config(cfg.otlp_endpoint)
+                },
+            )
+            .await
+            .context("starting the demo gateway"),
             Err(e) => Err(anyhow::Error::new(e).context("a client for the embedded API server")),
         };
         let gateway = match started {
-            Ok(g) => g,
+            Ok(g) => {
+                if let Some(k) = g.kubelet() {
+                    api.set_kubelet(k);
+                }
+                g
+            }
             Err(e) => {
                 api.shutdown().await;
                 if let Some(d) = temp_dir {

@@ -59,7 +59,7 @@ fn json_response(code: u16, body: &Value) -> Response {
         .into_response()
 }
 
-fn error_response(e: &ApiError) -> Response {
+pub(super) fn error_response(e: &ApiError) -> Response {
     json_response(e.code, &e.body())
 }
 
@@ -76,7 +76,7 @@ fn outcome_response(o: Outcome) -> Response {
     r
 }
 
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
+pub(super) fn authorized(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -87,7 +87,7 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
         .is_some_and(|t| t.trim() == token)
 }
 
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

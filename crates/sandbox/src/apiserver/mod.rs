@@ -81,7 +81,9 @@
 //! - Not checked: label syntax, most built-in field validation (only names), CEL rules.
 //!   `events.k8s.io/v1` and core `v1` Events are stored apart.
 //! - Not served: Table output (kubectl prints NAME/AGE columns itself), aggregated discovery,
-//!   exec/log/proxy/scale subresources.
+//!   exec/proxy/scale subresources. `pods/portforward` (WebSocket, `v4.channel.k8s.io`) and
+//!   `pods/log` are served for the pods a registered [`pods::Kubelet`] runs (the demo
+//!   gateway's data-plane pods); other pods never run.
 
 pub mod crd;
 pub mod discovery;
@@ -92,6 +94,7 @@ pub mod kubeconfig;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
+pub mod pods;
 mod protobuf;
 pub mod resources;
 pub mod schema;
@@ -147,6 +150,7 @@ pub struct ApiServer {
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
     local_addr: SocketAddr,
+    kubelet: pods::KubeletSlot,
 }
 
 /// Field manager of objects the sandbox itself applies.
@@ -212,7 +216,8 @@ impl ApiServer {
             cancel: cancel.clone(),
             server_address: local_addr.to_string(),
         });
-        let router = handlers::router(state);
+        let kubelet = pods::KubeletSlot::default();
+        let router = handlers::router(state.clone()).merge(pods::router(state, kubelet.clone()));
         let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
         let task = tokio::spawn(server::serve(listener, router, acceptor, cancel.clone()));
         Ok(ApiServer {
@@ -224,6 +229,7 @@ impl ApiServer {
             cancel,
             task: Some(task),
             local_addr,
+            kubelet,
         })
     }
 
@@ -333,6 +339,12 @@ impl ApiServer {
         objects::patch(&mut inner, &t, PatchType::Apply, &raw, &opts)
             .map_err(|e| anyhow::anyhow!("applying {kind} {name}: {}", e.message))?;
         Ok(())
+    }
+
+    /// What runs pods from now on: `pods/portforward` and `pods/log` of the pods it runs are
+    /// served through it (see [`pods`]).
+    pub fn set_kubelet(&self, kubelet: std::sync::Arc<dyn pods::Kubelet>) {
+        *self.kubelet.write().unwrap_or_else(|e| e.into_inner()) = Some(kubelet);
     }
 
     /// Forgets the change history (an etcd compaction plus watch-cache restart): open watches

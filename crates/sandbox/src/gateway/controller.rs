@@ -52,10 +52,10 @@ pub struct Watched {
 }
 
 impl Watched {
-    fn state(&self) -> Vec<Arc<DynamicObject>> {
+    pub(super) fn state(&self) -> Vec<Arc<DynamicObject>> {
         self.store.state()
     }
-    fn ready(&self) -> bool {
+    pub(super) fn ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
 }
@@ -67,7 +67,7 @@ impl Watched {
 /// came back with a new history (the sandbox's is in memory) would otherwise be watched from
 /// a version it has not reached, and its changes missed. The store keeps the previous state
 /// until the new list is complete.
-fn watch(
+pub(super) fn watch(
     client: &kube::Client,
     ar: ApiResource,
     cfg: watcher::Config,
@@ -198,6 +198,8 @@ pub struct Controller {
     /// S3: routes (uid → generation at the recovery) left without config by a recovery.
     stale_routes: HashMap<String, i64>,
     started: Instant,
+    /// Services and data-plane pods per Gateway (the sandbox only).
+    deploy: Option<super::deploy::Deployer>,
 }
 
 /// A Gateway of ours, as this reconcile sees it.
@@ -231,7 +233,14 @@ impl Controller {
             fail_closed: HashSet::new(),
             stale_routes: HashMap::new(),
             started: Instant::now(),
+            deploy: None,
         }
+    }
+
+    /// Deploy a Service and a data-plane pod per Gateway (see [`super::deploy`]).
+    pub fn with_deployer(mut self, deploy: super::deploy::Deployer) -> Controller {
+        self.deploy = Some(deploy);
+        self
     }
 
     pub async fn run(mut self, cancel: CancellationToken) {
@@ -283,6 +292,7 @@ impl Controller {
             return;
         }
         let faults = self.faults();
+        self.plane.log.faults(&faults);
         let now = now_rfc3339();
         let mut writes = Vec::new();
         let core = [&w.classes, &w.gateways, &w.routes, &w.services];
@@ -301,6 +311,7 @@ impl Controller {
                 &now,
             ));
         }
+        self.plane.log.status_writes(&writes);
         self.writer.submit(writes);
     }
 
@@ -736,12 +747,34 @@ impl Controller {
         }
         self.plane.publish(snapshot);
         self.plane.retain(&keep);
+        self.plane.log.retain(&gws.keys().cloned().collect());
+        if let Some(d) = &self.deploy {
+            d.publish(
+                gws.values()
+                    .map(|gw| super::deploy::Wanted {
+                        key: gw.meta.key.clone(),
+                        uid: gw.meta.uid.clone(),
+                        listeners: gw
+                            .listeners
+                            .iter()
+                            .filter(|l| l.invalid.is_none())
+                            .filter_map(|l| {
+                                Some((l.spec.name.clone(), u16::try_from(l.spec.port).ok()?))
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            );
+        }
 
         for gw in gws.values() {
+            let (annotations, status) = gateway_status(gw, now);
+            self.plane
+                .log
+                .reconciled(&gw.meta.key, gw.meta.generation, &annotations, &status);
             if hang(&gw.meta.key.namespace) {
                 continue;
             }
-            let (annotations, status) = gateway_status(gw, now);
             let current_ann = &gw.meta.annotations;
             let annotations_differ = annotations
                 .iter()

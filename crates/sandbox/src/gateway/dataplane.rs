@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::{FaultMap, Faults, Flaps};
+use super::log::GatewayLog;
 use super::model::Key;
 use super::routes::{self, Found, RequestInfo, Table};
 use super::spans::{MatchedRoute, RequestRecord, SpanSink};
@@ -44,6 +45,8 @@ pub struct DataPlane {
     snapshot: RwLock<Arc<PlaneSnapshot>>,
     servers: Mutex<HashMap<ListenerKey, Server>>,
     pub flaps: Flaps,
+    /// The demo gateway's log, per Gateway (`pods/log` in the sandbox).
+    pub log: GatewayLog,
     spans: SpanSink,
     /// Wakes the reconciler (a flapping route's status is due).
     reconcile: Arc<Notify>,
@@ -63,6 +66,7 @@ impl DataPlane {
             snapshot: RwLock::new(Arc::new(PlaneSnapshot::default())),
             servers: Mutex::new(HashMap::new()),
             flaps: Flaps::default(),
+            log: GatewayLog::default(),
             spans,
             reconcile,
             cancel,
@@ -237,6 +241,16 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
             serve(f, &info)
         }
     };
+    ctx.plane.log.request(
+        &ctx.key.0,
+        &ctx.key.1,
+        &info.method,
+        &info.host,
+        &info.path,
+        response.status().as_u16(),
+        found.as_ref().map(|f| &f.route.key),
+        now.elapsed(),
+    );
     ctx.plane.spans.record(&RequestRecord {
         parent: super::spans::parse_traceparent(&info.headers),
         start,

@@ -9,6 +9,7 @@
 //! let gw = DemoGateway::start(client, DemoGatewayConfig {
 //!     otlp_endpoint: Some("http://127.0.0.1:4317".into()),
 //!     otlp_protocol_http: false,
+//!     deploy: false,
 //! }).await?;
 //! // ... the Gateway's annotation demo.gwtest.dev/address says where it listens ...
 //! gw.shutdown().await;
@@ -36,14 +37,18 @@
 //! - **Services** labelled `demo.gwtest.dev/discover: "true"`: [`discovery`].
 //! - **Spans**: [`spans`], to `otlp_endpoint` (nothing without one).
 //! - **Faults**: [`faults`].
+//! - **Deployment** (the sandbox only, `deploy`): a Service and a data-plane Pod per
+//!   Gateway, [`deploy`]; its own log per Gateway, [`log`].
 //!
 //! Status carries `observedGeneration` and keeps `lastTransitionTime` while a condition does
 //! not change. Every write has a deadline; watches reconnect with a backoff (0.1 s to 5 s).
 
 pub mod controller;
 pub mod dataplane;
+pub mod deploy;
 pub mod discovery;
 pub mod faults;
+pub mod log;
 pub mod model;
 pub mod routes;
 pub mod spans;
@@ -72,6 +77,9 @@ pub struct DemoGatewayConfig {
     pub otlp_endpoint: Option<String>,
     /// OTLP/HTTP (protobuf) instead of gRPC.
     pub otlp_protocol_http: bool,
+    /// Deploy like real implementations: a Service and a data-plane Pod per Gateway, run by
+    /// [`DemoGateway::kubelet`] (the sandbox only: on a real cluster no pod would run).
+    pub deploy: bool,
 }
 
 /// A running demo gateway.
@@ -85,6 +93,7 @@ pub struct DemoGateway {
     spans: spans::SpanSink,
     export: Option<spans::SpanExport>,
     health: Arc<WatchHealth>,
+    kubelet: Option<Arc<dyn crate::apiserver::pods::Kubelet>>,
 }
 
 /// Bounds of [`DemoGateway::shutdown`].
@@ -110,8 +119,16 @@ impl DemoGateway {
         let plane = DataPlane::new(sink.clone(), wake.clone(), cancel.clone());
         let writer = StatusWriter::new(client.clone(), wake.clone());
         let health = Arc::new(WatchHealth::default());
-        let (watches, watchers) = Watches::start(&client, &wake, &health);
-        let controller = Controller::new(watches, plane.clone(), writer.clone(), wake);
+        let (watches, mut watchers) = Watches::start(&client, &wake, &health);
+        let mut controller = Controller::new(watches, plane.clone(), writer.clone(), wake);
+        let mut kubelet = None;
+        if cfg.deploy {
+            let (d, tasks) =
+                deploy::Deployer::start(&client, plane.clone(), &health, cancel.clone());
+            kubelet = Some(d.kubelet());
+            controller = controller.with_deployer(d);
+            watchers.extend(tasks);
+        }
         let tasks = vec![
             tokio::spawn(controller.run(cancel.clone())),
             tokio::spawn(writer.run(cancel.clone())),
@@ -124,7 +141,14 @@ impl DemoGateway {
             spans: sink,
             export,
             health,
+            kubelet,
         })
+    }
+
+    /// What runs its data-plane pods (with `deploy`), for the API server's
+    /// `pods/portforward` and `pods/log`.
+    pub fn kubelet(&self) -> Option<Arc<dyn crate::apiserver::pods::Kubelet>> {
+        self.kubelet.clone()
     }
 
     /// The listeners being served: (Gateway namespace, Gateway name, listener name, address).
