@@ -686,6 +686,76 @@ fn suite_level_variables_are_checked_in_order() {
     );
 }
 
+#[test]
+fn port_forward_and_diagnostics_mistakes() {
+    // A forward is set up once per suite: with per-test namespaces it must name one.
+    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, port: 80}\n";
+    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    expect_errors(
+        &dir,
+        &[("suite.yaml", s)],
+        &[("suite.yaml", "{service", "port-forward needs `namespace`")],
+    );
+    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nnamespace: per-suite\nvars:\n  gw:\n    port-forward: {service: gw, port: 80}\n";
+    expect_valid(&TempDir::with("lang", &[("suite.yaml", s)]), &[]);
+    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, pod: p, namespace: n, port: 80}\n";
+    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    expect_errors(
+        &dir,
+        &[("suite.yaml", s)],
+        &[(
+            "suite.yaml",
+            "{service",
+            "give `service` or `pod`, not both",
+        )],
+    );
+    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, namespace: n, port: 80}\n    from: x\n";
+    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    expect_errors(
+        &dir,
+        &[("suite.yaml", s)],
+        &[(
+            "suite.yaml",
+            "from: x",
+            "unknown key `from` next to `port-forward`",
+        )],
+    );
+    // Collectors: one kind each, valid selectors, known variables (per-test ones included).
+    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\ndiagnostics:\n  - events: {}\n    get: {apiVersion: v1, kind: Pod}\n";
+    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    expect_errors(
+        &dir,
+        &[("suite.yaml", s)],
+        &[(
+            "suite.yaml",
+            "events",
+            "give exactly one of `logs`, `events`, `get` or `exec` per collector, found `events`, `get`",
+        )],
+    );
+    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\ndiagnostics:\n  - logs: {selector: \"app in (\"}\n  - exec: {command: [echo, \"${namespace}\", \"${test}\", \"${nope}\"]}\n";
+    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    let out = gwtest(
+        &["validate", dir.path().to_str().unwrap(), "--var", "x=1"],
+        dir.path(),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_error(
+        &out.stderr,
+        "suite.yaml",
+        s,
+        "\"app in (\"",
+        "invalid selector",
+    );
+    assert_error(
+        &out.stderr,
+        "suite.yaml",
+        s,
+        "${nope}",
+        "unknown variable `${nope}`",
+    );
+    assert!(out.stderr.contains("2 errors found"), "{}", out.stderr);
+}
+
 // ---------------------------------------------------------------------------------------
 // all errors, in file order
 

@@ -213,3 +213,71 @@ fn suite_schema_accepts_and_rejects_like_the_loader() {
         assert!(c.check(&bad).is_err(), "should be rejected:\n{bad}");
     }
 }
+
+const FORWARD_SUITE: &str = r#"apiVersion: gwtest/v1alpha1
+kind: Suite
+name: s
+vars:
+  gateway:
+    port-forward: {service: gw, namespace: gwtest-infra, port: 80, timeout: 60s}
+  admin:
+    port-forward: {pod: gw-abcde, namespace: gwtest-infra, port: 9000}
+diagnostics:
+  - logs: {namespace: gwtest-infra, selector: "gateway.networking.k8s.io/gateway-name=gw", since: test, tail: 200}
+  - logs: {namespace: gwtest-infra, selector: {app: web}, container: app, since: 5m}
+  - events: {}
+  - events: {namespace: gwtest-infra}
+  - get: {apiVersion: v1, kind: ConfigMap, namespace: gwtest-infra}
+  - exec: {command: [kubectl, --kubeconfig, "${kubeconfig}", get, gateways, -A], env: {A: b}}
+    timeout: 20s
+"#;
+
+/// `port-forward` variables and `diagnostics` collectors: the schema and the loader accept
+/// and reject the same documents.
+#[test]
+fn the_suite_schema_knows_port_forward_and_diagnostics() {
+    let c = compile(schema(&["--suite"]));
+    c.check(FORWARD_SUITE).unwrap();
+    let dir = TempDir::with("schema-forward", &[("suite.yaml", FORWARD_SUITE)]);
+    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let bad = [
+        (
+            "service and pod",
+            "{service: gw, namespace",
+            "{service: gw, pod: p, namespace",
+        ),
+        ("no target", "{service: gw, namespace", "{namespace"),
+        ("no port", ", port: 80, timeout", ", timeout"),
+        ("port 0", "port: 80", "port: 0"),
+        ("unknown key", "timeout: 60s}", "timeout: 60s, local: 8080}"),
+        ("since", "since: test,", "since: yesterday,"),
+        (
+            "two collectors",
+            "  - events: {}\n",
+            "  - events: {}\n    exec: {command: [x]}\n",
+        ),
+        ("no collector", "  - events: {}\n", "  - timeout: 1s\n"),
+        (
+            "unknown collector",
+            "  - events: {}\n",
+            "  - describe: {}\n",
+        ),
+        ("collector key", "tail: 200", "tial: 200"),
+    ];
+    for (what, from, to) in bad {
+        let doc = FORWARD_SUITE.replacen(from, to, 1);
+        assert_ne!(doc, FORWARD_SUITE, "{what}: the replacement did not apply");
+        assert!(
+            c.check(&doc).is_err(),
+            "{what}: the schema should reject it"
+        );
+        let dir = TempDir::with("schema-forward-bad", &[("suite.yaml", &doc)]);
+        let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
+        assert_eq!(
+            out.code, 2,
+            "{what}: the loader should reject it: {}",
+            out.stderr
+        );
+    }
+}

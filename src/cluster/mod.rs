@@ -8,6 +8,7 @@
 pub mod connect;
 pub mod gc;
 pub mod manifests;
+pub mod portforward;
 pub mod suite;
 pub mod target;
 pub mod watch;
@@ -138,6 +139,8 @@ pub struct Cluster {
     context: Option<String>,
     kinds: Mutex<HashMap<(String, String), Kind>>,
     pub(crate) suites: suite::SuiteRegistry,
+    /// Port-forwards of the run (`port-forward` variables), shared by the suites.
+    pub forwards: portforward::Forwards,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -165,6 +168,7 @@ impl Cluster {
             context: None,
             kinds: Mutex::new(HashMap::new()),
             suites: Default::default(),
+            forwards: Default::default(),
         }
     }
 

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
@@ -212,20 +211,35 @@ impl Cluster {
         drop(fixtures_guard);
 
         for (name, def) in suite.doc.vars.iter() {
-            let VarDef::From(from) = def else { continue };
             if ctx.config.vars.iter().any(|(k, _)| *k == name.value) {
                 continue;
             }
-            let v = self
-                .read_var(
-                    ctx,
-                    suite,
-                    vars,
-                    &name.value,
-                    &from.value,
-                    shared_ns.as_deref(),
-                )
-                .await?;
+            let v = match def {
+                VarDef::Value(_) => continue,
+                VarDef::From(from) => {
+                    self.read_var(
+                        ctx,
+                        suite,
+                        vars,
+                        &name.value,
+                        &from.value,
+                        shared_ns.as_deref(),
+                    )
+                    .await?
+                }
+                VarDef::PortForward(pf) => {
+                    crate::engine::forward::port_forward_var(
+                        ctx,
+                        self,
+                        suite,
+                        vars,
+                        &name.value,
+                        &pf.value,
+                        shared_ns.as_deref(),
+                    )
+                    .await?
+                }
+            };
             vars.set(name.value.clone(), v);
         }
         Ok(mode)
@@ -258,26 +272,7 @@ impl Cluster {
             Some(n) => Some(expand(n)?),
             None => shared_ns.map(str::to_owned),
         };
-        let d = &suite.doc.defaults;
-        let timeout = from
-            .timeout
-            .or(d.timeout)
-            .map_or(lifecycle::DEFAULT_TIMEOUT, |t| t.0)
-            .mul_f64(ctx.config.timeout_scale);
-        let policy = Policy {
-            timeout,
-            interval: d.interval.map_or(lifecycle::DEFAULT_INTERVAL, |t| t.0),
-            max_interval: d
-                .max_interval
-                .map_or(lifecycle::DEFAULT_MAX_INTERVAL, |t| t.0),
-            consecutive: 1,
-            hold: None,
-        };
-        let now = Instant::now();
-        // Only the variable's own timeout bounds the wait (there is no test, so no test
-        // deadline): running out is reported as that timeout, never as a test-timeout.
-        let no_test_deadline = now + timeout + Duration::from_secs(1);
-        let limits = Limits::for_step(now, timeout, no_test_deadline, timeout, ctx.cancel.clone());
+        let (policy, limits) = crate::engine::forward::var_wait(ctx, suite, from.timeout);
         let what = format!(
             "{kind_name} {obj_name}{}",
             ns.as_ref().map(|n| format!(" in {n}")).unwrap_or_default()

@@ -1,7 +1,7 @@
 //! What a step's `resource:` reference points at, with variables substituted and the
 //! namespace defaulted to the test's.
 
-use crate::suite::model::{ResourceRef, Selector};
+use crate::suite::model::ResourceRef;
 use crate::suite::vars::{VarError, Vars};
 
 /// A resource reference ready to use.
@@ -22,16 +22,7 @@ impl Target {
         vars: &Vars,
         default_ns: Option<&str>,
     ) -> Result<Target, VarError> {
-        let selector = match &r.selector {
-            None => None,
-            Some(Selector::Expr(t)) => Some(vars.expand(t)?),
-            Some(Selector::Labels(m)) => Some(
-                m.iter()
-                    .map(|(k, v)| vars.expand(v).map(|v| format!("{}={v}", k.value)))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .join(","),
-            ),
-        };
+        let selector = r.selector.as_ref().map(|s| s.expand(vars)).transpose()?;
         Ok(Target {
             api_version: vars.expand(&r.api_version)?,
             kind: vars.expand(&r.kind)?,

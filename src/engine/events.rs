@@ -68,6 +68,41 @@ pub struct Failure {
     pub reproduce: Vec<String>,
     /// What to try, e.g. "raise attempt-timeout or use --timeout-scale".
     pub hints: Vec<String>,
+    /// What the suite's `diagnostics:` collected for the failed try, before cleanup.
+    pub diagnostics: Option<Diagnostics>,
+}
+
+/// The evidence the diagnostics collectors of a failed try wrote into its failure bundle.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Diagnostics {
+    /// The directory of the files.
+    pub dir: PathBuf,
+    /// Collectors that did their work.
+    pub collected: usize,
+    /// The files written, one per collector (`logs.txt`, `events.txt`, ...).
+    pub files: Vec<String>,
+    /// Collectors that failed or ran out of time: `exec: timed out after 10s`.
+    pub failed: Vec<String>,
+}
+
+impl Diagnostics {
+    /// `diagnostics: 2 collected, 1 failed (exec: timed out after 2s), see DIR`
+    pub fn summary(&self) -> String {
+        let failed = if self.failed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} failed ({})",
+                self.failed.len(),
+                self.failed.join("; ")
+            )
+        };
+        format!(
+            "diagnostics: {} collected{failed}, see {}",
+            self.collected,
+            self.dir.display()
+        )
+    }
 }
 
 impl Failure {
@@ -80,6 +115,7 @@ impl Failure {
             sections: Vec::new(),
             reproduce: Vec::new(),
             hints: Vec::new(),
+            diagnostics: None,
         }
     }
 

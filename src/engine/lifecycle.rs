@@ -283,6 +283,25 @@ pub async fn run_try(
         }
     }
 
+    // Evidence for a failed try, before cleanup: diagnostics collectors, port-forward
+    // commands for the reproduce lines (debug/diagnostics.rs).
+    if failed {
+        let try_started = std::time::SystemTime::now() - started.elapsed();
+        crate::debug::diagnostics::on_failure(
+            ctx,
+            suite,
+            test,
+            id,
+            try_no,
+            &vars,
+            state.namespace.as_deref(),
+            try_started,
+            &mut reports,
+            &mut setup_error,
+        )
+        .await;
+    }
+
     // Cleanup: always, bounded by its own deadline, also after Ctrl-C.
     let mut cleanup_error = None;
     if let Some(cluster) = &ctx.cluster {
@@ -314,6 +333,10 @@ pub async fn run_try(
                 .await
             {
                 cleanup_error = Some(e);
+            }
+            // The reproduce commands of a failure may name the namespace just deleted.
+            if failed && let Some(ns) = own_ns {
+                crate::debug::diagnostics::namespace_deleted(&mut reports, &mut setup_error, ns);
             }
         }
     }

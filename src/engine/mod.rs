@@ -3,6 +3,7 @@
 //! it emits.
 
 pub mod events;
+pub mod forward;
 pub mod lifecycle;
 pub mod retry;
 pub mod run;

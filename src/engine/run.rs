@@ -273,6 +273,9 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
         parallel: ctx.config.parallel,
     });
     let counts = scheduler::run(ctx.clone(), suites, picks).await;
+    if let Some(c) = &ctx.cluster {
+        c.forwards.stop().await;
+    }
     let interrupted = ctx.cancel.is_cancelled();
     if let Some(s) = &store
         && s.evicted() > 0

@@ -345,6 +345,9 @@ fn failure_text(out: &mut String, f: &Failure) {
             let _ = writeln!(out, "    {r}");
         }
     }
+    if let Some(d) = &f.diagnostics {
+        let _ = writeln!(out, "{}", d.summary());
+    }
 }
 
 /// The failure's class, else its cause: what JUnit's `type` and annotations call it.

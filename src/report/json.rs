@@ -32,7 +32,9 @@
 //! }
 //! FAILURE = {"cause": "timeout" | "test-timeout" | "hold" | "error" | "interrupted",
 //!            "class": "status" | "exit" | ... | null, "headline", "expected": string | null,
-//!            "hints": [string], "sections": [{"title", "body"}], "reproduce": [string]}
+//!            "hints": [string], "sections": [{"title", "body"}], "reproduce": [string],
+//!            "diagnostics"?: {"dir",                   // the failure bundle's diagnostics/
+//!                             "collected", "files": [string], "failed": [string]}}
 //! ```
 //! Lines and columns are 1-based, or null when unknown. A test that never finished (the run
 //! was interrupted) is `skipped` with `skip_reason` "not run: the run was interrupted".
@@ -160,7 +162,7 @@ fn step_status(s: StepStatus) -> &'static str {
 }
 
 fn failure(f: &Failure) -> Value {
-    json!({
+    let mut v = json!({
         "cause": f.cause,
         "class": f.class.map(|c| c.as_str()),
         "headline": f.headline,
@@ -168,7 +170,16 @@ fn failure(f: &Failure) -> Value {
         "hints": f.hints,
         "sections": f.sections.iter().map(|s| json!({"title": s.title, "body": s.body})).collect::<Vec<_>>(),
         "reproduce": f.reproduce,
-    })
+    });
+    if let Some(d) = &f.diagnostics {
+        v["diagnostics"] = json!({
+            "dir": path(&d.dir),
+            "collected": d.collected,
+            "files": d.files,
+            "failed": d.failed,
+        });
+    }
+    v
 }
 
 fn step(s: &StepReport) -> Value {

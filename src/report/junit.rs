@@ -10,7 +10,9 @@
 //! - a flaky test (passed on a re-run): a passing testcase with a `<flakyFailure>` per failed try;
 //! - a skipped test: `<skipped message="REASON">`; a test that never ran because the run ended
 //!   is skipped with `not run`; a suite whose setup failed fails its tests with that failure;
-//! - notices about a test (and resources kept after it) go to its `<system-out>`.
+//! - notices about a test (and resources kept after it) go to its `<system-out>`, followed
+//!   by a `[[ATTACHMENT|path]]` line per diagnostics file of its failed tries; the failure
+//!   text ends with `diagnostics: N collected, see DIR`.
 
 use std::path::PathBuf;
 
@@ -62,8 +64,10 @@ impl Junit {
                 case.extra
                     .insert("file".into(), t.id.file.display().to_string().into());
                 case.set_time(report.duration);
-                if !t.notices.is_empty() {
-                    case.set_system_out(t.notices.join("\n"));
+                let mut out = t.notices.clone();
+                out.extend(attachments(&report));
+                if !out.is_empty() {
+                    case.set_system_out(out.join("\n"));
                 }
                 suite.add_test_case(case);
             }
@@ -71,6 +75,21 @@ impl Junit {
         }
         Ok(report.to_string()?)
     }
+}
+
+/// The diagnostics files of the failed tries, as `[[ATTACHMENT|path]]` lines (the
+/// convention GitLab and Jenkins show as attachments of a test case).
+fn attachments(report: &TestReport) -> Vec<String> {
+    report
+        .tries
+        .iter()
+        .filter_map(|t| t.failure()?.diagnostics.as_ref())
+        .flat_map(|d| {
+            d.files
+                .iter()
+                .map(|f| format!("[[ATTACHMENT|{}]]", d.dir.join(f).display()))
+        })
+        .collect()
 }
 
 /// The failed try's headline, type and story.

@@ -319,6 +319,9 @@ fn failure_lines(f: &Failure, st: &Styles) -> Vec<String> {
             out.push(format!("    {r}"));
         }
     }
+    if let Some(d) = &f.diagnostics {
+        out.push(format!("  {}", d.summary()));
+    }
     out
 }
 

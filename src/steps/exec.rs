@@ -2,68 +2,13 @@
 //! `expect` it is an assertion retried by the engine; without, it must exit 0 once. A running
 //! program is killed (its whole process group) at the deadline.
 
-use std::process::Stdio;
-use tokio::io::AsyncReadExt;
-
 use super::{StepCtx, StepResult, failure_from};
 use crate::engine::retry::{self, Class, Miss, Policy, Section};
 use crate::matching::Text;
+use crate::process::Output;
 use crate::suite::model::{ExecSpec, TextMatch};
 use crate::suite::vars::Vars;
 use crate::util::{shell_quote, truncate};
-
-const MAX_OUTPUT: usize = 1 << 20;
-
-#[derive(Debug)]
-struct Output {
-    code: Option<i32>,
-    signal: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn exit_text(&self) -> String {
-        match (self.code, self.signal) {
-            (Some(c), _) => format!("exit {c}"),
-            (None, Some(s)) => format!("killed by signal {s}"),
-            _ => "no exit status".into(),
-        }
-    }
-
-    fn dump(&self) -> String {
-        format!(
-            "{}\n--- stdout\n{}\n--- stderr\n{}",
-            self.exit_text(),
-            truncate_block(&self.stdout),
-            truncate_block(&self.stderr)
-        )
-    }
-}
-
-fn truncate_block(s: &str) -> String {
-    if s.len() > 4096 {
-        let cut: String = s.chars().take(4096).collect();
-        format!("{cut}\n… (cut)")
-    } else {
-        s.to_owned()
-    }
-}
-
-/// Kills the process group when dropped: on a deadline the attempt future is dropped, and the
-/// program (and anything it started) must not outlive it.
-struct GroupGuard(Option<i32>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            // SAFETY: kill(2) with a negative pid signals the process group we created.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
-        }
-    }
-}
 
 struct Expect {
     exit: i32,
@@ -129,7 +74,9 @@ pub async fn run(spec: &ExecSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     let result = retry::eventually(&policy, &ctx.limits, &pending, &mut observer, |_| {
         let (argv, env, dir, expect, last) = (&argv, &env, &dir, &expect, &last);
         async move {
-            let out = spawn_and_wait(argv, env, dir).await?;
+            let out = crate::process::run(argv, env, dir)
+                .await
+                .map_err(|e| Miss::fatal(Class::Error, e))?;
             let verdict = check(expect, &out).map_err(|m| Miss { fatal: action, ..m });
             *last.lock().expect("poisoned") = Some(out);
             verdict
@@ -151,49 +98,6 @@ pub async fn run(spec: &ExecSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             StepResult::failed(g.history.attempts, f)
         }
     }
-}
-
-async fn spawn_and_wait(
-    argv: &[String],
-    env: &[(String, String)],
-    dir: &std::path::Path,
-) -> Result<Output, Miss> {
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Miss::fatal(Class::Error, format!("cannot run {:?}: {e}", argv[0])))?;
-    let _guard = GroupGuard(child.id().map(|p| p as i32));
-    let mut so = child.stdout.take().expect("piped");
-    let mut se = child.stderr.take().expect("piped");
-    let read = |mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>| async move {
-        let mut buf = Vec::new();
-        let _ = (&mut r).take(MAX_OUTPUT as u64).read_to_end(&mut buf).await;
-        // Drain the rest so the program never blocks on a full pipe.
-        let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
-        String::from_utf8_lossy(&buf).into_owned()
-    };
-    let (status, stdout, stderr) = tokio::join!(
-        child.wait(),
-        read(Box::new(&mut so)),
-        read(Box::new(&mut se))
-    );
-    let status =
-        status.map_err(|e| Miss::fatal(Class::Error, format!("waiting for {:?}: {e}", argv[0])))?;
-    use std::os::unix::process::ExitStatusExt;
-    Ok(Output {
-        code: status.code(),
-        signal: status.signal(),
-        stdout,
-        stderr,
-    })
 }
 
 fn check(e: &Expect, o: &Output) -> Result<(), Miss> {

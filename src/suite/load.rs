@@ -57,12 +57,7 @@ impl Test {
 impl Suite {
     /// Whether the suite itself needs a cluster (fixtures, or variables read from it).
     pub fn setup_needs_cluster(&self) -> bool {
-        !self.doc.fixtures.is_empty()
-            || self
-                .doc
-                .vars
-                .iter()
-                .any(|(_, v)| matches!(v, super::model::VarDef::From(_)))
+        !self.doc.fixtures.is_empty() || self.doc.vars.iter().any(|(_, v)| v.from_cluster())
     }
 }
 

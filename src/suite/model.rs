@@ -60,6 +60,11 @@ pub struct SuiteDoc {
     #[serde(default)]
     #[schemars(schema_with = "namespace_schema")]
     pub namespace: Option<Spanned<String>>,
+    /// Evidence collected for every failed test try, before cleanup, into the failure bundle:
+    /// `logs`, `events`, `get`, `exec`, each bounded by its `timeout`. The events of the
+    /// test's namespace are collected even when not listed.
+    #[serde(default)]
+    pub diagnostics: Vec<Spanned<Collector>>,
 }
 
 /// The built-in defaults of every retry and deadline key; each may be overridden per suite,
@@ -96,6 +101,16 @@ pub struct Defaults {
 pub enum VarDef {
     Value(Node),
     From(Spanned<VarFrom>),
+    /// `127.0.0.1:PORT` of a local listener tunnelled to a pod through the API server.
+    PortForward(Spanned<PortForward>),
+}
+
+impl VarDef {
+    /// Whether the value comes from the cluster (read or forwarded) once the fixtures are
+    /// applied.
+    pub fn from_cluster(&self) -> bool {
+        !matches!(self, VarDef::Value(_))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
@@ -110,13 +125,76 @@ pub struct VarFrom {
     pub timeout: Option<Dur>,
 }
 
+/// A local port tunnelled through the API server (`pods/portforward`) to a ready pod: of a
+/// Service (`service`) or a named pod (`pod`). The variable is `127.0.0.1:PORT`.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(transform = one_target_transform)]
+pub struct PortForward {
+    /// A Service: each connection goes to a ready pod its selector picks, on the pod port
+    /// its `port` maps to; another ready pod takes over when that one goes.
+    pub service: Option<Template>,
+    /// A pod, by name (or give `service`).
+    pub pod: Option<Template>,
+    /// The namespace (default: the suite's namespace, with `namespace: per-suite` or a fixed
+    /// one).
+    pub namespace: Option<Template>,
+    /// The Service's port (with `service`), or the pod's port (with `pod`).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// How long to wait for a ready pod (default: the suite's timeout, 30s).
+    pub timeout: Option<Dur>,
+}
+
+impl<'de> Deserialize<'de> for PortForward {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        struct Keys {
+            service: Option<Template>,
+            pod: Option<Template>,
+            namespace: Option<Template>,
+            port: u16,
+            #[serde(default, deserialize_with = "positive_dur")]
+            timeout: Option<Dur>,
+        }
+        let k = Keys::deserialize(d)?;
+        if k.port == 0 {
+            return Err(de::Error::custom("port-forward: `port` must be 1 to 65535"));
+        }
+        match (&k.service, &k.pod) {
+            (Some(_), Some(_)) => Err(de::Error::custom(
+                "port-forward: give `service` or `pod`, not both",
+            )),
+            (None, None) => Err(de::Error::custom(
+                "port-forward needs `service` (a ready pod behind it) or `pod` (by name)",
+            )),
+            _ => Ok(PortForward {
+                service: k.service,
+                pod: k.pod,
+                namespace: k.namespace,
+                port: k.port,
+                timeout: k.timeout,
+            }),
+        }
+    }
+}
+
+fn one_target_transform(schema: &mut Schema) {
+    schema.insert(
+        "oneOf".into(),
+        serde_json::json!([{ "required": ["service"] }, { "required": ["pod"] }]),
+    );
+    schema.insert("required".into(), serde_json::json!(["port"]));
+}
+
 impl<'de> Deserialize<'de> for VarDef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = VarDef;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a value or {from: {resource: ..., path: ...}}")
+                f.write_str("a value, {from: {resource: ..., path: ...}} or {port-forward: {...}}")
             }
             fn visit_unit<E: de::Error>(self) -> Result<VarDef, E> {
                 Ok(VarDef::Value(Node::Null))
@@ -168,6 +246,21 @@ impl<'de> Deserialize<'de> for VarDef {
                     }
                     return Ok(VarDef::From(from));
                 }
+                if first.value == "port-forward" {
+                    let pf = a.next_value::<Spanned<PortForward>>()?;
+                    if let Some(k) = a.next_key::<Spanned<String>>()? {
+                        return Err(located(
+                            k.loc,
+                            format_args!(
+                                "unknown key `{}` next to `port-forward`: a forwarded variable \
+                                 has only `port-forward: {{service|pod, namespace, port, \
+                                 timeout}}`",
+                                k.value
+                            ),
+                        ));
+                    }
+                    return Ok(VarDef::PortForward(pf));
+                }
                 // A plain map value: read the rest as nodes.
                 let mut entries = vec![(first, a.next_value::<Spanned<Node>>()?.located())];
                 while let Some(k) = a.next_key::<Spanned<String>>()? {
@@ -203,6 +296,7 @@ impl JsonSchema for VarDef {
     }
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         let from = g.subschema_for::<VarFrom>();
+        let forward = g.subschema_for::<PortForward>();
         json_schema!({
             "anyOf": [
                 { "type": "object",
@@ -211,7 +305,15 @@ impl JsonSchema for VarDef {
                       "description": "Read the value from a cluster object once the fixtures are applied."
                   } },
                   "required": ["from"], "additionalProperties": false },
-                { "description": "A plain value." }
+                { "type": "object",
+                  "properties": { "port-forward": {
+                      "allOf": [forward],
+                      "description": "127.0.0.1:PORT of a local listener tunnelled through the API server to a ready pod (of a Service, or by name)."
+                  } },
+                  "required": ["port-forward"], "additionalProperties": false },
+                { "description": "A plain value.",
+                  "not": { "type": "object",
+                           "anyOf": [{ "required": ["from"] }, { "required": ["port-forward"] }] } }
             ]
         })
     }
@@ -679,6 +781,18 @@ pub enum Selector {
 }
 
 impl Selector {
+    /// In Kubernetes label-selector syntax, variables substituted.
+    pub fn expand(&self, vars: &super::vars::Vars) -> Result<String, super::vars::VarError> {
+        match self {
+            Selector::Expr(t) => vars.expand(t),
+            Selector::Labels(m) => Ok(m
+                .iter()
+                .map(|(k, v)| vars.expand(v).map(|v| format!("{}={v}", k.value)))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(",")),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Selector::Expr(t) => t.raw.clone(),
@@ -1223,6 +1337,168 @@ pub struct ExecExpect {
     pub stdout: Option<TextMatch>,
     /// Standard error: `{equals|contains|matches: ...}`.
     pub stderr: Option<TextMatch>,
+}
+
+// ---------------------------------------------------------------------------------------
+// diagnostics
+
+/// One evidence collector of a suite's `diagnostics:`: exactly one of `logs`, `events`,
+/// `get`, `exec`, plus `timeout`.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(transform = one_collector_transform)]
+pub struct Collector {
+    /// Pod logs (`kubectl logs`), of the pods a selector picks.
+    pub logs: Option<LogsCollector>,
+    /// A namespace's events (`kubectl get events`), oldest first.
+    pub events: Option<EventsCollector>,
+    /// Objects of a kind (`kubectl get -o yaml`).
+    pub get: Option<ResourceRef>,
+    /// A program's exit status and output (argv, never a shell).
+    pub exec: Option<ExecCollector>,
+    /// How long the collector may take (default 10s, scaled by --timeout-scale); past it,
+    /// it is noted as timed out and the run goes on.
+    pub timeout: Option<Dur>,
+}
+
+pub const COLLECTOR_KEYS: [&str; 4] = ["logs", "events", "get", "exec"];
+
+impl<'de> Deserialize<'de> for Collector {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        struct Keys {
+            logs: Option<LogsCollector>,
+            events: Option<EventsCollector>,
+            get: Option<ResourceRef>,
+            exec: Option<ExecCollector>,
+            #[serde(default, deserialize_with = "positive_dur")]
+            timeout: Option<Dur>,
+        }
+        let k = Keys::deserialize(d)?;
+        let c = Collector {
+            logs: k.logs,
+            events: k.events,
+            get: k.get,
+            exec: k.exec,
+            timeout: k.timeout,
+        };
+        match c.kinds().as_slice() {
+            [_] => Ok(c),
+            [] => Err(de::Error::custom(
+                "a diagnostics collector needs one of `logs`, `events`, `get` or `exec`",
+            )),
+            keys => Err(de::Error::custom(format!(
+                "give exactly one of `logs`, `events`, `get` or `exec` per collector, found {}",
+                super::de::list(keys)
+            ))),
+        }
+    }
+}
+
+fn one_collector_transform(schema: &mut Schema) {
+    let one_of: Vec<serde_json::Value> = COLLECTOR_KEYS
+        .iter()
+        .map(|k| serde_json::json!({ "required": [k] }))
+        .collect();
+    schema.insert("oneOf".into(), serde_json::Value::Array(one_of));
+}
+
+impl Collector {
+    /// The collector keys present (validation wants exactly one).
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let present = [
+            self.logs.is_some(),
+            self.events.is_some(),
+            self.get.is_some(),
+            self.exec.is_some(),
+        ];
+        COLLECTOR_KEYS
+            .iter()
+            .zip(present)
+            .filter(|(_, p)| *p)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// `logs`, `events`, `get` or `exec`: also the name of its output file.
+    pub fn kind(&self) -> &'static str {
+        self.kinds().first().copied().unwrap_or("collector")
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogsCollector {
+    /// Default: the test's namespace.
+    pub namespace: Option<Template>,
+    /// The pods: `app=web` (label-selector syntax) or a map of labels (default: every pod
+    /// of the namespace).
+    pub selector: Option<Selector>,
+    /// The container (default: every container of each pod).
+    pub container: Option<Template>,
+    /// From when: `test` (default: since the failed try started), `all`, or a duration
+    /// (`5m`: the last five minutes).
+    #[serde(default)]
+    pub since: Since,
+    /// At most this many lines per container (the last ones).
+    pub tail: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Since {
+    #[default]
+    Test,
+    All,
+    Last(Dur),
+}
+
+impl<'de> Deserialize<'de> for Since {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "test" => Ok(Since::Test),
+            "all" => Ok(Since::All),
+            other => Dur::parse(other).map(Since::Last).map_err(|e| {
+                de::Error::custom(format!(
+                    "since: expected `test`, `all` or a duration such as 5m ({e})"
+                ))
+            }),
+        }
+    }
+}
+
+impl JsonSchema for Since {
+    fn schema_name() -> Cow<'static, str> {
+        "Since".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "enum": ["test", "all"] },
+                { "type": "string", "pattern": super::spanned::DURATION_PATTERN,
+                  "description": "The last so long, e.g. 5m." }
+            ]
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EventsCollector {
+    /// Default: the test's namespace.
+    pub namespace: Option<Template>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExecCollector {
+    /// The program and its arguments, as a list (argv): never run through a shell.
+    #[serde(deserialize_with = "argv")]
+    pub command: Spanned<Vec<Template>>,
+    /// Environment variables added to gwtest's own.
+    #[serde(default)]
+    pub env: SpannedMap<Template>,
 }
 
 // ---------------------------------------------------------------------------------------

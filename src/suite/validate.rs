@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use super::de::{did_you_mean, list};
 use super::load::{LoadError, Suite, Test};
 use super::model::{
-    ACTION_KEYS, Action, ApplyItem, AssertSpec, HeaderExpect, RETRY_KEYS, ResourceRef, Selector,
-    Step, SuiteDoc, TestDoc, TextMatch, VarDef,
+    ACTION_KEYS, Action, ApplyItem, AssertSpec, Collector, HeaderExpect, RETRY_KEYS, ResourceRef,
+    Selector, Step, SuiteDoc, TestDoc, TextMatch, VarDef,
 };
 use super::selector::{check_label, parse_label_selector};
 use super::spanned::{JsonPathExpr, Loc, Node, Spanned, Template};
@@ -188,6 +188,10 @@ impl Checker {
             match def {
                 VarDef::Value(node) => node.templates(&mut ts),
                 VarDef::From(from) => resource_templates(&from.value.resource.value, &mut ts),
+                VarDef::PortForward(pf) => {
+                    let pf = &pf.value;
+                    ts.extend(pf.service.iter().chain(&pf.pod).chain(&pf.namespace));
+                }
             }
             for t in ts {
                 self.template(file, t, &scope);
@@ -200,7 +204,7 @@ impl Checker {
         fixture_known.extend(plain.iter().map(|k| k.value.as_str()));
         let mut fixture_unavailable = unavailable.clone();
         for (k, d) in doc.vars.iter() {
-            if matches!(d, VarDef::From(_)) && !fixture_known.contains(k.value.as_str()) {
+            if d.from_cluster() && !fixture_known.contains(k.value.as_str()) {
                 fixture_unavailable.insert(
                     k.value.clone(),
                     format!(
@@ -225,6 +229,20 @@ impl Checker {
         let mut test_known: HashSet<&str> = BUILTINS.into_iter().collect();
         test_known.extend(extra_names.iter().copied());
         test_known.extend(doc.vars.iter().map(|(k, _)| k.value.as_str()));
+        // Diagnostics run for a failed test try: they see what its steps see.
+        let no_later = HashMap::new();
+        let scope = Scope {
+            known: &test_known,
+            unavailable: &no_later,
+            strict: extra.is_some(),
+        };
+        for c in &doc.diagnostics {
+            let mut ts = Vec::new();
+            collector_templates(&c.value, &mut ts);
+            for t in ts {
+                self.template(file, t, &scope);
+            }
+        }
         let mut names: HashMap<&str, &Test> = HashMap::new();
         for test in &suite.tests {
             self.rank(&test.file);
@@ -442,6 +460,27 @@ fn resource_templates<'a>(r: &'a ResourceRef, out: &mut Vec<&'a Template>) {
         Some(Selector::Expr(t)) => out.push(t),
         Some(Selector::Labels(m)) => out.extend(m.iter().map(|(_, v)| v)),
         None => {}
+    }
+}
+
+fn collector_templates<'a>(c: &'a Collector, out: &mut Vec<&'a Template>) {
+    if let Some(l) = &c.logs {
+        out.extend(l.namespace.iter().chain(&l.container));
+        match &l.selector {
+            Some(Selector::Expr(t)) => out.push(t),
+            Some(Selector::Labels(m)) => out.extend(m.iter().map(|(_, v)| v)),
+            None => {}
+        }
+    }
+    if let Some(e) = &c.events {
+        out.extend(&e.namespace);
+    }
+    if let Some(g) = &c.get {
+        resource_templates(g, out);
+    }
+    if let Some(x) = &c.exec {
+        out.extend(x.command.value.iter());
+        out.extend(x.env.iter().map(|(_, v)| v));
     }
 }
 
@@ -907,6 +946,8 @@ enum ResourceUse {
     /// Exactly one object, by name (the action's key for messages).
     One(&'static str),
     NameOrSelector,
+    /// One object, the objects of a selector, or every object of the kind.
+    Any,
 }
 
 fn check_resource(l: &mut Local, r: &Spanned<ResourceRef>, use_: ResourceUse) {
@@ -926,7 +967,11 @@ fn check_resource(l: &mut Local, r: &Spanned<ResourceRef>, use_: ResourceUse) {
         ),
         _ => {}
     }
-    match &res.selector {
+    check_selector(l, &res.selector);
+}
+
+fn check_selector(l: &mut Local, selector: &Option<Selector>) {
+    match selector {
         Some(Selector::Expr(t)) if !t.raw.contains("${") => {
             if let Err(e) = parse_label_selector(&t.raw) {
                 l.err(t.loc, format!("invalid selector: {e}"));
@@ -1105,6 +1150,25 @@ pub(crate) fn check_suite_doc(
                 &from.value.resource,
                 ResourceUse::One("a variable `from`"),
             );
+        }
+        if let VarDef::PortForward(pf) = def
+            && pf.value.namespace.is_none()
+            && doc.namespace.as_ref().is_none_or(|n| n.value == "per-test")
+        {
+            l.err(
+                pf.loc,
+                "port-forward needs `namespace`: the suite has no namespace of its own to \
+                 default to (`namespace: per-test`), and the forward is set up once for the suite",
+            );
+        }
+    }
+    for c in &doc.diagnostics {
+        if let Some(g) = &c.value.get {
+            let r = Spanned::new(g.clone(), c.loc);
+            check_resource(&mut l, &r, ResourceUse::Any);
+        }
+        if let Some(logs) = &c.value.logs {
+            check_selector(&mut l, &logs.selector);
         }
     }
     let d = &doc.defaults;

@@ -82,12 +82,36 @@ impl PodRuntime {
         }
     }
 
-    /// The pods that run from now on (uid and Gateway by namespace/name); the others stop.
-    fn set(&self, now: HashMap<(String, String), (String, Key)>, wanted: &[Wanted]) {
+    /// The listeners of each Gateway its pods serve.
+    fn set_listeners(&self, wanted: &[Wanted]) {
         *self.listeners.lock().unwrap_or_else(|e| e.into_inner()) = wanted
             .iter()
             .map(|w| (w.key.clone(), w.listeners.clone()))
             .collect();
+    }
+
+    /// A pod runs from now on: before it is reported Ready, so that a client that sees it
+    /// Ready can reach it.
+    fn start(&self, namespace: &str, name: &str, uid: &str, gateway: &Key) {
+        let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        let k = (namespace.to_string(), name.to_string());
+        if pods.get(&k).is_some_and(|r| r.uid == uid) {
+            return;
+        }
+        if let Some(old) = pods.insert(
+            k,
+            Running {
+                uid: uid.to_string(),
+                gateway: gateway.clone(),
+                stop: CancellationToken::new(),
+            },
+        ) {
+            old.stop.cancel();
+        }
+    }
+
+    /// The pods that run from now on (uid and Gateway by namespace/name); the others stop.
+    fn set(&self, now: HashMap<(String, String), (String, Key)>) {
         let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         pods.retain(|k, r| {
             let keep = now.get(k).is_some_and(|(uid, _)| *uid == r.uid);
@@ -242,7 +266,7 @@ struct Reconciler {
     services: Watched,
     runtime: Arc<PodRuntime>,
     /// Pods created and not seen by the watch yet: namespace/name → (Gateway, when).
-    recent: HashMap<(String, String), (Key, Instant)>,
+    recent: HashMap<(String, String), (Key, String, Instant)>,
     /// Services named as a Gateway that are someone else's: left alone (logged once).
     refused: HashSet<Key>,
 }
@@ -454,13 +478,14 @@ impl Reconciler {
         let pods = self.pods.state();
         let services = self.services.state();
         let keys: HashSet<&Key> = wanted.iter().map(|w| &w.key).collect();
-        self.recent.retain(|k, (_, at)| {
+        self.recent.retain(|k, (_, _, at)| {
             at.elapsed() < CREATE_GRACE
                 && !pods.iter().any(|p| {
                     p.metadata.namespace.as_deref() == Some(k.0.as_str())
                         && p.metadata.name.as_deref() == Some(k.1.as_str())
                 })
         });
+        self.runtime.set_listeners(wanted);
         let mut running: HashMap<(String, String), (String, Key)> = HashMap::new();
         for w in wanted {
             self.service(w, &services).await;
@@ -475,18 +500,25 @@ impl Reconciler {
             for p in &mine {
                 let name = p.metadata.name.clone().unwrap_or_default();
                 let uid = p.metadata.uid.clone().unwrap_or_default();
+                self.runtime.start(&w.key.namespace, &name, &uid, &w.key);
                 if !is_ready(p) {
                     self.mark_running(&w.key.namespace, &name).await;
                 }
                 running.insert((w.key.namespace.clone(), name), (uid, w.key.clone()));
             }
-            let pending = self.recent.values().any(|(k, _)| *k == w.key);
+            let mut pending = false;
+            for ((ns, name), (k, uid, _)) in &self.recent {
+                if *k == w.key {
+                    pending = true;
+                    running.insert((ns.clone(), name.clone()), (uid.clone(), k.clone()));
+                }
+            }
             if mine.is_empty() && !pending {
                 self.create_pod(w, &mut running).await;
             }
         }
         // Pods created just now are running (the watch shows them soon).
-        self.runtime.set(running, wanted);
+        self.runtime.set(running);
         // What is left of Gateways that are no longer ours goes (owner references take care
         // of deleted Gateways; this covers a Gateway moved to another class).
         for o in pods.iter().chain(services.iter()) {
@@ -586,19 +618,18 @@ impl Reconciler {
         let created =
             tokio::time::timeout(CALL_TIMEOUT, api.create(&PostParams::default(), &obj)).await;
         let Ok(Ok(created)) = created else { return };
+        let uid = created.metadata.uid.unwrap_or_default();
+        self.runtime.start(&w.key.namespace, &name, &uid, &w.key);
         self.recent.insert(
             (w.key.namespace.clone(), name.clone()),
-            (w.key.clone(), Instant::now()),
+            (w.key.clone(), uid.clone(), Instant::now()),
         );
         self.plane.log.gateway(
             &w.key,
             format!("INFO data-plane pod {}/{name} created", w.key.namespace),
         );
         self.mark_running(&w.key.namespace, &name).await;
-        running.insert(
-            (w.key.namespace.clone(), name),
-            (created.metadata.uid.unwrap_or_default(), w.key.clone()),
-        );
+        running.insert((w.key.namespace.clone(), name), (uid, w.key.clone()));
     }
 
     /// Report the pod Running and Ready through its status, as its kubelet would.
