@@ -659,6 +659,7 @@ fn the_failure_bundle_holds_the_failure_and_the_namespace_dump() {
         [
             "01-last-object.txt",
             "cluster/ConfigMap.evidence.yaml",
+            "diagnostics/events.txt",
             "failure.txt",
             "reproduce.sh"
         ],

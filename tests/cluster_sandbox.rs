@@ -94,7 +94,7 @@ fn gwtest_sandbox_serves_runs_and_kubectl_until_ctrl_c() {
 }
 
 #[test]
-fn the_suite_example_in_docs_clusters_md_runs_in_the_sandbox() {
+fn the_suite_examples_in_docs_clusters_md_run_in_the_sandbox() {
     let md =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/clusters.md")).unwrap();
     let ws = Workspace::new("docs-clusters");
@@ -105,7 +105,12 @@ fn the_suite_example_in_docs_clusters_md_runs_in_the_sandbox() {
         files.push(c[1].to_owned());
     }
     assert!(files.contains(&"suite.yaml".to_owned()), "{files:?}");
+    assert!(
+        files.contains(&"forwarded/suite.yaml".to_owned()),
+        "{files:?}"
+    );
     let out = ws.gwtest(&["run", "docs", "--sandbox"]).run();
     out.assert_exit(0);
-    out.assert_counts(1, 0, 0, 0);
+    // The shared-namespace suite and the port-forward suite, one test each.
+    out.assert_counts(2, 0, 0, 0);
 }
