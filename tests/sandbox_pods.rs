@@ -150,6 +150,23 @@ async fn the_gateway_deploys_a_service_and_a_ready_pod_that_port_forward_and_log
         log.contains("INFO request GET nothing-routes-here.example/through-the-api-server on listener http: 404, no route"),
         "{log}"
     );
+    // A fault switched on in the Gateway's namespace is in its log too.
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "gwtest-infra");
+    let faults: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "demo-faults"}, "data": {"slow": "1ms"}}),
+    )
+    .unwrap();
+    cms.create(&PostParams::default(), &faults).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = pods.logs(&name, &LogParams::default()).await.unwrap();
+        if log.contains("WARN faults switched in namespace gwtest-infra: slow=1ms (was: none)") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let tail = pods
         .logs(
             &name,
@@ -255,4 +272,52 @@ async fn pods_nothing_runs_answer_as_pods_that_never_started() {
         .lines();
     assert!(lines.next().await.is_some());
     sandbox.shutdown().await;
+}
+
+/// Against a cluster other than the sandbox the demo gateway deploys nothing: its data plane
+/// runs where it runs, and nothing in the cluster would run a pod for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_real_cluster_the_demo_gateway_creates_no_services_or_pods() {
+    use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
+    let api = ApiServer::start(ApiServerConfig::default()).await.unwrap();
+    for text in [
+        gwtest_sandbox::GATEWAY_API_CRDS,
+        gwtest_sandbox::DEMO_CRDS,
+        FIXTURE,
+    ] {
+        for obj in parse_manifests(text).unwrap() {
+            api.apply_manifest(obj).unwrap();
+        }
+    }
+    let client = kube::Client::try_from(api.kube_config()).unwrap();
+    let gw = gwtest_sandbox::start_demo_gateway(client.clone(), None)
+        .await
+        .unwrap();
+    assert!(gw.kubelet().is_none());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while gw.listeners().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "gw never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A few reconciles later, still nothing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "gwtest-infra");
+    let services: Api<Service> = Api::namespaced(client, "gwtest-infra");
+    assert!(
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        services
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    gw.shutdown().await;
+    api.shutdown().await;
 }

@@ -373,12 +373,12 @@ async fn tunnel(s: Arc<Shared>, mut local: TcpStream) {
 /// The run's forwards, shared by the suites that ask for the same one.
 #[derive(Default)]
 pub struct Forwards {
-    map: tokio::sync::Mutex<HashMap<ForwardSpec, Arc<Forward>>>,
+    map: Mutex<HashMap<ForwardSpec, Arc<tokio::sync::OnceCell<Arc<Forward>>>>>,
 }
 
 impl Forwards {
-    /// The forward for `spec`, started by `start` when there is none yet (one at a time, so
-    /// two suites asking at once share one).
+    /// The forward for `spec`, started by `start` when there is none yet. Two suites asking
+    /// for the same one at once share it; different ones start independently.
     pub async fn get_or_start<F, Fut, E>(
         &self,
         spec: &ForwardSpec,
@@ -388,23 +388,25 @@ impl Forwards {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Forward, E>>,
     {
-        let mut map = self.map.lock().await;
-        if let Some(f) = map.get(spec) {
-            return Ok(f.clone());
-        }
-        let f = Arc::new(start().await?);
-        map.insert(spec.clone(), f.clone());
-        Ok(f)
+        let cell = lock(&self.map).entry(spec.clone()).or_default().clone();
+        cell.get_or_try_init(|| async { start().await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+
+    fn started(&self) -> Vec<Arc<Forward>> {
+        lock(&self.map)
+            .values()
+            .filter_map(|c| c.get().cloned())
+            .collect()
     }
 
     /// The kubectl commands of the forwards a reproduce command goes through (it names
     /// their local address), each in the background.
     pub fn commands_for(&self, lines: &[String], flags: &str) -> Vec<String> {
-        let Ok(map) = self.map.try_lock() else {
-            return Vec::new();
-        };
-        let mut out: Vec<(u16, String)> = map
-            .values()
+        let mut out: Vec<(u16, String)> = self
+            .started()
+            .into_iter()
             .filter(|f| {
                 let addr = f.addr().to_string();
                 lines.iter().any(|l| l.contains(&addr))
@@ -416,8 +418,8 @@ impl Forwards {
     }
 
     /// Stop every forward.
-    pub async fn stop(&self) {
-        self.map.lock().await.clear();
+    pub fn stop(&self) {
+        lock(&self.map).clear();
     }
 }
 

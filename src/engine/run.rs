@@ -274,7 +274,7 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     });
     let counts = scheduler::run(ctx.clone(), suites, picks).await;
     if let Some(c) = &ctx.cluster {
-        c.forwards.stop().await;
+        c.forwards.stop();
     }
     let interrupted = ctx.cancel.is_cancelled();
     if let Some(s) = &store
