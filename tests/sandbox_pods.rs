@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::AsyncBufReadExt;
 use futures::StreamExt;
+use gwtest::cluster::portforward::pod_ready;
 use gwtest_sandbox::{Sandbox, SandboxConfig, parse_manifests};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
@@ -26,17 +27,6 @@ async fn sandbox() -> (Sandbox, kube::Client) {
     (s, client)
 }
 
-fn ready(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_none()
-        && p.status.as_ref().is_some_and(|s| {
-            s.phase.as_deref() == Some("Running")
-                && s.conditions
-                    .iter()
-                    .flatten()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
-}
-
 /// The ready data-plane pods of Gateway gw, polled until there is one other than `not`.
 async fn ready_pod(pods: &Api<Pod>, not: Option<&str>) -> Pod {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -48,7 +38,7 @@ async fn ready_pod(pods: &Api<Pod>, not: Option<&str>) -> Pod {
         if let Some(p) = list
             .items
             .into_iter()
-            .find(|p| ready(p) && p.metadata.name.as_deref() != not)
+            .find(|p| pod_ready(p) && p.metadata.name.as_deref() != not)
         {
             return p;
         }

@@ -79,7 +79,8 @@ pub enum NotReady {
     Api(#[from] ClusterError),
 }
 
-fn ready(p: &Pod) -> bool {
+/// Running and Ready, and not being deleted: a pod that can take connections.
+pub fn pod_ready(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none()
         && p.status.as_ref().is_some_and(|s| {
             s.phase.as_deref() == Some("Running")
@@ -136,7 +137,7 @@ pub async fn ready_pod(
                 .await
                 .map_err(err)?
                 .ok_or_else(|| NotReady::Missing(format!("pod {ns}/{name} does not exist")))?;
-            if !ready(&p) {
+            if !pod_ready(&p) {
                 return Err(NotReady::NoReadyPod(format!(
                     "pod {ns}/{} is not ready",
                     pod_state(&p)
@@ -192,7 +193,7 @@ pub async fn ready_pod(
                 (&a.metadata.creation_timestamp, &a.metadata.name)
                     .cmp(&(&b.metadata.creation_timestamp, &b.metadata.name))
             });
-            let candidates: Vec<&Pod> = list.iter().filter(|p| ready(p)).collect();
+            let candidates: Vec<&Pod> = list.iter().filter(|p| pod_ready(p)).collect();
             let pick = candidates
                 .iter()
                 .find(|p| p.metadata.name.as_deref() != avoid)
@@ -320,7 +321,7 @@ impl Shared {
         {
             let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.spec.namespace);
             if let Ok(Some(p)) = pods.get_opt(pod).await
-                && ready(&p)
+                && pod_ready(&p)
             {
                 return Some((pod.clone(), *port));
             }
@@ -456,7 +457,7 @@ mod tests {
         );
         assert_eq!(pod_port(&p, &IntOrString::String("grpc".into())), None);
         assert_eq!(pod_port(&p, &IntOrString::Int(9000)), Some(9000));
-        assert!(!ready(&p));
+        assert!(!pod_ready(&p));
         assert_eq!(pod_state(&p), "p without status (not scheduled?)");
     }
 }
