@@ -478,6 +478,7 @@ impl Reconciler {
         let pods = self.pods.state();
         let services = self.services.state();
         let keys: HashSet<&Key> = wanted.iter().map(|w| &w.key).collect();
+        self.refused.retain(|k| keys.contains(k));
         self.recent.retain(|k, (_, _, at)| {
             at.elapsed() < CREATE_GRACE
                 && !pods.iter().any(|p| {
