@@ -849,7 +849,7 @@ impl<'de> Deserialize<'de> for StatusExpect {
             Node::Bool(b) => format!("boolean {b}"),
             Node::Float(f) => format!("number {f}"),
             Node::Int(i) => format!("number {i}"),
-            Node::Str(t) => format!("string {:?}", t.raw),
+            Node::Str(t) => format!("string {}", crate::util::quoted(&t.raw)),
             Node::Seq(_) => "a list".into(),
             Node::Map(_) => "a map".into(),
         };
@@ -1105,7 +1105,7 @@ fn one_name_transform(schema: &mut Schema) {
 impl SpanExpect {
     pub fn describe(&self) -> String {
         match (&self.name, &self.name_matches) {
-            (Some(n), _) => format!("{:?}", n.raw),
+            (Some(n), _) => crate::util::quoted(&n.raw),
             (None, Some(p)) => format!("matching /{}/", p.template.raw),
             _ => "span".into(),
         }

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::de::{did_you_mean, list};
-use super::load::{LoadError, Suite, Test};
+use super::load::{LoadError, ReadError, Suite, Test, finish_errors};
 use super::model::{
     ACTION_KEYS, Action, ApplyItem, AssertSpec, HeaderExpect, RETRY_KEYS, ResourceRef, Selector,
     Step, SuiteDoc, TestDoc, TextMatch, VarDef,
@@ -29,7 +29,21 @@ pub fn validate(suites: &[Suite], extra_vars: &[String]) -> Vec<LoadError> {
 /// Like `validate`; with `extra_vars: None` unknown variable names are not reported (the
 /// `--var` names are not known), everything else is.
 pub fn validate_with(suites: &[Suite], extra_vars: Option<&[String]>) -> Vec<LoadError> {
-    let mut c = Checker::default();
+    let (errors, ranks) = check(suites, extra_vars, HashMap::new());
+    finish_errors(errors, &ranks)
+}
+
+/// The errors of `validate_with`, not yet sorted, capped or given snippets, and the order of
+/// the files they are in (`ranks`: the loader's file order, extended with manifests).
+pub(crate) fn check(
+    suites: &[Suite],
+    extra_vars: Option<&[String]>,
+    ranks: HashMap<PathBuf, usize>,
+) -> (Vec<LoadError>, HashMap<PathBuf, usize>) {
+    let mut c = Checker {
+        ranks,
+        ..Checker::default()
+    };
     let mut suite_names: HashMap<&str, &Suite> = HashMap::new();
     for suite in suites {
         c.rank(&suite.file);
@@ -56,21 +70,15 @@ pub fn validate_with(suites: &[Suite], extra_vars: Option<&[String]>) -> Vec<Loa
         }
         c.suite(suite, extra_vars);
     }
-    c.finish()
+    (c.errors, c.ranks)
 }
 
 #[derive(Default)]
 struct Checker {
-    issues: Vec<Issue>,
+    errors: Vec<LoadError>,
     ranks: HashMap<PathBuf, usize>,
     /// Manifests already checked for YAML syntax.
     manifests: HashSet<PathBuf>,
-}
-
-struct Issue {
-    error: LoadError,
-    /// Text to find on or after the location, to point at it exactly (a `${name}`).
-    needle: Option<String>,
 }
 
 impl Checker {
@@ -80,49 +88,12 @@ impl Checker {
     }
 
     fn push(&mut self, file: &Path, loc: Loc, message: String) {
-        self.issues.push(Issue {
-            error: LoadError::new(file, loc, message),
-            needle: None,
-        });
+        self.errors.push(LoadError::new(file, loc, message));
     }
 
     fn push_at(&mut self, file: &Path, loc: Loc, message: String, needle: String) {
-        self.issues.push(Issue {
-            error: LoadError::new(file, loc, message),
-            needle: Some(needle),
-        });
-    }
-
-    /// Snippets (reading each file once), exact columns, file order.
-    fn finish(self) -> Vec<LoadError> {
-        let mut texts: HashMap<PathBuf, Option<String>> = HashMap::new();
-        let mut out: Vec<LoadError> = self
-            .issues
-            .into_iter()
-            .map(|Issue { mut error, needle }| {
-                if error.snippet.is_some() || !error.loc.is_known() {
-                    return error;
-                }
-                let text = texts
-                    .entry(error.file.clone())
-                    .or_insert_with(|| std::fs::read_to_string(&error.file).ok());
-                if let Some(text) = text {
-                    if let Some(n) = &needle {
-                        error.loc = find_from(text, error.loc, n).unwrap_or(error.loc);
-                    }
-                    error = error.with_source(text);
-                }
-                error
-            })
-            .collect();
-        let ranks = self.ranks;
-        out.sort_by(|a, b| {
-            let ra = ranks.get(&a.file).copied().unwrap_or(usize::MAX);
-            let rb = ranks.get(&b.file).copied().unwrap_or(usize::MAX);
-            (ra, &a.file, a.loc).cmp(&(rb, &b.file, b.loc))
-        });
-        out.dedup();
-        out
+        self.errors
+            .push(LoadError::new(file, loc, message).at_needle(needle));
     }
 
     fn suite(&mut self, suite: &Suite, extra: Option<&[String]>) {
@@ -373,18 +344,21 @@ impl Checker {
             return;
         }
         if manifest && path.is_file() && self.manifests.insert(path.clone()) {
-            match std::fs::read_to_string(&path) {
+            let ranked = self.ranks.get(file).copied().unwrap_or(usize::MAX);
+            match super::load::read_text(&path) {
                 Ok(text) => {
                     if let Err(e) = yaml::parse_documents(&text) {
-                        let ranked = self.ranks.get(file).copied().unwrap_or(usize::MAX);
                         self.ranks.entry(path.clone()).or_insert(ranked);
-                        self.issues.push(Issue {
-                            error: LoadError::new(&path, e.loc, e.message).with_source(&text),
-                            needle: None,
-                        });
+                        self.errors.push(LoadError::new(&path, e.loc, e.message));
                     }
                 }
-                Err(e) => self.push(file, t.loc, format!("cannot read {}: {e}", path.display())),
+                Err(ReadError::NotUtf8(loc, msg)) => {
+                    self.ranks.entry(path.clone()).or_insert(ranked);
+                    self.errors.push(LoadError::new(&path, loc, msg));
+                }
+                Err(ReadError::Io(e)) => {
+                    self.push(file, t.loc, format!("cannot read {}: {e}", path.display()))
+                }
             }
         }
     }
@@ -396,30 +370,6 @@ struct Scope<'a> {
     unavailable: &'a HashMap<String, String>,
     /// Report unknown names (false when the --var names are not known).
     strict: bool,
-}
-
-/// The first `needle` at or after `loc` (within a few lines: a block scalar starts on the line
-/// of its key).
-fn find_from(text: &str, loc: Loc, needle: &str) -> Option<Loc> {
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .skip(loc.line as usize - 1)
-        .take(50)
-    {
-        let from = if i + 1 == loc.line as usize {
-            line.char_indices()
-                .nth(loc.col.saturating_sub(1) as usize)
-                .map_or(line.len(), |(b, _)| b)
-        } else {
-            0
-        };
-        if let Some(b) = line[from..].find(needle) {
-            let col = line[..from + b].chars().count() + 1;
-            return Some(Loc::new(i as u32 + 1, col as u32));
-        }
-    }
-    None
 }
 
 fn captures_of(step: &Step) -> Vec<&Spanned<String>> {
@@ -545,8 +495,7 @@ struct Local<'a> {
 
 impl Local<'_> {
     fn err(&mut self, loc: Loc, msg: impl Into<String>) {
-        self.errors
-            .push(LoadError::new(self.file, loc, msg).with_source(self.text));
+        self.errors.push(LoadError::new(self.file, loc, msg));
     }
 }
 
@@ -595,7 +544,8 @@ fn var_name_problem(name: &str) -> Option<String> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
         return Some(format!(
-            "invalid variable name {name:?}: use letters, digits, `_`, `-` and `.`"
+            "invalid variable name {}: use letters, digits, `_`, `-` and `.`",
+            crate::util::quoted(name)
         ));
     }
     if BUILTINS.contains(&name) {
@@ -625,8 +575,9 @@ fn check_labels(l: &mut Local, node: Option<&YNode>) {
             l.err(
                 item.loc,
                 format!(
-                    "invalid label {text:?}: a label is a word without spaces or commas, not \
-                     starting with `!` (used by --label L and --label '!L')"
+                    "invalid label {}: a label is a word without spaces or commas, not \
+                     starting with `!` (used by --label L and --label '!L')",
+                    crate::util::quoted(&text)
                 ),
             );
         }
@@ -646,9 +597,9 @@ pub(crate) fn check_test_doc(
         l.err(
             doc.name.loc,
             format!(
-                "test name {:?} cannot make a namespace: it needs at least one letter or digit \
+                "test name {} cannot make a namespace: it needs at least one letter or digit \
                  (tests run in namespace gwtest-<name>-xxxxxx)",
-                doc.name.value
+                crate::util::quoted(&doc.name.value)
             ),
         );
     }
@@ -787,8 +738,8 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                     l.err(
                         v.loc,
                         format!(
-                            "invalid header value {:?}: no control characters or line breaks",
-                            v.raw
+                            "invalid header value {}: no control characters or line breaks",
+                            crate::util::quoted(&v.raw)
                         ),
                     );
                 }
@@ -861,8 +812,8 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                     l.err(
                         k.loc,
                         format!(
-                            "invalid environment variable name {:?}: no `=` and not empty",
-                            k.value
+                            "invalid environment variable name {}: no `=` and not empty",
+                            crate::util::quoted(&k.value)
                         ),
                     );
                 }
@@ -1005,8 +956,8 @@ fn check_method(l: &mut Local, m: &Template) {
         l.err(
             m.loc,
             format!(
-                "invalid HTTP method {:?}: expected a token such as GET, POST or PUT",
-                m.raw
+                "invalid HTTP method {}: expected a token such as GET, POST or PUT",
+                crate::util::quoted(&m.raw)
             ),
         );
     } else if !STANDARD.contains(&m.raw.as_str())
@@ -1015,9 +966,9 @@ fn check_method(l: &mut Local, m: &Template) {
         l.err(
             m.loc,
             format!(
-                "HTTP methods are case-sensitive: write {} instead of {:?}",
+                "HTTP methods are case-sensitive: write {} instead of {}",
                 m.raw.to_ascii_uppercase(),
-                m.raw
+                crate::util::quoted(&m.raw)
             ),
         );
     }
@@ -1039,8 +990,8 @@ fn check_url(l: &mut Local, u: &Template) {
         l.err(
             u.loc,
             format!(
-                "invalid URL {:?} ({p}): expected an absolute http:// or https:// URL",
-                u.raw
+                "invalid URL {} ({p}): expected an absolute http:// or https:// URL",
+                crate::util::quoted(&u.raw)
             ),
         );
     }
@@ -1054,8 +1005,8 @@ fn check_header_name(l: &mut Local, k: &Spanned<String>) {
         l.err(
             k.loc,
             format!(
-                "invalid header name {:?}: letters, digits and !#$%&'*+-.^_`|~ only",
-                k.value
+                "invalid header name {}: letters, digits and !#$%&'*+-.^_`|~ only",
+                crate::util::quoted(&k.value)
             ),
         );
     }
@@ -1087,9 +1038,10 @@ pub(crate) fn check_suite_doc(
             l.err(
                 ns.loc,
                 format!(
-                    "invalid namespace {v:?}{hint}: expected `per-test`, `per-suite` or the name \
+                    "invalid namespace {qv}{hint}: expected `per-test`, `per-suite` or the name \
                      of a namespace (a DNS-1123 label: lowercase letters, digits and `-`, at \
-                     most 63)"
+                     most 63)",
+                    qv = crate::util::quoted(v)
                 ),
             );
         }
@@ -1128,18 +1080,5 @@ mod tests {
         assert_eq!(namespace_part("a__b"), "a-b");
         assert_eq!(namespace_part("日本"), "");
         assert_eq!(namespace_part("--"), "");
-    }
-
-    #[test]
-    fn finds_the_exact_column() {
-        let text = "a:\n  url: \"http://${host}/x\"\n  body: |\n    x ${y}\n";
-        assert_eq!(
-            find_from(text, Loc::new(2, 8), "${host}"),
-            Some(Loc::new(2, 16))
-        );
-        assert_eq!(
-            find_from(text, Loc::new(3, 9), "${y}"),
-            Some(Loc::new(4, 7))
-        );
     }
 }
