@@ -856,3 +856,23 @@ fn the_attempt_summary_groups_timeouts_and_bad_statuses() {
         o.line(r"^  last response:\n    HTTP/1\.1 503$");
     }
 }
+
+#[test]
+fn a_body_cut_at_the_cap_says_the_match_ran_on_its_first_part() {
+    let srv = TestServer::start([("/endless", Behavior::Endless)]);
+    let ws = one_test(
+        "endless",
+        "",
+        "",
+        &format!(
+            "  - name: endless body\n    request:\n      url: {}\n      expect:\n        status: 200\n        body: {{contains: the-end}}\n    timeout: 1s\n",
+            srv.url("/endless")
+        ),
+    );
+    let out = ws.gwtest(&["run", "s"]).run();
+    out.assert_exit(1);
+    let o = out.outcome("s/t");
+    o.line(
+        r#"^  \d+ attempts? in \d+\.\ds: \d+ body did not match \(contains "the-end"\); last: status 200, body "x+…"; expected body contains "the-end"; body cut at 16 MiB: the match ran on the first 16 MiB \[body\]$"#,
+    );
+}

@@ -565,7 +565,31 @@ fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> 
     None
 }
 
+/// A body or JSON expectation that fails on a body cut at [`MAX_BODY`] says so: the match
+/// ran on the first part only.
 fn check(e: &Expect, r: &Response) -> Result<(), Miss> {
+    check_response(e, r).map_err(|mut m| {
+        if r.truncated && matches!(m.class, Class::Body | Class::Json) {
+            let cap = fmt_size(MAX_BODY);
+            m.detail = format!(
+                "{}; body cut at {cap}: the match ran on the first {cap}",
+                m.detail
+            );
+        }
+        m
+    })
+}
+
+/// `16 MiB`, `512 KiB`, `100 bytes`.
+fn fmt_size(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+fn check_response(e: &Expect, r: &Response) -> Result<(), Miss> {
     let ok_status = match &e.status {
         Some(codes) => codes.contains(&r.status),
         None => r.status < 400,
