@@ -289,6 +289,33 @@ const UPSTREAM_U: &str = r#"  - apply:
           ports: [{name: http, port: 80, protocol: TCP}, {name: https, port: 443}]
 "#;
 
+#[test]
+fn a_missing_object_names_the_near_misses_of_its_kind_where_it_was_looked_for() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("nearmiss");
+    ws.suite("s", "defaults: {timeout: 500ms}");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "typo",
+            "",
+            &format!(
+                r#"{UPSTREAM_U}  - apply:
+      manifest: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, metadata: {{name: web-api}}, spec: {{service: web, port: 80}}}}
+  - assert:
+      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: web-apx}}
+"#
+            ),
+        ),
+    );
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(1);
+    let o = out.outcome("s/typo");
+    o.line(r"^  \d+ attempts in \d+\.\ds: \d+ not found; last: Upstream web-apx in gwtest-typo-[a-z0-9]{6} does not exist \[not-found\]$");
+    // Closest first.
+    o.line(r"^  hint: no Upstream web-apx in namespace gwtest-typo-[a-z0-9]{6}; Upstreams there: web-api, u$");
+}
+
 /// `UPSTREAM_U`, then an assert on it with `body` (YAML lines under `assert:`).
 fn upstream_assert(body: &str) -> String {
     format!(
@@ -347,6 +374,9 @@ fn patch_merges_into_the_object_and_writes_status_through_the_subresource() {
     let o = out.outcome("s/missing");
     o.line(r"^  expected: Upstream nope in gwtest-missing-[a-z0-9]{6} patched$");
     o.line(r"^  Upstream nope in gwtest-missing-[a-z0-9]{6} does not exist \[not-found\]$");
+    o.line(
+        r"^  hint: no Upstream nope in namespace gwtest-missing-[a-z0-9]{6}; no Upstreams there$",
+    );
 
     // The status went through the status subresource: its managed fields say so.
     let ns = test_namespace(&json_report(&ws, "r.json"), "patch");
@@ -620,6 +650,9 @@ fn delete_waits_for_finalizers_deletes_by_selector_and_a_missing_object_is_an_er
     let o = out.outcome("s/missing");
     o.line(r#"^  step 1 "delete ConfigMap/nope" \(delete\) at s/missing\.test\.yaml:6:5$"#);
     o.line(r"^  ConfigMap nope in gwtest-missing-[a-z0-9]{6} does not exist \[not-found\]$");
+    o.line(
+        r"^  hint: no ConfigMap nope in namespace gwtest-missing-[a-z0-9]{6}; no ConfigMaps there$",
+    );
     cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
 }
 

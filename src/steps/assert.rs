@@ -186,6 +186,9 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
                 f.sections
                     .push(Section::new("last object", show_object(obj)));
             }
+            if !expect.absent {
+                ctx.add_near_misses(&mut f, &g, &cluster, &target).await;
+            }
             if let Some(k) = &kind {
                 f.reproduce.push(target.kubectl_get(
                     &k.ar.plural,
