@@ -948,3 +948,43 @@ fn a_suite_variable_whose_field_never_appears_fails_the_suite_setup() {
     // The fixtures applied before the variable was read are removed.
     cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
 }
+
+#[test]
+fn cel_checks_on_an_object_pass_or_show_their_operands() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("celassert");
+    ws.suite("s", "defaults: {timeout: 500ms}");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "cel",
+            "",
+            &upstream_assert(
+                r#"      cel:
+        - self.spec.port == 80 && self.spec.ports.size() == 2
+        - self.spec.ports.exists(p, p.name == 'https' && p.port == 443)
+        - "self.metadata.namespace.startsWith('gwtest-') && self.metadata.name == 'u'"
+"#,
+            ),
+        ),
+    );
+    ws.write(
+        "s/f.test.yaml",
+        &test_doc(
+            "celfail",
+            "",
+            &upstream_assert(
+                r#"      cel:
+        - self.spec.port == 80
+        - self.spec.ports.size() == 3
+"#,
+            ),
+        ),
+    );
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(1);
+    out.assert_counts(1, 0, 1, 0);
+    let o = out.outcome("s/celfail");
+    o.line(r"^  expected: Upstream u in gwtest-celfail-[a-z0-9]{6} exists, cel `self\.spec\.port == 80`, cel `self\.spec\.ports\.size\(\) == 3`$");
+    o.line(r"^  \d+ attempts in \d+\.\ds: \d+ cel `self\.spec\.ports\.size\(\) == 3` was false; last: Upstream u in gwtest-celfail-[a-z0-9]{6}: cel `self\.spec\.ports\.size\(\) == 3` was false: self\.spec\.ports\.size\(\) was 2 \[cel\]$");
+}

@@ -1122,3 +1122,48 @@ fn invalid_utf8_names_line_and_column() {
         out.stderr
     );
 }
+
+#[test]
+fn cel_expressions_are_compiled_and_their_variables_checked_before_anything_runs() {
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - assert:\n      resource: {{apiVersion: v1, kind: ConfigMap, name: c}}\n      cel:\n        - self.data.a ==\n"
+    );
+    expect_test_error(
+        &t,
+        "self.data.a ==",
+        "invalid CEL expression \"self.data.a ==\": ",
+    );
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - assert:\n      resource: {{apiVersion: v1, kind: ConfigMap, name: c}}\n      cel: [\"self.data.a == oldSelf.data.a\"]\n"
+    );
+    expect_test_error(
+        &t,
+        "\"self.data.a == oldSelf",
+        "`oldSelf` is for transition rules of a CRD; an assert has no previous object in CEL \
+         expression \"self.data.a == oldSelf.data.a\": an assert's expressions see the object as `self`",
+    );
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - request:\n      url: http://127.0.0.1:1/\n      expect:\n        cel: [\"self.status == 200\"]\n"
+    );
+    expect_test_error(
+        &t,
+        "\"self.status",
+        "unknown variable `self` in CEL expression \"self.status == 200\": a request's expressions \
+         see `response` (status, headers, body, json)",
+    );
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - spans:\n      expect:\n        - name: GET /\n          cel: [\"response.status == 200\"]\n"
+    );
+    expect_test_error(
+        &t,
+        "\"response.status",
+        "unknown variable `response` in CEL expression \"response.status == 200\": a span \
+         expectation's expressions see `span`",
+    );
+    // Comprehension variables are the expression's own; `${...}` is checked after substitution.
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - assert:\n      resource: {{apiVersion: v1, kind: ConfigMap, name: c}}\n      cel:\n        - self.data.all(k, k.startsWith('a'))\n        - \"self.metadata.name == '${{test}}'\"\n"
+    );
+    let dir = one_test(&t);
+    expect_valid(&dir, &[]);
+}

@@ -16,7 +16,7 @@ use crate::cluster::target::Target;
 use crate::cluster::watch::Changes;
 use crate::cluster::{Cluster, Kind, Tracked};
 use crate::engine::retry::{self, Class, Miss, Section};
-use crate::matching;
+use crate::matching::{self, cel};
 use crate::suite::model::AssertSpec;
 use crate::util::truncate;
 
@@ -36,6 +36,8 @@ pub struct Expect {
     pub absent: bool,
     pub count: Option<u32>,
     pub fresh: bool,
+    /// `cel:` expressions over the object (`self`).
+    pub cel: Vec<cel::Check>,
 }
 
 impl Expect {
@@ -56,6 +58,9 @@ impl Expect {
         }
         if let Some(f) = &self.fields {
             parts.push(format!("fields {}", matching::short(f)));
+        }
+        for c in &self.cel {
+            parts.push(format!("cel `{}`", c.source));
         }
         if !self.conditions.is_empty() && self.fresh {
             parts.push("conditions fresh".into());
@@ -93,11 +98,21 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Ok(f) => f,
         Err(e) => return e.into(),
     };
+    let cel = match spec
+        .cel
+        .iter()
+        .map(|c| cel::Check::prepare(c, ctx.vars))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(c) => c,
+        Err(e) => return StepResult::error(e),
+    };
     let expect = Expect {
         conditions,
         fields,
         absent: spec.absent,
         count: spec.count,
+        cel,
         fresh: spec.fresh,
     };
 
@@ -502,6 +517,13 @@ pub fn check_object(expect: &Expect, obj: &Value, what: &str) -> Result<(), Miss
             None => miss,
         });
     }
+    if !expect.cel.is_empty() {
+        let this = cel::from_json(obj);
+        for c in &expect.cel {
+            c.run("self", this.clone())
+                .map_err(|m| Miss::new(Class::Cel, m.summary, format!("{what}: {}", m.detail)))?;
+        }
+    }
     Ok(())
 }
 
@@ -550,6 +572,7 @@ mod tests {
             absent: false,
             count: None,
             fresh: true,
+            cel: Vec::new(),
         }
     }
 
@@ -613,6 +636,7 @@ mod tests {
             absent: false,
             count: None,
             fresh: true,
+            cel: Vec::new(),
         };
         let m = check_object(&e, &obj, "Upstream x").unwrap_err();
         assert_eq!(m.class, Class::Field);

@@ -14,7 +14,7 @@ use super::{RequestTrace, StepCtx, StepResult, failure_from};
 use crate::engine::events::Failure;
 use crate::engine::retry::{self, Class, Miss, Section};
 use crate::engine::{hex, new_span_id, new_trace_id};
-use crate::matching::{self, Text};
+use crate::matching::{self, Text, cel};
 use crate::suite::model::{HeaderExpect, HttpExpect, RequestSpec};
 use crate::suite::spanned::{JsonPathExpr, Loc, Node};
 use crate::suite::vars::{VarError, Vars};
@@ -96,6 +96,8 @@ struct Expect {
     absent: Vec<String>,
     body: Option<Text>,
     json: Vec<(JsonPathExpr, Value)>,
+    /// `cel:` expressions over `response`.
+    cel: Vec<cel::Check>,
 }
 
 #[derive(Debug)]
@@ -115,6 +117,31 @@ struct Response {
 }
 
 impl Response {
+    /// `response` for `cel:` checks: status, headers (lower-case name -> list of values),
+    /// body (text) and json (the parsed body, or null).
+    fn cel_value(&self) -> cel::Value {
+        let mut headers: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+        for (k, v) in &self.headers {
+            headers
+                .entry(k.as_str().to_string())
+                .or_default()
+                .push(Value::String(
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                ));
+        }
+        let headers: serde_json::Map<String, Value> = headers
+            .into_iter()
+            .map(|(k, v)| (k, Value::Array(v)))
+            .collect();
+        let json = serde_json::from_slice::<Value>(&self.body).unwrap_or(Value::Null);
+        cel::from_json(&serde_json::json!({
+            "status": self.status,
+            "headers": headers,
+            "body": self.body_text(),
+            "json": json,
+        }))
+    }
+
     fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -317,6 +344,7 @@ fn expectations(e: Option<&HttpExpect>, vars: &Vars) -> Result<Expect, StepResul
             absent: vec![],
             body: None,
             json: vec![],
+            cel: vec![],
         });
     };
     let mut headers = Vec::new();
@@ -343,12 +371,19 @@ fn expectations(e: Option<&HttpExpect>, vars: &Vars) -> Result<Expect, StepResul
             .map_err(|m| StepResult::error(format!("{m}{}", at(k.loc))))?;
         json.push((path, vars.expand_node(v)?));
     }
+    let cel = e
+        .cel
+        .iter()
+        .map(|c| cel::Check::prepare(c, vars))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StepResult::error)?;
     Ok(Expect {
         status: e.status.as_ref().map(|s| s.0.clone()),
         headers,
         absent,
         body,
         json,
+        cel,
     })
 }
 
@@ -380,6 +415,9 @@ fn describe_expect(e: &Expect) -> String {
     }
     for (p, v) in &e.json {
         parts.push(format!("{} = {}", p.raw, matching::short(v)));
+    }
+    for c in &e.cel {
+        parts.push(format!("cel `{}`", c.source));
     }
     parts.join(", ")
 }
@@ -703,6 +741,18 @@ fn check_response(e: &Expect, r: &Response) -> Result<(), Miss> {
             }
         }
     }
+    if !e.cel.is_empty() {
+        let response = r.cel_value();
+        for c in &e.cel {
+            c.run("response", response.clone()).map_err(|m| {
+                Miss::new(
+                    Class::Cel,
+                    m.summary,
+                    format!("status {}, {}", r.status, m.detail),
+                )
+            })?;
+        }
+    }
     Ok(())
 }
 
@@ -862,6 +912,7 @@ mod tests {
                 JsonPathExpr::parse("$.path", Loc::UNKNOWN).unwrap(),
                 serde_json::json!("/x"),
             )],
+            cel: vec![],
         };
         let good = resp(
             200,

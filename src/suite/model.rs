@@ -12,7 +12,9 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::de::located;
-use super::spanned::{Dur, JsonPathExpr, Loc, Node, Pattern, Spanned, SpannedMap, Template};
+use super::spanned::{
+    CelExpr, Dur, JsonPathExpr, Loc, Node, Pattern, Spanned, SpannedMap, Template,
+};
 
 pub const API_VERSION: &str = "gwtest/v1alpha1";
 
@@ -769,6 +771,10 @@ pub struct AssertSpec {
     /// (default true).
     #[serde(default = "yes")]
     pub fresh: bool,
+    /// Boolean CEL expressions over the object, `self` (Kubernetes CEL libraries); every one
+    /// must be true.
+    #[serde(default)]
+    pub cel: Vec<CelExpr>,
 }
 
 fn yes() -> bool {
@@ -836,6 +842,10 @@ pub struct HttpExpect {
     /// JSONPath -> expected value (subset match for maps and lists).
     #[serde(default)]
     pub json: SpannedMap<Node>,
+    /// Boolean CEL expressions over `response` (`status`, `headers`: lower-case name -> list
+    /// of values, `body`: text, `json`: the parsed body or null); every one must be true.
+    #[serde(default)]
+    pub cel: Vec<CelExpr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -1093,6 +1103,10 @@ pub struct SpanExpect {
     pub count: Option<u32>,
     /// The name of its parent span.
     pub parent: Option<Template>,
+    /// Boolean CEL expressions over `span` (`name`, `kind`, `attributes`, `status`, `parent`);
+    /// a span matches when every one is true.
+    #[serde(default)]
+    pub cel: Vec<CelExpr>,
 }
 
 fn one_name_transform(schema: &mut Schema) {

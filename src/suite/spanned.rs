@@ -618,6 +618,52 @@ impl JsonSchema for Pattern {
     }
 }
 
+/// A boolean CEL expression (`cel:` checks, Kubernetes CEL libraries). Compiled at load time
+/// (so a syntax error is reported with its location) unless it holds `${...}`, in which case
+/// it is compiled after substitution.
+#[derive(Clone, Debug)]
+pub struct CelExpr {
+    pub template: Template,
+    pub compiled: Option<std::sync::Arc<kube_cel::cel::Program>>,
+}
+
+impl PartialEq for CelExpr {
+    fn eq(&self, other: &Self) -> bool {
+        self.template == other.template
+    }
+}
+
+impl<'de> Deserialize<'de> for CelExpr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let template = Template::deserialize(d)?;
+        let compiled = if template.raw.contains("${") {
+            None
+        } else {
+            Some(std::sync::Arc::new(
+                crate::matching::cel::compile(&template.raw).map_err(|e| {
+                    de::Error::custom(format!(
+                        "invalid CEL expression {}: {e}",
+                        crate::util::quoted(&template.raw)
+                    ))
+                })?,
+            ))
+        };
+        Ok(CelExpr { template, compiled })
+    }
+}
+
+impl JsonSchema for CelExpr {
+    fn schema_name() -> Cow<'static, str> {
+        "CelExpression".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A boolean CEL expression (Kubernetes CEL libraries)"
+        })
+    }
+}
+
 /// An RFC 9535 JSONPath such as `$.status.addresses[0].value`, parsed at load time.
 #[derive(Clone, Debug)]
 pub struct JsonPathExpr {

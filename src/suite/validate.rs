@@ -16,7 +16,7 @@ use super::model::{
     Step, SuiteDoc, TestDoc, TextMatch, VarDef,
 };
 use super::selector::{check_label, parse_label_selector};
-use super::spanned::{JsonPathExpr, Loc, Node, Spanned, Template};
+use super::spanned::{CelExpr, JsonPathExpr, Loc, Node, Spanned, Template};
 use super::vars::{self, BUILTINS};
 use super::yaml::{self, YNode, YVal};
 
@@ -424,6 +424,7 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
             if let Some(f) = &a.fields {
                 f.value.templates(out);
             }
+            out.extend(a.cel.iter().map(|c| &c.template));
         }
         Some(Action::Request(r)) => {
             out.extend(&r.method);
@@ -447,6 +448,7 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
                 for (_, v) in e.json.iter() {
                     v.templates(out);
                 }
+                out.extend(e.cel.iter().map(|c| &c.template));
             }
         }
         Some(Action::Spans(s)) => {
@@ -460,6 +462,7 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
                     v.templates(out);
                 }
                 out.extend(&e.value.parent);
+                out.extend(e.value.cel.iter().map(|c| &c.template));
             }
             out.extend(&s.absent);
         }
@@ -759,6 +762,7 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                         );
                     }
                 }
+                check_cel(l, &e.cel, CelScope::Response);
             }
             check_capture_names(l, r.capture.iter().map(|(k, _)| k));
         }
@@ -779,6 +783,7 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                     ),
                     _ => {}
                 }
+                check_cel(l, &e.value.cel, CelScope::Span);
             }
         }
         Some(Action::Patch(p)) => {
@@ -919,6 +924,9 @@ fn check_assert(l: &mut Local, a: &AssertSpec, node: Option<&YNode>) {
         if a.count.is_some() {
             clash.push("count");
         }
+        if !a.cel.is_empty() {
+            clash.push("cel");
+        }
         if !clash.is_empty() {
             l.err(
                 key_loc(node, &["absent"], a.resource.loc),
@@ -931,6 +939,62 @@ fn check_assert(l: &mut Local, a: &AssertSpec, node: Option<&YNode>) {
         }
     }
     check_capture_names(l, a.capture.iter().map(|(k, _)| k));
+    check_cel(l, &a.cel, CelScope::Object);
+}
+
+/// What a `cel:` expression can read where it is written.
+#[derive(Clone, Copy)]
+enum CelScope {
+    Object,
+    Response,
+    Span,
+}
+
+impl CelScope {
+    fn variable(self) -> &'static str {
+        match self {
+            CelScope::Object => "self",
+            CelScope::Response => "response",
+            CelScope::Span => "span",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            CelScope::Object => "an assert's expressions see the object as `self`",
+            CelScope::Response => {
+                "a request's expressions see `response` (status, headers, body, json)"
+            }
+            CelScope::Span => {
+                "a span expectation's expressions see `span` (name, kind, attributes, status, \
+                 parent)"
+            }
+        }
+    }
+}
+
+/// Every variable a `cel:` expression reads must exist where it runs (a compiled
+/// expression; one with `${...}` is checked after substitution, at run time).
+fn check_cel(l: &mut Local, exprs: &[CelExpr], scope: CelScope) {
+    for e in exprs {
+        let Some(program) = &e.compiled else { continue };
+        for v in crate::matching::cel::unknown_variables(program, &[scope.variable()]) {
+            let why = if v == "oldSelf" {
+                "`oldSelf` is for transition rules of a CRD; an assert has no previous object"
+                    .to_string()
+            } else {
+                format!("unknown variable `{v}`")
+            };
+            l.err(
+                e.template.loc,
+                format!(
+                    "{why} in CEL expression {}: {}",
+                    crate::util::quoted(&e.template.raw),
+                    scope.describe()
+                ),
+            );
+        }
+    }
 }
 
 fn check_capture_names<'a>(l: &mut Local, names: impl Iterator<Item = &'a Spanned<String>>) {
