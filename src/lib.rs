@@ -13,6 +13,7 @@ pub mod config;
 pub mod debug;
 pub mod engine;
 pub mod matching;
+pub mod redact;
 pub mod report;
 pub mod sandbox;
 pub mod steps;

@@ -245,7 +245,8 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
                 };
                 f.sections.push(Section::new(title, r.dump()));
             }
-            f.reproduce.push(curl_command(&prepared));
+            f.reproduce
+                .push(curl_command(&prepared, ctx.run.config.show_secrets));
             f.hints.extend(hints(&gave_up.history, &prepared));
             StepResult::failed(gave_up.history.attempts, f)
         }
@@ -774,8 +775,9 @@ fn capture(spec: &RequestSpec, r: &Response, vars: &mut Vars) -> Result<(), Fail
     Ok(())
 }
 
-/// A curl command line that sends what the last attempt sent.
-fn curl_command(p: &Prepared) -> String {
+/// A curl command line that sends what the last attempt sent; credential headers' values are
+/// `<redacted>` unless `show_secrets`.
+fn curl_command(p: &Prepared, show_secrets: bool) -> String {
     let mut parts = vec!["curl".to_string(), "-sS".into(), "-i".into()];
     if p.method != reqwest::Method::GET {
         parts.push("-X".into());
@@ -783,7 +785,13 @@ fn curl_command(p: &Prepared) -> String {
     }
     for (k, v) in &p.headers {
         parts.push("-H".into());
-        parts.push(shell_quote(&format!("{}: {}", k, v.to_str().unwrap_or(""))));
+        let value = v.to_str().unwrap_or("");
+        let value = if show_secrets {
+            value
+        } else {
+            crate::redact::header_value(k.as_str(), value)
+        };
+        parts.push(shell_quote(&format!("{k}: {value}")));
     }
     if let Some(b) = &p.body {
         parts.push("--data-binary".into());
@@ -875,7 +883,7 @@ mod tests {
             attempt_timeout: Duration::from_secs(3),
         };
         assert_eq!(
-            curl_command(&p),
+            curl_command(&p, false),
             "curl -sS -i -X POST -H 'host: example.com' --data-binary '{\"it'\\''s\":1}' -k -L \
              --max-time 3 'https://127.0.0.1:8443/a%20b?x=1'"
         );
