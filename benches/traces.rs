@@ -197,6 +197,7 @@ fn query(n: usize, missing: bool) -> SpanQuery {
                 attributes: vec![("http.response.status_code".into(), json!(200))],
                 count: Some(1),
                 parent: None,
+                cel: vec![],
             },
             ExpectedSpan {
                 name: NameMatch::Exact(route),
@@ -204,6 +205,7 @@ fn query(n: usize, missing: bool) -> SpanQuery {
                 attributes: vec![],
                 count: None,
                 parent: Some(format!("GET /route-{}", n % 50)),
+                cel: vec![],
             },
         ],
         absent: vec!["error-vhost".into()],

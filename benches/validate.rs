@@ -5,7 +5,10 @@
 //! profile, i.e. release), as a child process. Wall time from spawn to exit; peak memory is
 //! the child's maximum resident set size from `wait4(2)`.
 //!
-//! Run: `cargo bench --bench validate`. Target: < 1 s and < 100 MB.
+//! Then hostile input: files with 40,000 unknown variable references, 100,000 unknown keys,
+//! and a 10 MB bad value — each must be rejected (exit 2) in bounded time, memory and output.
+//!
+//! Run: `cargo bench --bench validate`. Target: < 1 s and < 100 MB, for each.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -131,8 +134,20 @@ fn generate(root: &Path) -> usize {
     steps
 }
 
-/// Run the binary; wall time, CPU time (user + system) and peak RSS in KiB, from wait4.
-fn run(bin: &str, root: &Path) -> (Duration, Duration, u64, String) {
+/// What one `gwtest validate` run cost.
+struct Cost {
+    wall: Duration,
+    cpu: Duration,
+    /// Peak RSS in KiB.
+    rss: u64,
+    stdout: String,
+    /// Bytes written to stderr (error listings).
+    stderr_bytes: usize,
+}
+
+/// Run the binary, expecting `exit`; wall time, CPU time (user + system) and peak RSS from
+/// wait4.
+fn run(bin: &str, root: &Path, exit: i32) -> Cost {
     let start = Instant::now();
     // Reaped by wait4 below (which also gives the rusage), not by Child::wait.
     #[allow(clippy::zombie_processes)]
@@ -140,15 +155,21 @@ fn run(bin: &str, root: &Path) -> (Duration, Duration, u64, String) {
         .args(["validate", root.to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn gwtest");
     let pid = child.id() as libc::pid_t;
     let mut stdout = child.stdout.expect("stdout");
+    let mut stderr = child.stderr.expect("stderr");
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
         s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut b);
+        b
     });
     let mut status = 0;
     // SAFETY: plain wait4 on our own child, with valid pointers to locals.
@@ -157,14 +178,95 @@ fn run(bin: &str, root: &Path) -> (Duration, Duration, u64, String) {
     let wall = start.elapsed();
     assert_eq!(r, pid, "wait4 failed: {}", std::io::Error::last_os_error());
     let out = reader.join().unwrap();
+    let err = err_reader.join().unwrap();
     assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "gwtest validate failed (status {status}): {out}"
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == exit,
+        "gwtest validate: status {status}, expected exit {exit}: {out}{}",
+        String::from_utf8_lossy(&err[..err.len().min(2000)])
     );
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
-    // Linux reports ru_maxrss in KiB.
-    (wall, cpu, usage.ru_maxrss as u64, out)
+    Cost {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        // Linux reports ru_maxrss in KiB.
+        rss: usage.ru_maxrss as u64,
+        stdout: out,
+        stderr_bytes: err.len(),
+    }
+}
+
+/// A one-suite tree whose test file has `body` after `steps:`.
+fn hostile_tree(root: &Path, steps: &str) -> u64 {
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(
+        root.join("suite.yaml"),
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\nname: hostile\n",
+    )
+    .unwrap();
+    let text = format!("apiVersion: gwtest/v1alpha1\nkind: Test\nname: t\nsteps:\n{steps}");
+    std::fs::write(root.join("t.test.yaml"), &text).unwrap();
+    text.len() as u64
+}
+
+/// Short distinct variable names: a, b, …, aa, ab, …
+fn short_name(mut i: usize) -> String {
+    let mut s = String::new();
+    loop {
+        s.insert(0, (b'a' + (i % 26) as u8) as char);
+        i /= 26;
+        if i == 0 {
+            return s;
+        }
+        i -= 1;
+    }
+}
+
+fn hostile(bin: &str, runs: usize) {
+    let root = std::env::temp_dir().join(format!("gwtest-bench-hostile-{}", std::process::id()));
+    let refs: String = (0..40_000)
+        .map(|i| format!("${{{}}}", short_name(i)))
+        .collect();
+    let keys: String = (0..100_000).map(|i| format!("    k{i}: 1\n")).collect();
+    let cases = [
+        (
+            "40,000 unknown variable references in one string",
+            format!("  - request:\n      url: \"http://x/{refs}\"\n"),
+        ),
+        (
+            "100,000 unknown keys in one step",
+            format!("  - sleep: 1s\n{keys}"),
+        ),
+        (
+            "one 10 MB invalid value",
+            format!("  - sleep: {}\n", "x".repeat(10_000_000)),
+        ),
+    ];
+    for (what, steps) in cases {
+        let bytes = hostile_tree(&root, &steps);
+        let mut costs: Vec<Cost> = (0..runs).map(|_| run(bin, &root, 2)).collect();
+        costs.sort_by_key(|c| c.wall);
+        let median = &costs[costs.len() / 2];
+        let peak_mb = costs.iter().map(|c| c.rss).max().unwrap_or(0) as f64 / 1024.0;
+        println!(
+            "hostile: {what} ({:.0} KB file), exit 2",
+            bytes as f64 / 1024.0
+        );
+        println!(
+            "  wall median {:.0} ms (cpu {:.0} ms), peak RSS {peak_mb:.1} MB, {} bytes of errors; \
+             target < 1 s: {}; < 100 MB: {}",
+            ms(median.wall),
+            ms(median.cpu),
+            median.stderr_bytes,
+            if median.wall < Duration::from_secs(1) {
+                "met"
+            } else {
+                "MISSED"
+            },
+            if peak_mb < 100.0 { "met" } else { "MISSED" },
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 fn main() {
@@ -191,11 +293,11 @@ fn main() {
     let mut peak = 0;
     let mut last = String::new();
     for _ in 0..runs {
-        let (wall, cpu, rss, out) = run(bin, &root);
-        walls.push(wall);
-        cpus.push(cpu);
-        peak = peak.max(rss);
-        last = out;
+        let c = run(bin, &root, 0);
+        walls.push(c.wall);
+        cpus.push(c.cpu);
+        peak = peak.max(c.rss);
+        last = c.stdout;
     }
     if keep.is_none() {
         let _ = std::fs::remove_dir_all(&root);
@@ -231,6 +333,7 @@ fn main() {
         if ok_time { "met" } else { "MISSED" },
         if ok_mem { "met" } else { "MISSED" }
     );
+    hostile(bin, runs);
 }
 
 fn ms(d: Duration) -> f64 {

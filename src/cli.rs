@@ -106,6 +106,9 @@ pub struct RunArgs {
     /// Stop starting tests after the first failure.
     #[arg(long, env = "GWTEST_FAIL_FAST", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub fail_fast: Option<bool>,
+    /// Show Secret values and credential headers in output and reports (redacted by default).
+    #[arg(long, env = "GWTEST_SHOW_SECRETS", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub show_secrets: Option<bool>,
     /// Re-run a failed test up to N times (overrides the tests' `retries`).
     #[arg(long, value_name = "N", env = "GWTEST_RETRIES")]
     pub retries: Option<u32>,

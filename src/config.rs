@@ -29,6 +29,7 @@ pub struct Profile {
     pub demo_gateway: Option<bool>,
     pub parallel: Option<usize>,
     pub fail_fast: Option<bool>,
+    pub show_secrets: Option<bool>,
     pub retries: Option<u32>,
     pub timeout_scale: Option<f64>,
     pub pause_on_failure: Option<bool>,
@@ -77,6 +78,7 @@ impl Profile {
             demo_gateway,
             parallel,
             fail_fast,
+            show_secrets,
             retries,
             timeout_scale,
             pause_on_failure,
@@ -205,6 +207,8 @@ pub struct RunConfig {
     pub demo_gateway: bool,
     pub parallel: usize,
     pub fail_fast: bool,
+    /// Print Secret values and credential headers (`--show-secrets`); redacted otherwise.
+    pub show_secrets: bool,
     pub retries: Option<u32>,
     pub timeout_scale: f64,
     pub pause_on_failure: bool,
@@ -446,6 +450,7 @@ impl RunConfig {
             demo_gateway: args.demo_gateway.or(p.demo_gateway).unwrap_or(false),
             parallel,
             fail_fast: args.fail_fast.or(p.fail_fast).unwrap_or(false),
+            show_secrets: args.show_secrets.or(p.show_secrets).unwrap_or(false),
             retries: args.retries.or(p.retries),
             timeout_scale,
             pause_on_failure: args

@@ -14,6 +14,7 @@ pub mod debug;
 pub mod engine;
 pub mod matching;
 pub mod process;
+pub mod redact;
 pub mod report;
 pub mod sandbox;
 pub mod steps;

@@ -50,6 +50,21 @@ pub fn truncate(s: &str, max: usize) -> String {
     out
 }
 
+/// Characters of a value quoted in a message; a longer value is cut, its size named.
+pub const QUOTE_MAX: usize = 200;
+
+/// A value quoted for a message (with Rust string escapes), cut to [`QUOTE_MAX`]
+/// characters: a 10 MB value costs one short line.
+pub fn quoted(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_MAX) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => {
+            let head = format!("{:?}", &s[..cut]);
+            format!("{}…\" ({} bytes)", &head[..head.len() - 1], s.len())
+        }
+    }
+}
+
 /// `n` random lowercase letters and digits (namespace suffixes, `${unique}`).
 pub fn random_suffix(n: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

@@ -289,6 +289,33 @@ const UPSTREAM_U: &str = r#"  - apply:
           ports: [{name: http, port: 80, protocol: TCP}, {name: https, port: 443}]
 "#;
 
+#[test]
+fn a_missing_object_names_the_near_misses_of_its_kind_where_it_was_looked_for() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("nearmiss");
+    ws.suite("s", "defaults: {timeout: 500ms}");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "typo",
+            "",
+            &format!(
+                r#"{UPSTREAM_U}  - apply:
+      manifest: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, metadata: {{name: web-api}}, spec: {{service: web, port: 80}}}}
+  - assert:
+      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: web-apx}}
+"#
+            ),
+        ),
+    );
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(1);
+    let o = out.outcome("s/typo");
+    o.line(r"^  \d+ attempts in \d+\.\ds: \d+ not found; last: Upstream web-apx in gwtest-typo-[a-z0-9]{6} does not exist \[not-found\]$");
+    // Closest first.
+    o.line(r"^  hint: no Upstream web-apx in namespace gwtest-typo-[a-z0-9]{6}; Upstreams there: web-api, u$");
+}
+
 /// `UPSTREAM_U`, then an assert on it with `body` (YAML lines under `assert:`).
 fn upstream_assert(body: &str) -> String {
     format!(
@@ -347,6 +374,9 @@ fn patch_merges_into_the_object_and_writes_status_through_the_subresource() {
     let o = out.outcome("s/missing");
     o.line(r"^  expected: Upstream nope in gwtest-missing-[a-z0-9]{6} patched$");
     o.line(r"^  Upstream nope in gwtest-missing-[a-z0-9]{6} does not exist \[not-found\]$");
+    o.line(
+        r"^  hint: no Upstream nope in namespace gwtest-missing-[a-z0-9]{6}; no Upstreams there$",
+    );
 
     // The status went through the status subresource: its managed fields say so.
     let ns = test_namespace(&json_report(&ws, "r.json"), "patch");
@@ -620,6 +650,9 @@ fn delete_waits_for_finalizers_deletes_by_selector_and_a_missing_object_is_an_er
     let o = out.outcome("s/missing");
     o.line(r#"^  step 1 "delete ConfigMap/nope" \(delete\) at s/missing\.test\.yaml:6:5$"#);
     o.line(r"^  ConfigMap nope in gwtest-missing-[a-z0-9]{6} does not exist \[not-found\]$");
+    o.line(
+        r"^  hint: no ConfigMap nope in namespace gwtest-missing-[a-z0-9]{6}; no ConfigMaps there$",
+    );
     cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
 }
 
@@ -914,4 +947,190 @@ fn a_suite_variable_whose_field_never_appears_fails_the_suite_setup() {
     o.line(failure);
     // The fixtures applied before the variable was read are removed.
     cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
+}
+
+#[test]
+fn cel_checks_on_an_object_pass_or_show_their_operands() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("celassert");
+    ws.suite("s", "defaults: {timeout: 500ms}");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "cel",
+            "",
+            &upstream_assert(
+                r#"      cel:
+        - self.spec.port == 80 && self.spec.ports.size() == 2
+        - self.spec.ports.exists(p, p.name == 'https' && p.port == 443)
+        - "self.metadata.namespace.startsWith('gwtest-') && self.metadata.name == 'u'"
+"#,
+            ),
+        ),
+    );
+    ws.write(
+        "s/f.test.yaml",
+        &test_doc(
+            "celfail",
+            "",
+            &upstream_assert(
+                r#"      cel:
+        - self.spec.port == 80
+        - self.spec.ports.size() == 3
+"#,
+            ),
+        ),
+    );
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(1);
+    out.assert_counts(1, 0, 1, 0);
+    let o = out.outcome("s/celfail");
+    o.line(r"^  expected: Upstream u in gwtest-celfail-[a-z0-9]{6} exists, cel `self\.spec\.port == 80`, cel `self\.spec\.ports\.size\(\) == 3`$");
+    o.line(r"^  \d+ attempts in \d+\.\ds: \d+ cel `self\.spec\.ports\.size\(\) == 3` was false; last: Upstream u in gwtest-celfail-[a-z0-9]{6}: cel `self\.spec\.ports\.size\(\) == 3` was false: self\.spec\.ports\.size\(\) was 2 \[cel\]$");
+}
+
+/// Every file under `dir`, with its contents.
+fn read_tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(read_tree(&p));
+        } else {
+            out.push((
+                p.clone(),
+                String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn secret_values_and_credentials_are_redacted_everywhere_unless_asked_for() {
+    // "hunter2-secret" and its base64 form must not appear in any output or file.
+    const PLAIN: &str = "hunter2-secret";
+    const B64: &str = "aHVudGVyMi1zZWNyZXQ=";
+    const TOKEN: &str = "s3cr3t-t0ken";
+    let cluster = TestCluster::start();
+    let srv = support::TestServer::start([(
+        "/down",
+        support::Behavior::Respond(support::Canned::new(503, "down")),
+    )]);
+    let ws = Workspace::new("redact");
+    ws.suite("s", "defaults: {timeout: 300ms}");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "secret",
+            "",
+            &format!(
+                r#"  - apply:
+      manifest:
+        apiVersion: v1
+        kind: Secret
+        metadata: {{name: creds}}
+        data: {{password: {B64}}}
+        stringData: {{token: {TOKEN}}}
+  - assert:
+      resource: {{apiVersion: v1, kind: Secret, name: creds}}
+      fields: {{data: {{password: d3Jvbmc=}}}}
+"#
+            ),
+        ),
+    );
+    ws.write(
+        "s/r.test.yaml",
+        &test_doc(
+            "request",
+            "",
+            &format!(
+                "  - request:\n      url: {}\n      headers: {{Authorization: \"Bearer {TOKEN}\", Cookie: \"session={PLAIN}\", X-Trace: visible}}\n      expect: {{status: 200}}\n",
+                srv.url("/down")
+            ),
+        ),
+    );
+    ws.write(
+        "s/c.test.yaml",
+        &test_doc(
+            "cel",
+            "",
+            &format!(
+                r#"  - apply:
+      manifest: {{apiVersion: v1, kind: Secret, metadata: {{name: creds}}, data: {{password: {B64}}}}}
+  - assert:
+      resource: {{apiVersion: v1, kind: Secret, name: creds}}
+      cel: ["self.data.password == 'd3Jvbmc='"]
+"#
+            ),
+        ),
+    );
+    let run = |extra: &[&str], tag: &str| {
+        let mut args: Vec<String> = ["run", "s", "--json", &format!("{tag}.json")]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        args.extend(["--junit".into(), format!("{tag}.xml")]);
+        args.extend(["--artifacts".into(), format!("{tag}-artifacts")]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = cluster
+            .gwtest(&ws, &args)
+            .env("GITHUB_ACTIONS", "true")
+            .run();
+        out.assert_exit(1);
+        out.assert_counts(0, 0, 3, 0);
+        let mut texts = vec![
+            ("stdout".to_string(), out.stdout.clone()),
+            ("stderr".to_string(), out.stderr.clone()),
+        ];
+        for f in [format!("{tag}.json"), format!("{tag}.xml")] {
+            texts.push((
+                f.clone(),
+                std::fs::read_to_string(ws.path().join(&f)).unwrap(),
+            ));
+        }
+        for (p, t) in read_tree(&ws.path().join(format!("{tag}-artifacts"))) {
+            texts.push((p.display().to_string(), t));
+        }
+        (out, texts)
+    };
+
+    let (out, texts) = run(&[], "hidden");
+    for (name, text) in &texts {
+        for secret in [PLAIN, B64, TOKEN] {
+            assert!(!text.contains(secret), "{secret} in {name}:\n{text}");
+        }
+    }
+    // What is shown instead, and the comparison still ran on the real values.
+    let o = out.outcome("s/secret");
+    o.line(r#"^  \d+ attempts in \d+\.\ds: \d+ \$\.data\.password did not match; last: Secret creds in gwtest-secret-[a-z0-9]{6}: \$\.data\.password: expected "<redacted 5 bytes>", got "<redacted 14 bytes>" \[field\]$"#);
+    o.line(r#"^  expected: Secret creds in gwtest-secret-[a-z0-9]{6} exists, fields \{"data":\{"password":"<redacted 5 bytes>"\}\}$"#);
+    o.line(r#"^ +"password": "<redacted 14 bytes>",$"#);
+    o.line(r#"^ +"token": "<redacted 12 bytes>"$"#);
+    out.outcome("s/request").line(&format!(
+        r"^    curl -sS -i -H 'authorization: <redacted>' -H 'cookie: <redacted>' -H 'x-trace: visible' --max-time 10 {}$",
+        regex::escape(&srv.url("/down"))
+    ));
+    out.outcome("s/cel").line(r"cel `self\.data\.password == 'd3Jvbmc='` was false \(operand values of a Secret are not shown\) \[cel\]$");
+    let dumped = texts
+        .iter()
+        .find(|(n, t)| n.ends_with("Secret.creds.yaml") && t.contains("password"))
+        .expect("the bundle holds the Secret");
+    assert!(dumped.1.contains("<redacted 14 bytes>"), "{}", dumped.1);
+
+    // --show-secrets: the values are shown.
+    let (out, texts) = run(&["--show-secrets"], "shown");
+    out.outcome("s/request")
+        .line(&format!("-H 'authorization: Bearer {TOKEN}'"));
+    out.outcome("s/cel").line(&format!(
+        r#"self\.data\.password was "{}""#,
+        regex::escape(B64)
+    ));
+    assert!(
+        texts
+            .iter()
+            .any(|(n, t)| n.ends_with("Secret.creds.yaml") && t.contains(B64)),
+        "the bundle shows the Secret with --show-secrets"
+    );
 }

@@ -8,6 +8,9 @@
 //!   they name.
 //! - A block that is a complete gwtest document (after its comments, it starts with
 //!   `apiVersion: gwtest/v1alpha1`) must have such a line; the test fails otherwise.
+//! - A block whose first line is `# from: PATH` quotes a file of this repository (a shipped
+//!   suite's test, run on the sandbox by tests/scenarios.rs): the rest of the block must be
+//!   exactly that file.
 //! - Other blocks (fragments, shell, output) are not checked.
 //!
 //! A page without a `# file: suite.yaml` block gets a minimal suite.yaml.
@@ -55,12 +58,16 @@ fn is_gwtest_document(text: &str) -> bool {
         .is_some_and(|l| l == "apiVersion: gwtest/v1alpha1")
 }
 
-fn file_of(text: &str) -> Option<String> {
+fn first_line_tag(text: &str, tag: &str) -> Option<String> {
     text.lines()
         .next()?
         .trim()
-        .strip_prefix("# file:")
+        .strip_prefix(tag)
         .map(|p| p.trim().to_owned())
+}
+
+fn file_of(text: &str) -> Option<String> {
+    first_line_tag(text, "# file:")
 }
 
 fn schema(args: &[&str]) -> (boon::Schemas, boon::SchemaIndex) {
@@ -99,6 +106,19 @@ fn every_complete_example_in_the_docs_is_valid() {
         let mut order: Vec<String> = Vec::new();
         let mut count = 0;
         for b in yaml_blocks(&md) {
+            if let Some(src) = first_line_tag(&b.text, "# from:") {
+                let quoted = b.text.split_once('\n').map_or("", |(_, rest)| rest);
+                let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(&src);
+                match std::fs::read_to_string(&path) {
+                    Ok(real) if real == quoted => count += 1,
+                    Ok(_) => problems.push(format!(
+                        "{name}:{}: the block differs from {src}: copy the file again",
+                        b.line
+                    )),
+                    Err(e) => problems.push(format!("{name}:{}: {src}: {e}", b.line)),
+                }
+                continue;
+            }
             let complete = is_gwtest_document(&b.text);
             let Some(path) = file_of(&b.text) else {
                 if complete {

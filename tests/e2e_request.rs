@@ -856,3 +856,62 @@ fn the_attempt_summary_groups_timeouts_and_bad_statuses() {
         o.line(r"^  last response:\n    HTTP/1\.1 503$");
     }
 }
+
+#[test]
+fn a_body_cut_at_the_cap_says_the_match_ran_on_its_first_part() {
+    let srv = TestServer::start([("/endless", Behavior::Endless)]);
+    let ws = one_test(
+        "endless",
+        "",
+        "",
+        &format!(
+            "  - name: endless body\n    request:\n      url: {}\n      expect:\n        status: 200\n        body: {{contains: the-end}}\n    timeout: 1s\n",
+            srv.url("/endless")
+        ),
+    );
+    let out = ws.gwtest(&["run", "s"]).run();
+    out.assert_exit(1);
+    let o = out.outcome("s/t");
+    o.line(
+        r#"^  \d+ attempts? in \d+\.\ds: \d+ body did not match \(contains "the-end"\); last: status 200, body "x+…"; expected body contains "the-end"; body cut at 16 MiB: the match ran on the first 16 MiB \[body\]$"#,
+    );
+}
+
+#[test]
+fn cel_checks_see_the_response_and_explain_a_miss() {
+    let srv = TestServer::start([("/echo", Behavior::Echo)]);
+    let ws = one_test(
+        "cel",
+        "",
+        "",
+        &format!(
+            r#"  - name: echo
+    request:
+      method: POST
+      url: {url}
+      headers: {{X-Test: one}}
+      body: {{a: 1}}
+      expect:
+        cel:
+          - response.status == 200
+          - response.json.method == 'POST' && response.json.body.contains('"a":1')
+          - response.headers['content-type'][0].startsWith('application/json')
+          - response.body.size() > 10 && response.json.headers['x-test'] == 'one'
+  - name: wrong
+    request:
+      url: {url}
+      expect:
+        cel: ["response.json.method == 'PUT'"]
+    timeout: 300ms
+"#,
+            url = srv.url("/echo")
+        ),
+    );
+    let out = ws.gwtest(&["run", "s"]).run();
+    out.assert_exit(1);
+    let o = out.outcome("s/t");
+    o.line(r#"^  step 2 "wrong" \(request\) at s/t\.test\.yaml:\d+:5$"#);
+    o.line(r#"^  expected: status below 400, cel `response\.json\.method == 'PUT'`$"#);
+    o.line(r#"^  \d+ attempts in \d+\.\ds: \d+ cel `response\.json\.method == 'PUT'` was false; last: status 200, cel `response\.json\.method == 'PUT'` was false: response\.json\.method was "GET" \[cel\]$"#);
+    o.line(r"^  steps: ✓ echo \(\d+\.\ds, 3 attempts\)  ✗ wrong");
+}

@@ -1350,3 +1350,50 @@ steps:
     let out = gwtest(&dir.0, &["run", "ex", "--otlp-receiver"], &[]).await;
     assert_eq!(out.code, Some(0), "{out}");
 }
+
+/// `cel:` in span expectations: `span` has the name, kind, attributes, status and parent; a
+/// span matches when every expression holds, and a miss shows the operands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cel_checks_on_spans() {
+    support_traces::install_crypto();
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("celspans");
+    let pass = failing_test(
+        "celpass",
+        "full",
+        "      expect:\n        - name: GET /example\n          cel: [\"span.kind == 'server' && span.attributes['http.response.status_code'] == 200 && span.parent == null\"]\n        - name: upstream call\n          cel: [\"span.parent == 'route example' && span.status != 'error'\"]\n",
+    );
+    let fail = failing_test(
+        "celfail",
+        "full",
+        "      expect:\n        - name: GET /example\n          cel: [\"span.attributes['upstream.latency_ms'] < 10.0\"]\n",
+    );
+    dir.suite("cel", &[pass, fail].join("---\n"));
+    let var = format!("gw={}", gw.url);
+    let out = gwtest(&dir.0, &["run", "cel", "--var", &var], &[]).await;
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout
+            .contains("2 tests: 1 passed, 0 flaky, 1 failed, 0 skipped"),
+        "{out}"
+    );
+    let b = block(&out.stdout, "cel/celfail");
+    let trace = hex(&gw.request("/celfail").trace_id);
+    assert!(
+        b.iter().any(|l| l.ends_with(
+            "; last: span \"GET /example\": cel `span.attributes['upstream.latency_ms'] < 10.0` \
+             was false: span.attributes[\"upstream.latency_ms\"] was 12.5 [cel]"
+        )),
+        "{}\n{out}",
+        b.join("\n")
+    );
+    assert!(
+        b.iter().any(|l| l
+            == &format!(
+                "  expected: \"GET /example\" where `span.attributes['upstream.latency_ms'] < 10.0` \
+                 in trace {trace} of the last request"
+            )),
+        "{}",
+        b.join("\n")
+    );
+}

@@ -1079,3 +1079,161 @@ fn duplicate_suite_names_from_directories() {
         out.stderr
     );
 }
+
+#[test]
+fn thousands_of_errors_are_capped_per_file_and_counted() {
+    let refs: String = (0..3000).map(|i| format!("${{nope{i}}}")).collect();
+    let t = format!("{HEAD}name: t\nsteps:\n  - request:\n      url: \"http://x/{refs}\"\n");
+    let dir = one_test(&t);
+    for cmd in ["validate", "run"] {
+        let out = gwtest(&[cmd, dir.path().to_str().unwrap()], dir.path());
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        let blocks = error_blocks(&out.stderr);
+        // 50 shown, then one line that counts the rest.
+        assert_eq!(blocks.len(), 51, "{}", &out.stderr[..2000]);
+        // The 50th error points at its own reference; its snippet is a window of the line
+        // (cut, marked with `…`) with the caret under that `$`.
+        let (line, col) = position(&t, "${nope49}");
+        let block = blocks
+            .iter()
+            .find(|b| {
+                b.contains(&format!(
+                    "t.test.yaml:{line}:{col}: unknown variable `${{nope49}}`"
+                ))
+            })
+            .unwrap_or_else(|| panic!("no error for ${{nope49}}:\n{}", &out.stderr[..3000]));
+        let lines: Vec<&str> = block.lines().collect();
+        let shown = lines[lines.len() - 2];
+        let caret = lines[lines.len() - 1];
+        assert!(
+            shown.starts_with(&format!("{line} | …")) && shown.ends_with('…'),
+            "{shown}"
+        );
+        // Columns count characters (the `…` is one).
+        let at = caret.chars().position(|c| c == '^').unwrap();
+        let under: String = shown.chars().skip(at).take("${nope49}".len()).collect();
+        assert_eq!(under, "${nope49}", "{block}");
+        let more = blocks[50].lines().next().unwrap();
+        assert!(
+            more.ends_with(
+                "t.test.yaml: … and 2950 more errors in this file (the first 50 are shown)"
+            ),
+            "{more}"
+        );
+        assert!(out.stderr.ends_with("3000 errors found\n"), "{cmd}");
+        // Each snippet shows a window of the 25 KB line, not all of it.
+        assert!(
+            out.stderr.len() < 60_000,
+            "{cmd}: {} bytes",
+            out.stderr.len()
+        );
+    }
+}
+
+#[test]
+fn a_huge_bad_value_is_quoted_once_and_cut() {
+    let value = "x".repeat(2_000_000);
+    let t = format!("{HEAD}name: t\nsteps:\n  - sleep: {value}\n");
+    let dir = one_test(&t);
+    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let blocks = error_blocks(&out.stderr);
+    assert_eq!(blocks.len(), 1, "{}", out.stderr);
+    let first = blocks[0].lines().next().unwrap();
+    let want = format!(
+        "t.test.yaml:5:12: invalid duration \"{}…\" (2000000 bytes) (expected number at 0); \
+         use e.g. 500ms, 30s, 2m, 1h",
+        "x".repeat(200)
+    );
+    assert!(first.ends_with(&want), "{first}");
+    // The value is quoted once; the snippet shows a shorter window of its line.
+    assert_eq!(
+        out.stderr.matches(&"x".repeat(200)).count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("5 |   - sleep: {}…\n", "x".repeat(120))),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.len() < 2_000, "{} bytes", out.stderr.len());
+}
+
+#[test]
+fn invalid_utf8_names_line_and_column() {
+    let dir = TempDir::with("lang", &[("suite.yaml", SUITE)]);
+    let mut bytes = format!("{HEAD}name: t\nsteps:\n  - sleep: 1s\n    naïve: ").into_bytes();
+    bytes.extend_from_slice(&[0xC3, 0x28, b'\n']);
+    std::fs::write(dir.path().join("t.test.yaml"), &bytes).unwrap();
+    // A manifest named by a step, not UTF-8 either.
+    std::fs::write(dir.path().join("m.yaml"), b"a: 1\nb: \xFF\n").unwrap();
+    std::fs::write(
+        dir.path().join("u.test.yaml"),
+        format!("{HEAD}name: u\nsteps:\n  - apply: m.yaml\n"),
+    )
+    .unwrap();
+    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "t.test.yaml:6:12: invalid UTF-8 (bytes 0xC3 0x28 0x0A): suite files must be UTF-8 text"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "m.yaml:2:4: invalid UTF-8 (bytes 0xFF 0x0A): suite files must be UTF-8 text"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn cel_expressions_are_compiled_and_their_variables_checked_before_anything_runs() {
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - assert:\n      resource: {{apiVersion: v1, kind: ConfigMap, name: c}}\n      cel:\n        - self.data.a ==\n"
+    );
+    expect_test_error(
+        &t,
+        "self.data.a ==",
+        "invalid CEL expression \"self.data.a ==\": ",
+    );
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - assert:\n      resource: {{apiVersion: v1, kind: ConfigMap, name: c}}\n      cel: [\"self.data.a == oldSelf.data.a\"]\n"
+    );
+    expect_test_error(
+        &t,
+        "\"self.data.a == oldSelf",
+        "`oldSelf` is for transition rules of a CRD; an assert has no previous object in CEL \
+         expression \"self.data.a == oldSelf.data.a\": an assert's expressions see the object as `self`",
+    );
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - request:\n      url: http://127.0.0.1:1/\n      expect:\n        cel: [\"self.status == 200\"]\n"
+    );
+    expect_test_error(
+        &t,
+        "\"self.status",
+        "unknown variable `self` in CEL expression \"self.status == 200\": a request's expressions \
+         see `response` (status, headers, body, json)",
+    );
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - spans:\n      expect:\n        - name: GET /\n          cel: [\"response.status == 200\"]\n"
+    );
+    expect_test_error(
+        &t,
+        "\"response.status",
+        "unknown variable `response` in CEL expression \"response.status == 200\": a span \
+         expectation's expressions see `span`",
+    );
+    // Comprehension variables are the expression's own; `${...}` is checked after substitution.
+    let t = format!(
+        "{HEAD}name: t\nsteps:\n  - assert:\n      resource: {{apiVersion: v1, kind: ConfigMap, name: c}}\n      cel:\n        - self.data.all(k, k.startsWith('a'))\n        - \"self.metadata.name == '${{test}}'\"\n"
+    );
+    let dir = one_test(&t);
+    expect_valid(&dir, &[]);
+}

@@ -83,6 +83,7 @@ steps:
       conditions: [{type: Ready, status: "True"}]
       fields: {data: {a: b}}
       capture: {uid: $.metadata.uid}
+      cel: ["self.data.a == 'b'"]
     timeout: 1m30s
   - request:
       url: http://127.0.0.1/
@@ -92,9 +93,10 @@ steps:
         headers: {x-a: {matches: "^a"}}
         body: {contains: ok}
         json: {$.a: 1}
+        cel: [response.status == 200]
     consecutive: 3
     hold: 2s
-  - spans: {expect: [{name-matches: "^GET", kind: server}], absent: [x]}
+  - spans: {expect: [{name-matches: "^GET", kind: server, cel: ["span.kind == 'server'"]}], absent: [x]}
   - patch: {resource: {apiVersion: v1, kind: ConfigMap, name: x}, merge: {data: {a: c}}}
   - delete: {resource: {apiVersion: v1, kind: ConfigMap, selector: "app in (a,b)"}}
   - exec: {command: [echo, hi], expect: {stdout: {equals: "hi\n"}}}
@@ -170,6 +172,10 @@ fn test_schema_accepts_and_rejects_like_the_loader() {
                 GOOD_TEST.replace("kind: server", "kind: serverr"),
             ),
             ("missing name", GOOD_TEST.replace("name: good\n", "")),
+            (
+                "cel not a list of strings",
+                GOOD_TEST.replace("cel: [response.status == 200]", "cel: {a: 1}"),
+            ),
         ];
         for (what, doc) in bad {
             assert_ne!(doc, GOOD_TEST, "{what}: the replacement did not apply");

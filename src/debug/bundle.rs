@@ -52,12 +52,14 @@ pub fn section_file(index: usize, title: &str) -> String {
 
 const DUMP_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Write every object of `namespace` (managedFields dropped) under `dir/cluster/`. Returns how
-/// many objects were written. Bounded in time; what could not be read is skipped.
+/// Write every object of `namespace` (managedFields dropped, Secrets' values redacted unless
+/// `show_secrets`) under `dir/cluster/`. Returns how many objects were written. Bounded in
+/// time; what could not be read is skipped.
 pub async fn dump_namespace(
     cluster: &Cluster,
     namespace: &str,
     dir: &Path,
+    show_secrets: bool,
 ) -> anyhow::Result<usize> {
     let out = dir.join("cluster");
     std::fs::create_dir_all(&out)?;
@@ -80,6 +82,18 @@ pub async fn dump_namespace(
                 for mut o in items {
                     if let Some(m) = o.get_mut("metadata").and_then(|m| m.as_object_mut()) {
                         m.remove("managedFields");
+                    }
+                    // List items do not say their kind: the file is a manifest again.
+                    if let Some(m) = o.as_object_mut() {
+                        let api_version = match kind.ar.group.as_str() {
+                            "" => kind.ar.version.clone(),
+                            g => format!("{g}/{}", kind.ar.version),
+                        };
+                        m.entry("apiVersion").or_insert(api_version.into());
+                        m.entry("kind").or_insert(kind.ar.kind.clone().into());
+                    }
+                    if !show_secrets {
+                        crate::redact::redact_object(&mut o);
                     }
                     let name = o
                         .pointer("/metadata/name")

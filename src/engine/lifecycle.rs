@@ -275,7 +275,9 @@ pub async fn run_try(
         )
     {
         let dir = crate::debug::bundle::dir_for(root, id, try_no);
-        if let Err(e) = crate::debug::bundle::dump_namespace(cluster, ns, &dir).await {
+        if let Err(e) =
+            crate::debug::bundle::dump_namespace(cluster, ns, &dir, ctx.config.show_secrets).await
+        {
             ctx.events.emit(Event::Notice {
                 id: Some(id.clone()),
                 message: format!("failure bundle: {e:#}"),

@@ -43,6 +43,8 @@ pub enum Class {
     MissingSpan,
     UnexpectedSpan,
     Attribute,
+    // `cel:` checks (any step kind)
+    Cel,
     // exec
     Exit,
     Output,
@@ -72,6 +74,7 @@ impl Class {
             Class::MissingSpan => "missing-span",
             Class::UnexpectedSpan => "unexpected-span",
             Class::Attribute => "attribute",
+            Class::Cel => "cel",
             Class::Exit => "exit",
             Class::Output => "output",
             Class::Error => "error",

@@ -3,6 +3,8 @@
 //! Maps match as subsets; an expected list matches when each of its elements matches a
 //! distinct actual element in any order; scalars compare by value and type.
 
+pub mod cel;
+
 use std::fmt;
 
 use serde_json::Value;

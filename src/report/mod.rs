@@ -85,6 +85,6 @@ pub fn print_load_errors(errors: &[LoadError]) {
     for e in errors {
         let _ = writeln!(err, "error: {e}");
     }
-    let n = errors.len();
+    let n = crate::suite::load::error_count(errors);
     let _ = writeln!(err, "{n} error{} found", if n == 1 { "" } else { "s" });
 }

@@ -16,7 +16,7 @@ use crate::cluster::target::Target;
 use crate::cluster::watch::Changes;
 use crate::cluster::{Cluster, Kind, Tracked};
 use crate::engine::retry::{self, Class, Miss, Section};
-use crate::matching;
+use crate::matching::{self, cel};
 use crate::suite::model::AssertSpec;
 use crate::util::truncate;
 
@@ -36,6 +36,10 @@ pub struct Expect {
     pub absent: bool,
     pub count: Option<u32>,
     pub fresh: bool,
+    /// `cel:` expressions over the object (`self`).
+    pub cel: Vec<cel::Check>,
+    /// The values of what is checked are not shown: a Secret without `--show-secrets`.
+    pub hide_values: bool,
 }
 
 impl Expect {
@@ -55,7 +59,14 @@ impl Expect {
             parts.push(s);
         }
         if let Some(f) = &self.fields {
-            parts.push(format!("fields {}", matching::short(f)));
+            let mut f = f.clone();
+            if self.hide_values {
+                crate::redact::redact_secret(&mut f);
+            }
+            parts.push(format!("fields {}", matching::short(&f)));
+        }
+        for c in &self.cel {
+            parts.push(format!("cel `{}`", c.source));
         }
         if !self.conditions.is_empty() && self.fresh {
             parts.push("conditions fresh".into());
@@ -93,11 +104,23 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Ok(f) => f,
         Err(e) => return e.into(),
     };
+    let cel = match spec
+        .cel
+        .iter()
+        .map(|c| cel::Check::prepare(c, ctx.vars))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(c) => c,
+        Err(e) => return StepResult::error(e),
+    };
     let expect = Expect {
         conditions,
         fields,
         absent: spec.absent,
         count: spec.count,
+        cel,
+        hide_values: !ctx.run.config.show_secrets
+            && crate::redact::is_secret_kind(&target.api_version, &target.kind),
         fresh: spec.fresh,
     };
 
@@ -183,8 +206,13 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
                     .iter()
                     .any(|s| s.title.starts_with("last object"))
             {
-                f.sections
-                    .push(Section::new("last object", show_object(obj)));
+                f.sections.push(Section::new(
+                    "last object",
+                    show_object(obj, expect.hide_values),
+                ));
+            }
+            if !expect.absent {
+                ctx.add_near_misses(&mut f, &g, &cluster, &target).await;
             }
             if let Some(k) = &kind {
                 f.reproduce.push(target.kubectl_get(
@@ -486,9 +514,17 @@ pub fn check_object(expect: &Expect, obj: &Value, what: &str) -> Result<(), Miss
             }
         }
     }
+    let hide = expect.hide_values;
     if let Some(f) = &expect.fields
-        && let Err(m) = matching::subset(f, obj)
+        && let Err(mut m) = matching::subset(f, obj)
     {
+        // Compared on the real values; shown redacted.
+        if hide {
+            crate::redact::redact_at(&m.path, &mut m.expected);
+            if let Some(a) = m.actual.as_mut() {
+                crate::redact::redact_at(&m.path, a);
+            }
+        }
         let miss = Miss::new(
             Class::Field,
             format!("{} did not match", m.path),
@@ -499,12 +535,30 @@ pub fn check_object(expect: &Expect, obj: &Value, what: &str) -> Result<(), Miss
             None => miss,
         });
     }
+    if !expect.cel.is_empty() {
+        let this = cel::from_json(obj);
+        for c in &expect.cel {
+            c.run("self", this.clone()).map_err(|m| {
+                // The operands of an expression over a Secret may be its values.
+                let detail = if hide {
+                    format!("{} (operand values of a Secret are not shown)", m.summary)
+                } else {
+                    m.detail
+                };
+                Miss::new(Class::Cel, m.summary, format!("{what}: {detail}"))
+            })?;
+        }
+    }
     Ok(())
 }
 
-/// The object for people: managedFields dropped, pretty JSON.
-fn show_object(obj: &Value) -> String {
+/// The object for people: managedFields dropped, a Secret's values redacted (`hide`),
+/// pretty JSON.
+fn show_object(obj: &Value, hide: bool) -> String {
     let mut o = obj.clone();
+    if hide {
+        crate::redact::redact_secret(&mut o);
+    }
     let strip = |o: &mut Value| {
         if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("managedFields");
@@ -547,6 +601,8 @@ mod tests {
             absent: false,
             count: None,
             fresh: true,
+            cel: Vec::new(),
+            hide_values: false,
         }
     }
 
@@ -610,6 +666,8 @@ mod tests {
             absent: false,
             count: None,
             fresh: true,
+            cel: Vec::new(),
+            hide_values: false,
         };
         let m = check_object(&e, &obj, "Upstream x").unwrap_err();
         assert_eq!(m.class, Class::Field);

@@ -94,6 +94,7 @@ pub async fn run(spec: &DeleteSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Err(g) => {
             let mut f = failure_from(&g, &ctx.limits);
             f.expected = Some(format!("{what} deleted and gone"));
+            ctx.add_near_misses(&mut f, &g, &cluster, &target).await;
             return StepResult::failed(g.history.attempts, f);
         }
     };

@@ -22,6 +22,24 @@ pub mod request;
 pub mod sleep;
 pub mod spans;
 
+/// How long listing the near-miss names may take once the step has given up.
+const NEAR_MISS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Names listed in a not-found failure, closest first.
+const NEAR_MISS_NAMES: usize = 10;
+
+/// `Upstreams`, `GatewayClasses`, `Policies`: a kind's plural for messages.
+fn plural(kind: &str) -> String {
+    if kind.ends_with('s') || kind.ends_with('x') || kind.ends_with("ch") || kind.ends_with("sh") {
+        format!("{kind}es")
+    } else if let Some(stem) = kind.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{kind}s")
+    }
+}
+
 /// The W3C trace context of a request attempt: what `trace: last-request` looks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestTrace {
@@ -108,6 +126,60 @@ impl StepCtx<'_> {
             r = resolve => r.ok()?.ok(),
             _ = self.limits.cancel.cancelled() => None,
         }
+    }
+
+    /// For a named object that never appeared (the step gave up on `not-found`): the names of
+    /// that kind where it was looked for, closest first, as the failure's first hint (`no
+    /// Upstream example-svc2 in namespace ns; Upstreams there: example-svc`), so a typo or a
+    /// wrong namespace shows at once. One list, bounded by a few seconds and Ctrl-C.
+    pub async fn add_near_misses(
+        &self,
+        f: &mut Failure,
+        g: &GaveUp,
+        cluster: &crate::cluster::Cluster,
+        target: &crate::cluster::target::Target,
+    ) {
+        let Some(name) = &target.name else { return };
+        if g.class() != Some(crate::engine::retry::Class::NotFound) {
+            return;
+        }
+        let list = async {
+            let kind = cluster
+                .resolve(&target.api_version, &target.kind)
+                .await
+                .ok()?;
+            let ns = target.namespace.as_deref().filter(|_| kind.namespaced);
+            let items = cluster.list(&kind, ns, "").await.ok()?;
+            Some((ns.map(str::to_owned), items))
+        };
+        let listed = tokio::select! {
+            r = tokio::time::timeout(NEAR_MISS_TIMEOUT, list) => r.ok().flatten(),
+            _ = self.limits.cancel.cancelled() => None,
+        };
+        let Some((ns, items)) = listed else { return };
+        let names: Vec<&str> = items
+            .iter()
+            .filter_map(|o| {
+                o.pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+            })
+            .collect();
+        let kinds = plural(&target.kind);
+        let here = ns
+            .map(|ns| format!(" in namespace {ns}"))
+            .unwrap_or_default();
+        let there = if names.is_empty() {
+            format!("no {kinds} there")
+        } else {
+            let closest = crate::matching::closest(name, names.iter().copied(), NEAR_MISS_NAMES);
+            let more = match names.len() - closest.len() {
+                0 => String::new(),
+                n => format!(" … and {n} more"),
+            };
+            format!("{kinds} there: {}{more}", closest.join(", "))
+        };
+        f.hints
+            .insert(0, format!("no {} {name}{here}; {there}", target.kind));
     }
 
     /// Forwards attempts to the event stream (progress lines, attempt counts).
@@ -245,5 +317,19 @@ pub async fn run(ctx: &mut StepCtx<'_>) -> StepResult {
         Some(Action::Sleep(d)) => sleep::run(d, ctx).await,
         Some(Action::Pause(m)) => pause::run(m, ctx).await,
         None => StepResult::error("step has no action"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plural;
+
+    #[test]
+    fn plurals_of_kinds() {
+        assert_eq!(plural("Upstream"), "Upstreams");
+        assert_eq!(plural("GatewayClass"), "GatewayClasses");
+        assert_eq!(plural("BackendTLSPolicy"), "BackendTLSPolicies");
+        assert_eq!(plural("Gateway"), "Gateways");
+        assert_eq!(plural("Ingress"), "Ingresses");
     }
 }

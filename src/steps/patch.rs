@@ -60,6 +60,7 @@ pub async fn run(spec: &PatchSpec, ctx: &mut StepCtx<'_>) -> StepResult {
                 "{what} patched{}",
                 if status { " (status)" } else { "" }
             ));
+            ctx.add_near_misses(&mut f, &g, &cluster, &target).await;
             StepResult::failed(g.history.attempts, f)
         }
     }

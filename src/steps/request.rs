@@ -14,7 +14,7 @@ use super::{RequestTrace, StepCtx, StepResult, failure_from};
 use crate::engine::events::Failure;
 use crate::engine::retry::{self, Class, Miss, Section};
 use crate::engine::{hex, new_span_id, new_trace_id};
-use crate::matching::{self, Text};
+use crate::matching::{self, Text, cel};
 use crate::suite::model::{HeaderExpect, HttpExpect, RequestSpec};
 use crate::suite::spanned::{JsonPathExpr, Loc, Node};
 use crate::suite::vars::{VarError, Vars};
@@ -96,6 +96,8 @@ struct Expect {
     absent: Vec<String>,
     body: Option<Text>,
     json: Vec<(JsonPathExpr, Value)>,
+    /// `cel:` expressions over `response`.
+    cel: Vec<cel::Check>,
 }
 
 #[derive(Debug)]
@@ -115,6 +117,31 @@ struct Response {
 }
 
 impl Response {
+    /// `response` for `cel:` checks: status, headers (lower-case name -> list of values),
+    /// body (text) and json (the parsed body, or null).
+    fn cel_value(&self) -> cel::Value {
+        let mut headers: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+        for (k, v) in &self.headers {
+            headers
+                .entry(k.as_str().to_string())
+                .or_default()
+                .push(Value::String(
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                ));
+        }
+        let headers: serde_json::Map<String, Value> = headers
+            .into_iter()
+            .map(|(k, v)| (k, Value::Array(v)))
+            .collect();
+        let json = serde_json::from_slice::<Value>(&self.body).unwrap_or(Value::Null);
+        cel::from_json(&serde_json::json!({
+            "status": self.status,
+            "headers": headers,
+            "body": self.body_text(),
+            "json": json,
+        }))
+    }
+
     fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -218,7 +245,8 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
                 };
                 f.sections.push(Section::new(title, r.dump()));
             }
-            f.reproduce.push(curl_command(&prepared));
+            f.reproduce
+                .push(curl_command(&prepared, ctx.run.config.show_secrets));
             f.hints.extend(hints(&gave_up.history, &prepared));
             StepResult::failed(gave_up.history.attempts, f)
         }
@@ -317,6 +345,7 @@ fn expectations(e: Option<&HttpExpect>, vars: &Vars) -> Result<Expect, StepResul
             absent: vec![],
             body: None,
             json: vec![],
+            cel: vec![],
         });
     };
     let mut headers = Vec::new();
@@ -343,12 +372,19 @@ fn expectations(e: Option<&HttpExpect>, vars: &Vars) -> Result<Expect, StepResul
             .map_err(|m| StepResult::error(format!("{m}{}", at(k.loc))))?;
         json.push((path, vars.expand_node(v)?));
     }
+    let cel = e
+        .cel
+        .iter()
+        .map(|c| cel::Check::prepare(c, vars))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StepResult::error)?;
     Ok(Expect {
         status: e.status.as_ref().map(|s| s.0.clone()),
         headers,
         absent,
         body,
         json,
+        cel,
     })
 }
 
@@ -380,6 +416,9 @@ fn describe_expect(e: &Expect) -> String {
     }
     for (p, v) in &e.json {
         parts.push(format!("{} = {}", p.raw, matching::short(v)));
+    }
+    for c in &e.cel {
+        parts.push(format!("cel `{}`", c.source));
     }
     parts.join(", ")
 }
@@ -565,7 +604,31 @@ fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> 
     None
 }
 
+/// A body or JSON expectation that fails on a body cut at [`MAX_BODY`] says so: the match
+/// ran on the first part only.
 fn check(e: &Expect, r: &Response) -> Result<(), Miss> {
+    check_response(e, r).map_err(|mut m| {
+        if r.truncated && matches!(m.class, Class::Body | Class::Json) {
+            let cap = fmt_size(MAX_BODY);
+            m.detail = format!(
+                "{}; body cut at {cap}: the match ran on the first {cap}",
+                m.detail
+            );
+        }
+        m
+    })
+}
+
+/// `16 MiB`, `512 KiB`, `100 bytes`.
+fn fmt_size(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+fn check_response(e: &Expect, r: &Response) -> Result<(), Miss> {
     let ok_status = match &e.status {
         Some(codes) => codes.contains(&r.status),
         None => r.status < 400,
@@ -679,6 +742,18 @@ fn check(e: &Expect, r: &Response) -> Result<(), Miss> {
             }
         }
     }
+    if !e.cel.is_empty() {
+        let response = r.cel_value();
+        for c in &e.cel {
+            c.run("response", response.clone()).map_err(|m| {
+                Miss::new(
+                    Class::Cel,
+                    m.summary,
+                    format!("status {}, {}", r.status, m.detail),
+                )
+            })?;
+        }
+    }
     Ok(())
 }
 
@@ -700,8 +775,9 @@ fn capture(spec: &RequestSpec, r: &Response, vars: &mut Vars) -> Result<(), Fail
     Ok(())
 }
 
-/// A curl command line that sends what the last attempt sent.
-fn curl_command(p: &Prepared) -> String {
+/// A curl command line that sends what the last attempt sent; credential headers' values are
+/// `<redacted>` unless `show_secrets`.
+fn curl_command(p: &Prepared, show_secrets: bool) -> String {
     let mut parts = vec!["curl".to_string(), "-sS".into(), "-i".into()];
     if p.method != reqwest::Method::GET {
         parts.push("-X".into());
@@ -709,7 +785,13 @@ fn curl_command(p: &Prepared) -> String {
     }
     for (k, v) in &p.headers {
         parts.push("-H".into());
-        parts.push(shell_quote(&format!("{}: {}", k, v.to_str().unwrap_or(""))));
+        let value = v.to_str().unwrap_or("");
+        let value = if show_secrets {
+            value
+        } else {
+            crate::redact::header_value(k.as_str(), value)
+        };
+        parts.push(shell_quote(&format!("{k}: {value}")));
     }
     if let Some(b) = &p.body {
         parts.push("--data-binary".into());
@@ -801,7 +883,7 @@ mod tests {
             attempt_timeout: Duration::from_secs(3),
         };
         assert_eq!(
-            curl_command(&p),
+            curl_command(&p, false),
             "curl -sS -i -X POST -H 'host: example.com' --data-binary '{\"it'\\''s\":1}' -k -L \
              --max-time 3 'https://127.0.0.1:8443/a%20b?x=1'"
         );
@@ -838,6 +920,7 @@ mod tests {
                 JsonPathExpr::parse("$.path", Loc::UNKNOWN).unwrap(),
                 serde_json::json!("/x"),
             )],
+            cel: vec![],
         };
         let good = resp(
             200,

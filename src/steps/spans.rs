@@ -117,6 +117,12 @@ fn resolve(spec: &SpansSpec, ctx: &StepCtx<'_>) -> Result<SpanQuery, StepResult>
             attributes,
             count: e.count,
             parent: e.parent.as_ref().map(|t| vars.expand(t)).transpose()?,
+            cel: e
+                .cel
+                .iter()
+                .map(|c| crate::matching::cel::Check::prepare(c, vars))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StepResult::error)?,
         });
     }
     let absent = spec

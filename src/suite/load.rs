@@ -61,14 +61,25 @@ impl Suite {
     }
 }
 
+/// Errors shown per file; the rest are counted ("… and N more"), so a file with thousands of
+/// mistakes costs neither quadratic time nor megabytes of output.
+pub const MAX_ERRORS_PER_FILE: usize = 50;
+/// Characters of a source line shown on each side of the caret in a snippet.
+const SNIPPET_WINDOW: usize = 120;
+
 /// A problem in a suite file: where, what, and the lines around it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadError {
     pub file: PathBuf,
     pub loc: Loc,
     pub message: String,
-    /// The source lines around `loc` with a caret, when the file could be read.
+    /// The source lines around `loc` with a caret, attached by [`finish_errors`] to the
+    /// errors that are shown.
     pub snippet: Option<String>,
+    /// Text to find on or after `loc` to point at it exactly (a `${name}` in a string).
+    pub needle: Option<String>,
+    /// For the "… and N more" entry that ends a file's list: how many errors it stands for.
+    pub hidden: usize,
 }
 
 impl LoadError {
@@ -78,12 +89,14 @@ impl LoadError {
             loc,
             message: message.into(),
             snippet: None,
+            needle: None,
+            hidden: 0,
         }
     }
 
-    /// Attach the lines around the location, read from `text`.
-    pub fn with_source(mut self, text: &str) -> Self {
-        self.snippet = snippet(text, self.loc);
+    /// Point at the first `needle` on or after the location once the error is shown.
+    pub fn at_needle(mut self, needle: impl Into<String>) -> Self {
+        self.needle = Some(needle.into());
         self
     }
 }
@@ -102,31 +115,169 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// Up to two lines of context before `loc`, the line itself, and a caret under the column.
-pub fn snippet(text: &str, loc: Loc) -> Option<String> {
-    if !loc.is_known() {
-        return None;
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    let line = loc.line as usize;
-    if line == 0 || line > lines.len() + 1 {
-        return None;
-    }
-    let first = line.saturating_sub(2).max(1);
-    let width = line.to_string().len();
-    let mut out = Vec::new();
-    for n in first..=line.min(lines.len()) {
-        out.push(format!("{n:>width$} | {}", lines[n - 1]));
-    }
-    let col = (loc.col as usize).max(1);
-    out.push(format!("{:>width$} | {}^", "", " ".repeat(col - 1)));
-    Some(out.join("\n"))
+/// How many errors a finished list stands for (the shown ones and those counted in "… and N
+/// more" entries).
+pub fn error_count(errors: &[LoadError]) -> usize {
+    errors
+        .iter()
+        .map(|e| if e.hidden > 0 { e.hidden } else { 1 })
+        .sum()
 }
 
-fn de_errors(file: &Path, text: &str, errors: Vec<DeError>) -> impl Iterator<Item = LoadError> {
+/// A file's text with the byte offset of every line start, to reach a line in O(1).
+struct Source {
+    text: String,
+    starts: Vec<usize>,
+}
+
+impl Source {
+    fn new(text: String) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Source { text, starts }
+    }
+
+    /// Line `n` (1-based) without its line break.
+    fn line(&self, n: usize) -> Option<&str> {
+        let start = *self.starts.get(n.checked_sub(1)?)?;
+        let end = self.starts.get(n).map_or(self.text.len(), |e| e - 1);
+        let line = self.text.get(start..end.max(start))?;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+
+    /// The first `needle` at or after `loc` (within a few lines: a block scalar starts on the
+    /// line of its key).
+    fn find_from(&self, loc: Loc, needle: &str) -> Option<Loc> {
+        let first = loc.line as usize;
+        for n in first..first + 50 {
+            let line = self.line(n)?;
+            let from = if n == first {
+                line.char_indices()
+                    .nth(loc.col.saturating_sub(1) as usize)
+                    .map_or(line.len(), |(b, _)| b)
+            } else {
+                0
+            };
+            if let Some(b) = line[from..].find(needle) {
+                let col = line[..from + b].chars().count() + 1;
+                return Some(Loc::new(n as u32, col as u32));
+            }
+        }
+        None
+    }
+
+    /// Up to two lines of context before `loc`, the line itself, and a caret under the
+    /// column; long lines are cut to a window around the column.
+    fn snippet(&self, loc: Loc) -> Option<String> {
+        if !loc.is_known() {
+            return None;
+        }
+        let line = loc.line as usize;
+        if line == 0 || line > self.starts.len() {
+            return None;
+        }
+        let col = (loc.col as usize).max(1);
+        let first = line.saturating_sub(2).max(1);
+        let width = line.to_string().len();
+        let mut out = Vec::new();
+        let mut caret = col - 1;
+        for n in first..=line {
+            let text = self.line(n).unwrap_or("");
+            let (shown, offset) = window(text, if n == line { col - 1 } else { 0 });
+            if n == line {
+                caret = caret - offset.min(caret) + usize::from(offset > 0);
+            }
+            out.push(format!("{n:>width$} | {shown}"));
+        }
+        out.push(format!("{:>width$} | {}^", "", " ".repeat(caret)));
+        Some(out.join("\n"))
+    }
+}
+
+/// `line` cut to `SNIPPET_WINDOW` characters on each side of character `at` (with `…` where
+/// cut), and how many characters were cut at the start.
+fn window(line: &str, at: usize) -> (String, usize) {
+    let total = line.chars().count();
+    if total <= 2 * SNIPPET_WINDOW {
+        return (line.to_string(), 0);
+    }
+    let start = at.saturating_sub(SNIPPET_WINDOW);
+    let end = (at + SNIPPET_WINDOW).min(total);
+    let mut s: String = line.chars().skip(start).take(end - start).collect();
+    if start > 0 {
+        s.insert(0, '…');
+    }
+    if end < total {
+        s.push('…');
+    }
+    (s, start)
+}
+
+/// Errors as they are shown: in file order (`ranks`: discovery order) then position, without
+/// duplicates, at most [`MAX_ERRORS_PER_FILE`] per file followed by one "… and N more" entry,
+/// each pointed at its needle and given its snippet (each file read once). Linear in the
+/// number of errors, apart from the sort.
+pub fn finish_errors(
+    mut errors: Vec<LoadError>,
+    ranks: &HashMap<PathBuf, usize>,
+) -> Vec<LoadError> {
+    let rank = |e: &LoadError| ranks.get(&e.file).copied().unwrap_or(usize::MAX);
+    errors.sort_by(|a, b| (rank(a), &a.file, a.loc).cmp(&(rank(b), &b.file, b.loc)));
+    errors.dedup();
+    let mut out = Vec::new();
+    let mut errors = errors.into_iter().peekable();
+    while let Some(head) = errors.next() {
+        let file = head.file.clone();
+        let mut group = vec![head];
+        let mut hidden = 0;
+        while let Some(e) = errors.next_if(|e| e.file == file) {
+            if group.len() < MAX_ERRORS_PER_FILE {
+                group.push(e);
+            } else {
+                hidden += 1;
+            }
+        }
+        let mut source = None;
+        for e in group.iter_mut().filter(|e| e.loc.is_known()) {
+            let Some(src) = source.get_or_insert_with(|| read_lossy(&file).map(Source::new)) else {
+                break;
+            };
+            if let Some(n) = e.needle.take() {
+                e.loc = src.find_from(e.loc, &n).unwrap_or(e.loc);
+            }
+            e.snippet = src.snippet(e.loc);
+        }
+        group.sort_by_key(|e| e.loc);
+        out.extend(group);
+        if hidden > 0 {
+            let mut more = LoadError::new(
+                &file,
+                Loc::UNKNOWN,
+                format!(
+                    "… and {hidden} more error{} in this file (the first {MAX_ERRORS_PER_FILE} \
+                     are shown)",
+                    if hidden == 1 { "" } else { "s" }
+                ),
+            );
+            more.hidden = hidden;
+            out.push(more);
+        }
+    }
+    out
+}
+
+/// A file's text for snippets, invalid UTF-8 replaced.
+fn read_lossy(file: &Path) -> Option<String> {
+    std::fs::read(file)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn de_errors(file: &Path, errors: Vec<DeError>) -> impl Iterator<Item = LoadError> {
     errors
         .into_iter()
-        .map(move |e| LoadError::new(file, e.loc, e.message).with_source(text))
+        .map(move |e| LoadError::new(file, e.loc, e.message))
 }
 
 /// A document's `apiVersion` and `kind`, checked before the strict parse so that a Suite in a
@@ -161,7 +312,8 @@ fn check_header(doc: &YNode, kind: &str) -> Result<(), (Loc, String)> {
                 v.loc,
                 format!(
                     "unsupported apiVersion {}: expected {API_VERSION}",
-                    v.scalar_text("").map_or(v.describe(), |t| format!("{t:?}"))
+                    v.scalar_text("")
+                        .map_or(v.describe(), |t| crate::util::quoted(&t))
                 ),
             ));
         }
@@ -170,7 +322,9 @@ fn check_header(doc: &YNode, kind: &str) -> Result<(), (Loc, String)> {
     match doc.get("kind") {
         None => Err((doc.loc, format!("missing `kind: {kind}`{}", near("kind")))),
         Some(k) if k.as_str() != Some(kind) => {
-            let found = k.scalar_text("").map_or(k.describe(), |t| format!("{t:?}"));
+            let found = k
+                .scalar_text("")
+                .map_or(k.describe(), |t| crate::util::quoted(&t));
             let why = match (kind, k.as_str()) {
                 ("Test", Some("Suite")) => format!(
                     "expected kind Test in a *{TEST_SUFFIX} file, found \"Suite\": a Suite \
@@ -189,8 +343,52 @@ fn check_header(doc: &YNode, kind: &str) -> Result<(), (Loc, String)> {
 }
 
 fn read(file: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(file)
-        .map_err(|e| LoadError::new(file, Loc::UNKNOWN, format!("cannot read: {e}")))
+    read_text(file).map_err(|e| match e {
+        ReadError::Io(e) => LoadError::new(file, Loc::UNKNOWN, format!("cannot read: {e}")),
+        ReadError::NotUtf8(loc, msg) => LoadError::new(file, loc, msg),
+    })
+}
+
+/// Why a file could not be read as text.
+pub(crate) enum ReadError {
+    Io(std::io::Error),
+    /// Where the first invalid byte is, and a message naming it.
+    NotUtf8(Loc, String),
+}
+
+/// A file as UTF-8 text; invalid UTF-8 is located (line and column of the first bad byte).
+pub(crate) fn read_text(file: &Path) -> Result<String, ReadError> {
+    let bytes = std::fs::read(file).map_err(ReadError::Io)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        ReadError::NotUtf8(utf8_loc(bytes, at), invalid_utf8(bytes, at))
+    })
+}
+
+/// Line and column (in characters) of byte `at`, which follows valid UTF-8.
+fn utf8_loc(bytes: &[u8], at: usize) -> Loc {
+    let before = &bytes[..at];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    // Valid up to `at`, so the slice is UTF-8.
+    let col = std::str::from_utf8(&before[line_start..]).map_or(0, |s| s.chars().count()) + 1;
+    Loc::new(line as u32, col as u32)
+}
+
+fn invalid_utf8(bytes: &[u8], at: usize) -> String {
+    let shown: Vec<String> = bytes[at..]
+        .iter()
+        .take(4)
+        .map(|b| format!("0x{b:02X}"))
+        .collect();
+    format!(
+        "invalid UTF-8 (bytes {}): suite files must be UTF-8 text",
+        shown.join(" ")
+    )
 }
 
 /// Parse a file into documents, reporting a YAML syntax error.
@@ -198,7 +396,7 @@ fn documents(file: &Path, text: &str, errors: &mut Vec<LoadError>) -> Option<Vec
     match yaml::parse_documents(text) {
         Ok(d) => Some(d),
         Err(e) => {
-            errors.push(LoadError::new(file, e.loc, e.message).with_source(text));
+            errors.push(LoadError::new(file, e.loc, e.message));
             None
         }
     }
@@ -224,21 +422,18 @@ fn load_suite_doc(file: &Path, errors: &mut Vec<LoadError>) -> Option<SuiteDoc> 
         return None;
     };
     if let Some(extra) = docs.get(1) {
-        errors.push(
-            LoadError::new(
-                file,
-                extra.loc,
-                format!(
-                    "{SUITE_FILE} must hold exactly one document, found {}: tests go in \
+        errors.push(LoadError::new(
+            file,
+            extra.loc,
+            format!(
+                "{SUITE_FILE} must hold exactly one document, found {}: tests go in \
                      *{TEST_SUFFIX} files",
-                    docs.len()
-                ),
-            )
-            .with_source(&text),
-        );
+                docs.len()
+            ),
+        ));
     }
     if let Err((loc, msg)) = check_header(doc, "Suite") {
-        errors.push(LoadError::new(file, loc, msg).with_source(&text));
+        errors.push(LoadError::new(file, loc, msg));
         return None;
     }
     match de::from_node_all::<SuiteDoc>(doc, &text, &|k, v| suite_key_errors(k, v, &text)) {
@@ -247,7 +442,7 @@ fn load_suite_doc(file: &Path, errors: &mut Vec<LoadError>) -> Option<SuiteDoc> 
             Some(d)
         }
         Err(es) => {
-            errors.extend(de_errors(file, &text, es));
+            errors.extend(de_errors(file, es));
             None
         }
     }
@@ -311,14 +506,14 @@ fn load_test_file(file: &Path, suite_labels: &[String], errors: &mut Vec<LoadErr
     let mut tests = Vec::with_capacity(docs.len());
     for node in &docs {
         if let Err((loc, msg)) = check_header(node, "Test") {
-            errors.push(LoadError::new(file, loc, msg).with_source(&text));
+            errors.push(LoadError::new(file, loc, msg));
             continue;
         }
         let doc = match de::from_node_all::<TestDoc>(node, &text, &|k, v| step_errors(k, v, &text))
         {
             Ok(d) => d,
             Err(es) => {
-                errors.extend(de_errors(file, &text, es));
+                errors.extend(de_errors(file, es));
                 if let Some(YVal::Seq(steps)) = node.get("steps").map(|n| &n.v) {
                     for s in steps {
                         if let Ok(step) = de::from_node::<Spanned<Step>>(s, &text) {
@@ -482,18 +677,6 @@ pub struct Loaded {
     ranks: HashMap<PathBuf, usize>,
 }
 
-impl Loaded {
-    /// Sort errors by file (discovery order), then position; drop exact duplicates.
-    pub fn sort_errors(&self, errors: &mut Vec<LoadError>) {
-        errors.sort_by(|a, b| {
-            let ra = self.ranks.get(&a.file).copied().unwrap_or(usize::MAX);
-            let rb = self.ranks.get(&b.file).copied().unwrap_or(usize::MAX);
-            (ra, &a.file, a.loc).cmp(&(rb, &b.file, b.loc))
-        });
-        errors.dedup();
-    }
-}
-
 /// Load every suite under `paths` (directories or `*.test.yaml` files), collecting every
 /// error instead of stopping at the first.
 pub fn load_all(paths: &[PathBuf]) -> Loaded {
@@ -578,10 +761,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, Vec<LoadError>> {
     if loaded.errors.is_empty() {
         return Ok(loaded.suites);
     }
-    let mut errors = loaded.errors.clone();
-    errors.extend(validate::validate_with(&loaded.suites, None));
-    loaded.sort_errors(&mut errors);
-    Err(errors)
+    let (checked, ranks) = validate::check(&loaded.suites, None, loaded.ranks.clone());
+    let mut errors = loaded.errors;
+    errors.extend(checked);
+    Err(finish_errors(errors, &ranks))
 }
 
 /// Load and validate: every error of every file, in file order. `extra_vars` are the names
@@ -591,11 +774,66 @@ pub fn load_checked(
     extra_vars: &[String],
 ) -> Result<Vec<Suite>, Vec<LoadError>> {
     let loaded = load_all(paths);
-    let mut errors = loaded.errors.clone();
-    errors.extend(validate::validate_with(&loaded.suites, Some(extra_vars)));
+    let (checked, ranks) = validate::check(&loaded.suites, Some(extra_vars), loaded.ranks.clone());
+    let mut errors = loaded.errors;
+    errors.extend(checked);
     if errors.is_empty() {
         return Ok(loaded.suites);
     }
-    loaded.sort_errors(&mut errors);
+    let errors = finish_errors(errors, &ranks);
     Err(errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_exact_column() {
+        let src = Source::new("a:\n  url: \"http://${host}/x\"\n  body: |\n    x ${y}\n".into());
+        assert_eq!(
+            src.find_from(Loc::new(2, 8), "${host}"),
+            Some(Loc::new(2, 16))
+        );
+        assert_eq!(src.find_from(Loc::new(3, 9), "${y}"), Some(Loc::new(4, 7)));
+        assert_eq!(src.find_from(Loc::new(4, 9), "${nope}"), None);
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_caret() {
+        let line = format!("url: {}${{bad}}{}", "x".repeat(5000), "y".repeat(5000));
+        let src = Source::new(format!("a: 1\n{line}\n"));
+        let col = line.find("${bad}").unwrap() + 1;
+        let snip = src.snippet(Loc::new(2, col as u32)).unwrap();
+        assert!(snip.len() < 600, "{} bytes", snip.len());
+        let lines: Vec<&str> = snip.lines().collect();
+        assert_eq!(lines[0], "1 | a: 1");
+        // The caret is under the `$` of the cut line.
+        let caret = lines[2].find('^').unwrap();
+        assert_eq!(lines[1][..].chars().nth(caret), Some('$'), "{snip}");
+    }
+
+    #[test]
+    fn errors_are_capped_per_file_and_counted() {
+        let dir =
+            std::env::temp_dir().join(format!("gwtest-cap-{}", crate::util::random_suffix(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.test.yaml");
+        std::fs::write(&file, "a: 1\n").unwrap();
+        let other = dir.join("u.test.yaml");
+        let mut errors: Vec<LoadError> = (0..1000)
+            .map(|i| LoadError::new(&file, Loc::new(1, 1), format!("e{i}")))
+            .collect();
+        errors.push(LoadError::new(&other, Loc::UNKNOWN, "elsewhere"));
+        let ranks = HashMap::from([(file.clone(), 0), (other.clone(), 1)]);
+        let out = finish_errors(errors, &ranks);
+        assert_eq!(out.len(), MAX_ERRORS_PER_FILE + 2);
+        assert_eq!(error_count(&out), 1001);
+        let more = &out[MAX_ERRORS_PER_FILE];
+        assert_eq!(more.hidden, 1000 - MAX_ERRORS_PER_FILE);
+        assert!(more.message.contains("950 more errors"), "{}", more.message);
+        assert!(out[0].snippet.is_some());
+        assert_eq!(out.last().unwrap().message, "elsewhere");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

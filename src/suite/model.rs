@@ -12,7 +12,9 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::de::located;
-use super::spanned::{Dur, JsonPathExpr, Loc, Node, Pattern, Spanned, SpannedMap, Template};
+use super::spanned::{
+    CelExpr, Dur, JsonPathExpr, Loc, Node, Pattern, Spanned, SpannedMap, Template,
+};
 
 pub const API_VERSION: &str = "gwtest/v1alpha1";
 
@@ -883,6 +885,10 @@ pub struct AssertSpec {
     /// (default true).
     #[serde(default = "yes")]
     pub fresh: bool,
+    /// Boolean CEL expressions over the object, `self` (Kubernetes CEL libraries); every one
+    /// must be true.
+    #[serde(default)]
+    pub cel: Vec<CelExpr>,
 }
 
 fn yes() -> bool {
@@ -950,6 +956,10 @@ pub struct HttpExpect {
     /// JSONPath -> expected value (subset match for maps and lists).
     #[serde(default)]
     pub json: SpannedMap<Node>,
+    /// Boolean CEL expressions over `response` (`status`, `headers`: lower-case name -> list
+    /// of values, `body`: text, `json`: the parsed body or null); every one must be true.
+    #[serde(default)]
+    pub cel: Vec<CelExpr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -963,7 +973,7 @@ impl<'de> Deserialize<'de> for StatusExpect {
             Node::Bool(b) => format!("boolean {b}"),
             Node::Float(f) => format!("number {f}"),
             Node::Int(i) => format!("number {i}"),
-            Node::Str(t) => format!("string {:?}", t.raw),
+            Node::Str(t) => format!("string {}", crate::util::quoted(&t.raw)),
             Node::Seq(_) => "a list".into(),
             Node::Map(_) => "a map".into(),
         };
@@ -1207,6 +1217,10 @@ pub struct SpanExpect {
     pub count: Option<u32>,
     /// The name of its parent span.
     pub parent: Option<Template>,
+    /// Boolean CEL expressions over `span` (`name`, `kind`, `attributes`, `status`, `parent`);
+    /// a span matches when every one is true.
+    #[serde(default)]
+    pub cel: Vec<CelExpr>,
 }
 
 fn one_name_transform(schema: &mut Schema) {
@@ -1219,7 +1233,7 @@ fn one_name_transform(schema: &mut Schema) {
 impl SpanExpect {
     pub fn describe(&self) -> String {
         match (&self.name, &self.name_matches) {
-            (Some(n), _) => format!("{:?}", n.raw),
+            (Some(n), _) => crate::util::quoted(&n.raw),
             (None, Some(p)) => format!("matching /{}/", p.template.raw),
             _ => "span".into(),
         }

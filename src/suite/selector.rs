@@ -82,7 +82,12 @@ pub fn parse_label_selector(s: &str) -> Result<Vec<Requirement>, String> {
     for (i, c) in s.char_indices() {
         match c {
             '(' => depth += 1,
-            ')' if depth == 0 => return Err(format!("unbalanced `)` in selector {s:?}")),
+            ')' if depth == 0 => {
+                return Err(format!(
+                    "unbalanced `)` in selector {}",
+                    crate::util::quoted(s)
+                ));
+            }
             ')' => depth -= 1,
             ',' if depth == 0 => {
                 parts.push(&s[start..i]);
@@ -92,7 +97,10 @@ pub fn parse_label_selector(s: &str) -> Result<Vec<Requirement>, String> {
         }
     }
     if depth != 0 {
-        return Err(format!("unclosed `(` in selector {s:?}"));
+        return Err(format!(
+            "unclosed `(` in selector {}",
+            crate::util::quoted(s)
+        ));
     }
     parts.push(&s[start..]);
     parts.into_iter().map(parse_requirement).collect()
@@ -119,7 +127,10 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
     let key_end = p.find(|c: char| !is_key_char(c)).unwrap_or(p.len());
     let key = &p[..key_end];
     if key.is_empty() {
-        return Err(format!("{p:?}: a requirement starts with a label key"));
+        return Err(format!(
+            "{}: a requirement starts with a label key",
+            crate::util::quoted(p)
+        ));
     }
     check_key(key)?;
     let rest = p[key_end..].trim_start();
@@ -135,8 +146,9 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
         (Operator::In, value_list(v)?)
     } else {
         return Err(format!(
-            "unexpected {rest:?} after label key `{key}`: expected `=`, `!=`, `in (...)` or \
-             `notin (...)`"
+            "unexpected {qr} after label key `{key}`: expected `=`, `!=`, `in (...)` or \
+             `notin (...)`",
+            qr = crate::util::quoted(rest)
         ));
     };
     Ok(Requirement {
@@ -164,7 +176,10 @@ fn value_list(v: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|v| v.strip_suffix(')'))
         .ok_or_else(|| {
-            format!("expected a list of values in parentheses, e.g. (a,b), found {v:?}")
+            format!(
+                "expected a list of values in parentheses, e.g. (a,b), found {}",
+                crate::util::quoted(v)
+            )
         })?;
     if inner.trim().is_empty() {
         return Err("`in`/`notin` need at least one value: (a,b)".into());
@@ -200,15 +215,17 @@ fn check_key(key: &str) -> Result<(), String> {
             });
         if !ok {
             return Err(format!(
-                "invalid label key {key:?}: the prefix before `/` must be a DNS subdomain \
-                 (lowercase letters, digits, `-` and `.`)"
+                "invalid label key {qk}: the prefix before `/` must be a DNS subdomain \
+                 (lowercase letters, digits, `-` and `.`)",
+                qk = crate::util::quoted(key)
             ));
         }
     }
     if !name_ok(name, 63) {
         return Err(format!(
-            "invalid label key {key:?}: a name is 1-63 letters, digits, `-`, `_` or `.`, \
-             starting and ending with a letter or digit"
+            "invalid label key {qk}: a name is 1-63 letters, digits, `-`, `_` or `.`, \
+             starting and ending with a letter or digit",
+            qk = crate::util::quoted(key)
         ));
     }
     Ok(())
@@ -219,8 +236,9 @@ fn check_value(v: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "invalid label value {v:?}: at most 63 letters, digits, `-`, `_` or `.`, starting \
-             and ending with a letter or digit"
+            "invalid label value {qv}: at most 63 letters, digits, `-`, `_` or `.`, starting \
+             and ending with a letter or digit",
+            qv = crate::util::quoted(v)
         ))
     }
 }

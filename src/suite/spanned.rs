@@ -446,17 +446,22 @@ impl Dur {
         }
         if t.contains("${") {
             return Err(format!(
-                "variables are not allowed in durations ({s:?}): write a literal such as 30s"
+                "variables are not allowed in durations ({qs}): write a literal such as 30s",
+                qs = crate::util::quoted(s)
             ));
         }
         if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(format!(
-                "duration {s:?} has no unit: write it as e.g. \"{t}s\" or \"{t}ms\""
+                "duration {qs} has no unit: write it as e.g. \"{t}s\" or \"{t}ms\"",
+                qs = crate::util::quoted(s)
             ));
         }
-        humantime::parse_duration(t)
-            .map(Dur)
-            .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 30s, 2m, 1h"))
+        humantime::parse_duration(t).map(Dur).map_err(|e| {
+            format!(
+                "invalid duration {} ({e}); use e.g. 500ms, 30s, 2m, 1h",
+                crate::util::quoted(s)
+            )
+        })
     }
 }
 
@@ -594,8 +599,8 @@ impl<'de> Deserialize<'de> for Pattern {
         } else {
             Some(regex::Regex::new(&template.raw).map_err(|e| {
                 de::Error::custom(format!(
-                    "invalid regex {:?}: {} (Rust regex syntax)",
-                    template.raw,
+                    "invalid regex {}: {} (Rust regex syntax)",
+                    crate::util::quoted(&template.raw),
                     regex_reason(&e)
                 ))
             })?)
@@ -610,6 +615,52 @@ impl JsonSchema for Pattern {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "type": "string", "format": "regex" })
+    }
+}
+
+/// A boolean CEL expression (`cel:` checks, Kubernetes CEL libraries). Compiled at load time
+/// (so a syntax error is reported with its location) unless it holds `${...}`, in which case
+/// it is compiled after substitution.
+#[derive(Clone, Debug)]
+pub struct CelExpr {
+    pub template: Template,
+    pub compiled: Option<std::sync::Arc<kube_cel::cel::Program>>,
+}
+
+impl PartialEq for CelExpr {
+    fn eq(&self, other: &Self) -> bool {
+        self.template == other.template
+    }
+}
+
+impl<'de> Deserialize<'de> for CelExpr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let template = Template::deserialize(d)?;
+        let compiled = if template.raw.contains("${") {
+            None
+        } else {
+            Some(std::sync::Arc::new(
+                crate::matching::cel::compile(&template.raw).map_err(|e| {
+                    de::Error::custom(format!(
+                        "invalid CEL expression {}: {e}",
+                        crate::util::quoted(&template.raw)
+                    ))
+                })?,
+            ))
+        };
+        Ok(CelExpr { template, compiled })
+    }
+}
+
+impl JsonSchema for CelExpr {
+    fn schema_name() -> Cow<'static, str> {
+        "CelExpression".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A boolean CEL expression (Kubernetes CEL libraries)"
+        })
     }
 }
 
@@ -635,7 +686,13 @@ impl JsonPathExpr {
                 loc,
                 path,
             })
-            .map_err(|e| format!("invalid JSONPath {raw:?}: {}", one_line(&e)))
+            .map_err(|e| {
+                format!(
+                    "invalid JSONPath {}: {}",
+                    crate::util::quoted(raw),
+                    one_line(&e)
+                )
+            })
     }
 }
 

@@ -10,13 +10,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::de::{did_you_mean, list};
-use super::load::{LoadError, Suite, Test};
+use super::load::{LoadError, ReadError, Suite, Test, finish_errors};
 use super::model::{
     ACTION_KEYS, Action, ApplyItem, AssertSpec, Collector, HeaderExpect, RETRY_KEYS, ResourceRef,
     Selector, Step, SuiteDoc, TestDoc, TextMatch, VarDef,
 };
 use super::selector::{check_label, parse_label_selector};
-use super::spanned::{JsonPathExpr, Loc, Node, Spanned, Template};
+use super::spanned::{CelExpr, JsonPathExpr, Loc, Node, Spanned, Template};
 use super::vars::{self, BUILTINS};
 use super::yaml::{self, YNode, YVal};
 
@@ -29,7 +29,21 @@ pub fn validate(suites: &[Suite], extra_vars: &[String]) -> Vec<LoadError> {
 /// Like `validate`; with `extra_vars: None` unknown variable names are not reported (the
 /// `--var` names are not known), everything else is.
 pub fn validate_with(suites: &[Suite], extra_vars: Option<&[String]>) -> Vec<LoadError> {
-    let mut c = Checker::default();
+    let (errors, ranks) = check(suites, extra_vars, HashMap::new());
+    finish_errors(errors, &ranks)
+}
+
+/// The errors of `validate_with`, not yet sorted, capped or given snippets, and the order of
+/// the files they are in (`ranks`: the loader's file order, extended with manifests).
+pub(crate) fn check(
+    suites: &[Suite],
+    extra_vars: Option<&[String]>,
+    ranks: HashMap<PathBuf, usize>,
+) -> (Vec<LoadError>, HashMap<PathBuf, usize>) {
+    let mut c = Checker {
+        ranks,
+        ..Checker::default()
+    };
     let mut suite_names: HashMap<&str, &Suite> = HashMap::new();
     for suite in suites {
         c.rank(&suite.file);
@@ -56,21 +70,15 @@ pub fn validate_with(suites: &[Suite], extra_vars: Option<&[String]>) -> Vec<Loa
         }
         c.suite(suite, extra_vars);
     }
-    c.finish()
+    (c.errors, c.ranks)
 }
 
 #[derive(Default)]
 struct Checker {
-    issues: Vec<Issue>,
+    errors: Vec<LoadError>,
     ranks: HashMap<PathBuf, usize>,
     /// Manifests already checked for YAML syntax.
     manifests: HashSet<PathBuf>,
-}
-
-struct Issue {
-    error: LoadError,
-    /// Text to find on or after the location, to point at it exactly (a `${name}`).
-    needle: Option<String>,
 }
 
 impl Checker {
@@ -80,49 +88,12 @@ impl Checker {
     }
 
     fn push(&mut self, file: &Path, loc: Loc, message: String) {
-        self.issues.push(Issue {
-            error: LoadError::new(file, loc, message),
-            needle: None,
-        });
+        self.errors.push(LoadError::new(file, loc, message));
     }
 
     fn push_at(&mut self, file: &Path, loc: Loc, message: String, needle: String) {
-        self.issues.push(Issue {
-            error: LoadError::new(file, loc, message),
-            needle: Some(needle),
-        });
-    }
-
-    /// Snippets (reading each file once), exact columns, file order.
-    fn finish(self) -> Vec<LoadError> {
-        let mut texts: HashMap<PathBuf, Option<String>> = HashMap::new();
-        let mut out: Vec<LoadError> = self
-            .issues
-            .into_iter()
-            .map(|Issue { mut error, needle }| {
-                if error.snippet.is_some() || !error.loc.is_known() {
-                    return error;
-                }
-                let text = texts
-                    .entry(error.file.clone())
-                    .or_insert_with(|| std::fs::read_to_string(&error.file).ok());
-                if let Some(text) = text {
-                    if let Some(n) = &needle {
-                        error.loc = find_from(text, error.loc, n).unwrap_or(error.loc);
-                    }
-                    error = error.with_source(text);
-                }
-                error
-            })
-            .collect();
-        let ranks = self.ranks;
-        out.sort_by(|a, b| {
-            let ra = ranks.get(&a.file).copied().unwrap_or(usize::MAX);
-            let rb = ranks.get(&b.file).copied().unwrap_or(usize::MAX);
-            (ra, &a.file, a.loc).cmp(&(rb, &b.file, b.loc))
-        });
-        out.dedup();
-        out
+        self.errors
+            .push(LoadError::new(file, loc, message).at_needle(needle));
     }
 
     fn suite(&mut self, suite: &Suite, extra: Option<&[String]>) {
@@ -391,18 +362,21 @@ impl Checker {
             return;
         }
         if manifest && path.is_file() && self.manifests.insert(path.clone()) {
-            match std::fs::read_to_string(&path) {
+            let ranked = self.ranks.get(file).copied().unwrap_or(usize::MAX);
+            match super::load::read_text(&path) {
                 Ok(text) => {
                     if let Err(e) = yaml::parse_documents(&text) {
-                        let ranked = self.ranks.get(file).copied().unwrap_or(usize::MAX);
                         self.ranks.entry(path.clone()).or_insert(ranked);
-                        self.issues.push(Issue {
-                            error: LoadError::new(&path, e.loc, e.message).with_source(&text),
-                            needle: None,
-                        });
+                        self.errors.push(LoadError::new(&path, e.loc, e.message));
                     }
                 }
-                Err(e) => self.push(file, t.loc, format!("cannot read {}: {e}", path.display())),
+                Err(ReadError::NotUtf8(loc, msg)) => {
+                    self.ranks.entry(path.clone()).or_insert(ranked);
+                    self.errors.push(LoadError::new(&path, loc, msg));
+                }
+                Err(ReadError::Io(e)) => {
+                    self.push(file, t.loc, format!("cannot read {}: {e}", path.display()))
+                }
             }
         }
     }
@@ -414,30 +388,6 @@ struct Scope<'a> {
     unavailable: &'a HashMap<String, String>,
     /// Report unknown names (false when the --var names are not known).
     strict: bool,
-}
-
-/// The first `needle` at or after `loc` (within a few lines: a block scalar starts on the line
-/// of its key).
-fn find_from(text: &str, loc: Loc, needle: &str) -> Option<Loc> {
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .skip(loc.line as usize - 1)
-        .take(50)
-    {
-        let from = if i + 1 == loc.line as usize {
-            line.char_indices()
-                .nth(loc.col.saturating_sub(1) as usize)
-                .map_or(line.len(), |(b, _)| b)
-        } else {
-            0
-        };
-        if let Some(b) = line[from..].find(needle) {
-            let col = line[..from + b].chars().count() + 1;
-            return Some(Loc::new(i as u32 + 1, col as u32));
-        }
-    }
-    None
 }
 
 fn captures_of(step: &Step) -> Vec<&Spanned<String>> {
@@ -513,6 +463,7 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
             if let Some(f) = &a.fields {
                 f.value.templates(out);
             }
+            out.extend(a.cel.iter().map(|c| &c.template));
         }
         Some(Action::Request(r)) => {
             out.extend(&r.method);
@@ -536,6 +487,7 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
                 for (_, v) in e.json.iter() {
                     v.templates(out);
                 }
+                out.extend(e.cel.iter().map(|c| &c.template));
             }
         }
         Some(Action::Spans(s)) => {
@@ -549,6 +501,7 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
                     v.templates(out);
                 }
                 out.extend(&e.value.parent);
+                out.extend(e.value.cel.iter().map(|c| &c.template));
             }
             out.extend(&s.absent);
         }
@@ -584,8 +537,7 @@ struct Local<'a> {
 
 impl Local<'_> {
     fn err(&mut self, loc: Loc, msg: impl Into<String>) {
-        self.errors
-            .push(LoadError::new(self.file, loc, msg).with_source(self.text));
+        self.errors.push(LoadError::new(self.file, loc, msg));
     }
 }
 
@@ -634,7 +586,8 @@ fn var_name_problem(name: &str) -> Option<String> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
         return Some(format!(
-            "invalid variable name {name:?}: use letters, digits, `_`, `-` and `.`"
+            "invalid variable name {}: use letters, digits, `_`, `-` and `.`",
+            crate::util::quoted(name)
         ));
     }
     if BUILTINS.contains(&name) {
@@ -664,8 +617,9 @@ fn check_labels(l: &mut Local, node: Option<&YNode>) {
             l.err(
                 item.loc,
                 format!(
-                    "invalid label {text:?}: a label is a word without spaces or commas, not \
-                     starting with `!` (used by --label L and --label '!L')"
+                    "invalid label {}: a label is a word without spaces or commas, not \
+                     starting with `!` (used by --label L and --label '!L')",
+                    crate::util::quoted(&text)
                 ),
             );
         }
@@ -685,9 +639,9 @@ pub(crate) fn check_test_doc(
         l.err(
             doc.name.loc,
             format!(
-                "test name {:?} cannot make a namespace: it needs at least one letter or digit \
+                "test name {} cannot make a namespace: it needs at least one letter or digit \
                  (tests run in namespace gwtest-<name>-xxxxxx)",
-                doc.name.value
+                crate::util::quoted(&doc.name.value)
             ),
         );
     }
@@ -826,8 +780,8 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                     l.err(
                         v.loc,
                         format!(
-                            "invalid header value {:?}: no control characters or line breaks",
-                            v.raw
+                            "invalid header value {}: no control characters or line breaks",
+                            crate::util::quoted(&v.raw)
                         ),
                     );
                 }
@@ -847,6 +801,7 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                         );
                     }
                 }
+                check_cel(l, &e.cel, CelScope::Response);
             }
             check_capture_names(l, r.capture.iter().map(|(k, _)| k));
         }
@@ -867,6 +822,7 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                     ),
                     _ => {}
                 }
+                check_cel(l, &e.value.cel, CelScope::Span);
             }
         }
         Some(Action::Patch(p)) => {
@@ -900,8 +856,8 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                     l.err(
                         k.loc,
                         format!(
-                            "invalid environment variable name {:?}: no `=` and not empty",
-                            k.value
+                            "invalid environment variable name {}: no `=` and not empty",
+                            crate::util::quoted(&k.value)
                         ),
                     );
                 }
@@ -1013,6 +969,9 @@ fn check_assert(l: &mut Local, a: &AssertSpec, node: Option<&YNode>) {
         if a.count.is_some() {
             clash.push("count");
         }
+        if !a.cel.is_empty() {
+            clash.push("cel");
+        }
         if !clash.is_empty() {
             l.err(
                 key_loc(node, &["absent"], a.resource.loc),
@@ -1025,6 +984,62 @@ fn check_assert(l: &mut Local, a: &AssertSpec, node: Option<&YNode>) {
         }
     }
     check_capture_names(l, a.capture.iter().map(|(k, _)| k));
+    check_cel(l, &a.cel, CelScope::Object);
+}
+
+/// What a `cel:` expression can read where it is written.
+#[derive(Clone, Copy)]
+enum CelScope {
+    Object,
+    Response,
+    Span,
+}
+
+impl CelScope {
+    fn variable(self) -> &'static str {
+        match self {
+            CelScope::Object => "self",
+            CelScope::Response => "response",
+            CelScope::Span => "span",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            CelScope::Object => "an assert's expressions see the object as `self`",
+            CelScope::Response => {
+                "a request's expressions see `response` (status, headers, body, json)"
+            }
+            CelScope::Span => {
+                "a span expectation's expressions see `span` (name, kind, attributes, status, \
+                 parent)"
+            }
+        }
+    }
+}
+
+/// Every variable a `cel:` expression reads must exist where it runs (a compiled
+/// expression; one with `${...}` is checked after substitution, at run time).
+fn check_cel(l: &mut Local, exprs: &[CelExpr], scope: CelScope) {
+    for e in exprs {
+        let Some(program) = &e.compiled else { continue };
+        for v in crate::matching::cel::unknown_variables(program, &[scope.variable()]) {
+            let why = if v == "oldSelf" {
+                "`oldSelf` is for transition rules of a CRD; an assert has no previous object"
+                    .to_string()
+            } else {
+                format!("unknown variable `{v}`")
+            };
+            l.err(
+                e.template.loc,
+                format!(
+                    "{why} in CEL expression {}: {}",
+                    crate::util::quoted(&e.template.raw),
+                    scope.describe()
+                ),
+            );
+        }
+    }
 }
 
 fn check_capture_names<'a>(l: &mut Local, names: impl Iterator<Item = &'a Spanned<String>>) {
@@ -1050,8 +1065,8 @@ fn check_method(l: &mut Local, m: &Template) {
         l.err(
             m.loc,
             format!(
-                "invalid HTTP method {:?}: expected a token such as GET, POST or PUT",
-                m.raw
+                "invalid HTTP method {}: expected a token such as GET, POST or PUT",
+                crate::util::quoted(&m.raw)
             ),
         );
     } else if !STANDARD.contains(&m.raw.as_str())
@@ -1060,9 +1075,9 @@ fn check_method(l: &mut Local, m: &Template) {
         l.err(
             m.loc,
             format!(
-                "HTTP methods are case-sensitive: write {} instead of {:?}",
+                "HTTP methods are case-sensitive: write {} instead of {}",
                 m.raw.to_ascii_uppercase(),
-                m.raw
+                crate::util::quoted(&m.raw)
             ),
         );
     }
@@ -1084,8 +1099,8 @@ fn check_url(l: &mut Local, u: &Template) {
         l.err(
             u.loc,
             format!(
-                "invalid URL {:?} ({p}): expected an absolute http:// or https:// URL",
-                u.raw
+                "invalid URL {} ({p}): expected an absolute http:// or https:// URL",
+                crate::util::quoted(&u.raw)
             ),
         );
     }
@@ -1099,8 +1114,8 @@ fn check_header_name(l: &mut Local, k: &Spanned<String>) {
         l.err(
             k.loc,
             format!(
-                "invalid header name {:?}: letters, digits and !#$%&'*+-.^_`|~ only",
-                k.value
+                "invalid header name {}: letters, digits and !#$%&'*+-.^_`|~ only",
+                crate::util::quoted(&k.value)
             ),
         );
     }
@@ -1132,9 +1147,10 @@ pub(crate) fn check_suite_doc(
             l.err(
                 ns.loc,
                 format!(
-                    "invalid namespace {v:?}{hint}: expected `per-test`, `per-suite` or the name \
+                    "invalid namespace {qv}{hint}: expected `per-test`, `per-suite` or the name \
                      of a namespace (a DNS-1123 label: lowercase letters, digits and `-`, at \
-                     most 63)"
+                     most 63)",
+                    qv = crate::util::quoted(v)
                 ),
             );
         }
@@ -1192,18 +1208,5 @@ mod tests {
         assert_eq!(namespace_part("a__b"), "a-b");
         assert_eq!(namespace_part("日本"), "");
         assert_eq!(namespace_part("--"), "");
-    }
-
-    #[test]
-    fn finds_the_exact_column() {
-        let text = "a:\n  url: \"http://${host}/x\"\n  body: |\n    x ${y}\n";
-        assert_eq!(
-            find_from(text, Loc::new(2, 8), "${host}"),
-            Some(Loc::new(2, 16))
-        );
-        assert_eq!(
-            find_from(text, Loc::new(3, 9), "${y}"),
-            Some(Loc::new(4, 7))
-        );
     }
 }

@@ -65,12 +65,17 @@ pub fn parse(raw: &str) -> Result<Vec<Segment<'_>>, String> {
             }
             let rest = &raw[i + 2..];
             let end = rest.find('}').ok_or_else(|| {
-                format!("unclosed `${{` in {raw:?} (write `$${{` for a literal `${{`)")
+                format!(
+                    "unclosed `${{` in {} (write `$${{` for a literal `${{`)",
+                    crate::util::quoted(raw)
+                )
             })?;
             let name = &rest[..end];
             if name.is_empty() || !name.chars().all(valid_name_char) {
                 return Err(format!(
-                    "invalid variable reference `${{{name}}}` in {raw:?}"
+                    "invalid variable reference {} in {}",
+                    crate::util::quoted(&format!("${{{name}}}")),
+                    crate::util::quoted(raw)
                 ));
             }
             out.push(Segment::Ref(name));

@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::store::{Seen, Selection, Snapshot, SpanStore};
+use super::store::{Seen, Selection, Snapshot, SpanStatus, SpanStore};
 use crate::engine::hex;
 use crate::engine::retry::{Class, Miss, Section};
-use crate::matching;
+use crate::matching::{self, cel};
 use crate::suite::model::SpanKind;
 use crate::util::truncate;
 
@@ -48,6 +48,8 @@ pub struct ExpectedSpan {
     pub count: Option<u32>,
     /// The parent span's name.
     pub parent: Option<String>,
+    /// `cel:` expressions over `span`; a span matches when every one is true.
+    pub cel: Vec<cel::Check>,
 }
 
 impl ExpectedSpan {
@@ -68,6 +70,9 @@ impl ExpectedSpan {
         }
         if let Some(p) = &self.parent {
             let _ = write!(s, " under {p:?}");
+        }
+        for c in &self.cel {
+            let _ = write!(s, " where `{}`", c.source);
         }
         s
     }
@@ -244,7 +249,20 @@ fn check_one(e: &ExpectedSpan, pool: &[&Seen], root: Option<[u8; 8]>) -> Option<
         .copied()
         .filter(|s| attr_mismatches(e, s).is_empty())
         .collect();
-    let got = attr_ok.len();
+    // `cel:` last: the first failing expression of each candidate, kept to explain a miss.
+    let mut cel_misses = Vec::new();
+    let cel_ok: Vec<&Seen> = attr_ok
+        .iter()
+        .copied()
+        .filter(|s| match cel_miss(e, s) {
+            None => true,
+            Some(m) => {
+                cel_misses.push(m);
+                false
+            }
+        })
+        .collect();
+    let got = cel_ok.len();
     let needed = e.count.unwrap_or(1) as usize;
     match e.count {
         Some(n) if got == n as usize => return None,
@@ -340,6 +358,23 @@ fn check_one(e: &ExpectedSpan, pool: &[&Seen], root: Option<[u8; 8]>) -> Option<
         ));
         return Some(p);
     }
+    if cel_ok.is_empty()
+        && let Some(m) = cel_misses.first()
+    {
+        return Some(Problem::new(
+            Class::Cel,
+            format!("span {what}: {}", m.summary),
+            format!(
+                "span {what}{}: {}",
+                if attr_ok.len() > 1 {
+                    format!(" (first of {})", attr_ok.len())
+                } else {
+                    String::new()
+                },
+                m.detail
+            ),
+        ));
+    }
     Some(Problem::new(
         Class::MissingSpan,
         format!("expected exactly {} {what}", plural(needed, "span")),
@@ -348,6 +383,33 @@ fn check_one(e: &ExpectedSpan, pool: &[&Seen], root: Option<[u8; 8]>) -> Option<
             plural(needed, "span")
         ),
     ))
+}
+
+/// The first `cel:` expression of `e` that `s` does not satisfy.
+fn cel_miss(e: &ExpectedSpan, s: &Seen) -> Option<cel::CelMiss> {
+    if e.cel.is_empty() {
+        return None;
+    }
+    let attributes: serde_json::Map<String, Value> = s
+        .span
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_json()))
+        .collect();
+    let status = match s.span.status {
+        SpanStatus::Unset => "unset",
+        SpanStatus::Ok => "ok",
+        SpanStatus::Error => "error",
+    };
+    let parent = s.parent.as_ref().map(|p| &*p.name);
+    let span = cel::from_json(&serde_json::json!({
+        "name": &*s.span.name,
+        "kind": s.span.kind_str(),
+        "attributes": attributes,
+        "status": status,
+        "parent": parent,
+    }));
+    e.cel.iter().find_map(|c| c.run("span", span.clone()).err())
 }
 
 /// (attribute, message) for every expected attribute the span does not have as expected.
@@ -663,6 +725,7 @@ mod tests {
             attributes: vec![],
             count: None,
             parent: None,
+            cel: vec![],
         }
     }
 

@@ -78,6 +78,8 @@ pub enum Behavior {
     Redirect(String),
     /// Request n behaves like `seq[(n-1) % len]` would on its first request.
     Sequence(Vec<Behavior>),
+    /// 200 with a body that never ends (`x` forever, in 64 KiB chunks).
+    Endless,
 }
 
 /// A request as the server saw it.
@@ -367,6 +369,13 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             ))
         }
         Behavior::Redirect(to) => canned(&Canned::new(302, "").header("location", &to)),
+        Behavior::Endless => {
+            let chunk = bytes::Bytes::from(vec![b'x'; 64 << 10]);
+            let stream = futures::stream::repeat_with(move || {
+                Ok::<_, std::convert::Infallible>(chunk.clone())
+            });
+            Response::new(Body::from_stream(stream))
+        }
         Behavior::Sequence(_) => unreachable!("unwrapped above"),
     }
 }
