@@ -785,6 +785,23 @@ fn a_connection_closed_without_an_answer_is_a_reset() {
 }
 
 #[test]
+fn a_reset_is_a_reset_whatever_words_the_url_holds() {
+    // The error's text holds the URL: words in it must not make a reset look like TLS.
+    let srv = support::ClosingServer::start();
+    let url = srv.url("/tls/certificate/handshake/incomplete");
+    let ws = one_test(
+        "reset-words",
+        "",
+        "",
+        &format!("  - request: {{url: {url}}}\n    timeout: 300ms\n"),
+    );
+    let out = ws.gwtest(&["run", "s"]).run();
+    out.assert_exit(1);
+    let o = out.outcome("s/t");
+    o.line(r"^  \d+ attempts? in 0\.\ds: \d+ connection reset; last: connection reset \(127\.0\.0\.1:\d+\): .+ \[reset\]$");
+}
+
+#[test]
 fn a_hold_longer_than_the_test_timeout_says_it_was_still_holding() {
     let srv = TestServer::start([("/steady", Behavior::Ok)]);
     let ws = one_test(

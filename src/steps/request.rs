@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -32,46 +32,83 @@ struct ClientKey {
 }
 
 /// HTTP clients shared by every request step of a run, one per TLS/redirect setting, so
-/// connections are kept alive across attempts and steps.
+/// connections are kept alive across attempts and steps. A client is built (its CA file read)
+/// outside the lock; when two steps race, the first one stored is kept.
 #[derive(Debug, Default)]
 pub struct HttpClients {
     clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
 }
 
 impl HttpClients {
-    fn get(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
-        let mut map = self.clients.lock().expect("http client cache poisoned");
-        if let Some(c) = map.get(key) {
+    async fn get(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
+        if let Some(c) = self.lock().get(key) {
             return Ok(c.clone());
         }
-        let mut b = reqwest::Client::builder()
-            .redirect(if key.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            })
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("gwtest/", env!("CARGO_PKG_VERSION")));
-        if key.insecure {
-            b = b.danger_accept_invalid_certs(true);
+        let client = build_client(key).await?;
+        Ok(self.lock().entry(key.clone()).or_insert(client).clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, reqwest::Client>> {
+        self.clients.lock().expect("http client cache poisoned")
+    }
+}
+
+async fn build_client(key: &ClientKey) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .redirect(if key.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .pool_idle_timeout(Duration::from_secs(30))
+        .dns_resolver(Arc::new(Resolver))
+        .user_agent(concat!("gwtest/", env!("CARGO_PKG_VERSION")));
+    if key.insecure {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    if let Some(ca) = &key.ca {
+        let pem = tokio::fs::read(ca)
+            .await
+            .map_err(|e| format!("cannot read ca {}: {e}", ca.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca {} is not a PEM certificate bundle: {e}", ca.display()))?;
+        if certs.is_empty() {
+            return Err(format!("ca {} holds no certificate", ca.display()));
         }
-        if let Some(ca) = &key.ca {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("cannot read ca {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("ca {} is not a PEM certificate bundle: {e}", ca.display()))?;
-            if certs.is_empty() {
-                return Err(format!("ca {} holds no certificate", ca.display()));
-            }
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
+        for c in certs {
+            b = b.add_root_certificate(c);
         }
-        let client = b
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-        map.insert(key.clone(), client.clone());
-        Ok(client)
+    }
+    b.build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// The system resolver (getaddrinfo, through tokio), failing with a [`DnsError`] so that an
+/// unresolved host is told apart by its type, not by the words of a message.
+struct Resolver;
+
+/// A host name that did not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("could not resolve host {host}: {source}")]
+struct DnsError {
+    host: String,
+    source: std::io::Error,
+}
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let looked_up = tokio::net::lookup_host((host.clone(), 0)).await;
+            match looked_up {
+                Ok(addrs) => {
+                    let addrs: reqwest::dns::Addrs =
+                        Box::new(addrs.collect::<Vec<_>>().into_iter());
+                    Ok(addrs)
+                }
+                Err(source) => Err(Box::new(DnsError { host, source }) as _),
+            }
+        })
     }
 }
 
@@ -185,7 +222,7 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Ok(e) => e,
         Err(r) => return r,
     };
-    let client = match ctx.run.http.get(&prepared.key) {
+    let client = match ctx.run.http.get(&prepared.key).await {
         Ok(c) => c,
         Err(e) => return StepResult::error(e),
     };
@@ -520,9 +557,11 @@ fn timed_out(t: Duration) -> Miss {
     Miss::new(Class::Timeout, s.clone(), s)
 }
 
-/// Map a transport error to an outcome class, as curl's exit codes would. The detail stays
-/// one short line (`connection refused (127.0.0.1:9)`); reqwest's whole error chain is kept
-/// as a context section for the failure report.
+/// Map a transport error to an outcome class, as curl's exit codes would, from the types in
+/// its source chain (our resolver's `DnsError`, rustls errors, I/O error kinds, hyper's
+/// closed/incomplete): never from the words of a message, which also hold the URL. The detail
+/// stays one short line (`connection refused (127.0.0.1:9)`); the whole chain is kept as a
+/// context section for the failure report.
 fn classify(e: &reqwest::Error, url: &reqwest::Url, timeout: Duration) -> Miss {
     if e.is_timeout() {
         return timed_out(timeout);
@@ -530,58 +569,82 @@ fn classify(e: &reqwest::Error, url: &reqwest::Url, timeout: Duration) -> Miss {
     let url = e.url().unwrap_or(url);
     let host = url.host_str().unwrap_or("?");
     let target = format!("{host}:{}", url.port_or_known_default().unwrap_or(0));
-    let chain = error_chain(e);
-    let lower = chain.to_ascii_lowercase();
     let root = truncate(&root_cause(e), 160);
-    let io_kind = io_kind(e);
-    let (class, summary, detail) = if io_kind == Some(std::io::ErrorKind::ConnectionRefused)
-        || lower.contains("connection refused")
-    {
-        (
+    let (class, summary, detail) = match transport_failure(e) {
+        Transport::Refused => (
             Class::Refused,
             "connection refused",
             format!("connection refused ({target})"),
-        )
-    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
-        (
+        ),
+        Transport::Dns => (
             Class::Dns,
             "could not resolve host",
             format!("could not resolve host {host}"),
-        )
-    } else if lower.contains("certificate")
-        || lower.contains("tls")
-        || lower.contains("handshake")
-        || lower.contains("invalid peer")
-    {
-        (
+        ),
+        Transport::Tls => (
             Class::Tls,
             "TLS failed",
             format!("TLS failed ({target}): {root}"),
-        )
-    } else if matches!(
-        io_kind,
-        Some(std::io::ErrorKind::ConnectionReset)
-            | Some(std::io::ErrorKind::ConnectionAborted)
-            | Some(std::io::ErrorKind::BrokenPipe)
-            | Some(std::io::ErrorKind::UnexpectedEof)
-    ) || lower.contains("connection reset")
-        || lower.contains("closed before")
-        || lower.contains("incomplete")
-        || lower.contains("connection closed")
-    {
-        (
+        ),
+        Transport::Reset => (
             Class::Reset,
             "connection reset",
             format!("connection reset ({target}): {root}"),
-        )
-    } else {
-        (
+        ),
+        Transport::Other => (
             Class::Reset,
             "transport error",
             format!("transport error ({target}): {root}"),
-        )
+        ),
     };
-    Miss::new(class, summary, detail).with_context(Section::new("transport error", chain))
+    Miss::new(class, summary, detail).with_context(Section::new("transport error", error_chain(e)))
+}
+
+/// What a transport error was, by type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Refused,
+    Dns,
+    Tls,
+    Reset,
+    Other,
+}
+
+/// Walk the source chain (into the error an `io::Error` wraps, which its `source()` skips);
+/// the most specific finding wins: refused, DNS and TLS at once, a reset once nothing more
+/// specific turned up.
+fn transport_failure(e: &(dyn std::error::Error + 'static)) -> Transport {
+    use std::io::ErrorKind as K;
+    let mut found = Transport::Other;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<DnsError>() {
+            return Transport::Dns;
+        }
+        if err.is::<rustls::Error>() {
+            return Transport::Tls;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                K::ConnectionRefused => return Transport::Refused,
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    found = Transport::Reset
+                }
+                _ => {}
+            }
+            if let Some(inner) = io.get_ref() {
+                cur = Some(inner);
+                continue;
+            }
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_closed() || h.is_canceled())
+        {
+            found = Transport::Reset;
+        }
+        cur = err.source();
+    }
+    found
 }
 
 /// The innermost error's message: the most specific one (`invalid peer certificate: ...`).
@@ -591,17 +654,6 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         last = s;
     }
     last.to_string()
-}
-
-fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        src = s.source();
-    }
-    None
 }
 
 /// A body or JSON expectation that fails on a body cut at [`MAX_BODY`] says so: the match
@@ -904,6 +956,30 @@ mod tests {
             body: body.as_bytes().to_vec(),
             truncated: false,
         }
+    }
+
+    #[test]
+    fn transport_failures_are_told_apart_by_type_not_by_text() {
+        use std::io::{Error, ErrorKind};
+        let tls = Error::new(
+            ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert_eq!(transport_failure(&tls), Transport::Tls);
+        let dns = Error::other(DnsError {
+            host: "x.invalid".into(),
+            source: Error::other("lookup failed"),
+        });
+        assert_eq!(transport_failure(&dns), Transport::Dns);
+        // Words are not types.
+        let words = Error::new(
+            ErrorKind::ConnectionReset,
+            "tls certificate handshake dns error",
+        );
+        assert_eq!(transport_failure(&words), Transport::Reset);
+        let refused = Error::new(ErrorKind::ConnectionRefused, "certificate");
+        assert_eq!(transport_failure(&refused), Transport::Refused);
+        assert_eq!(transport_failure(&Error::other("tls")), Transport::Other);
     }
 
     #[test]
