@@ -91,13 +91,35 @@ impl fmt::Display for Class {
 /// A titled block of context shown with a failure (last response, object, diff, spans seen).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Section {
+    /// What it is, for code that looks for one (the title is for people).
+    #[serde(skip)]
+    pub kind: SectionKind,
     pub title: String,
     pub body: String,
 }
 
+/// The kinds of [`Section`] code needs to tell apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SectionKind {
+    #[default]
+    Other,
+    LastResponse,
+    LastObject,
+    LastRun,
+    Diff,
+    SpansSeen,
+    SpanAttributes,
+    TransportError,
+}
+
 impl Section {
     pub fn new(title: impl Into<String>, body: impl Into<String>) -> Self {
+        Section::of(SectionKind::Other, title, body)
+    }
+
+    pub fn of(kind: SectionKind, title: impl Into<String>, body: impl Into<String>) -> Self {
         Section {
+            kind,
             title: title.into(),
             body: body.into(),
         }

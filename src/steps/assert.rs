@@ -15,7 +15,7 @@ use super::{StepCtx, StepResult, failure_from};
 use crate::cluster::target::Target;
 use crate::cluster::watch::Changes;
 use crate::cluster::{Cluster, Kind, Tracked};
-use crate::engine::retry::{self, Class, Miss, Section};
+use crate::engine::retry::{self, Class, Miss, Section, SectionKind};
 use crate::matching::{self, cel};
 use crate::suite::model::AssertSpec;
 use crate::util::truncate;
@@ -201,12 +201,10 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             let mut f = failure_from(&g, &ctx.limits);
             f.expected = Some(expect.describe(&what));
             if let Some(obj) = last_seen.lock().expect("poisoned").as_ref()
-                && !f
-                    .sections
-                    .iter()
-                    .any(|s| s.title.starts_with("last object"))
+                && !f.sections.iter().any(|s| s.kind == SectionKind::LastObject)
             {
-                f.sections.push(Section::new(
+                f.sections.push(Section::of(
+                    SectionKind::LastObject,
                     "last object",
                     show_object(obj, expect.hide_values),
                 ));
@@ -531,7 +529,11 @@ pub fn check_object(expect: &Expect, obj: &Value, what: &str) -> Result<(), Miss
             format!("{what}: {m}"),
         );
         return Err(match m.diff() {
-            Some(d) => miss.with_context(Section::new(format!("diff at {}", m.path), d)),
+            Some(d) => miss.with_context(Section::of(
+                SectionKind::Diff,
+                format!("diff at {}", m.path),
+                d,
+            )),
             None => miss,
         });
     }

@@ -3,7 +3,7 @@
 //! program is killed (its whole process group) at the deadline.
 
 use super::{StepCtx, StepResult, failure_from};
-use crate::engine::retry::{self, Class, Miss, Policy, Section};
+use crate::engine::retry::{self, Class, Miss, Policy, Section, SectionKind};
 use crate::matching::Text;
 use crate::process::Output;
 use crate::suite::model::{ExecSpec, TextMatch};
@@ -88,7 +88,8 @@ pub async fn run(spec: &ExecSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Err(g) => {
             let mut f = failure_from(&g, &ctx.limits);
             if let Some(o) = last.lock().expect("poisoned").as_ref() {
-                f.sections.push(Section::new("last run", o.dump()));
+                f.sections
+                    .push(Section::of(SectionKind::LastRun, "last run", o.dump()));
             }
             f.expected = Some(describe(&expect));
             f.reproduce.push(format!(

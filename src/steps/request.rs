@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{RequestTrace, StepCtx, StepResult, failure_from};
 use crate::engine::events::Failure;
-use crate::engine::retry::{self, Class, Miss, Section};
+use crate::engine::retry::{self, Class, Miss, Section, SectionKind};
 use crate::engine::{hex, new_span_id, new_trace_id};
 use crate::matching::{self, Text, cel};
 use crate::suite::model::{HeaderExpect, HttpExpect, RequestSpec};
@@ -272,7 +272,7 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
                 && !f
                     .sections
                     .iter()
-                    .any(|s| s.title.starts_with("last response"))
+                    .any(|s| s.kind == SectionKind::LastResponse)
             {
                 // Say so when later attempts got no response (timeouts, resets).
                 let title = if *n < gave_up.history.attempts || gave_up.pending.is_some() {
@@ -280,7 +280,8 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
                 } else {
                     "last response".to_string()
                 };
-                f.sections.push(Section::new(title, r.dump()));
+                f.sections
+                    .push(Section::of(SectionKind::LastResponse, title, r.dump()));
             }
             f.reproduce
                 .push(curl_command(&prepared, ctx.run.config.show_secrets));
@@ -597,7 +598,11 @@ fn classify(e: &reqwest::Error, url: &reqwest::Url, timeout: Duration) -> Miss {
             format!("transport error ({target}): {root}"),
         ),
     };
-    Miss::new(class, summary, detail).with_context(Section::new("transport error", error_chain(e)))
+    Miss::new(class, summary, detail).with_context(Section::of(
+        SectionKind::TransportError,
+        "transport error",
+        error_chain(e),
+    ))
 }
 
 /// What a transport error was, by type.
@@ -788,7 +793,11 @@ fn check_response(e: &Expect, r: &Response) -> Result<(), Miss> {
                     detail,
                 );
                 return Err(match m.diff() {
-                    Some(d) => miss.with_context(Section::new(format!("diff at {}", path.raw), d)),
+                    Some(d) => miss.with_context(Section::of(
+                        SectionKind::Diff,
+                        format!("diff at {}", path.raw),
+                        d,
+                    )),
                     None => miss,
                 });
             }

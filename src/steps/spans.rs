@@ -174,7 +174,7 @@ mod tests {
     use super::*;
     use crate::engine::RunContext;
     use crate::engine::events::{EventSink, TestKey};
-    use crate::engine::retry::{Class, Limits, Policy};
+    use crate::engine::retry::{Class, Limits, Policy, SectionKind};
     use crate::steps::{RequestTrace, TestState};
     use crate::suite::model::Step;
     use crate::suite::spanned::Loc;
@@ -317,7 +317,7 @@ spans:
             "{}",
             f.headline
         );
-        assert!(f.sections.iter().any(|s| s.title == "spans seen"));
+        assert!(f.sections.iter().any(|s| s.kind == SectionKind::SpansSeen));
         let expected = f.expected.unwrap();
         assert!(
             expected.contains(r#"from service "demo-gateway""#),

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::store::{Seen, Selection, Snapshot, SpanStatus, SpanStore};
 use crate::engine::hex;
-use crate::engine::retry::{Class, Miss, Section};
+use crate::engine::retry::{Class, Miss, Section, SectionKind};
 use crate::matching::{self, cel};
 use crate::suite::model::SpanKind;
 use crate::util::truncate;
@@ -167,7 +167,7 @@ pub fn check_snapshot(
             None => true,
         })
         .collect();
-    let seen_section = || Section::new("spans seen", table(snap, root));
+    let seen_section = || Section::of(SectionKind::SpansSeen, "spans seen", table(snap, root));
     let mut problems: Vec<Problem> = Vec::new();
 
     if let Some(svc) = &query.service
@@ -352,7 +352,8 @@ fn check_one(e: &ExpectedSpan, pool: &[&Seen], root: Option<[u8; 8]>) -> Option<
                     .join("; ")
             ),
         );
-        p.extra = Some(Section::new(
+        p.extra = Some(Section::of(
+            SectionKind::SpanAttributes,
             format!("attributes of {}", truncate(&best.span.name, 80)),
             attributes_text(best),
         ));
@@ -792,7 +793,7 @@ mod tests {
         let attrs = m
             .context
             .iter()
-            .find(|s| s.title.starts_with("attributes of"))
+            .find(|s| s.kind == SectionKind::SpanAttributes)
             .unwrap();
         assert!(
             attrs.body.contains("http.response.status_code: 200"),
@@ -850,7 +851,11 @@ mod tests {
             "{}",
             m.detail
         );
-        let seen = m.context.iter().find(|s| s.title == "spans seen").unwrap();
+        let seen = m
+            .context
+            .iter()
+            .find(|s| s.kind == SectionKind::SpansSeen)
+            .unwrap();
         assert!(seen.body.starts_with("name"), "{}", seen.body);
         assert!(seen.body.contains("GET /example"), "{}", seen.body);
         assert!(seen.body.contains("(the request)"), "{}", seen.body);
