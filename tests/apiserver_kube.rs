@@ -851,6 +851,7 @@ async fn watch_from_a_future_or_previous_servers_version() {
                 addr,
                 tls: false,
                 token: None,
+                ..Default::default()
             })
             .await
             {

@@ -99,7 +99,7 @@ fn refused_credentials_are_exit_3_naming_the_credentials() {
     assert_line(
         &err,
         &format!(
-            r"^error: cannot reach the Kubernetes API at {}: the credentials were refused \(401 Unauthorized\): Unauthorized$",
+            r"^error: credentials for the Kubernetes API at {}: refused \(401 Unauthorized\): Unauthorized$",
             regex::escape(&cluster.url())
         ),
     );
@@ -122,7 +122,7 @@ fn an_untrusted_certificate_is_exit_3_naming_tls() {
     assert_line(
         &err,
         &format!(
-            r"^error: cannot reach the Kubernetes API at {}: .*invalid peer certificate: BadSignature$",
+            r"^error: TLS with the Kubernetes API at {} failed: .*invalid peer certificate: BadSignature$",
             regex::escape(&cluster.url())
         ),
     );

@@ -1,5 +1,7 @@
-//! One try of one test: variables, namespace, steps in order under the test deadline,
-//! pause-on-failure, then cleanup (always, bounded by cleanup-timeout).
+//! One try of one test, in phases: its namespace (`open_namespace`), its steps in order under
+//! the test deadline (`run_steps_bounded`), what a failure leaves for people before anything
+//! is removed (`after_failure`: pause, failure bundle), then cleanup (`clean_up`: always,
+//! bounded by cleanup-timeout; the test's own namespace goes in the background).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,8 +9,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::RunContext;
-use super::events::{Event, Failure, FailureCause, StepReport, StepStatus, TestId, TryReport};
+use super::cleanup::{
+    CleanupError, Owner, delete_objects, request_namespace_deletion, wait_namespace_gone,
+};
+use super::cluster_retry::{OpError, call_until, limits_until};
+use super::events::{
+    CleanupReport, Event, Failure, FailureCause, StepReport, StepStatus, TestId, TryReport,
+};
 use super::retry::{Limits, Policy};
+use crate::cluster::{Cluster, Kind, is_deleting};
 use crate::steps::{self, RequestTrace, StepCtx, TestState};
 use crate::suite::load::{Suite, Test};
 use crate::suite::model::Step;
@@ -138,7 +147,9 @@ fn test_vars(ctx: &RunContext, env: &SuiteEnv, test: &Test, namespace: Option<&s
     vars
 }
 
-/// Run one try of a test, cleanup included.
+/// Run one try of a test: its namespace, its steps under the test deadline, what a failure
+/// leaves for people (pause, failure bundle), then cleanup. The try's slot is free when this
+/// returns; its namespace may still be terminating in the background (the run's `Reaper`).
 pub async fn run_try(
     ctx: &Arc<RunContext>,
     env: &SuiteEnv,
@@ -156,29 +167,7 @@ pub async fn run_try(
         spans_since: ctx.spans.as_ref().map_or(0, |s| s.position()),
         ..TestState::default()
     };
-
-    // Namespace: created before the test, deleted (and waited for) after it.
-    let mut setup_error = None;
-    if test.needs_cluster() {
-        match (&env.namespace, &ctx.cluster) {
-            (NamespaceMode::Shared(ns), _) => state.namespace = Some(ns.clone()),
-            (NamespaceMode::PerTest, Some(cluster)) => {
-                let ns = crate::cluster::namespace_name(&test.name);
-                match cluster.create_namespace(&ns, &ctx.run_id, deadline).await {
-                    Ok(()) => state.namespace = Some(ns),
-                    Err(e) => {
-                        setup_error =
-                            Some(Failure::error(format!("cannot create namespace {ns}: {e}")))
-                    }
-                }
-            }
-            (NamespaceMode::PerTest, None) => {
-                setup_error = Some(Failure::error(
-                    "this test needs a cluster, and none is connected",
-                ))
-            }
-        }
-    }
+    let mut setup_error = open_namespace(ctx, env, test, &mut state, deadline).await;
     ctx.events.emit(Event::TestStarted {
         id: id.clone(),
         try_no,
@@ -189,56 +178,18 @@ pub async fn run_try(
 
     let mut reports: Vec<StepReport> = Vec::with_capacity(test.doc.steps.len());
     if setup_error.is_none() {
-        // The deadline moves later by the time spent in `pause:` steps: a person decides.
-        let moving = std::sync::Mutex::new(deadline);
-        let steps_run = run_steps(
+        run_steps_bounded(
             ctx,
             env,
             test,
             id,
             &mut vars,
             &mut state,
-            &moving,
+            deadline,
             test_timeout,
             &mut reports,
-        );
-        // A safety net for a step that ignores its deadline (a bug): it follows the moves.
-        let overrun = async {
-            loop {
-                let d = *moving.lock().expect("poisoned") + DEADLINE_GRACE;
-                tokio::time::sleep_until(d).await;
-                if Instant::now() >= *moving.lock().expect("poisoned") + DEADLINE_GRACE {
-                    return;
-                }
-            }
-        };
-        let overran = tokio::select! {
-            _ = steps_run => false,
-            _ = overrun => true,
-        };
-        if overran {
-            // A step overran its deadline: record it as a test-timeout on the running step.
-            let i = reports.len();
-            if let Some(step) = test.doc.steps.get(i) {
-                let mut r = not_run(i, step);
-                r.status = StepStatus::Failed;
-                r.duration = started.elapsed();
-                r.failure = Some(Failure::new(
-                    FailureCause::TestTimeout,
-                    None,
-                    format!(
-                        "test-timeout ({}) reached and the step did not stop within {}s",
-                        crate::util::fmt_duration(test_timeout),
-                        DEADLINE_GRACE.as_secs()
-                    ),
-                ));
-                ctx.events.emit(Event::StepFinished {
-                    id: id.clone(),
-                    report: r.clone(),
-                });
-                reports.push(r);
-            }
-        }
+        )
+        .await;
     }
     for (i, step) in test.doc.steps.iter().enumerate().skip(reports.len()) {
         reports.push(not_run(i, step));
@@ -256,24 +207,193 @@ pub async fn run_try(
         ));
     }
     let failed = setup_error.is_some() || reports.iter().any(|r| r.status == StepStatus::Failed);
+    if failed {
+        after_failure(ctx, id, try_no, &state, &reports).await;
+    }
+    let duration = started.elapsed();
 
-    // Pause before cleanup, with everything still in place. Not bounded by the test deadline:
-    // a person is looking; Enter or Ctrl-C ends it.
+    let (cleanup, cleanup_error) = clean_up(ctx, env, id, try_no, &state, failed).await;
+    let error = setup_error.or(cleanup_error);
+    let passed = !failed && error.is_none();
+    TryReport {
+        passed,
+        duration,
+        steps: reports,
+        error,
+        namespace: state.namespace,
+        cleanup,
+    }
+}
+
+/// The try's namespace: the suite's shared one, or a new one, created (retrying transient
+/// errors) before the test's deadline or Ctrl-C. An error is the try's failure.
+async fn open_namespace(
+    ctx: &Arc<RunContext>,
+    env: &SuiteEnv,
+    test: &Test,
+    state: &mut TestState,
+    deadline: Instant,
+) -> Option<Failure> {
+    if !test.needs_cluster() {
+        return None;
+    }
+    match (&env.namespace, &ctx.cluster) {
+        (NamespaceMode::Shared(ns), _) => {
+            state.namespace = Some(ns.clone());
+            None
+        }
+        (NamespaceMode::PerTest, Some(cluster)) => {
+            let ns = crate::cluster::namespace_name(&test.name);
+            let limits = limits_until(deadline, Some(ctx.cancel.clone()));
+            match create_namespace(cluster, &ns, &ctx.run_id, &[], &limits).await {
+                Ok(()) => {
+                    state.namespace = Some(ns);
+                    None
+                }
+                Err(e) => {
+                    // Maybe created before the answer was lost: cleanup removes it too.
+                    state.namespace = Some(ns);
+                    Some(Failure::error(format!(
+                        "cannot create the test namespace: {e}"
+                    )))
+                }
+            }
+        }
+        (NamespaceMode::PerTest, None) => Some(Failure::error(
+            "this test needs a cluster, and none is connected",
+        )),
+    }
+}
+
+/// Create a namespace labelled with the run, retrying transient errors (an API server
+/// restarting) until `limits` run out. A retry that finds the namespace already there with our
+/// run's label is our own earlier attempt, whose answer was lost.
+pub async fn create_namespace(
+    cluster: &Cluster,
+    ns: &str,
+    run: &str,
+    annotations: &[(String, String)],
+    limits: &Limits,
+) -> Result<(), OpError> {
+    let what = format!("creating namespace {ns}");
+    let attempt = || async {
+        match cluster.create_namespace(ns, run, annotations).await {
+            Err(e) if e.code() == Some(409) => {
+                let ours = cluster
+                    .get(&Kind::namespace(), None, ns)
+                    .await?
+                    .is_some_and(|n| run_of(&n) == Some(run) && !is_deleting(&n));
+                if ours { Ok(Ok(())) } else { Ok(Err(e)) }
+            }
+            Err(e) => Err(e),
+            Ok(_) => Ok(Ok(())),
+        }
+    };
+    match call_until(&what, limits, attempt).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(OpError::Refused { what, error }),
+        Err(e) => Err(e),
+    }
+}
+
+/// The run label of an object.
+pub fn run_of(o: &serde_json::Value) -> Option<&str> {
+    o.pointer("/metadata/labels")
+        .and_then(|l| l.get(crate::cluster::RUN_LABEL))
+        .and_then(serde_json::Value::as_str)
+}
+
+/// Steps in order under the test deadline, which `pause:` steps move later; a step that
+/// overruns the deadline (a bug) is cut and recorded as a test-timeout.
+#[allow(clippy::too_many_arguments)]
+async fn run_steps_bounded(
+    ctx: &Arc<RunContext>,
+    env: &SuiteEnv,
+    test: &Test,
+    id: &TestId,
+    vars: &mut Vars,
+    state: &mut TestState,
+    deadline: Instant,
+    test_timeout: Duration,
+    reports: &mut Vec<StepReport>,
+) {
+    let started = Instant::now();
+    // The deadline moves later by the time spent in `pause:` steps: a person decides.
+    let moving = std::sync::Mutex::new(deadline);
+    let steps_run = run_steps(
+        ctx,
+        env,
+        test,
+        id,
+        vars,
+        state,
+        &moving,
+        test_timeout,
+        reports,
+    );
+    // A safety net for a step that ignores its deadline (a bug): it follows the moves.
+    let overrun = async {
+        loop {
+            let d = *moving.lock().expect("poisoned") + DEADLINE_GRACE;
+            tokio::time::sleep_until(d).await;
+            if Instant::now() >= *moving.lock().expect("poisoned") + DEADLINE_GRACE {
+                return;
+            }
+        }
+    };
+    let overran = tokio::select! {
+        _ = steps_run => false,
+        _ = overrun => true,
+    };
+    if !overran {
+        return;
+    }
+    // A step overran its deadline: record it as a test-timeout on the running step.
+    let i = reports.len();
+    if let Some(step) = test.doc.steps.get(i) {
+        let mut r = not_run(i, step);
+        r.status = StepStatus::Failed;
+        r.duration = started.elapsed();
+        r.failure = Some(Failure::new(
+            FailureCause::TestTimeout,
+            None,
+            format!(
+                "test-timeout ({}) reached and the step did not stop within {}s",
+                crate::util::fmt_duration(test_timeout),
+                DEADLINE_GRACE.as_secs()
+            ),
+        ));
+        ctx.events.emit(Event::StepFinished {
+            id: id.clone(),
+            report: r.clone(),
+        });
+        reports.push(r);
+    }
+}
+
+/// A failed try, before cleanup, with everything still in place: pause for a person
+/// (`--pause-on-failure`), and the cluster side of the failure bundle (`--artifacts`).
+/// Evidence collectors for a failed try belong here.
+async fn after_failure(
+    ctx: &Arc<RunContext>,
+    id: &TestId,
+    try_no: u32,
+    state: &TestState,
+    reports: &[StepReport],
+) {
+    // Not bounded by the test deadline: a person is looking; Enter or Ctrl-C ends it.
     if ctx.config.pause_on_failure
         && !ctx.cancel.is_cancelled()
         && let Some(step) = reports.iter().find(|r| r.status == StepStatus::Failed)
     {
-        crate::debug::pause::on_failure(ctx, id, &state, step).await;
+        crate::debug::pause::on_failure(ctx, id, state.namespace.as_deref(), &state.tracked, step)
+            .await;
     }
-
-    // The cluster side of the failure bundle, while everything is still there.
-    if failed
-        && let (Some(root), Some(cluster), Some(ns)) = (
-            &ctx.config.artifacts,
-            &ctx.cluster,
-            state.namespace.as_deref(),
-        )
-    {
+    if let (Some(root), Some(cluster), Some(ns)) = (
+        &ctx.config.artifacts,
+        &ctx.cluster,
+        state.namespace.as_deref(),
+    ) {
         let dir = crate::debug::bundle::dir_for(root, id, try_no);
         if let Err(e) = crate::debug::bundle::dump_namespace(cluster, ns, &dir).await {
             ctx.events.emit(Event::Notice {
@@ -282,51 +402,85 @@ pub async fn run_try(
             });
         }
     }
+}
 
-    // Cleanup: always, bounded by its own deadline, also after Ctrl-C.
-    let mut cleanup_error = None;
-    if let Some(cluster) = &ctx.cluster {
-        let keep = match ctx.config.keep {
-            crate::cli::Keep::Always => true,
-            crate::cli::Keep::OnFailure => failed,
-            crate::cli::Keep::Never => false,
-        };
-        let own_ns = matches!(env.namespace, NamespaceMode::PerTest)
-            .then_some(())
-            .and(state.namespace.as_deref());
-        if keep {
-            if let Some(ns) = state.namespace.as_deref() {
-                ctx.events.emit(Event::Kept {
-                    id: id.clone(),
-                    namespace: ns.to_owned(),
-                    commands: crate::cluster::inspect_commands(
-                        ns,
-                        &ctx.kubectl_flags(),
-                        &state.tracked,
-                    ),
-                });
-            }
-        } else if own_ns.is_some() || !state.tracked.is_empty() {
-            let cleanup_deadline =
-                Instant::now() + cleanup_timeout(suite, ctx.config.timeout_scale);
-            if let Err(e) = cluster
-                .cleanup(&state.tracked, own_ns, cleanup_deadline)
-                .await
-            {
-                cleanup_error = Some(e);
+/// Whether `--keep` keeps what a try (or a suite) made.
+pub fn keep(ctx: &RunContext, failed: bool) -> bool {
+    match ctx.config.keep {
+        crate::cli::Keep::Always => true,
+        crate::cli::Keep::OnFailure => failed,
+        crate::cli::Keep::Never => false,
+    }
+}
+
+/// Cleanup of one try, also after Ctrl-C: what another test could collide with (objects
+/// outside the test's own namespace, or in a shared one) is deleted and waited for now; the
+/// test's own namespace is deleted in the background. Returns what it did, and a failure when
+/// something it waited for is still there.
+async fn clean_up(
+    ctx: &Arc<RunContext>,
+    env: &SuiteEnv,
+    id: &TestId,
+    try_no: u32,
+    state: &TestState,
+    failed: bool,
+) -> (Option<CleanupReport>, Option<Failure>) {
+    let Some(cluster) = &ctx.cluster else {
+        return (None, None);
+    };
+    if keep(ctx, failed) {
+        if let Some(ns) = state.namespace.as_deref() {
+            ctx.events.emit(Event::Kept {
+                id: id.clone(),
+                namespace: ns.to_owned(),
+                commands: crate::cluster::inspect_commands(
+                    ns,
+                    &ctx.kubectl_flags(),
+                    &state.tracked,
+                ),
+            });
+        }
+        return (None, None);
+    }
+    let own_ns = matches!(env.namespace, NamespaceMode::PerTest)
+        .then_some(())
+        .and(state.namespace.clone());
+    if own_ns.is_none() && state.tracked.is_empty() {
+        return (None, None);
+    }
+    let started = Instant::now();
+    let deadline = started + cleanup_timeout(&env.suite, ctx.config.timeout_scale);
+    let limits = limits_until(deadline, None);
+    let mut problems = delete_objects(cluster, &state.tracked, own_ns.as_deref(), &limits).await;
+    if let Some(ns) = own_ns.clone() {
+        // Requested now (one call), so a test's namespace is Terminating before the next test
+        // takes the slot; waited for in the background.
+        match request_namespace_deletion(cluster, &ns, &limits).await {
+            Err(p) => problems.push(p),
+            Ok(()) => {
+                let (cluster, inside) = (cluster.clone(), state.tracked.clone());
+                let owner = Owner {
+                    test: Some((id.clone(), try_no)),
+                    suite: env.suite.name.clone(),
+                };
+                ctx.reaper
+                    .spawn(&ctx.events, owner, format!("namespace {ns}"), async move {
+                        let limits = limits_until(deadline, None);
+                        wait_namespace_gone(&cluster, &ns, &inside, &limits)
+                            .await
+                            .map_err(|p| CleanupError(vec![p]))
+                    });
             }
         }
     }
-    let error = setup_error
-        .or_else(|| cleanup_error.map(|e| Failure::error(format!("cleanup failed: {e}"))));
-    let passed = !failed && error.is_none();
-    TryReport {
-        passed,
+    let report = CleanupReport {
         duration: started.elapsed(),
-        steps: reports,
-        error,
-        namespace: state.namespace,
-    }
+        background: own_ns,
+    };
+    let error = CleanupError::check(problems)
+        .err()
+        .map(|e| Failure::error(format!("cleanup failed: {e}")));
+    (Some(report), error)
 }
 
 #[allow(clippy::too_many_arguments)]

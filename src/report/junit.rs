@@ -10,7 +10,8 @@
 //! - a flaky test (passed on a re-run): a passing testcase with a `<flakyFailure>` per failed try;
 //! - a skipped test: `<skipped message="REASON">`; a test that never ran because the run ended
 //!   is skipped with `not run`; a suite whose setup failed fails its tests with that failure;
-//! - notices about a test (and resources kept after it) go to its `<system-out>`.
+//! - notices about a test (and resources kept after it) go to its `<system-out>`, and a line
+//!   per try saying how long its cleanup took (in the slot, and in the background).
 
 use std::path::PathBuf;
 
@@ -62,8 +63,10 @@ impl Junit {
                 case.extra
                     .insert("file".into(), t.id.file.display().to_string().into());
                 case.set_time(report.duration);
-                if !t.notices.is_empty() {
-                    case.set_system_out(t.notices.join("\n"));
+                let mut out = t.notices.clone();
+                out.extend(t.cleanup_lines(&report));
+                if !out.is_empty() {
+                    case.set_system_out(out.join("\n"));
                 }
                 suite.add_test_case(case);
             }
@@ -207,7 +210,21 @@ mod tests {
                 .system_out
                 .as_ref()
                 .map(|s| s.as_str()),
-            Some("cleanup: namespace gwtest-t-def456 took 20s to go")
+            Some(
+                "cleanup: namespace gwtest-t-def456 took 20s to go\n\
+                 cleanup (try 1): 0.0s; namespace gwtest-t-def456 gone after 5.1s in the background"
+            )
+        );
+        // A try whose background deletion never reported: the run ended first.
+        assert_eq!(
+            case(&r, "web", "ok#2")
+                .system_out
+                .as_ref()
+                .map(|s| s.as_str()),
+            Some(
+                "cleanup (try 1): 0.0s; namespace gwtest-t-def456 still being deleted when the \
+                 run ended"
+            )
         );
     }
 

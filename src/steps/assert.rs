@@ -15,6 +15,7 @@ use super::{StepCtx, StepResult, failure_from};
 use crate::cluster::target::Target;
 use crate::cluster::watch::Changes;
 use crate::cluster::{Cluster, Kind, Tracked};
+use crate::engine::cluster_retry::miss;
 use crate::engine::retry::{self, Class, Miss, Section};
 use crate::matching;
 use crate::suite::model::AssertSpec;
@@ -149,7 +150,7 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             let kind = cluster
                 .resolve(&target.api_version, &target.kind)
                 .await
-                .map_err(|e| crate::cluster::miss(&e, &target.describe(true)))?;
+                .map_err(|e| miss(&e, &target.describe(true)))?;
             start_watch(&kind);
             attempt(cluster, &kind, target, expect, tracked, last_seen).await
         }
@@ -228,7 +229,7 @@ async fn attempt(
         let obj = cluster
             .get(kind, ns, name)
             .await
-            .map_err(|e| crate::cluster::miss(&e, &what))?;
+            .map_err(|e| miss(&e, &what))?;
         let Some(obj) = obj else {
             return if expect.absent {
                 Ok(Value::Null)
@@ -252,7 +253,7 @@ async fn attempt(
     let items = cluster
         .list(kind, ns, &selector)
         .await
-        .map_err(|e| crate::cluster::miss(&e, &what))?;
+        .map_err(|e| miss(&e, &what))?;
     *last_seen.lock().expect("poisoned") = Some(serde_json::json!({ "items": items }));
     if expect.absent {
         return match items.first() {

@@ -74,6 +74,7 @@ impl Env {
                 addr,
                 tls: false,
                 token: Some("gateway-test-token".into()),
+                ..ApiServerConfig::default()
             },
             None => ApiServerConfig::default(),
         };
@@ -143,6 +144,7 @@ impl Env {
                 addr,
                 tls: false,
                 token: Some("gateway-test-token".into()),
+                ..ApiServerConfig::default()
             })
             .await
             {
