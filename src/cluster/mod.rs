@@ -135,7 +135,10 @@ impl ClusterError {
                 reason: s.reason.clone(),
                 message: s.message.clone(),
             },
-            kube::Error::Auth(_) => ClusterError::Auth { server, cause },
+            kube::Error::Auth(ref a) => ClusterError::Auth {
+                server,
+                cause: auth_cause(a),
+            },
             kube::Error::RustlsTls(_) => ClusterError::Tls { server, cause },
             kube::Error::InferConfig(_)
             | kube::Error::InferKubeconfig(_)
@@ -153,7 +156,7 @@ impl ClusterError {
             // Transport errors: what is underneath decides.
             other => match transport_kind(&other) {
                 Transport::Tls => ClusterError::Tls { server, cause },
-                Transport::Auth => ClusterError::Auth { server, cause },
+                Transport::Auth(a) => ClusterError::Auth { server, cause: a },
                 Transport::Other => ClusterError::Unreachable { server, cause },
             },
         }
@@ -162,7 +165,8 @@ impl ClusterError {
 
 enum Transport {
     Tls,
-    Auth,
+    /// What the credentials failure says.
+    Auth(String),
     Other,
 }
 
@@ -174,11 +178,11 @@ fn transport_kind(e: &(dyn std::error::Error + 'static)) -> Transport {
         if err.downcast_ref::<rustls::Error>().is_some() {
             return Transport::Tls;
         }
-        if err.downcast_ref::<kube::client::AuthError>().is_some() {
-            return Transport::Auth;
+        if let Some(a) = err.downcast_ref::<kube::client::AuthError>() {
+            return Transport::Auth(auth_cause(a));
         }
-        if let Some(kube::Error::Auth(_)) = err.downcast_ref::<kube::Error>() {
-            return Transport::Auth;
+        if let Some(kube::Error::Auth(a)) = err.downcast_ref::<kube::Error>() {
+            return Transport::Auth(auth_cause(a));
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
@@ -191,6 +195,32 @@ fn transport_kind(e: &(dyn std::error::Error + 'static)) -> Transport {
         next = err.source();
     }
     Transport::Other
+}
+
+/// What a credentials failure says, for people. A failed exec plugin is told by its exit
+/// status and stderr: kube's own message repeats the plugin's command line with its
+/// environment, which may hold secrets.
+fn auth_cause(e: &kube::client::AuthError) -> String {
+    use kube::client::AuthError;
+    match e {
+        AuthError::AuthExecRun { out, .. } => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let said = stderr.trim();
+            format!(
+                "the exec credential plugin failed ({}){}",
+                out.status,
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", crate::util::truncate(said, 300))
+                }
+            )
+        }
+        AuthError::AuthExecStart(io) => {
+            format!("the exec credential plugin could not be started: {io}")
+        }
+        other => error_chain(other),
+    }
 }
 
 /// Whether an io error of `kind` is among the error's sources.

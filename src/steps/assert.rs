@@ -178,6 +178,16 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Err(g) => {
             let mut f = failure_from(&g, &ctx.limits);
             f.expected = Some(expect.describe(&what));
+            // Nobody reconciling a Gateway API object is the usual reason its status never
+            // comes: say so first.
+            let seen = last_seen.lock().expect("poisoned").clone();
+            if !expect.absent
+                && g.cause != retry::Cause::Cancelled
+                && let Some(obj) = &seen
+                && let Some(h) = crate::cluster::controllers::unreconciled(&cluster, obj).await
+            {
+                f.hints.insert(0, h);
+            }
             if let Some(obj) = last_seen.lock().expect("poisoned").as_ref()
                 && !f
                     .sections

@@ -99,6 +99,20 @@ impl TestCluster {
         self.server.as_ref().expect("running")
     }
 
+    /// The API server goes away (connections refused, watches end), keeping what it stores.
+    pub fn stop_serving(&mut self) {
+        let server = self.server.as_mut().expect("running");
+        self.rt.block_on(server.stop_serving());
+    }
+
+    /// The API server comes back on the same address, with the same objects.
+    pub fn serve_again(&mut self) {
+        let server = self.server.as_mut().expect("running");
+        self.rt
+            .block_on(server.serve_again())
+            .expect("serve again on the same address");
+    }
+
     /// A scratch directory that goes with the cluster.
     pub fn dir(&self) -> &Path {
         &self.dir
