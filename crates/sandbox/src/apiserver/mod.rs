@@ -38,6 +38,11 @@
 //!   Expired and clients re-list (for tests of watch recovery).
 //! - [`ApiServer::shutdown`] stops accepting, ends watches cleanly and waits (bounded) for
 //!   connections to close.
+//! - [`ApiServer::stop_serving`] / [`ApiServer::serve_again`]: the server goes away
+//!   (connections refused) and comes back on the same address, keeping what it stores, as a
+//!   real API server restarting does (for tests of outages).
+//! - `cfg.namespace_termination`: how long a deleted namespace stays `Terminating` before its
+//!   contents and itself go (a real namespace controller takes ~5 s; default: at once).
 //!
 //! # Behaviour
 //!
