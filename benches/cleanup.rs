@@ -46,7 +46,11 @@ impl Sandbox {
         let ready = support::eventually(Duration::from_secs(60), || {
             running.stdout_so_far().contains("ready kubeconfig=")
         });
-        assert!(ready, "the sandbox did not start: {}", running.stdout_so_far());
+        assert!(
+            ready,
+            "the sandbox did not start: {}",
+            running.stdout_so_far()
+        );
         Sandbox {
             running: Some(running),
             kubeconfig: kc.display().to_string(),
@@ -54,8 +58,9 @@ impl Sandbox {
         }
     }
 
-    /// One run of `paths`: its wall time. It must pass and leave nothing behind.
-    fn run(&self, paths: &[&str], expect_tests: usize) -> Duration {
+    /// One run of `paths`: its wall time, or what failed. Either way it must leave nothing
+    /// behind.
+    fn run(&self, paths: &[&str], expect_tests: usize) -> Result<Duration, String> {
         let mut args = vec!["run"];
         args.extend(paths);
         args.extend([
@@ -72,8 +77,21 @@ impl Sandbox {
             .timeout(Duration::from_secs(300))
             .run();
         let wall = t0.elapsed();
-        out.assert_exit(0);
-        out.assert_counts(expect_tests, 0, 0, 0);
+        let failed = match out.code {
+            Some(0) => {
+                out.assert_counts(expect_tests, 0, 0, 0);
+                None
+            }
+            // A test failed (the shipped suites' own flakiness): reported, not timed.
+            Some(1) => Some(
+                out.stdout
+                    .lines()
+                    .filter(|l| l.starts_with("FAIL"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            _ => panic!("the run did not finish normally\n{}", out.dump()),
+        };
         let gc = gwtest(&["gc", "--dry-run", "--kubeconfig", &self.kubeconfig])
             .timeout(Duration::from_secs(120))
             .run();
@@ -84,7 +102,10 @@ impl Sandbox {
             gc.dump(),
             out.dump()
         );
-        wall
+        match failed {
+            None => Ok(wall),
+            Some(f) => Err(f),
+        }
     }
 }
 
@@ -107,7 +128,8 @@ fn main() {
     let dir = support::Workspace::new("bench-cleanup");
     if quick {
         let sb = Sandbox::start(dir.path(), "1s");
-        sb.run(&["suites/discovery"], 2);
+        sb.run(&["suites/discovery"], 2)
+            .expect("the discovery suite passes");
         println!("cleanup bench: smoke run ok (use `cargo bench --bench cleanup` for numbers)");
         return;
     }
@@ -115,20 +137,37 @@ fn main() {
     for termination in ["5s", "0s"] {
         let sb = Sandbox::start(dir.path(), termination);
         // Warm the binary, the page cache and the demo gateway's first reconcile.
-        sb.run(&["suites/discovery"], 2);
-        let mut walls: Vec<Duration> = (0..ROUNDS).map(|_| sb.run(&["suites"], 11)).collect();
+        let _ = sb.run(&["suites/discovery"], 2);
+        let mut walls = Vec::new();
+        let mut failures = Vec::new();
+        while walls.len() < ROUNDS && failures.len() < ROUNDS {
+            match sb.run(&["suites"], 11) {
+                Ok(w) => walls.push(w),
+                Err(f) => {
+                    eprintln!("a run failed ({termination}): {f}");
+                    failures.push(f);
+                }
+            }
+        }
+        assert!(!walls.is_empty(), "every run failed: {failures:?}");
         walls.sort();
-        rows.push((termination, walls));
+        rows.push((termination, walls, failures));
     }
-    println!("shipped suites (11 tests), -j 4, {ROUNDS} rounds, nothing left after each run:");
-    println!("| namespace termination | median | min | max |");
-    println!("|---|---|---|---|");
-    for (t, w) in &rows {
+    println!("shipped suites (11 tests), -j 4, nothing left after each run:");
+    println!("| namespace termination | runs | median | min | max | failed runs |");
+    println!("|---|---|---|---|---|---|");
+    for (t, w, f) in &rows {
         println!(
-            "| {t} | {} | {} | {} |",
+            "| {t} | {} | {} | {} | {} | {} |",
+            w.len(),
             secs(w[w.len() / 2]),
             secs(w[0]),
-            secs(w[w.len() - 1])
+            secs(w[w.len() - 1]),
+            if f.is_empty() {
+                "0".to_string()
+            } else {
+                format!("{}: {}", f.len(), f.join(" / "))
+            }
         );
     }
 }

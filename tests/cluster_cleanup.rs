@@ -13,7 +13,7 @@ use std::time::Duration;
 use gwtest_sandbox::apiserver::ApiServerConfig;
 use serde_json::Value;
 use support::{Gwtest, Workspace, eventually, gwtest, test_doc};
-use support_cluster::{TestCluster, run_id};
+use support_cluster::{TestCluster, cm_test, run_id};
 
 /// How long the emulated namespace controller keeps a namespace Terminating.
 const TERMINATION: Duration = Duration::from_secs(3);
@@ -33,22 +33,6 @@ fn json_report(ws: &Workspace, name: &str) -> Value {
 fn ms(v: &Value) -> u64 {
     v.as_u64()
         .unwrap_or_else(|| panic!("not a number of ms: {v}"))
-}
-
-/// A test that applies ConfigMap `NAME` and asserts it.
-fn cm_test(name: &str) -> String {
-    test_doc(
-        name,
-        "",
-        &format!(
-            r#"  - apply:
-      manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: {name}}}, data: {{test: "${{test}}"}}}}
-  - assert:
-      resource: {{apiVersion: v1, kind: ConfigMap, name: {name}}}
-      fields: {{data: {{test: {name}}}}}
-"#
-        ),
-    )
 }
 
 /// A fixture file: a namespace of its own with a ConfigMap in it.

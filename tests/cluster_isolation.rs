@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{Workspace, eventually, test_doc};
-use support_cluster::{Mode, TestCluster, UPSTREAM, distinct, run_id, uid_of};
+use support_cluster::{Mode, TestCluster, UPSTREAM, cm_test, distinct, run_id, uid_of};
 
 const CM: (&str, &str) = ("v1", "ConfigMap");
 
@@ -30,22 +30,6 @@ fn namespaces_in_report(report: &Value) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// A test that applies ConfigMap `NAME` (data from `${test}` and `${namespace}`) and asserts it.
-fn cm_test(name: &str) -> String {
-    test_doc(
-        name,
-        "",
-        &format!(
-            r#"  - apply:
-      manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: {name}}}, data: {{test: "${{test}}", ns: "${{namespace}}"}}}}
-  - assert:
-      resource: {{apiVersion: v1, kind: ConfigMap, name: {name}}}
-      fields: {{data: {{test: {name}}}}}
-"#
-        ),
-    )
 }
 
 #[test]

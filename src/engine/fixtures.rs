@@ -177,8 +177,11 @@ async fn namespace(
                                 ))
                             })?;
                     }
-                    // Not gwtest's: used, never deleted.
-                    Some(n) if !labelled(&n) => return Ok(NamespaceMode::Shared(fixed.into())),
+                    // Not gwtest's, or kept by an earlier suite of this run (`--keep`): used,
+                    // never deleted.
+                    Some(n) if !labelled(&n) || holds::holders(&n).iter().any(|h| h == run) => {
+                        return Ok(NamespaceMode::Shared(fixed.into()));
+                    }
                     // Another run made it: hold it too.
                     Some(_) => {
                         let held =
@@ -502,7 +505,11 @@ pub async fn teardown(ctx: &Arc<RunContext>, cluster: &Arc<Cluster>, suite: &Sui
     }
 
     // No suite applies fixtures while this one removes its own (in the background).
-    let guard = ctx.suites.fixtures.clone().lock_owned().await;
+    let guard = if res.fixtures.is_empty() {
+        None
+    } else {
+        Some(ctx.suites.fixtures.clone().lock_owned().await)
+    };
     // Only objects no other suite of the run holds any more go.
     let unheld: Vec<Tracked> = {
         let mut holders = ctx.suites.holders.lock().expect("poisoned");

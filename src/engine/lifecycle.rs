@@ -163,11 +163,19 @@ pub async fn run_try(
     let deadline = started + test_timeout;
     let test_span = super::new_span_id();
 
+    let t = Try {
+        ctx,
+        env,
+        test,
+        id,
+        try_no,
+        test_timeout,
+    };
     let mut state = TestState {
         spans_since: ctx.spans.as_ref().map_or(0, |s| s.position()),
         ..TestState::default()
     };
-    let mut setup_error = open_namespace(ctx, env, test, &mut state, deadline).await;
+    let mut setup_error = open_namespace(&t, &mut state, deadline).await;
     ctx.events.emit(Event::TestStarted {
         id: id.clone(),
         try_no,
@@ -178,18 +186,7 @@ pub async fn run_try(
 
     let mut reports: Vec<StepReport> = Vec::with_capacity(test.doc.steps.len());
     if setup_error.is_none() {
-        run_steps_bounded(
-            ctx,
-            env,
-            test,
-            id,
-            &mut vars,
-            &mut state,
-            deadline,
-            test_timeout,
-            &mut reports,
-        )
-        .await;
+        run_steps_bounded(&t, &mut vars, &mut state, deadline, &mut reports).await;
     }
     for (i, step) in test.doc.steps.iter().enumerate().skip(reports.len()) {
         reports.push(not_run(i, step));
@@ -208,11 +205,11 @@ pub async fn run_try(
     }
     let failed = setup_error.is_some() || reports.iter().any(|r| r.status == StepStatus::Failed);
     if failed {
-        after_failure(ctx, id, try_no, &state, &reports).await;
+        after_failure(&t, &state, &reports).await;
     }
     let duration = started.elapsed();
 
-    let (cleanup, cleanup_error) = clean_up(ctx, env, id, try_no, &state, failed).await;
+    let (cleanup, cleanup_error) = clean_up(&t, &state, failed).await;
     let error = setup_error.or(cleanup_error);
     let passed = !failed && error.is_none();
     TryReport {
@@ -225,15 +222,20 @@ pub async fn run_try(
     }
 }
 
+/// What the phases of one try share.
+struct Try<'a> {
+    ctx: &'a Arc<RunContext>,
+    env: &'a SuiteEnv,
+    test: &'a Test,
+    id: &'a TestId,
+    try_no: u32,
+    test_timeout: Duration,
+}
+
 /// The try's namespace: the suite's shared one, or a new one, created (retrying transient
 /// errors) before the test's deadline or Ctrl-C. An error is the try's failure.
-async fn open_namespace(
-    ctx: &Arc<RunContext>,
-    env: &SuiteEnv,
-    test: &Test,
-    state: &mut TestState,
-    deadline: Instant,
-) -> Option<Failure> {
+async fn open_namespace(t: &Try<'_>, state: &mut TestState, deadline: Instant) -> Option<Failure> {
+    let (ctx, env, test) = (t.ctx, t.env, t.test);
     if !test.needs_cluster() {
         return None;
     }
@@ -305,32 +307,18 @@ pub fn run_of(o: &serde_json::Value) -> Option<&str> {
 
 /// Steps in order under the test deadline, which `pause:` steps move later; a step that
 /// overruns the deadline (a bug) is cut and recorded as a test-timeout.
-#[allow(clippy::too_many_arguments)]
 async fn run_steps_bounded(
-    ctx: &Arc<RunContext>,
-    env: &SuiteEnv,
-    test: &Test,
-    id: &TestId,
+    t: &Try<'_>,
     vars: &mut Vars,
     state: &mut TestState,
     deadline: Instant,
-    test_timeout: Duration,
     reports: &mut Vec<StepReport>,
 ) {
+    let (ctx, test, id, test_timeout) = (t.ctx, t.test, t.id, t.test_timeout);
     let started = Instant::now();
     // The deadline moves later by the time spent in `pause:` steps: a person decides.
     let moving = std::sync::Mutex::new(deadline);
-    let steps_run = run_steps(
-        ctx,
-        env,
-        test,
-        id,
-        vars,
-        state,
-        &moving,
-        test_timeout,
-        reports,
-    );
+    let steps_run = run_steps(t, vars, state, &moving, reports);
     // A safety net for a step that ignores its deadline (a bug): it follows the moves.
     let overrun = async {
         loop {
@@ -374,13 +362,8 @@ async fn run_steps_bounded(
 /// A failed try, before cleanup, with everything still in place: pause for a person
 /// (`--pause-on-failure`), and the cluster side of the failure bundle (`--artifacts`).
 /// Evidence collectors for a failed try belong here.
-async fn after_failure(
-    ctx: &Arc<RunContext>,
-    id: &TestId,
-    try_no: u32,
-    state: &TestState,
-    reports: &[StepReport],
-) {
+async fn after_failure(t: &Try<'_>, state: &TestState, reports: &[StepReport]) {
+    let (ctx, id, try_no) = (t.ctx, t.id, t.try_no);
     // Not bounded by the test deadline: a person is looking; Enter or Ctrl-C ends it.
     if ctx.config.pause_on_failure
         && !ctx.cancel.is_cancelled()
@@ -418,13 +401,11 @@ pub fn keep(ctx: &RunContext, failed: bool) -> bool {
 /// test's own namespace is deleted in the background. Returns what it did, and a failure when
 /// something it waited for is still there.
 async fn clean_up(
-    ctx: &Arc<RunContext>,
-    env: &SuiteEnv,
-    id: &TestId,
-    try_no: u32,
+    t: &Try<'_>,
     state: &TestState,
     failed: bool,
 ) -> (Option<CleanupReport>, Option<Failure>) {
+    let (ctx, env, id, try_no) = (t.ctx, t.env, t.id, t.try_no);
     let Some(cluster) = &ctx.cluster else {
         return (None, None);
     };
@@ -483,19 +464,15 @@ async fn clean_up(
     (Some(report), error)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_steps(
-    ctx: &Arc<RunContext>,
-    env: &SuiteEnv,
-    test: &Test,
-    id: &TestId,
+    t: &Try<'_>,
     vars: &mut Vars,
     state: &mut TestState,
     moving_deadline: &std::sync::Mutex<Instant>,
-    test_timeout: Duration,
     reports: &mut Vec<StepReport>,
 ) {
-    let suite = &env.suite;
+    let (ctx, test, id, test_timeout) = (t.ctx, t.test, t.id, t.test_timeout);
+    let suite = &t.env.suite;
     let attempt_timeout = attempt_timeout(suite, ctx.config.timeout_scale);
     for (index, step) in test.doc.steps.iter().enumerate() {
         if ctx.cancel.is_cancelled() {

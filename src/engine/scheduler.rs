@@ -256,7 +256,6 @@ async fn run_test(shared: Arc<Shared>, env: Arc<SuiteEnv>, ti: usize, id: TestId
         return skip(ctx, &id, &format!("the cluster is unusable: {e}"));
     }
     let retries = ctx.config.retries.or(test.doc.retries).unwrap_or(0);
-    let started = Instant::now();
     let mut tries = Vec::new();
     let mut status = TestStatus::Failed;
     for try_no in 1..=retries + 1 {
@@ -288,7 +287,8 @@ async fn run_test(shared: Arc<Shared>, env: Arc<SuiteEnv>, ti: usize, id: TestId
     let report = TestReport {
         id: id.clone(),
         status,
-        duration: started.elapsed(),
+        // The tries' own time: cleanup is reported apart.
+        duration: tries.iter().map(|t| t.duration).sum(),
         tries,
         skip_reason: None,
     };

@@ -729,6 +729,22 @@ pub async fn kubectl(cluster_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Ku
     }
 }
 
+/// A test that applies ConfigMap `NAME` (data from `${test}` and `${namespace}`) and asserts it.
+pub fn cm_test(name: &str) -> String {
+    crate::support::test_doc(
+        name,
+        "",
+        &format!(
+            r#"  - apply:
+      manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: {name}}}, data: {{test: "${{test}}", ns: "${{namespace}}"}}}}
+  - assert:
+      resource: {{apiVersion: v1, kind: ConfigMap, name: {name}}}
+      fields: {{data: {{test: {name}}}}}
+"#
+        ),
+    )
+}
+
 /// Distinct values, for "each test had its own namespace".
 pub fn distinct(v: &[String]) -> usize {
     v.iter().collect::<HashSet<_>>().len()
