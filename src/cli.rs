@@ -226,6 +226,16 @@ pub struct SandboxArgs {
     /// Kubeconfig context for --demo-gateway-only.
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// Keep a deleted namespace Terminating this long before it goes, as a real namespace
+    /// controller does (~5s): to see cleanup with a real cluster's timing. Also applies to
+    /// `run --sandbox` through the environment variable.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = crate::sandbox::NAMESPACE_TERMINATION_ENV,
+        value_parser = humantime::parse_duration
+    )]
+    pub namespace_termination: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

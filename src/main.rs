@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             Command::List(args) => cmd_list(args),
             Command::Schema(args) => cmd_schema(args),
             Command::Sandbox(args) => gwtest::sandbox::command(args).await,
-            Command::Gc(args) => gwtest::cluster::gc::command(args).await,
+            Command::Gc(args) => gwtest::engine::gc::command(args).await,
         }
     });
     // Don't wait for stray blocking tasks (a stdin read under --pause-on-failure).

@@ -8,6 +8,19 @@ use crate::cli::SandboxArgs;
 use crate::config::ExportProtocol;
 use crate::traces::export::export_url;
 
+/// Environment variable: how long the sandbox keeps a deleted namespace Terminating
+/// (`gwtest sandbox --namespace-termination`, and `run --sandbox`).
+pub const NAMESPACE_TERMINATION_ENV: &str = "GWTEST_SANDBOX_NAMESPACE_TERMINATION";
+
+/// `$GWTEST_SANDBOX_NAMESPACE_TERMINATION` for `run --sandbox` (unset: none).
+pub fn namespace_termination_from_env() -> Result<std::time::Duration, String> {
+    match std::env::var(NAMESPACE_TERMINATION_ENV) {
+        Ok(v) if !v.trim().is_empty() => humantime::parse_duration(v.trim())
+            .map_err(|e| format!("${NAMESPACE_TERMINATION_ENV}: {v:?}: {e}")),
+        _ => Ok(std::time::Duration::ZERO),
+    }
+}
+
 async fn until_interrupted() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     match term.as_mut() {
@@ -51,6 +64,7 @@ pub async fn command(args: SandboxArgs) -> Exit {
     let cfg = SandboxConfig {
         kubeconfig_out: args.kubeconfig_out.clone(),
         otlp_endpoint,
+        namespace_termination: args.namespace_termination.unwrap_or_default(),
     };
     let sandbox = match Sandbox::start(cfg).await {
         Ok(s) => s,

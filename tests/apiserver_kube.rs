@@ -625,6 +625,14 @@ async fn namespace_deletion_lifecycle() {
             "configmaps \"new\" is forbidden: unable to create new content in namespace doomed because it is being terminated"
         );
         assert!(nss.get_opt("doomed").await.unwrap().is_some());
+        // Writing to a Terminating namespace (its annotations) does not end it.
+        let patched = nss
+            .patch("doomed", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"a": "b"}}})))
+            .await
+            .unwrap();
+        assert_eq!(patched.status.unwrap().phase.as_deref(), Some("Terminating"));
+        assert!(nss.get_opt("doomed").await.unwrap().is_some());
+        assert!(cms.get_opt("held").await.unwrap().is_some());
         // Removing the last finalizer deletes the object, then the namespace goes.
         cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
             .await
@@ -851,6 +859,7 @@ async fn watch_from_a_future_or_previous_servers_version() {
                 addr,
                 tls: false,
                 token: None,
+                ..Default::default()
             })
             .await
             {

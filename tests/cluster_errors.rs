@@ -99,7 +99,7 @@ fn refused_credentials_are_exit_3_naming_the_credentials() {
     assert_line(
         &err,
         &format!(
-            r"^error: cannot reach the Kubernetes API at {}: the credentials were refused \(401 Unauthorized\): Unauthorized$",
+            r"^error: credentials for the Kubernetes API at {}: refused \(401 Unauthorized\): Unauthorized$",
             regex::escape(&cluster.url())
         ),
     );
@@ -122,7 +122,7 @@ fn an_untrusted_certificate_is_exit_3_naming_tls() {
     assert_line(
         &err,
         &format!(
-            r"^error: cannot reach the Kubernetes API at {}: .*invalid peer certificate: BadSignature$",
+            r"^error: TLS with the Kubernetes API at {} failed: .*invalid peer certificate: BadSignature$",
             regex::escape(&cluster.url())
         ),
     );
@@ -248,5 +248,110 @@ fn context_reaches_exec_steps_and_printed_commands() {
         kept.contains(" --context gwtest-sandbox delete namespace gwtest-t-"),
         "{}",
         out.dump()
+    );
+}
+
+/// A kubeconfig whose user gets its token from an exec plugin (as cloud clusters' do), which
+/// fails once the file `revoked` exists.
+fn exec_kubeconfig(ws: &Workspace, cluster: &TestCluster) -> (String, std::path::PathBuf) {
+    let revoked = ws.path().join("revoked");
+    let script = ws.write(
+        "creds.sh",
+        "#!/bin/sh\nif [ -e \"$REVOKED\" ]; then echo 'the identity provider says: revoked' >&2; exit 1; fi\nexp=$(date -u -d '+30 seconds' +%Y-%m-%dT%H:%M:%SZ)\nprintf '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s\",\"expirationTimestamp\":\"%s\"}}\\n' \"$TOKEN\" \"$exp\"\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut kc: serde_json::Value = serde_saphyr::from_str(&kubeconfig::render(
+        &cluster.url(),
+        "unused",
+        cluster.server().ca_pem(),
+    ))
+    .unwrap();
+    // A token that expires within a minute is fetched again for every request.
+    kc["users"][0]["user"] = serde_json::json!({"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "command": script.display().to_string(),
+        "env": [
+            {"name": "TOKEN", "value": cluster.server().token()},
+            {"name": "REVOKED", "value": revoked.display().to_string()},
+        ],
+        "interactiveMode": "Never",
+    }});
+    let kc = ws.write("exec-kubeconfig", &kc.to_string());
+    (kc.display().to_string(), revoked)
+}
+
+/// Credentials that stop working mid-run are not "cannot reach the Kubernetes API" retried
+/// until the step's timeout: the step fails at once with what the credentials said, the tests
+/// after it are not started, and the run exits 3.
+#[test]
+fn credentials_that_fail_mid_run_stop_the_run_at_once_with_exit_3() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("exec-creds");
+    let (kc, revoked) = exec_kubeconfig(&ws, &cluster);
+    ws.suite("s", "namespace: per-suite\ndefaults: {timeout: 60s}");
+    ws.write(
+        "s/t.test.yaml",
+        &format!(
+            "{}---\n{}",
+            test_doc(
+                "revoked",
+                "",
+                &format!(
+                    "  - apply:\n      manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: before}}}}\n  - exec:\n      command: [touch, {}]\n  - apply:\n      manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: after}}}}\n",
+                    revoked.display()
+                )
+            ),
+            test_doc(
+                "later",
+                "",
+                "  - apply:\n      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: later}}\n"
+            )
+        ),
+    );
+    let out = ws
+        .gwtest(&["run", "s", "--kubeconfig", &kc, "--json", "r.json"])
+        .timeout(Duration::from_secs(60))
+        .run();
+    out.assert_exit(3);
+    out.assert_counts(0, 0, 1, 1);
+    let o = out.outcome("s/revoked");
+    o.line(&format!(
+        r"^  ConfigMap after \(s/t\.test\.yaml:11\): credentials for the Kubernetes API at {}: the exec credential plugin failed \(exit status: 1\): the identity provider says: revoked \[api-error\]$",
+        regex::escape(&cluster.url())
+    ));
+    assert!(!out.stdout.contains("cannot reach"), "{}", out.dump());
+    // The plugin's environment (it holds the token) is never printed.
+    assert!(
+        !out.stdout.contains(cluster.server().token()),
+        "{}",
+        out.dump()
+    );
+    out.outcome("s/later")
+        .line(r"^SKIP .*\(the cluster is unusable: credentials for the Kubernetes API at .*\)$");
+    // At once: one attempt, not retried until the step's 60s timeout.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("r.json")).unwrap()).unwrap();
+    let step = &report["suites"][0]["tests"][0]["tries"][0]["steps"][2];
+    assert_eq!(step["status"], "failed", "{step}");
+    assert_eq!(step["attempts"], 1, "{step}");
+}
+
+/// A kubeconfig whose credentials cannot be obtained at all is exit 3 before any test, saying
+/// so (not "cannot reach").
+#[test]
+fn credentials_that_cannot_be_obtained_are_exit_3_naming_the_credentials() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("exec-creds-bad");
+    let (kc, revoked) = exec_kubeconfig(&ws, &cluster);
+    std::fs::write(&revoked, "").unwrap();
+    setup(&ws, "https://unused", "t", None);
+    let err = run_infra(&ws, &kc);
+    assert_line(
+        &err,
+        &format!(
+            r"^error: credentials for the Kubernetes API at {}: the exec credential plugin failed \(exit status: 1\): the identity provider says: revoked$",
+            regex::escape(&cluster.url())
+        ),
     );
 }

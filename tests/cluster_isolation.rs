@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{Workspace, eventually, test_doc};
-use support_cluster::{Mode, TestCluster, UPSTREAM, distinct, run_id, uid_of};
+use support_cluster::{Mode, TestCluster, UPSTREAM, cm_test, distinct, run_id, uid_of};
 
 const CM: (&str, &str) = ("v1", "ConfigMap");
 
@@ -30,22 +30,6 @@ fn namespaces_in_report(report: &Value) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// A test that applies ConfigMap `NAME` (data from `${test}` and `${namespace}`) and asserts it.
-fn cm_test(name: &str) -> String {
-    test_doc(
-        name,
-        "",
-        &format!(
-            r#"  - apply:
-      manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: {name}}}, data: {{test: "${{test}}", ns: "${{namespace}}"}}}}
-  - assert:
-      resource: {{apiVersion: v1, kind: ConfigMap, name: {name}}}
-      fields: {{data: {{test: {name}}}}}
-"#
-        ),
-    )
 }
 
 #[test]
@@ -600,6 +584,9 @@ fn gc_run_removes_only_that_runs_objects() {
     assert!(cluster.get(CM, Some("default"), "not-ours").is_some());
 }
 
+/// A namespace that does not go within cleanup-timeout (a finalizer nobody removes) does not
+/// fail the test that used it — its steps passed and its slot was long free — but the run
+/// says what is left and what holds it, and exits 3 since nothing failed.
 #[test]
 fn cleanup_timeout_bounds_a_namespace_stuck_terminating_and_says_so() {
     let cluster = TestCluster::start();
@@ -617,17 +604,21 @@ fn cleanup_timeout_bounds_a_namespace_stuck_terminating_and_says_so() {
         .gwtest(&ws, &["run", "s", "--json", "r.json"])
         .timeout(Duration::from_secs(30))
         .run();
-    out.assert_exit(1);
-    let ns = namespaces_in_report(&json_report(&ws, "r.json"))[0]
-        .1
-        .clone();
-    let o = out.outcome("s/stuck");
-    o.line(r"^  test setup/cleanup$");
-    o.line(&format!(
-        r"^  cleanup failed: namespace {ns} was still terminating when cleanup-timeout ran out; still there: ConfigMap held \(finalizers: gwtest\.test/never\) \[error\]$"
+    out.assert_exit(3);
+    out.assert_counts(1, 0, 0, 0);
+    let report = json_report(&ws, "r.json");
+    let ns = namespaces_in_report(&report)[0].1.clone();
+    let held = format!(
+        "namespace {ns} was still terminating when cleanup-timeout ran out; still there: ConfigMap held (finalizers: gwtest.test/never)"
+    );
+    out.stdout_line(&format!(
+        r"^note: s/stuck: cleanup of namespace {ns} ended after \d+\.\ds: {}$",
+        regex::escape(&held)
     ));
-    // Bounded by cleanup-timeout (1s), not stuck until the run's own timeout.
-    assert!(out.wall < Duration::from_secs(10), "{}", out.dump());
+    out.stdout_line(r"^cleanup: 1 background deletion, slowest \d+\.\ds \(s/stuck\), 1 left something behind \(see the notes above\)$");
+    let cleanup = &report["suites"][0]["tests"][0]["tries"][0]["cleanup"];
+    assert_eq!(cleanup["namespace"], ns.as_str());
+    assert_eq!(cleanup["background_error"], held.as_str());
     assert_eq!(
         cluster.get(("v1", "Namespace"), None, &ns).unwrap()["status"]["phase"],
         "Terminating"

@@ -54,8 +54,14 @@ impl Out {
     fn block(&self, id: &str) -> String {
         let mut lines = self.stdout.lines();
         let mut out = Vec::new();
+        // `FAIL     9.9s  lab/s2 (cleanup 0.0s)`
+        let head = regex::Regex::new(&format!(
+            r"^(FAIL|PASS) +\d+\.\ds  {}( \(.*\))?$",
+            regex::escape(id)
+        ))
+        .unwrap();
         while let Some(l) = lines.next() {
-            if l.ends_with(&format!("  {id}")) && (l.starts_with("FAIL") || l.starts_with("PASS")) {
+            if head.is_match(l) {
                 out.push(l.to_string());
                 for l in lines.by_ref() {
                     if !l.starts_with("  ") {

@@ -149,6 +149,7 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
         steps: vec![step_report(0, "request", 2, None), failed],
         error: None,
         namespace: None,
+        cleanup: None,
     };
     ev.push(Event::TestFinished {
         report: TestReport {
@@ -171,6 +172,8 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
             },
             duration: Duration::from_millis(200),
             interrupted: false,
+            cleanup_failed: 0,
+            cluster_unusable: None,
         },
     });
     ev

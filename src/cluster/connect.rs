@@ -21,7 +21,7 @@ pub async fn config(
         context: context.map(str::to_owned),
         ..Default::default()
     };
-    let invalid = |what: String| ClusterError::Invalid(what);
+    let invalid = ClusterError::Config;
     match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path).map_err(|e| {
@@ -79,43 +79,36 @@ pub async fn connect_with(
 ) -> Result<Cluster, ClusterError> {
     let server = cfg.cluster_url.to_string().trim_end_matches('/').to_owned();
     let connect_timeout = cfg.connect_timeout;
-    let client = kube::Client::try_from(cfg).map_err(|e| ClusterError::Unreachable {
-        server: server.clone(),
-        cause: error_chain(&e),
-    })?;
+    let client = kube::Client::try_from(cfg).map_err(|e| ClusterError::from_kube(e, &server))?;
     match tokio::time::timeout(timeout, client.apiserver_version()).await {
         Err(_) => Err(ClusterError::Unreachable {
             server,
             cause: format!("no answer within {}", crate::util::fmt_duration(timeout)),
         }),
-        Ok(Err(kube::Error::Api(s))) if s.code == 401 || s.code == 403 => {
-            Err(ClusterError::Unreachable {
-                server,
-                cause: format!(
-                    "the credentials were refused ({} {}): {}",
-                    s.code, s.reason, s.message
-                ),
-            })
-        }
-        Ok(Err(e)) => Err(ClusterError::Unreachable {
+        // /version is open to every authenticated user: a 403 there is about who we are.
+        Ok(Err(kube::Error::Api(s))) if s.code == 401 || s.code == 403 => Err(ClusterError::Auth {
             server,
-            cause: connect_cause(&e, connect_timeout),
+            cause: format!("refused ({} {}): {}", s.code, s.reason, s.message),
         }),
+        Ok(Err(e)) => {
+            let timed_out = super::has_io_kind(&e, std::io::ErrorKind::TimedOut);
+            match ClusterError::from_kube(e, &server) {
+                ClusterError::Unreachable { server, cause } => Err(ClusterError::Unreachable {
+                    server,
+                    cause: match (timed_out, connect_timeout) {
+                        // The client's connect timeout covers the TLS handshake too: it is
+                        // what a port that accepts and never answers runs into.
+                        (true, Some(t)) => format!(
+                            "no answer within {} (connecting: TCP and TLS handshake)",
+                            crate::util::fmt_duration(t)
+                        ),
+                        _ => cause,
+                    },
+                }),
+                other => Err(other),
+            }
+        }
         Ok(Ok(_)) => Ok(Cluster::new(client, server, kubeconfig)),
-    }
-}
-
-/// The cause of a failed probe, for people: the client's connect timeout (which covers the TLS
-/// handshake, so it is what a port that accepts and never answers runs into) says so instead
-/// of "deadline has elapsed".
-fn connect_cause(e: &kube::Error, connect_timeout: Option<Duration>) -> String {
-    let chain = error_chain(e);
-    match connect_timeout {
-        Some(t) if chain.contains("deadline has elapsed") => format!(
-            "no answer within {} (connecting: TCP and TLS handshake)",
-            crate::util::fmt_duration(t)
-        ),
-        _ => chain,
     }
 }
 
@@ -125,22 +118,25 @@ fn connect_cause(e: &kube::Error, connect_timeout: Option<Duration>) -> String {
 pub fn pinned_kubeconfig(
     kubeconfig: Option<&Path>,
     context: &str,
-) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+) -> Result<(std::path::PathBuf, std::path::PathBuf), ClusterError> {
+    let config = |m: String| ClusterError::Config(m);
     let mut kc = match kubeconfig {
         Some(p) => Kubeconfig::read_from(p),
         None => Kubeconfig::read(),
     }
-    .map_err(|e| format!("reading the kubeconfig: {}", error_chain(&e)))?;
+    .map_err(|e| config(format!("reading the kubeconfig: {}", error_chain(&e))))?;
     if !kc.contexts.iter().any(|c| c.name == context) {
-        return Err(format!("the kubeconfig has no context {context:?}"));
+        return Err(config(format!("the kubeconfig has no context {context:?}")));
     }
     kc.current_context = Some(context.to_owned());
-    let yaml = serde_saphyr::to_string(&kc).map_err(|e| format!("writing a kubeconfig: {e}"))?;
+    let yaml =
+        serde_saphyr::to_string(&kc).map_err(|e| config(format!("writing a kubeconfig: {e}")))?;
     let dir = std::env::temp_dir().join(format!(
         "gwtest-kubeconfig-{}",
         crate::util::random_suffix(8)
     ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| config(format!("creating {}: {e}", dir.display())))?;
     let file = dir.join("kubeconfig");
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -151,6 +147,6 @@ pub fn pinned_kubeconfig(
         .mode(0o600)
         .open(&file)
         .and_then(|mut f| f.write_all(yaml.as_bytes()))
-        .map_err(|e| format!("writing {}: {e}", file.display()))?;
+        .map_err(|e| config(format!("writing {}: {e}", file.display())))?;
     Ok((dir, file))
 }

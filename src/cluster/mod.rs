@@ -1,15 +1,20 @@
-//! Cluster access (kube-rs): connection, kind resolution through discovery (refreshed when a
+//! The client layer (kube-rs): connection, kind resolution through discovery (refreshed when a
 //! kind is missing, so CRDs applied earlier in the run work), server-side apply, reads,
-//! patches, delete-and-wait, watches that wake assertions, namespaces and cleanup.
+//! patches, deletes, watches that wake assertions, namespaces, holds on shared objects, and
+//! what holds a namespace that does not go.
+//!
+//! Every call here is one request (or a bounded read), with a typed error: it knows nothing of
+//! the engine (retries, deadlines, tests) or of steps. Waiting and retrying are the engine's
+//! (`engine::cluster_retry`), lifecycles (namespaces, fixtures, cleanup) too.
 //!
 //! Everything here works the same against a real cluster and the embedded sandbox API server:
 //! the sandbox is reached through the same kube client.
 
 pub mod connect;
-pub mod gc;
+pub mod controllers;
+pub mod holds;
 pub mod manifests;
 pub mod portforward;
-pub mod suite;
 pub mod target;
 pub mod watch;
 
@@ -20,13 +25,11 @@ use std::time::Duration;
 
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    Preconditions,
 };
 use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
 use serde_json::{Value, json};
-use tokio::time::Instant;
-
-use crate::engine::retry::{self, AttemptObserver, Class, GaveUp, Limits, Miss, Policy};
 
 /// The label every object gwtest creates carries, with the run id, for `gwtest gc`.
 pub const RUN_LABEL: &str = "gwtest.dev/run";
@@ -43,10 +46,34 @@ pub struct Tracked {
     pub uid: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+impl Tracked {
+    /// `Kind name` or `Kind name -n ns`, for messages.
+    pub fn describe(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {} in {ns}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// What went wrong talking to the cluster, by what it means for the caller: worth retrying
+/// (`is_transient`), the cluster unusable for this run (`is_unusable`: credentials, TLS,
+/// kubeconfig), or an answer about the request itself.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClusterError {
+    /// No connection, a dropped connection, no answer: the server may come back.
     #[error("cannot reach the Kubernetes API at {server}: {cause}")]
     Unreachable { server: String, cause: String },
+    /// The credentials were refused (401) or could not be obtained (exec plugin, token file).
+    #[error("credentials for the Kubernetes API at {server}: {cause}")]
+    Auth { server: String, cause: String },
+    /// The TLS handshake failed (an untrusted or wrong certificate).
+    #[error("TLS with the Kubernetes API at {server} failed: {cause}")]
+    Tls { server: String, cause: String },
+    /// The kubeconfig (or in-cluster configuration) cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// The server answered with a `kind: Status` error.
     #[error("{message}")]
     Api {
         code: u16,
@@ -55,6 +82,11 @@ pub enum ClusterError {
     },
     #[error("the cluster has no kind {kind} in {api_version} (is its CRD applied?)")]
     UnknownKind { api_version: String, kind: String },
+    /// An answer gwtest cannot read (not the JSON the API promises).
+    #[error("the Kubernetes API at {server} sent an answer gwtest cannot read: {cause}")]
+    Decode { server: String, cause: String },
+    /// A request gwtest cannot make (a manifest without a name, a namespaced kind without a
+    /// namespace).
     #[error("{0}")]
     Invalid(String),
 }
@@ -81,46 +113,137 @@ impl ClusterError {
         }
     }
 
+    /// The cluster cannot be used by this run at all, whatever is retried: credentials, TLS,
+    /// kubeconfig. The run stops starting tests and exits 3.
+    pub fn is_unusable(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Auth { .. } | ClusterError::Tls { .. } | ClusterError::Config(_)
+        )
+    }
+
+    /// Classify a kube-rs error by its type and its sources (never by its text).
     pub fn from_kube(e: kube::Error, server: &str) -> ClusterError {
+        let server = server.to_owned();
+        let cause = error_chain(&e);
         match e {
+            kube::Error::Api(s) if s.code == 401 => ClusterError::Auth {
+                server,
+                cause: format!("refused ({} {}): {}", s.code, s.reason, s.message),
+            },
             kube::Error::Api(s) => ClusterError::Api {
                 code: s.code,
                 reason: s.reason.clone(),
                 message: s.message.clone(),
             },
-            other => ClusterError::Unreachable {
-                server: server.to_owned(),
-                cause: error_chain(&other),
+            kube::Error::Auth(ref a) => ClusterError::Auth {
+                server,
+                cause: auth_cause(a),
+            },
+            kube::Error::RustlsTls(_) => ClusterError::Tls { server, cause },
+            kube::Error::InferConfig(_)
+            | kube::Error::InferKubeconfig(_)
+            | kube::Error::TlsRequired
+            | kube::Error::ProxyProtocolUnsupported { .. }
+            | kube::Error::ProxyProtocolDisabled { .. } => ClusterError::Config(cause),
+            kube::Error::SerdeError(_)
+            | kube::Error::FromUtf8(_)
+            | kube::Error::LinesCodecMaxLineLengthExceeded => {
+                ClusterError::Decode { server, cause }
+            }
+            kube::Error::BuildRequest(_)
+            | kube::Error::HttpError(_)
+            | kube::Error::Discovery(_) => ClusterError::Invalid(cause),
+            // Transport errors: what is underneath decides.
+            other => match transport_kind(&other) {
+                Transport::Tls => ClusterError::Tls { server, cause },
+                Transport::Auth(a) => ClusterError::Auth { server, cause: a },
+                Transport::Other => ClusterError::Unreachable { server, cause },
             },
         }
     }
 }
 
-pub use crate::util::error_chain;
+enum Transport {
+    Tls,
+    /// What the credentials failure says.
+    Auth(String),
+    Other,
+}
 
-/// What a failed cluster call means to the retry engine, for every cluster step and suite
-/// setup: a kind not served yet, a missing object and transient errors are worth waiting for;
-/// anything else the server refused is final, with its message.
-pub fn miss(e: &ClusterError, what: &str) -> Miss {
+/// Look through a transport error's sources (io errors included, whose own `source()` skips
+/// the error they wrap) for a TLS failure or a credentials failure.
+fn transport_kind(e: &(dyn std::error::Error + 'static)) -> Transport {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return Transport::Tls;
+        }
+        if let Some(a) = err.downcast_ref::<kube::client::AuthError>() {
+            return Transport::Auth(auth_cause(a));
+        }
+        if let Some(kube::Error::Auth(a)) = err.downcast_ref::<kube::Error>() {
+            return Transport::Auth(auth_cause(a));
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            match transport_kind(inner) {
+                Transport::Other => {}
+                found => return found,
+            }
+        }
+        next = err.source();
+    }
+    Transport::Other
+}
+
+/// What a credentials failure says, for people. A failed exec plugin is told by its exit
+/// status and stderr: kube's own message repeats the plugin's command line with its
+/// environment, which may hold secrets.
+fn auth_cause(e: &kube::client::AuthError) -> String {
+    use kube::client::AuthError;
     match e {
-        ClusterError::UnknownKind { .. } => Miss::new(
-            Class::NotFound,
-            "kind not served (yet)",
-            format!("{what}: {e}"),
-        ),
-        e if e.is_not_found() => Miss::new(Class::NotFound, "not found", format!("{what}: {e}")),
-        e if e.is_transient() => Miss::new(Class::ApiError, "API error", format!("{what}: {e}")),
-        ClusterError::Api {
-            code,
-            reason,
-            message,
-        } => Miss::fatal(
-            Class::ApiError,
-            format!("{what} was rejected: {code} {reason}: {message}"),
-        ),
-        other => Miss::fatal(Class::ApiError, format!("{what}: {other}")),
+        AuthError::AuthExecRun { out, .. } => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let said = stderr.trim();
+            format!(
+                "the exec credential plugin failed ({}){}",
+                out.status,
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", crate::util::truncate(said, 300))
+                }
+            )
+        }
+        AuthError::AuthExecStart(io) => {
+            format!("the exec credential plugin could not be started: {io}")
+        }
+        other => error_chain(other),
     }
 }
+
+/// Whether an io error of `kind` is among the error's sources.
+pub(crate) fn has_io_kind(e: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == kind {
+                return true;
+            }
+            if let Some(inner) = io.get_ref()
+                && has_io_kind(inner, kind)
+            {
+                return true;
+            }
+        }
+        next = err.source();
+    }
+    false
+}
+
+pub use crate::util::error_chain;
 
 /// A resolved kind.
 #[derive(Clone, Debug)]
@@ -128,6 +251,26 @@ pub struct Kind {
     pub ar: ApiResource,
     pub namespaced: bool,
     pub has_status: bool,
+}
+
+impl Kind {
+    /// Namespaces, which need no discovery.
+    pub fn namespace() -> Kind {
+        Kind {
+            ar: namespace_resource(),
+            namespaced: false,
+            has_status: true,
+        }
+    }
+}
+
+/// How a delete went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// Deletion started (the object may linger while finalizers run).
+    Started,
+    /// It was already gone.
+    AlreadyGone,
 }
 
 /// A connected cluster.
@@ -138,9 +281,10 @@ pub struct Cluster {
     /// The kubeconfig context in use (`--context`), for the commands shown to people.
     context: Option<String>,
     kinds: Mutex<HashMap<(String, String), Kind>>,
-    pub(crate) suites: suite::SuiteRegistry,
     /// Port-forwards of the run (`port-forward` variables), shared by the suites.
     pub forwards: portforward::Forwards,
+    /// The first error that made the cluster unusable (credentials, TLS), once one happened.
+    unusable: Mutex<Option<ClusterError>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -167,8 +311,8 @@ impl Cluster {
             kubeconfig,
             context: None,
             kinds: Mutex::new(HashMap::new()),
-            suites: Default::default(),
             forwards: Default::default(),
+            unusable: Mutex::new(None),
         }
     }
 
@@ -196,8 +340,20 @@ impl Cluster {
         kubectl_flags(self.kubeconfig.as_deref(), self.context.as_deref())
     }
 
+    /// The error that made the cluster unusable for this run, if one happened.
+    pub fn unusable(&self) -> Option<ClusterError> {
+        self.unusable.lock().expect("poisoned").clone()
+    }
+
     fn err(&self, e: kube::Error) -> ClusterError {
-        ClusterError::from_kube(e, &self.server)
+        let e = ClusterError::from_kube(e, &self.server);
+        if e.is_unusable() {
+            self.unusable
+                .lock()
+                .expect("poisoned")
+                .get_or_insert_with(|| e.clone());
+        }
+        e
     }
 
     /// Resolve apiVersion/kind through discovery; a miss is looked up again (never cached), so
@@ -340,231 +496,71 @@ impl Cluster {
         r.map(to_value).map_err(|e| self.err(e))
     }
 
-    /// Delete an object; `Ok(false)` when it was already gone.
+    /// Delete an object (background propagation).
     pub async fn delete(
         &self,
         kind: &Kind,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<bool, ClusterError> {
-        let dp = DeleteParams::background();
+    ) -> Result<Deleted, ClusterError> {
+        self.delete_with(kind, namespace, name, DeleteParams::background())
+            .await
+    }
+
+    /// Delete an object only if it is still at `resource_version` (409 otherwise): what is
+    /// decided from a read is done to what was read.
+    pub async fn delete_at(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+        resource_version: &str,
+    ) -> Result<Deleted, ClusterError> {
+        let mut dp = DeleteParams::background();
+        dp.preconditions = Some(Preconditions {
+            resource_version: Some(resource_version.to_owned()),
+            uid: None,
+        });
+        self.delete_with(kind, namespace, name, dp).await
+    }
+
+    async fn delete_with(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+        dp: DeleteParams,
+    ) -> Result<Deleted, ClusterError> {
         match self.api(kind, namespace).delete(name, &dp).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Ok(_) => Ok(Deleted::Started),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deleted::AlreadyGone),
             Err(e) => Err(self.err(e)),
         }
     }
 
-    /// One attempt at "these objects are gone": a miss naming the first one still there.
-    pub async fn check_gone(
-        &self,
-        kind: &Kind,
-        namespace: Option<&str>,
-        names: &[String],
-    ) -> Result<(), Miss> {
-        for n in names {
-            let what = format!("{} {n}", kind.ar.kind);
-            if let Some(o) = self
-                .get(kind, namespace, n)
-                .await
-                .map_err(|e| miss(&e, &what))?
-            {
-                let fin = o
-                    .pointer("/metadata/finalizers")
-                    .map(|f| f.to_string())
-                    .unwrap_or_else(|| "none".into());
-                return Err(Miss::new(
-                    Class::Field,
-                    "still exists",
-                    format!("{what} still exists (finalizers: {fin})"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Wait, by the retry engine woken by a watch, until every named object is gone.
-    pub async fn wait_gone(
-        &self,
-        kind: &Kind,
-        namespace: Option<&str>,
-        names: &[String],
-        limits: &Limits,
-        observer: &mut dyn AttemptObserver,
-    ) -> Result<u32, Box<GaveUp>> {
-        let one = match names {
-            [n] => Some(n.as_str()),
-            _ => None,
-        };
-        let changes = watch::Changes::start(self, kind, namespace, one, None);
-        let mut limits = limits.clone();
-        limits.wake = Some(changes.notify.clone());
-        let timeout = limits.deadline().saturating_duration_since(Instant::now());
-        let policy = Policy {
-            timeout,
-            interval: Duration::from_millis(100),
-            max_interval: Duration::from_secs(1),
-            consecutive: 1,
-            hold: None,
-        };
-        let what = match names {
-            [n] => format!("{} {n}", kind.ar.kind),
-            _ => format!("{} {}", names.len(), kind.ar.plural),
-        };
-        let pending = format!("waiting for {what} to be gone");
-        retry::eventually(&policy, &limits, &pending, observer, |_| {
-            self.check_gone(kind, namespace, names)
-        })
-        .await
-        .map(|(_, h)| h.attempts)
-    }
-
-    /// `wait_gone` for cleanup: bounded by `deadline`, deaf to Ctrl-C (cleanup is what runs
-    /// after it).
-    pub(crate) async fn wait_gone_until(
-        &self,
-        kind: &Kind,
-        namespace: Option<&str>,
-        name: &str,
-        deadline: Instant,
-    ) -> Result<(), String> {
-        let limits = Limits::for_step(
-            Instant::now(),
-            deadline.saturating_duration_since(Instant::now()),
-            deadline,
-            deadline.saturating_duration_since(Instant::now()),
-            tokio_util::sync::CancellationToken::new(),
-        );
-        self.wait_gone(
-            kind,
-            namespace,
-            &[name.to_owned()],
-            &limits,
-            &mut |_: &retry::AttemptRecord| {},
-        )
-        .await
-        .map(|_| ())
-        .map_err(|g| {
-            g.last
-                .map(|m| m.detail)
-                .unwrap_or_else(|| format!("{} {name} still exists", kind.ar.kind))
-        })
-    }
-
-    /// Create a namespace labelled with the run id.
+    /// Create a namespace labelled with the run id (and with `annotations`).
     pub async fn create_namespace(
         &self,
         name: &str,
         run_id: &str,
-        deadline: Instant,
-    ) -> Result<(), String> {
+        annotations: &[(String, String)],
+    ) -> Result<Value, ClusterError> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &namespace_resource());
         let mut obj = DynamicObject::new(name, &namespace_resource());
         obj.metadata.labels = Some([(RUN_LABEL.to_owned(), run_id.to_owned())].into());
-        let pp = PostParams::default();
-        match tokio::time::timeout_at(deadline, api.create(&pp, &obj)).await {
-            Err(_) => Err(format!("timed out creating namespace {name}")),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(self.err(e).to_string()),
+        if !annotations.is_empty() {
+            obj.metadata.annotations = Some(annotations.iter().cloned().collect());
         }
-    }
-
-    /// Delete a namespace and wait until it is gone (Terminating -> 404).
-    pub async fn delete_namespace(&self, name: &str, deadline: Instant) -> Result<(), String> {
-        let kind = Kind {
-            ar: namespace_resource(),
-            namespaced: false,
-            has_status: true,
-        };
-        let del = self.delete(&kind, None, name);
-        match tokio::time::timeout_at(deadline, del).await {
-            Err(_) => return Err(format!("timed out deleting namespace {name}")),
-            Ok(Err(e)) => return Err(e.to_string()),
-            Ok(Ok(_)) => {}
-        }
-        self.wait_gone_until(&kind, None, name, deadline)
+        api.create(&PostParams::default(), &obj)
             .await
-            .map_err(|_| {
-                format!("namespace {name} was still terminating when cleanup-timeout ran out")
-            })
+            .map(to_value)
+            .map_err(|e| self.err(e))
     }
 
-    /// Delete tracked objects newest first, then the namespace, and wait until gone.
-    pub async fn cleanup(
-        &self,
-        tracked: &[Tracked],
-        namespace: Option<&str>,
-        deadline: Instant,
-    ) -> Result<(), String> {
-        // Every call inside has the deadline too; this bounds the whole, whatever the server
-        // does (a dead cluster included).
-        let grace = Duration::from_secs(2);
-        match tokio::time::timeout_at(
-            deadline + grace,
-            self.cleanup_inner(tracked, namespace, deadline),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(
-                "cleanup did not finish within cleanup-timeout (is the API server answering?)"
-                    .into(),
-            ),
-        }
-    }
-
-    async fn cleanup_inner(
-        &self,
-        tracked: &[Tracked],
-        namespace: Option<&str>,
-        deadline: Instant,
-    ) -> Result<(), String> {
-        let mut problems = Vec::new();
-        for t in tracked.iter().rev() {
-            // Objects inside the namespace go with it; delete the others one by one.
-            if namespace.is_some() && t.namespace.as_deref() == namespace {
-                continue;
-            }
-            let kind = match self.resolve(&t.api_version, &t.kind).await {
-                Ok(k) => k,
-                Err(ClusterError::UnknownKind { .. }) => continue,
-                Err(e) => {
-                    problems.push(format!("{} {}: {e}", t.kind, t.name));
-                    continue;
-                }
-            };
-            let ns = t.namespace.as_deref();
-            match tokio::time::timeout_at(deadline, self.delete(&kind, ns, &t.name)).await {
-                Err(_) => problems.push(format!("{} {}: timed out", t.kind, t.name)),
-                Ok(Err(e)) => problems.push(format!("{} {}: {e}", t.kind, t.name)),
-                Ok(Ok(_)) => {
-                    if let Err(e) = self.wait_gone_until(&kind, ns, &t.name, deadline).await {
-                        problems.push(e.to_string());
-                    }
-                }
-            }
-        }
-        if let Some(ns) = namespace
-            && let Err(e) = self.delete_namespace(ns, deadline).await
-        {
-            let holding = self.holding(tracked, ns).await;
-            if holding.is_empty() {
-                problems.push(e);
-            } else {
-                problems.push(format!("{e}; still there: {}", holding.join("; ")));
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
-    }
-
-    /// What keeps a terminating namespace: the test's objects still in it (with their
+    /// What keeps a terminating namespace: the given objects still in it (with their
     /// finalizers) and the namespace's own conditions saying what remains (a real API server
-    /// sets them). Best effort, bounded: this runs after cleanup-timeout already ran out.
-    async fn holding(&self, tracked: &[Tracked], ns: &str) -> Vec<String> {
+    /// sets them). Best effort, bounded: this runs after a deadline already ran out.
+    pub async fn holding(&self, tracked: &[Tracked], ns: &str) -> Vec<String> {
         let look = async {
             let mut out = Vec::new();
             for t in tracked.iter().rev() {
@@ -575,11 +571,7 @@ impl Cluster {
                     continue;
                 };
                 if let Ok(Some(o)) = self.get(&kind, Some(ns), &t.name).await {
-                    let fin: Vec<&str> = o
-                        .pointer("/metadata/finalizers")
-                        .and_then(Value::as_array)
-                        .map(|f| f.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
+                    let fin = finalizers(&o);
                     out.push(if fin.is_empty() {
                         format!("{} {}", t.kind, t.name)
                     } else {
@@ -587,12 +579,7 @@ impl Cluster {
                     });
                 }
             }
-            let ns_kind = Kind {
-                ar: namespace_resource(),
-                namespaced: false,
-                has_status: true,
-            };
-            if let Ok(Some(n)) = self.get(&ns_kind, None, ns).await {
+            if let Ok(Some(n)) = self.get(&Kind::namespace(), None, ns).await {
                 for c in n
                     .pointer("/status/conditions")
                     .and_then(Value::as_array)
@@ -616,6 +603,40 @@ impl Cluster {
         tokio::time::timeout(Duration::from_secs(5), look)
             .await
             .unwrap_or_default()
+    }
+}
+
+/// An object's finalizers.
+pub fn finalizers(o: &Value) -> Vec<&str> {
+    o.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Whether an object is being deleted (a deletionTimestamp, or a Terminating namespace).
+pub fn is_deleting(o: &Value) -> bool {
+    o.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+        || o.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+}
+
+/// What to remember about an applied object.
+pub fn tracked(obj: &Value) -> Tracked {
+    let (api_version, kind_name, name) = identity(obj).unwrap_or_default();
+    Tracked {
+        api_version,
+        kind: kind_name,
+        namespace: obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        name,
+        uid: obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
@@ -824,6 +845,113 @@ mod tests {
         assert_eq!(
             unknown.to_string(),
             "the cluster has no kind Widget in example.com/v1 (is its CRD applied?)"
+        );
+    }
+
+    /// Each kind of kube error keeps its kind: an outage is retried, credentials, TLS, a bad
+    /// kubeconfig or an unreadable answer are not (and are not "unreachable").
+    #[test]
+    fn kube_errors_keep_their_kind() {
+        use kube::core::Status;
+        let server = "https://k:6443";
+        let classify = |e: kube::Error| ClusterError::from_kube(e, server);
+
+        let unauthorized = classify(kube::Error::Api(
+            Status::failure("Unauthorized", "Unauthorized")
+                .with_code(401)
+                .boxed(),
+        ));
+        assert!(
+            matches!(&unauthorized, ClusterError::Auth { cause, .. } if cause == "refused (401 Unauthorized): Unauthorized"),
+            "{unauthorized:?}"
+        );
+        assert!(unauthorized.is_unusable() && !unauthorized.is_transient());
+        assert_eq!(
+            unauthorized.to_string(),
+            "credentials for the Kubernetes API at https://k:6443: refused (401 Unauthorized): Unauthorized"
+        );
+
+        let exec = classify(kube::Error::Auth(kube::client::AuthError::ExecPluginFailed));
+        assert!(matches!(exec, ClusterError::Auth { .. }), "{exec:?}");
+        assert!(exec.is_unusable() && !exec.is_transient());
+
+        // An auth error reported by a middleware, wrapped as a service error.
+        let wrapped = classify(kube::Error::Service(Box::new(kube::Error::Auth(
+            kube::client::AuthError::ExecPluginFailed,
+        ))));
+        assert!(matches!(wrapped, ClusterError::Auth { .. }), "{wrapped:?}");
+
+        // rustls' certificate error inside the io error of the TLS handshake.
+        let tls = classify(kube::Error::Service(Box::new(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature),
+        ))));
+        assert!(matches!(tls, ClusterError::Tls { .. }), "{tls:?}");
+        assert!(tls.is_unusable() && !tls.is_transient());
+
+        let refused = classify(kube::Error::Service(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        ))));
+        assert!(
+            matches!(refused, ClusterError::Unreachable { .. }),
+            "{refused:?}"
+        );
+        assert!(refused.is_transient() && !refused.is_unusable());
+
+        let config = classify(kube::Error::InferKubeconfig(
+            kube::config::KubeconfigError::CurrentContextNotSet,
+        ));
+        assert!(matches!(config, ClusterError::Config(_)), "{config:?}");
+        assert!(config.is_unusable() && !config.is_transient());
+
+        let serde = classify(kube::Error::SerdeError(
+            serde_json::from_str::<Value>("{").unwrap_err(),
+        ));
+        assert!(matches!(serde, ClusterError::Decode { .. }), "{serde:?}");
+        assert!(!serde.is_transient() && !serde.is_unusable());
+
+        let conflict = classify(kube::Error::Api(
+            Status::failure("changed", "Conflict")
+                .with_code(409)
+                .boxed(),
+        ));
+        assert_eq!(conflict.code(), Some(409));
+        assert!(conflict.is_transient());
+        let forbidden = classify(kube::Error::Api(
+            Status::failure("no", "Forbidden").with_code(403).boxed(),
+        ));
+        assert_eq!(forbidden.code(), Some(403));
+        assert!(!forbidden.is_transient() && !forbidden.is_unusable());
+    }
+
+    #[test]
+    fn timeouts_are_found_among_the_sources() {
+        let timed_out = kube::Error::Service(Box::new(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "deadline",
+        )));
+        assert!(has_io_kind(&timed_out, std::io::ErrorKind::TimedOut));
+        let refused = kube::Error::Service(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert!(!has_io_kind(&refused, std::io::ErrorKind::TimedOut));
+    }
+
+    #[test]
+    fn deleting_objects_are_recognised() {
+        assert!(is_deleting(
+            &json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}})
+        ));
+        assert!(is_deleting(&json!({"status": {"phase": "Terminating"}})));
+        assert!(!is_deleting(
+            &json!({"metadata": {"name": "x"}, "status": {"phase": "Active"}})
+        ));
+        let t = tracked(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "n", "uid": "u"}}));
+        assert_eq!(t.describe(), "ConfigMap c in n");
+        assert_eq!(
+            finalizers(&json!({"metadata": {"finalizers": ["a/b"]}})),
+            ["a/b"]
         );
     }
 

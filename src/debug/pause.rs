@@ -11,9 +11,9 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 
+use crate::cluster::Tracked;
 use crate::engine::RunContext;
 use crate::engine::events::{Event, Failure, StepReport, TestId};
-use crate::steps::TestState;
 
 /// One pause at a time: parallel tests queue up behind the person at the keyboard. Holds the
 /// lines typed on stdin (`None` once stdin is closed).
@@ -39,7 +39,8 @@ fn stdin_lines() -> &'static Mutex<mpsc::UnboundedReceiver<String>> {
 async fn pause(
     ctx: &Arc<RunContext>,
     id: &TestId,
-    state: &TestState,
+    namespace: Option<&str>,
+    tracked: &[Tracked],
     reason: String,
     failure: Option<Failure>,
 ) -> Duration {
@@ -55,15 +56,13 @@ async fn pause(
         return Duration::ZERO;
     }
     let started = Instant::now();
-    let commands = state
-        .namespace
-        .as_deref()
-        .map(|ns| crate::cluster::inspect_commands(ns, &ctx.kubectl_flags(), &state.tracked))
+    let commands = namespace
+        .map(|ns| crate::cluster::inspect_commands(ns, &ctx.kubectl_flags(), tracked))
         .unwrap_or_default();
     ctx.events.emit(Event::Paused {
         id: id.clone(),
         reason,
-        namespace: state.namespace.clone(),
+        namespace: namespace.map(str::to_owned),
         commands,
         failure,
     });
@@ -77,11 +76,18 @@ async fn pause(
 }
 
 /// `--pause-on-failure`: stop after a failed step, before cleanup.
-pub async fn on_failure(ctx: &Arc<RunContext>, id: &TestId, state: &TestState, step: &StepReport) {
+pub async fn on_failure(
+    ctx: &Arc<RunContext>,
+    id: &TestId,
+    namespace: Option<&str>,
+    tracked: &[Tracked],
+    step: &StepReport,
+) {
     pause(
         ctx,
         id,
-        state,
+        namespace,
+        tracked,
         format!("step {} ({}) failed", step.index + 1, step.name),
         step.failure.clone(),
     )
@@ -93,8 +99,17 @@ pub async fn on_failure(ctx: &Arc<RunContext>, id: &TestId, state: &TestState, s
 pub async fn wait(
     ctx: &Arc<RunContext>,
     id: &TestId,
-    state: &TestState,
+    namespace: Option<&str>,
+    tracked: &[Tracked],
     message: &str,
 ) -> Duration {
-    pause(ctx, id, state, format!("pause: {message}"), None).await
+    pause(
+        ctx,
+        id,
+        namespace,
+        tracked,
+        format!("pause: {message}"),
+        None,
+    )
+    .await
 }

@@ -164,11 +164,25 @@ pub enum TestStatus {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TryReport {
     pub passed: bool,
+    /// Namespace creation, steps and pauses: cleanup is not part of it.
     pub duration: Duration,
     pub steps: Vec<StepReport>,
     /// Set when the test failed outside a step (namespace, setup, cleanup).
     pub error: Option<Failure>,
     pub namespace: Option<String>,
+    /// What cleanup did while the test held its slot (none when nothing was to clean).
+    pub cleanup: Option<CleanupReport>,
+}
+
+/// A try's cleanup.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CleanupReport {
+    /// Time in the test's slot: deleting (and waiting for) what another test could collide
+    /// with.
+    pub duration: Duration,
+    /// The namespace left to delete in the background (`BackgroundCleanup` says when it was
+    /// gone).
+    pub background: Option<String>,
 }
 
 impl TryReport {
@@ -247,6 +261,10 @@ pub struct RunSummary {
     pub counts: Counts,
     pub duration: Duration,
     pub interrupted: bool,
+    /// Background deletions that did not finish (something was left behind).
+    pub cleanup_failed: usize,
+    /// Why the cluster became unusable during the run (credentials, TLS), if it did.
+    pub cluster_unusable: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -325,6 +343,25 @@ pub enum Event {
     },
     Resumed {
         id: TestId,
+    },
+    /// A background deletion ended: a per-test namespace after its test freed its slot, or a
+    /// suite's fixtures and namespace after its last test.
+    BackgroundCleanup {
+        /// The test it belongs to (`None`: a suite's teardown).
+        id: Option<TestId>,
+        /// The try of `id` (0 for a suite's teardown).
+        try_no: u32,
+        suite: String,
+        /// `namespace gwtest-x-abc123`, `fixtures and namespace of suite s`.
+        what: String,
+        /// From the deletion request until gone (or given up).
+        duration: Duration,
+        /// What it could not do (what is left, and what holds it).
+        error: Option<String>,
+    },
+    /// The tests are done; the run waits for `pending` background deletions before it ends.
+    CleanupWaiting {
+        pending: usize,
     },
     /// Something worth telling that is not a test result (cleanup trouble, evicted spans).
     Notice {

@@ -1,5 +1,7 @@
-//! One try of one test: variables, namespace, steps in order under the test deadline,
-//! pause-on-failure, then cleanup (always, bounded by cleanup-timeout).
+//! One try of one test, in phases: its namespace (`open_namespace`), its steps in order under
+//! the test deadline (`run_steps_bounded`), what a failure leaves for people before anything
+//! is removed (`after_failure`: pause, failure bundle), then cleanup (`clean_up`: always,
+//! bounded by cleanup-timeout; the test's own namespace goes in the background).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,8 +9,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::RunContext;
-use super::events::{Event, Failure, FailureCause, StepReport, StepStatus, TestId, TryReport};
+use super::cleanup::{
+    CleanupError, Owner, delete_objects, request_namespace_deletion, wait_namespace_gone,
+};
+use super::cluster_retry::{OpError, call_until, limits_until};
+use super::events::{
+    CleanupReport, Event, Failure, FailureCause, StepReport, StepStatus, TestId, TryReport,
+};
 use super::retry::{Limits, Policy};
+use crate::cluster::{Cluster, Kind, is_deleting};
 use crate::steps::{self, RequestTrace, StepCtx, TestState};
 use crate::suite::load::{Suite, Test};
 use crate::suite::model::Step;
@@ -138,7 +147,9 @@ fn test_vars(ctx: &RunContext, env: &SuiteEnv, test: &Test, namespace: Option<&s
     vars
 }
 
-/// Run one try of a test, cleanup included.
+/// Run one try of a test: its namespace, its steps under the test deadline, what a failure
+/// leaves for people (pause, failure bundle), then cleanup. The try's slot is free when this
+/// returns; its namespace may still be terminating in the background (the run's `Reaper`).
 pub async fn run_try(
     ctx: &Arc<RunContext>,
     env: &SuiteEnv,
@@ -152,33 +163,19 @@ pub async fn run_try(
     let deadline = started + test_timeout;
     let test_span = super::new_span_id();
 
+    let t = Try {
+        ctx,
+        env,
+        test,
+        id,
+        try_no,
+        test_timeout,
+    };
     let mut state = TestState {
         spans_since: ctx.spans.as_ref().map_or(0, |s| s.position()),
         ..TestState::default()
     };
-
-    // Namespace: created before the test, deleted (and waited for) after it.
-    let mut setup_error = None;
-    if test.needs_cluster() {
-        match (&env.namespace, &ctx.cluster) {
-            (NamespaceMode::Shared(ns), _) => state.namespace = Some(ns.clone()),
-            (NamespaceMode::PerTest, Some(cluster)) => {
-                let ns = crate::cluster::namespace_name(&test.name);
-                match cluster.create_namespace(&ns, &ctx.run_id, deadline).await {
-                    Ok(()) => state.namespace = Some(ns),
-                    Err(e) => {
-                        setup_error =
-                            Some(Failure::error(format!("cannot create namespace {ns}: {e}")))
-                    }
-                }
-            }
-            (NamespaceMode::PerTest, None) => {
-                setup_error = Some(Failure::error(
-                    "this test needs a cluster, and none is connected",
-                ))
-            }
-        }
-    }
+    let mut setup_error = open_namespace(&t, &mut state, deadline).await;
     ctx.events.emit(Event::TestStarted {
         id: id.clone(),
         try_no,
@@ -189,56 +186,7 @@ pub async fn run_try(
 
     let mut reports: Vec<StepReport> = Vec::with_capacity(test.doc.steps.len());
     if setup_error.is_none() {
-        // The deadline moves later by the time spent in `pause:` steps: a person decides.
-        let moving = std::sync::Mutex::new(deadline);
-        let steps_run = run_steps(
-            ctx,
-            env,
-            test,
-            id,
-            &mut vars,
-            &mut state,
-            &moving,
-            test_timeout,
-            &mut reports,
-        );
-        // A safety net for a step that ignores its deadline (a bug): it follows the moves.
-        let overrun = async {
-            loop {
-                let d = *moving.lock().expect("poisoned") + DEADLINE_GRACE;
-                tokio::time::sleep_until(d).await;
-                if Instant::now() >= *moving.lock().expect("poisoned") + DEADLINE_GRACE {
-                    return;
-                }
-            }
-        };
-        let overran = tokio::select! {
-            _ = steps_run => false,
-            _ = overrun => true,
-        };
-        if overran {
-            // A step overran its deadline: record it as a test-timeout on the running step.
-            let i = reports.len();
-            if let Some(step) = test.doc.steps.get(i) {
-                let mut r = not_run(i, step);
-                r.status = StepStatus::Failed;
-                r.duration = started.elapsed();
-                r.failure = Some(Failure::new(
-                    FailureCause::TestTimeout,
-                    None,
-                    format!(
-                        "test-timeout ({}) reached and the step did not stop within {}s",
-                        crate::util::fmt_duration(test_timeout),
-                        DEADLINE_GRACE.as_secs()
-                    ),
-                ));
-                ctx.events.emit(Event::StepFinished {
-                    id: id.clone(),
-                    report: r.clone(),
-                });
-                reports.push(r);
-            }
-        }
+        run_steps_bounded(&t, &mut vars, &mut state, deadline, &mut reports).await;
     }
     for (i, step) in test.doc.steps.iter().enumerate().skip(reports.len()) {
         reports.push(not_run(i, step));
@@ -256,24 +204,191 @@ pub async fn run_try(
         ));
     }
     let failed = setup_error.is_some() || reports.iter().any(|r| r.status == StepStatus::Failed);
+    if failed {
+        after_failure(&t, &vars, &state, started, &mut reports, &mut setup_error).await;
+    }
+    let duration = started.elapsed();
 
-    // Pause before cleanup, with everything still in place. Not bounded by the test deadline:
-    // a person is looking; Enter or Ctrl-C ends it.
+    let (cleanup, cleanup_error) = clean_up(&t, &state, failed).await;
+    // The reproduce commands of a failure may name the namespace cleanup is deleting.
+    if failed && let Some(ns) = cleanup.as_ref().and_then(|c| c.background.as_deref()) {
+        crate::debug::diagnostics::namespace_deleted(&mut reports, &mut setup_error, ns);
+    }
+    let error = setup_error.or(cleanup_error);
+    let passed = !failed && error.is_none();
+    TryReport {
+        passed,
+        duration,
+        steps: reports,
+        error,
+        namespace: state.namespace,
+        cleanup,
+    }
+}
+
+/// What the phases of one try share.
+struct Try<'a> {
+    ctx: &'a Arc<RunContext>,
+    env: &'a SuiteEnv,
+    test: &'a Test,
+    id: &'a TestId,
+    try_no: u32,
+    test_timeout: Duration,
+}
+
+/// The try's namespace: the suite's shared one, or a new one, created (retrying transient
+/// errors) before the test's deadline or Ctrl-C. An error is the try's failure.
+async fn open_namespace(t: &Try<'_>, state: &mut TestState, deadline: Instant) -> Option<Failure> {
+    let (ctx, env, test) = (t.ctx, t.env, t.test);
+    if !test.needs_cluster() {
+        return None;
+    }
+    match (&env.namespace, &ctx.cluster) {
+        (NamespaceMode::Shared(ns), _) => {
+            state.namespace = Some(ns.clone());
+            None
+        }
+        (NamespaceMode::PerTest, Some(cluster)) => {
+            let ns = crate::cluster::namespace_name(&test.name);
+            let limits = limits_until(deadline, Some(ctx.cancel.clone()));
+            match create_namespace(cluster, &ns, &ctx.run_id, &[], &limits).await {
+                Ok(()) => {
+                    state.namespace = Some(ns);
+                    None
+                }
+                Err(e) => {
+                    // Maybe created before the answer was lost: cleanup removes it too.
+                    state.namespace = Some(ns);
+                    Some(Failure::error(format!(
+                        "cannot create the test namespace: {e}"
+                    )))
+                }
+            }
+        }
+        (NamespaceMode::PerTest, None) => Some(Failure::error(
+            "this test needs a cluster, and none is connected",
+        )),
+    }
+}
+
+/// Create a namespace labelled with the run, retrying transient errors (an API server
+/// restarting) until `limits` run out. A retry that finds the namespace already there with our
+/// run's label is our own earlier attempt, whose answer was lost.
+pub async fn create_namespace(
+    cluster: &Cluster,
+    ns: &str,
+    run: &str,
+    annotations: &[(String, String)],
+    limits: &Limits,
+) -> Result<(), OpError> {
+    let what = format!("creating namespace {ns}");
+    let attempt = || async {
+        match cluster.create_namespace(ns, run, annotations).await {
+            Err(e) if e.code() == Some(409) => {
+                let ours = cluster
+                    .get(&Kind::namespace(), None, ns)
+                    .await?
+                    .is_some_and(|n| run_of(&n) == Some(run) && !is_deleting(&n));
+                if ours { Ok(Ok(())) } else { Ok(Err(e)) }
+            }
+            Err(e) => Err(e),
+            Ok(_) => Ok(Ok(())),
+        }
+    };
+    match call_until(&what, limits, attempt).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(OpError::Refused { what, error }),
+        Err(e) => Err(e),
+    }
+}
+
+/// The run label of an object.
+pub fn run_of(o: &serde_json::Value) -> Option<&str> {
+    o.pointer("/metadata/labels")
+        .and_then(|l| l.get(crate::cluster::RUN_LABEL))
+        .and_then(serde_json::Value::as_str)
+}
+
+/// Steps in order under the test deadline, which `pause:` steps move later; a step that
+/// overruns the deadline (a bug) is cut and recorded as a test-timeout.
+async fn run_steps_bounded(
+    t: &Try<'_>,
+    vars: &mut Vars,
+    state: &mut TestState,
+    deadline: Instant,
+    reports: &mut Vec<StepReport>,
+) {
+    let (ctx, test, id, test_timeout) = (t.ctx, t.test, t.id, t.test_timeout);
+    let started = Instant::now();
+    // The deadline moves later by the time spent in `pause:` steps: a person decides.
+    let moving = std::sync::Mutex::new(deadline);
+    let steps_run = run_steps(t, vars, state, &moving, reports);
+    // A safety net for a step that ignores its deadline (a bug): it follows the moves.
+    let overrun = async {
+        loop {
+            let d = *moving.lock().expect("poisoned") + DEADLINE_GRACE;
+            tokio::time::sleep_until(d).await;
+            if Instant::now() >= *moving.lock().expect("poisoned") + DEADLINE_GRACE {
+                return;
+            }
+        }
+    };
+    let overran = tokio::select! {
+        _ = steps_run => false,
+        _ = overrun => true,
+    };
+    if !overran {
+        return;
+    }
+    // A step overran its deadline: record it as a test-timeout on the running step.
+    let i = reports.len();
+    if let Some(step) = test.doc.steps.get(i) {
+        let mut r = not_run(i, step);
+        r.status = StepStatus::Failed;
+        r.duration = started.elapsed();
+        r.failure = Some(Failure::new(
+            FailureCause::TestTimeout,
+            None,
+            format!(
+                "test-timeout ({}) reached and the step did not stop within {}s",
+                crate::util::fmt_duration(test_timeout),
+                DEADLINE_GRACE.as_secs()
+            ),
+        ));
+        ctx.events.emit(Event::StepFinished {
+            id: id.clone(),
+            report: r.clone(),
+        });
+        reports.push(r);
+    }
+}
+
+/// A failed try, before cleanup, with everything still in place: pause for a person
+/// (`--pause-on-failure`), the cluster side of the failure bundle (`--artifacts`), and the
+/// suite's diagnostics collectors (with the port-forward commands for the reproduce lines),
+/// noted on the failure.
+async fn after_failure(
+    t: &Try<'_>,
+    vars: &Vars,
+    state: &TestState,
+    started: Instant,
+    reports: &mut [StepReport],
+    setup_error: &mut Option<Failure>,
+) {
+    let (ctx, id, try_no) = (t.ctx, t.id, t.try_no);
+    // Not bounded by the test deadline: a person is looking; Enter or Ctrl-C ends it.
     if ctx.config.pause_on_failure
         && !ctx.cancel.is_cancelled()
         && let Some(step) = reports.iter().find(|r| r.status == StepStatus::Failed)
     {
-        crate::debug::pause::on_failure(ctx, id, &state, step).await;
+        crate::debug::pause::on_failure(ctx, id, state.namespace.as_deref(), &state.tracked, step)
+            .await;
     }
-
-    // The cluster side of the failure bundle, while everything is still there.
-    if failed
-        && let (Some(root), Some(cluster), Some(ns)) = (
-            &ctx.config.artifacts,
-            &ctx.cluster,
-            state.namespace.as_deref(),
-        )
-    {
+    if let (Some(root), Some(cluster), Some(ns)) = (
+        &ctx.config.artifacts,
+        &ctx.cluster,
+        state.namespace.as_deref(),
+    ) {
         let dir = crate::debug::bundle::dir_for(root, id, try_no);
         if let Err(e) =
             crate::debug::bundle::dump_namespace(cluster, ns, &dir, ctx.config.show_secrets).await
@@ -284,89 +399,108 @@ pub async fn run_try(
             });
         }
     }
+    let try_started = std::time::SystemTime::now() - started.elapsed();
+    crate::debug::diagnostics::on_failure(
+        ctx,
+        &t.env.suite,
+        t.test,
+        id,
+        try_no,
+        vars,
+        state.namespace.as_deref(),
+        try_started,
+        reports,
+        setup_error,
+    )
+    .await;
+}
 
-    // Evidence for a failed try, before cleanup: diagnostics collectors, port-forward
-    // commands for the reproduce lines (debug/diagnostics.rs).
-    if failed {
-        let try_started = std::time::SystemTime::now() - started.elapsed();
-        crate::debug::diagnostics::on_failure(
-            ctx,
-            suite,
-            test,
-            id,
-            try_no,
-            &vars,
-            state.namespace.as_deref(),
-            try_started,
-            &mut reports,
-            &mut setup_error,
-        )
-        .await;
-    }
-
-    // Cleanup: always, bounded by its own deadline, also after Ctrl-C.
-    let mut cleanup_error = None;
-    if let Some(cluster) = &ctx.cluster {
-        let keep = match ctx.config.keep {
-            crate::cli::Keep::Always => true,
-            crate::cli::Keep::OnFailure => failed,
-            crate::cli::Keep::Never => false,
-        };
-        let own_ns = matches!(env.namespace, NamespaceMode::PerTest)
-            .then_some(())
-            .and(state.namespace.as_deref());
-        if keep {
-            if let Some(ns) = state.namespace.as_deref() {
-                ctx.events.emit(Event::Kept {
-                    id: id.clone(),
-                    namespace: ns.to_owned(),
-                    commands: crate::cluster::inspect_commands(
-                        ns,
-                        &ctx.kubectl_flags(),
-                        &state.tracked,
-                    ),
-                });
-            }
-        } else if own_ns.is_some() || !state.tracked.is_empty() {
-            let cleanup_deadline =
-                Instant::now() + cleanup_timeout(suite, ctx.config.timeout_scale);
-            if let Err(e) = cluster
-                .cleanup(&state.tracked, own_ns, cleanup_deadline)
-                .await
-            {
-                cleanup_error = Some(e);
-            }
-            // The reproduce commands of a failure may name the namespace just deleted.
-            if failed && let Some(ns) = own_ns {
-                crate::debug::diagnostics::namespace_deleted(&mut reports, &mut setup_error, ns);
-            }
-        }
-    }
-    let error = setup_error
-        .or_else(|| cleanup_error.map(|e| Failure::error(format!("cleanup failed: {e}"))));
-    let passed = !failed && error.is_none();
-    TryReport {
-        passed,
-        duration: started.elapsed(),
-        steps: reports,
-        error,
-        namespace: state.namespace,
+/// Whether `--keep` keeps what a try (or a suite) made.
+pub fn keep(ctx: &RunContext, failed: bool) -> bool {
+    match ctx.config.keep {
+        crate::cli::Keep::Always => true,
+        crate::cli::Keep::OnFailure => failed,
+        crate::cli::Keep::Never => false,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Cleanup of one try, also after Ctrl-C: what another test could collide with (objects
+/// outside the test's own namespace, or in a shared one) is deleted and waited for now; the
+/// test's own namespace is deleted in the background. Returns what it did, and a failure when
+/// something it waited for is still there.
+async fn clean_up(
+    t: &Try<'_>,
+    state: &TestState,
+    failed: bool,
+) -> (Option<CleanupReport>, Option<Failure>) {
+    let (ctx, env, id, try_no) = (t.ctx, t.env, t.id, t.try_no);
+    let Some(cluster) = &ctx.cluster else {
+        return (None, None);
+    };
+    if keep(ctx, failed) {
+        if let Some(ns) = state.namespace.as_deref() {
+            ctx.events.emit(Event::Kept {
+                id: id.clone(),
+                namespace: ns.to_owned(),
+                commands: crate::cluster::inspect_commands(
+                    ns,
+                    &ctx.kubectl_flags(),
+                    &state.tracked,
+                ),
+            });
+        }
+        return (None, None);
+    }
+    let own_ns = matches!(env.namespace, NamespaceMode::PerTest)
+        .then_some(())
+        .and(state.namespace.clone());
+    if own_ns.is_none() && state.tracked.is_empty() {
+        return (None, None);
+    }
+    let started = Instant::now();
+    let deadline = started + cleanup_timeout(&env.suite, ctx.config.timeout_scale);
+    let limits = limits_until(deadline, None);
+    let mut problems = delete_objects(cluster, &state.tracked, own_ns.as_deref(), &limits).await;
+    if let Some(ns) = own_ns.clone() {
+        // Requested now (one call), so a test's namespace is Terminating before the next test
+        // takes the slot; waited for in the background.
+        match request_namespace_deletion(cluster, &ns, &limits).await {
+            Err(p) => problems.push(p),
+            Ok(()) => {
+                let (cluster, inside) = (cluster.clone(), state.tracked.clone());
+                let owner = Owner {
+                    test: Some((id.clone(), try_no)),
+                    suite: env.suite.name.clone(),
+                };
+                ctx.reaper
+                    .spawn(&ctx.events, owner, format!("namespace {ns}"), async move {
+                        let limits = limits_until(deadline, None);
+                        wait_namespace_gone(&cluster, &ns, &inside, &limits)
+                            .await
+                            .map_err(|p| CleanupError(vec![p]))
+                    });
+            }
+        }
+    }
+    let report = CleanupReport {
+        duration: started.elapsed(),
+        background: own_ns,
+    };
+    let error = CleanupError::check(problems)
+        .err()
+        .map(|e| Failure::error(format!("cleanup failed: {e}")));
+    (Some(report), error)
+}
+
 async fn run_steps(
-    ctx: &Arc<RunContext>,
-    env: &SuiteEnv,
-    test: &Test,
-    id: &TestId,
+    t: &Try<'_>,
     vars: &mut Vars,
     state: &mut TestState,
     moving_deadline: &std::sync::Mutex<Instant>,
-    test_timeout: Duration,
     reports: &mut Vec<StepReport>,
 ) {
-    let suite = &env.suite;
+    let (ctx, test, id, test_timeout) = (t.ctx, t.test, t.id, t.test_timeout);
+    let suite = &t.env.suite;
     let attempt_timeout = attempt_timeout(suite, ctx.config.timeout_scale);
     for (index, step) in test.doc.steps.iter().enumerate() {
         if ctx.cancel.is_cancelled() {

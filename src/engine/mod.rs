@@ -1,9 +1,20 @@
 //! The engine: scheduling (parallelism, filters, shards, fail-fast, retries, repeat), the
 //! test lifecycle (namespace, fixtures, steps, cleanup), the one retry engine, and the events
 //! it emits.
+//!
+//! Layers, top down: `run` and `scheduler` drive suites (`fixtures`) and test tries
+//! (`lifecycle`), which run `steps/`, pause and dump through `debug/`, and remove what they
+//! made through `cleanup`. Steps and the lifecycles reach the cluster through `cluster/` (the
+//! client layer, which knows no engine and no step) and retry through `retry` and
+//! `cluster_retry`; they report through `events`. `retry`, `events` and `RunContext` are what
+//! steps see of the engine.
 
+pub mod cleanup;
+pub mod cluster_retry;
 pub mod events;
+pub mod fixtures;
 pub mod forward;
+pub mod gc;
 pub mod lifecycle;
 pub mod retry;
 pub mod run;
@@ -44,6 +55,10 @@ pub struct RunContext {
     /// Ctrl-C: running steps stop, cleanup runs, nothing new starts.
     pub cancel: CancellationToken,
     pub events: events::EventSink,
+    /// Background deletions (test namespaces, suite teardowns) the run waits for at its end.
+    pub reaper: cleanup::Reaper,
+    /// Suites' fixtures and namespaces, shared by their setup and teardown.
+    pub suites: fixtures::SuiteRegistry,
 }
 
 impl RunContext {
@@ -61,6 +76,8 @@ impl RunContext {
             exporting: false,
             cancel: CancellationToken::new(),
             events,
+            reaper: cleanup::Reaper::default(),
+            suites: fixtures::SuiteRegistry::default(),
         }
     }
 }

@@ -153,9 +153,17 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     let mut pinned_dir: Option<PathBuf> = None;
     let mut sandbox = None;
     if config.sandbox {
+        let namespace_termination = match crate::sandbox::namespace_termination_from_env() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Invalid;
+            }
+        };
         let cfg = SandboxConfig {
             kubeconfig_out: None,
             otlp_endpoint: receiver.as_ref().map(|r| r.grpc_endpoint().to_string()),
+            namespace_termination,
         };
         let started = Sandbox::start(cfg).await;
         let connected = match started {
@@ -276,6 +284,19 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     if let Some(c) = &ctx.cluster {
         c.forwards.stop();
     }
+    // Namespaces and fixtures still being deleted in the background: nothing is left behind
+    // when gwtest exits (each deletion is bounded by its cleanup-timeout; Ctrl-C does not stop
+    // it, a second one exits at once).
+    let pending = ctx.reaper.pending();
+    if pending > 0 {
+        events.emit(Event::CleanupWaiting { pending });
+    }
+    let cleanup_failed = ctx.reaper.finish().await;
+    let cluster_unusable = ctx
+        .cluster
+        .as_ref()
+        .and_then(|c| c.unusable())
+        .map(|e| e.to_string());
     let interrupted = ctx.cancel.is_cancelled();
     if let Some(s) = &store
         && s.evicted() > 0
@@ -294,6 +315,8 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
             counts: counts.clone(),
             duration: started.elapsed(),
             interrupted,
+            cleanup_failed,
+            cluster_unusable: cluster_unusable.clone(),
         },
     });
     if let Some(g) = demo_gateway {
@@ -315,8 +338,14 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     signals.abort();
     if interrupted {
         Exit::Interrupted
+    } else if cluster_unusable.is_some() {
+        // Credentials or TLS went bad: the failures say nothing about the tests.
+        Exit::Infra
     } else if counts.failed > 0 {
         Exit::Failed
+    } else if cleanup_failed > 0 {
+        // Everything passed, and something was left behind.
+        Exit::Infra
     } else {
         Exit::Passed
     }

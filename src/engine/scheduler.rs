@@ -107,7 +107,9 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
     let setup = async {
         let mut vars = base_vars(&ctx, &suite)?;
         let namespace = match (&ctx.cluster, needs_cluster) {
-            (Some(cluster), true) => cluster.setup_suite(&ctx, &suite, &mut vars).await?,
+            (Some(cluster), true) => {
+                super::fixtures::setup(&ctx, cluster, &suite, &mut vars).await?
+            }
             _ => NamespaceMode::PerTest,
         };
         Ok::<_, Failure>(SuiteEnv {
@@ -125,8 +127,8 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
         .map(|n| n.value.as_str())
         .filter(|n| !matches!(*n, "per-test" | "per-suite"));
     let _namespace_turn = match (&ctx.cluster, fixed, needs_cluster) {
-        (Some(cluster), Some(ns), true) => tokio::select! {
-            g = cluster.hold_fixed_namespace(ns) => Some(g),
+        (Some(_), Some(ns), true) => tokio::select! {
+            g = super::fixtures::hold_fixed_namespace(&ctx, ns) => Some(g),
             _ = ctx.cancel.cancelled() => None,
         },
         _ => None,
@@ -168,6 +170,7 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
                     steps: Vec::new(),
                     error: Some(failure.clone()),
                     namespace: None,
+                    cleanup: None,
                 };
                 let report = TestReport {
                     id: id.clone(),
@@ -215,18 +218,9 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
 }
 
 async fn teardown(ctx: &Arc<RunContext>, suite: &Arc<Suite>, counts: &Counts) {
-    let keep = match ctx.config.keep {
-        crate::cli::Keep::Always => true,
-        crate::cli::Keep::OnFailure => counts.failed > 0,
-        crate::cli::Keep::Never => false,
-    };
-    if let Some(cluster) = &ctx.cluster
-        && let Err(e) = cluster.teardown_suite(ctx, suite, keep).await
-    {
-        ctx.events.emit(Event::Notice {
-            id: None,
-            message: format!("suite {}: teardown: {e}", suite.name),
-        });
+    if let Some(cluster) = &ctx.cluster {
+        let keep = lifecycle::keep(ctx, counts.failed > 0);
+        super::fixtures::teardown(ctx, cluster, suite, keep).await;
     }
 }
 
@@ -255,8 +249,13 @@ async fn run_test(shared: Arc<Shared>, env: Arc<SuiteEnv>, ti: usize, id: TestId
         return skip(ctx, &id, "fail-fast: an earlier test failed");
     }
     let test = &env.suite.tests[ti];
+    // Credentials refused, TLS broken: every cluster call would fail the same way.
+    if test.needs_cluster()
+        && let Some(e) = ctx.cluster.as_ref().and_then(|c| c.unusable())
+    {
+        return skip(ctx, &id, &format!("the cluster is unusable: {e}"));
+    }
     let retries = ctx.config.retries.or(test.doc.retries).unwrap_or(0);
-    let started = Instant::now();
     let mut tries = Vec::new();
     let mut status = TestStatus::Failed;
     for try_no in 1..=retries + 1 {
@@ -288,7 +287,8 @@ async fn run_test(shared: Arc<Shared>, env: Arc<SuiteEnv>, ti: usize, id: TestId
     let report = TestReport {
         id: id.clone(),
         status,
-        duration: started.elapsed(),
+        // The tries' own time: cleanup is reported apart.
+        duration: tries.iter().map(|t| t.duration).sum(),
         tries,
         skip_reason: None,
     };

@@ -37,6 +37,8 @@ pub struct SuiteRecord {
     pub duration: Option<Duration>,
     pub setup_error: Option<Failure>,
     pub tests: Vec<TestRecord>,
+    /// Its teardown (fixtures, namespace) in the background, once it ended.
+    pub teardown: Option<Background>,
 }
 
 #[derive(Debug)]
@@ -46,6 +48,56 @@ pub struct TestRecord {
     pub report: Option<TestReport>,
     /// Notices about this test and resources kept after it.
     pub notices: Vec<String>,
+    /// Its namespaces deleted in the background, by try.
+    pub background: Vec<Background>,
+}
+
+/// A background deletion that ended (`Event::BackgroundCleanup`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Background {
+    pub try_no: u32,
+    pub what: String,
+    pub duration: Duration,
+    pub error: Option<String>,
+}
+
+impl TestRecord {
+    /// The background deletion of try `try_no`, once it ended.
+    pub fn background_of(&self, try_no: u32) -> Option<&Background> {
+        self.background.iter().find(|b| b.try_no == try_no)
+    }
+
+    /// One line per try that cleaned up: time in the test's slot, and the background
+    /// deletion (JUnit's system-out).
+    pub fn cleanup_lines(&self, report: &TestReport) -> Vec<String> {
+        report
+            .tries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let c = t.cleanup.as_ref()?;
+                let mut s = format!("cleanup (try {}): {}", i + 1, fmt_secs(c.duration));
+                if let Some(ns) = &c.background {
+                    match self.background_of(i as u32 + 1) {
+                        Some(b) => match &b.error {
+                            None => s.push_str(&format!(
+                                "; namespace {ns} gone after {} in the background",
+                                fmt_secs(b.duration)
+                            )),
+                            Some(e) => s.push_str(&format!(
+                                "; namespace {ns} not gone after {} in the background: {e}",
+                                fmt_secs(b.duration)
+                            )),
+                        },
+                        None => s.push_str(&format!(
+                            "; namespace {ns} still being deleted when the run ended"
+                        )),
+                    }
+                }
+                Some(s)
+            })
+            .collect()
+    }
 }
 
 impl Record {
@@ -77,6 +129,7 @@ impl Record {
                                 id: id.clone(),
                                 report: None,
                                 notices: Vec::new(),
+                                background: Vec::new(),
                             }
                         })
                         .collect();
@@ -86,6 +139,7 @@ impl Record {
                         duration: None,
                         setup_error: None,
                         tests,
+                        teardown: None,
                     });
                 }
             }
@@ -126,8 +180,35 @@ impl Record {
                 }
                 self.test_mut(id).notices.push(s);
             }
+            Event::BackgroundCleanup {
+                id,
+                try_no,
+                suite,
+                what,
+                duration,
+                error,
+            } => {
+                let b = Background {
+                    try_no: *try_no,
+                    what: what.clone(),
+                    duration: *duration,
+                    error: error.clone(),
+                };
+                match id {
+                    Some(id) => self.test_mut(id).background.push(b),
+                    None => {
+                        if let Some(e) = error {
+                            self.notices
+                                .push(format!("suite {suite}: cleanup of {what}: {e}"));
+                        }
+                        let si = self.suite_index(suite, None);
+                        self.suites[si].teardown = Some(b);
+                    }
+                }
+            }
             Event::RunFinished { summary } => self.summary = Some(summary.clone()),
-            Event::SuiteStarted { .. }
+            Event::CleanupWaiting { .. }
+            | Event::SuiteStarted { .. }
             | Event::TestStarted { .. }
             | Event::StepStarted { .. }
             | Event::Attempt { .. }
@@ -151,6 +232,7 @@ impl Record {
                 duration: None,
                 setup_error: None,
                 tests: Vec::new(),
+                teardown: None,
             });
             self.suites.len() - 1
         })
@@ -167,6 +249,7 @@ impl Record {
                     id: id.clone(),
                     report: None,
                     notices: Vec::new(),
+                    background: Vec::new(),
                 });
                 self.by_id.insert(id.clone(), (si, ti));
                 (si, ti)
@@ -205,6 +288,7 @@ impl Record {
                     steps: Vec::new(),
                     error: Some(f.clone()),
                     namespace: None,
+                    cleanup: None,
                 }],
                 skip_reason: None,
             },
@@ -397,8 +481,8 @@ pub(crate) mod sample {
     use std::time::{Duration, SystemTime};
 
     use crate::engine::events::{
-        Counts, Event, Failure, FailureCause, RunSummary, StepReport, StepStatus, SuitePlan,
-        TestId, TestKey, TestReport, TestStatus, TryReport,
+        CleanupReport, Counts, Event, Failure, FailureCause, RunSummary, StepReport, StepStatus,
+        SuitePlan, TestId, TestKey, TestReport, TestStatus, TryReport,
     };
     use crate::engine::retry::{Class, Section};
     use crate::suite::spanned::Loc;
@@ -460,6 +544,7 @@ pub(crate) mod sample {
             ],
             error: None,
             namespace: Some("gwtest-t-abc123".into()),
+            cleanup: None,
         }
     }
 
@@ -473,6 +558,10 @@ pub(crate) mod sample {
             ],
             error: None,
             namespace: Some("gwtest-t-def456".into()),
+            cleanup: Some(CleanupReport {
+                duration: ms(5),
+                background: Some("gwtest-t-def456".into()),
+            }),
         }
     }
 
@@ -539,6 +628,7 @@ pub(crate) mod sample {
                 steps: Vec::new(),
                 error: Some(setup_failure()),
                 namespace: None,
+                cleanup: None,
             };
             ev.push(finished(i.clone(), TestStatus::Failed, vec![t]));
         }
@@ -558,6 +648,14 @@ pub(crate) mod sample {
         ev.push(Event::Notice {
             id: Some(web[0].clone()),
             message: "cleanup: namespace gwtest-t-def456 took 20s to go".into(),
+        });
+        ev.push(Event::BackgroundCleanup {
+            id: Some(web[0].clone()),
+            try_no: 1,
+            suite: "web".into(),
+            what: "namespace gwtest-t-def456".into(),
+            duration: ms(5100),
+            error: None,
         });
         ev.push(finished(
             web[1].clone(),
@@ -616,6 +714,8 @@ pub(crate) mod sample {
                     },
                     duration: ms(9500),
                     interrupted: false,
+                    cleanup_failed: 0,
+                    cluster_unusable: None,
                 },
             });
         }

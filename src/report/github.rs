@@ -268,6 +268,7 @@ mod tests {
                     steps: Vec::new(),
                     error: Some(Failure::error("creating namespace: forbidden")),
                     namespace: None,
+                    cleanup: None,
                 }],
                 skip_reason: None,
             },

@@ -20,6 +20,11 @@
 //!       "duration_ms", "skip_reason"?, "namespace"?, "notices"?,
 //!       "tries": [{                                // first run first; empty when skipped
 //!         "passed", "duration_ms", "namespace"?, "error"?: FAILURE,
+//!         "cleanup"?: {                            // when the try had something to clean
+//!           "duration_ms",                         // in the test's slot (not in duration_ms)
+//!           "namespace"?,                          // deleted in the background, then:
+//!           "background_ms"?, "background_error"?  // how long until gone; what was left
+//!         },
 //!         "steps": [{
 //!           "index",                               // 0-based
 //!           "name", "kind", "line", "column",
@@ -45,7 +50,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::Reporter;
-use super::collect::{Record, write_atomic};
+use super::collect::{Background, Record, TestRecord, write_atomic};
 use crate::engine::events::{
     Counts, Event, Failure, StepReport, StepStatus, TestReport, TestStatus, TryReport,
 };
@@ -81,7 +86,7 @@ impl Json {
                     .map(|t| {
                         let report = r.outcome(s, t);
                         counts.add(report.status);
-                        test(&report, &t.notices)
+                        test(&report, t)
                     })
                     .collect();
                 let mut o = Map::new();
@@ -198,7 +203,7 @@ fn step(s: &StepReport) -> Value {
     Value::Object(o)
 }
 
-fn try_(t: &TryReport) -> Value {
+fn try_(t: &TryReport, background: Option<&Background>) -> Value {
     let mut o = Map::new();
     o.insert("passed".into(), t.passed.into());
     o.insert("duration_ms".into(), ms(t.duration).into());
@@ -208,6 +213,20 @@ fn try_(t: &TryReport) -> Value {
     if let Some(f) = &t.error {
         o.insert("error".into(), failure(f));
     }
+    if let Some(c) = &t.cleanup {
+        let mut co = Map::new();
+        co.insert("duration_ms".into(), ms(c.duration).into());
+        if let Some(ns) = &c.background {
+            co.insert("namespace".into(), ns.clone().into());
+            if let Some(b) = background {
+                co.insert("background_ms".into(), ms(b.duration).into());
+                if let Some(e) = &b.error {
+                    co.insert("background_error".into(), e.clone().into());
+                }
+            }
+        }
+        o.insert("cleanup".into(), Value::Object(co));
+    }
     o.insert(
         "steps".into(),
         t.steps.iter().map(step).collect::<Vec<_>>().into(),
@@ -215,7 +234,8 @@ fn try_(t: &TryReport) -> Value {
     Value::Object(o)
 }
 
-fn test(r: &TestReport, notices: &[String]) -> Value {
+fn test(r: &TestReport, record: &TestRecord) -> Value {
+    let notices = record.notices.as_slice();
     let id = &r.id;
     let mut o = Map::new();
     o.insert("name".into(), id.name.clone().into());
@@ -235,7 +255,12 @@ fn test(r: &TestReport, notices: &[String]) -> Value {
     }
     o.insert(
         "tries".into(),
-        r.tries.iter().map(try_).collect::<Vec<_>>().into(),
+        r.tries
+            .iter()
+            .enumerate()
+            .map(|(i, t)| try_(t, record.background_of(i as u32 + 1)))
+            .collect::<Vec<_>>()
+            .into(),
     );
     Value::Object(o)
 }
@@ -329,6 +354,15 @@ mod tests {
         );
         assert!(ok.get("skip_reason").is_none());
         assert!(test(&v, 0, "ok", 1).get("notices").is_none());
+        // Cleanup: in the slot, then the namespace in the background (once that ended).
+        assert_eq!(
+            ok["tries"][0]["cleanup"],
+            json!({"duration_ms": 5, "namespace": "gwtest-t-def456", "background_ms": 5100})
+        );
+        assert_eq!(
+            test(&v, 0, "ok", 1)["tries"][0]["cleanup"],
+            json!({"duration_ms": 5, "namespace": "gwtest-t-def456"})
+        );
 
         let flaky = test(&v, 0, "flaky", 0);
         assert_eq!(flaky["status"], "flaky");
@@ -337,6 +371,7 @@ mod tests {
         assert_eq!(tries[0]["passed"], false);
         assert_eq!(tries[0]["duration_ms"], 3100);
         assert_eq!(tries[0]["namespace"], "gwtest-t-abc123");
+        assert!(tries[0].get("cleanup").is_none());
         assert_eq!(tries[1]["passed"], true);
         let steps = tries[0]["steps"].as_array().unwrap();
         assert_eq!(steps.len(), 3);

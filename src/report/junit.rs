@@ -10,9 +10,10 @@
 //! - a flaky test (passed on a re-run): a passing testcase with a `<flakyFailure>` per failed try;
 //! - a skipped test: `<skipped message="REASON">`; a test that never ran because the run ended
 //!   is skipped with `not run`; a suite whose setup failed fails its tests with that failure;
-//! - notices about a test (and resources kept after it) go to its `<system-out>`, followed
-//!   by a `[[ATTACHMENT|path]]` line per diagnostics file of its failed tries; the failure
-//!   text ends with `diagnostics: N collected, see DIR`.
+//! - notices about a test (and resources kept after it) go to its `<system-out>`, then a line
+//!   per try saying how long its cleanup took (in the slot, and in the background), then a
+//!   `[[ATTACHMENT|path]]` line per diagnostics file of its failed tries; the failure text
+//!   ends with `diagnostics: N collected, see DIR`.
 
 use std::path::PathBuf;
 
@@ -65,6 +66,7 @@ impl Junit {
                     .insert("file".into(), t.id.file.display().to_string().into());
                 case.set_time(report.duration);
                 let mut out = t.notices.clone();
+                out.extend(t.cleanup_lines(&report));
                 out.extend(attachments(&report));
                 if !out.is_empty() {
                     case.set_system_out(out.join("\n"));
@@ -226,7 +228,21 @@ mod tests {
                 .system_out
                 .as_ref()
                 .map(|s| s.as_str()),
-            Some("cleanup: namespace gwtest-t-def456 took 20s to go")
+            Some(
+                "cleanup: namespace gwtest-t-def456 took 20s to go\n\
+                 cleanup (try 1): 0.0s; namespace gwtest-t-def456 gone after 5.1s in the background"
+            )
+        );
+        // A try whose background deletion never reported: the run ended first.
+        assert_eq!(
+            case(&r, "web", "ok#2")
+                .system_out
+                .as_ref()
+                .map(|s| s.as_str()),
+            Some(
+                "cleanup (try 1): 0.0s; namespace gwtest-t-def456 still being deleted when the \
+                 run ended"
+            )
         );
     }
 

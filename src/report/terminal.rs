@@ -60,6 +60,8 @@ pub struct Terminal {
     styles: Styles,
     finished: Vec<(TestId, TestStatus, Duration, u32)>,
     keep_hint: bool,
+    /// Background deletions that ended: (whose, how long, failed).
+    background: Vec<(String, Duration, bool)>,
 }
 
 impl Terminal {
@@ -79,6 +81,7 @@ impl Terminal {
             styles: Styles::new(tty),
             finished: Vec::new(),
             keep_hint: false,
+            background: Vec::new(),
         }
     }
 
@@ -133,7 +136,17 @@ impl Terminal {
             ),
         };
         let dur = st.dim.apply_to(format!("{:>7}", fmt_secs(report.duration)));
-        let line = format!("{tag} {dur}  {}{extra}", report.id);
+        // Cleanup is not in the test's duration: what it took in the slot is said apart.
+        let cleanup = report
+            .last_try()
+            .and_then(|t| t.cleanup.as_ref())
+            .map(|c| {
+                st.dim
+                    .apply_to(format!(" (cleanup {})", fmt_secs(c.duration)))
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let line = format!("{tag} {dur}  {}{extra}{cleanup}", report.id);
         self.line(&line);
         if let Some(t) = report.failure() {
             let block = failure_block(&report.id, t, &self.styles);
@@ -212,6 +225,28 @@ impl Terminal {
                     .apply_to(format!("failed: {}", failed.join(", ")))
                     .to_string(),
             );
+        }
+        if !self.background.is_empty() {
+            let n = self.background.len();
+            let failed = self.background.iter().filter(|b| b.2).count();
+            let slowest = self
+                .background
+                .iter()
+                .max_by_key(|b| b.1)
+                .map(|(who, d, _)| format!(", slowest {} ({who})", fmt_secs(*d)))
+                .unwrap_or_default();
+            let mut l = format!(
+                "cleanup: {n} background deletion{}{slowest}",
+                if n == 1 { "" } else { "s" }
+            );
+            if failed > 0 {
+                l.push_str(&format!(
+                    ", {failed} left something behind (see the notes above)"
+                ));
+                lines.push(st.fail.apply_to(l).to_string());
+            } else {
+                lines.push(l);
+            }
         }
         if self.keep_hint {
             lines.push("kept resources stay until deleted (commands above) or `gwtest gc`".into());
@@ -453,6 +488,31 @@ impl Reporter for Terminal {
                 self.line(&s);
             }
             Event::Resumed { id } => self.line(&format!("resumed {id}")),
+            Event::BackgroundCleanup {
+                id,
+                suite,
+                what,
+                duration,
+                error,
+                ..
+            } => {
+                let who = match id {
+                    Some(id) => id.to_string(),
+                    None => format!("suite {suite}"),
+                };
+                if let Some(e) = error {
+                    self.line(&format!(
+                        "note: {who}: cleanup of {what} ended after {}: {e}",
+                        fmt_secs(*duration)
+                    ));
+                }
+                self.background.push((who, *duration, error.is_some()));
+            }
+            Event::CleanupWaiting { pending } => self.line(&format!(
+                "cleanup: waiting for {pending} background deletion{} (namespaces of finished \
+                 tests, suite fixtures)",
+                if *pending == 1 { "" } else { "s" }
+            )),
             Event::Notice { id, message } => {
                 let s = match id {
                     Some(id) => format!("note: {id}: {message}"),
@@ -535,6 +595,7 @@ mod tests {
             steps: vec![step],
             error: None,
             namespace: None,
+            cleanup: None,
         };
         t.event(&Event::TestFinished {
             report: TestReport {

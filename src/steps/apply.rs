@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use super::{StepCtx, StepResult, failure_from};
 use crate::cluster::manifests::{self, Manifest};
-use crate::cluster::{ClusterError, suite::tracked};
+use crate::cluster::{ClusterError, tracked};
 use crate::engine::retry::{self, Miss, Policy};
 use crate::suite::model::{ApplyItem, ApplySpec};
 
@@ -102,5 +102,5 @@ fn describe(m: &Manifest) -> String {
 }
 
 fn apply_miss(e: &ClusterError, m: &Manifest) -> Miss {
-    crate::cluster::miss(e, &describe(m))
+    crate::engine::cluster_retry::miss(e, &describe(m))
 }

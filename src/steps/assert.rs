@@ -15,6 +15,7 @@ use super::{StepCtx, StepResult, failure_from};
 use crate::cluster::target::Target;
 use crate::cluster::watch::Changes;
 use crate::cluster::{Cluster, Kind, Tracked};
+use crate::engine::cluster_retry::miss;
 use crate::engine::retry::{self, Class, Miss, Section, SectionKind};
 use crate::matching::{self, cel};
 use crate::suite::model::AssertSpec;
@@ -172,7 +173,7 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             let kind = cluster
                 .resolve(&target.api_version, &target.kind)
                 .await
-                .map_err(|e| crate::cluster::miss(&e, &target.describe(true)))?;
+                .map_err(|e| miss(&e, &target.describe(true)))?;
             start_watch(&kind);
             attempt(cluster, &kind, target, expect, tracked, last_seen).await
         }
@@ -200,6 +201,16 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Err(g) => {
             let mut f = failure_from(&g, &ctx.limits);
             f.expected = Some(expect.describe(&what));
+            // Nobody reconciling a Gateway API object is the usual reason its status never
+            // comes: say so first.
+            let seen = last_seen.lock().expect("poisoned").clone();
+            if !expect.absent
+                && g.cause != retry::Cause::Cancelled
+                && let Some(obj) = &seen
+                && let Some(h) = crate::cluster::controllers::unreconciled(&cluster, obj).await
+            {
+                f.hints.insert(0, h);
+            }
             if let Some(obj) = last_seen.lock().expect("poisoned").as_ref()
                 && !f.sections.iter().any(|s| s.kind == SectionKind::LastObject)
             {
@@ -254,7 +265,7 @@ async fn attempt(
         let obj = cluster
             .get(kind, ns, name)
             .await
-            .map_err(|e| crate::cluster::miss(&e, &what))?;
+            .map_err(|e| miss(&e, &what))?;
         let Some(obj) = obj else {
             return if expect.absent {
                 Ok(Value::Null)
@@ -278,7 +289,7 @@ async fn attempt(
     let items = cluster
         .list(kind, ns, &selector)
         .await
-        .map_err(|e| crate::cluster::miss(&e, &what))?;
+        .map_err(|e| miss(&e, &what))?;
     *last_seen.lock().expect("poisoned") = Some(serde_json::json!({ "items": items }));
     if expect.absent {
         return match items.first() {

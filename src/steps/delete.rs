@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{StepCtx, StepResult, failure_from};
-use crate::cluster::{Kind, miss};
+use crate::cluster::{Deleted, Kind};
+use crate::engine::cluster_retry::{miss, wait_gone};
 use crate::engine::retry::{self, Class, Miss, Policy};
 use crate::suite::model::DeleteSpec;
 
@@ -52,8 +53,8 @@ pub async fn run(spec: &DeleteSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             };
             let names = match &target.name {
                 Some(n) => match cluster.delete(&kind, ns, n).await {
-                    Ok(true) => vec![n.clone()],
-                    Ok(false) => {
+                    Ok(Deleted::Started) => vec![n.clone()],
+                    Ok(Deleted::AlreadyGone) => {
                         return Err(Miss::fatal(
                             Class::NotFound,
                             format!("{what} does not exist"),
@@ -112,9 +113,15 @@ pub async fn run(spec: &DeleteSpec, ctx: &mut StepCtx<'_>) -> StepResult {
 
     // Then wait until every one is gone.
     let mut observer = ctx.observer();
-    match cluster
-        .wait_gone(&kind, ns.as_deref(), &names, &ctx.limits, &mut observer)
-        .await
+    match wait_gone(
+        &cluster,
+        &kind,
+        ns.as_deref(),
+        &names,
+        &ctx.limits,
+        &mut observer,
+    )
+    .await
     {
         Ok(waits) => StepResult::passed(deletes + waits),
         Err(g) => {

@@ -72,5 +72,5 @@ fn miss(e: ClusterError, what: &str) -> Miss {
     if e.is_not_found() && !matches!(e, ClusterError::UnknownKind { .. }) {
         return Miss::fatal(Class::NotFound, format!("{what} does not exist"));
     }
-    crate::cluster::miss(&e, what)
+    crate::engine::cluster_retry::miss(&e, what)
 }

@@ -9,7 +9,15 @@ pub async fn run(message: &str, ctx: &mut StepCtx<'_>) -> StepResult {
             ..StepResult::passed(0)
         };
     }
-    let paused = crate::debug::pause::wait(ctx.run, ctx.test, ctx.state, message).await;
+    let state = &ctx.state;
+    let paused = crate::debug::pause::wait(
+        ctx.run,
+        ctx.test,
+        state.namespace.as_deref(),
+        &state.tracked,
+        message,
+    )
+    .await;
     ctx.state.paused += paused;
     StepResult::passed(1)
 }

@@ -758,6 +758,19 @@ impl RunOutput {
         self
     }
 
+    /// Fail unless the run exited at once on a second Ctrl-C (130, without waiting for
+    /// cleanup).
+    pub fn assert_exited_on_second_interrupt(&self) -> &Self {
+        self.assert_exit(130);
+        assert!(
+            self.stderr
+                .contains("interrupted twice: exiting without waiting for cleanup"),
+            "{}",
+            self.dump()
+        );
+        self
+    }
+
     /// Fail with the whole output unless stdout contains `s`.
     pub fn assert_stdout_has(&self, s: &str) -> &Self {
         assert!(

@@ -99,6 +99,20 @@ impl TestCluster {
         self.server.as_ref().expect("running")
     }
 
+    /// The API server goes away (connections refused, watches end), keeping what it stores.
+    pub fn stop_serving(&mut self) {
+        let server = self.server.as_mut().expect("running");
+        self.rt.block_on(server.stop_serving());
+    }
+
+    /// The API server comes back on the same address, with the same objects.
+    pub fn serve_again(&mut self) {
+        let server = self.server.as_mut().expect("running");
+        self.rt
+            .block_on(server.serve_again())
+            .expect("serve again on the same address");
+    }
+
     /// A scratch directory that goes with the cluster.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -206,7 +220,8 @@ impl TestCluster {
     pub fn record_namespaces(&self) -> NamespaceRecorder {
         let seen: Seen = Default::default();
         let peak: Arc<Mutex<HashMap<String, (usize, usize)>>> = Default::default();
-        let (s2, p2) = (seen.clone(), peak.clone());
+        let active: Active = Default::default();
+        let (s2, p2, a2) = (seen.clone(), peak.clone(), active.clone());
         let api: Api<DynamicObject> = Api::all_with(self.kube.client.clone(), &ns_resource());
         let task = self.spawn(async move {
             let mut stream = watcher(api, watcher::Config::default()).boxed();
@@ -227,7 +242,21 @@ impl TestCluster {
                 let mut seen = s2.lock().unwrap();
                 let new = !seen.iter().any(|(n, _)| *n == name);
                 if new && alive {
-                    seen.push((name, labels.clone()));
+                    seen.push((name.clone(), labels.clone()));
+                }
+                // Namespaces of a run in use at once: neither Terminating nor gone.
+                let terminating = o.metadata.deletion_timestamp.is_some()
+                    || o.data.pointer("/status/phase").and_then(Value::as_str)
+                        == Some("Terminating");
+                if let Some(run) = labels.get(RUN_LABEL) {
+                    let mut active = a2.lock().unwrap();
+                    let (now, max) = active.entry(run.clone()).or_default();
+                    if alive && !terminating {
+                        now.insert(name.clone());
+                        *max = (*max).max(now.len());
+                    } else {
+                        now.remove(&name);
+                    }
                 }
                 // Namespaces of a run that exist at once (Terminating ones included).
                 if let Some(run) = labels.get(RUN_LABEL) {
@@ -245,6 +274,7 @@ impl TestCluster {
         NamespaceRecorder {
             seen,
             peak,
+            active,
             _task: task,
         }
     }
@@ -287,11 +317,15 @@ impl<T> Drop for Background<T> {
 /// Namespace names with their labels, in the order they appeared.
 type Seen = Arc<Mutex<Vec<(String, HashMap<String, String>)>>>;
 
+/// run id -> (namespaces in use now, the most in use at once)
+type Active = Arc<Mutex<HashMap<String, (HashSet<String>, usize)>>>;
+
 /// Namespaces seen (in creation order, with their labels) since the recorder started.
 pub struct NamespaceRecorder {
     seen: Seen,
     /// run id -> (namespaces existing now, the most that existed at once)
     peak: Arc<Mutex<HashMap<String, (usize, usize)>>>,
+    active: Active,
     _task: Background<()>,
 }
 
@@ -307,9 +341,14 @@ impl NamespaceRecorder {
             .collect()
     }
 
-    /// The most namespaces of run `run` that existed at the same time.
+    /// The most namespaces of run `run` that existed at the same time (Terminating included).
     pub fn peak(&self, run: &str) -> usize {
         self.peak.lock().unwrap().get(run).map_or(0, |p| p.1)
+    }
+
+    /// The most namespaces of run `run` in use at the same time (not Terminating).
+    pub fn peak_active(&self, run: &str) -> usize {
+        self.active.lock().unwrap().get(run).map_or(0, |p| p.1)
     }
 }
 
@@ -688,6 +727,22 @@ pub async fn kubectl(cluster_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Ku
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// A test that applies ConfigMap `NAME` (data from `${test}` and `${namespace}`) and asserts it.
+pub fn cm_test(name: &str) -> String {
+    crate::support::test_doc(
+        name,
+        "",
+        &format!(
+            r#"  - apply:
+      manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: {name}}}, data: {{test: "${{test}}", ns: "${{namespace}}"}}}}
+  - assert:
+      resource: {{apiVersion: v1, kind: ConfigMap, name: {name}}}
+      fields: {{data: {{test: {name}}}}}
+"#
+        ),
+    )
 }
 
 /// Distinct values, for "each test had its own namespace".

@@ -74,6 +74,7 @@ impl Env {
                 addr,
                 tls: false,
                 token: Some("gateway-test-token".into()),
+                ..ApiServerConfig::default()
             },
             None => ApiServerConfig::default(),
         };
@@ -144,6 +145,7 @@ impl Env {
                 addr,
                 tls: false,
                 token: Some("gateway-test-token".into()),
+                ..ApiServerConfig::default()
             })
             .await
             {

@@ -25,6 +25,8 @@ pub struct SandboxConfig {
     /// Where the demo gateway sends its spans: an OTLP/gRPC endpoint, or OTLP/HTTP when the
     /// URL ends in `/v1/traces` (see [`demo_gateway_config`]).
     pub otlp_endpoint: Option<String>,
+    /// How long a deleted namespace stays Terminating (see [`ApiServerConfig`]).
+    pub namespace_termination: std::time::Duration,
 }
 
 /// The demo gateway's configuration for spans sent to `otlp_endpoint`: OTLP/HTTP when the
@@ -71,9 +73,12 @@ impl Sandbox {
     /// Start the API server, register the CRDs, write the kubeconfig, start the demo gateway
     /// against the API server.
     pub async fn start(cfg: SandboxConfig) -> anyhow::Result<Sandbox> {
-        let api = ApiServer::start(ApiServerConfig::default())
-            .await
-            .context("starting the embedded API server")?;
+        let api = ApiServer::start(ApiServerConfig {
+            namespace_termination: cfg.namespace_termination,
+            ..ApiServerConfig::default()
+        })
+        .await
+        .context("starting the embedded API server")?;
         for text in [GATEWAY_API_CRDS, DEMO_CRDS] {
             for obj in parse_manifests(text)? {
                 api.apply_manifest(obj)

@@ -33,6 +33,9 @@ pub struct AppState {
     pub cancel: CancellationToken,
     /// host:port, for `serverAddressByClientCIDRs`.
     pub server_address: String,
+    /// How long a deleted namespace stays Terminating before its contents and itself go (the
+    /// namespace controller's work; zero: at once).
+    pub namespace_termination: std::time::Duration,
 }
 
 /// Request bodies up to this size (CRDs such as Gateway API's are large).
@@ -368,10 +371,17 @@ fn delete_opts(q: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
     Ok(d)
 }
 
-fn spawn_followups(store: &Arc<Store>, followups: Vec<Followup>) {
+fn spawn_followups(st: &AppState, followups: Vec<Followup>) {
     for f in followups {
-        let store = store.clone();
+        let store = st.store.clone();
+        let delay = match f {
+            Followup::FinalizeNamespace(_) => st.namespace_termination,
+            Followup::FinalizeCrd(_) => std::time::Duration::ZERO,
+        };
         tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let mut inner = store.lock();
             match f {
                 Followup::FinalizeNamespace(ns) => objects::finalize_namespace(&mut inner, &ns),
@@ -479,14 +489,14 @@ async fn resource(
         (Method::DELETE, Some(_)) if !status => {
             let d = delete_opts(q, &body)?;
             let mut out = objects::delete(&mut st.store.lock(), &t, &d)?;
-            spawn_followups(&st.store, std::mem::take(&mut out.followups));
+            spawn_followups(st, std::mem::take(&mut out.followups));
             Ok(outcome_response(out))
         }
         (Method::DELETE, None) if !status && verb_allowed("deletecollection") => {
             let sel = selection(q, &t)?;
             let d = delete_opts(q, &body)?;
             let mut out = objects::delete_collection(&mut st.store.lock(), &t, &sel, &d)?;
-            spawn_followups(&st.store, std::mem::take(&mut out.followups));
+            spawn_followups(st, std::mem::take(&mut out.followups));
             Ok(outcome_response(out))
         }
         _ => Err(ApiError::method_not_allowed()),

@@ -38,6 +38,11 @@
 //!   Expired and clients re-list (for tests of watch recovery).
 //! - [`ApiServer::shutdown`] stops accepting, ends watches cleanly and waits (bounded) for
 //!   connections to close.
+//! - [`ApiServer::stop_serving`] / [`ApiServer::serve_again`]: the server goes away
+//!   (connections refused) and comes back on the same address, keeping what it stores, as a
+//!   real API server restarting does (for tests of outages).
+//! - `cfg.namespace_termination`: how long a deleted namespace stays `Terminating` before its
+//!   contents and itself go (a real namespace controller takes ~5 s; default: at once).
 //!
 //! # Behaviour
 //!
@@ -128,6 +133,9 @@ pub struct ApiServerConfig {
     pub tls: bool,
     /// The bearer token clients must send; a random one when `None`.
     pub token: Option<String>,
+    /// How long a deleted namespace stays Terminating before its contents and itself go, as
+    /// a real namespace controller takes (~5 s); zero (default): at once.
+    pub namespace_termination: std::time::Duration,
 }
 
 impl Default for ApiServerConfig {
@@ -136,6 +144,7 @@ impl Default for ApiServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: true,
             token: None,
+            namespace_termination: std::time::Duration::ZERO,
         }
     }
 }
@@ -151,6 +160,8 @@ pub struct ApiServer {
     task: Option<JoinHandle<()>>,
     local_addr: SocketAddr,
     kubelet: pods::KubeletSlot,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    namespace_termination: std::time::Duration,
 }
 
 /// Field manager of objects the sandbox itself applies.
@@ -209,28 +220,71 @@ impl ApiServer {
             inner.seal_history();
         }
 
-        let cancel = CancellationToken::new();
-        let state = Arc::new(AppState {
-            store: store.clone(),
-            token: token.clone(),
-            cancel: cancel.clone(),
-            server_address: local_addr.to_string(),
-        });
-        let kubelet = pods::KubeletSlot::default();
-        let router = handlers::router(state.clone()).merge(pods::router(state, kubelet.clone()));
-        let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
-        let task = tokio::spawn(server::serve(listener, router, acceptor, cancel.clone()));
-        Ok(ApiServer {
+        let mut server = ApiServer {
             url,
             token,
             ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
-            ca_der: tls.map(|t| t.ca_der),
+            ca_der: tls.as_ref().map(|t| t.ca_der.clone()),
             store,
-            cancel,
-            task: Some(task),
+            cancel: CancellationToken::new(),
+            task: None,
             local_addr,
-            kubelet,
-        })
+            kubelet: pods::KubeletSlot::default(),
+            acceptor: tls.map(|t| t.acceptor),
+            namespace_termination: cfg.namespace_termination,
+        };
+        server.serve(listener);
+        Ok(server)
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        self.cancel = CancellationToken::new();
+        let state = Arc::new(AppState {
+            store: self.store.clone(),
+            token: self.token.clone(),
+            cancel: self.cancel.clone(),
+            server_address: self.local_addr.to_string(),
+            namespace_termination: self.namespace_termination,
+        });
+        let router =
+            handlers::router(state.clone()).merge(pods::router(state, self.kubelet.clone()));
+        self.task = Some(tokio::spawn(server::serve(
+            listener,
+            router,
+            self.acceptor.clone(),
+            self.cancel.clone(),
+        )));
+    }
+
+    /// Goes away as a real API server does while it restarts: stops accepting (connections
+    /// are refused), ends watches and closes connections. What it stores stays (as in etcd),
+    /// and so does the namespace controller's work in progress. [`ApiServer::serve_again`]
+    /// comes back on the same address with the same certificate and token.
+    pub async fn stop_serving(&mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Serves again after [`ApiServer::stop_serving`], on the same address (retrying the bind
+    /// for a moment while the old socket goes).
+    pub async fn serve_again(&mut self) -> anyhow::Result<()> {
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.local_addr).await {
+                Ok(l) => break l,
+                Err(_) if tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("binding {} again", self.local_addr));
+                }
+            }
+        };
+        self.serve(listener);
+        Ok(())
     }
 
     /// `https://127.0.0.1:PORT` (or `http://` without TLS).

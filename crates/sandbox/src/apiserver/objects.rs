@@ -1015,7 +1015,9 @@ fn write_existing(
             ..Outcome::new(200, present(&def, &t.version, &obj))
         });
     }
-    let finished = is_deleting(&obj) && finalizers(&obj).is_empty();
+    // A Terminating namespace is held by the namespace controller's own finalizer
+    // (spec.finalizers: kubernetes), not by metadata.finalizers: a write to it never ends it.
+    let finished = is_deleting(&obj) && finalizers(&obj).is_empty() && !is_namespace(&def.gr());
     let stored = inner.put(&def.gr(), obj);
     if finished {
         let last = remove_object(inner, &def.gr(), &t.namespace, &t.name).unwrap_or(stored);
