@@ -94,7 +94,6 @@ pub mod openapi;
 pub mod patch;
 mod protobuf;
 pub mod resources;
-pub mod schema;
 pub mod selectors;
 mod server;
 pub mod status;
