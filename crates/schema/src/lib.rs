@@ -323,3 +323,26 @@ impl Catalog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_every_rule_route_is_valid() {
+        let c = Catalog::with_gateway_api();
+        let Lookup::Found(s) = c.lookup("gateway.networking.k8s.io/v1", "HTTPRoute") else {
+            panic!("HTTPRoute")
+        };
+        let text = include_str!("../../../tests/data/httproute-every-rule.yaml");
+        let mut obj: Value = serde_saphyr::from_str(text).unwrap();
+        let w = Write {
+            old: None,
+            status: false,
+            field_validation: FieldValidation::Strict,
+        };
+        let r = s.admit(&mut obj, &w);
+        assert_eq!(r, Ok(vec![]), "{r:?}");
+        assert!(s.compile_rules().1.is_empty());
+    }
+}
