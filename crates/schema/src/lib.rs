@@ -27,6 +27,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value;
 
 pub use cause::Cause;
+pub use typed::OBJECT_META;
 
 /// One version of a CRD: its structural schema and its CEL rules. The rules are compiled
 /// once, the first time an object of this version is validated (so registering the whole

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use crate::cause::{go_quote, go_sharp_v, go_type, go_v};
 
-/// The fields of `metadata` (ObjectMeta) an apply configuration may hold.
-const OBJECT_META: [&str; 15] = [
+/// The fields of `metadata` (ObjectMeta), in the order the API server writes them.
+pub const OBJECT_META: [&str; 15] = [
     "name",
     "generateName",
     "namespace",
@@ -108,17 +108,28 @@ fn scalar(ty: &str, v: &Value, path: &str, errs: &mut Vec<String>) {
     errs.push(format!("{path}: {msg}"));
 }
 
-fn metadata(v: &Value, path: &str, errs: &mut Vec<String>) {
-    let m = match v {
-        Value::Null => return,
-        Value::Object(m) => m,
+/// The map of `v`; None for null (an empty map) and for anything else (an error).
+fn map_value<'a>(
+    v: &'a Value,
+    path: &str,
+    errs: &mut Vec<String>,
+) -> Option<&'a Map<String, Value>> {
+    match v {
+        Value::Object(m) => Some(m),
+        Value::Null => None,
         other => {
             errs.push(format!(
                 "{path}: expected map, got {}",
                 unstructured_v(other)
             ));
-            return;
+            None
         }
+    }
+}
+
+fn metadata(v: &Value, path: &str, errs: &mut Vec<String>) {
+    let Some(m) = map_value(v, path, errs) else {
+        return;
     };
     for (k, x) in m {
         let p = format!("{path}.{k}");
@@ -195,16 +206,8 @@ fn walk(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
 }
 
 fn object(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
-    let m = match v {
-        Value::Null => return,
-        Value::Object(m) => m,
-        other => {
-            errs.push(format!(
-                "{path}: expected map, got {}",
-                unstructured_v(other)
-            ));
-            return;
-        }
+    let Some(m) = map_value(v, path, errs) else {
+        return;
     };
     let props = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties");

@@ -159,24 +159,6 @@ fn crd_gr() -> GroupResource {
 
 const TOP_ORDER_BUILTIN: [&str; 3] = ["kind", "apiVersion", "metadata"];
 const TOP_ORDER_CR: [&str; 3] = ["apiVersion", "kind", "metadata"];
-const META_ORDER: [&str; 16] = [
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-    "",
-];
 
 /// Puts keys in the order a real server serialises them (kind/apiVersion/metadata first,
 /// metadata fields in ObjectMeta order, status last).
@@ -207,7 +189,7 @@ fn ordered(obj: Value, builtin: bool) -> Value {
 fn order_meta(v: Value) -> Value {
     let Value::Object(mut m) = v else { return v };
     let mut out = Map::new();
-    for k in META_ORDER {
+    for k in gwtest_schema::OBJECT_META {
         if let Some(v) = m.remove(k) {
             out.insert(k.to_string(), v);
         }
