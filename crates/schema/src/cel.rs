@@ -37,8 +37,9 @@ impl std::fmt::Debug for Rules {
 
 impl Rules {
     pub fn compile(schema: &Value) -> Rules {
+        let reduced = for_cel(schema).unwrap_or_else(|| json!({}));
         Rules {
-            compiled: kube_cel::compile_schema(schema),
+            compiled: kube_cel::compile_schema(&reduced),
         }
     }
 
@@ -67,6 +68,78 @@ impl Rules {
         rec(&self.compiled, &mut ok, &mut errs);
         (ok, errs)
     }
+}
+
+/// The part of a schema CEL evaluation needs: the nodes with rules, the nodes on the way to
+/// them, and whatever changes how a value under a kept node converts to CEL (`date-time`,
+/// `duration` and `byte` formats, maps, embedded resources). kube-cel converts the value
+/// under every schema node it walks, so walking only these nodes keeps a validation from
+/// costing the object's size times its depth; the values, paths and results are the same.
+fn for_cel(s: &Value) -> Option<Value> {
+    let m = s.as_object()?;
+    let mut out = serde_json::Map::new();
+    let mut keep = false;
+    if let Some(r) = m
+        .get("x-kubernetes-validations")
+        .filter(|r| r.as_array().is_some_and(|a| !a.is_empty()))
+    {
+        out.insert("x-kubernetes-validations".into(), r.clone());
+        keep = true;
+    }
+    if let Some(f) = m.get("format").and_then(Value::as_str)
+        && matches!(f, "date-time" | "datetime" | "duration" | "byte")
+    {
+        out.insert("format".into(), json!(f));
+        keep = true;
+    }
+    for flag in [
+        "x-kubernetes-embedded-resource",
+        "x-kubernetes-int-or-string",
+        "x-kubernetes-preserve-unknown-fields",
+    ] {
+        if let Some(v) = m.get(flag) {
+            out.insert(flag.into(), v.clone());
+            keep |= flag == "x-kubernetes-embedded-resource";
+        }
+    }
+    match m.get("additionalProperties") {
+        Some(Value::Bool(true)) => {
+            out.insert("additionalProperties".into(), json!(true));
+            keep = true;
+        }
+        Some(a @ Value::Object(_)) => {
+            out.insert(
+                "additionalProperties".into(),
+                for_cel(a).unwrap_or_else(|| json!({})),
+            );
+            keep = true;
+        }
+        _ => {}
+    }
+    if let Some(props) = m.get("properties").and_then(Value::as_object) {
+        let kept: serde_json::Map<String, Value> = props
+            .iter()
+            .filter_map(|(k, p)| for_cel(p).map(|p| (k.clone(), p)))
+            .collect();
+        if !kept.is_empty() {
+            out.insert("properties".into(), Value::Object(kept));
+            keep = true;
+        }
+    }
+    if let Some(items) = m.get("items").and_then(for_cel) {
+        out.insert("items".into(), items);
+        keep = true;
+    }
+    for k in ["allOf", "oneOf", "anyOf"] {
+        if let Some(branches) = m.get(k).and_then(Value::as_array) {
+            let kept: Vec<Value> = branches.iter().filter_map(for_cel).collect();
+            if !kept.is_empty() {
+                out.insert(k.into(), Value::Array(kept));
+                keep = true;
+            }
+        }
+    }
+    keep.then_some(Value::Object(out))
 }
 
 /// Whether a schema holds any `x-kubernetes-validations` rule.
