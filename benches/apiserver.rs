@@ -4,7 +4,12 @@
 //! - round trip: create a ConfigMap, get it, and receive its ADDED event on an open watch;
 //! - the whole sandbox (API server, the Gateway API and demo CRDs, the kubeconfig, the demo
 //!   gateway): `Sandbox::start` until it returns, and `gwtest sandbox` from process start to
-//!   its `ready` line (what a script waiting on it pays).
+//!   its `ready` line (what a script waiting on it pays);
+//! - validation with the official Gateway API CRDs: registering the whole standard channel
+//!   (parsing the embedded CRDs and creating them through the API server), compiling every
+//!   version's CEL rules (paid once, on first use of a version), the engine alone admitting
+//!   the HTTPRoute of `tests/data/httproute-every-rule.yaml` (every field with a CEL rule),
+//!   and that route created over HTTPS with `fieldValidation=Strict` by a kube-rs client.
 //!
 //! Run: `cargo bench --bench apiserver`.
 
@@ -149,6 +154,129 @@ fn process_ready() {
     summary("sandbox: `gwtest sandbox` to its ready line", ready);
 }
 
+const ROUTE: &str = include_str!("../tests/data/httproute-every-rule.yaml");
+const CREATES: usize = 500;
+
+async fn crd_registration() {
+    let mut parse = Vec::new();
+    let mut register = Vec::new();
+    for _ in 0..STARTS {
+        let server = ApiServer::start(ApiServerConfig {
+            tls: false,
+            ..Default::default()
+        })
+        .await
+        .expect("start");
+        let t0 = Instant::now();
+        let crds = gwtest_schema::gateway_api::crds();
+        parse.push(t0.elapsed());
+        let t1 = Instant::now();
+        for crd in crds {
+            server.apply_manifest(crd).expect("register");
+        }
+        register.push(t1.elapsed());
+        server.shutdown().await;
+    }
+    summary("standard channel: parse the embedded CRDs", parse);
+    summary("standard channel: register (create) all 10", register);
+    let mut compile = Vec::new();
+    for _ in 0..5 {
+        let mut versions = Vec::new();
+        for crd in gwtest_schema::gateway_api::crds() {
+            for v in crd["spec"]["versions"].as_array().expect("versions") {
+                versions.push(gwtest_schema::VersionSchema::new(
+                    v["schema"]["openAPIV3Schema"].clone(),
+                ));
+            }
+        }
+        let t0 = Instant::now();
+        let mut rules = 0;
+        for v in &versions {
+            let (ok, errs) = v.compile_rules();
+            assert!(errs.is_empty(), "{errs:?}");
+            rules += ok;
+        }
+        compile.push(t0.elapsed());
+        assert!(rules > 200, "{rules}");
+    }
+    summary("standard channel: compile every version's CEL", compile);
+}
+
+async fn validated_creates() {
+    use gwtest_schema::{Catalog, FieldValidation, Lookup, Write};
+    let route: serde_json::Value = serde_saphyr::from_str(ROUTE).expect("route");
+    let Lookup::Found(schema) =
+        Catalog::with_gateway_api().lookup("gateway.networking.k8s.io/v1", "HTTPRoute")
+    else {
+        panic!("HTTPRoute")
+    };
+    schema.compile_rules();
+    let w = Write {
+        old: None,
+        status: false,
+        field_validation: FieldValidation::Strict,
+    };
+    let mut engine = Vec::new();
+    for _ in 0..CREATES {
+        let mut obj = route.clone();
+        let t0 = Instant::now();
+        let r = schema.admit(&mut obj, &w);
+        engine.push(t0.elapsed());
+        assert_eq!(r, Ok(vec![]));
+    }
+    summary("HTTPRoute, every rule: engine admit", engine);
+
+    let server = ApiServer::start(ApiServerConfig::default())
+        .await
+        .expect("start");
+    gwtest_sandbox::register_crds(&server).expect("CRDs");
+    let client = Client::try_from(server.kube_config()).expect("client");
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "bench"}})).expect("ns");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create ns");
+    let mut creates = Vec::new();
+    // The first create compiles HTTPRoute's rules (once): timed apart.
+    for i in 0..=CREATES {
+        let mut obj = route.clone();
+        obj["metadata"]["name"] = json!(format!("route-{i}"));
+        let req = http::Request::post(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/bench/httproutes?fieldValidation=Strict",
+        )
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&obj).expect("json"))
+        .expect("request");
+        let t0 = Instant::now();
+        let created: serde_json::Value = client.request(req).await.expect("create");
+        let took = t0.elapsed();
+        assert_eq!(created["metadata"]["generation"], 1);
+        if i == 0 {
+            println!(
+                "{:<44} {:>7.3} ms (compiles HTTPRoute v1's rules)",
+                "HTTPRoute, every rule: first create",
+                took.as_secs_f64() * 1000.0
+            );
+        } else {
+            creates.push(took);
+        }
+    }
+    summary("HTTPRoute, every rule: create over HTTPS", creates);
+    let mut plain = Vec::new();
+    let cms: Api<ConfigMap> = Api::namespaced(client, "bench");
+    for i in 0..CREATES {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": format!("cm-{i}")}})).expect("cm");
+        let t0 = Instant::now();
+        cms.create(&PostParams::default(), &cm)
+            .await
+            .expect("create");
+        plain.push(t0.elapsed());
+    }
+    summary("ConfigMap (no schema): create over HTTPS", plain);
+    server.shutdown().await;
+}
+
 fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -160,6 +288,8 @@ fn main() {
         startup(false).await;
         round_trips().await;
         sandbox_startup().await;
+        crd_registration().await;
+        validated_creates().await;
     });
     process_ready();
 }

@@ -182,6 +182,10 @@ pub struct ValidateArgs {
     /// $GWTEST_VAR holds comma-separated K=V pairs.
     #[arg(long = "var", value_name = "K=V")]
     pub var: Vec<String>,
+    /// More CRDs to check manifests against (repeatable): a YAML file or a directory of them.
+    /// The embedded Gateway API CRDs and the suites' own CRDs are always known.
+    #[arg(long = "crds", value_name = "PATH")]
+    pub crds: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -79,18 +79,25 @@ fn cmd_validate(args: ValidateArgs) -> Exit {
             return Exit::Invalid;
         }
     };
+    let manifests = gwtest::suite::crdcheck::check(&suites, &args.crds);
+    if !manifests.errors.is_empty() {
+        gwtest::report::print_load_errors(&manifests.errors);
+        return Exit::Invalid;
+    }
     let tests: usize = suites.iter().map(|s| s.tests.len()).sum();
     let steps: usize = suites
         .iter()
         .flat_map(|s| &s.tests)
         .map(|t| t.doc.steps.len())
         .sum();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     println!(
-        "ok: {} suite{}, {tests} test{}, {steps} step{}",
-        suites.len(),
-        if suites.len() == 1 { "" } else { "s" },
-        if tests == 1 { "" } else { "s" },
-        if steps == 1 { "" } else { "s" }
+        "ok: {}, {}, {}; {} checked against CRDs, {} skipped (run-time variables)",
+        plural(suites.len(), "suite"),
+        plural(tests, "test"),
+        plural(steps, "step"),
+        plural(manifests.checked, "object"),
+        plural(manifests.skipped, "manifest"),
     );
     Exit::Passed
 }

@@ -268,13 +268,40 @@ fn an_apply_the_server_rejects_fails_with_its_message_and_the_manifest_file_and_
     let o = out.outcome("s/reject");
     o.line(r#"^  step 1 "apply upstreams\.yaml" \(apply\) at s/t\.test\.yaml:6:5$"#);
     o.line(r"^  expected: Upstream bad \(s/upstreams\.yaml:7\) accepted by the API server$");
+    // Server-side apply of an ill-typed field: kube-apiserver's 500 (golden 09), final.
     o.line(
-        r#"^  Upstream bad \(s/upstreams\.yaml:7\) was rejected: 422 Invalid: Upstream\.demo\.gwtest\.dev "bad" is invalid: spec\.port: Invalid value: "string": spec\.port in body must be of type integer: "string" \[api-error\]$"#,
+        r#"^  Upstream bad \(s/upstreams\.yaml:7\) was rejected: 500: failed to create typed patch object \(gwtest-reject-\w+/bad; demo\.gwtest\.dev/v1alpha1, Kind=Upstream\): \.spec\.port: expected numeric \(int or float\), got string \[api-error\]$"#,
     );
-    // Rejected at once: a 422 is not retried.
+    // Rejected at once: not retried.
     o.line(r"^  steps: ✗ apply upstreams\.yaml \(0\.\ds, 2 attempts\)$");
     // The object before it in the file was applied, and cleaned up with the namespace.
     cluster.assert_nothing_left(Duration::from_secs(5), &out.dump());
+}
+
+#[test]
+fn an_apply_a_cel_rule_rejects_fails_at_once_with_the_rules_message() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("cel");
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "cel",
+            "",
+            "  - apply:\n      manifest:\n        apiVersion: gateway.networking.k8s.io/v1\n        kind: HTTPRoute\n\
+             \x20       metadata: {name: r}\n        spec:\n          parentRefs: [{name: gw}]\n\
+             \x20         rules: [{matches: [{path: {type: PathPrefix, value: noslash}}]}]\n",
+        ),
+    );
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    out.assert_exit(1);
+    out.assert_counts(0, 0, 1, 0);
+    let o = out.outcome("s/cel");
+    o.line(
+        r#"^  HTTPRoute r \(s/t\.test\.yaml:8\) was rejected: 422 Invalid: HTTPRoute\.gateway\.networking\.k8s\.io "r" is invalid: spec\.rules\[0\]\.matches\[0\]\.path: Invalid value: "object": value must be an absolute path and start with '/' when type one of \['Exact', 'PathPrefix'\] \[api-error\]$"#,
+    );
+    // One attempt: not retried.
+    o.line(r"^  steps: ✗ apply HTTPRoute/r \(0\.\ds\)$");
 }
 
 /// An Upstream `u` (generation 1) in the test's namespace.

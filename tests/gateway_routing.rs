@@ -69,7 +69,7 @@ async fn gateway_status_address_and_listener_lifecycle() {
 
         // A spec change: generation 2, status follows, the port stays.
         env.apply(
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: gwtest-infra}\nspec:\n  gatewayClassName: gwtest-demo\n  listeners:\n    - {name: http, protocol: HTTP, port: 80, allowedRoutes: {namespaces: {from: All}}}\n    - {name: admin, protocol: HTTP, port: 8081}\n    - {name: tls, protocol: TLS, port: 443}\n",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: gwtest-infra}\nspec:\n  gatewayClassName: gwtest-demo\n  listeners:\n    - {name: http, protocol: HTTP, port: 80, allowedRoutes: {namespaces: {from: All}}}\n    - {name: admin, protocol: HTTP, port: 8081}\n    - {name: tls, protocol: TLS, port: 443, tls: {mode: Passthrough}}\n",
         );
         let gw = env
             .wait_object(&model::gateway_ar(), "gwtest-infra", "gw", "generation 2 status", |o| {
@@ -340,7 +340,7 @@ async fn parents_status_allowed_routes_section_names_and_other_controllers() {
         env.apply(&route_yaml("apps", "no-section", "  rules: [{backendRefs: [{name: svc, port: 8080}]}]").replace("name: gw, namespace: gwtest-infra", "name: private, namespace: gwtest-infra, sectionName: nope"));
         env.apply(&route_yaml("apps", "bad-host", "  hostnames: [example.com]\n  rules: [{backendRefs: [{name: svc, port: 8080}]}]").replace("name: gw, namespace: gwtest-infra", "name: private, namespace: gwtest-infra, sectionName: hosted"));
         env.apply(&route_yaml("team-a", "by-label", "  rules: [{backendRefs: [{name: svc, namespace: apps, port: 8080}]}]").replace("name: gw, namespace: gwtest-infra", "name: private, namespace: gwtest-infra, sectionName: team"));
-        env.apply(&route_yaml("apps", "bad-filter", "  rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: svc}}}], backendRefs: [{name: svc, port: 8080}]}]"));
+        env.apply(&route_yaml("apps", "bad-filter", "  rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: svc, port: 8080}}}], backendRefs: [{name: svc, port: 8080}]}]"));
 
         let reason = |o: &Value, t: &str| {
             our_parent(o).map(|p| cond(&p["conditions"], t)["reason"].clone())
@@ -439,6 +439,40 @@ async fn odd_objects_do_not_break_the_gateway() {
         assert_eq!(up["spec"]["ports"][0]["port"], "not-a-number");
         // A selector that is not a string map cannot be copied: that Service is skipped.
         assert!(env.get(&model::upstream_ar(), "apps", "odd-selector").await.is_none());
+        env.stop().await;
+    })
+    .await;
+}
+
+/// An HTTPRoute CRD that checks nothing in the spec: what a cluster with an older or
+/// hand-made CRD has. The official CRD refuses a route the gateway could not parse.
+const UNCHECKED_HTTPROUTE_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: httproutes.gateway.networking.k8s.io}
+spec:
+  group: gateway.networking.k8s.io
+  scope: Namespaced
+  names: {plural: httproutes, singular: httproute, kind: HTTPRoute, listKind: HTTPRouteList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources: {status: {}}
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_the_gateway_cannot_parse_is_reported() {
+    bounded(LIMIT, async {
+        let env = Env::start_with(Options {
+            without_crds: vec!["httproutes.gateway.networking.k8s.io"],
+            ..Options::default()
+        })
+        .await;
+        env.apply(UNCHECKED_HTTPROUTE_CRD);
+        env.namespace("apps");
+        env.fixture_gateway().await;
         // A route whose rules do not parse is reported, not skipped.
         env.apply(&route_yaml("apps", "unparsable", "  rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: x, value: yes}]}}]}]"));
         let r = env

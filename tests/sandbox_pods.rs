@@ -270,14 +270,9 @@ async fn pods_nothing_runs_answer_as_pods_that_never_started() {
 async fn on_a_real_cluster_the_demo_gateway_creates_no_services_or_pods() {
     use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
     let api = ApiServer::start(ApiServerConfig::default()).await.unwrap();
-    for text in [
-        gwtest_sandbox::GATEWAY_API_CRDS,
-        gwtest_sandbox::DEMO_CRDS,
-        FIXTURE,
-    ] {
-        for obj in parse_manifests(text).unwrap() {
-            api.apply_manifest(obj).unwrap();
-        }
+    gwtest_sandbox::register_crds(&api).unwrap();
+    for obj in parse_manifests(FIXTURE).unwrap() {
+        api.apply_manifest(obj).unwrap();
     }
     let client = kube::Client::try_from(api.kube_config()).unwrap();
     let gw = gwtest_sandbox::start_demo_gateway(client.clone(), None)

@@ -104,13 +104,26 @@ impl ClusterError {
     }
 
     /// Worth retrying: the server is busy or briefly unreachable, or an optimistic-concurrency
-    /// conflict.
+    /// conflict. Not a 500 that only means the request is wrong (see
+    /// [`ClusterError::is_ill_typed_apply`]).
     pub fn is_transient(&self) -> bool {
         match self {
             ClusterError::Unreachable { .. } => true,
+            ClusterError::Api { code, .. } if self.is_ill_typed_apply() => {
+                debug_assert_eq!(*code, 500);
+                false
+            }
             ClusterError::Api { code, .. } => matches!(code, 409 | 429 | 500 | 502 | 503 | 504),
             _ => false,
         }
+    }
+
+    /// Server-side apply of a manifest that does not fit the kind's schema (a value of the
+    /// wrong type, a field the schema does not declare): kube-apiserver answers `500 failed
+    /// to create typed patch object (...)`, the same answer however often it is asked.
+    pub fn is_ill_typed_apply(&self) -> bool {
+        matches!(self, ClusterError::Api { code: 500, message, .. }
+            if message.starts_with("failed to create typed patch object"))
     }
 
     /// The cluster cannot be used by this run at all, whatever is retried: credentials, TLS,

@@ -29,10 +29,18 @@ pub fn miss(e: &ClusterError, what: &str) -> Miss {
             code,
             reason,
             message,
-        } => Miss::fatal(
-            Class::ApiError,
-            format!("{what} was rejected: {code} {reason}: {message}"),
-        ),
+        } => {
+            // A 500 carries no reason.
+            let status = if reason.is_empty() {
+                code.to_string()
+            } else {
+                format!("{code} {reason}")
+            };
+            Miss::fatal(
+                Class::ApiError,
+                format!("{what} was rejected: {status}: {message}"),
+            )
+        }
         other => Miss::fatal(Class::ApiError, format!("{what}: {other}")),
     }
 }
@@ -215,6 +223,53 @@ pub async fn wait_one_gone(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The recorded answers of a real kube-apiserver to writes it refuses (golden 09): every
+    /// one is final at once, with the server's message; the 500 of an ill-typed server-side
+    /// apply included.
+    #[test]
+    fn recorded_rejections_are_final_with_the_servers_message() {
+        let golden: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/golden/apiserver/09-validation.json"
+        ))
+        .expect("golden 09");
+        let mut seen = Vec::new();
+        for e in golden.as_array().expect("exchanges") {
+            let code = e["response"]["status"].as_u64().unwrap_or(0);
+            if code < 400 {
+                continue;
+            }
+            let status: kube::core::Status =
+                serde_json::from_value(e["response"]["body"].clone()).expect("a Status");
+            let err = ClusterError::from_kube(kube::Error::Api(Box::new(status)), "https://x");
+            assert!(!err.is_transient(), "{err}");
+            let m = miss(&err, "HTTPRoute r (a.yaml:1)");
+            assert!(m.fatal, "{}", m.detail);
+            let message = e["response"]["body"]["message"].as_str().unwrap();
+            assert!(m.detail.ends_with(message), "{}", m.detail);
+            seen.push(code);
+        }
+        assert!(
+            seen.contains(&400) && seen.contains(&422) && seen.contains(&500),
+            "{seen:?}"
+        );
+        let typed = ClusterError::Api {
+            code: 500,
+            reason: String::new(),
+            message: "failed to create typed patch object (/r; x/v1, Kind=R): .spec.a: expected string, got &value.valueUnstructured{Value:true}".into(),
+        };
+        assert_eq!(
+            miss(&typed, "R r").detail,
+            "R r was rejected: 500: failed to create typed patch object (/r; x/v1, Kind=R): .spec.a: expected string, got &value.valueUnstructured{Value:true}"
+        );
+        // Any other 500 is the server's trouble: retried.
+        let other = ClusterError::Api {
+            code: 500,
+            reason: "InternalError".into(),
+            message: "etcdserver: request timed out".into(),
+        };
+        assert!(other.is_transient());
+    }
 
     #[test]
     fn unusable_clusters_and_refusals_are_final_and_outages_are_not() {

@@ -1,6 +1,7 @@
 //! The suite language (DESIGN §1): typed models, loading with locations, variables,
 //! validation and the JSON Schema.
 
+pub mod crdcheck;
 pub mod de;
 pub mod load;
 pub mod model;

@@ -55,11 +55,7 @@ impl TestCluster {
             .expect("runtime");
         let server = rt.block_on(async {
             let server = ApiServer::start(cfg).await.expect("start the API server");
-            for text in [gwtest_sandbox::GATEWAY_API_CRDS, gwtest_sandbox::DEMO_CRDS] {
-                for obj in gwtest_sandbox::parse_manifests(text).expect("CRDs parse") {
-                    server.apply_manifest(obj).expect("register CRD");
-                }
-            }
+            gwtest_sandbox::register_crds(&server).expect("register the CRDs");
             server
         });
         let dir = std::env::temp_dir().join(format!(

@@ -347,11 +347,9 @@ pub fn seed(api: &ApiServer) {
 }
 
 pub fn seed_without(api: &ApiServer, skip: &[&str]) {
-    for text in [gwtest_sandbox::GATEWAY_API_CRDS, gwtest_sandbox::DEMO_CRDS] {
-        for doc in gwtest_sandbox::parse_manifests(text).unwrap() {
-            if !skip.contains(&doc["metadata"]["name"].as_str().unwrap_or_default()) {
-                api.apply_manifest(doc).unwrap();
-            }
+    for doc in gwtest_sandbox::sandbox_crds().unwrap() {
+        if !skip.contains(&doc["metadata"]["name"].as_str().unwrap_or_default()) {
+            api.apply_manifest(doc).unwrap();
         }
     }
 }

@@ -14,9 +14,25 @@ use anyhow::Context;
 use apiserver::{ApiServer, ApiServerConfig};
 use gateway::{DemoGateway, DemoGatewayConfig};
 
-/// The CRDs the sandbox starts with; the same files a user applies to a real cluster.
-pub const GATEWAY_API_CRDS: &str = include_str!("../../../fixtures/gateway-api-crds.yaml");
+/// The demo gateway's CRD (`Upstream`), the file a user applies to a real cluster.
 pub const DEMO_CRDS: &str = include_str!("../../../fixtures/demo-crds.yaml");
+
+/// The CRDs the sandbox starts with: the official Gateway API standard channel (vendored
+/// unmodified in gwtest-schema, see [`gwtest_schema::gateway_api`]) and the demo CRDs.
+pub fn sandbox_crds() -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut crds = gwtest_schema::gateway_api::crds();
+    crds.extend(parse_manifests(DEMO_CRDS)?);
+    Ok(crds)
+}
+
+/// Registers [`sandbox_crds`] on an API server, as a client applying them would.
+pub fn register_crds(api: &ApiServer) -> anyhow::Result<()> {
+    for crd in sandbox_crds()? {
+        api.apply_manifest(crd)
+            .context("registering the sandbox CRDs")?;
+    }
+    Ok(())
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct SandboxConfig {
@@ -79,12 +95,7 @@ impl Sandbox {
         })
         .await
         .context("starting the embedded API server")?;
-        for text in [GATEWAY_API_CRDS, DEMO_CRDS] {
-            for obj in parse_manifests(text)? {
-                api.apply_manifest(obj)
-                    .context("registering the sandbox CRDs")?;
-            }
-        }
+        register_crds(&api)?;
         let (kubeconfig, temp_dir) = match cfg.kubeconfig_out {
             Some(p) => (p, None),
             None => {

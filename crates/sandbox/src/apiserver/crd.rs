@@ -2,6 +2,9 @@
 //! registers, and its status conditions (NamesAccepted / Established, Terminating).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use gwtest_schema::VersionSchema;
 
 use serde_json::{Value, json};
 
@@ -63,7 +66,7 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
     if group.is_empty() {
         causes.push(Cause::required("spec.group", ""));
     } else if !group.contains('.') {
-        causes.push(Cause::invalid_value(
+        causes.push(Cause::invalid(
             "spec.group",
             &json!(group),
             "should be a domain with at least one dot",
@@ -76,7 +79,7 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
         causes.push(Cause::required("spec.names.kind", ""));
     }
     if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-        causes.push(Cause::invalid_value(
+        causes.push(Cause::invalid(
             "metadata.name",
             &json!(name),
             "must be spec.names.plural+\".\"+spec.group",
@@ -109,7 +112,7 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
                 .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
                 .count();
             if storage != 1 {
-                causes.push(Cause::invalid_value(
+                causes.push(Cause::invalid(
                     "spec.versions",
                     &Value::Array(vs.clone()),
                     "must have exactly one version marked as storage version",
@@ -134,8 +137,10 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
     causes
 }
 
-/// The resource a (valid) CRD defines.
-pub fn resource_from_crd(crd: &Value) -> ResourceDef {
+/// The resource a (valid) CRD defines. The schema of a version whose `openAPIV3Schema` is
+/// unchanged from `previous` (the same CRD registered before) is kept, with its compiled
+/// rules.
+pub fn resource_from_crd(crd: &Value, previous: Option<&ResourceDef>) -> ResourceDef {
     let spec = crd.get("spec").cloned().unwrap_or(Value::Null);
     let kind = s(&spec, &["names", "kind"]).to_string();
     let list = |key: &str| -> Vec<String> {
@@ -175,7 +180,12 @@ pub fn resource_from_crd(crd: &Value) -> ResourceDef {
     for v in &versions {
         let name = s(v, &["name"]).to_string();
         if let Some(sc) = v.get("schema").and_then(|sc| sc.get("openAPIV3Schema")) {
-            schemas.insert(name.clone(), sc.clone());
+            let kept = previous
+                .and_then(|p| p.schemas.get(&name))
+                .filter(|s| s.root() == sc)
+                .cloned();
+            let schema = kept.unwrap_or_else(|| Arc::new(VersionSchema::new(sc.clone())));
+            schemas.insert(name.clone(), schema);
         }
         if let Some(cols) = v.get("additionalPrinterColumns").and_then(Value::as_array) {
             printer_columns.insert(name.clone(), cols.clone());
@@ -353,7 +363,7 @@ mod tests {
         assert_eq!(crd["spec"]["names"]["listKind"], "WidgetList");
         assert_eq!(crd["spec"]["conversion"], json!({"strategy": "None"}));
         assert!(validate_crd(&crd).is_empty());
-        let def = resource_from_crd(&crd);
+        let def = resource_from_crd(&crd, None);
         assert_eq!(def.versions, ["v1", "v1beta1"]);
         assert_eq!(def.storage_version, "v1");
         assert!(def.namespaced && def.status_subresource && def.generation);

@@ -54,9 +54,11 @@
 //!   discovery; `kube::Discovery::run` works, `run_aggregated` does not).
 //! - CRDs: a created CRD gets `NamesAccepted`/`Established` in the same request (the create
 //!   answer itself shows `conditions: null`, as a real server's does); its kind is served at
-//!   once. Its schema drives defaulting (`default`, status included), pruning of unknown
-//!   fields (`fieldValidation=Strict` answers 400, `Warn` a `Warning` header) and validation
-//!   of type/enum/pattern/lengths/items/bounds/required (422); CEL rules are not evaluated.
+//!   once. Its schema drives pruning of unknown fields (`fieldValidation=Strict` answers
+//!   400, `Warn` a `Warning` header), defaulting (status included), the structural schema's
+//!   checks and every `x-kubernetes-validations` CEL rule (422), through gwtest-schema's
+//!   engine (rules compiled once per version, on first use); server-side apply of an
+//!   ill-typed configuration is the real server's 500 `failed to create typed patch object`.
 //!   Deleting a CRD marks it Terminating, deletes its objects, then removes it and its kind.
 //! - Writes: create, update (stale resourceVersion -> 409), JSON merge patch, JSON patch,
 //!   strategic merge patch (built-ins; keyed lists for the well-known fields), server-side
@@ -83,7 +85,7 @@
 //!   schemas (`kubectl explain` does not work).
 //! - TLS or plain HTTP: kube-rs sends the token either way; kubectl sends bearer tokens only
 //!   over TLS, so use the default (TLS) for kubectl. Verified with kubectl 1.27 to 1.33.
-//! - Not checked: label syntax, most built-in field validation (only names), CEL rules.
+//! - Not checked: label syntax, most built-in field validation (only names).
 //!   `events.k8s.io/v1` and core `v1` Events are stored apart.
 //! - Not served: Table output (kubectl prints NAME/AGE columns itself), aggregated discovery,
 //!   exec/proxy/scale subresources. `pods/portforward` (WebSocket, `v4.channel.k8s.io`) and
@@ -102,7 +104,6 @@ pub mod patch;
 pub mod pods;
 mod protobuf;
 pub mod resources;
-pub mod schema;
 pub mod selectors;
 mod server;
 pub mod status;

@@ -14,7 +14,8 @@ use super::resources::{GroupResource, NameRule, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Cause, delete_success};
 use super::store::{Inner, meta, meta_mut, meta_str};
-use super::{crd, gojson, schema};
+use super::{crd, gojson};
+use gwtest_schema::{Rejected, Write, unknown_field};
 
 pub const CRD_GROUP: &str = "apiextensions.k8s.io";
 const CRD_PLURAL: &str = "customresourcedefinitions";
@@ -72,12 +73,7 @@ impl Target {
 }
 
 /// `fieldValidation`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldValidation {
-    Strict,
-    Warn,
-    Ignore,
-}
+pub use gwtest_schema::FieldValidation;
 
 /// Options of a write.
 #[derive(Clone, Debug)]
@@ -163,24 +159,6 @@ fn crd_gr() -> GroupResource {
 
 const TOP_ORDER_BUILTIN: [&str; 3] = ["kind", "apiVersion", "metadata"];
 const TOP_ORDER_CR: [&str; 3] = ["apiVersion", "kind", "metadata"];
-const META_ORDER: [&str; 16] = [
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-    "",
-];
 
 /// Puts keys in the order a real server serialises them (kind/apiVersion/metadata first,
 /// metadata fields in ObjectMeta order, status last).
@@ -211,7 +189,7 @@ fn ordered(obj: Value, builtin: bool) -> Value {
 fn order_meta(v: Value) -> Value {
     let Value::Object(mut m) = v else { return v };
     let mut out = Map::new();
-    for k in META_ORDER {
+    for k in gwtest_schema::OBJECT_META {
         if let Some(v) = m.remove(k) {
             out.insert(k.to_string(), v);
         }
@@ -516,42 +494,42 @@ fn prepare_kind(
     Ok(())
 }
 
-/// Pruning, defaulting and validation from a CRD's schema.
+/// Pruning, defaulting and validation from a CRD's schema (and its CEL rules), as the real
+/// server admits a custom resource write.
 fn apply_schema(
     t: &Target,
     obj: &mut Value,
+    old: Option<&Value>,
     o: &WriteOpts,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    let Some(sc) = t.def.schema(&t.version) else {
+    let Some(sc) = t.def.version_schema(&t.version) else {
         return Ok(());
     };
-    let unknown = schema::prune(sc, obj);
-    if !unknown.is_empty() {
-        let list: Vec<String> = unknown
-            .iter()
-            .map(|f| format!("unknown field {f:?}"))
-            .collect();
-        match o.validation {
-            FieldValidation::Strict => {
-                return Err(ApiError::bad_request(format!(
-                    "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
-                    t.def.kind,
-                    t.version,
-                    t.def.kind,
-                    list.join(", ")
-                )));
-            }
-            FieldValidation::Warn => warnings.extend(list),
-            FieldValidation::Ignore => {}
+    let w = Write {
+        old,
+        status: t.status,
+        field_validation: o.validation,
+    };
+    match sc.admit(obj, &w) {
+        Ok(w) => {
+            warnings.extend(w);
+            Ok(())
+        }
+        Err(Rejected::UnknownFields(unknown)) => {
+            let list: Vec<String> = unknown.iter().map(|f| unknown_field(f)).collect();
+            Err(ApiError::bad_request(format!(
+                "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+                t.def.kind,
+                t.version,
+                t.def.kind,
+                list.join(", ")
+            )))
+        }
+        Err(Rejected::Invalid(causes)) => {
+            Err(ApiError::invalid(&t.def, meta_str(obj, "name"), causes))
         }
     }
-    schema::apply_defaults(sc, obj);
-    let causes = schema::validate(sc, obj);
-    if !causes.is_empty() {
-        return Err(ApiError::invalid(&t.def, meta_str(obj, "name"), causes));
-    }
-    Ok(())
 }
 
 fn spec_changed(def: &ResourceDef, old: &Value, new: &Value) -> bool {
@@ -804,7 +782,7 @@ fn create_obj(
     if !errs.is_empty() {
         let causes = errs
             .iter()
-            .map(|e| Cause::invalid_value("metadata.name", &json!(name), e))
+            .map(|e| Cause::invalid("metadata.name", &json!(name), e))
             .collect();
         return Err(ApiError::invalid(&def, &name, causes));
     }
@@ -848,7 +826,7 @@ fn create_obj(
     let target = t.with_name(&t.namespace, &name);
     prepare_kind(inner, &target, None, &mut obj)?;
     let mut warnings = Vec::new();
-    apply_schema(&target, &mut obj, o, &mut warnings)?;
+    apply_schema(&target, &mut obj, None, o, &mut warnings)?;
     if is_crd(&def.gr()) {
         obj["status"] = crd::initial_status(&obj);
     }
@@ -976,7 +954,7 @@ fn write_existing(
     }
     prepare_kind(inner, t, Some(&old), &mut obj)?;
     let mut warnings = Vec::new();
-    apply_schema(t, &mut obj, o, &mut warnings)?;
+    apply_schema(t, &mut obj, Some(&old), o, &mut warnings)?;
     if def.generation && spec_changed(&def, &old, &obj) {
         let g = meta(&old)
             .get("generation")
@@ -1129,6 +1107,22 @@ fn apply(inner: &mut Inner, t: &Target, raw: &[u8], o: &WriteOpts) -> Result<Out
         )));
     }
     check_type(t, &config)?;
+    if let Some(err) = t
+        .def
+        .version_schema(&t.version)
+        .and_then(|s| s.apply_errors(&config))
+    {
+        // structured-merge-diff's conversion fails before anything is merged: an untyped
+        // error, so a 500 (golden 09).
+        return Err(ApiError::internal(format!(
+            "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {err}",
+            meta_str(&config, "namespace"),
+            meta_str(&config, "name"),
+            t.def.group,
+            t.version,
+            t.def.kind
+        )));
+    }
     check_url_name(t, &mut config)?;
     check_namespace_field(t, &mut config)?;
     let live = inner.get(&t.gr(), &t.namespace, &t.name).cloned();
@@ -1458,7 +1452,7 @@ fn sync_crd(inner: &mut Inner, crd_obj: &Arc<Value>) {
         return;
     }
     let name = meta_str(crd_obj, "name").to_string();
-    let def = crd::resource_from_crd(crd_obj);
+    let def = crd::resource_from_crd(crd_obj, inner.registry.crd_resource(&name).map(|d| &**d));
     let taken = inner.registry.get(&def.gr()).is_some()
         && inner.registry.crd_resource(&name).map(|d| d.gr()) != Some(def.gr());
     let conflict = taken.then(|| format!("{:?} is already in use", def.plural));

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use gwtest_schema::VersionSchema;
 use serde_json::Value;
 
 /// Which name rule `metadata.name` must satisfy (the real server's per-kind validators).
@@ -44,8 +45,9 @@ pub struct ResourceDef {
     /// DELETE answers with the object instead of a Status.
     pub return_deleted: bool,
     pub name_rule: NameRule,
-    /// openAPIV3Schema per version (CRDs), for defaulting, pruning and validation.
-    pub schemas: BTreeMap<String, Value>,
+    /// The schema per version (CRDs), for pruning, defaulting and validation (its CEL rules
+    /// compiled on first use).
+    pub schemas: BTreeMap<String, Arc<VersionSchema>>,
     /// additionalPrinterColumns per version (CRDs).
     pub printer_columns: BTreeMap<String, Vec<Value>>,
 }
@@ -82,7 +84,12 @@ impl ResourceDef {
         }
     }
 
+    /// The `openAPIV3Schema` of a version.
     pub fn schema(&self, version: &str) -> Option<&Value> {
+        self.schemas.get(version).map(|s| s.root())
+    }
+
+    pub fn version_schema(&self, version: &str) -> Option<&Arc<VersionSchema>> {
         self.schemas.get(version)
     }
 

@@ -142,6 +142,12 @@ impl ApiError {
         .with_details(object_details(def, name))
     }
 
+    /// An error the real server did not classify: 500 without a reason (e.g. server-side
+    /// apply's `failed to create typed patch object`).
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "", message)
+    }
+
     pub fn unauthorized() -> ApiError {
         ApiError::new(401, "Unauthorized", "Unauthorized")
     }
@@ -217,7 +223,10 @@ impl ApiError {
         m.insert("metadata".into(), json!({}));
         m.insert("status".into(), json!("Failure"));
         m.insert("message".into(), json!(self.message));
-        m.insert("reason".into(), json!(self.reason));
+        // An internal error (500) has no reason, as on the real server.
+        if !self.reason.is_empty() {
+            m.insert("reason".into(), json!(self.reason));
+        }
         if let Some(d) = &self.details {
             m.insert("details".into(), d.clone());
         }
@@ -226,82 +235,8 @@ impl ApiError {
     }
 }
 
-/// One cause of a 422 Invalid.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Cause {
-    pub reason: &'static str,
-    pub message: String,
-    pub field: String,
-}
-
-impl Cause {
-    /// `Invalid value: <v>: <detail>` (FieldValueInvalid).
-    pub fn invalid_value(field: impl Into<String>, value: &Value, detail: &str) -> Cause {
-        Cause {
-            reason: "FieldValueInvalid",
-            message: format!("Invalid value: {}: {detail}", go_value(value)),
-            field: field.into(),
-        }
-    }
-
-    pub fn required(field: impl Into<String>, detail: &str) -> Cause {
-        let message = if detail.is_empty() {
-            "Required value".to_string()
-        } else {
-            format!("Required value: {detail}")
-        };
-        Cause {
-            reason: "FieldValueRequired",
-            message,
-            field: field.into(),
-        }
-    }
-
-    pub fn not_supported(field: impl Into<String>, value: &Value, supported: &[Value]) -> Cause {
-        let list: Vec<String> = supported.iter().map(go_value).collect();
-        Cause {
-            reason: "FieldValueNotSupported",
-            message: format!(
-                "Unsupported value: {}: supported values: {}",
-                go_value(value),
-                list.join(", ")
-            ),
-            field: field.into(),
-        }
-    }
-
-    pub fn too_long(field: impl Into<String>, max: u64) -> Cause {
-        Cause {
-            reason: "FieldValueTooLong",
-            message: format!("Too long: may not be longer than {max}"),
-            field: field.into(),
-        }
-    }
-
-    pub fn too_many(field: impl Into<String>, got: usize, max: u64) -> Cause {
-        Cause {
-            reason: "FieldValueTooMany",
-            message: format!("Too many: {got}: must have at most {max} items"),
-            field: field.into(),
-        }
-    }
-
-    pub fn forbidden(field: impl Into<String>, detail: &str) -> Cause {
-        Cause {
-            reason: "FieldValueForbidden",
-            message: format!("Forbidden: {detail}"),
-            field: field.into(),
-        }
-    }
-}
-
-/// A value as Go's `%q`/`%v` prints it in field errors: strings quoted, the rest as JSON.
-fn go_value(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("{s:?}"),
-        other => other.to_string(),
-    }
-}
+/// One cause of a 422 Invalid (shared with the validation engine).
+pub use gwtest_schema::Cause;
 
 /// The `kind: Status` body of a successful delete (golden 03/06): no message, reason or code.
 pub(crate) fn delete_success(def: &ResourceDef, name: &str, uid: &str) -> Value {
