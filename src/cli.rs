@@ -37,6 +37,8 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Delete what interrupted runs left behind (objects labelled gwtest.dev/run).
     Gc(GcArgs),
+    /// Merge the JSON reports of a run's shards into one JSON and/or JUnit report.
+    Merge(MergeArgs),
 }
 
 /// Which tests: filters and sharding, shared by `run` and `list`.
@@ -223,6 +225,19 @@ pub struct SandboxArgs {
     /// Kubeconfig context for --demo-gateway-only.
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct MergeArgs {
+    /// The shards' JSON reports (`gwtest run --shard I/N --json PATH`).
+    #[arg(value_name = "REPORT.json", required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged JUnit XML report here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write the merged JSON report here (without --junit and --json: to stdout).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

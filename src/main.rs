@@ -45,6 +45,7 @@ fn main() -> ExitCode {
             Command::Schema(args) => cmd_schema(args),
             Command::Sandbox(args) => gwtest::sandbox::command(args).await,
             Command::Gc(args) => gwtest::cluster::gc::command(args).await,
+            Command::Merge(args) => gwtest::report::merge::command(args),
         }
     });
     // Don't wait for stray blocking tasks (a stdin read under --pause-on-failure).

@@ -62,6 +62,7 @@ fn step_report(
         },
         duration: Duration::from_millis(40),
         attempts,
+        timeout: Some(Duration::from_secs(30)),
         failure,
     }
 }

@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::util::{fmt_duration, fmt_secs, truncate};
 
 /// What kind of failure an attempt had (DESIGN §1.2), used to group attempts in summaries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Class {
     // HTTP

@@ -260,6 +260,7 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     let plans = picks
         .iter()
         .map(|p| SuitePlan {
+            index: p.suite,
             name: suites[p.suite].name.clone(),
             file: suites[p.suite].file.clone(),
             tests: p.tests.iter().map(|(_, id)| id.clone()).collect(),

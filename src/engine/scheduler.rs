@@ -9,7 +9,9 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::RunContext;
-use super::events::{Counts, Event, Failure, TestId, TestReport, TestStatus, TryReport};
+use super::events::{
+    Counts, Event, Failure, FailureCause, TestId, TestReport, TestStatus, TryReport,
+};
 use super::lifecycle::{self, NamespaceMode, SuiteEnv};
 use super::select::SuitePick;
 use crate::suite::load::Suite;
@@ -282,6 +284,17 @@ async fn run_test(shared: Arc<Shared>, env: Arc<SuiteEnv>, ti: usize, id: TestId
             break;
         }
     }
+    // Cut short by Ctrl-C before any step failed on its own: not a failure of the product.
+    let mut skip_reason = None;
+    if status == TestStatus::Failed
+        && tries
+            .last()
+            .and_then(TryReport::failure)
+            .is_some_and(|f| f.cause == FailureCause::Interrupted)
+    {
+        status = TestStatus::Skipped;
+        skip_reason = Some("interrupted".to_owned());
+    }
     if status == TestStatus::Failed && ctx.config.fail_fast {
         shared.stop.store(true, Ordering::SeqCst);
     }
@@ -290,7 +303,7 @@ async fn run_test(shared: Arc<Shared>, env: Arc<SuiteEnv>, ti: usize, id: TestId
         status,
         duration: started.elapsed(),
         tries,
-        skip_reason: None,
+        skip_reason,
     };
     ctx.events.emit(Event::TestFinished { report });
     status

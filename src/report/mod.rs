@@ -11,9 +11,11 @@ use crate::suite::load::LoadError;
 
 pub mod artifacts;
 pub mod collect;
+pub mod flakes;
 pub mod github;
 pub mod json;
 pub mod junit;
+pub mod merge;
 pub mod terminal;
 
 /// Something that turns events into output.

@@ -135,7 +135,14 @@ impl Terminal {
         let dur = st.dim.apply_to(format!("{:>7}", fmt_secs(report.duration)));
         let line = format!("{tag} {dur}  {}{extra}", report.id);
         self.line(&line);
-        if let Some(t) = report.failure() {
+        // A failure's story; for a test cut short by Ctrl-C, where it stopped.
+        let story = report.failure().or_else(|| {
+            report
+                .tries
+                .last()
+                .filter(|t| report.status == TestStatus::Skipped && t.failure().is_some())
+        });
+        if let Some(t) = story {
             let block = failure_block(&report.id, t, &self.styles);
             self.line(&block);
         }
@@ -524,6 +531,7 @@ mod tests {
             status: StepStatus::Failed,
             duration: Duration::from_secs(9),
             attempts: 3,
+            timeout: Some(Duration::from_secs(9)),
             failure: Some(f),
         };
         let tr = TryReport {

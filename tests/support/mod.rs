@@ -901,3 +901,31 @@ pub fn assert_reports_written_after_interrupt(out: &RunOutput, failed: usize, sk
         out.dump()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// JUnit validation
+
+/// Validate `xml` against tests/junit-10.xsd with xmllint; panics with xmllint's complaint.
+pub fn assert_valid_junit(xml: &Path) {
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/junit-10.xsd");
+    let out = match Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(xml)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "cannot run xmllint ({e}): install it with `bash ci/install-deps.sh` \
+             (Debian package libxml2-utils)"
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "{} is not valid against junit-10.xsd:\n{}\n{}",
+        xml.display(),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(xml).unwrap_or_default()
+    );
+}
