@@ -19,8 +19,27 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   command line, 3 infrastructure (cluster, ports, sandbox), 130 interrupted."
 )]
 pub struct Cli {
+    /// Colour in the output: auto (a terminal, unless NO_COLOR is set; CLICOLOR_FORCE or
+    /// FORCE_COLOR force it), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        env = "GWTEST_COLOR"
+    )]
+    pub color: Option<ColorWhen>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +181,10 @@ pub struct RunArgs {
     /// Profile of gwtest.toml to use (default: `ci` when $CI is set and it exists, else `default`).
     #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
     pub profile: Option<String>,
+
+    /// `--color`, given before or after the subcommand (set by main from the global flag).
+    #[arg(skip)]
+    pub color: Option<ColorWhen>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{Keep, RunArgs, SelectArgs};
+use crate::cli::{ColorWhen, Keep, RunArgs, SelectArgs};
 
 pub const CONFIG_FILE: &str = "gwtest.toml";
 
@@ -48,6 +48,7 @@ pub struct Profile {
     pub max_spans: Option<usize>,
     pub otlp_export: Option<String>,
     pub otlp_export_protocol: Option<String>,
+    pub color: Option<ColorWhen>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,7 +95,8 @@ impl Profile {
             otlp_receiver,
             max_spans,
             otlp_export,
-            otlp_export_protocol
+            otlp_export_protocol,
+            color
         );
         // Variables merge key by key; the child's win.
         if let Some(pv) = &parent.vars {
@@ -222,6 +224,34 @@ pub struct RunConfig {
     pub otlp_export: Option<String>,
     pub otlp_export_protocol: ExportProtocol,
     pub profile: Option<String>,
+    /// `--color`: auto, always, never (see [`use_color`]).
+    pub color: ColorWhen,
+}
+
+/// Whether an environment variable is set to something that means "yes" (not empty, not
+/// `0`, not `false`).
+fn env_yes(k: &str) -> bool {
+    std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// Whether output gets colour. `always`/`never` decide; `auto` follows the conventions:
+/// `NO_COLOR` (set, not empty) turns it off, `CLICOLOR_FORCE` or `FORCE_COLOR` (not `0`)
+/// turn it on, otherwise a terminal (not `TERM=dumb`) gets colour. NO_COLOR wins over the
+/// forcing variables: it is the user's own "no".
+pub fn use_color(when: ColorWhen, terminal: bool) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+                false
+            } else if env_yes("CLICOLOR_FORCE") || env_yes("FORCE_COLOR") {
+                true
+            } else {
+                terminal && std::env::var("TERM").map_or(true, |t| t != "dumb")
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -474,6 +504,7 @@ impl RunConfig {
             otlp_export,
             otlp_export_protocol,
             profile: profile_name,
+            color: args.color.or(p.color).unwrap_or(ColorWhen::Auto),
         })
     }
 }

@@ -39,7 +39,10 @@ fn main() -> ExitCode {
     };
     let exit = runtime.block_on(async move {
         match cli.command {
-            Command::Run(args) => gwtest::engine::run::command(args).await,
+            Command::Run(mut args) => {
+                args.color = cli.color;
+                gwtest::engine::run::command(args).await
+            }
             Command::Validate(args) => cmd_validate(args),
             Command::List(args) => cmd_list(args),
             Command::Schema(args) => cmd_schema(args),

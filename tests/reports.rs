@@ -322,13 +322,16 @@ fn an_interrupted_run_still_writes_both_reports() {
     assert_eq!(v["interrupted"], true);
     let tests = v["suites"][0]["tests"].as_array().unwrap();
     assert_eq!(tests.len(), 2);
-    let mut statuses: Vec<&str> = tests
+    let statuses: Vec<&str> = tests
         .iter()
         .map(|t| t["status"].as_str().unwrap())
         .collect();
     // Cut short (one) or never started (the other): both interrupted, neither failed.
     assert_eq!(statuses, ["skipped", "skipped"], "{v:#}");
-    assert!(tests.iter().all(|t| t["skip_reason"] == "interrupted"), "{v:#}");
+    assert!(
+        tests.iter().all(|t| t["skip_reason"] == "interrupted"),
+        "{v:#}"
+    );
     let cut = tests
         .iter()
         .find(|t| !t["tries"].as_array().unwrap().is_empty())
@@ -340,7 +343,11 @@ fn an_interrupted_run_still_writes_both_reports() {
 
     let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     let r = Report::deserialize_from_str(&xml).unwrap();
-    assert_eq!((r.tests, r.failures, r.test_suites[0].skipped), (2, 0, 2), "{xml}");
+    assert_eq!(
+        (r.tests, r.failures, r.test_suites[0].skipped),
+        (2, 0, 2),
+        "{xml}"
+    );
     // No retries configured: nothing is reported as a re-run.
     for c in &r.test_suites[0].test_cases {
         if let TestCaseStatus::NonSuccess { reruns, .. } = &c.status {

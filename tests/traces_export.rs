@@ -105,6 +105,7 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
                 duration: Duration::from_millis(5),
                 class: Some(Class::Status),
                 summary: "got status 503".into(),
+                http: None,
             },
         },
         Event::Attempt {
@@ -116,6 +117,7 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
                 duration: Duration::from_millis(5),
                 class: None,
                 summary: String::new(),
+                http: None,
             },
         },
         Event::StepFinished {

@@ -220,6 +220,19 @@ pub struct AttemptRecord {
     pub class: Option<Class>,
     /// The grouping phrase (empty for a success).
     pub summary: String,
+    /// For an HTTP request attempt: what was sent and what came back (the run's trace
+    /// describes it with the HTTP client semantic conventions). Filled in by the step.
+    pub http: Option<HttpAttempt>,
+}
+
+/// An HTTP request attempt, as its span describes it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HttpAttempt {
+    pub method: String,
+    /// The URL requested.
+    pub url: String,
+    /// The response status; `None` when no response came (refused, timed out...).
+    pub status: Option<u16>,
 }
 
 /// The attempts of one step. Keeps every record up to a cap, and counts beyond it.
@@ -536,6 +549,7 @@ where
                 .err()
                 .map(|m| m.summary.clone())
                 .unwrap_or_default(),
+            http: None,
         };
         observer.attempt_finished(&rec);
         history.record(rec);

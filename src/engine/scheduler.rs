@@ -32,12 +32,25 @@ pub async fn run(ctx: Arc<RunContext>, suites: Vec<Arc<Suite>>, picks: Vec<Suite
         stop: AtomicBool::new(false),
         ctx,
     });
+    let mut counts = Counts::default();
+    // -j 1: one test after the other in plan order (suites in directory order, tests in
+    // file-name then document order), which a race for the only slot would not give.
+    if shared.ctx.config.parallel == 1 {
+        for pick in picks {
+            let suite = suites[pick.suite].clone();
+            let c = run_suite(shared.clone(), suite, pick).await;
+            counts.passed += c.passed;
+            counts.flaky += c.flaky;
+            counts.failed += c.failed;
+            counts.skipped += c.skipped;
+        }
+        return counts;
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for pick in picks {
         let suite = suites[pick.suite].clone();
         tasks.spawn(run_suite(shared.clone(), suite, pick));
     }
-    let mut counts = Counts::default();
     while let Some(r) = tasks.join_next().await {
         match r {
             Ok(c) => {
@@ -194,7 +207,7 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
         Some(Ok(env)) => Arc::new(env),
     };
 
-    if env.namespace == NamespaceMode::PerTest {
+    if env.namespace == NamespaceMode::PerTest && ctx.config.parallel > 1 {
         let mut tasks = tokio::task::JoinSet::new();
         for (ti, id) in pick.tests.clone() {
             tasks.spawn(run_test(shared.clone(), env.clone(), ti, id));
@@ -203,7 +216,7 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
             counts.add(r.unwrap_or(TestStatus::Failed));
         }
     } else {
-        // Tests sharing a namespace run one at a time, in order.
+        // Tests sharing a namespace (or all tests, with -j 1) run one at a time, in order.
         for (ti, id) in pick.tests.clone() {
             counts.add(run_test(shared.clone(), env.clone(), ti, id).await);
         }

@@ -16,16 +16,22 @@ pub mod github;
 pub mod json;
 pub mod junit;
 pub mod merge;
+pub mod summary;
 pub mod terminal;
 
 /// Something that turns events into output.
 pub trait Reporter: Send {
     fn event(&mut self, e: &Event);
+    /// Called about once a second while no event comes (heartbeats for slow tests).
+    fn tick(&mut self) {}
     /// Called once after the last event: write files, flush. Errors are reported, not fatal.
     fn finish(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
 }
+
+/// How often reporters get a `tick` (heartbeats).
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Feeds every event to every reporter, in order, on its own task.
 pub struct Hub {
@@ -38,8 +44,23 @@ impl Hub {
         mut rx: mpsc::UnboundedReceiver<Event>,
         mut reporters: Vec<Box<dyn Reporter>>,
     ) -> Hub {
+        let runtime = tokio::runtime::Handle::current();
         let handle = tokio::task::spawn_blocking(move || {
-            while let Some(e) = rx.blocking_recv() {
+            let mut last_tick = std::time::Instant::now();
+            loop {
+                // Not a runtime worker: blocking on the receive (with a deadline) is fine.
+                let next = runtime.block_on(tokio::time::timeout(TICK, rx.recv()));
+                if last_tick.elapsed() >= TICK {
+                    last_tick = std::time::Instant::now();
+                    for r in reporters.iter_mut() {
+                        r.tick();
+                    }
+                }
+                let e = match next {
+                    Ok(Some(e)) => e,
+                    Ok(None) => break,
+                    Err(_) => continue,
+                };
                 for r in reporters.iter_mut() {
                     r.event(&e);
                 }
@@ -74,6 +95,9 @@ pub fn reporters(config: &RunConfig) -> Vec<Box<dyn Reporter>> {
     }
     if github::enabled() {
         out.push(Box::new(github::Github::new()));
+    }
+    if let Some(s) = summary::StepSummary::from_env() {
+        out.push(Box::new(s));
     }
     if let Some(p) = &config.artifacts {
         out.push(Box::new(artifacts::Artifacts::new(p.clone())));

@@ -503,7 +503,12 @@ fn foreign_env() -> Vec<OsString> {
                 || k.starts_with("OTEL_")
                 || matches!(
                     k.as_ref(),
-                    "CI" | "NO_COLOR" | "GITHUB_ACTIONS" | "KUBECONFIG"
+                    "CI" | "NO_COLOR"
+                        | "GITHUB_ACTIONS"
+                        | "GITHUB_STEP_SUMMARY"
+                        | "KUBECONFIG"
+                        | "FORCE_COLOR"
+                        | "CLICOLOR_FORCE"
                 )
         })
         .collect()
