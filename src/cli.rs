@@ -178,6 +178,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "PROTOCOL", env = "GWTEST_OTLP_EXPORT_PROTOCOL")]
     pub otlp_export_protocol: Option<String>,
 
+    #[command(flatten)]
+    pub conformance: ConformanceArgs,
+
     /// Profile of gwtest.toml to use (default: `ci` when $CI is set and it exists, else `default`).
     #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
     pub profile: Option<String>,
@@ -250,6 +253,29 @@ pub struct SandboxArgs {
     pub context: Option<String>,
 }
 
+/// A Gateway API conformance report (`run` and `merge`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConformanceArgs {
+    /// Write a Gateway API ConformanceReport (conformance/apis/v1, YAML) to FILE, with
+    /// profiles and features read from the tests' `profile:` and `feature:` labels.
+    #[arg(long, value_name = "FILE", env = "GWTEST_CONFORMANCE_REPORT")]
+    pub conformance_report: Option<PathBuf>,
+    /// The implementation the report is for:
+    /// organization=O,project=P,url=U,version=V,contact=C (contact repeatable).
+    #[arg(long, value_name = "K=V,...", env = "GWTEST_IMPLEMENTATION")]
+    pub implementation: Option<String>,
+    /// The Gateway API release the report is for (default: the one the shipped suites
+    /// follow, v1.6.1).
+    #[arg(long, value_name = "VERSION", env = "GWTEST_GATEWAY_API_VERSION")]
+    pub gateway_api_version: Option<String>,
+    /// The Gateway API channel: standard (default) or experimental.
+    #[arg(long, value_name = "CHANNEL", env = "GWTEST_GATEWAY_API_CHANNEL")]
+    pub gateway_api_channel: Option<String>,
+    /// The implementation's operating mode for the report (default: default).
+    #[arg(long, value_name = "MODE", env = "GWTEST_CONFORMANCE_MODE")]
+    pub conformance_mode: Option<String>,
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct MergeArgs {
     /// The shards' JSON reports (`gwtest run --shard I/N --json PATH`).
@@ -261,6 +287,11 @@ pub struct MergeArgs {
     /// Write the merged JSON report here (without --junit and --json: to stdout).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub conformance: ConformanceArgs,
+    /// Profile of gwtest.toml whose conformance settings (implementation, ...) apply.
+    #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

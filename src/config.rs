@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{ColorWhen, Keep, RunArgs, SelectArgs};
+use crate::cli::{ColorWhen, ConformanceArgs, Keep, RunArgs, SelectArgs};
 
 pub const CONFIG_FILE: &str = "gwtest.toml";
 
@@ -49,6 +49,153 @@ pub struct Profile {
     pub otlp_export: Option<String>,
     pub otlp_export_protocol: Option<String>,
     pub color: Option<ColorWhen>,
+    pub conformance_report: Option<PathBuf>,
+    pub implementation: Option<Implementation>,
+    pub gateway_api_version: Option<String>,
+    pub gateway_api_channel: Option<String>,
+    pub conformance_mode: Option<String>,
+}
+
+/// Who a conformance report is for (gateway-api's `Implementation`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Implementation {
+    #[serde(default)]
+    pub organization: String,
+    #[serde(default)]
+    pub project: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub contact: Vec<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl Implementation {
+    /// `organization=O,project=P,url=U,version=V,contact=C` (contact may repeat).
+    pub fn parse(s: &str) -> Result<Implementation, ConfigError> {
+        let mut i = Implementation::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                ConfigError(format!(
+                    "invalid --implementation {s:?}: {part:?} is not KEY=VALUE (keys: \
+                     organization, project, url, version, contact)"
+                ))
+            })?;
+            let v = v.trim().to_owned();
+            match k.trim() {
+                "organization" => i.organization = v,
+                "project" => i.project = v,
+                "url" => i.url = v,
+                "version" => i.version = v,
+                "contact" => i.contact.push(v),
+                other => {
+                    return Err(ConfigError(format!(
+                        "invalid --implementation {s:?}: unknown key {other:?} (keys: \
+                         organization, project, url, version, contact)"
+                    )));
+                }
+            }
+        }
+        Ok(i)
+    }
+
+    /// Every field is required, as gateway-api's `Implementation.Validate` says.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let missing: Vec<&str> = [
+            ("organization", self.organization.is_empty()),
+            ("project", self.project.is_empty()),
+            ("url", self.url.is_empty()),
+            ("version", self.version.is_empty()),
+            ("contact", self.contact.iter().all(|c| c.trim().is_empty())),
+        ]
+        .into_iter()
+        .filter(|(_, m)| *m)
+        .map(|(k, _)| k)
+        .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(format!(
+                "--conformance-report needs the implementation it is for: --implementation \
+                 organization=O,project=P,url=U,version=V,contact=C (or `implementation` in \
+                 gwtest.toml); missing: {}",
+                missing.join(", ")
+            )))
+        }
+    }
+}
+
+/// A conformance report to write, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConformanceConfig {
+    pub path: PathBuf,
+    pub implementation: Implementation,
+    pub gateway_api_version: String,
+    pub gateway_api_channel: String,
+    pub mode: String,
+}
+
+/// The Gateway API release the shipped conformance-derived suites follow.
+pub const GATEWAY_API_VERSION: &str = "v1.6.1";
+
+/// The conformance report settings from flags over a profile (`run` and `merge` agree);
+/// `None` when no report is asked for. Paths in the profile are relative to `base`.
+pub fn resolve_conformance(
+    args: &ConformanceArgs,
+    p: &Profile,
+    base: &Path,
+) -> Result<Option<ConformanceConfig>, ConfigError> {
+    let path = match (&args.conformance_report, &p.conformance_report) {
+        (Some(a), _) => a.clone(),
+        (None, Some(p)) if p.is_absolute() => p.clone(),
+        (None, Some(p)) => base.join(p),
+        (None, None) => return Ok(None),
+    };
+    let implementation = match &args.implementation {
+        Some(s) => Implementation::parse(s)?,
+        None => p.implementation.clone().unwrap_or_default(),
+    };
+    implementation.validate()?;
+    let channel = args
+        .gateway_api_channel
+        .clone()
+        .or(p.gateway_api_channel.clone())
+        .unwrap_or_else(|| "standard".into());
+    if !matches!(channel.as_str(), "standard" | "experimental") {
+        return Err(ConfigError(format!(
+            "invalid Gateway API channel {channel:?}: standard or experimental"
+        )));
+    }
+    Ok(Some(ConformanceConfig {
+        path,
+        implementation,
+        gateway_api_version: args
+            .gateway_api_version
+            .clone()
+            .or(p.gateway_api_version.clone())
+            .unwrap_or_else(|| GATEWAY_API_VERSION.into()),
+        gateway_api_channel: channel,
+        mode: args
+            .conformance_mode
+            .clone()
+            .or(p.conformance_mode.clone())
+            .unwrap_or_else(|| "default".into()),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,7 +243,12 @@ impl Profile {
             max_spans,
             otlp_export,
             otlp_export_protocol,
-            color
+            color,
+            conformance_report,
+            implementation,
+            gateway_api_version,
+            gateway_api_channel,
+            conformance_mode
         );
         // Variables merge key by key; the child's win.
         if let Some(pv) = &parent.vars {
@@ -226,6 +378,7 @@ pub struct RunConfig {
     pub profile: Option<String>,
     /// `--color`: auto, always, never (see [`use_color`]).
     pub color: ColorWhen,
+    pub conformance: Option<ConformanceConfig>,
 }
 
 /// Whether an environment variable is set to something that means "yes" (not empty, not
@@ -505,6 +658,7 @@ impl RunConfig {
             otlp_export_protocol,
             profile: profile_name,
             color: args.color.or(p.color).unwrap_or(ColorWhen::Auto),
+            conformance: resolve_conformance(&args.conformance, &p, &base)?,
         })
     }
 }

@@ -188,6 +188,8 @@ pub struct SuitePlan {
     pub name: String,
     pub file: PathBuf,
     pub tests: Vec<TestId>,
+    /// Each test's labels (its own and its suite's), in the order of `tests`.
+    pub labels: Vec<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -53,6 +53,32 @@ pub async fn command(args: RunArgs) -> Exit {
         }
     }
     let picks = select::pick(&suites, &config.select);
+    if config.conformance.is_some() {
+        let labels: Vec<Vec<String>> = picks
+            .iter()
+            .flat_map(|p| {
+                p.tests
+                    .iter()
+                    .map(|(ti, _)| suites[p.suite].tests[*ti].labels.clone())
+            })
+            .collect();
+        let unknown = crate::report::conformance::unknown_profiles(&labels);
+        if !unknown.is_empty() {
+            let known: Vec<&str> = crate::report::conformance::profiles()
+                .iter()
+                .map(|p| p.name)
+                .collect();
+            eprintln!(
+                "error: --conformance-report: unknown conformance profile{} {} in `profile:` \
+                 labels (Gateway API {} has {})",
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.join(", "),
+                crate::config::GATEWAY_API_VERSION,
+                known.join(", ")
+            );
+            return Exit::Invalid;
+        }
+    }
     execute(config, suites, picks).await
 }
 
@@ -264,6 +290,11 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
             name: suites[p.suite].name.clone(),
             file: suites[p.suite].file.clone(),
             tests: p.tests.iter().map(|(_, id)| id.clone()).collect(),
+            labels: p
+                .tests
+                .iter()
+                .map(|(ti, _)| suites[p.suite].tests[*ti].labels.clone())
+                .collect(),
         })
         .collect();
     events.emit(Event::RunStarted {

@@ -68,6 +68,8 @@ pub struct TestRecord {
     pub notices: Vec<String>,
     /// In a merged record: the index in `Record::merged` of the shard that ran it.
     pub shard: Option<usize>,
+    /// Its labels and its suite's (conformance reports read profiles and features here).
+    pub labels: Vec<String>,
 }
 
 /// The name of this machine, for reports (empty when it cannot be read).
@@ -114,6 +116,7 @@ impl Record {
                                 report: None,
                                 notices: Vec::new(),
                                 shard: None,
+                                labels: plan.labels.get(ti).cloned().unwrap_or_default(),
                             }
                         })
                         .collect();
@@ -221,6 +224,7 @@ impl Record {
                     report: None,
                     notices: Vec::new(),
                     shard: None,
+                    labels: Vec::new(),
                 });
                 self.by_id.insert(id.clone(), (si, ti));
                 (si, ti)
@@ -596,12 +600,14 @@ pub(crate) mod sample {
                     name: "web".into(),
                     file: "suites/web/suite.yaml".into(),
                     tests: web.to_vec(),
+                    labels: vec![vec!["profile:GATEWAY-HTTP".into()]; web.len()],
                 },
                 SuitePlan {
                     index: 1,
                     name: "infra".into(),
                     file: "suites/infra/suite.yaml".into(),
                     tests: infra.to_vec(),
+                    labels: vec![Vec::new(); infra.len()],
                 },
             ],
             parallel: 4,

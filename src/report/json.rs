@@ -23,6 +23,7 @@
 //!       "repeat",                                  // 0-based repetition (--repeat)
 //!       "status": "passed" | "flaky" | "failed" | "skipped",
 //!       "duration_ms", "skip_reason"?, "namespace"?, "notices"?,
+//!       "labels": [string],                        // the test's and its suite's
 //!       "run_id"?,                                 // merged reports: the shard's run
 //!       "tries": [{                                // first run first; empty when skipped
 //!         "passed", "duration_ms", "namespace"?, "error"?: FAILURE,
@@ -103,6 +104,7 @@ pub fn render(r: &Record) -> Value {
                         let report = r.outcome(s, t);
                         counts.add(report.status);
                         let mut v = test(&report, &t.notices);
+                        v["labels"] = t.labels.clone().into();
                         if let Some(m) = t.shard.and_then(|i| r.merged.get(i)) {
                             v["run_id"] = m.run_id.clone().into();
                         }

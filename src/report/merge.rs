@@ -42,6 +42,28 @@ pub enum MergeError {
 }
 
 pub fn command(args: MergeArgs) -> Exit {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let file = crate::config::find_config_file(&cwd);
+    let conformance = crate::config::load_profile(
+        file.as_deref(),
+        args.profile.as_deref(),
+        crate::config::in_ci(),
+    )
+    .and_then(|(_, p)| {
+        let base = file
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .unwrap_or(&cwd)
+            .to_path_buf();
+        crate::config::resolve_conformance(&args.conformance, &p, &base)
+    });
+    let conformance = match conformance {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid;
+        }
+    };
     let record = match merge(&args.reports) {
         Ok(r) => r,
         Err(e) => {
@@ -50,7 +72,7 @@ pub fn command(args: MergeArgs) -> Exit {
         }
     };
     let mut written = Vec::new();
-    let to_stdout = args.junit.is_none() && args.json.is_none();
+    let to_stdout = args.junit.is_none() && args.json.is_none() && conformance.is_none();
     let json = super::json::render(&record);
     if let Some(p) = &args.json {
         let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
@@ -67,6 +89,15 @@ pub fn command(args: MergeArgs) -> Exit {
             return Exit::Infra;
         }
         written.push(p.display().to_string());
+    }
+    if let Some(cfg) = &conformance {
+        let written_ok = super::conformance::render(&record, cfg)
+            .and_then(|text| write_atomic(&cfg.path, text.as_bytes()));
+        if let Err(e) = written_ok {
+            eprintln!("error: {e:#}");
+            return Exit::Infra;
+        }
+        written.push(cfg.path.display().to_string());
     }
     let c = &json["counts"];
     let line = format!(
@@ -382,11 +413,21 @@ fn parse_test(suite: &str, t: &Value) -> Result<TestRecord, String> {
                 .collect()
         })
         .unwrap_or_default();
+    let labels = t["labels"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(TestRecord {
         id,
         report: Some(report),
         notices,
         shard: None,
+        labels,
     })
 }
 

@@ -11,6 +11,7 @@ use crate::suite::load::LoadError;
 
 pub mod artifacts;
 pub mod collect;
+pub mod conformance;
 pub mod flakes;
 pub mod github;
 pub mod json;
@@ -98,6 +99,9 @@ pub fn reporters(config: &RunConfig) -> Vec<Box<dyn Reporter>> {
     }
     if let Some(s) = summary::StepSummary::from_env() {
         out.push(Box::new(s));
+    }
+    if let Some(c) = &config.conformance {
+        out.push(Box::new(conformance::Conformance::new(c.clone())));
     }
     if let Some(p) = &config.artifacts {
         out.push(Box::new(artifacts::Artifacts::new(p.clone())));
