@@ -425,6 +425,89 @@ impl ExportProtocol {
     }
 }
 
+/// Where the run's own spans go (`--otlp-export`), following the OpenTelemetry exporter
+/// conventions: the flag (or profile) first; otherwise `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+/// (used as it is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL: `/v1/traces` is appended for
+/// OTLP/HTTP), unless `OTEL_SDK_DISABLED=true`. The protocol: the flag, else
+/// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`, else
+/// `http/protobuf` (the specification's default). Returns the URL spans are sent to.
+pub fn resolve_export(
+    flag: Option<String>,
+    flag_protocol: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Option<String>, ExportProtocol), ConfigError> {
+    let protocol = flag_protocol
+        .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
+        .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .as_deref()
+        .map(ExportProtocol::parse)
+        .transpose()?
+        .unwrap_or(ExportProtocol::HttpProtobuf);
+    let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let (endpoint, kind) = match flag {
+        Some(f) => (f, EndpointKind::Given),
+        None if disabled => return Ok((None, protocol)),
+        None => match env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(e) => (e, EndpointKind::Signal),
+            None => match env("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                Some(e) => (e, EndpointKind::Base),
+                None => return Ok((None, protocol)),
+            },
+        },
+    };
+    let url = export_url(endpoint.trim(), protocol, kind).map_err(ConfigError)?;
+    Ok((Some(url), protocol))
+}
+
+/// How an export endpoint was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// `--otlp-export` (or the profile): a URL with a path is used as it is; a bare one gets
+    /// `/v1/traces` for OTLP/HTTP.
+    Given,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: used as it is.
+    Signal,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: a base URL, `v1/traces` appended to its path for OTLP/HTTP.
+    Base,
+}
+
+/// The URL spans are sent to: a scheme is added when missing, and for OTLP/HTTP the traces
+/// path as `kind` says.
+pub fn export_url(
+    endpoint: &str,
+    protocol: ExportProtocol,
+    kind: EndpointKind,
+) -> Result<String, String> {
+    let with_scheme = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let mut url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| format!("invalid OTLP export endpoint {endpoint:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "invalid OTLP export endpoint {endpoint:?}: use http:// or https://"
+        ));
+    }
+    if protocol == ExportProtocol::HttpProtobuf {
+        let bare = matches!(url.path(), "" | "/");
+        match kind {
+            EndpointKind::Given if bare => url.set_path("/v1/traces"),
+            EndpointKind::Base => {
+                let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
+                url.set_path(&path);
+            }
+            _ => {}
+        }
+    }
+    let mut s = url.to_string();
+    if protocol == ExportProtocol::Grpc && url.path() == "/" && !with_scheme.ends_with('/') {
+        s.pop();
+    }
+    Ok(s)
+}
+
 /// Which tests run: filters, labels, shard, repetitions.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
@@ -585,29 +668,13 @@ impl RunConfig {
             return Err(ConfigError("--max-spans must be at least 1".into()));
         }
 
-        let otlp_export = args
-            .otlp_export
-            .clone()
-            .or(p.otlp_export.clone())
-            .or_else(|| {
-                std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-            });
-        let protocol = args
-            .otlp_export_protocol
-            .clone()
-            .or(p.otlp_export_protocol.clone())
-            .or_else(|| {
-                std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-            });
-        let otlp_export_protocol = protocol
-            .as_deref()
-            .map(ExportProtocol::parse)
-            .transpose()?
-            .unwrap_or(ExportProtocol::Grpc);
+        let (otlp_export, otlp_export_protocol) = resolve_export(
+            args.otlp_export.clone().or(p.otlp_export.clone()),
+            args.otlp_export_protocol
+                .clone()
+                .or(p.otlp_export_protocol.clone()),
+            &|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()),
+        )?;
 
         let paths = if !args.paths.is_empty() {
             args.paths.clone()
@@ -723,6 +790,100 @@ mod tests {
         let e = load_profile(Some(&f), None, false).unwrap_err();
         assert!(e.0.contains(":2:1"), "{e}");
         assert!(e.0.contains("unknown field `paralel`"), "{e}");
+    }
+
+    #[test]
+    fn otlp_export_follows_the_opentelemetry_variables() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let h = ExportProtocol::HttpProtobuf;
+        let g = ExportProtocol::Grpc;
+        // Nothing set: no export; the default protocol is http/protobuf.
+        assert_eq!(resolve_export(None, None, &env(&[])).unwrap(), (None, h));
+        // The generic endpoint is a base URL.
+        assert_eq!(
+            resolve_export(
+                None,
+                None,
+                &env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/otlp")])
+            )
+            .unwrap(),
+            (Some("http://c:4318/otlp/v1/traces".into()), h)
+        );
+        // The traces endpoint wins and is used as it is.
+        let both: &'static [(&str, &str)] = &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4318/custom"),
+        ];
+        assert_eq!(
+            resolve_export(None, None, &env(both)).unwrap().0.as_deref(),
+            Some("http://t:4318/custom")
+        );
+        // Protocols: traces-specific over generic; gRPC when chosen.
+        let grpc: &'static [(&str, &str)] = &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ];
+        assert_eq!(
+            resolve_export(None, None, &env(grpc)).unwrap(),
+            (Some("http://c:4317".into()), g)
+        );
+        // OTEL_SDK_DISABLED turns the variables off, not an explicit flag.
+        let off: &'static [(&str, &str)] = &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_SDK_DISABLED", "TRUE"),
+        ];
+        assert_eq!(resolve_export(None, None, &env(off)).unwrap().0, None);
+        assert_eq!(
+            resolve_export(Some("c:4318".into()), None, &env(off))
+                .unwrap()
+                .0
+                .as_deref(),
+            Some("http://c:4318/v1/traces")
+        );
+        assert!(resolve_export(None, Some("carrier-pigeon".into()), &env(&[])).is_err());
+    }
+
+    #[test]
+    fn export_urls_get_a_scheme_and_the_http_path() {
+        let g = ExportProtocol::Grpc;
+        let h = ExportProtocol::HttpProtobuf;
+        let given = EndpointKind::Given;
+        assert_eq!(
+            export_url("localhost:4317", g, given).unwrap(),
+            "http://localhost:4317"
+        );
+        assert_eq!(
+            export_url("http://c:4317", g, given).unwrap(),
+            "http://c:4317"
+        );
+        assert_eq!(
+            export_url("http://c:4318", h, given).unwrap(),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            export_url("http://c:4318/", h, given).unwrap(),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            export_url("http://c/otlp/v1/traces", h, given).unwrap(),
+            "http://c/otlp/v1/traces"
+        );
+        assert_eq!(
+            export_url("http://c:4318/", h, EndpointKind::Base).unwrap(),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            export_url("http://c:4318/", h, EndpointKind::Signal).unwrap(),
+            "http://c:4318/"
+        );
+        assert!(export_url("ftp://c", h, given).is_err());
     }
 
     #[test]

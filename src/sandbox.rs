@@ -5,8 +5,7 @@ use gwtest_sandbox::{Sandbox, SandboxConfig, gateway, start_demo_gateway};
 
 use crate::Exit;
 use crate::cli::SandboxArgs;
-use crate::config::ExportProtocol;
-use crate::traces::export::export_url;
+use crate::config::{EndpointKind, ExportProtocol, export_url};
 
 async fn until_interrupted() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -29,7 +28,7 @@ fn otlp_url(arg: Option<&str>) -> Result<Option<String>, String> {
     } else {
         ExportProtocol::Grpc
     };
-    export_url(endpoint, protocol).map(Some)
+    export_url(endpoint, protocol, EndpointKind::Given).map(Some)
 }
 
 /// `gwtest sandbox`.

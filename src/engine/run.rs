@@ -338,7 +338,10 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
         r.shutdown().await;
     }
     for e in hub.finish().await {
-        eprintln!("error: writing a report: {e:#}");
+        match e.downcast_ref::<crate::report::Warning>() {
+            Some(w) => eprintln!("warning: {w}"),
+            None => eprintln!("error: writing a report: {e:#}"),
+        }
     }
     // Only now: a run stuck writing its output must still yield to a second Ctrl-C.
     signals.abort();

@@ -20,6 +20,12 @@ pub mod merge;
 pub mod summary;
 pub mod terminal;
 
+/// A reporter's trouble that is not the run's: printed as a warning (the run's own trace
+/// could not be exported), where a report that could not be written is an error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Warning(pub String);
+
 /// Something that turns events into output.
 pub trait Reporter: Send {
     fn event(&mut self, e: &Event);
