@@ -7,6 +7,7 @@
 
 pub mod connect;
 pub mod gc;
+pub mod kubeconfig;
 pub mod manifests;
 pub mod suite;
 pub mod target;

@@ -220,25 +220,27 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
         .await;
         match connected {
             Ok(c) => {
-                kubeconfig = c
-                    .kubeconfig()
-                    .map(|p| p.to_path_buf())
-                    .or_else(default_kubeconfig);
                 cluster = Some(Arc::new(c));
-                // With --context, `${kubeconfig}` must select that context too.
-                if let Some(context) = &config.context {
-                    match crate::cluster::connect::pinned_kubeconfig(
-                        config.kubeconfig.as_deref(),
-                        context,
-                    ) {
-                        Ok((dir, file)) => {
-                            kubeconfig = Some(file);
-                            pinned_dir = Some(dir);
-                        }
-                        Err(e) => {
-                            eprintln!("error: --context {context}: {e}");
-                            return Exit::Infra;
-                        }
+                // `${kubeconfig}`: one usable file whatever the run was given (a merged
+                // $KUBECONFIG list, --context as the current context, in-cluster credentials).
+                let written = crate::cluster::kubeconfig::for_programs(
+                    config.kubeconfig.as_deref(),
+                    config.context.as_deref(),
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|kc| {
+                    kc.map(|kc| crate::cluster::kubeconfig::write_private(&kc))
+                        .transpose()
+                });
+                match written {
+                    Ok(Some((dir, file))) => {
+                        kubeconfig = Some(file);
+                        pinned_dir = Some(dir);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprintln!("error: the kubeconfig for ${{kubeconfig}}: {e}");
+                        return Exit::Infra;
                     }
                 }
             }
@@ -379,14 +381,4 @@ async fn watch_signals(ctx: Arc<RunContext>) {
     interrupt(&mut term).await;
     eprintln!("interrupted twice: exiting without waiting for cleanup");
     std::process::exit(Exit::Interrupted.code());
-}
-
-/// The kubeconfig kubectl would use, for the commands gwtest prints.
-fn default_kubeconfig() -> Option<PathBuf> {
-    if let Some(k) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) {
-        return Some(PathBuf::from(k));
-    }
-    let home = std::env::var_os("HOME")?;
-    let p = PathBuf::from(home).join(".kube").join("config");
-    p.is_file().then_some(p)
 }
