@@ -2,6 +2,7 @@
 # Installs what gwtest's tests need beyond Rust, each only when it is missing:
 # - kubectl (the tests drive the real kubectl against the embedded API server), curl;
 # - xmllint (tests/junit_schema.rs validates the JUnit reports against Jenkins' junit-10.xsd);
+# - groff (tests/cli_conventions.rs renders the man page);
 # - node + npm, and ajv/ajv-formats in .tools/node (tests/schema.rs compiles the JSON Schema
 #   with ajv in strict mode);
 # - cargo-nextest (README's test command), with `cargo install --locked cargo-nextest`.
@@ -13,6 +14,7 @@ need=()
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
+command -v groff >/dev/null 2>&1 || need+=(groff-base)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then

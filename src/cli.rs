@@ -58,6 +58,25 @@ pub enum Command {
     Gc(GcArgs),
     /// Merge the JSON reports of a run's shards into one JSON and/or JUnit report.
     Merge(MergeArgs),
+    /// Print a shell completion script: gwtest completions bash > /etc/bash_completion.d/gwtest
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ManArgs {
+    /// Write gwtest.1 and a page per command (gwtest-run.1, ...) into DIR instead of printing
+    /// gwtest.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Which tests: filters and sharding, shared by `run` and `list`.
