@@ -211,7 +211,10 @@ fn ci_runs_the_readme_test_command() {
     let readme_lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(
         readme_lines,
-        ["bash ci/install-deps.sh", "cargo nextest run --locked --no-fail-fast"]
+        [
+            "bash ci/install-deps.sh",
+            "cargo nextest run --locked --no-fail-fast"
+        ]
     );
     let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
     let ci_lines: Vec<&str> = ci.lines().map(str::trim).collect();
@@ -225,7 +228,8 @@ fn ci_runs_the_readme_test_command() {
     }
     let deps = std::fs::read_to_string(root.join("ci/install-deps.sh")).unwrap();
     assert!(
-        deps.contains("cargo nextest --version") && deps.contains("cargo install --locked cargo-nextest"),
+        deps.contains("cargo nextest --version")
+            && deps.contains("cargo install --locked cargo-nextest"),
         "ci/install-deps.sh installs cargo-nextest when it is missing"
     );
     // And the script runs under bash as written.

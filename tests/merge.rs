@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use support::{Workspace, assert_valid_junit, test_doc};
 
+const IMPLEMENTATION: &str =
+    "organization=o,project=p,url=https://example.com,version=v1,contact=c";
+
 fn pass(name: &str) -> String {
     test_doc(
         name,
@@ -82,7 +85,10 @@ fn digest(v: &Value) -> Digest {
 #[test]
 fn merged_shards_equal_the_unsharded_run() {
     let ws = Workspace::new("merge");
-    ws.suite("alpha", "name: alpha");
+    ws.suite(
+        "alpha",
+        "name: alpha\nlabels: [\"profile:GATEWAY-HTTP\", \"feature:HTTPRoute\"]",
+    );
     ws.write(
         "alpha/a.test.yaml",
         &[pass("a1"), fail("a2"), flaky("a3"), pass("a4")].join("---\n"),
@@ -107,6 +113,10 @@ fn merged_shards_equal_the_unsharded_run() {
             "2",
             "--json",
             "whole.json",
+            "--conformance-report",
+            "whole-conformance.yaml",
+            "--implementation",
+            IMPLEMENTATION,
         ])
         .env("RUN_TAG", "whole")
         .run();
@@ -132,11 +142,36 @@ fn merged_shards_equal_the_unsharded_run() {
         assert!(matches!(out.code, Some(0 | 1)), "{}", out.dump());
         shard_files.push(file);
     }
-    let mut args = vec!["merge", "--json", "merged.json", "--junit", "merged.xml"];
+    let mut args = vec![
+        "merge",
+        "--json",
+        "merged.json",
+        "--junit",
+        "merged.xml",
+        "--conformance-report",
+        "merged-conformance.yaml",
+        "--implementation",
+        IMPLEMENTATION,
+    ];
     args.extend(shard_files.iter().map(String::as_str));
     let out = ws.gwtest(&args).run();
     out.assert_exit(0);
     out.assert_stdout_has("merged 3 reports: 22 tests: 14 passed, 4 flaky, 4 failed, 0 skipped");
+
+    // The conformance report from the merged shards is the unsharded run's (but its date).
+    let conformance = |f: &str| -> Value {
+        let mut v: Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(ws.path().join(f)).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("date");
+        v
+    };
+    let merged_report = conformance("merged-conformance.yaml");
+    assert_eq!(merged_report, conformance("whole-conformance.yaml"));
+    assert_eq!(merged_report["profiles"][0]["core"]["result"], "failure");
+    assert_eq!(
+        merged_report["profiles"][0]["core"]["failedTests"],
+        serde_json::json!(["a2"])
+    );
 
     let read = |f: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(ws.path().join(f)).unwrap()).unwrap()
