@@ -852,38 +852,29 @@ mod tests {
 
     #[test]
     fn export_urls_get_a_scheme_and_the_http_path() {
-        let g = ExportProtocol::Grpc;
-        let h = ExportProtocol::HttpProtobuf;
-        let given = EndpointKind::Given;
-        assert_eq!(
-            export_url("localhost:4317", g, given).unwrap(),
-            "http://localhost:4317"
-        );
-        assert_eq!(
-            export_url("http://c:4317", g, given).unwrap(),
-            "http://c:4317"
-        );
-        assert_eq!(
-            export_url("http://c:4318", h, given).unwrap(),
-            "http://c:4318/v1/traces"
-        );
-        assert_eq!(
-            export_url("http://c:4318/", h, given).unwrap(),
-            "http://c:4318/v1/traces"
-        );
-        assert_eq!(
-            export_url("http://c/otlp/v1/traces", h, given).unwrap(),
-            "http://c/otlp/v1/traces"
-        );
-        assert_eq!(
-            export_url("http://c:4318/", h, EndpointKind::Base).unwrap(),
-            "http://c:4318/v1/traces"
-        );
-        assert_eq!(
-            export_url("http://c:4318/", h, EndpointKind::Signal).unwrap(),
-            "http://c:4318/"
-        );
-        assert!(export_url("ftp://c", h, given).is_err());
+        use EndpointKind::{Base, Given, Signal};
+        use ExportProtocol::{Grpc, HttpProtobuf as Http};
+        for (endpoint, protocol, kind, url) in [
+            ("localhost:4317", Grpc, Given, "http://localhost:4317"),
+            ("http://c:4317", Grpc, Given, "http://c:4317"),
+            ("http://c:4318", Http, Given, "http://c:4318/v1/traces"),
+            ("http://c:4318/", Http, Given, "http://c:4318/v1/traces"),
+            (
+                "http://c/otlp/v1/traces",
+                Http,
+                Given,
+                "http://c/otlp/v1/traces",
+            ),
+            ("http://c:4318/", Http, Base, "http://c:4318/v1/traces"),
+            ("http://c:4318/", Http, Signal, "http://c:4318/"),
+        ] {
+            assert_eq!(
+                export_url(endpoint, protocol, kind).unwrap(),
+                url,
+                "{endpoint}"
+            );
+        }
+        assert!(export_url("ftp://c", Http, Given).is_err());
     }
 
     #[test]

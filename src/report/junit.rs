@@ -55,9 +55,10 @@ impl Junit {
     }
 }
 
-/// Attribute value: escaped, with line breaks and tabs as character references (an XML parser
-/// would turn them into spaces otherwise).
-fn attr(s: &str) -> String {
+/// Escaped for XML; control characters (not valid in XML 1.0, or terminal escape sequences a
+/// viewer would show as garbage) made visible. In an attribute also quotes, and line breaks
+/// and tabs as character references (an XML parser would turn them into spaces otherwise).
+fn escape(s: &str, attribute: bool) -> String {
     let s = visible_controls(s);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -65,30 +66,22 @@ fn attr(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' => out.push_str("&#9;"),
+            '"' if attribute => out.push_str("&quot;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            '\u{fffe}' | '\u{ffff}' => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
     out
 }
 
-/// Element text: escaped; control characters (not valid in XML 1.0, or terminal escape
-/// sequences a viewer would show as garbage) made visible.
+fn attr(s: &str) -> String {
+    escape(s, true)
+}
+
 fn text(s: &str) -> String {
-    let s = visible_controls(s);
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\u{fffe}' | '\u{ffff}' => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(s, false)
 }
 
 fn secs(d: Duration) -> String {

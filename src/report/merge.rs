@@ -163,11 +163,7 @@ pub fn merge(files: &[PathBuf]) -> Result<Record, MergeError> {
             (a, b) => a.or(b),
         };
         record.merged.push(run);
-        if let Some(n) = v["notices"].as_array() {
-            record
-                .notices
-                .extend(n.iter().filter_map(Value::as_str).map(str::to_owned));
-        }
+        record.notices.extend(strings(&v["notices"]));
         for (si, s) in array(&v["suites"], "suites")
             .map_err(&invalid)?
             .iter()
@@ -249,6 +245,18 @@ pub fn merge(files: &[PathBuf]) -> Result<Record, MergeError> {
     Ok(record)
 }
 
+/// The strings of a list (anything else: none).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn str_of(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
@@ -299,16 +307,6 @@ fn parse_failure(f: &Value) -> Result<Failure, String> {
     let class: Option<Class> = match &f["class"] {
         Value::Null => None,
         c => Some(serde_json::from_value(c.clone()).map_err(|e| format!("class {c}: {e}"))?),
-    };
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
     };
     let mut out = Failure::new(cause, class, str_of(&f["headline"]));
     out.expected = f["expected"].as_str().map(str::to_owned);
@@ -404,30 +402,12 @@ fn parse_test(suite: &str, t: &Value) -> Result<TestRecord, String> {
             .collect::<Result<_, _>>()?,
         skip_reason: t["skip_reason"].as_str().map(str::to_owned),
     };
-    let notices = t["notices"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let labels = t["labels"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
     Ok(TestRecord {
         id,
         report: Some(report),
-        notices,
+        notices: strings(&t["notices"]),
         shard: None,
-        labels,
+        labels: strings(&t["labels"]),
     })
 }
 

@@ -42,6 +42,47 @@ fn generate<T: JsonSchema>(draft: Draft, file: &str, title: &str) -> serde_json:
     value
 }
 
+/// The keywords that apply to values of some types only.
+const TYPE_KEYWORDS: &[(&[&str], &[&str])] = &[
+    (
+        &["integer", "number"],
+        &[
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "multipleOf",
+        ],
+    ),
+    (
+        &["string"],
+        &["pattern", "minLength", "maxLength", "format"],
+    ),
+    (
+        &["array"],
+        &[
+            "items",
+            "prefixItems",
+            "minItems",
+            "maxItems",
+            "uniqueItems",
+            "contains",
+        ],
+    ),
+    (
+        &["object"],
+        &[
+            "properties",
+            "required",
+            "additionalProperties",
+            "patternProperties",
+            "propertyNames",
+            "minProperties",
+            "maxProperties",
+        ],
+    ),
+];
+
 /// schemars writes Rust's integer and float types as `format`s (`uint32`, `int32`,
 /// `double`...) that JSON Schema does not define; validators in strict mode (ajv's default)
 /// refuse unknown formats. They become the bounds they stand for; union types become `anyOf`,
@@ -82,34 +123,10 @@ fn standard_formats(v: &mut serde_json::Value) {
                 for t in &types {
                     let mut branch = serde_json::Map::new();
                     branch.insert("type".into(), t.clone());
-                    let keys: &[&str] = match t.as_str() {
-                        Some("integer" | "number") => &[
-                            "minimum",
-                            "maximum",
-                            "exclusiveMinimum",
-                            "exclusiveMaximum",
-                            "multipleOf",
-                        ],
-                        Some("string") => &["pattern", "minLength", "maxLength", "format"],
-                        Some("array") => &[
-                            "items",
-                            "prefixItems",
-                            "minItems",
-                            "maxItems",
-                            "uniqueItems",
-                            "contains",
-                        ],
-                        Some("object") => &[
-                            "properties",
-                            "required",
-                            "additionalProperties",
-                            "patternProperties",
-                            "propertyNames",
-                            "minProperties",
-                            "maxProperties",
-                        ],
-                        _ => &[],
-                    };
+                    let keys = TYPE_KEYWORDS
+                        .iter()
+                        .filter(|(types, _)| types.contains(&t.as_str().unwrap_or_default()))
+                        .flat_map(|(_, keys)| keys.iter());
                     for k in keys {
                         if let Some(v) = m.get(*k) {
                             branch.insert((*k).into(), v.clone());
@@ -117,32 +134,9 @@ fn standard_formats(v: &mut serde_json::Value) {
                     }
                     any.push(Value::Object(branch));
                 }
-                for k in [
-                    "type",
-                    "minimum",
-                    "maximum",
-                    "exclusiveMinimum",
-                    "exclusiveMaximum",
-                    "multipleOf",
-                    "pattern",
-                    "minLength",
-                    "maxLength",
-                    "format",
-                    "items",
-                    "prefixItems",
-                    "minItems",
-                    "maxItems",
-                    "uniqueItems",
-                    "contains",
-                    "properties",
-                    "required",
-                    "additionalProperties",
-                    "patternProperties",
-                    "propertyNames",
-                    "minProperties",
-                    "maxProperties",
-                ] {
-                    m.remove(k);
+                m.remove("type");
+                for k in TYPE_KEYWORDS.iter().flat_map(|(_, keys)| keys.iter()) {
+                    m.remove(*k);
                 }
                 m.insert("anyOf".into(), Value::Array(any));
             }
