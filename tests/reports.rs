@@ -157,7 +157,13 @@ fn junit_json_and_annotations_for_a_pass_a_failure_and_a_flaky_test() {
     let warning = format!(
         "::warning file=web/checks.test.yaml,line={second},col=5,title=web/flaky%3A step \"second try passes\" flaky%3A failed on try 1%2C passed on try 2::"
     );
-    let annotations: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::")).collect();
+    // (Echoed output is fenced with ::stop-commands:: lines; the annotations are the rest.)
+    let annotations: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("::error ") || l.starts_with("::warning "))
+        .collect();
+    // The failure, the re-run notice and the flaky test's story.
+    assert_eq!(stdout.matches("::stop-commands::").count(), 3, "{stdout}");
     assert_eq!(annotations.len(), 2, "{stdout}");
     assert!(
         annotations.iter().any(|l| l.starts_with(&error)),

@@ -371,13 +371,15 @@ async fn interrupt(term: &mut Option<tokio::signal::unix::Signal>) {
 async fn watch_signals(ctx: Arc<RunContext>) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     interrupt(&mut term).await;
-    ctx.cancel.cancel();
+    // Said before cancelling: what the cancellation sets off (tests ending, the run's last
+    // event) comes after it, so the reporters always get it.
     ctx.events.emit(Event::Notice {
         id: None,
         message:
             "interrupted: stopping running tests and cleaning up (Ctrl-C again to exit at once)"
                 .into(),
     });
+    ctx.cancel.cancel();
     interrupt(&mut term).await;
     eprintln!("interrupted twice: exiting without waiting for cleanup");
     std::process::exit(Exit::Interrupted.code());
