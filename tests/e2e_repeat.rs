@@ -15,7 +15,8 @@ fn repeats_end_with_pass_rates_step_statistics_and_timeout_advice() {
     ws.write(
         "s/t.test.yaml",
         &[
-            // Passes on every other run (a counter file; each repeat counts once).
+            // Passes on every other run (a counter file; each repeat counts once, and `-j 1`
+            // keeps the repeats from counting at the same time).
             test_doc(
                 "halves",
                 "",
@@ -34,7 +35,7 @@ fn repeats_end_with_pass_rates_step_statistics_and_timeout_advice() {
     );
     ws.write("summary.md", "earlier content\n");
     let out = ws
-        .gwtest(&["run", "s", "--repeat", "4", "--json", "r.json"])
+        .gwtest(&["run", "s", "-j", "1", "--repeat", "4", "--json", "r.json"])
         .env(
             "GITHUB_STEP_SUMMARY",
             ws.path().join("summary.md").to_str().unwrap(),
