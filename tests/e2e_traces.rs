@@ -350,6 +350,9 @@ steps:
       expect:
         - {name: GET /example, count: 3}
         - {name: GET /example, count: 2, attributes: {http.response.status_code: 503}}
+        # The sidecar's batch follows the gateway's: waiting for it too, the run (this is its
+        # last test with -j 1) does not end while the test gateway still exports to it.
+        - {name: auth check, count: 3}
 "#;
 
 /// Spans sent by real OTLP exporters (gRPC and HTTP) from a gateway that continues the
