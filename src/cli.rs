@@ -19,8 +19,27 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   command line, 3 infrastructure (cluster, ports, sandbox), 130 interrupted."
 )]
 pub struct Cli {
+    /// Colour in the output: auto (a terminal, unless NO_COLOR is set; CLICOLOR_FORCE or
+    /// FORCE_COLOR force it), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        env = "GWTEST_COLOR"
+    )]
+    pub color: Option<ColorWhen>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +56,27 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Delete what interrupted runs left behind (objects labelled gwtest.dev/run).
     Gc(GcArgs),
+    /// Merge the JSON reports of a run's shards into one JSON and/or JUnit report.
+    Merge(MergeArgs),
+    /// Print a shell completion script: gwtest completions bash > /etc/bash_completion.d/gwtest
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ManArgs {
+    /// Write gwtest.1 and a page per command (gwtest-run.1, ...) into DIR instead of printing
+    /// gwtest.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Which tests: filters and sharding, shared by `run` and `list`.
@@ -160,9 +200,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "PROTOCOL", env = "GWTEST_OTLP_EXPORT_PROTOCOL")]
     pub otlp_export_protocol: Option<String>,
 
+    #[command(flatten)]
+    pub conformance: ConformanceArgs,
+
     /// Profile of gwtest.toml to use (default: `ci` when $CI is set and it exists, else `default`).
     #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
     pub profile: Option<String>,
+
+    /// `--color`, given before or after the subcommand (set by main from the global flag).
+    #[arg(skip)]
+    pub color: Option<ColorWhen>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
@@ -240,6 +287,47 @@ pub struct SandboxArgs {
         value_parser = humantime::parse_duration
     )]
     pub namespace_termination: Option<std::time::Duration>,
+}
+
+/// A Gateway API conformance report (`run` and `merge`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConformanceArgs {
+    /// Write a Gateway API ConformanceReport (conformance/apis/v1, YAML) to FILE, with
+    /// profiles and features read from the tests' `profile:` and `feature:` labels.
+    #[arg(long, value_name = "FILE", env = "GWTEST_CONFORMANCE_REPORT")]
+    pub conformance_report: Option<PathBuf>,
+    /// The implementation the report is for:
+    /// organization=O,project=P,url=U,version=V,contact=C (contact repeatable).
+    #[arg(long, value_name = "K=V,...", env = "GWTEST_IMPLEMENTATION")]
+    pub implementation: Option<String>,
+    /// The Gateway API release the report is for (default: the one the shipped suites
+    /// follow, v1.6.1).
+    #[arg(long, value_name = "VERSION", env = "GWTEST_GATEWAY_API_VERSION")]
+    pub gateway_api_version: Option<String>,
+    /// The Gateway API channel: standard (default) or experimental.
+    #[arg(long, value_name = "CHANNEL", env = "GWTEST_GATEWAY_API_CHANNEL")]
+    pub gateway_api_channel: Option<String>,
+    /// The implementation's operating mode for the report (default: default).
+    #[arg(long, value_name = "MODE", env = "GWTEST_CONFORMANCE_MODE")]
+    pub conformance_mode: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct MergeArgs {
+    /// The shards' JSON reports (`gwtest run --shard I/N --json PATH`).
+    #[arg(value_name = "REPORT.json", required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged JUnit XML report here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write the merged JSON report here (without --junit and --json: to stdout).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub conformance: ConformanceArgs,
+    /// Profile of gwtest.toml whose conformance settings (implementation, ...) apply.
+    #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

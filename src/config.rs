@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{Keep, RunArgs, SelectArgs};
+use crate::cli::{ColorWhen, ConformanceArgs, Keep, RunArgs, SelectArgs};
 
 pub const CONFIG_FILE: &str = "gwtest.toml";
 
@@ -49,6 +49,154 @@ pub struct Profile {
     pub max_spans: Option<usize>,
     pub otlp_export: Option<String>,
     pub otlp_export_protocol: Option<String>,
+    pub color: Option<ColorWhen>,
+    pub conformance_report: Option<PathBuf>,
+    pub implementation: Option<Implementation>,
+    pub gateway_api_version: Option<String>,
+    pub gateway_api_channel: Option<String>,
+    pub conformance_mode: Option<String>,
+}
+
+/// Who a conformance report is for (gateway-api's `Implementation`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Implementation {
+    #[serde(default)]
+    pub organization: String,
+    #[serde(default)]
+    pub project: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub contact: Vec<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl Implementation {
+    /// `organization=O,project=P,url=U,version=V,contact=C` (contact may repeat).
+    pub fn parse(s: &str) -> Result<Implementation, ConfigError> {
+        let mut i = Implementation::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                ConfigError(format!(
+                    "invalid --implementation {s:?}: {part:?} is not KEY=VALUE (keys: \
+                     organization, project, url, version, contact)"
+                ))
+            })?;
+            let v = v.trim().to_owned();
+            match k.trim() {
+                "organization" => i.organization = v,
+                "project" => i.project = v,
+                "url" => i.url = v,
+                "version" => i.version = v,
+                "contact" => i.contact.push(v),
+                other => {
+                    return Err(ConfigError(format!(
+                        "invalid --implementation {s:?}: unknown key {other:?} (keys: \
+                         organization, project, url, version, contact)"
+                    )));
+                }
+            }
+        }
+        Ok(i)
+    }
+
+    /// Every field is required, as gateway-api's `Implementation.Validate` says.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let missing: Vec<&str> = [
+            ("organization", self.organization.is_empty()),
+            ("project", self.project.is_empty()),
+            ("url", self.url.is_empty()),
+            ("version", self.version.is_empty()),
+            ("contact", self.contact.iter().all(|c| c.trim().is_empty())),
+        ]
+        .into_iter()
+        .filter(|(_, m)| *m)
+        .map(|(k, _)| k)
+        .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(format!(
+                "--conformance-report needs the implementation it is for: --implementation \
+                 organization=O,project=P,url=U,version=V,contact=C (or `implementation` in \
+                 gwtest.toml); missing: {}",
+                missing.join(", ")
+            )))
+        }
+    }
+}
+
+/// A conformance report to write, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConformanceConfig {
+    pub path: PathBuf,
+    pub implementation: Implementation,
+    pub gateway_api_version: String,
+    pub gateway_api_channel: String,
+    pub mode: String,
+}
+
+/// The Gateway API release the shipped conformance-derived suites follow.
+pub const GATEWAY_API_VERSION: &str = "v1.6.1";
+
+/// The conformance report settings from flags over a profile (`run` and `merge` agree);
+/// `None` when no report is asked for. Paths in the profile are relative to `base`.
+pub fn resolve_conformance(
+    args: &ConformanceArgs,
+    p: &Profile,
+    base: &Path,
+) -> Result<Option<ConformanceConfig>, ConfigError> {
+    let path = match (&args.conformance_report, &p.conformance_report) {
+        (Some(a), _) => a.clone(),
+        (None, Some(p)) if p.is_absolute() => p.clone(),
+        (None, Some(p)) => base.join(p),
+        (None, None) => return Ok(None),
+    };
+    let implementation = match &args.implementation {
+        Some(s) => Implementation::parse(s)?,
+        None => p.implementation.clone().unwrap_or_default(),
+    };
+    implementation.validate()?;
+    let channel = args
+        .gateway_api_channel
+        .clone()
+        .or(p.gateway_api_channel.clone())
+        .unwrap_or_else(|| "standard".into());
+    if !matches!(channel.as_str(), "standard" | "experimental") {
+        return Err(ConfigError(format!(
+            "invalid Gateway API channel {channel:?}: standard or experimental"
+        )));
+    }
+    Ok(Some(ConformanceConfig {
+        path,
+        implementation,
+        gateway_api_version: args
+            .gateway_api_version
+            .clone()
+            .or(p.gateway_api_version.clone())
+            .unwrap_or_else(|| GATEWAY_API_VERSION.into()),
+        gateway_api_channel: channel,
+        mode: args
+            .conformance_mode
+            .clone()
+            .or(p.conformance_mode.clone())
+            .unwrap_or_else(|| "default".into()),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,7 +244,13 @@ impl Profile {
             otlp_receiver,
             max_spans,
             otlp_export,
-            otlp_export_protocol
+            otlp_export_protocol,
+            color,
+            conformance_report,
+            implementation,
+            gateway_api_version,
+            gateway_api_channel,
+            conformance_mode
         );
         // Variables merge key by key; the child's win.
         if let Some(pv) = &parent.vars {
@@ -226,6 +380,35 @@ pub struct RunConfig {
     pub otlp_export: Option<String>,
     pub otlp_export_protocol: ExportProtocol,
     pub profile: Option<String>,
+    /// `--color`: auto, always, never (see [`use_color`]).
+    pub color: ColorWhen,
+    pub conformance: Option<ConformanceConfig>,
+}
+
+/// Whether an environment variable is set to something that means "yes" (not empty, not
+/// `0`, not `false`).
+fn env_yes(k: &str) -> bool {
+    std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// Whether output gets colour. `always`/`never` decide; `auto` follows the conventions:
+/// `NO_COLOR` (set, not empty) turns it off, `CLICOLOR_FORCE` or `FORCE_COLOR` (not `0`)
+/// turn it on, otherwise a terminal (not `TERM=dumb`) gets colour. NO_COLOR wins over the
+/// forcing variables: it is the user's own "no".
+pub fn use_color(when: ColorWhen, terminal: bool) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+                false
+            } else if env_yes("CLICOLOR_FORCE") || env_yes("FORCE_COLOR") {
+                true
+            } else {
+                terminal && std::env::var("TERM").map_or(true, |t| t != "dumb")
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,6 +427,89 @@ impl ExportProtocol {
             ))),
         }
     }
+}
+
+/// Where the run's own spans go (`--otlp-export`), following the OpenTelemetry exporter
+/// conventions: the flag (or profile) first; otherwise `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+/// (used as it is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL: `/v1/traces` is appended for
+/// OTLP/HTTP), unless `OTEL_SDK_DISABLED=true`. The protocol: the flag, else
+/// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`, else
+/// `http/protobuf` (the specification's default). Returns the URL spans are sent to.
+pub fn resolve_export(
+    flag: Option<String>,
+    flag_protocol: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Option<String>, ExportProtocol), ConfigError> {
+    let protocol = flag_protocol
+        .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
+        .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .as_deref()
+        .map(ExportProtocol::parse)
+        .transpose()?
+        .unwrap_or(ExportProtocol::HttpProtobuf);
+    let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let (endpoint, kind) = match flag {
+        Some(f) => (f, EndpointKind::Given),
+        None if disabled => return Ok((None, protocol)),
+        None => match env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(e) => (e, EndpointKind::Signal),
+            None => match env("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                Some(e) => (e, EndpointKind::Base),
+                None => return Ok((None, protocol)),
+            },
+        },
+    };
+    let url = export_url(endpoint.trim(), protocol, kind).map_err(ConfigError)?;
+    Ok((Some(url), protocol))
+}
+
+/// How an export endpoint was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// `--otlp-export` (or the profile): a URL with a path is used as it is; a bare one gets
+    /// `/v1/traces` for OTLP/HTTP.
+    Given,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: used as it is.
+    Signal,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: a base URL, `v1/traces` appended to its path for OTLP/HTTP.
+    Base,
+}
+
+/// The URL spans are sent to: a scheme is added when missing, and for OTLP/HTTP the traces
+/// path as `kind` says.
+pub fn export_url(
+    endpoint: &str,
+    protocol: ExportProtocol,
+    kind: EndpointKind,
+) -> Result<String, String> {
+    let with_scheme = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let mut url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| format!("invalid OTLP export endpoint {endpoint:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "invalid OTLP export endpoint {endpoint:?}: use http:// or https://"
+        ));
+    }
+    if protocol == ExportProtocol::HttpProtobuf {
+        let bare = matches!(url.path(), "" | "/");
+        match kind {
+            EndpointKind::Given if bare => url.set_path("/v1/traces"),
+            EndpointKind::Base => {
+                let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
+                url.set_path(&path);
+            }
+            _ => {}
+        }
+    }
+    let mut s = url.to_string();
+    if protocol == ExportProtocol::Grpc && url.path() == "/" && !with_scheme.ends_with('/') {
+        s.pop();
+    }
+    Ok(s)
 }
 
 /// Which tests run: filters, labels, shard, repetitions.
@@ -406,29 +672,13 @@ impl RunConfig {
             return Err(ConfigError("--max-spans must be at least 1".into()));
         }
 
-        let otlp_export = args
-            .otlp_export
-            .clone()
-            .or(p.otlp_export.clone())
-            .or_else(|| {
-                std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-            });
-        let protocol = args
-            .otlp_export_protocol
-            .clone()
-            .or(p.otlp_export_protocol.clone())
-            .or_else(|| {
-                std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-            });
-        let otlp_export_protocol = protocol
-            .as_deref()
-            .map(ExportProtocol::parse)
-            .transpose()?
-            .unwrap_or(ExportProtocol::Grpc);
+        let (otlp_export, otlp_export_protocol) = resolve_export(
+            args.otlp_export.clone().or(p.otlp_export.clone()),
+            args.otlp_export_protocol
+                .clone()
+                .or(p.otlp_export_protocol.clone()),
+            &|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()),
+        )?;
 
         let paths = if !args.paths.is_empty() {
             args.paths.clone()
@@ -479,6 +729,8 @@ impl RunConfig {
             otlp_export,
             otlp_export_protocol,
             profile: profile_name,
+            color: args.color.or(p.color).unwrap_or(ColorWhen::Auto),
+            conformance: resolve_conformance(&args.conformance, &p, &base)?,
         })
     }
 }
@@ -543,6 +795,91 @@ mod tests {
         let e = load_profile(Some(&f), None, false).unwrap_err();
         assert!(e.0.contains(":2:1"), "{e}");
         assert!(e.0.contains("unknown field `paralel`"), "{e}");
+    }
+
+    #[test]
+    fn otlp_export_follows_the_opentelemetry_variables() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let h = ExportProtocol::HttpProtobuf;
+        let g = ExportProtocol::Grpc;
+        // Nothing set: no export; the default protocol is http/protobuf.
+        assert_eq!(resolve_export(None, None, &env(&[])).unwrap(), (None, h));
+        // The generic endpoint is a base URL.
+        assert_eq!(
+            resolve_export(
+                None,
+                None,
+                &env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/otlp")])
+            )
+            .unwrap(),
+            (Some("http://c:4318/otlp/v1/traces".into()), h)
+        );
+        // The traces endpoint wins and is used as it is.
+        let both: &'static [(&str, &str)] = &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4318/custom"),
+        ];
+        assert_eq!(
+            resolve_export(None, None, &env(both)).unwrap().0.as_deref(),
+            Some("http://t:4318/custom")
+        );
+        // Protocols: traces-specific over generic; gRPC when chosen.
+        let grpc: &'static [(&str, &str)] = &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ];
+        assert_eq!(
+            resolve_export(None, None, &env(grpc)).unwrap(),
+            (Some("http://c:4317".into()), g)
+        );
+        // OTEL_SDK_DISABLED turns the variables off, not an explicit flag.
+        let off: &'static [(&str, &str)] = &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_SDK_DISABLED", "TRUE"),
+        ];
+        assert_eq!(resolve_export(None, None, &env(off)).unwrap().0, None);
+        assert_eq!(
+            resolve_export(Some("c:4318".into()), None, &env(off))
+                .unwrap()
+                .0
+                .as_deref(),
+            Some("http://c:4318/v1/traces")
+        );
+        assert!(resolve_export(None, Some("carrier-pigeon".into()), &env(&[])).is_err());
+    }
+
+    #[test]
+    fn export_urls_get_a_scheme_and_the_http_path() {
+        use EndpointKind::{Base, Given, Signal};
+        use ExportProtocol::{Grpc, HttpProtobuf as Http};
+        for (endpoint, protocol, kind, url) in [
+            ("localhost:4317", Grpc, Given, "http://localhost:4317"),
+            ("http://c:4317", Grpc, Given, "http://c:4317"),
+            ("http://c:4318", Http, Given, "http://c:4318/v1/traces"),
+            ("http://c:4318/", Http, Given, "http://c:4318/v1/traces"),
+            (
+                "http://c/otlp/v1/traces",
+                Http,
+                Given,
+                "http://c/otlp/v1/traces",
+            ),
+            ("http://c:4318/", Http, Base, "http://c:4318/v1/traces"),
+            ("http://c:4318/", Http, Signal, "http://c:4318/"),
+        ] {
+            assert_eq!(
+                export_url(endpoint, protocol, kind).unwrap(),
+                url,
+                "{endpoint}"
+            );
+        }
+        assert!(export_url("ftp://c", Http, Given).is_err());
     }
 
     #[test]

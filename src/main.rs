@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gwtest::Exit;
-use gwtest::cli::{Cli, Command, ListArgs, SchemaArgs, ValidateArgs};
+use gwtest::cli::{Cli, Command, CompletionsArgs, ListArgs, ManArgs, SchemaArgs, ValidateArgs};
 use gwtest::config;
 use gwtest::engine::select;
 use gwtest::suite::load;
@@ -39,12 +39,18 @@ fn main() -> ExitCode {
     };
     let exit = runtime.block_on(async move {
         match cli.command {
-            Command::Run(args) => gwtest::engine::run::command(args).await,
+            Command::Run(mut args) => {
+                args.color = cli.color;
+                gwtest::engine::run::command(args).await
+            }
             Command::Validate(args) => cmd_validate(args),
             Command::List(args) => cmd_list(args),
             Command::Schema(args) => cmd_schema(args),
             Command::Sandbox(args) => gwtest::sandbox::command(args).await,
             Command::Gc(args) => gwtest::engine::gc::command(args).await,
+            Command::Merge(args) => gwtest::report::merge::command(args),
+            Command::Completions(args) => cmd_completions(args),
+            Command::Man(args) => cmd_man(args),
         }
     });
     // Don't wait for stray blocking tasks (a stdin read under --pause-on-failure).
@@ -173,4 +179,42 @@ fn cmd_schema(args: SchemaArgs) -> Exit {
     // A closed pipe (`gwtest schema | head`) is not an error worth a panic.
     let _ = writeln!(std::io::stdout().lock(), "{text}");
     Exit::Passed
+}
+
+fn cmd_completions(args: CompletionsArgs) -> Exit {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "gwtest", &mut out);
+    // A closed pipe (`gwtest completions bash | head`) is not an error worth a panic.
+    let _ = std::io::stdout().lock().write_all(&out);
+    Exit::Passed
+}
+
+fn cmd_man(args: ManArgs) -> Exit {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match args.dir {
+        Some(dir) => {
+            let written =
+                std::fs::create_dir_all(&dir).and_then(|()| clap_mangen::generate_to(cmd, &dir));
+            match written {
+                Ok(()) => {
+                    println!("wrote the man pages into {}", dir.display());
+                    Exit::Passed
+                }
+                Err(e) => {
+                    eprintln!("error: writing man pages into {}: {e}", dir.display());
+                    Exit::Infra
+                }
+            }
+        }
+        None => {
+            let mut out = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+                eprintln!("error: rendering the man page: {e}");
+                return Exit::Infra;
+            }
+            let _ = std::io::stdout().lock().write_all(&out);
+            Exit::Passed
+        }
+    }
 }

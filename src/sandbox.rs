@@ -5,8 +5,7 @@ use gwtest_sandbox::{Sandbox, SandboxConfig, gateway, start_demo_gateway};
 
 use crate::Exit;
 use crate::cli::SandboxArgs;
-use crate::config::ExportProtocol;
-use crate::traces::export::export_url;
+use crate::config::{EndpointKind, ExportProtocol, export_url};
 
 /// Environment variable: how long the sandbox keeps a deleted namespace Terminating
 /// (`gwtest sandbox --namespace-termination`, and `run --sandbox`).
@@ -42,7 +41,7 @@ fn otlp_url(arg: Option<&str>) -> Result<Option<String>, String> {
     } else {
         ExportProtocol::Grpc
     };
-    export_url(endpoint, protocol).map(Some)
+    export_url(endpoint, protocol, EndpointKind::Given).map(Some)
 }
 
 /// `gwtest sandbox`.

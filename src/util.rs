@@ -1,5 +1,6 @@
 //! Small helpers shared by several modules.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// `850ms`, `3s`, `1.5s`, `2m`, `2m30s`: how durations appear in messages.
@@ -99,6 +100,33 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// Whether `c` must not reach a terminal (or a report) as itself: C0 controls but newline and
+/// tab, DEL, C1 controls, and the bidirectional overrides that make text read differently
+/// from what it is.
+fn hidden(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from outside gwtest (a response body, an exec's output, an object's field) with its
+/// control characters and escape sequences made visible: ESC `[31m` prints as the six
+/// characters `\x1b[31m`, never as a colour change, a cleared screen or a rewritten line.
+pub fn visible_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(hidden) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            c if hidden(c) && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +138,18 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(fmt_duration(Duration::from_secs(150)), "2m30s");
         assert_eq!(fmt_secs(Duration::from_millis(30_040)), "30.0s");
+    }
+
+    #[test]
+    fn control_characters_are_made_visible() {
+        assert!(matches!(
+            visible_controls("plain\n\ttext"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            visible_controls("\u{1b}[31mred\u{1b}[0m\r\u{7}\u{9b}2J\u{202e}txt"),
+            "\\x1b[31mred\\x1b[0m\\r\\x07\\x9b2J\\u{202e}txt"
+        );
     }
 
     #[test]

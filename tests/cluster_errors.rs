@@ -149,7 +149,63 @@ fn a_missing_kubeconfig_or_context_is_exit_3_and_says_which() {
         .gwtest(&ws, &["run", "s", "--context", "elsewhere"])
         .run();
     out.assert_exit(3);
-    assert_line(&out.stderr, r"^error: kubeconfig \S+: .*elsewhere.*$");
+    assert_line(
+        &out.stderr,
+        &format!(
+            r#"^error: context "elsewhere" not found in --kubeconfig {} \(contexts: gwtest-sandbox\)$"#,
+            regex::escape(&cluster.kubeconfig_str())
+        ),
+    );
+}
+
+/// `$KUBECONFIG` as a list: files that do not exist are skipped (as kubectl skips them), the
+/// rest merged, and `${kubeconfig}` is one file a program can use — with `--context` current.
+#[test]
+fn a_kubeconfig_list_with_a_missing_file_works_and_kubeconfig_is_one_file() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("kubeconfig-list");
+    // A second file holding another context, to merge.
+    let other = ws.write(
+        "other.yaml",
+        &kubeconfig::render("https://127.0.0.1:1", "other-token", None)
+            .replace("gwtest-sandbox", "other"),
+    );
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "t",
+            "",
+            "  - apply:\n      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: here}}\n  \
+             - name: one file\n    exec:\n      command: [test, -f, \"${kubeconfig}\"]\n  \
+             - name: kubectl reaches the run's cluster\n    exec:\n      \
+             command: [kubectl, --kubeconfig, \"${kubeconfig}\", get, configmap, here, -n, \"${namespace}\", -o, name, --request-timeout=10s]\n      \
+             expect: {stdout: {equals: \"configmap/here\\n\"}}\n    timeout: 20s\n  \
+             - name: both contexts, the chosen one current\n    exec:\n      \
+             command: [kubectl, --kubeconfig, \"${kubeconfig}\", config, current-context]\n      \
+             expect: {stdout: {equals: \"gwtest-sandbox\\n\"}}\n",
+        ),
+    );
+    let missing = ws.path().join("missing.yaml");
+    let list =
+        std::env::join_paths([missing.as_path(), other.as_path(), cluster.kubeconfig()]).unwrap();
+    let out = ws
+        .gwtest(&["run", "s", "--context", "gwtest-sandbox"])
+        .env("KUBECONFIG", list.to_str().unwrap())
+        .timeout(Duration::from_secs(60))
+        .run();
+    out.assert_exit(0);
+    out.assert_counts(1, 0, 0, 0);
+    // And a context neither file has is named as such.
+    let out = ws
+        .gwtest(&["run", "s", "--context", "nope"])
+        .env("KUBECONFIG", list.to_str().unwrap())
+        .run();
+    out.assert_exit(3);
+    assert_line(
+        &out.stderr,
+        r#"^error: context "nope" not found in \$KUBECONFIG \(.*\) \(contexts: other, gwtest-sandbox\)$"#,
+    );
 }
 
 #[test]

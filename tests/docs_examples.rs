@@ -214,3 +214,49 @@ fn a_broken_example_is_caught() {
         out.stderr
     );
 }
+
+/// README's test command is what CI runs: every line of its block is a line of `.ci/run`,
+/// in order, and that block installs cargo-nextest before using it (a fresh machine has only
+/// Rust); `ci/install-deps.sh` is what does it.
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let anchor = readme
+        .find("Run gwtest's own tests")
+        .expect("README has the test command");
+    let rest = &readme[anchor..];
+    let start = rest.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let block = &rest[start..start + rest[start..].find("```").unwrap()];
+    let readme_lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        readme_lines,
+        [
+            "bash ci/install-deps.sh",
+            "cargo nextest run --locked --no-fail-fast"
+        ]
+    );
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    let ci_lines: Vec<&str> = ci.lines().map(str::trim).collect();
+    let mut at = 0;
+    for want in &readme_lines {
+        let found = ci_lines[at..]
+            .iter()
+            .position(|l| l == want)
+            .unwrap_or_else(|| panic!(".ci/run lacks {want:?} (after line {at}):\n{ci}"));
+        at += found + 1;
+    }
+    let deps = std::fs::read_to_string(root.join("ci/install-deps.sh")).unwrap();
+    assert!(
+        deps.contains("cargo nextest --version")
+            && deps.contains("cargo install --locked cargo-nextest"),
+        "ci/install-deps.sh installs cargo-nextest when it is missing"
+    );
+    // And the script runs under bash as written.
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(root.join("ci/install-deps.sh"))
+        .status()
+        .unwrap();
+    assert!(syntax.success());
+}

@@ -350,6 +350,9 @@ steps:
       expect:
         - {name: GET /example, count: 3}
         - {name: GET /example, count: 2, attributes: {http.response.status_code: 503}}
+        # The sidecar's batch follows the gateway's: waiting for it too, the run (this is its
+        # last test with -j 1) does not end while the test gateway still exports to it.
+        - {name: auth check, count: 3}
 "#;
 
 /// Spans sent by real OTLP exporters (gRPC and HTTP) from a gateway that continues the
@@ -912,6 +915,8 @@ fn int_attr(s: &StoredSpan, key: &str) -> Option<i64> {
 /// What the collector got, with lookups that explain themselves when they fail.
 struct Collected {
     spans: Vec<Arc<StoredSpan>>,
+    /// The `service.name` of gwtest's own spans.
+    service: String,
 }
 
 impl Collected {
@@ -960,7 +965,12 @@ fn assert_outcome(
         assert_eq!(int_attr(s, "gwtest.attempts"), Some(n), "{}", ctx());
     }
     assert_eq!(str_attr(s, "gwtest.class"), class, "{}", ctx());
-    assert_eq!(s.service.as_deref(), Some("gwtest"), "{}", ctx());
+    assert_eq!(
+        s.service.as_deref(),
+        Some(all.service.as_str()),
+        "{}",
+        ctx()
+    );
     let status = if outcome == "passed" {
         SpanStatus::Ok
     } else {
@@ -969,24 +979,42 @@ fn assert_outcome(
     assert_eq!(s.status, status, "{}", ctx());
 }
 
-/// The request step `call` of `test`: its attempt spans in order, and under each the
-/// gateway's spans for that attempt (the traceparent it got was the attempt span's id).
-fn assert_request_step(all: &Collected, test: &StoredSpan, reqs: &[Seen]) {
+/// The request step `call` of `test`: its attempt spans in order (HTTP client spans, as the
+/// semantic conventions name and describe them), and under each the gateway's spans for that
+/// attempt (the traceparent it got was the attempt span's id).
+fn assert_request_step(all: &Collected, test: &StoredSpan, reqs: &[Seen], url: &str) {
     let call = all.child(Some(test), "call");
     assert_outcome(&call, "passed", Some(reqs.len() as i64), None, all);
-    for (i, req) in reqs.iter().enumerate() {
-        let attempt = all.child(Some(&call), &format!("attempt {}", i + 1));
+    let mut attempts = all.children(&call);
+    attempts.sort_by_key(|a| int_attr(a, "gwtest.attempt"));
+    assert_eq!(attempts.len(), reqs.len(), "{}", all.dump());
+    let port = reqwest::Url::parse(url).unwrap().port().unwrap();
+    for (i, (req, attempt)) in reqs.iter().zip(&attempts).enumerate() {
+        assert_eq!(&*attempt.name, "GET", "{}", all.dump());
         assert_eq!(attempt.kind_str(), "client");
-        assert_eq!(int_attr(&attempt, "gwtest.attempt"), Some(i as i64 + 1));
+        assert_eq!(int_attr(attempt, "gwtest.attempt"), Some(i as i64 + 1));
+        assert_eq!(str_attr(attempt, "http.request.method"), Some("GET"));
+        assert_eq!(str_attr(attempt, "url.full"), Some(url));
+        assert_eq!(str_attr(attempt, "server.address"), Some("127.0.0.1"));
+        assert_eq!(int_attr(attempt, "server.port"), Some(i64::from(port)));
+        assert_eq!(
+            int_attr(attempt, "http.response.status_code"),
+            Some(i64::from(req.status))
+        );
         if req.status == 200 {
-            assert_outcome(&attempt, "passed", None, None, all);
+            assert_outcome(attempt, "passed", None, None, all);
+            assert_eq!(str_attr(attempt, "error.type"), None);
         } else {
-            assert_outcome(&attempt, "failed", None, Some("status"), all);
+            assert_outcome(attempt, "failed", None, Some("status"), all);
+            assert_eq!(
+                str_attr(attempt, "error.type"),
+                Some(req.status.to_string().as_str())
+            );
         }
         // The gateway continued exactly this attempt's traceparent.
         assert_eq!(req.trace_id, attempt.trace_id, "{}", all.dump());
         assert_eq!(req.parent, Some(attempt.span_id), "{}", all.dump());
-        let server = all.child(Some(&attempt), "GET /example");
+        let server = all.child(Some(attempt), "GET /example");
         assert_eq!(server.service.as_deref(), Some("test-gateway"));
         assert_eq!(server.span_id, req.server_span);
         assert_eq!(
@@ -1001,7 +1029,13 @@ fn assert_request_step(all: &Collected, test: &StoredSpan, reqs: &[Seen]) {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Via {
     Flags,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL), `OTEL_SERVICE_NAME`, `_PROTOCOL` only for
+    /// gRPC (http/protobuf is the default).
     Env,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the full URL, winning over a wrong generic one),
+    /// `_TRACES_PROTOCOL`, gzip by `OTEL_EXPORTER_OTLP_COMPRESSION`, the service name from
+    /// `OTEL_RESOURCE_ATTRIBUTES`.
+    TracesEnv,
 }
 
 /// `gwtest run` exporting to an in-process collector over `protocol` (given by flags or by
@@ -1031,27 +1065,42 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
         "run", "ex", "--var", &vars[0], "--var", &vars[1], "--json", "r.json",
     ];
     let mut env = vec![];
-    match via {
-        Via::Flags => args.extend([
-            "--otlp-export",
-            &endpoint,
-            "--otlp-export-protocol",
-            protocol,
-        ]),
+    let traces_url = format!("{}/v1/traces", col.http_endpoint());
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let service = match via {
+        Via::Flags => {
+            args.extend([
+                "--otlp-export",
+                &endpoint,
+                "--otlp-export-protocol",
+                protocol,
+            ]);
+            "gwtest"
+        }
         Via::Env => {
             env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()));
-            // The run's spans are gwtest's whatever the environment names the service.
-            env.push(("OTEL_SERVICE_NAME", "not-gwtest"));
+            env.push(("OTEL_SERVICE_NAME", "edge-e2e"));
             env.push((
                 "OTEL_RESOURCE_ATTRIBUTES",
-                "service.name=nor-this,team=edge",
+                "service.name=not-this,team=edge",
             ));
-            // grpc is the default: leave the variable out then.
-            if protocol != "grpc" {
+            // http/protobuf is the default: leave the variable out then.
+            if protocol != "http/protobuf" {
                 env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", protocol));
             }
+            "edge-e2e"
         }
-    }
+        Via::TracesEnv => {
+            assert_eq!(protocol, "http/protobuf");
+            env.push(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces_url.as_str()));
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", closed.as_str()));
+            env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"));
+            env.push(("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"));
+            env.push(("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"));
+            env.push(("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"));
+            "from-attrs"
+        }
+    };
     let out = gwtest(&dir.0, &args, &env).await;
     assert_eq!(out.code, Some(if failing { 1 } else { 0 }), "{out}");
     assert!(out.stderr.is_empty(), "{out}");
@@ -1059,6 +1108,7 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
     let report = read_json(&dir.0.join("r.json"));
     let all = Collected {
         spans: all_spans(&store),
+        service: service.to_owned(),
     };
     col.shutdown().await;
 
@@ -1068,7 +1118,7 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
         assert_eq!(hex(&s.trace_id), trace_id, "{}", all.dump());
     }
     let run = all.child(None, "gwtest run");
-    assert_eq!(run.service.as_deref(), Some("gwtest"));
+    assert_eq!(run.service.as_deref(), Some(service));
     assert_eq!(str_attr(&run, "gwtest.run_id"), report["run_id"].as_str());
     assert_eq!(int_attr(&run, "gwtest.tests.passed"), Some(1));
     assert_eq!(
@@ -1085,7 +1135,12 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
     let traced = all.child(Some(&suite_span), "test ex/traced");
     assert_outcome(&traced, "passed", None, None, &all);
     assert_eq!(int_attr(&traced, "gwtest.try"), Some(1));
-    assert_request_step(&all, &traced, &gw.requests_to("/traced"));
+    assert_request_step(
+        &all,
+        &traced,
+        &gw.requests_to("/traced"),
+        &format!("{}/traced", gw.url),
+    );
     assert_eq!(
         gw.requests_to("/traced")
             .iter()
@@ -1100,7 +1155,7 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
     assert_outcome(&spans_step, "passed", Some(attempts), None, &all);
     assert_eq!(str_attr(&spans_step, "gwtest.step.kind"), Some("spans"));
     assert_eq!(
-        int_attr(&spans_step, "code.lineno"),
+        int_attr(&spans_step, "code.line.number"),
         Some(line_of(&suite, "- name: gateway spans") as i64)
     );
     assert_eq!(all.children(&traced).len(), 2, "{}", all.dump());
@@ -1121,7 +1176,7 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
         for (i, (broken, outcome)) in tries.iter().zip(["retrying", "failed"]).enumerate() {
             assert_eq!(int_attr(broken, "gwtest.try"), Some(i as i64 + 1));
             assert_outcome(broken, outcome, None, Some("missing-span"), &all);
-            assert_request_step(&all, broken, &reqs[i..=i]);
+            assert_request_step(&all, broken, &reqs[i..=i], &format!("{}/broken", gw.url));
             let missing = all.child(Some(broken), "missing span");
             let attempts = (i == 1).then(|| steps[1]["attempts"].as_i64().unwrap());
             assert_outcome(&missing, "failed", attempts, Some("missing-span"), &all);
@@ -1152,16 +1207,57 @@ async fn export_http_by_flags() {
     export_run("http/protobuf", Via::Flags, false).await;
 }
 
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` + `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`, no flags.
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` alone: OTLP/HTTP protobuf, the specification's default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_http_by_env() {
     export_run("http/protobuf", Via::Env, true).await;
 }
 
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` alone: gRPC by default.
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` + `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`, no flags.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_grpc_by_env() {
     export_run("grpc", Via::Env, false).await;
+}
+
+/// The traces-specific variables win over the generic ones; gzip when asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_by_the_traces_variables() {
+    export_run("http/protobuf", Via::TracesEnv, false).await;
+}
+
+/// `OTEL_SDK_DISABLED=true`: the variables name a collector, nothing is sent to it and nothing
+/// is said about it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_sdk_disabled_turns_the_variables_off() {
+    let (store, col) = collector();
+    let dir = TempDir::new("disabled");
+    dir.suite(
+        "ex",
+        "apiVersion: gwtest/v1alpha1\nkind: Test\nname: quick\nsteps:\n  - exec: {command: [\"true\"]}\n",
+    );
+    let endpoint = col.http_endpoint();
+    let out = gwtest(
+        &dir.0,
+        &["run", "ex"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SDK_DISABLED", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stderr.is_empty(), "{out}");
+    // Without the switch the same run does export (so the check above can fail).
+    let out = gwtest(
+        &dir.0,
+        &["run", "ex"],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{out}");
+    let exported = all_spans(&store).len();
+    col.shutdown().await;
+    assert_eq!(exported, 4, "run, suite, test, step");
 }
 
 const SLOW: &str = r#"apiVersion: gwtest/v1alpha1
@@ -1240,6 +1336,7 @@ async fn export_survives_ctrl_c() {
     gw.exports_settled().await;
     let all = Collected {
         spans: all_spans(&store),
+        service: "gwtest".into(),
     };
     col.shutdown().await;
 
@@ -1262,7 +1359,12 @@ async fn export_survives_ctrl_c() {
         ),
     ] {
         let test = all.child(Some(&suite), &format!("test ex/{name}"));
-        assert_request_step(&all, &test, &gw.requests_to(&format!("/{name}")));
+        assert_request_step(
+            &all,
+            &test,
+            &gw.requests_to(&format!("/{name}")),
+            &format!("{}/{name}", gw.url),
+        );
         let wait_step = all.child(Some(&test), "wait");
         assert_outcome(&wait_step, "interrupted", None, class, &all);
         let headline = str_attr(&wait_step, "gwtest.failure").unwrap();
@@ -1290,7 +1392,8 @@ async fn export_survives_ctrl_c() {
 }
 
 /// An unreachable collector: the run is not held up (the export gives up within its
-/// deadline), the exit code is the tests', and stderr says how many spans were lost and why.
+/// deadline), the exit code is the tests', and a warning (not a report error) names the
+/// endpoint and says how many spans were lost and why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_collector_is_reported_not_waited_on() {
     let dir = TempDir::new("unreachable");
@@ -1324,8 +1427,7 @@ async fn an_unreachable_collector_is_reported_not_waited_on() {
         let lines: Vec<&str> = out.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{out}");
         // run, suite, test, step
-        let prefix =
-            format!("error: writing a report: OTLP export to {url}: 4 of 4 spans not exported: ");
+        let prefix = format!("warning: OTLP export to {url}: 4 of 4 spans not exported: ");
         assert!(lines[0].starts_with(&prefix), "{out}");
     }
 }

@@ -2,8 +2,10 @@
 //! each failure story of SCENARIOS.md (suites/lab, reproduced with the demo gateway's fault
 //! switches) is caught and explained well enough that nobody needs to rerun it.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
@@ -17,8 +19,16 @@ struct Out {
     wall: Duration,
 }
 
-/// Run gwtest in the repository (so its gwtest.toml applies), plain output, under a deadline.
+/// One sandbox run at a time in this process. `cargo test` runs a binary's tests in parallel
+/// threads, so without this the main job (-j 4) and the lab stories (-j 6) — two sandboxes,
+/// ten tests at once — load the machine exactly while S2 measures its attempt timeouts
+/// (nextest gives each test its own process, and these never share one).
+static SANDBOX_RUN: Mutex<()> = Mutex::new(());
+
+/// Run gwtest in the repository (so its gwtest.toml applies), plain output, under a deadline;
+/// its output is read as it comes (a full pipe would stall the run).
 fn gwtest(args: &[&str], deadline: Duration) -> Out {
+    let _turn = SANDBOX_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_gwtest"))
         .args(args)
@@ -26,25 +36,35 @@ fn gwtest(args: &[&str], deadline: Duration) -> Out {
         .env("NO_COLOR", "1")
         .env_remove("CI")
         .env_remove("GITHUB_ACTIONS")
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
         }
         if start.elapsed() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("gwtest {args:?} overran {deadline:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    };
     Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
         wall: start.elapsed(),
     }
 }

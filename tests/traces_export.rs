@@ -62,6 +62,7 @@ fn step_report(
         },
         duration: Duration::from_millis(40),
         attempts,
+        timeout: Some(Duration::from_secs(30)),
         failure,
     }
 }
@@ -104,6 +105,7 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
                 duration: Duration::from_millis(5),
                 class: Some(Class::Status),
                 summary: "got status 503".into(),
+                http: None,
             },
         },
         Event::Attempt {
@@ -115,6 +117,7 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
                 duration: Duration::from_millis(5),
                 class: None,
                 summary: String::new(),
+                http: None,
             },
         },
         Event::StepFinished {
@@ -196,7 +199,10 @@ async fn report(
     events: Vec<Event>,
 ) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || {
-        let mut r = OtlpExport::new(&endpoint, protocol)?;
+        let url =
+            gwtest::config::export_url(&endpoint, protocol, gwtest::config::EndpointKind::Given)
+                .map_err(anyhow::Error::msg)?;
+        let mut r = OtlpExport::new(&url, protocol)?;
         for e in &events {
             r.event(e);
         }
@@ -258,10 +264,10 @@ async fn exported_run_nests_run_suite_test_step_attempt(protocol: ExportProtocol
     assert_eq!(test.parent_span_id, Some(ids.suite));
     assert_eq!(str_attr(test, "gwtest.outcome"), "failed");
     assert_eq!(
-        str_attr(test, "code.filepath"),
+        str_attr(test, "code.file.path"),
         "suites/tracing/names.test.yaml"
     );
-    assert_eq!(attr(test, "code.lineno"), &AttrValue::Int(3));
+    assert_eq!(attr(test, "code.line.number"), &AttrValue::Int(3));
     assert_eq!(str_attr(test, "gwtest.class"), "no-trace");
     assert_eq!(test.status, SpanStatus::Error);
     // Real durations: the try took 120ms.
@@ -273,7 +279,7 @@ async fn exported_run_nests_run_suite_test_step_attempt(protocol: ExportProtocol
     assert_eq!(str_attr(request, "gwtest.outcome"), "passed");
     assert_eq!(attr(request, "gwtest.attempts"), &AttrValue::Int(2));
     assert_eq!(str_attr(request, "gwtest.step.kind"), "request");
-    assert_eq!(attr(request, "code.lineno"), &AttrValue::Int(7));
+    assert_eq!(attr(request, "code.line.number"), &AttrValue::Int(7));
     assert_eq!(request.status, SpanStatus::Ok);
 
     let spans_step = by_name(&spans, "span names");

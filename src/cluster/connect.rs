@@ -5,56 +5,50 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::KubeConfigOptions;
 
 use super::{Cluster, ClusterError, error_chain};
 
 /// How long connecting may take before the cluster counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A kube client configuration from the usual places.
+/// A kube client configuration from the usual places, loaded as kubectl loads them (see
+/// [`super::kubeconfig`]): `--kubeconfig`, the `$KUBECONFIG` list (missing files skipped),
+/// `~/.kube/config`, else in-cluster. A `--context` the kubeconfig lacks is said so.
 pub async fn config(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> Result<kube::Config, ClusterError> {
-    let options = KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..Default::default()
-    };
     let invalid = ClusterError::Config;
-    match kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| {
+    match super::kubeconfig::load(kubeconfig)? {
+        Some(mut loaded) => {
+            if let Some(c) = context {
+                super::kubeconfig::use_context(&mut loaded, c)?;
+            }
+            let options = KubeConfigOptions {
+                context: context.map(str::to_owned),
+                ..Default::default()
+            };
+            let source = loaded.source.clone();
+            kube::Config::from_custom_kubeconfig(loaded.config, &options)
+                .await
+                .map_err(|e| invalid(format!("kubeconfig {source}: {}", error_chain(&e))))
+        }
+        None => {
+            if let Some(c) = context {
+                return Err(invalid(format!(
+                    "context {c:?} not found: there is no kubeconfig ($KUBECONFIG names no \
+                     existing file, and ~/.kube/config does not exist)"
+                )));
+            }
+            kube::Config::incluster().map_err(|e| {
                 invalid(format!(
-                    "cannot read kubeconfig {}: {}",
-                    path.display(),
+                    "no usable kubeconfig ($KUBECONFIG or ~/.kube/config) and not running in a \
+                     cluster: {}",
                     error_chain(&e)
                 ))
-            })?;
-            kube::Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .map_err(|e| {
-                    invalid(format!(
-                        "kubeconfig {}: {}",
-                        path.display(),
-                        error_chain(&e)
-                    ))
-                })
+            })
         }
-        None => match kube::Config::from_kubeconfig(&options).await {
-            Ok(c) => Ok(c),
-            Err(file_err) => {
-                if context.is_none()
-                    && let Ok(c) = kube::Config::incluster()
-                {
-                    return Ok(c);
-                }
-                Err(invalid(format!(
-                    "no usable kubeconfig ($KUBECONFIG or ~/.kube/config) and not running in a cluster: {}",
-                    error_chain(&file_err)
-                )))
-            }
-        },
     }
 }
 
@@ -110,43 +104,4 @@ pub async fn connect_with(
         }
         Ok(Ok(_)) => Ok(Cluster::new(client, server, kubeconfig)),
     }
-}
-
-/// A copy of the kubeconfig whose current context is `context`, in a new private directory
-/// (returned first, to remove after the run): what `${kubeconfig}` hands to programs — kubectl
-/// in an `exec` step — so they reach the cluster the run reaches.
-pub fn pinned_kubeconfig(
-    kubeconfig: Option<&Path>,
-    context: &str,
-) -> Result<(std::path::PathBuf, std::path::PathBuf), ClusterError> {
-    let config = |m: String| ClusterError::Config(m);
-    let mut kc = match kubeconfig {
-        Some(p) => Kubeconfig::read_from(p),
-        None => Kubeconfig::read(),
-    }
-    .map_err(|e| config(format!("reading the kubeconfig: {}", error_chain(&e))))?;
-    if !kc.contexts.iter().any(|c| c.name == context) {
-        return Err(config(format!("the kubeconfig has no context {context:?}")));
-    }
-    kc.current_context = Some(context.to_owned());
-    let yaml =
-        serde_saphyr::to_string(&kc).map_err(|e| config(format!("writing a kubeconfig: {e}")))?;
-    let dir = std::env::temp_dir().join(format!(
-        "gwtest-kubeconfig-{}",
-        crate::util::random_suffix(8)
-    ));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| config(format!("creating {}: {e}", dir.display())))?;
-    let file = dir.join("kubeconfig");
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    // It holds credentials.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&file)
-        .and_then(|mut f| f.write_all(yaml.as_bytes()))
-        .map_err(|e| config(format!("writing {}: {e}", file.display())))?;
-    Ok((dir, file))
 }

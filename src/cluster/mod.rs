@@ -13,6 +13,7 @@
 pub mod connect;
 pub mod controllers;
 pub mod holds;
+pub mod kubeconfig;
 pub mod manifests;
 pub mod portforward;
 pub mod target;

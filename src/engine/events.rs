@@ -37,7 +37,7 @@ impl fmt::Display for TestKey {
 }
 
 /// Why a step failed, beyond "its assertion never held".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureCause {
     /// The step timeout passed without the assertion holding.
@@ -146,6 +146,9 @@ pub struct StepReport {
     pub status: StepStatus,
     pub duration: Duration,
     pub attempts: u32,
+    /// The step's timeout (after defaults and `--timeout-scale`), for the flake report's
+    /// timeout advice; `None` when the step did not run.
+    pub timeout: Option<Duration>,
     pub failure: Option<Failure>,
 }
 
@@ -229,9 +232,14 @@ impl TestReport {
 /// A suite and its tests as planned (after filters and sharding).
 #[derive(Clone, Debug, Serialize)]
 pub struct SuitePlan {
+    /// The suite's position among every suite loaded (the same in every shard of a run, so
+    /// `gwtest merge` can restore the unsharded order).
+    pub index: usize,
     pub name: String,
     pub file: PathBuf,
     pub tests: Vec<TestId>,
+    /// Each test's labels (its own and its suite's), in the order of `tests`.
+    pub labels: Vec<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -123,6 +123,7 @@ fn not_run(index: usize, step: &crate::suite::spanned::Spanned<Step>) -> StepRep
         status: StepStatus::NotRun,
         duration: Duration::ZERO,
         attempts: 0,
+        timeout: None,
         failure: None,
     }
 }
@@ -571,6 +572,7 @@ async fn run_steps(
             status,
             duration: started.elapsed(),
             attempts: result.attempts,
+            timeout: Some(policy.timeout),
             failure: result.failure,
         };
         ctx.events.emit(Event::StepFinished {

@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::util::{fmt_duration, fmt_secs, truncate};
 
 /// What kind of failure an attempt had (DESIGN §1.2), used to group attempts in summaries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Class {
     // HTTP
@@ -195,6 +197,9 @@ impl Policy {
 /// Deadlines and signals a step runs under.
 #[derive(Clone, Debug)]
 pub struct Limits {
+    /// When the step started: its timeout, and the time its attempt summary reports, count
+    /// from here (not from the first attempt, which preparing the step delays).
+    pub started: Instant,
     /// When the step gives up (start + timeout, never later than the test deadline).
     pub step_deadline: Instant,
     /// The test's hard deadline; hitting it is reported as a test-timeout.
@@ -217,6 +222,7 @@ impl Limits {
         cancel: CancellationToken,
     ) -> Self {
         Limits {
+            started: start,
             step_deadline: (start + timeout).min(test_deadline),
             test_deadline,
             test_timeout,
@@ -243,6 +249,19 @@ pub struct AttemptRecord {
     pub class: Option<Class>,
     /// The grouping phrase (empty for a success).
     pub summary: String,
+    /// For an HTTP request attempt: what was sent and what came back (the run's trace
+    /// describes it with the HTTP client semantic conventions). Filled in by the step.
+    pub http: Option<HttpAttempt>,
+}
+
+/// An HTTP request attempt, as its span describes it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HttpAttempt {
+    pub method: String,
+    /// The URL requested.
+    pub url: String,
+    /// The response status; `None` when no response came (refused, timed out...).
+    pub status: Option<u16>,
 }
 
 /// The attempts of one step. Keeps every record up to a cap, and counts beyond it.
@@ -475,7 +494,9 @@ where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, Miss>>,
 {
-    let started = Instant::now();
+    // The step's clock: what the summary says ("3 attempts in 10.0s") is the time the step's
+    // timeout allowed, however long preparing the first attempt took on a loaded machine.
+    let started = limits.started.min(Instant::now());
     let mut history = History::default();
     let mut delays = backoff(policy);
     let mut streak = 0u32;
@@ -559,6 +580,7 @@ where
                 .err()
                 .map(|m| m.summary.clone())
                 .unwrap_or_default(),
+            http: None,
         };
         observer.attempt_finished(&rec);
         history.record(rec);
@@ -695,6 +717,28 @@ mod tests {
             "got status 503",
             "status 503, body \"no healthy upstream\"",
         )
+    }
+
+    /// The summary's time is the step's: preparing the first attempt (slow on a loaded
+    /// machine) counts, as it does against the step's timeout.
+    #[tokio::test(start_paused = true)]
+    async fn the_summary_counts_from_the_step_start() {
+        let p = policy(10_000, 1, None);
+        let l = limits(&p, Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let gave_up = eventually(&p, &l, "x", &mut |_: &AttemptRecord| {}, |_| async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Err::<(), _>(miss503())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(gave_up.history.elapsed, Duration::from_secs(10));
+        assert!(
+            gave_up
+                .headline()
+                .starts_with("3 attempts in 10.0s: 3 got status 503")
+        );
+        assert_eq!(gave_up.history.records[0].start, Duration::from_millis(300));
     }
 
     #[tokio::test(start_paused = true)]

@@ -53,6 +53,32 @@ pub async fn command(args: RunArgs) -> Exit {
         }
     }
     let picks = select::pick(&suites, &config.select);
+    if config.conformance.is_some() {
+        let labels: Vec<Vec<String>> = picks
+            .iter()
+            .flat_map(|p| {
+                p.tests
+                    .iter()
+                    .map(|(ti, _)| suites[p.suite].tests[*ti].labels.clone())
+            })
+            .collect();
+        let unknown = crate::report::conformance::unknown_profiles(&labels);
+        if !unknown.is_empty() {
+            let known: Vec<&str> = crate::report::conformance::profiles()
+                .iter()
+                .map(|p| p.name)
+                .collect();
+            eprintln!(
+                "error: --conformance-report: unknown conformance profile{} {} in `profile:` \
+                 labels (Gateway API {} has {})",
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.join(", "),
+                crate::config::GATEWAY_API_VERSION,
+                known.join(", ")
+            );
+            return Exit::Invalid;
+        }
+    }
     execute(config, suites, picks).await
 }
 
@@ -202,25 +228,27 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
         .await;
         match connected {
             Ok(c) => {
-                kubeconfig = c
-                    .kubeconfig()
-                    .map(|p| p.to_path_buf())
-                    .or_else(default_kubeconfig);
                 cluster = Some(Arc::new(c));
-                // With --context, `${kubeconfig}` must select that context too.
-                if let Some(context) = &config.context {
-                    match crate::cluster::connect::pinned_kubeconfig(
-                        config.kubeconfig.as_deref(),
-                        context,
-                    ) {
-                        Ok((dir, file)) => {
-                            kubeconfig = Some(file);
-                            pinned_dir = Some(dir);
-                        }
-                        Err(e) => {
-                            eprintln!("error: --context {context}: {e}");
-                            return Exit::Infra;
-                        }
+                // `${kubeconfig}`: one usable file whatever the run was given (a merged
+                // $KUBECONFIG list, --context as the current context, in-cluster credentials).
+                let written = crate::cluster::kubeconfig::for_programs(
+                    config.kubeconfig.as_deref(),
+                    config.context.as_deref(),
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|kc| {
+                    kc.map(|kc| crate::cluster::kubeconfig::write_private(&kc))
+                        .transpose()
+                });
+                match written {
+                    Ok(Some((dir, file))) => {
+                        kubeconfig = Some(file);
+                        pinned_dir = Some(dir);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprintln!("error: the kubeconfig for ${{kubeconfig}}: {e}");
+                        return Exit::Infra;
                     }
                 }
             }
@@ -268,9 +296,15 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     let plans = picks
         .iter()
         .map(|p| SuitePlan {
+            index: p.suite,
             name: suites[p.suite].name.clone(),
             file: suites[p.suite].file.clone(),
             tests: p.tests.iter().map(|(_, id)| id.clone()).collect(),
+            labels: p
+                .tests
+                .iter()
+                .map(|(ti, _)| suites[p.suite].tests[*ti].labels.clone())
+                .collect(),
         })
         .collect();
     events.emit(Event::RunStarted {
@@ -332,7 +366,10 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
         r.shutdown().await;
     }
     for e in hub.finish().await {
-        eprintln!("error: writing a report: {e:#}");
+        match e.downcast_ref::<crate::report::Warning>() {
+            Some(w) => eprintln!("warning: {w}"),
+            None => eprintln!("error: writing a report: {e:#}"),
+        }
     }
     // Only now: a run stuck writing its output must still yield to a second Ctrl-C.
     signals.abort();
@@ -366,24 +403,16 @@ async fn interrupt(term: &mut Option<tokio::signal::unix::Signal>) {
 async fn watch_signals(ctx: Arc<RunContext>) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     interrupt(&mut term).await;
-    ctx.cancel.cancel();
+    // Said before cancelling: what the cancellation sets off (tests ending, the run's last
+    // event) comes after it, so the reporters always get it.
     ctx.events.emit(Event::Notice {
         id: None,
         message:
             "interrupted: stopping running tests and cleaning up (Ctrl-C again to exit at once)"
                 .into(),
     });
+    ctx.cancel.cancel();
     interrupt(&mut term).await;
     eprintln!("interrupted twice: exiting without waiting for cleanup");
     std::process::exit(Exit::Interrupted.code());
-}
-
-/// The kubeconfig kubectl would use, for the commands gwtest prints.
-fn default_kubeconfig() -> Option<PathBuf> {
-    if let Some(k) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) {
-        return Some(PathBuf::from(k));
-    }
-    let home = std::env::var_os("HOME")?;
-    let p = PathBuf::from(home).join(".kube").join("config");
-    p.is_file().then_some(p)
 }

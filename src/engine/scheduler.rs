@@ -9,7 +9,9 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::RunContext;
-use super::events::{Counts, Event, Failure, TestId, TestReport, TestStatus, TryReport};
+use super::events::{
+    Counts, Event, Failure, FailureCause, TestId, TestReport, TestStatus, TryReport,
+};
 use super::lifecycle::{self, NamespaceMode, SuiteEnv};
 use super::select::SuitePick;
 use crate::suite::load::Suite;
@@ -30,12 +32,25 @@ pub async fn run(ctx: Arc<RunContext>, suites: Vec<Arc<Suite>>, picks: Vec<Suite
         stop: AtomicBool::new(false),
         ctx,
     });
+    let mut counts = Counts::default();
+    // -j 1: one test after the other in plan order (suites in directory order, tests in
+    // file-name then document order), which a race for the only slot would not give.
+    if shared.ctx.config.parallel == 1 {
+        for pick in picks {
+            let suite = suites[pick.suite].clone();
+            let c = run_suite(shared.clone(), suite, pick).await;
+            counts.passed += c.passed;
+            counts.flaky += c.flaky;
+            counts.failed += c.failed;
+            counts.skipped += c.skipped;
+        }
+        return counts;
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for pick in picks {
         let suite = suites[pick.suite].clone();
         tasks.spawn(run_suite(shared.clone(), suite, pick));
     }
-    let mut counts = Counts::default();
     while let Some(r) = tasks.join_next().await {
         match r {
             Ok(c) => {
@@ -195,7 +210,7 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
         Some(Ok(env)) => Arc::new(env),
     };
 
-    if env.namespace == NamespaceMode::PerTest {
+    if env.namespace == NamespaceMode::PerTest && ctx.config.parallel > 1 {
         let mut tasks = tokio::task::JoinSet::new();
         for (ti, id) in pick.tests.clone() {
             tasks.spawn(run_test(shared.clone(), env.clone(), ti, id));
@@ -204,7 +219,7 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
             counts.add(r.unwrap_or(TestStatus::Failed));
         }
     } else {
-        // Tests sharing a namespace run one at a time, in order.
+        // Tests sharing a namespace (or all tests, with -j 1) run one at a time, in order.
         for (ti, id) in pick.tests.clone() {
             counts.add(run_test(shared.clone(), env.clone(), ti, id).await);
         }
@@ -281,6 +296,17 @@ async fn run_test(shared: Arc<Shared>, env: Arc<SuiteEnv>, ti: usize, id: TestId
             break;
         }
     }
+    // Cut short by Ctrl-C before any step failed on its own: not a failure of the product.
+    let mut skip_reason = None;
+    if status == TestStatus::Failed
+        && tries
+            .last()
+            .and_then(TryReport::failure)
+            .is_some_and(|f| f.cause == FailureCause::Interrupted)
+    {
+        status = TestStatus::Skipped;
+        skip_reason = Some("interrupted".to_owned());
+    }
     if status == TestStatus::Failed && ctx.config.fail_fast {
         shared.stop.store(true, Ordering::SeqCst);
     }
@@ -290,7 +316,7 @@ async fn run_test(shared: Arc<Shared>, env: Arc<SuiteEnv>, ti: usize, id: TestId
         // The tries' own time: cleanup is reported apart.
         duration: tries.iter().map(|t| t.duration).sum(),
         tries,
-        skip_reason: None,
+        skip_reason,
     };
     ctx.events.emit(Event::TestFinished { report });
     status

@@ -16,23 +16,43 @@ use crate::engine::events::{
 use crate::suite::spanned::Loc;
 use crate::util::fmt_secs;
 
-/// One run, as far as it got.
+/// One run, as far as it got (or, after `gwtest merge`, several shards of one).
 #[derive(Debug, Default)]
 pub struct Record {
     pub run_id: String,
     pub trace_id: String,
     pub started: Option<SystemTime>,
+    /// The machine the run ran on (JUnit `hostname`).
+    pub hostname: String,
     pub suites: Vec<SuiteRecord>,
     /// Notices not about one test (teardown trouble, the interrupt message).
     pub notices: Vec<String>,
     pub summary: Option<RunSummary>,
+    /// The shards a merged record was made of (empty for a live run).
+    pub merged: Vec<MergedRun>,
     by_id: HashMap<TestId, (usize, usize)>,
+}
+
+/// One shard's report, as `gwtest merge` read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MergedRun {
+    pub file: PathBuf,
+    pub run_id: String,
+    pub trace_id: String,
+    pub hostname: String,
+    pub started: Option<SystemTime>,
+    pub duration: Duration,
+    pub interrupted: bool,
 }
 
 #[derive(Debug)]
 pub struct SuiteRecord {
+    /// Position among every suite loaded (the same in every shard).
+    pub index: usize,
     pub name: String,
     pub file: PathBuf,
+    /// When the suite started (JUnit `timestamp`); unset when it never started.
+    pub started: Option<SystemTime>,
     /// Unset when the suite never finished.
     pub duration: Option<Duration>,
     pub setup_error: Option<Failure>,
@@ -50,6 +70,10 @@ pub struct TestRecord {
     pub notices: Vec<String>,
     /// Its namespaces deleted in the background, by try.
     pub background: Vec<Background>,
+    /// In a merged record: the index in `Record::merged` of the shard that ran it.
+    pub shard: Option<usize>,
+    /// Its labels and its suite's (conformance reports read profiles and features here).
+    pub labels: Vec<String>,
 }
 
 /// A background deletion that ended (`Event::BackgroundCleanup`).
@@ -100,6 +124,19 @@ impl TestRecord {
     }
 }
 
+/// The name of this machine, for reports (empty when it cannot be read).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success
+    // (and we stop at the buffer's end otherwise).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 impl Record {
     pub fn new() -> Self {
         Record::default()
@@ -117,6 +154,7 @@ impl Record {
                 self.run_id = run_id.clone();
                 self.trace_id = trace_id.clone();
                 self.started = Some(*started);
+                self.hostname = hostname();
                 for plan in suites {
                     let si = self.suites.len();
                     let tests = plan
@@ -130,18 +168,26 @@ impl Record {
                                 report: None,
                                 notices: Vec::new(),
                                 background: Vec::new(),
+                                shard: None,
+                                labels: plan.labels.get(ti).cloned().unwrap_or_default(),
                             }
                         })
                         .collect();
                     self.suites.push(SuiteRecord {
+                        index: plan.index,
                         name: plan.name.clone(),
                         file: plan.file.clone(),
+                        started: None,
                         duration: None,
                         setup_error: None,
                         tests,
                         teardown: None,
                     });
                 }
+            }
+            Event::SuiteStarted { suite, .. } => {
+                let si = self.suite_index(suite, None);
+                self.suites[si].started.get_or_insert_with(SystemTime::now);
             }
             Event::SuiteSetupFailed {
                 suite,
@@ -208,7 +254,6 @@ impl Record {
             }
             Event::RunFinished { summary } => self.summary = Some(summary.clone()),
             Event::CleanupWaiting { .. }
-            | Event::SuiteStarted { .. }
             | Event::TestStarted { .. }
             | Event::StepStarted { .. }
             | Event::Attempt { .. }
@@ -219,6 +264,15 @@ impl Record {
         }
     }
 
+    /// Add a whole suite (`gwtest merge`), its tests findable by id.
+    pub fn push_suite(&mut self, s: SuiteRecord) {
+        let si = self.suites.len();
+        for (ti, t) in s.tests.iter().enumerate() {
+            self.by_id.insert(t.id.clone(), (si, ti));
+        }
+        self.suites.push(s);
+    }
+
     /// The suite named `name` (and with `file`, when given), added if the plan lacked it.
     fn suite_index(&mut self, name: &str, file: Option<&Path>) -> usize {
         let found = self
@@ -227,8 +281,10 @@ impl Record {
             .position(|s| s.name == name && file.is_none_or(|f| s.file == f));
         found.unwrap_or_else(|| {
             self.suites.push(SuiteRecord {
+                index: usize::MAX,
                 name: name.to_owned(),
                 file: file.map(Path::to_path_buf).unwrap_or_default(),
+                started: None,
                 duration: None,
                 setup_error: None,
                 tests: Vec::new(),
@@ -250,6 +306,8 @@ impl Record {
                     report: None,
                     notices: Vec::new(),
                     background: Vec::new(),
+                    shard: None,
+                    labels: Vec::new(),
                 });
                 self.by_id.insert(id.clone(), (si, ti));
                 (si, ti)
@@ -333,6 +391,29 @@ pub fn failure_loc(id: &TestKey, t: &TryReport) -> Loc {
 /// The full story of a failed try as plain text (no trailing newline): where, what was expected, what happened,
 /// hints, context sections, how to reproduce, and every step's status.
 pub fn story(id: &TestKey, t: &TryReport, suite_setup: Option<&Path>) -> String {
+    story_with(id, t, suite_setup, true)
+}
+
+/// The story without its context sections (what the test echoed: the last response, an
+/// exec's output), which [`output`] gives separately.
+pub fn story_without_output(id: &TestKey, t: &TryReport, suite_setup: Option<&Path>) -> String {
+    story_with(id, t, suite_setup, false)
+}
+
+/// The context sections of a failed try (last response, object, diff, an exec's output), or
+/// `None` when it has none.
+pub fn output(t: &TryReport) -> Option<String> {
+    let f = t.failure()?;
+    if f.sections.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    sections_text(&mut out, f);
+    out.truncate(out.trim_end().len());
+    Some(out)
+}
+
+fn story_with(id: &TestKey, t: &TryReport, suite_setup: Option<&Path>, sections: bool) -> String {
     let mut out = String::new();
     let failure = match t.failed_step() {
         Some(s) => {
@@ -360,7 +441,7 @@ pub fn story(id: &TestKey, t: &TryReport, suite_setup: Option<&Path>) -> String 
         }
     };
     if let Some(f) = failure {
-        failure_text(&mut out, f);
+        failure_text(&mut out, f, sections);
     }
     if !t.steps.is_empty() {
         let steps: Vec<String> = t
@@ -398,11 +479,20 @@ pub fn story(id: &TestKey, t: &TryReport, suite_setup: Option<&Path>) -> String 
 /// A failure as plain text: expected, headline, hints, sections, reproduce commands.
 pub fn failure_story(f: &Failure) -> String {
     let mut out = String::new();
-    failure_text(&mut out, f);
+    failure_text(&mut out, f, true);
     out
 }
 
-fn failure_text(out: &mut String, f: &Failure) {
+fn sections_text(out: &mut String, f: &Failure) {
+    for s in &f.sections {
+        let _ = writeln!(out, "{}:", s.title);
+        for l in s.body.trim_end().lines() {
+            let _ = writeln!(out, "    {l}");
+        }
+    }
+}
+
+fn failure_text(out: &mut String, f: &Failure, sections: bool) {
     if let Some(e) = &f.expected {
         let _ = writeln!(out, "expected: {e}");
     }
@@ -417,11 +507,8 @@ fn failure_text(out: &mut String, f: &Failure) {
     for h in &f.hints {
         let _ = writeln!(out, "hint: {h}");
     }
-    for s in &f.sections {
-        let _ = writeln!(out, "{}:", s.title);
-        for l in s.body.trim_end().lines() {
-            let _ = writeln!(out, "    {l}");
-        }
+    if sections {
+        sections_text(out, f);
     }
     if !f.reproduce.is_empty() {
         let _ = writeln!(out, "reproduce:");
@@ -516,6 +603,7 @@ pub(crate) mod sample {
             status,
             duration: ms(if status == StepStatus::Passed { 20 } else { 0 }),
             attempts: if status == StepStatus::Passed { 1 } else { 0 },
+            timeout: Some(ms(5000)),
             failure: None,
         }
     }
@@ -600,14 +688,18 @@ pub(crate) mod sample {
             started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             suites: vec![
                 SuitePlan {
+                    index: 0,
                     name: "web".into(),
                     file: "suites/web/suite.yaml".into(),
                     tests: web.to_vec(),
+                    labels: vec![vec!["profile:GATEWAY-HTTP".into()]; web.len()],
                 },
                 SuitePlan {
+                    index: 1,
                     name: "infra".into(),
                     file: "suites/infra/suite.yaml".into(),
                     tests: infra.to_vec(),
+                    labels: vec![Vec::new(); infra.len()],
                 },
             ],
             parallel: 4,

@@ -121,8 +121,15 @@ pub fn annotation(level: &str, file: &Path, loc: Loc, title: &str, message: &str
             props.push(format!("col={}", loc.col));
         }
     }
-    props.push(format!("title={}", escape_property(title)));
-    format!("::{level} {}::{}", props.join(","), escape_data(message))
+    props.push(format!(
+        "title={}",
+        escape_property(&crate::util::visible_controls(title))
+    ));
+    format!(
+        "::{level} {}::{}",
+        props.join(","),
+        escape_data(&crate::util::visible_controls(message))
+    )
 }
 
 /// The message part of a workflow command (as in @actions/core's `escapeData`).

@@ -6,11 +6,16 @@
 //!   "version": 1,
 //!   "run_id": "20250101-120000-abc123", "trace_id": "<32 hex>",
 //!   "started": "2025-01-01T12:00:00.000Z",        // RFC 3339, UTC
+//!   "hostname": "ci-runner-3",
 //!   "duration_ms": 1234, "interrupted": false,
 //!   "counts": {"passed", "flaky", "failed", "skipped", "total"},
 //!   "notices": ["..."],                            // not about one test
+//!   "merged_from"?: [{                             // `gwtest merge` only: the shards
+//!     "file", "run_id", "trace_id", "hostname", "started", "duration_ms", "interrupted"}],
 //!   "suites": [{
 //!     "name", "file",                              // file: the suite.yaml
+//!     "index",                                     // position among the suites loaded
+//!     "started",                                   // RFC 3339, null if it never started
 //!     "duration_ms",                               // null if the suite never finished
 //!     "setup_error"?: FAILURE,
 //!     "tests": [{
@@ -18,6 +23,8 @@
 //!       "repeat",                                  // 0-based repetition (--repeat)
 //!       "status": "passed" | "flaky" | "failed" | "skipped",
 //!       "duration_ms", "skip_reason"?, "namespace"?, "notices"?,
+//!       "labels": [string],                        // the test's and its suite's
+//!       "run_id"?,                                 // merged reports: the shard's run
 //!       "tries": [{                                // first run first; empty when skipped
 //!         "passed", "duration_ms", "namespace"?, "error"?: FAILURE,
 //!         "cleanup"?: {                            // when the try had something to clean
@@ -29,11 +36,14 @@
 //!           "index",                               // 0-based
 //!           "name", "kind", "line", "column",
 //!           "status": "passed" | "failed" | "not-run" | "skipped",
-//!           "duration_ms", "attempts", "failure"?: FAILURE
+//!           "duration_ms", "attempts",
+//!           "timeout_ms",                          // the step's timeout; null if not run
+//!           "failure"?: FAILURE
 //!         }]
 //!       }]
 //!     }]
-//!   }]
+//!   }],
+//!   "repeats"?: [REPEAT_STATS]                     // with --repeat N > 1, see flakes.rs
 //! }
 //! FAILURE = {"cause": "timeout" | "test-timeout" | "hold" | "error" | "interrupted",
 //!            "class": "status" | "exit" | ... | null, "headline", "expected": string | null,
@@ -42,10 +52,13 @@
 //!                             "collected", "files": [string], "failed": [string]}}
 //! ```
 //! Lines and columns are 1-based, or null when unknown. A test that never finished (the run
-//! was interrupted) is `skipped` with `skip_reason` "not run: the run was interrupted".
+//! was interrupted) is `skipped` with `skip_reason` "not run: the run was interrupted"; one cut
+//! short by Ctrl-C before any of its steps failed is `skipped` with "interrupted" and keeps its
+//! tries. A merged report's `trace_id` is null when its shards were several traces.
+//! `gwtest merge` reads these files back, so everything a report shows is here.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 
@@ -74,7 +87,18 @@ impl Json {
 
     /// The report as a JSON value.
     pub fn render(&self) -> Value {
-        let r = &self.record;
+        render(&self.record)
+    }
+}
+
+fn time(t: Option<SystemTime>) -> Value {
+    t.map(|t| humantime::format_rfc3339_millis(t).to_string())
+        .into()
+}
+
+/// A whole record as JSON.
+pub fn render(r: &Record) -> Value {
+    {
         let mut counts = Counts::default();
         let suites: Vec<Value> = r
             .suites
@@ -86,12 +110,19 @@ impl Json {
                     .map(|t| {
                         let report = r.outcome(s, t);
                         counts.add(report.status);
-                        test(&report, t)
+                        let mut v = test(&report, t);
+                        v["labels"] = t.labels.clone().into();
+                        if let Some(m) = t.shard.and_then(|i| r.merged.get(i)) {
+                            v["run_id"] = m.run_id.clone().into();
+                        }
+                        v
                     })
                     .collect();
                 let mut o = Map::new();
                 o.insert("name".into(), s.name.clone().into());
                 o.insert("file".into(), path(&s.file));
+                o.insert("index".into(), s.index.into());
+                o.insert("started".into(), time(s.started));
                 o.insert("duration_ms".into(), s.duration.map(ms).into());
                 if let Some(f) = &s.setup_error {
                     o.insert("setup_error".into(), failure(f));
@@ -100,11 +131,12 @@ impl Json {
                 Value::Object(o)
             })
             .collect();
-        json!({
+        let mut v = json!({
             "version": FORMAT_VERSION,
             "run_id": r.run_id,
-            "trace_id": r.trace_id,
-            "started": r.started.map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            "trace_id": if r.trace_id.is_empty() { Value::Null } else { r.trace_id.clone().into() },
+            "started": time(r.started),
+            "hostname": r.hostname,
             "duration_ms": ms(r.duration()),
             "interrupted": r.interrupted(),
             "counts": {
@@ -115,8 +147,35 @@ impl Json {
                 "total": counts.total(),
             },
             "notices": r.notices,
-            "suites": suites,
-        })
+        });
+        if !r.merged.is_empty() {
+            v["merged_from"] = r
+                .merged
+                .iter()
+                .map(|m| {
+                    json!({
+                        "file": path(&m.file),
+                        "run_id": m.run_id,
+                        "trace_id": m.trace_id,
+                        "hostname": m.hostname,
+                        "started": time(m.started),
+                        "duration_ms": ms(m.duration),
+                        "interrupted": m.interrupted,
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into();
+        }
+        v["suites"] = suites.into();
+        let repeats = super::flakes::stats(r);
+        if !repeats.is_empty() {
+            v["repeats"] = repeats
+                .iter()
+                .map(super::flakes::TestStats::to_json)
+                .collect::<Vec<_>>()
+                .into();
+        }
+        v
     }
 }
 
@@ -197,6 +256,7 @@ fn step(s: &StepReport) -> Value {
     o.insert("status".into(), step_status(s.status).into());
     o.insert("duration_ms".into(), ms(s.duration).into());
     o.insert("attempts".into(), s.attempts.into());
+    o.insert("timeout_ms".into(), s.timeout.map(ms).into());
     if let Some(f) = &s.failure {
         o.insert("failure".into(), failure(f));
     }
@@ -307,6 +367,17 @@ mod tests {
         assert_eq!(v["run_id"], "run-1");
         assert_eq!(v["trace_id"], "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(v["started"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(v["hostname"], crate::report::collect::hostname());
+        assert!(v.get("merged_from").is_none());
+        assert_eq!(v["suites"][0]["index"], 0);
+        assert_eq!(v["suites"][1]["index"], 1);
+        assert!(v["suites"][0]["started"].is_string(), "{v:#}");
+        // `ok` ran twice (--repeat): its statistics.
+        let repeats = v["repeats"].as_array().unwrap();
+        assert_eq!(repeats.len(), 1);
+        assert_eq!(repeats[0]["test"], "ok");
+        assert_eq!(repeats[0]["runs"], 2);
+        assert_eq!(repeats[0]["steps"][1]["time_to_pass_ms"]["max"], 20);
         assert_eq!(v["duration_ms"], 9500);
         assert_eq!(v["interrupted"], false);
         assert_eq!(
@@ -380,7 +451,7 @@ mod tests {
             json!({
                 "index": 1, "name": "route answers", "kind": "request",
                 "line": 24, "column": 5, "status": "failed",
-                "duration_ms": 3000, "attempts": 7,
+                "duration_ms": 3000, "attempts": 7, "timeout_ms": 5000,
                 "failure": {
                     "cause": "timeout",
                     "class": "status",

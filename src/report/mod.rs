@@ -11,19 +11,34 @@ use crate::suite::load::LoadError;
 
 pub mod artifacts;
 pub mod collect;
+pub mod conformance;
+pub mod flakes;
 pub mod github;
 pub mod json;
 pub mod junit;
+pub mod merge;
+pub mod summary;
 pub mod terminal;
+
+/// A reporter's trouble that is not the run's: printed as a warning (the run's own trace
+/// could not be exported), where a report that could not be written is an error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Warning(pub String);
 
 /// Something that turns events into output.
 pub trait Reporter: Send {
     fn event(&mut self, e: &Event);
+    /// Called about once a second while no event comes (heartbeats for slow tests).
+    fn tick(&mut self) {}
     /// Called once after the last event: write files, flush. Errors are reported, not fatal.
     fn finish(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
 }
+
+/// How often reporters get a `tick` (heartbeats).
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Feeds every event to every reporter, in order, on its own task.
 pub struct Hub {
@@ -36,8 +51,23 @@ impl Hub {
         mut rx: mpsc::UnboundedReceiver<Event>,
         mut reporters: Vec<Box<dyn Reporter>>,
     ) -> Hub {
+        let runtime = tokio::runtime::Handle::current();
         let handle = tokio::task::spawn_blocking(move || {
-            while let Some(e) = rx.blocking_recv() {
+            let mut last_tick = std::time::Instant::now();
+            loop {
+                // Not a runtime worker: blocking on the receive (with a deadline) is fine.
+                let next = runtime.block_on(tokio::time::timeout(TICK, rx.recv()));
+                if last_tick.elapsed() >= TICK {
+                    last_tick = std::time::Instant::now();
+                    for r in reporters.iter_mut() {
+                        r.tick();
+                    }
+                }
+                let e = match next {
+                    Ok(Some(e)) => e,
+                    Ok(None) => break,
+                    Err(_) => continue,
+                };
                 for r in reporters.iter_mut() {
                     r.event(&e);
                 }
@@ -72,6 +102,12 @@ pub fn reporters(config: &RunConfig) -> Vec<Box<dyn Reporter>> {
     }
     if github::enabled() {
         out.push(Box::new(github::Github::new()));
+    }
+    if let Some(s) = summary::StepSummary::from_env() {
+        out.push(Box::new(s));
+    }
+    if let Some(c) = &config.conformance {
+        out.push(Box::new(conformance::Conformance::new(c.clone())));
     }
     if let Some(p) = &config.artifacts {
         out.push(Box::new(artifacts::Artifacts::new(p.clone())));

@@ -1,11 +1,18 @@
 //! The terminal reporter. On a terminal: an indicatif display with a line per running test
 //! (its current step, attempts, elapsed time) and a bar for the run. Otherwise (pipes, CI,
-//! `NO_COLOR`): plain lines, one per finished test. Failures are printed in full as they
-//! happen; the run ends with counts, the slowest tests and the flaky ones.
+//! `NO_COLOR`): plain lines, one per finished test, and a `SLOW` line for a test still running
+//! after 10 s, then every 30 s (as nextest does). Failures are printed in full as they
+//! happen; the run ends with counts, the slowest tests, the flaky ones, and with `--repeat`
+//! the flake statistics.
+//!
+//! What a test echoes (a response body, an exec's output, an object's fields) is printed with
+//! its control characters and escape sequences made visible, never executed by the terminal;
+//! under GitHub Actions every block that holds echoed text is fenced with
+//! `::stop-commands::TOKEN` … `::TOKEN::`, so a `::error::` in it is text, not a command.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use console::{Style, Term};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -15,12 +22,22 @@ use crate::config::RunConfig;
 use crate::engine::events::{
     Event, Failure, StepReport, StepStatus, TestId, TestReport, TestStatus, TryReport,
 };
-use crate::util::fmt_secs;
+use crate::util::{fmt_secs, visible_controls};
+
+/// A test still running this long gets a `SLOW` line in plain output...
+pub const SLOW_AFTER: Duration = Duration::from_secs(10);
+/// ...and another one every this long after that.
+pub const SLOW_EVERY: Duration = Duration::from_secs(30);
 
 /// Whether to draw progress bars: a terminal, and neither CI nor NO_COLOR set.
 fn interactive() -> bool {
     let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
     Term::stdout().is_term() && !set("NO_COLOR") && !set("CI")
+}
+
+/// Echoed text, safe to print.
+fn vis(s: &str) -> std::borrow::Cow<'_, str> {
+    visible_controls(s)
 }
 
 struct Styles {
@@ -47,9 +64,24 @@ impl Styles {
 }
 
 struct Running {
-    bar: ProgressBar,
+    /// Its progress line (on a terminal).
+    bar: Option<ProgressBar>,
     step: String,
     attempts: u32,
+    since: Instant,
+    /// When the next `SLOW` line is due, counted from `since`.
+    next_slow: Duration,
+}
+
+impl Running {
+    fn what(&self, id: &TestId) -> String {
+        let attempts = if self.attempts > 1 {
+            format!(" (attempt {})", self.attempts)
+        } else {
+            String::new()
+        };
+        format!("{} › {}{attempts}", vis(&id.to_string()), vis(&self.step))
+    }
 }
 
 pub struct Terminal {
@@ -59,15 +91,24 @@ pub struct Terminal {
     running: HashMap<TestId, Running>,
     styles: Styles,
     finished: Vec<(TestId, TestStatus, Duration, u32)>,
+    /// Every finished test, for the `--repeat` statistics.
+    reports: Vec<TestReport>,
     keep_hint: bool,
     /// Background deletions that ended: (whose, how long, failed).
     background: Vec<(String, Duration, bool)>,
+    /// GitHub Actions: fence echoed output from workflow commands.
+    fence: bool,
 }
 
 impl Terminal {
-    pub fn new(_config: &RunConfig) -> Self {
+    pub fn new(config: &RunConfig) -> Self {
         let tty = interactive();
-        Terminal::with_output(Box::new(std::io::stdout()), tty)
+        let color = crate::config::use_color(config.color, Term::stdout().is_term());
+        console::set_colors_enabled(color);
+        let mut t = Terminal::with_output(Box::new(std::io::stdout()), tty);
+        t.styles = Styles::new(color);
+        t.fence = super::github::enabled();
+        t
     }
 
     /// A reporter writing plain lines to `out` (tests), or drawing progress when `tty`.
@@ -80,9 +121,17 @@ impl Terminal {
             running: HashMap::new(),
             styles: Styles::new(tty),
             finished: Vec::new(),
+            reports: Vec::new(),
             keep_hint: false,
             background: Vec::new(),
+            fence: false,
         }
+    }
+
+    /// Fence blocks holding echoed output from GitHub workflow commands (tests).
+    pub fn fencing(mut self, on: bool) -> Self {
+        self.fence = on;
+        self
     }
 
     fn line(&mut self, s: &str) {
@@ -97,23 +146,56 @@ impl Terminal {
         }
     }
 
+    /// A block with text from outside gwtest: under GitHub Actions, between
+    /// `::stop-commands::TOKEN` and `::TOKEN::` (a fresh random token each time), so that
+    /// nothing in it is taken for a workflow command.
+    fn echoed(&mut self, s: &str) {
+        if self.fence {
+            let token: String = (0..32)
+                .map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0'))
+                .collect();
+            self.line(&format!("::stop-commands::{token}\n{s}\n::{token}::"));
+        } else {
+            self.line(s);
+        }
+    }
+
     fn update_bar(&self, id: &TestId) {
-        if let Some(r) = self.running.get(id) {
-            let attempts = if r.attempts > 1 {
-                format!(" (attempt {})", r.attempts)
-            } else {
-                String::new()
-            };
-            r.bar.set_message(format!("{id} › {}{attempts}", r.step));
+        if let Some(r) = self.running.get(id)
+            && let Some(bar) = &r.bar
+        {
+            bar.set_message(r.what(id));
+        }
+    }
+
+    /// `SLOW` lines for the tests running past [`SLOW_AFTER`] (then every [`SLOW_EVERY`]);
+    /// plain output only (the progress display shows elapsed times itself).
+    pub fn heartbeat(&mut self, now: Instant) {
+        if self.multi.is_some() {
+            return;
+        }
+        let mut due: Vec<(Duration, String)> = Vec::new();
+        for (id, r) in self.running.iter_mut() {
+            if now.saturating_duration_since(r.since) >= r.next_slow {
+                due.push((r.next_slow, r.what(id)));
+                r.next_slow += SLOW_EVERY;
+            }
+        }
+        due.sort();
+        for (after, what) in due {
+            let tag = self.styles.flaky.apply_to("SLOW ");
+            self.line(&format!("{tag} [>{:>5}] {what}", fmt_secs(after)));
         }
     }
 
     fn test_finished(&mut self, report: &TestReport) {
-        if let Some(r) = self.running.remove(&report.id) {
+        if let Some(r) = self.running.remove(&report.id)
+            && let Some(bar) = r.bar
+        {
             if let Some(m) = &self.multi {
-                m.remove(&r.bar);
+                m.remove(&bar);
             }
-            r.bar.finish_and_clear();
+            bar.finish_and_clear();
         }
         if let Some(b) = &self.total_bar {
             b.inc(1);
@@ -146,15 +228,27 @@ impl Terminal {
                     .to_string()
             })
             .unwrap_or_default();
-        let line = format!("{tag} {dur}  {}{extra}{cleanup}", report.id);
+        let line = format!(
+            "{tag} {dur}  {}{}{cleanup}",
+            vis(&report.id.to_string()),
+            vis(&extra)
+        );
         self.line(&line);
-        if let Some(t) = report.failure() {
+        // A failure's story; for a test cut short by Ctrl-C, where it stopped.
+        let story = report.failure().or_else(|| {
+            report
+                .tries
+                .last()
+                .filter(|t| report.status == TestStatus::Skipped && t.failure().is_some())
+        });
+        if let Some(t) = story {
             let block = failure_block(&report.id, t, &self.styles);
-            self.line(&block);
+            self.echoed(&block);
         }
         let tries = report.tries.len() as u32;
         self.finished
             .push((report.id.clone(), report.status, report.duration, tries));
+        self.reports.push(report.clone());
     }
 
     fn summary(&mut self, duration: Duration, interrupted: bool) {
@@ -254,6 +348,12 @@ impl Terminal {
         for l in lines {
             self.line(&l);
         }
+        let repeats = super::flakes::stats_of(&self.reports);
+        if !repeats.is_empty() {
+            let table = super::flakes::render_text(&repeats);
+            self.line("");
+            self.echoed(&table);
+        }
     }
 }
 
@@ -276,7 +376,7 @@ fn step_mark(s: &StepReport, st: &Styles) -> String {
     } else {
         String::new()
     };
-    format!("{mark} {} ({detail}{attempts})", s.name)
+    format!("{mark} {} ({detail}{attempts})", vis(&s.name))
 }
 
 /// The full story of a failed try: which step, what was expected, what happened, the last
@@ -325,7 +425,7 @@ fn failure_block(id: &TestId, t: &TryReport, st: &Styles) -> String {
     if t.failed_step().is_some()
         && let Some(e) = &t.error
     {
-        out.push(format!("  also: {}", e.headline));
+        out.push(format!("  also: {}", vis(&e.headline)));
     }
     out.join("\n")
 }
@@ -333,25 +433,25 @@ fn failure_block(id: &TestId, t: &TryReport, st: &Styles) -> String {
 fn failure_lines(f: &Failure, st: &Styles) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(e) = &f.expected {
-        out.push(format!("  expected: {e}"));
+        out.push(format!("  expected: {}", vis(e)));
     }
     let class = f.class.map(|c| format!(" [{c}]")).unwrap_or_default();
     out.push(format!(
         "  {}{}",
-        st.fail.apply_to(&f.headline),
+        st.fail.apply_to(vis(&f.headline)),
         st.dim.apply_to(class)
     ));
     for h in &f.hints {
-        out.push(format!("  hint: {h}"));
+        out.push(format!("  hint: {}", vis(h)));
     }
     for s in &f.sections {
-        out.push(format!("  {}:", s.title));
-        out.push(indent(s.body.trim_end(), "    "));
+        out.push(format!("  {}:", vis(&s.title)));
+        out.push(indent(&vis(s.body.trim_end()), "    "));
     }
     if !f.reproduce.is_empty() {
         out.push("  reproduce:".into());
         for r in &f.reproduce {
-            out.push(format!("    {r}"));
+            out.push(format!("    {}", vis(r)));
         }
     }
     if let Some(d) = &f.diagnostics {
@@ -361,6 +461,10 @@ fn failure_lines(f: &Failure, st: &Styles) -> Vec<String> {
 }
 
 impl Reporter for Terminal {
+    fn tick(&mut self) {
+        self.heartbeat(Instant::now());
+    }
+
     fn event(&mut self, e: &Event) {
         match e {
             Event::RunStarted {
@@ -390,7 +494,19 @@ impl Reporter for Terminal {
                 }
             }
             Event::TestStarted { id, try_no, .. } => {
-                if let Some(m) = &self.multi {
+                let step = if *try_no > 1 {
+                    format!("re-run {try_no}")
+                } else {
+                    "starting".into()
+                };
+                // A re-run continues the same test: its clock (and SLOW schedule) go on.
+                if let Some(r) = self.running.get_mut(id) {
+                    r.step = step;
+                    r.attempts = 0;
+                    self.update_bar(id);
+                    return;
+                }
+                let bar = self.multi.as_ref().map(|m| {
                     let bar = match &self.total_bar {
                         Some(t) => m.insert_before(t, ProgressBar::new_spinner()),
                         None => m.add(ProgressBar::new_spinner()),
@@ -400,21 +516,19 @@ impl Reporter for Terminal {
                             .expect("valid template"),
                     );
                     bar.enable_steady_tick(Duration::from_millis(120));
-                    let step = if *try_no > 1 {
-                        format!("re-run {try_no}")
-                    } else {
-                        "starting".into()
-                    };
-                    self.running.insert(
-                        id.clone(),
-                        Running {
-                            bar,
-                            step,
-                            attempts: 0,
-                        },
-                    );
-                    self.update_bar(id);
-                }
+                    bar
+                });
+                self.running.insert(
+                    id.clone(),
+                    Running {
+                        bar,
+                        step,
+                        attempts: 0,
+                        since: Instant::now(),
+                        next_slow: SLOW_AFTER,
+                    },
+                );
+                self.update_bar(id);
             }
             Event::StepStarted { id, name, .. } => {
                 if let Some(r) = self.running.get_mut(id) {
@@ -431,10 +545,14 @@ impl Reporter for Terminal {
             }
             Event::TestRetrying { id, report } => {
                 let st = &self.styles;
-                let mut block = format!("{} {id}: failed, re-running", st.flaky.apply_to("RETRY"));
+                let mut block = format!(
+                    "{} {}: failed, re-running",
+                    st.flaky.apply_to("RETRY"),
+                    vis(&id.to_string())
+                );
                 block.push('\n');
                 block.push_str(&failure_block(id, report, st));
-                self.line(&block);
+                self.echoed(&block);
             }
             Event::TestFinished { report } => self.test_finished(report),
             Event::SuiteSetupFailed {
@@ -448,7 +566,7 @@ impl Reporter for Terminal {
                     file.display()
                 )];
                 lines.extend(failure_lines(failure, &self.styles));
-                self.line(&lines.join("\n"));
+                self.echoed(&lines.join("\n"));
             }
             Event::Kept {
                 id,
@@ -458,9 +576,9 @@ impl Reporter for Terminal {
                 self.keep_hint = true;
                 let mut s = format!("kept {id}: namespace {namespace}; to look:");
                 for c in commands {
-                    s.push_str(&format!("\n    {c}"));
+                    s.push_str(&format!("\n    {}", vis(c)));
                 }
-                self.line(&s);
+                self.echoed(&s);
             }
             Event::Paused {
                 id,
@@ -469,7 +587,11 @@ impl Reporter for Terminal {
                 commands,
                 failure,
             } => {
-                let mut s = format!("{} {id}: {reason}", self.styles.flaky.apply_to("PAUSED"));
+                let mut s = format!(
+                    "{} {id}: {}",
+                    self.styles.flaky.apply_to("PAUSED"),
+                    vis(reason)
+                );
                 if let Some(f) = failure {
                     for l in failure_lines(f, &self.styles) {
                         s.push('\n');
@@ -479,13 +601,13 @@ impl Reporter for Terminal {
                 if let Some(ns) = namespace {
                     s.push_str(&format!("\n  namespace {ns} is intact; to look:"));
                     for c in commands {
-                        s.push_str(&format!("\n    {c}"));
+                        s.push_str(&format!("\n    {}", vis(c)));
                     }
                 }
                 s.push_str(
                     "\n  press Enter to continue (cleanup runs after), Ctrl-C to stop the run",
                 );
-                self.line(&s);
+                self.echoed(&s);
             }
             Event::Resumed { id } => self.line(&format!("resumed {id}")),
             Event::BackgroundCleanup {
@@ -515,17 +637,19 @@ impl Reporter for Terminal {
             )),
             Event::Notice { id, message } => {
                 let s = match id {
-                    Some(id) => format!("note: {id}: {message}"),
-                    None => format!("note: {message}"),
+                    Some(id) => format!("note: {id}: {}", vis(message)),
+                    None => format!("note: {}", vis(message)),
                 };
-                self.line(&s);
+                self.echoed(&s);
             }
             Event::RunFinished { summary } => {
                 if let Some(b) = self.total_bar.take() {
                     b.finish_and_clear();
                 }
                 for (_, r) in self.running.drain() {
-                    r.bar.finish_and_clear();
+                    if let Some(bar) = r.bar {
+                        bar.finish_and_clear();
+                    }
                 }
                 self.summary(summary.duration, summary.interrupted);
             }
@@ -587,6 +711,7 @@ mod tests {
             status: StepStatus::Failed,
             duration: Duration::from_secs(9),
             attempts: 3,
+            timeout: Some(Duration::from_secs(9)),
             failure: Some(f),
         };
         let tr = TryReport {
@@ -620,5 +745,124 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
         assert!(!text.contains('\u{1b}'), "plain output has no escape codes");
+    }
+
+    fn id(name: &str) -> TestId {
+        Arc::new(TestKey {
+            suite: "s".into(),
+            name: name.into(),
+            file: "suites/s/t.test.yaml".into(),
+            loc: Loc::new(1, 1),
+            repeat: 0,
+        })
+    }
+
+    fn text(buf: &Buf) -> String {
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_slow_test_gets_a_heartbeat_after_10s_then_every_30s() {
+        let buf = Buf::default();
+        let mut t = Terminal::with_output(Box::new(buf.clone()), false);
+        let slow = id("slow");
+        t.event(&Event::TestStarted {
+            id: slow.clone(),
+            try_no: 1,
+            namespace: None,
+            span_id: "00".into(),
+        });
+        t.event(&Event::StepStarted {
+            id: slow.clone(),
+            index: 0,
+            name: "route answers".into(),
+            kind: "request",
+            span_id: "01".into(),
+        });
+        let since = t.running[&slow].since;
+        t.heartbeat(since + Duration::from_secs(9));
+        assert_eq!(text(&buf), "");
+        t.heartbeat(since + Duration::from_secs(10));
+        t.heartbeat(since + Duration::from_secs(11));
+        t.event(&Event::Attempt {
+            id: slow.clone(),
+            index: 0,
+            record: crate::engine::retry::AttemptRecord {
+                n: 4,
+                start: Duration::ZERO,
+                duration: Duration::ZERO,
+                class: Some(Class::Status),
+                summary: "got status 503".into(),
+                http: None,
+            },
+        });
+        t.heartbeat(since + Duration::from_secs(39));
+        t.heartbeat(since + Duration::from_secs(40));
+        assert_eq!(
+            text(&buf),
+            "SLOW  [>10.0s] s/slow › route answers\nSLOW  [>40.0s] s/slow › route answers (attempt 4)\n"
+        );
+    }
+
+    #[test]
+    fn echoed_output_is_visible_and_fenced_from_workflow_commands() {
+        let buf = Buf::default();
+        let mut t = Terminal::with_output(Box::new(buf.clone()), false).fencing(true);
+        let mut f = Failure::new(
+            FailureCause::Timeout,
+            Some(Class::Output),
+            "stdout \"::error::injected\"",
+        );
+        f.sections.push(Section::new(
+            "stdout",
+            "::error::injected\n\u{1b}]0;title\u{7}\u{1b}[2Jcleared",
+        ));
+        let step = StepReport {
+            index: 0,
+            name: "echo".into(),
+            kind: "exec",
+            loc: Loc::new(5, 5),
+            status: StepStatus::Failed,
+            duration: Duration::from_secs(1),
+            attempts: 1,
+            timeout: Some(Duration::from_secs(1)),
+            failure: Some(f),
+        };
+        t.event(&Event::TestFinished {
+            report: TestReport {
+                id: id("echo"),
+                status: TestStatus::Failed,
+                duration: Duration::from_secs(1),
+                tries: vec![TryReport {
+                    passed: false,
+                    duration: Duration::from_secs(1),
+                    steps: vec![step],
+                    error: None,
+                    namespace: None,
+                    cleanup: None,
+                }],
+                skip_reason: None,
+            },
+        });
+        let out = text(&buf);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("FAIL "), "{out}");
+        let token = lines[1].strip_prefix("::stop-commands::").expect("a fence");
+        assert_eq!(token.len(), 32);
+        let end = format!("::{token}::");
+        let close = lines
+            .iter()
+            .position(|l| *l == end)
+            .expect("the fence ends");
+        let inside = lines
+            .iter()
+            .position(|l| *l == "    ::error::injected")
+            .unwrap();
+        assert!(1 < inside && inside < close, "{out}");
+        assert!(
+            out.contains("    \\x1b]0;title\\x07\\x1b[2Jcleared"),
+            "{out}"
+        );
+        assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out}");
     }
 }

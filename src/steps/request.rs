@@ -236,7 +236,24 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         prepared.url,
         fmt_duration(prepared.attempt_timeout)
     );
-    let mut observer = ctx.observer();
+    // Each attempt's event says what was sent and what came back (the run's trace describes
+    // attempts as HTTP client spans).
+    let mut forward = ctx.observer();
+    let mut observer = |r: &retry::AttemptRecord| {
+        let status = last_response
+            .lock()
+            .expect("poisoned")
+            .as_ref()
+            .filter(|(n, _)| *n == r.n)
+            .map(|(_, resp)| resp.status);
+        let mut r = r.clone();
+        r.http = Some(retry::HttpAttempt {
+            method: prepared.method.to_string(),
+            url: prepared.url.to_string(),
+            status,
+        });
+        retry::AttemptObserver::attempt_finished(&mut forward, &r);
+    };
     let result = retry::eventually(&ctx.policy, &ctx.limits, &pending, &mut observer, |n| {
         let trace = prepared
             .fixed_trace

@@ -315,7 +315,12 @@ impl JsonSchema for VarDef {
                   "required": ["port-forward"], "additionalProperties": false },
                 { "description": "A plain value.",
                   "not": { "type": "object",
-                           "anyOf": [{ "required": ["from"] }, { "required": ["port-forward"] }] } }
+                           "anyOf": [
+                               { "required": ["from"],
+                                 "properties": { "from": { "description": "Not a plain value: a value read from the cluster." } } },
+                               { "required": ["port-forward"],
+                                 "properties": { "port-forward": { "description": "Not a plain value: a port-forward." } } }
+                           ] } }
             ]
         })
     }

@@ -1,6 +1,17 @@
 //! The run as a trace (`--otlp-export`): a reporter that turns engine events into spans
 //! run → suite → test (one span per try) → step → request attempt, with the engine's own ids,
-//! and sends them with opentelemetry-otlp (gRPC or HTTP/protobuf).
+//! and sends them with opentelemetry-otlp (OTLP/HTTP protobuf by default, or gRPC).
+//!
+//! OpenTelemetry conventions: the endpoint and protocol follow the `OTEL_EXPORTER_OTLP_*`
+//! variables (resolved in `config::resolve_export`); `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`,
+//! `_COMPRESSION` and `_TIMEOUT` are read by opentelemetry-otlp itself (gwtest sets none of
+//! them, so compression is `none` unless asked for); the resource is the SDK's, with
+//! `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`, `service.name` being `gwtest` when
+//! neither names it. A request attempt is an HTTP client span named after its method, with
+//! `http.request.method`, `url.full`, `server.address`, `server.port`,
+//! `http.response.status_code` and `error.type`; tests and steps carry `code.file.path` and
+//! `code.line.number`. An export that fails is a warning naming the endpoint, never a failed
+//! run.
 //!
 //! The reporter runs on the hub's blocking thread and never blocks on the network: finished
 //! spans go to a thread of its own (with a small Tokio runtime) that exports them in batches.
@@ -15,7 +26,7 @@ use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 use tokio::sync::mpsc;
@@ -24,6 +35,7 @@ use crate::config::ExportProtocol;
 use crate::engine::events::{
     Event, Failure, FailureCause, StepStatus, TestId, TestStatus, TryReport,
 };
+use crate::engine::retry::{Class, HttpAttempt};
 use crate::report::Reporter;
 
 /// The longest `finish()` waits for the last spans to be sent.
@@ -36,32 +48,6 @@ const BATCH: usize = 512;
 const BATCH_DELAY: Duration = Duration::from_secs(2);
 /// Attempt spans exported per step (a long `hold` makes many).
 const MAX_ATTEMPT_SPANS: u32 = 1000;
-
-/// The URL spans are sent to, from `--otlp-export` (or `OTEL_EXPORTER_OTLP_ENDPOINT`): a
-/// scheme is added when missing, and for HTTP a bare base URL gets `/v1/traces` (as OTel SDKs
-/// do with the generic endpoint variable).
-pub fn export_url(endpoint: &str, protocol: ExportProtocol) -> Result<String, String> {
-    let with_scheme = if endpoint.contains("://") {
-        endpoint.to_string()
-    } else {
-        format!("http://{endpoint}")
-    };
-    let mut url = reqwest::Url::parse(&with_scheme)
-        .map_err(|e| format!("invalid OTLP export endpoint {endpoint:?}: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "invalid OTLP export endpoint {endpoint:?}: use http:// or https://"
-        ));
-    }
-    if protocol == ExportProtocol::HttpProtobuf && matches!(url.path(), "" | "/") {
-        url.set_path("/v1/traces");
-    }
-    let mut s = url.to_string();
-    if protocol == ExportProtocol::Grpc && url.path() == "/" && !with_scheme.ends_with('/') {
-        s.pop();
-    }
-    Ok(s)
-}
 
 enum Cmd {
     Span(Box<SpanData>),
@@ -101,10 +87,17 @@ pub struct OtlpExport {
 }
 
 impl OtlpExport {
-    /// Start the export thread for `endpoint` (see [`export_url`]). Fails on an unusable
-    /// endpoint; an unreachable one is only found out (and reported by `finish`) later.
-    pub fn new(endpoint: &str, protocol: ExportProtocol) -> anyhow::Result<OtlpExport> {
-        let url = export_url(endpoint, protocol).map_err(anyhow::Error::msg)?;
+    /// Start the export thread for `url` (the full URL, see `config::export_url`). Fails on
+    /// an unusable endpoint; an unreachable one is only found out (and reported by `finish`)
+    /// later.
+    pub fn new(url: &str, protocol: ExportProtocol) -> anyhow::Result<OtlpExport> {
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => anyhow::bail!(
+                "invalid OTLP export endpoint {url:?}: use an http:// or https:// URL"
+            ),
+        }
+        let url = url.to_owned();
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let (done_tx, done) = std::sync::mpsc::channel();
@@ -226,6 +219,66 @@ impl OtlpExport {
             self.emit(r, now, Status::error("the run did not finish"), extra);
         }
     }
+}
+
+/// The HTTP client semantic conventions for one attempt: the span name (the method), the
+/// attributes, and `error.type` when the attempt is an HTTP error (a status of 400 or more,
+/// or no response at all: then the transport class, `timeout`, `refused`...).
+fn http_client_span(
+    h: &HttpAttempt,
+    class: Option<Class>,
+) -> (String, Vec<KeyValue>, Option<String>) {
+    const KNOWN: &[&str] = &[
+        "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
+    ];
+    let mut attrs = Vec::new();
+    let method = if KNOWN.contains(&h.method.as_str()) {
+        h.method.clone()
+    } else {
+        attrs.push(KeyValue::new(
+            "http.request.method_original",
+            h.method.clone(),
+        ));
+        "_OTHER".to_owned()
+    };
+    let name = if method == "_OTHER" {
+        "HTTP".to_owned()
+    } else {
+        method.clone()
+    };
+    attrs.push(KeyValue::new("http.request.method", method));
+    if let Ok(mut url) = reqwest::Url::parse(&h.url) {
+        if let Some(host) = url.host_str() {
+            attrs.push(KeyValue::new(
+                "server.address",
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+            ));
+        }
+        if let Some(port) = url.port_or_known_default() {
+            attrs.push(KeyValue::new("server.port", i64::from(port)));
+        }
+        // Credentials never go into a trace.
+        if !url.username().is_empty() {
+            let _ = url.set_username("REDACTED");
+        }
+        if url.password().is_some() {
+            let _ = url.set_password(Some("REDACTED"));
+        }
+        attrs.push(KeyValue::new("url.full", url.to_string()));
+    }
+    let error = match h.status {
+        Some(code) => {
+            attrs.push(KeyValue::new("http.response.status_code", i64::from(code)));
+            (code >= 400).then(|| code.to_string())
+        }
+        None => Some(class.map_or("_OTHER", |c| c.as_str()).to_owned()),
+    };
+    if let Some(e) = &error {
+        attrs.push(KeyValue::new("error.type", e.clone()));
+    }
+    (name, attrs, error)
 }
 
 fn scope() -> InstrumentationScope {
@@ -352,8 +405,8 @@ impl Reporter for OtlpExport {
                     KeyValue::new("gwtest.test", id.name.clone()),
                     KeyValue::new("gwtest.suite", id.suite.clone()),
                     KeyValue::new("gwtest.try", i64::from(*try_no)),
-                    KeyValue::new("code.filepath", id.file.display().to_string()),
-                    KeyValue::new("code.lineno", i64::from(id.loc.line)),
+                    KeyValue::new("code.file.path", id.file.display().to_string()),
+                    KeyValue::new("code.line.number", i64::from(id.loc.line)),
                 ];
                 if id.repeat > 0 {
                     attrs.push(KeyValue::new("gwtest.repeat", i64::from(id.repeat)));
@@ -386,7 +439,7 @@ impl Reporter for OtlpExport {
                 let attrs = vec![
                     KeyValue::new("gwtest.step.kind", *kind),
                     KeyValue::new("gwtest.step.index", *index as i64),
-                    KeyValue::new("code.filepath", id.file.display().to_string()),
+                    KeyValue::new("code.file.path", id.file.display().to_string()),
                 ];
                 let open = Open {
                     id: sid,
@@ -407,16 +460,32 @@ impl Reporter for OtlpExport {
                     return;
                 }
                 let start = step.start + record.start;
+                let mut attrs = vec![KeyValue::new("gwtest.attempt", i64::from(record.n))];
+                let mut name = format!("attempt {}", record.n);
+                let mut http_error = None;
+                if let Some(h) = &record.http {
+                    let (span_name, semconv, error) = http_client_span(h, record.class);
+                    name = span_name;
+                    attrs.extend(semconv);
+                    http_error = error;
+                }
                 let open = Open {
                     id: super::attempt_span_id(&step.id, record.n),
                     parent: step.id,
-                    name: format!("attempt {}", record.n),
+                    name,
                     start,
                     kind: SpanKind::Client,
-                    attrs: vec![KeyValue::new("gwtest.attempt", i64::from(record.n))],
+                    attrs,
                 };
                 let (status, extra) = match record.class {
-                    None => (Status::Ok, vec![KeyValue::new("gwtest.outcome", "passed")]),
+                    None => match http_error {
+                        // Passed, yet an HTTP error by the conventions (an expected 503).
+                        Some(e) => (
+                            Status::error(format!("HTTP {e}")),
+                            vec![KeyValue::new("gwtest.outcome", "passed")],
+                        ),
+                        None => (Status::Ok, vec![KeyValue::new("gwtest.outcome", "passed")]),
+                    },
                     Some(c) => (
                         Status::error(record.summary.clone()),
                         vec![
@@ -431,8 +500,10 @@ impl Reporter for OtlpExport {
                 let Some((mut open, _)) = self.steps.remove(&(id.clone(), report.index)) else {
                     return;
                 };
-                open.attrs
-                    .push(KeyValue::new("code.lineno", i64::from(report.loc.line)));
+                open.attrs.push(KeyValue::new(
+                    "code.line.number",
+                    i64::from(report.loc.line),
+                ));
                 // Cut short by Ctrl-C: the same outcome as a step still open at the end.
                 let outcome = match &report.failure {
                     Some(f) if f.cause == FailureCause::Interrupted => "interrupted",
@@ -531,20 +602,24 @@ impl Reporter for OtlpExport {
             .recv_timeout(FLUSH_TIMEOUT + Duration::from_secs(1))
         {
             Ok(o) => o,
-            Err(_) => anyhow::bail!(
-                "OTLP export to {}: the last spans were not sent within {}s",
-                self.endpoint,
-                FLUSH_TIMEOUT.as_secs()
-            ),
+            Err(_) => {
+                return Err(crate::report::Warning(format!(
+                    "OTLP export to {}: the last spans were not sent within {}s",
+                    self.endpoint,
+                    FLUSH_TIMEOUT.as_secs()
+                ))
+                .into());
+            }
         };
         if outcome.failed > 0 {
-            anyhow::bail!(
+            return Err(crate::report::Warning(format!(
                 "OTLP export to {}: {} of {} spans not exported: {}",
                 self.endpoint,
                 outcome.failed,
                 self.sent,
                 outcome.first_error.unwrap_or_default()
-            );
+            ))
+            .into());
         }
         Ok(())
     }
@@ -565,28 +640,42 @@ fn build_exporter(
     url: &str,
     protocol: ExportProtocol,
 ) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    // Compression, headers and the timeout are left to opentelemetry-otlp, which reads the
+    // OTEL_EXPORTER_OTLP_* variables for them (a programmatic value would override them).
     let built = match protocol {
         ExportProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(url)
-            .with_timeout(EXPORT_TIMEOUT)
-            .with_compression(opentelemetry_otlp::Compression::Gzip)
             .build(),
         ExportProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_endpoint(url)
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(EXPORT_TIMEOUT)
-            .with_compression(opentelemetry_otlp::Compression::Gzip)
             .build(),
     };
     let mut exporter = built.map_err(|e| e.to_string())?;
-    let resource = Resource::builder()
-        .with_service_name("gwtest")
-        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-        .build();
-    exporter.set_resource(&resource);
+    exporter.set_resource(&resource());
     Ok(exporter)
+}
+
+/// The SDK's resource (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, telemetry.sdk.*),
+/// with `service.name` gwtest when the environment does not name the service.
+fn resource() -> Resource {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES (the SDK's
+    // detectors would let the attributes win).
+    let name = env("OTEL_SERVICE_NAME").or_else(|| {
+        let attrs = env("OTEL_RESOURCE_ATTRIBUTES")?;
+        attrs.split(',').find_map(|kv| {
+            kv.trim()
+                .strip_prefix("service.name=")
+                .map(|v| v.trim().to_owned())
+        })
+    });
+    Resource::builder()
+        .with_service_name(name.unwrap_or_else(|| "gwtest".into()))
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 fn export_thread(
@@ -693,28 +782,65 @@ fn export_thread(
 mod tests {
     use super::*;
 
+    fn attr<'a>(attrs: &'a [KeyValue], k: &str) -> Option<&'a opentelemetry::Value> {
+        attrs
+            .iter()
+            .find(|kv| kv.key.as_str() == k)
+            .map(|kv| &kv.value)
+    }
+
     #[test]
-    fn export_urls_get_a_scheme_and_the_http_path() {
-        let g = ExportProtocol::Grpc;
-        let h = ExportProtocol::HttpProtobuf;
+    fn attempts_follow_the_http_client_conventions() {
+        let h = HttpAttempt {
+            method: "GET".into(),
+            url: "http://user:secret@127.0.0.1:8080/a?b=1".into(),
+            status: Some(503),
+        };
+        let (name, a, err) = http_client_span(&h, Some(Class::Status));
+        assert_eq!(name, "GET");
+        assert_eq!(attr(&a, "http.request.method").unwrap().as_str(), "GET");
         assert_eq!(
-            export_url("localhost:4317", g).unwrap(),
-            "http://localhost:4317"
+            attr(&a, "url.full").unwrap().as_str(),
+            "http://REDACTED:REDACTED@127.0.0.1:8080/a?b=1"
         );
-        assert_eq!(export_url("http://c:4317", g).unwrap(), "http://c:4317");
+        assert_eq!(attr(&a, "server.address").unwrap().as_str(), "127.0.0.1");
         assert_eq!(
-            export_url("http://c:4318", h).unwrap(),
-            "http://c:4318/v1/traces"
-        );
-        assert_eq!(
-            export_url("http://c:4318/", h).unwrap(),
-            "http://c:4318/v1/traces"
+            attr(&a, "server.port"),
+            Some(&opentelemetry::Value::I64(8080))
         );
         assert_eq!(
-            export_url("http://c/otlp/v1/traces", h).unwrap(),
-            "http://c/otlp/v1/traces"
+            attr(&a, "http.response.status_code"),
+            Some(&opentelemetry::Value::I64(503))
         );
-        assert!(export_url("ftp://c", h).is_err());
+        assert_eq!(attr(&a, "error.type").unwrap().as_str(), "503");
+        assert_eq!(err.as_deref(), Some("503"));
+
+        let h = HttpAttempt {
+            method: "PURGE".into(),
+            url: "https://gw.example/".into(),
+            status: None,
+        };
+        let (name, a, _) = http_client_span(&h, Some(Class::Timeout));
+        assert_eq!(name, "HTTP");
+        assert_eq!(attr(&a, "http.request.method").unwrap().as_str(), "_OTHER");
+        assert_eq!(
+            attr(&a, "http.request.method_original").unwrap().as_str(),
+            "PURGE"
+        );
+        assert_eq!(
+            attr(&a, "server.port"),
+            Some(&opentelemetry::Value::I64(443))
+        );
+        assert!(attr(&a, "http.response.status_code").is_none());
+        assert_eq!(attr(&a, "error.type").unwrap().as_str(), "timeout");
+
+        let ok = HttpAttempt {
+            method: "POST".into(),
+            url: "http://h/".into(),
+            status: Some(200),
+        };
+        let (_, a, err) = http_client_span(&ok, None);
+        assert!(attr(&a, "error.type").is_none() && err.is_none());
     }
 
     #[test]

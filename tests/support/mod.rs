@@ -512,7 +512,12 @@ fn foreign_env() -> Vec<OsString> {
                 || k.starts_with("OTEL_")
                 || matches!(
                     k.as_ref(),
-                    "CI" | "NO_COLOR" | "GITHUB_ACTIONS" | "KUBECONFIG"
+                    "CI" | "NO_COLOR"
+                        | "GITHUB_ACTIONS"
+                        | "GITHUB_STEP_SUMMARY"
+                        | "KUBECONFIG"
+                        | "FORCE_COLOR"
+                        | "CLICOLOR_FORCE"
                 )
         })
         .collect()
@@ -816,6 +821,18 @@ impl RunOutput {
                 }
                 continue;
             }
+            // Under GitHub Actions echoed output is fenced from workflow commands
+            // (`::stop-commands::TOKEN` … `::TOKEN::`): the fence is not part of the block.
+            if line.starts_with("::stop-commands::")
+                || (line.len() > 4
+                    && line.starts_with("::")
+                    && line.ends_with("::")
+                    && line[2..line.len() - 2]
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit()))
+            {
+                continue;
+            }
             let ends = line.is_empty()
                 || line.starts_with("RETRY ")
                 || line.starts_with("note: ")
@@ -921,5 +938,33 @@ pub fn assert_reports_written_after_interrupt(out: &RunOutput, failed: usize, sk
         s.ends_with("(interrupted)"),
         "summary {s:?}\n{}",
         out.dump()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// JUnit validation
+
+/// Validate `xml` against tests/junit-10.xsd with xmllint; panics with xmllint's complaint.
+pub fn assert_valid_junit(xml: &Path) {
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/junit-10.xsd");
+    let out = match Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(xml)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "cannot run xmllint ({e}): install it with `bash ci/install-deps.sh` \
+             (Debian package libxml2-utils)"
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "{} is not valid against junit-10.xsd:\n{}\n{}",
+        xml.display(),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(xml).unwrap_or_default()
     );
 }

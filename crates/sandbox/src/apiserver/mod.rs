@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use gwtest::sandbox::apiserver::{ApiServer, ApiServerConfig};
+//! use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 //! let server = ApiServer::start(ApiServerConfig::default()).await?; // TLS on 127.0.0.1:0
 //! server.apply_manifest(serde_json::json!({
 //!     "apiVersion": "v1", "kind": "ConfigMap",

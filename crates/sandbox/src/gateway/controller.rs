@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::dataplane::{DataPlane, ListenerKey, PlaneSnapshot};
+use super::dataplane::{DataPlane, ListenerKey, PlaneSnapshot, PortKey};
 use super::discovery;
 use super::faults::{self, FaultMap, Faults};
 use super::model::{
@@ -349,7 +349,7 @@ impl Controller {
 
         // Gateways of those classes, and their listeners.
         let mut gws: HashMap<Key, Gw> = HashMap::new();
-        let mut keep: HashSet<ListenerKey> = HashSet::new();
+        let mut keep: HashSet<PortKey> = HashSet::new();
         for g in self.watches.gateways.state() {
             let meta = model::meta(&g);
             let spec = match model::spec::<GatewaySpec>(&g) {
@@ -378,10 +378,11 @@ impl Controller {
                         k.kind == "HTTPRoute"
                             && k.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP
                     });
+                // Listeners declaring the same port share its socket (and its address).
                 let addr = if invalid.is_none() {
-                    let lk = (meta.key.clone(), l.name.clone());
-                    let a = self.plane.ensure(&lk).await.map_err(|e| e.to_string());
-                    keep.insert(lk);
+                    let pk = (meta.key.clone(), l.port);
+                    let a = self.plane.ensure(&pk).await.map_err(|e| e.to_string());
+                    keep.insert(pk);
                     a
                 } else {
                     Err("not served".to_string())
@@ -724,24 +725,27 @@ impl Controller {
         // that are gone.
         let mut snapshot = PlaneSnapshot {
             faults: faults.clone(),
-            tables: HashMap::new(),
+            ports: HashMap::new(),
         };
         for gw in gws.values() {
             for l in &gw.listeners {
                 if l.addr.is_ok() {
                     let lk = (gw.meta.key.clone(), l.spec.name.clone());
                     let routes = tables.remove(&lk).unwrap_or_default();
-                    snapshot.tables.insert(
-                        lk,
-                        Arc::new(Table {
+                    snapshot
+                        .ports
+                        .entry((gw.meta.key.clone(), l.spec.port))
+                        .or_default()
+                        .push(Arc::new(Table {
+                            listener: l.spec.name.clone(),
                             listener_hostname: l
                                 .spec
                                 .hostname
                                 .as_ref()
                                 .map(|h| h.to_ascii_lowercase()),
+                            port: l.spec.port,
                             routes,
-                        }),
-                    );
+                        }));
                 }
             }
         }

@@ -1,8 +1,11 @@
-//! The data plane: one HTTP server per programmed listener, on a free loopback port that
-//! stays the same for as long as the listener exists. A request is matched against the
-//! listener's routes (see [`super::routes`]), goes through the route's filters, and is
-//! answered by the echo backend; faults of the route's namespace (of the Gateway's when
-//! nothing matched) apply first. Each request records its spans.
+//! The data plane: one HTTP server per port of a Gateway's programmed listeners (listeners
+//! declaring the same port share it, as on a real gateway), on a free loopback port that stays
+//! the same for as long as the Gateway has a listener on that port. A request goes to the
+//! listener whose hostname matches it most specifically (listener isolation), is matched
+//! against that listener's routes (see [`super::routes`]), goes through the route's filters
+//! (header modifiers, URL rewrite, or a redirect), and is answered by the echo backend; faults
+//! of the route's namespace (of the Gateway's when nothing matched) apply first. Each request
+//! records its spans.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -21,18 +24,22 @@ use tokio_util::sync::CancellationToken;
 
 use super::faults::{FaultMap, Faults, Flaps};
 use super::log::GatewayLog;
-use super::model::Key;
+use super::model::{Key, RequestRedirect};
 use super::routes::{self, Found, RequestInfo, Table};
 use super::spans::{MatchedRoute, RequestRecord, SpanSink};
 
 /// A listener: its Gateway and its name.
 pub type ListenerKey = (Key, String);
 
+/// A served port: the Gateway and the port its listeners declare.
+pub type PortKey = (Key, i64);
+
 /// What requests are matched against, swapped as a whole by each reconcile.
 #[derive(Debug, Default)]
 pub struct PlaneSnapshot {
     pub faults: FaultMap,
-    pub tables: HashMap<ListenerKey, Arc<Table>>,
+    /// The listeners of each served port, with their routes.
+    pub ports: HashMap<PortKey, Vec<Arc<Table>>>,
 }
 
 struct Server {
@@ -43,7 +50,7 @@ struct Server {
 
 pub struct DataPlane {
     snapshot: RwLock<Arc<PlaneSnapshot>>,
-    servers: Mutex<HashMap<ListenerKey, Server>>,
+    servers: Mutex<HashMap<PortKey, Server>>,
     pub flaps: Flaps,
     /// The demo gateway's log, per Gateway (`pods/log` in the sandbox).
     pub log: GatewayLog,
@@ -84,8 +91,8 @@ impl DataPlane {
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
     }
 
-    /// The listener's address, binding a server for it first if there is none.
-    pub async fn ensure(self: &Arc<Self>, key: &ListenerKey) -> std::io::Result<SocketAddr> {
+    /// The address serving a Gateway's port, binding a server for it first if there is none.
+    pub async fn ensure(self: &Arc<Self>, key: &PortKey) -> std::io::Result<SocketAddr> {
         if let Some(s) = self.lock_servers().get(key) {
             return Ok(s.addr);
         }
@@ -112,15 +119,15 @@ impl DataPlane {
         Ok(addr)
     }
 
-    fn lock_servers(&self) -> std::sync::MutexGuard<'_, HashMap<ListenerKey, Server>> {
+    fn lock_servers(&self) -> std::sync::MutexGuard<'_, HashMap<PortKey, Server>> {
         self.servers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Close every listener not in `keep` (in the background, bounded).
-    pub fn retain(&self, keep: &HashSet<ListenerKey>) {
+    /// Close every port not in `keep` (in the background, bounded).
+    pub fn retain(&self, keep: &HashSet<PortKey>) {
         let closed: Vec<Server> = {
             let mut servers = self.lock_servers();
-            let gone: Vec<ListenerKey> = servers
+            let gone: Vec<PortKey> = servers
                 .keys()
                 .filter(|k| !keep.contains(*k))
                 .cloned()
@@ -138,12 +145,19 @@ impl DataPlane {
         futures::future::join_all(all.into_iter().map(close)).await;
     }
 
-    /// The bound listeners.
+    /// The listeners served, with the address of their port.
     pub fn addresses(&self) -> Vec<(ListenerKey, SocketAddr)> {
-        let mut v: Vec<_> = self
-            .lock_servers()
+        let snap = self.snapshot();
+        let servers = self.lock_servers();
+        let mut v: Vec<_> = servers
             .iter()
-            .map(|(k, s)| (k.clone(), s.addr))
+            .flat_map(|(k, s)| {
+                snap.ports
+                    .get(k)
+                    .into_iter()
+                    .flatten()
+                    .map(move |t| ((k.0.clone(), t.listener.clone()), s.addr))
+            })
             .collect();
         v.sort();
         v
@@ -161,7 +175,7 @@ async fn close(s: Server) {
 #[derive(Clone)]
 struct Ctx {
     plane: Arc<DataPlane>,
-    key: Arc<ListenerKey>,
+    key: Arc<PortKey>,
     stop: CancellationToken,
 }
 
@@ -184,10 +198,15 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
         host: routes::request_host(&parts.headers, &parts.uri),
         path: parts.uri.path().to_string(),
         query: routes::parse_query(parts.uri.query()),
+        raw_query: parts.uri.query().map(str::to_string),
         headers: parts.headers,
     };
     let now = Instant::now();
-    let found = snap.tables.get(&*ctx.key).and_then(|t| {
+    let table = snap
+        .ports
+        .get(&*ctx.key)
+        .and_then(|tables| routes::pick_listener(tables, &info.host));
+    let found = table.and_then(|t| {
         t.find(&info, |r| {
             // S5: a flapped route is not served.
             snap.faults
@@ -238,12 +257,13 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
                     }
                 });
             }
-            serve(f, &info)
+            serve(f, &info, table.map_or(80, |t| t.port))
         }
     };
+    let port = ctx.key.1.to_string();
     ctx.plane.log.request(
         &ctx.key.0,
-        &ctx.key.1,
+        table.map_or(port.as_str(), |t| t.listener.as_str()),
         &info.method,
         &info.host,
         &info.path,
@@ -274,9 +294,66 @@ fn matched_route(f: &Found, backend: Option<String>) -> MatchedRoute {
     }
 }
 
-/// A matched request: filters, then the echo backend.
-fn serve(f: &Found, info: &RequestInfo) -> (Response, Option<MatchedRoute>) {
+/// The `Location` of a redirect (Gateway API: the scheme, host and port the filter gives, else
+/// the request's; a port left out when the scheme's own; the path per the path modifier; the
+/// query kept).
+fn location(r: &RequestRedirect, f: &Found, info: &RequestInfo, listener_port: i64) -> String {
+    let scheme = r.scheme.clone().unwrap_or_else(|| "http".into());
+    let host = r.hostname.clone().unwrap_or_else(|| info.host.clone());
+    let port = match (r.port, &r.scheme) {
+        (Some(p), _) => p,
+        (None, Some(s)) if s == "https" => 443,
+        (None, Some(_)) => 80,
+        (None, None) => listener_port,
+    };
+    let default_port = matches!((scheme.as_str(), port), ("http", 80) | ("https", 443));
+    let path = match &r.path {
+        Some(m) => routes::modify_path(m, f.path(), &info.path),
+        None => info.path.clone(),
+    };
+    let mut out = format!("{scheme}://{host}");
+    if !default_port {
+        out.push_str(&format!(":{port}"));
+    }
+    out.push_str(&path);
+    if let Some(q) = &info.raw_query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Response headers the echo backend is asked to send: `X-Echo-Set-Header: Name:value,...`
+/// (as Gateway API's conformance echo server), so response header filters have something
+/// to overwrite.
+fn echo_set_headers(info: &RequestInfo) -> Vec<(http::HeaderName, HeaderValue)> {
+    info.headers
+        .get_all("x-echo-set-header")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once(':')?;
+            Some((
+                http::HeaderName::from_bytes(k.trim().as_bytes()).ok()?,
+                HeaderValue::from_str(v.trim()).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// A matched request: filters, then the echo backend (or a redirect).
+fn serve(f: &Found, info: &RequestInfo, listener_port: i64) -> (Response, Option<MatchedRoute>) {
     let rule = f.rule();
+    if let Some(r) = &rule.redirect {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() =
+            StatusCode::from_u16(r.status_code.unwrap_or(302) as u16).unwrap_or(StatusCode::FOUND);
+        if let Ok(v) = HeaderValue::from_str(&location(r, f, info, listener_port)) {
+            resp.headers_mut().insert(http::header::LOCATION, v);
+        }
+        return (resp, Some(matched_route(f, None)));
+    }
     let Some(backend) = rule.pick_backend() else {
         return (
             text(
@@ -309,15 +386,26 @@ fn serve(f: &Found, info: &RequestInfo) -> (Response, Option<MatchedRoute>) {
     for m in &rule.request_headers {
         routes::modify_headers(&mut headers, m);
     }
+    // URLRewrite: the host and path the backend sees.
+    let mut path = info.path.clone();
+    if let Some(rw) = &rule.rewrite {
+        if let Some(h) = &rw.hostname {
+            headers.retain(|(k, _)| k != "host");
+            headers.push(("host".into(), h.clone()));
+        }
+        if let Some(m) = &rw.path {
+            path = routes::modify_path(m, f.path(), &info.path);
+        }
+    }
     let mut header_map = Map::new();
-    for (k, v) in headers {
-        match header_map.get_mut(&k) {
+    for (k, v) in &headers {
+        match header_map.get_mut(k) {
             Some(Value::String(s)) => {
                 s.push(',');
-                s.push_str(&v);
+                s.push_str(v);
             }
             _ => {
-                header_map.insert(k, Value::String(v));
+                header_map.insert(k.clone(), Value::String(v.clone()));
             }
         }
     }
@@ -333,13 +421,13 @@ fn serve(f: &Found, info: &RequestInfo) -> (Response, Option<MatchedRoute>) {
             }
         }
     }
-    let host = info
-        .headers
-        .get(http::header::HOST)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    let host = headers
+        .iter()
+        .find(|(k, _)| k == "host")
+        .map(|(_, v)| v.clone())
         .unwrap_or_else(|| info.host.clone());
     let body = json!({
-        "path": info.path,
+        "path": path,
         "host": host,
         "method": info.method,
         "headers": header_map,
@@ -353,6 +441,9 @@ fn serve(f: &Found, info: &RequestInfo) -> (Response, Option<MatchedRoute>) {
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    for (name, value) in echo_set_headers(info) {
+        r.headers_mut().insert(name, value);
+    }
     for m in &rule.response_headers {
         let h = r.headers_mut();
         let parse = |nv: &super::model::NameValue| {

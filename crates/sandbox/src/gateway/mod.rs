@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> anyhow::Result<()> {
-//! use gwtest::sandbox::gateway::{DemoGateway, DemoGatewayConfig};
+//! use gwtest_sandbox::gateway::{DemoGateway, DemoGatewayConfig};
 //! let gw = DemoGateway::start(client, DemoGatewayConfig {
 //!     otlp_endpoint: Some("http://127.0.0.1:4317".into()),
 //!     otlp_protocol_http: false,
@@ -18,8 +18,10 @@
 //!
 //! What it does:
 //! - **GatewayClass** with `controllerName: demo.gwtest.dev/gateway-controller`: Accepted.
-//! - **Gateway** of such a class: an HTTP server per `HTTP` listener on `127.0.0.1:0` (the
-//!   spec's port is not used; the port stays the same while the listener exists); status
+//! - **Gateway** of such a class: an HTTP server per port its `HTTP` listeners declare, on
+//!   `127.0.0.1:0` (listeners of the same port share it and a request goes to the listener
+//!   whose hostname matches it most specifically; the loopback port stays the same while the
+//!   Gateway listens on that port; redirects use the declared port); status
 //!   `addresses` (127.0.0.1), Accepted and Programmed, `listeners[]` with attachedRoutes;
 //!   annotations `demo.gwtest.dev/address` (first listener) and
 //!   `demo.gwtest.dev/address-<listener>`, by server-side apply as field manager
@@ -29,11 +31,13 @@
 //!   `Same`/`All`/`Selector` and `kinds`, listener/route hostname intersection): a
 //!   `status.parents[]` entry per parentRef (Accepted, ResolvedRefs; other controllers'
 //!   entries are kept). Matching and precedence: [`routes`]. Filters:
-//!   RequestHeaderModifier and ResponseHeaderModifier (others: Accepted False,
+//!   RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect (scheme, hostname, port,
+//!   path, statusCode) and URLRewrite (hostname, path) (others: Accepted False,
 //!   UnsupportedValue). Backends: Services (cross-namespace with a ReferenceGrant), picked
 //!   by weight; the gateway answers as the echo backend itself, 200 with JSON `{path, host,
-//!   method, headers, namespace, route, backend, query}`; an unresolved backend answers 500,
-//!   no match 404.
+//!   method, headers, namespace, route, backend, query}` (the path and host after any
+//!   rewrite) and the response headers `X-Echo-Set-Header: Name:value,...` asks for; an
+//!   unresolved backend answers 500, no match 404.
 //! - **Services** labelled `demo.gwtest.dev/discover: "true"`: [`discovery`].
 //! - **Spans**: [`spans`], to `otlp_endpoint` (nothing without one).
 //! - **Faults**: [`faults`].

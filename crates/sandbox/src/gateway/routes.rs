@@ -13,7 +13,9 @@ use std::sync::Arc;
 use http::HeaderMap;
 use regex::Regex;
 
-use super::model::{HeaderModifier, Key, RouteMatch, Rule, ValueMatch};
+use super::model::{
+    HeaderModifier, Key, PathModifier, RequestRedirect, RouteMatch, Rule, UrlRewrite, ValueMatch,
+};
 
 /// How a rule matches the path.
 #[derive(Clone, Debug)]
@@ -185,7 +187,40 @@ pub struct CompiledRule {
     pub matches: Vec<CompiledMatch>,
     pub request_headers: Vec<HeaderModifier>,
     pub response_headers: Vec<HeaderModifier>,
+    /// Answer with a redirect (the rule then has no backends).
+    pub redirect: Option<RequestRedirect>,
+    pub rewrite: Option<UrlRewrite>,
     pub backends: Vec<Backend>,
+}
+
+/// A path after a `ReplaceFullPath` / `ReplacePrefixMatch` modifier, `matched` being the rule's
+/// path match (a prefix replacement needs a PathPrefix match). The matched prefix is replaced
+/// as whole segments: `/prefix/one` + `/prefix/one/two` with `/one` is `/one/two`; with `/` it
+/// is `/two`, and the bare prefix becomes `/`.
+pub fn modify_path(m: &PathModifier, matched: &PathRule, path: &str) -> String {
+    match (
+        m.type_.as_str(),
+        &m.replace_full_path,
+        &m.replace_prefix_match,
+    ) {
+        ("ReplaceFullPath", Some(full), _) => full.clone(),
+        ("ReplacePrefixMatch", _, Some(replacement)) => {
+            let PathRule::Prefix { trimmed, .. } = matched else {
+                return path.to_string();
+            };
+            let rest = path.get(trimmed.len()..).unwrap_or_default();
+            let replacement = replacement.trim_end_matches('/');
+            let joined = format!("{replacement}{rest}");
+            if joined.is_empty() {
+                "/".to_string()
+            } else if joined.starts_with('/') {
+                joined
+            } else {
+                format!("/{joined}")
+            }
+        }
+        _ => path.to_string(),
+    }
 }
 
 impl CompiledRule {
@@ -205,15 +240,36 @@ impl CompiledRule {
         };
         let mut request_headers = Vec::new();
         let mut response_headers = Vec::new();
+        let mut redirect = None;
+        let mut rewrite = None;
         for f in &rule.filters {
-            match (
-                f.type_.as_str(),
-                &f.request_header_modifier,
-                &f.response_header_modifier,
-            ) {
-                ("RequestHeaderModifier", Some(m), _) => request_headers.push(m.clone()),
-                ("ResponseHeaderModifier", _, Some(m)) => response_headers.push(m.clone()),
-                (t, _, _) => return Err(format!("unsupported filter {t:?}")),
+            match f.type_.as_str() {
+                "RequestHeaderModifier" => {
+                    request_headers.extend(f.request_header_modifier.clone())
+                }
+                "ResponseHeaderModifier" => {
+                    response_headers.extend(f.response_header_modifier.clone())
+                }
+                "RequestRedirect" => {
+                    let r = f
+                        .request_redirect
+                        .clone()
+                        .ok_or("a RequestRedirect filter needs `requestRedirect`")?;
+                    if let Some(code) = r.status_code
+                        && !matches!(code, 301 | 302 | 303 | 307 | 308)
+                    {
+                        return Err(format!("unsupported redirect status code {code}"));
+                    }
+                    redirect = Some(r);
+                }
+                "URLRewrite" => {
+                    rewrite = Some(
+                        f.url_rewrite
+                            .clone()
+                            .ok_or("a URLRewrite filter needs `urlRewrite`")?,
+                    );
+                }
+                t => return Err(format!("unsupported filter {t:?}")),
             }
         }
         let backends = rule
@@ -235,6 +291,8 @@ impl CompiledRule {
             matches,
             request_headers,
             response_headers,
+            redirect,
+            rewrite,
             backends,
         })
     }
@@ -302,14 +360,39 @@ pub struct RequestInfo {
     pub path: String,
     /// Decoded query parameters in order.
     pub query: Vec<(String, String)>,
+    /// The query as sent (redirects keep it).
+    pub raw_query: Option<String>,
     pub headers: HeaderMap,
 }
 
 /// The routes of one listener.
 #[derive(Clone, Debug, Default)]
 pub struct Table {
+    /// The listener's name.
+    pub listener: String,
     pub listener_hostname: Option<String>,
+    /// The listener's port as the Gateway declares it (redirects use it).
+    pub port: i64,
     pub routes: Vec<Arc<RouteEntry>>,
+}
+
+/// The listener (of those sharing a port) a request for `host` goes to: an exact hostname
+/// first, then the longest matching wildcard, then one without a hostname; `None` when none
+/// matches (Gateway API's listener isolation).
+pub fn pick_listener<'a>(tables: &'a [Arc<Table>], host: &str) -> Option<&'a Arc<Table>> {
+    tables
+        .iter()
+        .filter_map(|t| {
+            let rank = match &t.listener_hostname {
+                None => (0, 0),
+                Some(h) if !host_matches(h, host) => return None,
+                Some(h) if h.starts_with("*.") => (1, h.len()),
+                Some(h) => (2, h.len()),
+            };
+            Some((rank, t))
+        })
+        .max_by(|(a, _), (b, _)| a.cmp(b))
+        .map(|(_, t)| t)
 }
 
 /// The winner of a match.
@@ -550,6 +633,7 @@ mod tests {
             host: host.into(),
             path: path.into(),
             query: Vec::new(),
+            raw_query: None,
             headers: h,
         }
     }
@@ -601,6 +685,8 @@ mod tests {
     #[test]
     fn precedence() {
         let t = Table {
+            listener: "http".into(),
+            port: 80,
             listener_hostname: None,
             routes: vec![
                 route(
@@ -701,6 +787,8 @@ mod tests {
     #[test]
     fn ties_go_to_the_oldest_then_by_name() {
         let t = Table {
+            listener: "http".into(),
+            port: 80,
             listener_hostname: Some("*.example.com".into()),
             routes: vec![
                 route(
@@ -731,6 +819,70 @@ mod tests {
             winner(&t, &req("GET", "x.org", "/", &[])),
             None,
             "listener hostname"
+        );
+    }
+
+    #[test]
+    fn path_modifiers_replace_whole_segments() {
+        let prefix = |v: &str| PathRule::compile("PathPrefix", v).unwrap();
+        let pm = |t: &str, v: &str| PathModifier {
+            type_: t.into(),
+            replace_full_path: (t == "ReplaceFullPath").then(|| v.to_string()),
+            replace_prefix_match: (t == "ReplacePrefixMatch").then(|| v.to_string()),
+        };
+        let p = pm("ReplacePrefixMatch", "/one");
+        assert_eq!(
+            modify_path(&p, &prefix("/prefix/one"), "/prefix/one/two"),
+            "/one/two"
+        );
+        assert_eq!(
+            modify_path(&p, &prefix("/prefix/one"), "/prefix/one"),
+            "/one"
+        );
+        let strip = pm("ReplacePrefixMatch", "/");
+        assert_eq!(
+            modify_path(&strip, &prefix("/strip-prefix"), "/strip-prefix/three"),
+            "/three"
+        );
+        assert_eq!(
+            modify_path(&strip, &prefix("/strip-prefix"), "/strip-prefix"),
+            "/"
+        );
+        assert_eq!(
+            modify_path(&strip, &prefix("/strip-prefix/"), "/strip-prefix/x"),
+            "/x"
+        );
+        let full = pm("ReplaceFullPath", "/full-path-replacement");
+        assert_eq!(
+            modify_path(&full, &prefix("/full"), "/full/path/original"),
+            "/full-path-replacement"
+        );
+    }
+
+    #[test]
+    fn listeners_sharing_a_port_are_picked_by_the_most_specific_hostname() {
+        let t = |name: &str, h: Option<&str>| {
+            Arc::new(Table {
+                listener: name.into(),
+                listener_hostname: h.map(str::to_string),
+                port: 80,
+                routes: vec![],
+            })
+        };
+        let tables = vec![
+            t("any", None),
+            t("wild", Some("*.example.com")),
+            t("deeper", Some("*.a.example.com")),
+            t("exact", Some("x.a.example.com")),
+        ];
+        let pick = |h: &str| pick_listener(&tables, h).map(|t| t.listener.clone());
+        assert_eq!(pick("x.a.example.com").as_deref(), Some("exact"));
+        assert_eq!(pick("y.a.example.com").as_deref(), Some("deeper"));
+        assert_eq!(pick("b.example.com").as_deref(), Some("wild"));
+        assert_eq!(pick("example.org").as_deref(), Some("any"));
+        assert_eq!(
+            pick_listener(&tables[1..], "example.org").map(|t| t.listener.clone()),
+            None
         );
     }
 
