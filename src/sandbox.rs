@@ -20,14 +20,34 @@ pub fn namespace_termination_from_env() -> Result<std::time::Duration, String> {
     }
 }
 
-async fn until_interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    match term.as_mut() {
-        Some(t) => {
-            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} }
+/// SIGINT and SIGTERM, listened for from the moment this is made: made before the `ready`
+/// line, so a signal sent as soon as a script reads that line is not lost.
+struct Interrupts {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn listen() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Interrupts {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
         }
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    async fn wait(&mut self) {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.int) => {}
+            _ = next(&mut self.term) => {}
         }
     }
 }
@@ -65,6 +85,7 @@ pub async fn command(args: SandboxArgs) -> Exit {
         otlp_endpoint,
         namespace_termination: args.namespace_termination.unwrap_or_default(),
     };
+    let mut interrupts = Interrupts::listen();
     let sandbox = match Sandbox::start(cfg).await {
         Ok(s) => s,
         Err(e) => {
@@ -81,7 +102,7 @@ pub async fn command(args: SandboxArgs) -> Exit {
         "gwtest sandbox: try `kubectl --kubeconfig {} get crds`; Ctrl-C to stop",
         crate::util::shell_quote(&sandbox.kubeconfig().display().to_string())
     );
-    until_interrupted().await;
+    interrupts.wait().await;
     sandbox.shutdown().await;
     Exit::Passed
 }
@@ -121,6 +142,7 @@ async fn demo_gateway_only(args: SandboxArgs) -> Exit {
             return Exit::Infra;
         }
     };
+    let mut interrupts = Interrupts::listen();
     println!("ready demo-gateway api={}", cluster.server());
     eprintln!(
         "gwtest sandbox: the demo gateway reconciles {} (Gateways of class controller {}); Ctrl-C to stop",
@@ -145,7 +167,7 @@ async fn demo_gateway_only(args: SandboxArgs) -> Exit {
         }
     };
     tokio::select! {
-        _ = until_interrupted() => {}
+        _ = interrupts.wait() => {}
         _ = report => {}
     }
     gateway.shutdown().await;

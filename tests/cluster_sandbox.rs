@@ -114,3 +114,48 @@ fn the_suite_examples_in_docs_clusters_md_run_in_the_sandbox() {
     // The shared-namespace suite and the port-forward suite, one test each.
     out.assert_counts(2, 0, 0, 0);
 }
+
+/// A script that sends SIGINT as soon as it reads the `ready` line is heard, even when gwtest
+/// was started with SIGINT ignored (a background job of a non-interactive shell): the handler
+/// is in place before the line is printed.
+#[test]
+fn a_signal_right_after_the_ready_line_stops_the_sandbox() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gwtest"));
+    cmd.arg("sandbox")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn gwtest sandbox");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    assert!(first.starts_with("ready kubeconfig="), "{first}");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // Drain the rest so the child never blocks on a full pipe.
+    let drain = std::thread::spawn(move || lines.count());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("gwtest sandbox ignored a SIGINT sent right after its ready line");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = drain.join();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
