@@ -61,8 +61,10 @@ pub struct TestState {
     pub tracked: Vec<crate::cluster::Tracked>,
     /// The trace context of the current step's own span (run export), parent of attempts.
     pub step_span: Option<RequestTrace>,
-    /// Time spent at a `pause:` step, which the engine adds to the test's deadline.
-    pub paused: std::time::Duration,
+    /// The test's deadline, stopped while the test is paused.
+    pub clock: Arc<crate::debug::pause::Clock>,
+    /// A person asked to keep the test's resources (`k` at the pause prompt).
+    pub keep: bool,
 }
 
 /// What a step gets from the engine.
