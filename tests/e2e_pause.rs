@@ -37,10 +37,7 @@ fn wrong_color_suite(ws: &Workspace) {
 
 /// The namespace the PAUSED block names.
 fn paused_namespace(screen: &str) -> String {
-    let r = regex::Regex::new(r"namespace (gwtest-t-[a-z0-9]+) is intact").unwrap();
-    r.captures(screen)
-        .unwrap_or_else(|| panic!("no namespace in:\n{screen}"))[1]
-        .to_owned()
+    paused_namespace_of(screen, "t")
 }
 
 fn gwtest_in(term_dir: &std::path::Path, cluster: Option<&TestCluster>, args: &[&str]) -> Terminal {
@@ -399,4 +396,123 @@ fn pause_on_failure_is_skipped_in_ci() {
         "{out}"
     );
     assert!(!out.contains("PAUSED"), "{out}");
+}
+
+/// What differs from one run to the next (durations, counts, generated names, paths): every
+/// run of digits is one `0`, generated suffixes and paths are placeholders.
+fn normalized(text: &str) -> String {
+    let subs = [
+        (r"\d{8}-\d{6}-[a-z0-9]{6}", "RUN"),
+        (r"gwtest-(color|infra)-[a-z0-9]{6}", "NS"),
+        (r"/tmp/\S+", "PATH"),
+        (
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "UID",
+        ),
+        (r"\d+", "0"),
+        (r" +", " "),
+    ];
+    let mut s = text.to_owned();
+    for (re, to) in subs {
+        s = regex::Regex::new(re)
+            .unwrap()
+            .replace_all(&s, to)
+            .into_owned();
+    }
+    // Whether the namespace's deletion is still running when the tests end is timing.
+    s.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.starts_with("cleanup: waiting for"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The ```text block after `<!-- transcript: NAME -->` in docs/debugging.md.
+fn doc_transcript(name: &str) -> String {
+    let md =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/debugging.md")).unwrap();
+    let marker = format!("<!-- transcript: {name} -->");
+    let at = md
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {marker} in docs/debugging.md"));
+    let rest = &md[at..];
+    let start = rest
+        .find("```text\n")
+        .expect("a ```text block after the marker")
+        + 8;
+    let end = rest[start..].find("```").expect("the block's end");
+    rest[start..start + end].trim_end().to_owned()
+}
+
+/// docs/debugging.md shows the prompt with a real transcript: the same run, captured from
+/// tmux here, must show the same lines (up to durations, counts and generated names).
+#[test]
+fn the_prompt_transcript_in_debugging_md_is_true() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("pause-transcript");
+    ws.suite("shop", "");
+    ws.write(
+        "shop/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {color: blue}\n",
+    );
+    ws.write(
+        "shop/color.test.yaml",
+        "apiVersion: gwtest/v1alpha1\nkind: Test\nname: color\nsteps:\n  - apply: settings.yaml\n  \
+         - name: the color is red\n    timeout: 2s\n    assert:\n      resource: {apiVersion: v1, \
+         kind: ConfigMap, name: settings}\n      fields: {data: {color: red}}\n",
+    );
+    let kc = cluster.kubeconfig_str();
+    let term = Terminal::start(
+        ws.path(),
+        support::BIN,
+        &["run", "shop", "--pause-on-failure"],
+        &[("KUBECONFIG", &kc)],
+    );
+    let screen = term.wait_for("q: stop the run");
+    // An unknown answer, the fix from another terminal, then `r`.
+    let ns = paused_namespace_of(&screen, "color");
+    term.answer("x");
+    term.wait_for("unknown answer");
+    let out = Command::new(kubectl_bin())
+        .args([
+            "-n",
+            &ns,
+            "patch",
+            "configmap",
+            "settings",
+            "--type",
+            "merge",
+        ])
+        .args(["-p", r#"{"data":{"color":"red"}}"#])
+        .env("KUBECONFIG", &kc)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    term.answer("r");
+    let (code, screen) = term.exit();
+    assert_eq!(code, 0, "{screen}");
+    let shown: String = screen
+        .lines()
+        .take_while(|l| !l.starts_with("gwtest exited "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let shown = format!("$ gwtest run shop --pause-on-failure\n{}", shown.trim_end());
+    let doc = doc_transcript("pause-prompt");
+    assert_eq!(
+        normalized(&doc),
+        normalized(&shown),
+        "docs/debugging.md's transcript is no longer what gwtest shows; the run now shows:\n{shown}"
+    );
+}
+
+fn paused_namespace_of(screen: &str, test: &str) -> String {
+    let r = regex::Regex::new(&format!(r"namespace (gwtest-{test}-[a-z0-9]+) is intact")).unwrap();
+    r.captures(screen)
+        .unwrap_or_else(|| panic!("no namespace in:\n{screen}"))[1]
+        .to_owned()
 }

@@ -16,9 +16,9 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::time::Instant;
 
+use crate::cluster::Tracked;
 use crate::engine::RunContext;
 use crate::engine::events::{Answer, Event, Failure, StepReport, TestId};
-use crate::steps::TestState;
 
 /// One pause at a time: parallel tests queue up behind the person at the keyboard. Holds the
 /// lines typed on stdin (`None` once stdin is closed).
@@ -222,11 +222,18 @@ fn answer(line: Option<&str>, retry: bool) -> Result<Answer, String> {
     }
 }
 
+/// What a pause shows of its test, and the test's clock it stops.
+pub struct TestView<'a> {
+    pub namespace: Option<&'a str>,
+    pub tracked: &'a [Tracked],
+    pub clock: &'a Clock,
+}
+
 /// Pause and wait for the answer, with the test's clock stopped.
 async fn pause(
     ctx: &Arc<RunContext>,
     id: &TestId,
-    state: &TestState,
+    state: TestView<'_>,
     reason: String,
     failure: Option<Failure>,
 ) -> Answer {
@@ -255,14 +262,13 @@ async fn pause(
     while lines.try_recv().is_ok() {}
     let commands = state
         .namespace
-        .as_deref()
-        .map(|ns| crate::cluster::inspect_commands(ns, &ctx.kubectl_flags(), &state.tracked))
+        .map(|ns| crate::cluster::inspect_commands(ns, &ctx.kubectl_flags(), state.tracked))
         .unwrap_or_default();
     let retry = failure.is_some();
     ctx.events.emit(Event::Paused {
         id: id.clone(),
         reason,
-        namespace: state.namespace.clone(),
+        namespace: state.namespace.map(str::to_owned),
         commands,
         failure,
     });
@@ -301,7 +307,7 @@ async fn pause(
 pub async fn on_failure(
     ctx: &Arc<RunContext>,
     id: &TestId,
-    state: &TestState,
+    state: TestView<'_>,
     step: &StepReport,
 ) -> Answer {
     pause(
@@ -315,7 +321,12 @@ pub async fn on_failure(
 }
 
 /// A `pause:` step under `--pause`.
-pub async fn wait(ctx: &Arc<RunContext>, id: &TestId, state: &TestState, message: &str) -> Answer {
+pub async fn wait(
+    ctx: &Arc<RunContext>,
+    id: &TestId,
+    state: TestView<'_>,
+    message: &str,
+) -> Answer {
     pause(ctx, id, state, format!("pause: {message}"), None).await
 }
 

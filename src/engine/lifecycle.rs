@@ -618,7 +618,7 @@ async fn run_steps(
             && report.status == StepStatus::Failed
             && !ctx.cancel.is_cancelled()
         {
-            match crate::debug::pause::on_failure(ctx, id, state, &report).await {
+            match crate::debug::pause::on_failure(ctx, id, state.view(), &report).await {
                 Answer::Retry => {
                     ran_again = true;
                     report = run_step(t, list, index, step, vars, state, true).await;

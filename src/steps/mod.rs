@@ -67,6 +67,17 @@ pub struct TestState {
     pub keep: bool,
 }
 
+impl TestState {
+    /// What a pause shows of the test, and its clock.
+    pub fn view(&self) -> crate::debug::pause::TestView<'_> {
+        crate::debug::pause::TestView {
+            namespace: self.namespace.as_deref(),
+            tracked: &self.tracked,
+            clock: &self.clock,
+        }
+    }
+}
+
 /// What a step gets from the engine.
 pub struct StepCtx<'a> {
     pub test: &'a TestId,

@@ -11,7 +11,7 @@ pub async fn run(message: &str, ctx: &mut StepCtx<'_>) -> StepResult {
         };
     }
     // The test's clock stands still meanwhile: a person decides how long a pause lasts.
-    let answer = crate::debug::pause::wait(ctx.run, ctx.test, ctx.state, message).await;
+    let answer = crate::debug::pause::wait(ctx.run, ctx.test, ctx.state.view(), message).await;
     if answer == Answer::Keep {
         ctx.state.keep = true;
     }
