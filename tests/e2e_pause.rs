@@ -50,6 +50,31 @@ fn gwtest_in(term_dir: &std::path::Path, cluster: Option<&TestCluster>, args: &[
     Terminal::start(term_dir, support::BIN, &all, &[])
 }
 
+/// A run of the wrong-color suite (plus `more` files) with `--pause-on-failure` and `args`, in
+/// a terminal, paused at the failure: the cluster, workspace, terminal, screen and namespace.
+fn paused_at_wrong_color(
+    name: &str,
+    args: &[&str],
+    more: &[(&str, &str)],
+) -> (TestCluster, Workspace, Terminal, String, String) {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new(name);
+    wrong_color_suite(&ws);
+    for (file, text) in more {
+        ws.write(file, text);
+    }
+    let mut all = vec!["run", "s", "--pause-on-failure"];
+    all.extend_from_slice(args);
+    let term = gwtest_in(ws.path(), Some(&cluster), &all);
+    let screen = term.wait_for("q: stop the run");
+    assert!(
+        screen.contains("PAUSED s/t: step 2 (red) failed"),
+        "{screen}"
+    );
+    let ns = paused_namespace(&screen);
+    (cluster, ws, term, screen, ns)
+}
+
 #[test]
 fn pause_on_failure_waits_at_the_prompt_then_enter_goes_on() {
     let ws = Workspace::new("pause-on-failure");
@@ -95,19 +120,7 @@ fn pause_on_failure_waits_at_the_prompt_then_enter_goes_on() {
 /// step again, it passes, and the test goes on to pass.
 #[test]
 fn r_runs_the_failed_step_again_after_a_fix_from_outside() {
-    let cluster = TestCluster::start();
-    let ws = Workspace::new("pause-retry");
-    wrong_color_suite(&ws);
-    let term = gwtest_in(
-        ws.path(),
-        Some(&cluster),
-        &["run", "s", "--pause-on-failure"],
-    );
-    let screen = term.wait_for("q: stop the run");
-    assert!(
-        screen.contains("PAUSED s/t: step 2 (red) failed"),
-        "{screen}"
-    );
+    let (cluster, ws, term, _, ns) = paused_at_wrong_color("pause-retry", &[], &[]);
     // `r` before the fix: the step fails again and the test pauses again.
     term.answer("r");
     term.wait_for("resumed s/t (r: running the step again)");
@@ -121,7 +134,6 @@ fn r_runs_the_failed_step_again_after_a_fix_from_outside() {
         assert!(Instant::now() < deadline, "{}", term.screen());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let ns = paused_namespace(&screen);
     let out = Command::new(kubectl_bin())
         .args(["--kubeconfig", &cluster.kubeconfig_str(), "-n", &ns])
         .args(["patch", "configmap", "settings", "--type", "merge"])
@@ -156,16 +168,7 @@ fn r_runs_the_failed_step_again_after_a_fix_from_outside() {
 
 #[test]
 fn k_keeps_the_tests_resources() {
-    let cluster = TestCluster::start();
-    let ws = Workspace::new("pause-keep");
-    wrong_color_suite(&ws);
-    let term = gwtest_in(
-        ws.path(),
-        Some(&cluster),
-        &["run", "s", "--pause-on-failure"],
-    );
-    let screen = term.wait_for("q: stop the run");
-    let ns = paused_namespace(&screen);
+    let (cluster, _ws, term, _, ns) = paused_at_wrong_color("pause-keep", &[], &[]);
     term.answer("k");
     let (code, screen) = term.exit();
     assert_eq!(code, 1, "{screen}");
@@ -184,28 +187,12 @@ fn k_keeps_the_tests_resources() {
 
 #[test]
 fn q_stops_the_run_with_cleanup_and_reports() {
-    let cluster = TestCluster::start();
-    let ws = Workspace::new("pause-quit");
-    wrong_color_suite(&ws);
-    ws.write(
-        "s/u.test.yaml",
-        &test_doc("u", "", "  - exec:\n      command: [\"true\"]\n"),
+    let u = test_doc("u", "", "  - exec:\n      command: [\"true\"]\n");
+    let (cluster, ws, term, _, ns) = paused_at_wrong_color(
+        "pause-quit",
+        &["-j", "1", "--json", "r.json"],
+        &[("s/u.test.yaml", &u)],
     );
-    let term = gwtest_in(
-        ws.path(),
-        Some(&cluster),
-        &[
-            "run",
-            "s",
-            "-j",
-            "1",
-            "--pause-on-failure",
-            "--json",
-            "r.json",
-        ],
-    );
-    let screen = term.wait_for("q: stop the run");
-    let ns = paused_namespace(&screen);
     term.answer("q");
     let (code, screen) = term.exit();
     assert_eq!(code, 1, "{screen}");
