@@ -318,3 +318,55 @@ fn steps_in_catch_and_finally_are_validated_like_steps() {
     assert!(text.contains("suite.yaml:5:"), "{text}");
     assert!(text.contains("nope"), "{text}");
 }
+
+/// The JSON Schemas of test files and suite.yaml know both keys, as lists of steps.
+#[test]
+fn the_json_schema_knows_catch_and_finally() {
+    let ws = Workspace::new("catch-schema");
+    for args in [&["schema"][..], &["schema", "--suite"][..]] {
+        let out = ws.gwtest(args).run();
+        out.assert_exit(0);
+        let schema: Value = serde_json::from_str(&out.stdout).unwrap();
+        for key in ["catch", "finally"] {
+            let prop = &schema["properties"][key];
+            assert!(prop.is_object(), "{args:?}: no {key} in {schema}");
+            let text = prop.to_string();
+            assert!(
+                text.contains("array") && text.contains("Step"),
+                "{args:?}: {key} is not a list of steps: {text}"
+            );
+        }
+    }
+}
+
+/// Ctrl-C cuts the steps short: the test did not fail, so catch does not run; finally does.
+#[test]
+fn after_ctrl_c_finally_runs_and_catch_does_not() {
+    let cluster = TestCluster::start();
+    let ws = Workspace::new("finally-interrupted");
+    ws.suite("s", "");
+    ws.write(
+        "s/t.test.yaml",
+        &test_doc(
+            "t",
+            "",
+            &format!(
+                "{}  - sleep: 1h\ncatch:\n{}finally:\n{}",
+                log_step("started"),
+                log_step("catch"),
+                log_step("finally")
+            ),
+        ),
+    );
+    let running = cluster.gwtest(&ws, &["run", "s"]).spawn();
+    // Ready once the first step wrote its line.
+    assert!(
+        support::eventually(std::time::Duration::from_secs(60), || log(&ws, "s")
+            == "started\n"),
+        "the test never started"
+    );
+    running.signal(libc::SIGINT);
+    let out = running.wait();
+    out.assert_exit(130);
+    assert_eq!(log(&ws, "s"), "started\nfinally\n", "{}", out.dump());
+}

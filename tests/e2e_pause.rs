@@ -84,9 +84,12 @@ fn pause_on_failure_waits_at_the_prompt_then_enter_goes_on() {
         &test_doc(
             "t",
             "",
-            "  - exec:\n      command: [sh, -c, 'exit 3']\n  - sleep: 10ms\n",
+            "  - exec:\n      command: [sh, -c, 'exit 3']\n  - sleep: 10ms\ncatch:\n  - exec:\n      \
+             command: [sh, -c, 'echo catch >> log.txt']\nfinally:\n  - exec:\n      command: \
+             [sh, -c, 'echo finally >> log.txt']\n",
         ),
     );
+    let log = || std::fs::read_to_string(ws.path().join("s/log.txt")).unwrap_or_default();
     let term = gwtest_in(ws.path(), None, &["run", "s", "--pause-on-failure"]);
     let screen = term.wait_for("q: stop the run");
     // The failure, the command to try by hand, and the keys.
@@ -105,6 +108,8 @@ fn pause_on_failure_waits_at_the_prompt_then_enter_goes_on() {
         !screen.contains("FAIL "),
         "finished while paused:\n{screen}"
     );
+    // catch and finally come after the pause.
+    assert_eq!(log(), "", "{screen}");
     // Something else than a key it takes: it says what it takes, and still waits.
     term.answer("x");
     term.wait_for("unknown answer \"x\": Enter goes on, r runs the failed step again");
@@ -114,6 +119,7 @@ fn pause_on_failure_waits_at_the_prompt_then_enter_goes_on() {
     assert!(screen.contains("resumed s/t\n"), "{screen}");
     let after_resume = &screen[screen.find("resumed s/t").unwrap()..];
     assert!(after_resume.contains("FAIL "), "{screen}");
+    assert_eq!(log(), "catch\nfinally\n", "{screen}");
 }
 
 /// The cause is fixed from outside with kubectl while the test is paused; `r` runs the failed
