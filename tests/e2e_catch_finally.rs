@@ -152,6 +152,17 @@ fn catch_runs_on_failure_before_cleanup_and_finally_always_without_changing_the_
     assert_eq!(statuses(&t["catch"]), ["not-run"]);
     assert_eq!(statuses(&t["finally"]), ["passed"]);
 
+    // `gwtest merge` reads both lists back: the merged report has them as the run wrote them.
+    let merged = ws
+        .gwtest(&["merge", "r.json", "--json", "merged.json"])
+        .run();
+    merged.assert_exit(0);
+    let m = first_try(&json_report(&ws, "merged.json"), "fail");
+    let t = first_try(&report, "fail");
+    for key in ["steps", "catch", "finally"] {
+        assert_eq!(m[key], t[key], "{key} after merge");
+    }
+
     // JUnit: the failure's story lists catch and finally.
     let xml = std::fs::read_to_string(ws.path().join("r.xml")).unwrap();
     assert!(xml.contains("catch: ✗ broken dump ("), "{xml}");
