@@ -5,6 +5,7 @@
 # - groff (tests/cli_conventions.rs renders the man page);
 # - node + npm, and ajv/ajv-formats in .tools/node (tests/schema.rs compiles the JSON Schema
 #   with ajv in strict mode);
+# - tmux (tests/e2e_prompt.rs drives the pause prompt in a real terminal);
 # - cargo-nextest (README's test command), with `cargo install --locked cargo-nextest`.
 # Debian packages via apt-get; the rest from npm and crates.io.
 set -euo pipefail
@@ -17,6 +18,7 @@ command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 command -v groff >/dev/null 2>&1 || need+=(groff-base)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/install-deps.sh: installing ${need[*]}"
   sudo=""

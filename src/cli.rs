@@ -155,7 +155,7 @@ pub struct RunArgs {
     /// Multiply every timeout (never the intervals), e.g. 2 on a slow CI.
     #[arg(long, value_name = "F", env = "GWTEST_TIMEOUT_SCALE")]
     pub timeout_scale: Option<f64>,
-    /// Stop at a failed step with the cluster intact until Enter is pressed.
+    /// Stop at a failed step with the cluster intact until answered: Enter, r(etry), k(eep), q(uit). Only when stdin is a terminal.
     #[arg(long, env = "GWTEST_PAUSE_ON_FAILURE", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub pause_on_failure: Option<bool>,
     /// Honour `pause:` steps.

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use gwtest::config::ExportProtocol;
 use gwtest::engine::events::{
-    Counts, Event, Failure, FailureCause, RunSummary, StepReport, StepStatus, TestKey, TestReport,
-    TestStatus, TryReport,
+    Counts, Event, Failure, FailureCause, Phase, RunSummary, StepReport, StepStatus, TestKey,
+    TestReport, TestStatus, TryReport,
 };
 use gwtest::engine::retry::{AttemptRecord, Class};
 use gwtest::engine::{hex, new_span_id, new_trace_id};
@@ -54,6 +54,8 @@ fn step_report(
             "span names".into()
         },
         kind,
+        phase: Phase::Steps,
+        file: None,
         loc: Loc::new(7 + index as u32 * 5, 5),
         status: if failure.is_some() {
             StepStatus::Failed
@@ -92,6 +94,7 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
         Event::StepStarted {
             id: id.clone(),
             index: 0,
+            phase: Phase::Steps,
             name: "GET /example".into(),
             kind: "request",
             span_id: hex(&ids.step0),
@@ -127,6 +130,7 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
         Event::StepStarted {
             id: id.clone(),
             index: 1,
+            phase: Phase::Steps,
             name: "span names".into(),
             kind: "spans",
             span_id: hex(&ids.step1),
@@ -150,6 +154,8 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
         passed: false,
         duration: Duration::from_millis(120),
         steps: vec![step_report(0, "request", 2, None), failed],
+        catch: Vec::new(),
+        finally: Vec::new(),
         error: None,
         namespace: None,
         cleanup: None,

@@ -2,7 +2,7 @@
 //! JSON, GitHub annotations, the run's own trace) only consume them.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -136,12 +136,40 @@ pub enum StepStatus {
     Skipped,
 }
 
+/// Which list of a test a step is in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// `steps:`, the test itself.
+    #[default]
+    Steps,
+    /// `catch:`, run when a step failed.
+    Catch,
+    /// `finally:`, always run.
+    Finally,
+}
+
+impl Phase {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Steps => "steps",
+            Phase::Catch => "catch",
+            Phase::Finally => "finally",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepReport {
+    /// 0-based position in its list (`phase`).
     pub index: usize,
     pub name: String,
     /// The action key: request, assert, apply...
     pub kind: &'static str,
+    pub phase: Phase,
+    /// The file the step is written in when it is not the test's own (a suite's default
+    /// `catch`/`finally` step, in suite.yaml).
+    pub file: Option<PathBuf>,
     pub loc: Loc,
     pub status: StepStatus,
     pub duration: Duration,
@@ -150,6 +178,21 @@ pub struct StepReport {
     /// timeout advice; `None` when the step did not run.
     pub timeout: Option<Duration>,
     pub failure: Option<Failure>,
+}
+
+impl StepReport {
+    /// `step 2`, `catch step 1`, `finally step 1`: how messages name it (1-based).
+    pub fn label(&self) -> String {
+        match self.phase {
+            Phase::Steps => format!("step {}", self.index + 1),
+            p => format!("{} step {}", p.as_str(), self.index + 1),
+        }
+    }
+
+    /// The file the step is written in, given its test's file.
+    pub fn file_in<'a>(&'a self, test_file: &'a Path) -> &'a Path {
+        self.file.as_deref().unwrap_or(test_file)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -170,6 +213,10 @@ pub struct TryReport {
     /// Namespace creation, steps and pauses: cleanup is not part of it.
     pub duration: Duration,
     pub steps: Vec<StepReport>,
+    /// The `catch:` steps (not run when no step failed).
+    pub catch: Vec<StepReport>,
+    /// The `finally:` steps.
+    pub finally: Vec<StepReport>,
     /// Set when the test failed outside a step (namespace, setup, cleanup).
     pub error: Option<Failure>,
     pub namespace: Option<String>,
@@ -189,9 +236,23 @@ pub struct CleanupReport {
 }
 
 impl TryReport {
-    /// The failing step, if a step failed.
+    /// The failed step that decided this try: the failed step of the test, else a failed
+    /// `finally` step (which fails a test that had passed). A `catch` step never decides.
     pub fn failed_step(&self) -> Option<&StepReport> {
-        self.steps.iter().find(|s| s.status == StepStatus::Failed)
+        let failed = |s: &&StepReport| s.status == StepStatus::Failed;
+        self.steps
+            .iter()
+            .find(failed)
+            .or_else(|| self.finally.iter().find(failed))
+    }
+
+    /// Failed `catch` and `finally` steps that did not decide the try (told with it).
+    pub fn other_failed_steps(&self) -> impl Iterator<Item = &StepReport> {
+        let decided = self.failed_step().map(|s| (s.phase, s.index));
+        self.catch
+            .iter()
+            .chain(&self.finally)
+            .filter(move |s| s.status == StepStatus::Failed && Some((s.phase, s.index)) != decided)
     }
 
     /// The failure that decided this try.
@@ -310,7 +371,9 @@ pub enum Event {
     },
     StepStarted {
         id: TestId,
+        /// Position in its list (`phase`); one step of a test runs at a time.
         index: usize,
+        phase: Phase,
         name: String,
         kind: &'static str,
         span_id: String,
@@ -339,18 +402,21 @@ pub enum Event {
         commands: Vec<String>,
     },
     /// A test stopped for a person to look (`--pause-on-failure`, `pause:` with `--pause`);
-    /// the run waits for Enter on stdin (or Ctrl-C).
+    /// the test's clocks stand still until the answer on stdin (a terminal) or Ctrl-C.
     Paused {
         id: TestId,
         reason: String,
         namespace: Option<String>,
         commands: Vec<String>,
         /// The failure that made it stop (`--pause-on-failure`): expected, attempts, last
-        /// response, and the curl/kubectl commands to try by hand while it waits.
+        /// response, and the curl/kubectl commands to try by hand while it waits. With one,
+        /// `r` (run the step again) is an answer.
         failure: Option<Failure>,
     },
+    /// Follows every `Paused`.
     Resumed {
         id: TestId,
+        answer: Answer,
     },
     /// A background deletion ended: a per-test namespace after its test freed its slot, or a
     /// suite's fixtures and namespace after its last test.
@@ -379,6 +445,22 @@ pub enum Event {
     RunFinished {
         summary: RunSummary,
     },
+}
+
+/// How a pause ended: the answer at the prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Answer {
+    /// Enter (or the end of input): go on.
+    Continue,
+    /// `r`: run the failed step again.
+    Retry,
+    /// `k`: keep the test's resources, and go on.
+    Keep,
+    /// `q`: stop the run.
+    Quit,
+    /// Ctrl-C.
+    Interrupted,
 }
 
 /// Where the engine sends events. Cheap to clone; never blocks.

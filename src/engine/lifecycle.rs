@@ -1,7 +1,10 @@
 //! One try of one test, in phases: its namespace (`open_namespace`), its steps in order under
-//! the test deadline (`run_steps_bounded`), what a failure leaves for people before anything
-//! is removed (`after_failure`: pause, failure bundle), then cleanup (`clean_up`: always,
-//! bounded by cleanup-timeout; the test's own namespace goes in the background).
+//! the test deadline (`run_steps_bounded`, which pauses on a failure with
+//! `--pause-on-failure`), what a failure leaves for people before anything is removed
+//! (`after_failure`: failure bundle, diagnostics), the `catch` steps when a step failed and
+//! the `finally` steps always (`run_steps_bounded` again, under the test deadline plus
+//! cleanup-timeout), then cleanup (`clean_up`: always, bounded by cleanup-timeout; the test's
+//! own namespace goes in the background).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +17,18 @@ use super::cleanup::{
 };
 use super::cluster_retry::{OpError, call_until, limits_until};
 use super::events::{
-    CleanupReport, Event, Failure, FailureCause, StepReport, StepStatus, TestId, TryReport,
+    Answer, CleanupReport, Event, Failure, FailureCause, Phase, StepReport, StepStatus, TestId,
+    TryReport,
 };
 use super::retry::{Limits, Policy};
 use crate::cluster::{Cluster, Kind, is_deleting};
+use crate::debug::pause::Clock;
 use crate::steps::{self, RequestTrace, StepCtx, TestState};
 use crate::suite::load::{Suite, Test};
 use crate::suite::model::Step;
+use crate::suite::spanned::Spanned;
 use crate::suite::vars::Vars;
+use tokio_util::sync::CancellationToken;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -33,6 +40,23 @@ pub const DEFAULT_CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_REQUEST_CONSECUTIVE: u32 = 3;
 /// If a step ignores its deadline (a bug), the test still ends this long after it.
 const DEADLINE_GRACE: Duration = Duration::from_secs(5);
+
+/// One list of a test's steps (`steps`, `catch`, `finally`) and how it runs.
+struct StepsOf<'a> {
+    phase: Phase,
+    steps: &'a [Spanned<Step>],
+    /// The file the steps are written in (their relative paths are relative to it).
+    file: &'a std::path::Path,
+    /// How long beyond the test's deadline the list may run: none for the steps,
+    /// cleanup-timeout for `catch` and `finally`.
+    beyond: Duration,
+    /// A failed step decides the try: `--pause-on-failure` pauses on it, and the steps after
+    /// it do not run. (A `catch` or `finally` step failing does not stop the next one.)
+    decides: bool,
+    /// What stops the steps: Ctrl-C, except for `finally` steps, which run to their end like
+    /// cleanup (a second Ctrl-C exits at once).
+    cancel: CancellationToken,
+}
 
 /// Where a suite's tests put their objects.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,11 +138,13 @@ fn attempt_timeout(suite: &Suite, timeout_scale: f64) -> Duration {
     )
 }
 
-fn not_run(index: usize, step: &crate::suite::spanned::Spanned<Step>) -> StepReport {
+fn not_run(t: &Try<'_>, list: &StepsOf<'_>, index: usize, step: &Spanned<Step>) -> StepReport {
     StepReport {
         index,
         name: step.value.display_name(),
         kind: step.value.kind(),
+        phase: list.phase,
+        file: (list.file != t.test.file).then(|| list.file.to_path_buf()),
         loc: step.loc,
         status: StepStatus::NotRun,
         duration: Duration::ZERO,
@@ -149,8 +175,9 @@ fn test_vars(ctx: &RunContext, env: &SuiteEnv, test: &Test, namespace: Option<&s
 }
 
 /// Run one try of a test: its namespace, its steps under the test deadline, what a failure
-/// leaves for people (pause, failure bundle), then cleanup. The try's slot is free when this
-/// returns; its namespace may still be terminating in the background (the run's `Reaper`).
+/// leaves for people (failure bundle, diagnostics), `catch` and `finally`, then cleanup. The
+/// try's slot is free when this returns; its namespace may still be terminating in the
+/// background (the run's `Reaper`).
 pub async fn run_try(
     ctx: &Arc<RunContext>,
     env: &SuiteEnv,
@@ -161,7 +188,6 @@ pub async fn run_try(
     let suite = &env.suite;
     let started = Instant::now();
     let test_timeout = test_timeout(test, suite, ctx.config.timeout_scale);
-    let deadline = started + test_timeout;
     let test_span = super::new_span_id();
 
     let t = Try {
@@ -174,9 +200,10 @@ pub async fn run_try(
     };
     let mut state = TestState {
         spans_since: ctx.spans.as_ref().map_or(0, |s| s.position()),
+        clock: Arc::new(Clock::new(started + test_timeout)),
         ..TestState::default()
     };
-    let mut setup_error = open_namespace(&t, &mut state, deadline).await;
+    let mut setup_error = open_namespace(&t, &mut state, started + test_timeout).await;
     ctx.events.emit(Event::TestStarted {
         id: id.clone(),
         try_no,
@@ -184,36 +211,102 @@ pub async fn run_try(
         span_id: super::hex(&test_span),
     });
     let mut vars = test_vars(ctx, env, test, state.namespace.as_deref());
+    let opened = setup_error.is_none();
 
+    let main = StepsOf {
+        phase: Phase::Steps,
+        steps: &test.doc.steps,
+        file: &test.file,
+        beyond: Duration::ZERO,
+        decides: true,
+        cancel: ctx.cancel.clone(),
+    };
     let mut reports: Vec<StepReport> = Vec::with_capacity(test.doc.steps.len());
-    if setup_error.is_none() {
-        run_steps_bounded(&t, &mut vars, &mut state, deadline, &mut reports).await;
+    if opened {
+        run_steps_bounded(&t, &main, &mut vars, &mut state, &mut reports).await;
     }
-    for (i, step) in test.doc.steps.iter().enumerate().skip(reports.len()) {
-        reports.push(not_run(i, step));
-    }
-    // Stopped by Ctrl-C between steps: the steps left did not run, so the test did not pass.
-    if setup_error.is_none()
+    fill_not_run(&t, &main, &mut reports);
+    // Stopped by Ctrl-C (or `q`) between steps: the steps left did not run, so the test did not
+    // pass.
+    if opened
         && ctx.cancel.is_cancelled()
         && !reports.iter().any(|r| r.status == StepStatus::Failed)
         && reports.iter().any(|r| r.status == StepStatus::NotRun)
     {
+        let how = if ctx.prompt.quit() {
+            "stopped at the pause prompt (q)"
+        } else {
+            "interrupted"
+        };
         setup_error = Some(Failure::new(
             FailureCause::Interrupted,
             None,
-            "interrupted before every step ran",
+            format!("{how} before every step ran"),
         ));
     }
-    let failed = setup_error.is_some() || reports.iter().any(|r| r.status == StepStatus::Failed);
+    let step_failed = reports.iter().any(|r| r.status == StepStatus::Failed);
+    let mut failed = setup_error.is_some() || step_failed;
     if failed {
         after_failure(&t, &vars, &state, started, &mut reports, &mut setup_error).await;
+    }
+
+    let bound = cleanup_timeout(suite, ctx.config.timeout_scale);
+    let catch = StepsOf {
+        phase: Phase::Catch,
+        steps: &test.catch.steps,
+        file: &test.catch.file,
+        beyond: bound,
+        decides: false,
+        cancel: ctx.cancel.clone(),
+    };
+    let mut catch_reports = Vec::new();
+    // After Ctrl-C the try was cut short, not failed: nothing to catch.
+    if step_failed && !ctx.cancel.is_cancelled() {
+        run_steps_bounded(&t, &catch, &mut vars, &mut state, &mut catch_reports).await;
+    }
+    fill_not_run(&t, &catch, &mut catch_reports);
+
+    let finally = StepsOf {
+        phase: Phase::Finally,
+        steps: &test.finally.steps,
+        file: &test.finally.file,
+        beyond: bound,
+        decides: false,
+        cancel: CancellationToken::new(),
+    };
+    let mut finally_reports = Vec::new();
+    if opened {
+        run_steps_bounded(&t, &finally, &mut vars, &mut state, &mut finally_reports).await;
+    }
+    fill_not_run(&t, &finally, &mut finally_reports);
+    // A `finally` step failing fails a test that had passed: its failure is the try's.
+    let finally_failed = !failed
+        && finally_reports
+            .iter()
+            .any(|r| r.status == StepStatus::Failed);
+    if finally_failed {
+        failed = true;
+        after_failure(
+            &t,
+            &vars,
+            &state,
+            started,
+            &mut finally_reports,
+            &mut setup_error,
+        )
+        .await;
     }
     let duration = started.elapsed();
 
     let (cleanup, cleanup_error) = clean_up(&t, &state, failed).await;
     // The reproduce commands of a failure may name the namespace cleanup is deleting.
     if failed && let Some(ns) = cleanup.as_ref().and_then(|c| c.background.as_deref()) {
-        crate::debug::diagnostics::namespace_deleted(&mut reports, &mut setup_error, ns);
+        let deciding = if finally_failed {
+            &mut finally_reports
+        } else {
+            &mut reports
+        };
+        crate::debug::diagnostics::namespace_deleted(deciding, &mut setup_error, ns);
     }
     let error = setup_error.or(cleanup_error);
     let passed = !failed && error.is_none();
@@ -221,9 +314,18 @@ pub async fn run_try(
         passed,
         duration,
         steps: reports,
+        catch: catch_reports,
+        finally: finally_reports,
         error,
         namespace: state.namespace,
         cleanup,
+    }
+}
+
+/// The steps of a list that did not run, after those that did.
+fn fill_not_run(t: &Try<'_>, list: &StepsOf<'_>, reports: &mut Vec<StepReport>) {
+    for (i, step) in list.steps.iter().enumerate().skip(reports.len()) {
+        reports.push(not_run(t, list, i, step));
     }
 }
 
@@ -310,49 +412,43 @@ pub fn run_of(o: &serde_json::Value) -> Option<&str> {
         .and_then(serde_json::Value::as_str)
 }
 
-/// Steps in order under the test deadline, which `pause:` steps move later; a step that
-/// overruns the deadline (a bug) is cut and recorded as a test-timeout.
+/// A list of steps in order under the test deadline (plus `beyond`), which stands still
+/// while the test is paused; a step that overruns it (a bug) is cut and recorded as a
+/// test-timeout.
 async fn run_steps_bounded(
     t: &Try<'_>,
+    list: &StepsOf<'_>,
     vars: &mut Vars,
     state: &mut TestState,
-    deadline: Instant,
     reports: &mut Vec<StepReport>,
 ) {
-    let (ctx, test, id, test_timeout) = (t.ctx, t.test, t.id, t.test_timeout);
+    if list.steps.is_empty() {
+        return;
+    }
+    let (ctx, id) = (t.ctx, t.id);
     let started = Instant::now();
-    // The deadline moves later by the time spent in `pause:` steps: a person decides.
-    let moving = std::sync::Mutex::new(deadline);
-    let steps_run = run_steps(t, vars, state, &moving, reports);
-    // A safety net for a step that ignores its deadline (a bug): it follows the moves.
-    let overrun = async {
-        loop {
-            let d = *moving.lock().expect("poisoned") + DEADLINE_GRACE;
-            tokio::time::sleep_until(d).await;
-            if Instant::now() >= *moving.lock().expect("poisoned") + DEADLINE_GRACE {
-                return;
-            }
-        }
-    };
+    let clock = state.clock.clone();
+    let steps_run = run_steps(t, list, vars, state, reports);
+    // A safety net for a step that ignores its deadline (a bug); a pause stops it too.
     let overran = tokio::select! {
         _ = steps_run => false,
-        _ = overrun => true,
+        _ = clock.passed(list.beyond + DEADLINE_GRACE) => true,
     };
     if !overran {
         return;
     }
     // A step overran its deadline: record it as a test-timeout on the running step.
     let i = reports.len();
-    if let Some(step) = test.doc.steps.get(i) {
-        let mut r = not_run(i, step);
+    if let Some(step) = list.steps.get(i) {
+        let mut r = not_run(t, list, i, step);
         r.status = StepStatus::Failed;
         r.duration = started.elapsed();
         r.failure = Some(Failure::new(
             FailureCause::TestTimeout,
             None,
             format!(
-                "test-timeout ({}) reached and the step did not stop within {}s",
-                crate::util::fmt_duration(test_timeout),
+                "{} reached and the step did not stop within {}s",
+                bound_of(t, list),
                 DEADLINE_GRACE.as_secs()
             ),
         ));
@@ -364,10 +460,25 @@ async fn run_steps_bounded(
     }
 }
 
-/// A failed try, before cleanup, with everything still in place: pause for a person
-/// (`--pause-on-failure`), the cluster side of the failure bundle (`--artifacts`), and the
-/// suite's diagnostics collectors (with the port-forward commands for the reproduce lines),
-/// noted on the failure.
+/// The deadline a list runs under, for messages: `test-timeout (30s)`, or for `catch` and
+/// `finally` `test-timeout + cleanup-timeout (30s + 1m)`.
+fn bound_of(t: &Try<'_>, list: &StepsOf<'_>) -> String {
+    let fmt = crate::util::fmt_duration;
+    if list.beyond.is_zero() {
+        format!("test-timeout ({})", fmt(t.test_timeout))
+    } else {
+        format!(
+            "test-timeout + cleanup-timeout ({} + {})",
+            fmt(t.test_timeout),
+            fmt(list.beyond)
+        )
+    }
+}
+
+/// A failed try, before cleanup (and before `catch`), with everything still in place: the
+/// cluster side of the failure bundle (`--artifacts`), and the suite's diagnostics collectors
+/// (with the port-forward commands for the reproduce lines), noted on the failure. (A pause
+/// for a person, `--pause-on-failure`, came before, at the failed step.)
 async fn after_failure(
     t: &Try<'_>,
     vars: &Vars,
@@ -377,14 +488,6 @@ async fn after_failure(
     setup_error: &mut Option<Failure>,
 ) {
     let (ctx, id, try_no) = (t.ctx, t.id, t.try_no);
-    // Not bounded by the test deadline: a person is looking; Enter or Ctrl-C ends it.
-    if ctx.config.pause_on_failure
-        && !ctx.cancel.is_cancelled()
-        && let Some(step) = reports.iter().find(|r| r.status == StepStatus::Failed)
-    {
-        crate::debug::pause::on_failure(ctx, id, state.namespace.as_deref(), &state.tracked, step)
-            .await;
-    }
     if let (Some(root), Some(cluster), Some(ns)) = (
         &ctx.config.artifacts,
         &ctx.cluster,
@@ -438,7 +541,7 @@ async fn clean_up(
     let Some(cluster) = &ctx.cluster else {
         return (None, None);
     };
-    if keep(ctx, failed) {
+    if keep(ctx, failed) || state.keep {
         if let Some(ns) = state.namespace.as_deref() {
             ctx.events.emit(Event::Kept {
                 id: id.clone(),
@@ -493,101 +596,163 @@ async fn clean_up(
     (Some(report), error)
 }
 
+/// The steps of a list in order. With `--pause-on-failure`, a failed step that decides the
+/// try pauses the test; `r` runs it again (with its full timeout) until it passes or another
+/// answer is given.
 async fn run_steps(
     t: &Try<'_>,
+    list: &StepsOf<'_>,
     vars: &mut Vars,
     state: &mut TestState,
-    moving_deadline: &std::sync::Mutex<Instant>,
     reports: &mut Vec<StepReport>,
 ) {
-    let (ctx, test, id, test_timeout) = (t.ctx, t.test, t.id, t.test_timeout);
-    let suite = &t.env.suite;
-    let attempt_timeout = attempt_timeout(suite, ctx.config.timeout_scale);
-    for (index, step) in test.doc.steps.iter().enumerate() {
-        if ctx.cancel.is_cancelled() {
+    let (ctx, id) = (t.ctx, t.id);
+    for (index, step) in list.steps.iter().enumerate() {
+        if list.cancel.is_cancelled() {
             return;
         }
-        let span_id = super::new_span_id();
-        state.step_span = ctx.exporting.then_some(RequestTrace {
-            trace_id: ctx.trace_id,
-            span_id,
-        });
-        let name = step.value.display_name();
-        ctx.events.emit(Event::StepStarted {
-            id: id.clone(),
-            index,
-            name: name.clone(),
-            kind: step.value.kind(),
-            span_id: super::hex(&span_id),
-        });
-        let started = Instant::now();
-        let deadline = *moving_deadline.lock().expect("poisoned");
-        let policy = policy_for(&step.value, suite, ctx.config.timeout_scale);
-        let limits = Limits::for_step(
-            started,
-            policy.timeout,
-            deadline,
-            test_timeout,
-            ctx.cancel.clone(),
-        );
-        let result = if started >= deadline {
-            steps::StepResult::failed(
-                0,
-                Failure::new(
-                    FailureCause::TestTimeout,
-                    None,
-                    format!(
-                        "test-timeout ({}) reached before this step started",
-                        crate::util::fmt_duration(test_timeout)
-                    ),
+        let mut report = run_step(t, list, index, step, vars, state, false).await;
+        let mut ran_again = false;
+        while ctx.config.pause_on_failure
+            && list.decides
+            && report.status == StepStatus::Failed
+            && !ctx.cancel.is_cancelled()
+        {
+            match crate::debug::pause::on_failure(ctx, id, state.view(), &report).await {
+                Answer::Retry => {
+                    ran_again = true;
+                    report = run_step(t, list, index, step, vars, state, true).await;
+                }
+                Answer::Keep => {
+                    state.keep = true;
+                    break;
+                }
+                Answer::Continue | Answer::Quit | Answer::Interrupted => break,
+            }
+        }
+        if ran_again && report.status == StepStatus::Passed {
+            ctx.events.emit(Event::Notice {
+                id: Some(id.clone()),
+                message: format!(
+                    "{} ({}) failed, then passed when run again from the pause prompt (r)",
+                    report.label(),
+                    report.name
                 ),
-            )
-        } else {
-            let mut sctx = StepCtx {
-                test: id,
-                index,
-                step: &step.value,
-                loc: step.loc,
-                file: &test.file,
-                vars,
-                policy,
-                attempt_timeout,
-                limits,
-                run: ctx,
-                state,
-                events: &ctx.events,
-            };
-            steps::run(&mut sctx).await
-        };
-        let status = match (&result.failure, result.skipped) {
-            (Some(_), _) => StepStatus::Failed,
-            (None, true) => StepStatus::Skipped,
-            (None, false) => StepStatus::Passed,
-        };
-        let report = StepReport {
-            index,
-            name,
-            kind: step.value.kind(),
-            loc: step.loc,
-            status,
-            duration: started.elapsed(),
-            attempts: result.attempts,
-            timeout: Some(policy.timeout),
-            failure: result.failure,
-        };
-        ctx.events.emit(Event::StepFinished {
-            id: id.clone(),
-            report: report.clone(),
-        });
+            });
+        }
         let failed = report.status == StepStatus::Failed;
         reports.push(report);
-        if failed {
+        if failed && list.decides {
             return;
         }
-        // Time a person spent at a `pause:` step does not count against the test.
-        let paused = std::mem::take(&mut state.paused);
-        if !paused.is_zero() {
-            *moving_deadline.lock().expect("poisoned") += paused;
-        }
     }
+}
+
+/// Run one step of a list under the test's deadline (plus the list's `beyond`). `again`: run
+/// from the pause prompt (`r`), with the step's full timeout even where the test had less
+/// left.
+async fn run_step(
+    t: &Try<'_>,
+    list: &StepsOf<'_>,
+    index: usize,
+    step: &Spanned<Step>,
+    vars: &mut Vars,
+    state: &mut TestState,
+    again: bool,
+) -> StepReport {
+    let (ctx, test, id, test_timeout) = (t.ctx, t.test, t.id, t.test_timeout);
+    let suite = &t.env.suite;
+    let span_id = super::new_span_id();
+    state.step_span = ctx.exporting.then_some(RequestTrace {
+        trace_id: ctx.trace_id,
+        span_id,
+    });
+    let name = step.value.display_name();
+    ctx.events.emit(Event::StepStarted {
+        id: id.clone(),
+        index,
+        phase: list.phase,
+        name: name.clone(),
+        kind: step.value.kind(),
+        span_id: super::hex(&span_id),
+    });
+    let started = Instant::now();
+    let policy = policy_for(&step.value, suite, ctx.config.timeout_scale);
+    if again {
+        let wanted = started + policy.timeout;
+        state
+            .clock
+            .extend_to(wanted.checked_sub(list.beyond).unwrap_or(wanted));
+    }
+    let deadline = state.clock.deadline() + list.beyond;
+    let limits = Limits::for_step(
+        started,
+        policy.timeout,
+        deadline,
+        test_timeout,
+        list.cancel.clone(),
+    );
+    let result = if started >= deadline {
+        steps::StepResult::failed(
+            0,
+            Failure::new(
+                FailureCause::TestTimeout,
+                None,
+                format!("{} reached before this step started", bound_of(t, list)),
+            ),
+        )
+    } else {
+        let mut sctx = StepCtx {
+            test: id,
+            index,
+            step: &step.value,
+            loc: step.loc,
+            file: list.file,
+            vars,
+            policy,
+            attempt_timeout: attempt_timeout(suite, ctx.config.timeout_scale),
+            limits,
+            run: ctx,
+            state,
+            events: &ctx.events,
+        };
+        steps::run(&mut sctx).await
+    };
+    let mut failure = result.failure;
+    // The retry engine names the test-timeout; `catch` and `finally` run under more.
+    if let Some(f) = failure.as_mut()
+        && f.cause == FailureCause::TestTimeout
+        && !list.beyond.is_zero()
+    {
+        let engine_says = format!(
+            "test-timeout ({}) reached",
+            crate::util::fmt_duration(test_timeout)
+        );
+        f.headline =
+            f.headline
+                .replacen(&engine_says, &format!("{} reached", bound_of(t, list)), 1);
+    }
+    let status = match (&failure, result.skipped) {
+        (Some(_), _) => StepStatus::Failed,
+        (None, true) => StepStatus::Skipped,
+        (None, false) => StepStatus::Passed,
+    };
+    let report = StepReport {
+        index,
+        name,
+        kind: step.value.kind(),
+        phase: list.phase,
+        file: (list.file != test.file).then(|| list.file.to_path_buf()),
+        loc: step.loc,
+        status,
+        duration: started.elapsed(),
+        attempts: result.attempts,
+        timeout: Some(policy.timeout),
+        failure,
+    };
+    ctx.events.emit(Event::StepFinished {
+        id: id.clone(),
+        report: report.clone(),
+    });
+    report
 }

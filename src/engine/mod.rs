@@ -59,6 +59,8 @@ pub struct RunContext {
     pub reaper: cleanup::Reaper,
     /// Suites' fixtures and namespaces, shared by their setup and teardown.
     pub suites: fixtures::SuiteRegistry,
+    /// What the run's pauses share (`q` stops the run).
+    pub prompt: crate::debug::pause::Prompt,
 }
 
 impl RunContext {
@@ -78,6 +80,7 @@ impl RunContext {
             events,
             reaper: cleanup::Reaper::default(),
             suites: fixtures::SuiteRegistry::default(),
+            prompt: crate::debug::pause::Prompt::default(),
         }
     }
 }

@@ -126,9 +126,9 @@ impl Needs {
             }
             for (ti, _) in &p.tests {
                 let test = &suite.tests[*ti];
-                for s in &test.doc.steps {
+                for (file, s) in test.all_steps() {
                     let r = || StepRef {
-                        file: test.file.clone(),
+                        file: file.to_path_buf(),
                         loc: s.loc,
                         name: s.value.display_name(),
                         kind: s.value.kind(),
@@ -373,7 +373,10 @@ pub async fn execute(config: RunConfig, suites: Vec<Suite>, picks: Vec<SuitePick
     }
     // Only now: a run stuck writing its output must still yield to a second Ctrl-C.
     signals.abort();
-    if interrupted {
+    if ctx.prompt.quit() {
+        // `q` at a pause: a person stopped the run after a look, not a signal.
+        Exit::Failed
+    } else if interrupted {
         Exit::Interrupted
     } else if cluster_unusable.is_some() {
         // Credentials or TLS went bad: the failures say nothing about the tests.

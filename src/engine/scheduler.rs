@@ -183,6 +183,8 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
                     passed: false,
                     duration: Duration::ZERO,
                     steps: Vec::new(),
+                    catch: Vec::new(),
+                    finally: Vec::new(),
                     error: Some(failure.clone()),
                     namespace: None,
                     cleanup: None,

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 
 use crate::engine::events::{
-    Event, Failure, RunSummary, StepStatus, TestId, TestKey, TestReport, TestStatus, TryReport,
+    Event, Failure, RunSummary, StepReport, StepStatus, TestId, TestKey, TestReport, TestStatus,
+    TryReport,
 };
 use crate::suite::spanned::Loc;
 use crate::util::fmt_secs;
@@ -344,6 +345,8 @@ impl Record {
                     passed: false,
                     duration: Duration::ZERO,
                     steps: Vec::new(),
+                    catch: Vec::new(),
+                    finally: Vec::new(),
                     error: Some(f.clone()),
                     namespace: None,
                     cleanup: None,
@@ -381,10 +384,10 @@ pub fn is_setup_failure(t: &TryReport, setup: Option<&Failure>) -> bool {
 }
 
 /// Where a failed try points in the suite files: the failing step, else the test.
-pub fn failure_loc(id: &TestKey, t: &TryReport) -> Loc {
+pub fn failure_loc<'a>(id: &'a TestKey, t: &'a TryReport) -> (&'a Path, Loc) {
     match t.failed_step() {
-        Some(s) if s.loc.is_known() => s.loc,
-        _ => id.loc,
+        Some(s) if s.loc.is_known() => (s.file_in(&id.file), s.loc),
+        _ => (&id.file, id.loc),
     }
 }
 
@@ -419,11 +422,11 @@ fn story_with(id: &TestKey, t: &TryReport, suite_setup: Option<&Path>, sections:
         Some(s) => {
             let _ = writeln!(
                 out,
-                "step {} {:?} ({}) failed at {}:{}",
-                s.index + 1,
+                "{} {:?} ({}) failed at {}:{}",
+                s.label(),
                 s.name,
                 s.kind,
-                id.file.display(),
+                s.file_in(&id.file).display(),
                 s.loc
             );
             s.failure.as_ref()
@@ -443,9 +446,15 @@ fn story_with(id: &TestKey, t: &TryReport, suite_setup: Option<&Path>, sections:
     if let Some(f) = failure {
         failure_text(&mut out, f, sections);
     }
-    if !t.steps.is_empty() {
-        let steps: Vec<String> = t
-            .steps
+    for (label, steps) in [
+        ("steps", &t.steps),
+        ("catch", &t.catch),
+        ("finally", &t.finally),
+    ] {
+        if steps.is_empty() {
+            continue;
+        }
+        let steps: Vec<String> = steps
             .iter()
             .map(|s| {
                 let (mark, detail) = match s.status {
@@ -462,7 +471,7 @@ fn story_with(id: &TestKey, t: &TryReport, suite_setup: Option<&Path>, sections:
                 format!("{mark} {} ({detail}{attempts})", s.name)
             })
             .collect();
-        let _ = writeln!(out, "steps: {}", steps.join("  "));
+        let _ = writeln!(out, "{label}: {}", steps.join("  "));
     }
     if let Some(ns) = &t.namespace {
         let _ = writeln!(out, "namespace: {ns}");
@@ -472,8 +481,25 @@ fn story_with(id: &TestKey, t: &TryReport, suite_setup: Option<&Path>, sections:
     {
         let _ = writeln!(out, "also: {}", e.headline);
     }
+    for s in t.other_failed_steps() {
+        let _ = writeln!(out, "also: {}", also_failed(id, s));
+    }
     out.truncate(out.trim_end().len());
     out
+}
+
+/// A failed `catch` or `finally` step told beside the failure that decided the try:
+/// `catch step 1 "dump" (exec) at t.test.yaml:12:5 failed: exit 2 (expected exit 0)`.
+pub fn also_failed(id: &TestKey, s: &StepReport) -> String {
+    format!(
+        "{} {:?} ({}) at {}:{} failed: {}",
+        s.label(),
+        s.name,
+        s.kind,
+        s.file_in(&id.file).display(),
+        s.loc,
+        s.failure.as_ref().map_or("", |f| f.headline.as_str())
+    )
 }
 
 /// A failure as plain text: expected, headline, hints, sections, reproduce commands.
@@ -568,8 +594,8 @@ pub(crate) mod sample {
     use std::time::{Duration, SystemTime};
 
     use crate::engine::events::{
-        CleanupReport, Counts, Event, Failure, FailureCause, RunSummary, StepReport, StepStatus,
-        SuitePlan, TestId, TestKey, TestReport, TestStatus, TryReport,
+        CleanupReport, Counts, Event, Failure, FailureCause, Phase, RunSummary, StepReport,
+        StepStatus, SuitePlan, TestId, TestKey, TestReport, TestStatus, TryReport,
     };
     use crate::engine::retry::{Class, Section};
     use crate::suite::spanned::Loc;
@@ -599,6 +625,8 @@ pub(crate) mod sample {
             index,
             name: name.into(),
             kind: "request",
+            phase: Phase::Steps,
+            file: None,
             loc: Loc::new(line, 5),
             status,
             duration: ms(if status == StepStatus::Passed { 20 } else { 0 }),
@@ -630,6 +658,8 @@ pub(crate) mod sample {
                 failed,
                 step(2, "afterwards", line + 6, StepStatus::NotRun),
             ],
+            catch: Vec::new(),
+            finally: Vec::new(),
             error: None,
             namespace: Some("gwtest-t-abc123".into()),
             cleanup: None,
@@ -644,6 +674,8 @@ pub(crate) mod sample {
                 step(0, "apply route", 10, StepStatus::Passed),
                 step(1, "route answers", 14, StepStatus::Passed),
             ],
+            catch: Vec::new(),
+            finally: Vec::new(),
             error: None,
             namespace: Some("gwtest-t-def456".into()),
             cleanup: Some(CleanupReport {
@@ -718,6 +750,8 @@ pub(crate) mod sample {
                 passed: false,
                 duration: Duration::ZERO,
                 steps: Vec::new(),
+                catch: Vec::new(),
+                finally: Vec::new(),
                 error: Some(setup_failure()),
                 namespace: None,
                 cleanup: None,

@@ -431,6 +431,8 @@ mod tests {
                         passed: *status == TestStatus::Passed,
                         duration: Duration::ZERO,
                         steps: vec![],
+                        catch: Vec::new(),
+                        finally: Vec::new(),
                         error: None,
                         namespace: None,
                         cleanup: None,

@@ -374,7 +374,7 @@ pub fn render_markdown(stats: &[TestStats]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::events::{Failure, StepReport, TestKey, TryReport};
+    use crate::engine::events::{Failure, Phase, StepReport, TestKey, TryReport};
     use crate::suite::spanned::Loc;
     use std::sync::Arc;
 
@@ -387,6 +387,8 @@ mod tests {
             index,
             name: format!("s{}", index + 1),
             kind: "request",
+            phase: Phase::Steps,
+            file: None,
             loc: Loc::new(10 + index as u32, 5),
             status: if passed {
                 StepStatus::Passed
@@ -426,6 +428,8 @@ mod tests {
                 passed,
                 duration: ms(100),
                 steps,
+                catch: Vec::new(),
+                finally: Vec::new(),
                 error: None,
                 namespace: None,
                 cleanup: None,

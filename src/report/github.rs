@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::Reporter;
 use super::collect::{failure_loc, failure_type, is_setup_failure, test_name};
-use crate::engine::events::{Event, Failure, TestReport, TestStatus, TryReport};
+use crate::engine::events::{Event, Failure, Phase, TestReport, TestStatus, TryReport};
 use crate::suite::spanned::Loc;
 
 pub struct Github {
@@ -69,11 +69,13 @@ impl Github {
         }
         let id = &r.id;
         let what = match t.failed_step() {
-            Some(s) => format!("step {:?}", s.name),
+            Some(s) if s.phase == Phase::Steps => format!("step {:?}", s.name),
+            Some(s) => format!("{} step {:?}", s.phase.as_str(), s.name),
             None => "setup/cleanup".to_owned(),
         };
         let title = format!("{}/{}: {what} {verdict}", id.suite, test_name(id));
-        let line = annotation(level, &id.file, failure_loc(id, t), &title, &message(t));
+        let (file, loc) = failure_loc(id, t);
+        let line = annotation(level, file, loc, &title, &message(t));
         self.print(&line);
     }
 }
@@ -273,6 +275,8 @@ mod tests {
                     passed: false,
                     duration: Default::default(),
                     steps: Vec::new(),
+                    catch: Vec::new(),
+                    finally: Vec::new(),
                     error: Some(Failure::error("creating namespace: forbidden")),
                     namespace: None,
                     cleanup: None,

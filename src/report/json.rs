@@ -32,26 +32,31 @@
 //!           "namespace"?,                          // deleted in the background, then:
 //!           "background_ms"?, "background_error"?  // how long until gone; what was left
 //!         },
-//!         "steps": [{
-//!           "index",                               // 0-based
-//!           "name", "kind", "line", "column",
-//!           "status": "passed" | "failed" | "not-run" | "skipped",
-//!           "duration_ms", "attempts",
-//!           "timeout_ms",                          // the step's timeout; null if not run
-//!           "failure"?: FAILURE
-//!         }]
+//!         "steps": [STEP],
+//!         "catch"?: [STEP],                        // when the test has catch steps
+//!         "finally"?: [STEP]                       // when the test has finally steps
 //!       }]
 //!     }]
 //!   }],
 //!   "repeats"?: [REPEAT_STATS]                     // with --repeat N > 1, see flakes.rs
 //! }
+//! STEP = {"index",                             // 0-based, in its list
+//!         "name", "kind",
+//!         "file"?,                                 // when not the test's: suite.yaml
+//!         "line", "column",
+//!         "status": "passed" | "failed" | "not-run" | "skipped",
+//!         "duration_ms", "attempts",
+//!         "timeout_ms",                            // the step's timeout; null if not run
+//!         "failure"?: FAILURE}
 //! FAILURE = {"cause": "timeout" | "test-timeout" | "hold" | "error" | "interrupted",
 //!            "class": "status" | "exit" | ... | null, "headline", "expected": string | null,
 //!            "hints": [string], "sections": [{"title", "body"}], "reproduce": [string],
 //!            "diagnostics"?: {"dir",                   // the failure bundle's diagnostics/
 //!                             "collected", "files": [string], "failed": [string]}}
 //! ```
-//! Lines and columns are 1-based, or null when unknown. A test that never finished (the run
+//! `catch` steps are `not-run` when no step failed; a failed `finally` step fails a try whose
+//! steps passed (it is then the try's failure). Lines and columns are 1-based, or null when
+//! unknown. A test that never finished (the run
 //! was interrupted) is `skipped` with `skip_reason` "not run: the run was interrupted"; one cut
 //! short by Ctrl-C before any of its steps failed is `skipped` with "interrupted" and keeps its
 //! tries. A merged report's `trace_id` is null when its shards were several traces.
@@ -251,6 +256,9 @@ fn step(s: &StepReport) -> Value {
     o.insert("index".into(), s.index.into());
     o.insert("name".into(), s.name.clone().into());
     o.insert("kind".into(), s.kind.into());
+    if let Some(f) = &s.file {
+        o.insert("file".into(), path(f));
+    }
     o.insert("line".into(), line(s.loc));
     o.insert("column".into(), column(s.loc));
     o.insert("status".into(), step_status(s.status).into());
@@ -291,6 +299,14 @@ fn try_(t: &TryReport, background: Option<&Background>) -> Value {
         "steps".into(),
         t.steps.iter().map(step).collect::<Vec<_>>().into(),
     );
+    for (key, steps) in [("catch", &t.catch), ("finally", &t.finally)] {
+        if !steps.is_empty() {
+            o.insert(
+                key.into(),
+                steps.iter().map(step).collect::<Vec<_>>().into(),
+            );
+        }
+    }
     Value::Object(o)
 }
 

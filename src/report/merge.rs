@@ -18,8 +18,8 @@ use super::json::FORMAT_VERSION;
 use crate::Exit;
 use crate::cli::MergeArgs;
 use crate::engine::events::{
-    CleanupReport, Counts, Diagnostics, Failure, FailureCause, RunSummary, StepReport, StepStatus,
-    TestKey, TestReport, TestStatus, TryReport,
+    CleanupReport, Counts, Diagnostics, Failure, FailureCause, Phase, RunSummary, StepReport,
+    StepStatus, TestKey, TestReport, TestStatus, TryReport,
 };
 use crate::engine::retry::{Class, Section};
 use crate::suite::model::ACTION_KEYS;
@@ -363,11 +363,13 @@ fn step_kind(s: &str) -> &'static str {
         .unwrap_or("step")
 }
 
-fn parse_step(s: &Value) -> Result<StepReport, String> {
+fn parse_step(s: &Value, phase: Phase) -> Result<StepReport, String> {
     Ok(StepReport {
         index: s["index"].as_u64().unwrap_or(0) as usize,
         name: str_of(&s["name"]),
         kind: step_kind(s["kind"].as_str().unwrap_or_default()),
+        phase,
+        file: s["file"].as_str().map(PathBuf::from),
         loc: loc(&s["line"], &s["column"]),
         status: step_status(s["status"].as_str().unwrap_or_default())?,
         duration: ms_of(&s["duration_ms"]),
@@ -380,14 +382,25 @@ fn parse_step(s: &Value) -> Result<StepReport, String> {
     })
 }
 
+/// A try's list of steps (`catch` and `finally` are left out when the test has none).
+fn parse_steps(t: &Value, phase: Phase) -> Result<Vec<StepReport>, String> {
+    let key = phase.as_str();
+    if phase != Phase::Steps && t[key].is_null() {
+        return Ok(Vec::new());
+    }
+    array(&t[key], key)?
+        .iter()
+        .map(|s| parse_step(s, phase))
+        .collect()
+}
+
 fn parse_try(t: &Value) -> Result<TryReport, String> {
     Ok(TryReport {
         passed: t["passed"].as_bool().unwrap_or(false),
         duration: ms_of(&t["duration_ms"]),
-        steps: array(&t["steps"], "steps")?
-            .iter()
-            .map(parse_step)
-            .collect::<Result<_, _>>()?,
+        steps: parse_steps(t, Phase::Steps)?,
+        catch: parse_steps(t, Phase::Catch)?,
+        finally: parse_steps(t, Phase::Finally)?,
         error: match &t["error"] {
             Value::Null => None,
             f => Some(parse_failure(f)?),

@@ -20,7 +20,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::Reporter;
 use crate::config::RunConfig;
 use crate::engine::events::{
-    Event, Failure, StepReport, StepStatus, TestId, TestReport, TestStatus, TryReport,
+    Answer, Event, Failure, Phase, StepReport, StepStatus, TestId, TestReport, TestStatus,
+    TryReport,
 };
 use crate::util::{fmt_secs, visible_controls};
 
@@ -98,6 +99,9 @@ pub struct Terminal {
     background: Vec<(String, Duration, bool)>,
     /// GitHub Actions: fence echoed output from workflow commands.
     fence: bool,
+    /// A test is paused: the progress display is hidden so the prompt and what the person
+    /// types stay on screen.
+    paused: bool,
 }
 
 impl Terminal {
@@ -125,6 +129,7 @@ impl Terminal {
             keep_hint: false,
             background: Vec::new(),
             fence: false,
+            paused: false,
         }
     }
 
@@ -136,10 +141,10 @@ impl Terminal {
 
     fn line(&mut self, s: &str) {
         match &self.multi {
-            Some(m) => {
+            Some(m) if !self.paused => {
                 let _ = m.println(s);
             }
-            None => {
+            _ => {
                 let _ = writeln!(self.out, "{s}");
                 let _ = self.out.flush();
             }
@@ -158,6 +163,22 @@ impl Terminal {
         } else {
             self.line(s);
         }
+    }
+
+    /// While a test is paused the progress display is off: its redraws would erase what the
+    /// person types at the prompt.
+    fn show_progress(&mut self, on: bool) {
+        if let Some(m) = &self.multi
+            && self.paused == on
+        {
+            if on {
+                m.set_draw_target(ProgressDrawTarget::stdout());
+            } else {
+                let _ = m.clear();
+                m.set_draw_target(ProgressDrawTarget::hidden());
+            }
+        }
+        self.paused = !on;
     }
 
     fn update_bar(&self, id: &TestId) {
@@ -390,11 +411,11 @@ fn failure_block(id: &TestId, t: &TryReport, st: &Styles) -> String {
         Some(s) => (
             s.failure.as_ref(),
             format!(
-                "  step {} {:?} ({}) at {}:{}",
-                s.index + 1,
+                "  {} {:?} ({}) at {}:{}",
+                s.label(),
                 s.name,
                 s.kind,
-                id.file.display(),
+                s.file_in(&id.file).display(),
                 s.loc
             ),
         ),
@@ -412,20 +433,32 @@ fn failure_block(id: &TestId, t: &TryReport, st: &Styles) -> String {
     if let Some(f) = failure {
         out.extend(failure_lines(f, st));
     }
-    if !t.steps.is_empty() {
-        out.push(format!(
-            "  steps: {}",
-            t.steps
-                .iter()
-                .map(|s| step_mark(s, st))
-                .collect::<Vec<_>>()
-                .join("  ")
-        ));
+    for (label, steps) in [
+        ("steps", &t.steps),
+        ("catch", &t.catch),
+        ("finally", &t.finally),
+    ] {
+        if !steps.is_empty() {
+            out.push(format!(
+                "  {label}: {}",
+                steps
+                    .iter()
+                    .map(|s| step_mark(s, st))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            ));
+        }
     }
     if t.failed_step().is_some()
         && let Some(e) = &t.error
     {
         out.push(format!("  also: {}", vis(&e.headline)));
+    }
+    for s in t.other_failed_steps() {
+        out.push(format!(
+            "  also: {}",
+            vis(&super::collect::also_failed(id, s))
+        ));
     }
     out.join("\n")
 }
@@ -530,9 +563,14 @@ impl Reporter for Terminal {
                 );
                 self.update_bar(id);
             }
-            Event::StepStarted { id, name, .. } => {
+            Event::StepStarted {
+                id, name, phase, ..
+            } => {
                 if let Some(r) = self.running.get_mut(id) {
-                    r.step = name.clone();
+                    r.step = match phase {
+                        Phase::Steps => name.clone(),
+                        p => format!("{}: {name}", p.as_str()),
+                    };
                     r.attempts = 0;
                 }
                 self.update_bar(id);
@@ -587,6 +625,7 @@ impl Reporter for Terminal {
                 commands,
                 failure,
             } => {
+                self.show_progress(false);
                 let mut s = format!(
                     "{} {id}: {}",
                     self.styles.flaky.apply_to("PAUSED"),
@@ -604,12 +643,29 @@ impl Reporter for Terminal {
                         s.push_str(&format!("\n    {}", vis(c)));
                     }
                 }
-                s.push_str(
-                    "\n  press Enter to continue (cleanup runs after), Ctrl-C to stop the run",
-                );
+                // The test's clocks stand still until the answer.
+                let retry = if failure.is_some() {
+                    "  r: run the step again  "
+                } else {
+                    "  "
+                };
+                s.push_str(&format!(
+                    "\n  Enter: continue{retry}k: keep its resources  q: stop the run  \
+                     (type the letter, then Enter; Ctrl-C stops too)"
+                ));
                 self.echoed(&s);
             }
-            Event::Resumed { id } => self.line(&format!("resumed {id}")),
+            Event::Resumed { id, answer } => {
+                let what = match answer {
+                    Answer::Continue => String::new(),
+                    Answer::Retry => " (r: running the step again)".into(),
+                    Answer::Keep => " (k: its resources will be kept)".into(),
+                    Answer::Quit => " (q: stopping the run)".into(),
+                    Answer::Interrupted => " (interrupted)".into(),
+                };
+                self.line(&format!("resumed {id}{what}"));
+                self.show_progress(true);
+            }
             Event::BackgroundCleanup {
                 id,
                 suite,
@@ -707,6 +763,8 @@ mod tests {
             index: 1,
             name: "route answers".into(),
             kind: "request",
+            phase: Phase::Steps,
+            file: None,
             loc: Loc::new(9, 5),
             status: StepStatus::Failed,
             duration: Duration::from_secs(9),
@@ -718,6 +776,8 @@ mod tests {
             passed: false,
             duration: Duration::from_secs(9),
             steps: vec![step],
+            catch: Vec::new(),
+            finally: Vec::new(),
             error: None,
             namespace: None,
             cleanup: None,
@@ -775,6 +835,7 @@ mod tests {
         t.event(&Event::StepStarted {
             id: slow.clone(),
             index: 0,
+            phase: Phase::Steps,
             name: "route answers".into(),
             kind: "request",
             span_id: "01".into(),
@@ -821,6 +882,8 @@ mod tests {
             index: 0,
             name: "echo".into(),
             kind: "exec",
+            phase: Phase::Steps,
+            file: None,
             loc: Loc::new(5, 5),
             status: StepStatus::Failed,
             duration: Duration::from_secs(1),
@@ -837,6 +900,8 @@ mod tests {
                     passed: false,
                     duration: Duration::from_secs(1),
                     steps: vec![step],
+                    catch: Vec::new(),
+                    finally: Vec::new(),
                     error: None,
                     namespace: None,
                     cleanup: None,

@@ -61,8 +61,21 @@ pub struct TestState {
     pub tracked: Vec<crate::cluster::Tracked>,
     /// The trace context of the current step's own span (run export), parent of attempts.
     pub step_span: Option<RequestTrace>,
-    /// Time spent at a `pause:` step, which the engine adds to the test's deadline.
-    pub paused: std::time::Duration,
+    /// The test's deadline, stopped while the test is paused.
+    pub clock: Arc<crate::debug::pause::Clock>,
+    /// A person asked to keep the test's resources (`k` at the pause prompt).
+    pub keep: bool,
+}
+
+impl TestState {
+    /// What a pause shows of the test, and its clock.
+    pub fn view(&self) -> crate::debug::pause::TestView<'_> {
+        crate::debug::pause::TestView {
+            namespace: self.namespace.as_deref(),
+            tracked: &self.tracked,
+            clock: &self.clock,
+        }
+    }
 }
 
 /// What a step gets from the engine.

@@ -1,6 +1,7 @@
 //! The `pause` step: a breakpoint, honoured only with `--pause`.
 
 use super::{StepCtx, StepResult};
+use crate::engine::events::Answer;
 
 pub async fn run(message: &str, ctx: &mut StepCtx<'_>) -> StepResult {
     if !ctx.run.config.pause {
@@ -9,15 +10,10 @@ pub async fn run(message: &str, ctx: &mut StepCtx<'_>) -> StepResult {
             ..StepResult::passed(0)
         };
     }
-    let state = &ctx.state;
-    let paused = crate::debug::pause::wait(
-        ctx.run,
-        ctx.test,
-        state.namespace.as_deref(),
-        &state.tracked,
-        message,
-    )
-    .await;
-    ctx.state.paused += paused;
+    // The test's clock stands still meanwhile: a person decides how long a pause lasts.
+    let answer = crate::debug::pause::wait(ctx.run, ctx.test, ctx.state.view(), message).await;
+    if answer == Answer::Keep {
+        ctx.state.keep = true;
+    }
     StepResult::passed(1)
 }

@@ -63,18 +63,23 @@ pub fn check(suites: &[Suite], crd_paths: &[PathBuf]) -> Report {
                 report.skipped += 1;
             }
         }
+        // A suite's catch/finally steps serve every test without its own: checked once.
+        let mut steps_seen: HashSet<(&Path, Loc)> = HashSet::new();
         for test in &suite.tests {
-            let dir = test.file.parent().unwrap_or(Path::new("."));
-            for step in &test.doc.steps {
+            for (file, step) in test.all_steps() {
                 let Some(Action::Apply(spec)) = step.value.action() else {
                     continue;
                 };
+                if !steps_seen.insert((file, step.loc)) {
+                    continue;
+                }
+                let dir = file.parent().unwrap_or(Path::new("."));
                 for item in &spec.0 {
                     match item {
                         ApplyItem::File(t) if t.raw.contains("${") => report.skipped += 1,
                         ApplyItem::File(t) => read(dir.join(&t.raw), &mut docs, &mut report.errors),
                         ApplyItem::Manifest(node) => docs.push(Doc {
-                            file: test.file.clone(),
+                            file: file.to_path_buf(),
                             node: node.clone(),
                         }),
                     }

@@ -40,17 +40,48 @@ pub struct Test {
     pub doc: TestDoc,
     /// The test's labels followed by its suite's.
     pub labels: Vec<String>,
+    /// The `catch:` steps the test runs: its own, or its suite's when it has none.
+    pub catch: StepList,
+    /// The `finally:` steps the test runs: its own, or its suite's when it has none.
+    pub finally: StepList,
+}
+
+/// Steps beside a test's main ones (`catch:`, `finally:`) and the file they are written in
+/// (the test's, or suite.yaml for a suite's defaults).
+#[derive(Clone, Debug, Default)]
+pub struct StepList {
+    pub steps: Vec<Spanned<Step>>,
+    pub file: PathBuf,
+}
+
+impl StepList {
+    fn of(steps: &Option<Vec<Spanned<Step>>>, file: &Path) -> Self {
+        StepList {
+            steps: steps.clone().unwrap_or_default(),
+            file: file.to_path_buf(),
+        }
+    }
 }
 
 impl Test {
+    /// Every step the test may run, with the file it is written in: the steps, then the
+    /// `catch` and `finally` steps.
+    pub fn all_steps(&self) -> impl Iterator<Item = (&Path, &Spanned<Step>)> {
+        let main = self.doc.steps.iter().map(|s| (self.file.as_path(), s));
+        let extra = [&self.catch, &self.finally]
+            .into_iter()
+            .flat_map(|l| l.steps.iter().map(|s| (l.file.as_path(), s)));
+        main.chain(extra)
+    }
+
     /// Whether any step talks to a cluster.
     pub fn needs_cluster(&self) -> bool {
-        self.doc.steps.iter().any(|s| s.value.needs_cluster())
+        self.all_steps().any(|(_, s)| s.value.needs_cluster())
     }
 
     /// Whether any step checks spans.
     pub fn needs_spans(&self) -> bool {
-        self.doc.steps.iter().any(|s| s.value.spans.is_some())
+        self.all_steps().any(|(_, s)| s.value.spans.is_some())
     }
 }
 
@@ -443,6 +474,7 @@ fn load_suite_doc(file: &Path, errors: &mut Vec<LoadError>) -> Option<SuiteDoc> 
         }
         Err(es) => {
             errors.extend(de_errors(file, es));
+            check_good_steps(doc, file, &text, errors);
             None
         }
     }
@@ -453,6 +485,9 @@ fn suite_key_errors(key: &str, value: &YNode, text: &str) -> Option<Vec<DeError>
     let YVal::Map(entries) = &value.v else {
         return None;
     };
+    if let Some(steps) = step_list_errors(key, value, text) {
+        return Some(steps);
+    }
     match key {
         "vars" => Some(
             entries
@@ -465,12 +500,15 @@ fn suite_key_errors(key: &str, value: &YNode, text: &str) -> Option<Vec<DeError>
     }
 }
 
+/// The keys of a document that hold lists of steps.
+const STEP_LISTS: [&str; 3] = ["steps", "catch", "finally"];
+
 /// Errors of each step on its own, so one bad step does not hide the next.
-fn step_errors(key: &str, value: &YNode, text: &str) -> Option<Vec<DeError>> {
+fn step_list_errors(key: &str, value: &YNode, text: &str) -> Option<Vec<DeError>> {
     let YVal::Seq(steps) = &value.v else {
         return None;
     };
-    if key != "steps" {
+    if !STEP_LISTS.contains(&key) {
         return None;
     }
     Some(
@@ -509,18 +547,13 @@ fn load_test_file(file: &Path, suite_labels: &[String], errors: &mut Vec<LoadErr
             errors.push(LoadError::new(file, loc, msg));
             continue;
         }
-        let doc = match de::from_node_all::<TestDoc>(node, &text, &|k, v| step_errors(k, v, &text))
-        {
+        let doc = match de::from_node_all::<TestDoc>(node, &text, &|k, v| {
+            step_list_errors(k, v, &text)
+        }) {
             Ok(d) => d,
             Err(es) => {
                 errors.extend(de_errors(file, es));
-                if let Some(YVal::Seq(steps)) = node.get("steps").map(|n| &n.v) {
-                    for s in steps {
-                        if let Ok(step) = de::from_node::<Spanned<Step>>(s, &text) {
-                            validate::check_step_alone(&step, s, file, &text, errors);
-                        }
-                    }
-                }
+                check_good_steps(node, file, &text, errors);
                 continue;
             }
         };
@@ -538,11 +571,27 @@ fn load_test_file(file: &Path, suite_labels: &[String], errors: &mut Vec<LoadErr
             name: doc.name.value.clone(),
             file: file.to_path_buf(),
             loc: doc.api_version.loc,
+            catch: StepList::of(&doc.catch, file),
+            finally: StepList::of(&doc.finally, file),
             doc,
             labels,
         });
     }
     tests
+}
+
+/// The checks of the steps that parse, in a document that does not (so its good steps are
+/// still checked).
+fn check_good_steps(node: &YNode, file: &Path, text: &str, errors: &mut Vec<LoadError>) {
+    for key in STEP_LISTS {
+        if let Some(YVal::Seq(steps)) = node.get(key).map(|n| &n.v) {
+            for s in steps {
+                if let Ok(step) = de::from_node::<Spanned<Step>>(s, text) {
+                    validate::check_step_alone(&step, s, file, text, errors);
+                }
+            }
+        }
+    }
 }
 
 /// The tests of one file and its errors.
@@ -632,6 +681,15 @@ fn load_suite(
         errors.extend(e);
     }
     let doc = doc?;
+    // The suite's catch/finally steps for the tests that have none of their own.
+    for t in &mut tests {
+        if t.doc.catch.is_none() && doc.catch.is_some() {
+            t.catch = StepList::of(&doc.catch, &file);
+        }
+        if t.doc.finally.is_none() && doc.finally.is_some() {
+            t.finally = StepList::of(&doc.finally, &file);
+        }
+    }
     let name = match &doc.name {
         Some(n) => n.value.clone(),
         None => dir

@@ -67,6 +67,14 @@ pub struct SuiteDoc {
     /// test's namespace are collected even when not listed.
     #[serde(default)]
     pub diagnostics: Vec<Spanned<Collector>>,
+    /// Steps for every test of the suite that has no `catch:` of its own: run when a step of
+    /// the test failed, after `--pause-on-failure` and before cleanup.
+    #[serde(default)]
+    pub catch: Option<Vec<Spanned<Step>>>,
+    /// Steps for every test of the suite that has no `finally:` of its own: always run, after
+    /// the steps (and after `catch`), before cleanup.
+    #[serde(default)]
+    pub finally: Option<Vec<Spanned<Step>>>,
 }
 
 /// The built-in defaults of every retry and deadline key; each may be overridden per suite,
@@ -354,6 +362,16 @@ pub struct TestDoc {
     pub retries: Option<u32>,
     /// The steps, run in order; the first failing step fails the test.
     pub steps: Vec<Spanned<Step>>,
+    /// Steps run when a step of the test failed, after `--pause-on-failure` and before
+    /// cleanup, each whatever the one before did; they never change the test's outcome
+    /// (default: the suite's `catch`; `[]` for none).
+    #[serde(default)]
+    pub catch: Option<Vec<Spanned<Step>>>,
+    /// Steps always run, after the steps (and after `catch`), before cleanup, each whatever
+    /// the one before did; one failing fails a test that had passed (default: the suite's
+    /// `finally`; `[]` for none).
+    #[serde(default)]
+    pub finally: Option<Vec<Spanned<Step>>>,
 }
 
 /// One step: exactly one action key, plus an optional name and retry keys.

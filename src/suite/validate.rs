@@ -234,20 +234,38 @@ impl Checker {
             }
             self.test(test, &test_known, extra.is_some());
         }
+        // The suite's catch/finally (for tests without their own) see what every test sees,
+        // no capture: checked once, here.
+        for list in [&doc.catch, &doc.finally].into_iter().flatten() {
+            self.steps(file, list, &mut test_known.clone(), extra.is_some());
+        }
     }
 
     fn test(&mut self, test: &Test, known: &HashSet<&str>, strict: bool) {
-        let file = &test.file;
+        let mut known = known.clone();
+        self.steps(&test.file, &test.doc.steps, &mut known, strict);
+        // `catch` and `finally` run after the steps: the steps' captures are known to them (one
+        // the steps never reached, because an earlier one failed, is a run-time error).
+        for own in [&test.doc.catch, &test.doc.finally].into_iter().flatten() {
+            self.steps(&test.file, own, &mut known.clone(), strict);
+        }
+    }
+
+    /// A list of steps in order: variables (a capture is known to the steps after it), files.
+    fn steps<'a>(
+        &mut self,
+        file: &Path,
+        steps: &'a [Spanned<Step>],
+        known: &mut HashSet<&'a str>,
+        strict: bool,
+    ) {
         // Every capture and the step that makes it.
-        let captures: Vec<(usize, &Spanned<String>)> = test
-            .doc
-            .steps
+        let captures: Vec<(usize, &Spanned<String>)> = steps
             .iter()
             .enumerate()
             .flat_map(|(i, s)| captures_of(&s.value).into_iter().map(move |k| (i, k)))
             .collect();
-        let mut known = known.clone();
-        for (i, step) in test.doc.steps.iter().enumerate() {
+        for (i, step) in steps.iter().enumerate() {
             let mut later: HashMap<String, String> = HashMap::new();
             for (j, k) in captures.iter().filter(|(j, _)| *j >= i) {
                 if known.contains(k.value.as_str()) {
@@ -269,7 +287,7 @@ impl Checker {
                 later.entry(k.value.clone()).or_insert(msg);
             }
             let scope = Scope {
-                known: &known,
+                known,
                 unavailable: &later,
                 strict,
             };
@@ -652,12 +670,22 @@ pub(crate) fn check_test_doc(
             "a test needs at least one step",
         );
     }
-    let step_nodes: &[YNode] = match node.get("steps").map(|n| &n.v) {
+    check_steps(&mut l, node, "steps", &doc.steps);
+    for (key, list) in [("catch", &doc.catch), ("finally", &doc.finally)] {
+        if let Some(list) = list {
+            check_steps(&mut l, node, key, list);
+        }
+    }
+}
+
+/// The checks of each step of the list under `key` of a document.
+fn check_steps(l: &mut Local, node: &YNode, key: &str, steps: &[Spanned<Step>]) {
+    let step_nodes: &[YNode] = match node.get(key).map(|n| &n.v) {
         Some(YVal::Seq(items)) => items,
         _ => &[],
     };
-    for (i, step) in doc.steps.iter().enumerate() {
-        check_step(&mut l, step, step_nodes.get(i));
+    for (i, step) in steps.iter().enumerate() {
+        check_step(l, step, step_nodes.get(i));
     }
 }
 
@@ -1156,6 +1184,11 @@ pub(crate) fn check_suite_doc(
         }
     }
     check_labels(&mut l, node.get("labels"));
+    for (key, list) in [("catch", &doc.catch), ("finally", &doc.finally)] {
+        if let Some(list) = list {
+            check_steps(&mut l, node, key, list);
+        }
+    }
     for (k, def) in doc.vars.iter() {
         if let Some(p) = var_name_problem(&k.value) {
             l.err(k.loc, format!("suite variable: {p}"));

@@ -429,6 +429,7 @@ impl Reporter for OtlpExport {
             Event::StepStarted {
                 id,
                 index,
+                phase,
                 name,
                 kind,
                 span_id,
@@ -439,6 +440,7 @@ impl Reporter for OtlpExport {
                 let attrs = vec![
                     KeyValue::new("gwtest.step.kind", *kind),
                     KeyValue::new("gwtest.step.index", *index as i64),
+                    KeyValue::new("gwtest.step.phase", phase.as_str()),
                     KeyValue::new("code.file.path", id.file.display().to_string()),
                 ];
                 let open = Open {
@@ -504,6 +506,16 @@ impl Reporter for OtlpExport {
                     "code.line.number",
                     i64::from(report.loc.line),
                 ));
+                // A suite's default catch/finally step is written in suite.yaml.
+                if let Some(f) = &report.file {
+                    for a in open
+                        .attrs
+                        .iter_mut()
+                        .filter(|a| a.key.as_str() == "code.file.path")
+                    {
+                        a.value = f.display().to_string().into();
+                    }
+                }
                 // Cut short by Ctrl-C: the same outcome as a step still open at the end.
                 let outcome = match &report.failure {
                     Some(f) if f.cause == FailureCause::Interrupted => "interrupted",
