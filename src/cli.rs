@@ -233,6 +233,9 @@ pub struct ValidateArgs {
     /// The embedded Gateway API CRDs and the suites' own CRDs are always known.
     #[arg(long = "crds", value_name = "PATH")]
     pub crds: Vec<PathBuf>,
+    /// Profile of gwtest.toml whose `paths` and `vars` apply, as for `run`.
+    #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -241,11 +244,15 @@ pub struct ListArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Variables the suites may use (repeatable), as for `run`: --var host=example.com.
+    /// $GWTEST_VAR holds comma-separated K=V pairs.
+    #[arg(long = "var", value_name = "K=V")]
+    pub var: Vec<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Profile of gwtest.toml whose selection (filter, label, shard, repeat) applies, as for
-    /// `run`.
+    /// Profile of gwtest.toml whose paths, variables and selection (filter, label, shard,
+    /// repeat) apply, as for `run`.
     #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
     pub profile: Option<String>,
 }

@@ -177,6 +177,7 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
             interrupted: false,
             cleanup_failed: 0,
             cluster_unusable: None,
+            not_started: None,
         },
     });
     ev

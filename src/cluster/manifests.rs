@@ -83,7 +83,11 @@ pub fn read_file(path: &Path, vars: &Vars) -> Result<Vec<Manifest>, String> {
     let docs: Vec<Spanned<Node>> = serde_saphyr::from_str_multiple::<Spanned<Node>, Vec<_>>(&text)
         .map_err(|e| {
             let loc = e.location().map(Loc::from).unwrap_or(Loc::UNKNOWN);
-            format!("{}: {}", at(path, loc), e.without_snippet())
+            format!(
+                "{}: {}",
+                at(path, loc),
+                crate::suite::yaml::yaml_message(&e)
+            )
         })?;
     let mut out = Vec::new();
     for d in &docs {
@@ -128,6 +132,15 @@ mod tests {
         let err = read_file(&f, &Vars::new()).unwrap_err();
         assert!(err.contains("m.yaml:3:"), "{err}");
         assert!(err.contains("unknown variable `${name}`"), "{err}");
+        // A YAML error names its position once (ours) and the key as written.
+        std::fs::write(&f, "kind: ConfigMap\n\"a, set b\": 1\n\"a, set b\": 2\n").unwrap();
+        let err = read_file(&f, &Vars::new()).unwrap_err();
+        assert!(
+            err.ends_with(
+                "m.yaml:3:1: duplicate key `a, set b`: a key may appear only once in a map"
+            ),
+            "{err}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

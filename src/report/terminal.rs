@@ -98,6 +98,8 @@ pub struct Terminal {
     background: Vec<(String, Duration, bool)>,
     /// GitHub Actions: fence echoed output from workflow commands.
     fence: bool,
+    /// The header line (and the number of tests) of a run whose tests have not started yet.
+    header: Option<(String, u64)>,
 }
 
 impl Terminal {
@@ -125,6 +127,24 @@ impl Terminal {
             keep_hint: false,
             background: Vec::new(),
             fence: false,
+            header: None,
+        }
+    }
+
+    /// The run's header line and its progress bar, once the tests start.
+    fn begin(&mut self) {
+        let Some((line, total)) = self.header.take() else {
+            return;
+        };
+        self.line(&line);
+        if let Some(m) = &self.multi {
+            let bar = m.add(ProgressBar::new(total));
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} tests {elapsed}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            self.total_bar = Some(bar);
         }
     }
 
@@ -466,6 +486,11 @@ impl Reporter for Terminal {
     }
 
     fn event(&mut self, e: &Event) {
+        let not_started =
+            matches!(e, Event::RunFinished { summary } if summary.not_started.is_some());
+        if !not_started && !matches!(e, Event::RunStarted { .. }) {
+            self.begin();
+        }
         match e {
             Event::RunStarted {
                 suites,
@@ -480,18 +505,8 @@ impl Reporter for Terminal {
                     suites.len(),
                     if suites.len() == 1 { "" } else { "s" }
                 );
-                self.line(&line);
-                if let Some(m) = &self.multi {
-                    let bar = m.add(ProgressBar::new(total as u64));
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{bar:30.cyan/blue} {pos}/{len} tests {elapsed}",
-                        )
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                    );
-                    self.total_bar = Some(bar);
-                }
+                // Said once the tests start: a run that cannot start never says "running".
+                self.header = Some((line, total as u64));
             }
             Event::TestStarted { id, try_no, .. } => {
                 let step = if *try_no > 1 {
@@ -651,7 +666,12 @@ impl Reporter for Terminal {
                         bar.finish_and_clear();
                     }
                 }
-                self.summary(summary.duration, summary.interrupted);
+                if let Some(why) = &summary.not_started {
+                    // The run's one fatal error, on stderr like every other (exit 3).
+                    eprintln!("error: {why}");
+                } else {
+                    self.summary(summary.duration, summary.interrupted);
+                }
             }
             Event::SuiteStarted { .. }
             | Event::SuiteFinished { .. }

@@ -66,7 +66,7 @@ pub fn check(suites: &[Suite], crd_paths: &[PathBuf]) -> Report {
         for test in &suite.tests {
             let dir = test.file.parent().unwrap_or(Path::new("."));
             for step in &test.doc.steps {
-                let Some(Action::Apply(spec)) = step.value.action() else {
+                let Action::Apply(spec) = &step.value.action else {
                     continue;
                 };
                 for item in &spec.0 {

@@ -22,6 +22,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use gwtest_sandbox::tracecontext::parse_id;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -285,17 +286,6 @@ fn scope() -> InstrumentationScope {
     InstrumentationScope::builder("gwtest")
         .with_version(env!("CARGO_PKG_VERSION"))
         .build()
-}
-
-fn parse_id<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    if hex.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 fn push_failure(attrs: &mut Vec<KeyValue>, f: &Failure) {
@@ -841,15 +831,5 @@ mod tests {
         };
         let (_, a, err) = http_client_span(&ok, None);
         assert!(attr(&a, "error.type").is_none() && err.is_none());
-    }
-
-    #[test]
-    fn ids_parse_from_event_hex() {
-        assert_eq!(
-            parse_id::<8>("0102030405060708"),
-            Some([1, 2, 3, 4, 5, 6, 7, 8])
-        );
-        assert_eq!(parse_id::<8>("01020304"), None);
-        assert_eq!(parse_id::<8>("zz02030405060708"), None);
     }
 }
