@@ -18,7 +18,7 @@ pub async fn run(spec: &ApplySpec, ctx: &mut StepCtx<'_>) -> StepResult {
     for item in &spec.0 {
         let read = match item {
             ApplyItem::File(t) => match ctx.vars.expand(t) {
-                Ok(rel) => manifests::read_file(&ctx.base_dir().join(rel), ctx.vars),
+                Ok(rel) => manifests::read_file(&ctx.base_dir().join(rel), ctx.vars).await,
                 Err(e) => return e.into(),
             },
             ApplyItem::Manifest(node) => manifests::from_node(node, ctx.file, ctx.vars),
