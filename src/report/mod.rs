@@ -141,6 +141,25 @@ pub fn print_load_errors(errors: &[LoadError]) {
     let _ = writeln!(err, "{n} error{} found", if n == 1 { "" } else { "s" });
 }
 
+/// A writer tests hand to a reporter and read back.
+#[cfg(test)]
+pub(crate) mod test_output {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    pub struct Buf(pub Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -686,19 +686,9 @@ mod tests {
     use crate::engine::events::{FailureCause, TestKey};
     use crate::engine::retry::{Class, Section};
     use crate::suite::spanned::Loc;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::report::test_output::Buf;
 
     #[test]
     fn a_failure_prints_step_expectation_summary_context_and_reproduction() {

@@ -74,6 +74,21 @@ fn unmark(s: &str) -> (Loc, String) {
 }
 
 /// `a`, `b` or `c` as "`a`, `b`, `c`".
+/// A map of which exactly one key may be set (`set`: the ones that are): `value`, or the
+/// error for none (`none`) or several (`several`, given the keys found).
+pub fn exactly_one<T, E: serde::de::Error>(
+    value: T,
+    set: &[&str],
+    none: &str,
+    several: impl FnOnce(String) -> String,
+) -> Result<T, E> {
+    match set {
+        [_] => Ok(value),
+        [] => Err(E::custom(none)),
+        keys => Err(E::custom(several(list(keys)))),
+    }
+}
+
 pub fn list(items: &[&str]) -> String {
     items
         .iter()

@@ -1205,16 +1205,13 @@ impl<'de> Deserialize<'de> for TextMatch {
             contains: k.contains,
             matches: k.matches,
         };
-        match m.keys().as_slice() {
-            [_] => Ok(m),
-            [] => Err(de::Error::custom(
-                "give one of `equals`, `contains` or `matches`",
-            )),
-            keys => Err(de::Error::custom(format!(
-                "give exactly one of `equals`, `contains` or `matches`, found {}",
-                super::de::list(keys)
-            ))),
-        }
+        let set = m.keys();
+        super::de::exactly_one(
+            m,
+            &set,
+            "give one of `equals`, `contains` or `matches`",
+            |found| format!("give exactly one of `equals`, `contains` or `matches`, found {found}"),
+        )
     }
 }
 
@@ -1470,16 +1467,17 @@ impl<'de> Deserialize<'de> for Collector {
             exec: k.exec,
             timeout: k.timeout,
         };
-        match c.kinds().as_slice() {
-            [_] => Ok(c),
-            [] => Err(de::Error::custom(
-                "a diagnostics collector needs one of `logs`, `events`, `get` or `exec`",
-            )),
-            keys => Err(de::Error::custom(format!(
-                "give exactly one of `logs`, `events`, `get` or `exec` per collector, found {}",
-                super::de::list(keys)
-            ))),
-        }
+        let set = c.kinds();
+        super::de::exactly_one(
+            c,
+            &set,
+            "a diagnostics collector needs one of `logs`, `events`, `get` or `exec`",
+            |found| {
+                format!(
+                    "give exactly one of `logs`, `events`, `get` or `exec` per collector, found {found}"
+                )
+            },
+        )
     }
 }
 
