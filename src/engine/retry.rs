@@ -547,6 +547,138 @@ struct Stop {
     cut_off: Option<Duration>,
 }
 
+impl Stop {
+    fn at(cause: Cause) -> Self {
+        Stop {
+            cause,
+            cut_off: None,
+        }
+    }
+}
+
+/// Where the loop of [`eventually`] stands between attempts: the run of successes, the hold,
+/// the backoff, and the last miss.
+struct Cadence<'a> {
+    policy: &'a Policy,
+    limits: &'a Limits,
+    delays: Box<dyn Iterator<Item = Duration> + Send + Sync + 'a>,
+    streak: u32,
+    held_since: Option<Instant>,
+    last_miss: Option<Miss>,
+}
+
+/// What to do after an attempt.
+enum Next {
+    Pass,
+    Wait(Duration),
+    Stop(Stop),
+}
+
+impl<'a> Cadence<'a> {
+    fn new(policy: &'a Policy, limits: &'a Limits) -> Self {
+        Cadence {
+            policy,
+            limits,
+            delays: Box::new(backoff(policy)),
+            streak: 0,
+            held_since: None,
+            last_miss: None,
+        }
+    }
+
+    /// The deadline an attempt or a wait runs to: during hold the attempts may outlive the
+    /// step timeout, but never the test deadline.
+    fn deadline(&self) -> Instant {
+        if self.held_since.is_some() {
+            self.limits.test_deadline
+        } else {
+            self.limits.deadline()
+        }
+    }
+
+    /// A deadline hit: during hold only the test deadline is in force.
+    fn timed_out(&self) -> Cause {
+        let l = self.limits;
+        if self.held_since.is_some()
+            || (l.test_deadline <= l.step_deadline && Instant::now() >= l.test_deadline)
+        {
+            Cause::TestTimeout
+        } else {
+            Cause::Timeout
+        }
+    }
+
+    /// The next move after an attempt that passed (`Ok`) or missed.
+    fn after(&mut self, verdict: Result<(), Miss>) -> Next {
+        let policy = self.policy;
+        match verdict {
+            Ok(()) => {
+                self.streak += 1;
+                let hold = policy.hold.filter(|h| !h.is_zero());
+                match (self.held_since, hold) {
+                    (Some(since), Some(hold)) if since.elapsed() < hold => {
+                        // Attempts during hold run at `interval`, never past its end.
+                        Next::Wait(policy.interval.min(hold.saturating_sub(since.elapsed())))
+                    }
+                    // Held long enough.
+                    (Some(_), _) => Next::Pass,
+                    (None, Some(hold)) if self.streak >= policy.consecutive.max(1) => {
+                        self.held_since = Some(Instant::now());
+                        Next::Wait(policy.interval.min(hold))
+                    }
+                    (None, None) if self.streak >= policy.consecutive.max(1) => Next::Pass,
+                    (None, _) => Next::Wait(Duration::ZERO),
+                }
+            }
+            Err(miss) => {
+                let fatal = miss.fatal;
+                self.last_miss = Some(miss);
+                if let Some(since) = self.held_since {
+                    return Next::Stop(Stop::at(Cause::HoldBroken {
+                        held: since.elapsed(),
+                        hold: policy.hold.unwrap_or_default(),
+                    }));
+                }
+                if fatal {
+                    return Next::Stop(Stop::at(Cause::Fatal));
+                }
+                if self.streak > 0 {
+                    // A failure after successes restarts the backoff too.
+                    self.delays = Box::new(backoff(policy));
+                }
+                self.streak = 0;
+                Next::Wait(self.delays.next().unwrap_or(policy.max_interval))
+            }
+        }
+    }
+
+    /// Wait `delay` before the next attempt; `Err` when a deadline or Ctrl-C ends the loop.
+    async fn pause(&self, delay: Duration) -> Result<(), Stop> {
+        if delay.is_zero() {
+            return match Instant::now() >= self.deadline() {
+                true => Err(Stop::at(self.timed_out())),
+                false => Ok(()),
+            };
+        }
+        let w = if self.held_since.is_some() {
+            // Hold waits ignore the step deadline and watch wake-ups: it is a steady cadence.
+            let l = Limits {
+                step_deadline: self.limits.test_deadline,
+                wake: None,
+                ..self.limits.clone()
+            };
+            wait(delay, &l).await
+        } else {
+            wait(delay, self.limits).await
+        };
+        match w {
+            Wait::Elapsed | Wait::Woken => Ok(()),
+            Wait::Cancelled => Err(Stop::at(Cause::Cancelled)),
+            Wait::Deadline => Err(Stop::at(self.timed_out())),
+        }
+    }
+}
+
 /// Run `attempt` until it passes per `policy`, or a deadline, a fatal miss, or Ctrl-C.
 /// `pending` describes an attempt, for when a deadline cuts one off.
 ///
@@ -568,46 +700,22 @@ where
     // timeout allowed, however long preparing the first attempt took on a loaded machine.
     let started = limits.started.min(Instant::now());
     let mut history = History::default();
-    let mut delays = backoff(policy);
-    let mut streak = 0u32;
     let mut produced: Option<Produced<R::Value>> = None;
-    let mut last_miss: Option<Miss> = None;
-    let mut held_since: Option<Instant> = None;
-    let consecutive = policy.consecutive.max(1);
-    // A deadline hit: during hold only the test deadline is in force.
-    let timed_out = |held_since: Option<Instant>| {
-        if held_since.is_some()
-            || (limits.test_deadline <= limits.step_deadline
-                && Instant::now() >= limits.test_deadline)
-        {
-            Cause::TestTimeout
-        } else {
-            Cause::Timeout
-        }
-    };
+    let mut cadence = Cadence::new(policy, limits);
 
     let stopped = loop {
-        // During hold the attempts may outlive the step timeout, but never the test deadline.
-        let deadline = if held_since.is_some() {
-            limits.test_deadline
-        } else {
-            limits.deadline()
-        };
         if limits.cancel.is_cancelled() {
-            break Err(Stop {
-                cause: Cause::Cancelled,
-                cut_off: None,
-            });
+            break Err(Stop::at(Cause::Cancelled));
         }
         let n = history.attempts + 1;
         let t0 = Instant::now();
         let result = tokio::select! {
             biased;
             _ = limits.cancel.cancelled() => None,
-            r = tokio::time::timeout_at(deadline, attempt(n)) => Some(r),
+            r = tokio::time::timeout_at(cadence.deadline(), attempt(n)) => Some(r),
         };
         let took = t0.elapsed();
-        let result = match result {
+        let (verdict, value) = match result {
             None => {
                 break Err(Stop {
                     cause: Cause::Cancelled,
@@ -616,19 +724,15 @@ where
             }
             Some(Err(_elapsed)) => {
                 break Err(Stop {
-                    cause: timed_out(held_since),
+                    cause: cadence.timed_out(),
                     cut_off: Some(took),
                 });
             }
-            Some(Ok(r)) => r.into_outcome(),
+            Some(Ok(r)) => match r.into_outcome() {
+                Ok(v) => (Ok(()), Some(v)),
+                Err(Missed { miss, seen }) => (Err(miss), seen),
+            },
         };
-        let (verdict, value) = match result {
-            Ok(v) => (Ok(()), Some(v)),
-            Err(Missed { miss, seen }) => (Err(miss), seen),
-        };
-        if let Some(value) = value {
-            produced = Some(Produced { attempt: n, value });
-        }
         let rec = AttemptRecord {
             n,
             start: t0 - started,
@@ -641,92 +745,18 @@ where
                 .unwrap_or_default(),
             http: None,
         };
-        let this_value = produced
-            .as_ref()
-            .filter(|p| p.attempt == n)
-            .map(|p| &p.value);
-        observer.attempt_finished(&rec, this_value);
+        observer.attempt_finished(&rec, value.as_ref());
         history.record(rec);
-
-        let delay = match verdict {
-            Ok(()) => {
-                streak += 1;
-                let hold = policy.hold.filter(|h| !h.is_zero());
-                match (held_since, hold) {
-                    (Some(since), Some(hold)) if since.elapsed() < hold => {
-                        // Attempts during hold run at `interval`, never past its end.
-                        policy.interval.min(hold.saturating_sub(since.elapsed()))
-                    }
-                    // Held long enough.
-                    (Some(_), _) => break Ok(()),
-                    (None, Some(hold)) if streak >= consecutive => {
-                        held_since = Some(Instant::now());
-                        policy.interval.min(hold)
-                    }
-                    (None, None) if streak >= consecutive => break Ok(()),
-                    (None, _) => Duration::ZERO,
-                }
-            }
-            Err(miss) => {
-                let fatal = miss.fatal;
-                last_miss = Some(miss);
-                if let Some(since) = held_since {
-                    break Err(Stop {
-                        cause: Cause::HoldBroken {
-                            held: since.elapsed(),
-                            hold: policy.hold.unwrap_or_default(),
-                        },
-                        cut_off: None,
-                    });
-                }
-                if fatal {
-                    break Err(Stop {
-                        cause: Cause::Fatal,
-                        cut_off: None,
-                    });
-                }
-                if streak > 0 {
-                    // A failure after successes restarts the backoff too.
-                    delays = backoff(policy);
-                }
-                streak = 0;
-                delays.next().unwrap_or(policy.max_interval)
-            }
-        };
-
-        if delay.is_zero() {
-            if Instant::now() >= deadline {
-                break Err(Stop {
-                    cause: timed_out(held_since),
-                    cut_off: None,
-                });
-            }
-            continue;
+        if let Some(value) = value {
+            produced = Some(Produced { attempt: n, value });
         }
-        let w = if held_since.is_some() {
-            // Hold waits ignore the step deadline and watch wake-ups: it is a steady cadence.
-            let l = Limits {
-                step_deadline: limits.test_deadline,
-                wake: None,
-                ..limits.clone()
-            };
-            wait(delay, &l).await
-        } else {
-            wait(delay, limits).await
-        };
-        match w {
-            Wait::Elapsed | Wait::Woken => {}
-            Wait::Cancelled => {
-                break Err(Stop {
-                    cause: Cause::Cancelled,
-                    cut_off: None,
-                });
-            }
-            Wait::Deadline => {
-                break Err(Stop {
-                    cause: timed_out(held_since),
-                    cut_off: None,
-                });
+        match cadence.after(verdict) {
+            Next::Pass => break Ok(()),
+            Next::Stop(stop) => break Err(stop),
+            Next::Wait(delay) => {
+                if let Err(stop) = cadence.pause(delay).await {
+                    break Err(stop);
+                }
             }
         }
     };
@@ -741,12 +771,12 @@ where
     };
     let holding = match stop.cause {
         Cause::HoldBroken { .. } => None,
-        _ => held_since.map(|s| s.elapsed()),
+        _ => cadence.held_since.map(|s| s.elapsed()),
     };
     Err(Box::new(GaveUp {
         cause: stop.cause,
         history,
-        last: last_miss,
+        last: cadence.last_miss,
         pending: stop.cut_off.map(|d| (pending.to_owned(), d)),
         holding,
         policy: *policy,
