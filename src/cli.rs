@@ -349,6 +349,25 @@ pub struct GcArgs {
     pub dry_run: bool,
 }
 
+/// `connect` for a one-shot command (`gc`, `sandbox --demo-gateway-only`): an unusable cluster
+/// is said on stderr and is exit 3.
+pub async fn connect_or_exit(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<crate::cluster::Cluster, crate::Exit> {
+    crate::cluster::connect::connect(
+        kubeconfig,
+        context,
+        crate::cluster::connect::CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        crate::Exit::Infra
+    })
+}
+
+/// Connect and check the server answers (bounded by `timeout`).
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,7 +94,7 @@ async fn demo_gateway_only(args: SandboxArgs) -> Exit {
         );
         return Exit::Invalid;
     }
-    let cluster = match crate::cluster::connect::connect_or_exit(
+    let cluster = match crate::cli::connect_or_exit(
         args.kubeconfig.as_deref(),
         args.context.as_deref(),
     )

@@ -52,21 +52,6 @@ pub async fn config(
     }
 }
 
-/// `connect` for a one-shot command (`gc`, `sandbox --demo-gateway-only`): an unusable cluster
-/// is said on stderr and is exit 3.
-pub async fn connect_or_exit(
-    kubeconfig: Option<&Path>,
-    context: Option<&str>,
-) -> Result<Cluster, crate::Exit> {
-    connect(kubeconfig, context, CONNECT_TIMEOUT)
-        .await
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            crate::Exit::Infra
-        })
-}
-
-/// Connect and check the server answers (bounded by `timeout`).
 pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,

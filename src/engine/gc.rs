@@ -51,7 +51,7 @@ pub struct Collected {
 }
 
 pub async fn command(args: GcArgs) -> Exit {
-    let cluster = match crate::cluster::connect::connect_or_exit(
+    let cluster = match crate::cli::connect_or_exit(
         args.cluster.kubeconfig.as_deref(),
         args.cluster.context.as_deref(),
     )
