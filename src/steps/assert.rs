@@ -190,53 +190,65 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             }
             StepResult::passed(h.attempts)
         }
-        Err(g) => {
-            let mut f = failure_from(&g, &ctx.limits);
-            f.expected = Some(expect.describe(&what));
-            // Nobody reconciling a Gateway API object is the usual reason its status never
-            // comes: say so first.
-            let seen = g.produced.as_ref().map(|p| &p.value);
-            if !expect.absent
-                && g.cause != retry::Cause::Cancelled
-                && let Some(obj) = seen
-                && let Some(h) = crate::cluster::controllers::unreconciled(&cluster, obj).await
-            {
-                f.hints.insert(0, h);
-            }
-            if let Some(obj) = seen
-                && !f.sections.iter().any(|s| s.kind == SectionKind::LastObject)
-            {
-                f.sections.push(Section::of(
-                    SectionKind::LastObject,
-                    "last object",
-                    show_object(obj, expect.hide_values),
-                ));
-            }
-            if !expect.absent {
-                ctx.add_near_misses(&mut f, &g, &cluster, &target).await;
-            }
-            if let Some(k) = &kind {
-                f.reproduce.push(target.kubectl_get(
-                    &k.ar.plural,
-                    &k.ar.group,
-                    k.namespaced,
-                    &cluster.kubectl_flags(),
-                ));
-            }
-            if g.history
-                .class_counts()
-                .iter()
-                .any(|(c, _)| *c == Class::Stale)
-            {
-                f.hints.push(
-                    "a stale condition was written for an older generation: the controller has not \
-                     reconciled the latest spec (or its status writer skipped the write)"
-                        .into(),
-                );
-            }
-            StepResult::failed(g.history.attempts, f)
-        }
+        Err(g) => gave_up(ctx, &g, &expect, &what, &cluster, &target, kind.as_ref()).await,
     }
+}
+
+/// The failure of an assert that gave up: the last object read, the near misses, why nobody
+/// may be reconciling it, and how to look at it.
+async fn gave_up(
+    ctx: &mut StepCtx<'_>,
+    g: &retry::GaveUp<Value>,
+    expect: &Expect,
+    what: &str,
+    cluster: &Cluster,
+    target: &Target,
+    kind: Option<&Kind>,
+) -> StepResult {
+    let mut f = failure_from(g, &ctx.limits);
+    f.expected = Some(expect.describe(what));
+    // Nobody reconciling a Gateway API object is the usual reason its status never
+    // comes: say so first.
+    let seen = g.produced.as_ref().map(|p| &p.value);
+    if !expect.absent
+        && g.cause != retry::Cause::Cancelled
+        && let Some(obj) = seen
+        && let Some(h) = crate::cluster::controllers::unreconciled(cluster, obj).await
+    {
+        f.hints.insert(0, h);
+    }
+    if let Some(obj) = seen
+        && !f.sections.iter().any(|s| s.kind == SectionKind::LastObject)
+    {
+        f.sections.push(Section::of(
+            SectionKind::LastObject,
+            "last object",
+            show_object(obj, expect.hide_values),
+        ));
+    }
+    if !expect.absent {
+        ctx.add_near_misses(&mut f, g, cluster, target).await;
+    }
+    if let Some(k) = kind {
+        f.reproduce.push(target.kubectl_get(
+            &k.ar.plural,
+            &k.ar.group,
+            k.namespaced,
+            &cluster.kubectl_flags(),
+        ));
+    }
+    if g.history
+        .class_counts()
+        .iter()
+        .any(|(c, _)| *c == Class::Stale)
+    {
+        f.hints.push(
+            "a stale condition was written for an older generation: the controller has not \
+             reconciled the latest spec (or its status writer skipped the write)"
+                .into(),
+        );
+    }
+    StepResult::failed(g.history.attempts, f)
 }
 
 /// One read and check. The object (or `{items: [...]}` of a selector) comes back with the
