@@ -131,6 +131,74 @@ impl Terminal {
         }
     }
 
+    /// A test's spinner (or, on a re-run, its line again).
+    fn test_started(&mut self, id: &TestId, try_no: u32) {
+        let step = if try_no > 1 {
+            format!("re-run {try_no}")
+        } else {
+            "starting".into()
+        };
+        // A re-run continues the same test: its clock (and SLOW schedule) go on.
+        if let Some(r) = self.running.get_mut(id) {
+            r.step = step;
+            r.attempts = 0;
+            self.update_bar(id);
+            return;
+        }
+        let bar = self.multi.as_ref().map(|m| {
+            let bar = match &self.total_bar {
+                Some(t) => m.insert_before(t, ProgressBar::new_spinner()),
+                None => m.add(ProgressBar::new_spinner()),
+            };
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        self.running.insert(
+            id.clone(),
+            Running {
+                bar,
+                step,
+                attempts: 0,
+                since: Instant::now(),
+                next_slow: SLOW_AFTER,
+            },
+        );
+        self.update_bar(id);
+    }
+
+    /// A pause: why, the failure, where to look, and how to go on.
+    fn paused(
+        &mut self,
+        id: &TestId,
+        reason: &str,
+        namespace: Option<&str>,
+        commands: &[String],
+        failure: Option<&Failure>,
+    ) {
+        let mut s = format!(
+            "{} {id}: {}",
+            self.styles.flaky.apply_to("PAUSED"),
+            vis(reason)
+        );
+        if let Some(f) = failure {
+            for l in failure_lines(f, &self.styles) {
+                s.push('\n');
+                s.push_str(&l);
+            }
+        }
+        if let Some(ns) = namespace {
+            s.push_str(&format!("\n  namespace {ns} is intact; to look:"));
+            for c in commands {
+                s.push_str(&format!("\n    {}", vis(c)));
+            }
+        }
+        s.push_str("\n  press Enter to continue (cleanup runs after), Ctrl-C to stop the run");
+        self.echoed(&s);
+    }
+
     /// The run's header line and its progress bar, once the tests start.
     fn begin(&mut self) {
         let Some((line, total)) = self.header.take() else {
@@ -508,43 +576,7 @@ impl Reporter for Terminal {
                 // Said once the tests start: a run that cannot start never says "running".
                 self.header = Some((line, total as u64));
             }
-            Event::TestStarted { id, try_no, .. } => {
-                let step = if *try_no > 1 {
-                    format!("re-run {try_no}")
-                } else {
-                    "starting".into()
-                };
-                // A re-run continues the same test: its clock (and SLOW schedule) go on.
-                if let Some(r) = self.running.get_mut(id) {
-                    r.step = step;
-                    r.attempts = 0;
-                    self.update_bar(id);
-                    return;
-                }
-                let bar = self.multi.as_ref().map(|m| {
-                    let bar = match &self.total_bar {
-                        Some(t) => m.insert_before(t, ProgressBar::new_spinner()),
-                        None => m.add(ProgressBar::new_spinner()),
-                    };
-                    bar.set_style(
-                        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                            .expect("valid template"),
-                    );
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    bar
-                });
-                self.running.insert(
-                    id.clone(),
-                    Running {
-                        bar,
-                        step,
-                        attempts: 0,
-                        since: Instant::now(),
-                        next_slow: SLOW_AFTER,
-                    },
-                );
-                self.update_bar(id);
-            }
+            Event::TestStarted { id, try_no, .. } => self.test_started(id, *try_no),
             Event::StepStarted { id, name, .. } => {
                 if let Some(r) = self.running.get_mut(id) {
                     r.step = name.clone();
@@ -601,29 +633,7 @@ impl Reporter for Terminal {
                 namespace,
                 commands,
                 failure,
-            } => {
-                let mut s = format!(
-                    "{} {id}: {}",
-                    self.styles.flaky.apply_to("PAUSED"),
-                    vis(reason)
-                );
-                if let Some(f) = failure {
-                    for l in failure_lines(f, &self.styles) {
-                        s.push('\n');
-                        s.push_str(&l);
-                    }
-                }
-                if let Some(ns) = namespace {
-                    s.push_str(&format!("\n  namespace {ns} is intact; to look:"));
-                    for c in commands {
-                        s.push_str(&format!("\n    {}", vis(c)));
-                    }
-                }
-                s.push_str(
-                    "\n  press Enter to continue (cleanup runs after), Ctrl-C to stop the run",
-                );
-                self.echoed(&s);
-            }
+            } => self.paused(id, reason, namespace.as_deref(), commands, failure.as_ref()),
             Event::Resumed { id } => self.line(&format!("resumed {id}")),
             Event::BackgroundCleanup {
                 id,
