@@ -233,6 +233,9 @@ pub struct ValidateArgs {
     /// The embedded Gateway API CRDs and the suites' own CRDs are always known.
     #[arg(long = "crds", value_name = "PATH")]
     pub crds: Vec<PathBuf>,
+    /// Profile of gwtest.toml whose `paths` and `vars` apply, as for `run`.
+    #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -241,11 +244,15 @@ pub struct ListArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Variables the suites may use (repeatable), as for `run`: --var host=example.com.
+    /// $GWTEST_VAR holds comma-separated K=V pairs.
+    #[arg(long = "var", value_name = "K=V")]
+    pub var: Vec<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Profile of gwtest.toml whose selection (filter, label, shard, repeat) applies, as for
-    /// `run`.
+    /// Profile of gwtest.toml whose paths, variables and selection (filter, label, shard,
+    /// repeat) apply, as for `run`.
     #[arg(long, value_name = "NAME", env = "GWTEST_PROFILE")]
     pub profile: Option<String>,
 }
@@ -342,6 +349,25 @@ pub struct GcArgs {
     pub dry_run: bool,
 }
 
+/// `connect` for a one-shot command (`gc`, `sandbox --demo-gateway-only`): an unusable cluster
+/// is said on stderr and is exit 3.
+pub async fn connect_or_exit(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<crate::cluster::Cluster, crate::Exit> {
+    crate::cluster::connect::connect(
+        kubeconfig,
+        context,
+        crate::cluster::connect::CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        crate::Exit::Infra
+    })
+}
+
+/// Connect and check the server answers (bounded by `timeout`).
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -385,6 +385,17 @@ pub struct RunConfig {
     pub conformance: Option<ConformanceConfig>,
 }
 
+impl RunConfig {
+    /// Where the suites are, their variables and the selection, as loading takes them.
+    pub fn suite_inputs(&self) -> SuiteInputs {
+        SuiteInputs {
+            paths: self.paths.clone(),
+            vars: self.vars.clone(),
+            select: self.select.clone(),
+        }
+    }
+}
+
 /// Whether an environment variable is set to something that means "yes" (not empty, not
 /// `0`, not `false`).
 fn env_yes(k: &str) -> bool {
@@ -624,38 +635,94 @@ pub fn resolve_selection(sel: &SelectArgs, p: &Profile) -> Result<Selection, Con
     build_selection(&filters, &labels, shard.as_deref(), sel.repeat.or(p.repeat))
 }
 
-impl RunConfig {
-    /// Resolve flags/environment (already merged by clap) over the profile over defaults.
-    pub fn resolve(args: &RunArgs, cwd: &Path) -> Result<RunConfig, ConfigError> {
+/// The profile in force for a command run in `cwd` (`--profile`, else `ci` under $CI, else
+/// `default`), and the directory its relative paths are relative to (gwtest.toml's).
+pub struct ProfileInForce {
+    pub name: Option<String>,
+    pub profile: Profile,
+    pub base: PathBuf,
+}
+
+impl ProfileInForce {
+    pub fn find(cwd: &Path, name: Option<&str>) -> Result<ProfileInForce, ConfigError> {
         let file = find_config_file(cwd);
-        let (profile_name, p) = load_profile(file.as_deref(), args.profile.as_deref(), in_ci())?;
-        // Paths in a profile are relative to gwtest.toml's directory.
+        let (name, profile) = load_profile(file.as_deref(), name, in_ci())?;
         let base = file
             .as_deref()
             .and_then(Path::parent)
             .unwrap_or(cwd)
             .to_path_buf();
-        let rel = |p: &PathBuf| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            }
-        };
+        Ok(ProfileInForce {
+            name,
+            profile,
+            base,
+        })
+    }
 
-        let select = resolve_selection(&args.select, &p)?;
+    /// A path from the profile, relative to gwtest.toml's directory.
+    fn rel(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
 
+    /// Where the suites are, the variables they may use and the selection: flags and
+    /// environment over this profile. `run`, `validate` and `list` resolve them here alike.
+    pub fn suite_inputs(
+        &self,
+        paths: &[PathBuf],
+        var_flags: &[String],
+        select: &SelectArgs,
+    ) -> Result<SuiteInputs, ConfigError> {
+        let p = &self.profile;
         let mut vars: Vec<(String, String)> = Vec::new();
         if let Some(pv) = &p.vars {
             vars.extend(pv.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         for (k, v) in parse_vars(&env_vars())?
             .into_iter()
-            .chain(parse_vars(&args.var)?)
+            .chain(parse_vars(var_flags)?)
         {
             vars.retain(|(e, _)| *e != k);
             vars.push((k, v));
         }
+        let paths = if !paths.is_empty() {
+            paths.to_vec()
+        } else if let Some(pp) = &p.paths {
+            pp.iter().map(|x| self.rel(x)).collect()
+        } else {
+            vec![PathBuf::from(DEFAULT_SUITES_DIR)]
+        };
+        Ok(SuiteInputs {
+            paths,
+            vars,
+            select: resolve_selection(select, p)?,
+        })
+    }
+}
+
+/// What loading and picking suites takes (see [`ProfileInForce::suite_inputs`]).
+#[derive(Clone, Debug)]
+pub struct SuiteInputs {
+    pub paths: Vec<PathBuf>,
+    /// `--var`, `$GWTEST_VAR` and the profile's `vars`, the later winning.
+    pub vars: Vec<(String, String)>,
+    pub select: Selection,
+}
+
+impl RunConfig {
+    /// Resolve flags/environment (already merged by clap) over the profile over defaults.
+    pub fn resolve(args: &RunArgs, cwd: &Path) -> Result<RunConfig, ConfigError> {
+        let in_force = ProfileInForce::find(cwd, args.profile.as_deref())?;
+        let SuiteInputs {
+            paths,
+            vars,
+            select,
+        } = in_force.suite_inputs(&args.paths, &args.var, &args.select)?;
+        let rel = |p: &PathBuf| in_force.rel(p);
+        let (profile_name, p, base) = (&in_force.name, &in_force.profile, &in_force.base);
 
         let parallel = args.parallel.or(p.parallel).unwrap_or(DEFAULT_PARALLEL);
         if parallel == 0 {
@@ -679,14 +746,6 @@ impl RunConfig {
                 .or(p.otlp_export_protocol.clone()),
             &|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()),
         )?;
-
-        let paths = if !args.paths.is_empty() {
-            args.paths.clone()
-        } else if let Some(pp) = &p.paths {
-            pp.iter().map(rel).collect()
-        } else {
-            vec![PathBuf::from(DEFAULT_SUITES_DIR)]
-        };
 
         Ok(RunConfig {
             paths,
@@ -728,9 +787,9 @@ impl RunConfig {
             max_spans,
             otlp_export,
             otlp_export_protocol,
-            profile: profile_name,
+            profile: profile_name.clone(),
             color: args.color.or(p.color).unwrap_or(ColorWhen::Auto),
-            conformance: resolve_conformance(&args.conformance, &p, &base)?,
+            conformance: resolve_conformance(&args.conformance, p, base)?,
         })
     }
 }

@@ -115,18 +115,14 @@ async fn demo_gateway_only(args: SandboxArgs) -> Exit {
         );
         return Exit::Invalid;
     }
-    let cluster = match crate::cluster::connect::connect(
+    let cluster = match crate::cli::connect_or_exit(
         args.kubeconfig.as_deref(),
         args.context.as_deref(),
-        crate::cluster::connect::CONNECT_TIMEOUT,
     )
     .await
     {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Infra;
-        }
+        Err(exit) => return exit,
     };
     let otlp_endpoint = match otlp_url(args.otlp_export.as_deref()) {
         Ok(u) => u,

@@ -411,3 +411,57 @@ fn credentials_that_cannot_be_obtained_are_exit_3_naming_the_credentials() {
         ),
     );
 }
+
+/// A run that cannot start (the cluster is gone) still writes its reports: every picked test
+/// skipped, saying why.
+#[test]
+fn a_dead_cluster_still_writes_the_reports_saying_why() {
+    let ws = Workspace::new("dead-reports");
+    let server = format!("https://127.0.0.1:{}", closed_port());
+    let kc = setup(&ws, &server, "t", None);
+    let (junit, json) = (
+        ws.path().join("out/junit.xml"),
+        ws.path().join("out/r.json"),
+    );
+    let out = ws
+        .gwtest(&[
+            "run",
+            "s",
+            "--kubeconfig",
+            &kc,
+            "--junit",
+            &junit.display().to_string(),
+            "--json",
+            &json.display().to_string(),
+        ])
+        .timeout(Duration::from_secs(40))
+        .run();
+    out.assert_exit(3);
+    assert_line(&out.stderr, r"^error: cannot reach the Kubernetes API at ");
+    let why = format!("cannot reach the Kubernetes API at {server}");
+    let xml = std::fs::read_to_string(&junit).expect("the JUnit report is written on exit 3");
+    assert!(
+        xml.contains(&format!(
+            "<skipped message=\"not run: the run could not start: {why}"
+        )),
+        "{xml}"
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&json).expect("the JSON report is written on exit 3"),
+    )
+    .unwrap();
+    assert!(
+        v["not_started"].as_str().unwrap().starts_with(&why),
+        "{v:#}"
+    );
+    let t = &v["suites"][0]["tests"][0];
+    assert_eq!(t["status"], "skipped", "{v:#}");
+    assert!(
+        t["skip_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("not run: the run could not start: {why}")),
+        "{v:#}"
+    );
+    assert_eq!(v["counts"]["skipped"], 1, "{v:#}");
+}

@@ -327,3 +327,49 @@ fn var_values_keep_their_commas_and_the_environment_splits_pairs() {
         .run();
     out.assert_exit(0);
 }
+
+/// `validate` and `list` read gwtest.toml as `run` does (the profile's paths and vars), and
+/// `list` refuses suites `run` would refuse.
+#[test]
+fn validate_and_list_honour_the_profile_and_the_checks_of_run() {
+    let ws = Workspace::new("profile-validate-list");
+    ws.suite("elsewhere/s", "");
+    ws.write(
+        "elsewhere/s/t.test.yaml",
+        &test_doc(
+            "t",
+            "",
+            "  - exec:\n      command: [echo, \"${greeting}\"]\n",
+        ),
+    );
+    ws.write(
+        "gwtest.toml",
+        "[profile.default]\npaths = [\"elsewhere\"]\nvars = { greeting = \"hi\" }\n\n\
+         [profile.bare]\npaths = [\"elsewhere\"]\n",
+    );
+    for cmd in ["validate", "list", "run"] {
+        let out = ws.gwtest(&[cmd]).env_remove("CI").run();
+        out.assert_exit(0);
+        // Without the profile's variable, `${greeting}` is undefined: all three refuse the
+        // suite with the same error.
+        let out = ws
+            .gwtest(&[cmd, "--profile", "bare"])
+            .env_remove("CI")
+            .run();
+        out.assert_exit(2);
+        assert!(
+            out.stderr
+                .contains("elsewhere/s/t.test.yaml:7:24: unknown variable `${greeting}`"),
+            "{cmd}: {}",
+            out.dump()
+        );
+        // A flag defines it as well.
+        let out = ws
+            .gwtest(&[cmd, "--profile", "bare", "--var", "greeting=yo"])
+            .env_remove("CI")
+            .run();
+        out.assert_exit(0);
+    }
+    let out = ws.gwtest(&["list"]).env_remove("CI").run();
+    assert_eq!(out.stdout.trim(), "s/t", "{}", out.dump());
+}

@@ -183,6 +183,8 @@ fn events(ids: &Ids, finished: bool) -> Vec<Event> {
             interrupted: false,
             cleanup_failed: 0,
             cluster_unusable: None,
+            not_started: None,
+            quit: false,
         },
     });
     ev

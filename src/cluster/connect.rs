@@ -52,7 +52,6 @@ pub async fn config(
     }
 }
 
-/// Connect and check the server answers (bounded by `timeout`).
 pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,

@@ -76,14 +76,20 @@ fn expand(node: &Spanned<Node>, file: &Path, vars: &Vars) -> Result<Vec<Manifest
     }])
 }
 
-/// Every object in a manifest file, with variables substituted.
-pub fn read_file(path: &Path, vars: &Vars) -> Result<Vec<Manifest>, String> {
-    let text = std::fs::read_to_string(path)
+/// Every object in a manifest file, with variables substituted (read off the async threads:
+/// steps and fixtures call it).
+pub async fn read_file(path: &Path, vars: &Vars) -> Result<Vec<Manifest>, String> {
+    let text = tokio::fs::read_to_string(path)
+        .await
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let docs: Vec<Spanned<Node>> = serde_saphyr::from_str_multiple::<Spanned<Node>, Vec<_>>(&text)
         .map_err(|e| {
             let loc = e.location().map(Loc::from).unwrap_or(Loc::UNKNOWN);
-            format!("{}: {}", at(path, loc), e.without_snippet())
+            format!(
+                "{}: {}",
+                at(path, loc),
+                crate::suite::yaml::yaml_message(&e)
+            )
         })?;
     let mut out = Vec::new();
     for d in &docs {
@@ -101,8 +107,8 @@ pub fn from_node(node: &Spanned<Node>, file: &Path, vars: &Vars) -> Result<Vec<M
 mod tests {
     use super::*;
 
-    #[test]
-    fn files_expand_variables_keep_lines_and_split_lists() {
+    #[tokio::test]
+    async fn files_expand_variables_keep_lines_and_split_lists() {
         let dir = std::env::temp_dir().join(format!(
             "gwtest-manifests-{}",
             crate::util::random_suffix(6)
@@ -118,16 +124,25 @@ mod tests {
         let mut vars = Vars::new();
         vars.set("name", "a");
         vars.set("port", 8080);
-        let m = read_file(&f, &vars).unwrap();
+        let m = read_file(&f, &vars).await.unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].value["metadata"]["name"], "a");
         // A whole-string reference keeps the variable's type.
         assert_eq!(m[0].value["data"]["port"], 8080);
         assert_eq!(m[0].loc.line, 1);
         assert_eq!(m[1].value["metadata"]["name"], "b");
-        let err = read_file(&f, &Vars::new()).unwrap_err();
+        let err = read_file(&f, &Vars::new()).await.unwrap_err();
         assert!(err.contains("m.yaml:3:"), "{err}");
         assert!(err.contains("unknown variable `${name}`"), "{err}");
+        // A YAML error names its position once (ours) and the key as written.
+        std::fs::write(&f, "kind: ConfigMap\n\"a, set b\": 1\n\"a, set b\": 2\n").unwrap();
+        let err = read_file(&f, &Vars::new()).await.unwrap_err();
+        assert!(
+            err.ends_with(
+                "m.yaml:3:1: duplicate key `a, set b`: a key may appear only once in a map"
+            ),
+            "{err}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -2,11 +2,9 @@
 //! once instead of sleeping out its backoff. The assertion still re-reads the object itself
 //! (never a cached copy): waking is all a watch does.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use futures::StreamExt;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
+use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::{Cluster, Kind};
@@ -61,15 +59,17 @@ impl Changes {
         }
         let n = notify.clone();
         let task = tokio::spawn(async move {
-            let mut stream = watcher(api, cfg).boxed();
+            // After an error the watcher re-lists; kube-runtime's backoff (exponential, with
+            // jitter, reset once the watch has been healthy a while) spaces the retries while
+            // the server is away. The retry engine still polls meanwhile: the watch only
+            // shortens the wait.
+            let mut stream = watcher(api, cfg).default_backoff().boxed();
             while let Some(ev) = stream.next().await {
-                match ev {
-                    Ok(watcher::Event::Apply(_))
-                    | Ok(watcher::Event::Delete(_))
-                    | Ok(watcher::Event::InitDone) => n.notify_one(),
-                    Ok(_) => {}
-                    // The watcher re-lists after errors; don't spin while the server is away.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                if let Ok(
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
+                ) = ev
+                {
+                    n.notify_one();
                 }
             }
         });

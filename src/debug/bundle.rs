@@ -62,7 +62,7 @@ pub async fn dump_namespace(
     show_secrets: bool,
 ) -> anyhow::Result<usize> {
     let out = dir.join("cluster");
-    std::fs::create_dir_all(&out)?;
+    tokio::fs::create_dir_all(&out).await?;
     let work = async {
         let discovery = Discovery::new(cluster.client().clone()).run().await?;
         let mut n = 0;
@@ -106,7 +106,7 @@ pub async fn dump_namespace(
                         "" => format!("{}.{name}.yaml", kind.ar.kind),
                         g => format!("{}.{g}.{name}.yaml", kind.ar.kind),
                     };
-                    std::fs::write(out.join(file), yaml)?;
+                    tokio::fs::write(out.join(file), yaml).await?;
                     n += 1;
                 }
             }

@@ -94,7 +94,7 @@ pub async fn on_failure(
         return;
     }
     let dir = crate::debug::bundle::dir_for(&bundle_root(ctx), id, try_no).join("diagnostics");
-    if let Err(e) = std::fs::create_dir_all(&dir) {
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await {
         failure.diagnostics = Some(Diagnostics {
             dir: dir.clone(),
             collected: 0,
@@ -202,7 +202,7 @@ async fn run_one(scope: &Scope<'_>, c: &Collector, file: &str, base: &Path) -> R
         Err(why) if text.is_empty() => format!("# collector failed: {why}\n"),
         Err(why) => format!("# collector failed: {why}\n{text}"),
     };
-    if let Err(e) = std::fs::write(scope.dir.join(file), body) {
+    if let Err(e) = tokio::fs::write(scope.dir.join(file), body).await {
         return Err(format!("{kind}: cannot write {file}: {e}"));
     }
     outcome

@@ -355,8 +355,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_reaper_waits_for_everything_and_counts_failures() {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let events = EventSink::new(tx);
+        let (events, mut rx) = crate::engine::events::channel();
         let reaper = Reaper::default();
         let owner = Owner {
             test: None,
@@ -377,7 +376,7 @@ mod tests {
         assert_eq!(reaper.finish().await, 1);
         assert_eq!(reaper.pending(), 0);
         let mut seen = Vec::new();
-        while let Ok(e) = rx.try_recv() {
+        while let Some(e) = rx.try_recv() {
             if let Event::BackgroundCleanup { what, error, .. } = e {
                 seen.push((what, error.is_some()));
             }

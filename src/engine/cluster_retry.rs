@@ -57,7 +57,7 @@ pub enum OpError {
 }
 
 impl OpError {
-    fn gave_up(what: &str, g: &GaveUp) -> OpError {
+    fn gave_up<T>(what: &str, g: &GaveUp<T>) -> OpError {
         OpError::GaveUp {
             what: what.to_owned(),
             detail: g

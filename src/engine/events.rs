@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -325,7 +326,7 @@ impl Counts {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RunSummary {
     pub counts: Counts,
     pub duration: Duration,
@@ -334,6 +335,11 @@ pub struct RunSummary {
     pub cleanup_failed: usize,
     /// Why the cluster became unusable during the run (credentials, TLS), if it did.
     pub cluster_unusable: Option<String>,
+    /// Why the run could not start (what it needs could not be brought up): no test ran.
+    pub not_started: Option<String>,
+    /// A person answered `q` at a pause: the run stopped after a look, not by a signal.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub quit: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -463,26 +469,94 @@ pub enum Answer {
     Interrupted,
 }
 
+/// How many attempt events may wait for the reporters at once. Past it (reporters lagging,
+/// e.g. stdout a pipe nobody reads) further attempt events are dropped and counted: they only
+/// feed progress displays and the run's trace. Every other event is always queued (there
+/// are a few per step), so results are never lost.
+pub const MAX_QUEUED_ATTEMPTS: usize = 4096;
+
 /// Where the engine sends events. Cheap to clone; never blocks.
 #[derive(Clone, Debug)]
 pub struct EventSink {
     tx: Option<mpsc::UnboundedSender<Event>>,
+    backlog: Arc<Backlog>,
+}
+
+/// Attempt events queued and dropped, shared by a channel's two ends.
+#[derive(Debug, Default)]
+struct Backlog {
+    queued_attempts: AtomicUsize,
+    dropped_attempts: AtomicU64,
+}
+
+/// The reporters' end of the event channel.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::UnboundedReceiver<Event>,
+    backlog: Arc<Backlog>,
+}
+
+/// An event channel: attempt events bounded by [`MAX_QUEUED_ATTEMPTS`], the others never
+/// dropped.
+pub fn channel() -> (EventSink, EventStream) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let backlog = Arc::new(Backlog::default());
+    (
+        EventSink {
+            tx: Some(tx),
+            backlog: backlog.clone(),
+        },
+        EventStream { rx, backlog },
+    )
 }
 
 impl EventSink {
-    pub fn new(tx: mpsc::UnboundedSender<Event>) -> Self {
-        EventSink { tx: Some(tx) }
-    }
-
     /// A sink that drops everything (benchmarks, unit tests).
     pub fn discard() -> Self {
-        EventSink { tx: None }
+        EventSink {
+            tx: None,
+            backlog: Arc::default(),
+        }
     }
 
     pub fn emit(&self, e: Event) {
-        if let Some(tx) = &self.tx {
-            // The receiver lives until the run ends; a closed one only means nobody listens.
-            let _ = tx.send(e);
+        let Some(tx) = &self.tx else { return };
+        if matches!(e, Event::Attempt { .. }) {
+            let queued = self.backlog.queued_attempts.fetch_add(1, Ordering::Relaxed);
+            if queued >= MAX_QUEUED_ATTEMPTS {
+                self.backlog.queued_attempts.fetch_sub(1, Ordering::Relaxed);
+                self.backlog
+                    .dropped_attempts
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         }
+        // The receiver lives until the run ends; a closed one only means nobody listens.
+        let _ = tx.send(e);
+    }
+}
+
+impl EventStream {
+    /// The next event; `None` once every sink is gone.
+    pub async fn recv(&mut self) -> Option<Event> {
+        let e = self.rx.recv().await?;
+        if matches!(e, Event::Attempt { .. }) {
+            self.backlog.queued_attempts.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(e)
+    }
+
+    /// The next event if one is queued.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        let e = self.rx.try_recv().ok()?;
+        if matches!(e, Event::Attempt { .. }) {
+            self.backlog.queued_attempts.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(e)
+    }
+
+    /// Attempt events dropped so far because the reporters lagged.
+    pub fn dropped_attempts(&self) -> u64 {
+        self.backlog.dropped_attempts.load(Ordering::Relaxed)
     }
 }

@@ -255,7 +255,9 @@ async fn apply_fixtures(
             .expand(f)
             .map_err(|e| Failure::error(format!("fixture {}: {e}", f.raw)))?;
         let path = suite.dir.join(rel);
-        let objs = manifests::read_file(&path, vars).map_err(Failure::error)?;
+        let objs = manifests::read_file(&path, vars)
+            .await
+            .map_err(Failure::error)?;
         for m in objs {
             let t = apply_fixture(ctx, cluster, &m, shared_ns, limits).await?;
             *ctx.suites

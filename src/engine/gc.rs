@@ -51,18 +51,14 @@ pub struct Collected {
 }
 
 pub async fn command(args: GcArgs) -> Exit {
-    let cluster = match crate::cluster::connect::connect(
+    let cluster = match crate::cli::connect_or_exit(
         args.cluster.kubeconfig.as_deref(),
         args.cluster.context.as_deref(),
-        crate::cluster::connect::CONNECT_TIMEOUT,
     )
     .await
     {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Infra;
-        }
+        Err(exit) => return exit,
     };
     let collected = match collect(&cluster, args.run.as_deref(), args.dry_run).await {
         Ok(c) => c,

@@ -25,7 +25,7 @@ use crate::cluster::{Cluster, Kind, is_deleting};
 use crate::debug::pause::Clock;
 use crate::steps::{self, RequestTrace, StepCtx, TestState};
 use crate::suite::load::{Suite, Test};
-use crate::suite::model::Step;
+use crate::suite::model::{Action, Step};
 use crate::suite::spanned::Spanned;
 use crate::suite::vars::Vars;
 use tokio_util::sync::CancellationToken;
@@ -71,7 +71,8 @@ pub enum NamespaceMode {
 #[derive(Clone, Debug)]
 pub struct SuiteEnv {
     pub suite: Arc<Suite>,
-    /// Suite variables (resolved) and --var, before the per-test built-ins.
+    /// Suite variables (resolved), --var and the suite-level built-ins; the per-test ones come
+    /// on top.
     pub vars: Vars,
     pub namespace: NamespaceMode,
 }
@@ -86,7 +87,7 @@ pub fn policy_for(step: &Step, suite: &Suite, timeout_scale: f64) -> Policy {
     let pick = |s: Option<crate::suite::spanned::Dur>,
                 s2: Option<crate::suite::spanned::Dur>,
                 def: Duration| { s.or(s2).map_or(def, |x| x.0) };
-    let default_consecutive = if step.request.is_some() {
+    let default_consecutive = if matches!(step.action, Action::Request(_)) {
         DEFAULT_REQUEST_CONSECUTIVE
     } else {
         1
@@ -154,22 +155,29 @@ fn not_run(t: &Try<'_>, list: &StepsOf<'_>, index: usize, step: &Spanned<Step>) 
     }
 }
 
-/// Built-in variables of one test try.
-fn test_vars(ctx: &RunContext, env: &SuiteEnv, test: &Test, namespace: Option<&str>) -> Vars {
-    let mut vars = env.vars.clone();
-    vars.set("test", test.name.clone());
-    vars.set("suite", env.suite.name.clone());
+/// The built-in variables (DESIGN §1.5, `suite::vars::BUILTINS`) of the run and a suite:
+/// `run`, `suite`, `kubeconfig`, `otlp.grpc`, `otlp.http`. The only place they are set; a
+/// test try adds its own ([`test_vars`]), a shared namespace its `namespace`.
+pub fn suite_builtins(ctx: &RunContext, suite: &str, vars: &mut Vars) {
     vars.set("run", ctx.run_id.clone());
-    vars.set("unique", crate::util::random_suffix(6));
-    if let Some(ns) = namespace {
-        vars.set("namespace", ns.to_owned());
-    }
+    vars.set("suite", suite.to_owned());
     if let Some(k) = &ctx.kubeconfig {
         vars.set("kubeconfig", k.display().to_string());
     }
     if let Some(o) = &ctx.otlp {
         vars.set("otlp.grpc", o.grpc.clone());
         vars.set("otlp.http", o.http.clone());
+    }
+}
+
+/// The variables of one test try: the suite's (built-ins included) plus `test`, `unique` and
+/// the test's `namespace`.
+fn test_vars(env: &SuiteEnv, test: &Test, namespace: Option<&str>) -> Vars {
+    let mut vars = env.vars.clone();
+    vars.set("test", test.name.clone());
+    vars.set("unique", crate::util::random_suffix(6));
+    if let Some(ns) = namespace {
+        vars.set("namespace", ns.to_owned());
     }
     vars
 }
@@ -210,7 +218,7 @@ pub async fn run_try(
         namespace: state.namespace.clone(),
         span_id: super::hex(&test_span),
     });
-    let mut vars = test_vars(ctx, env, test, state.namespace.as_deref());
+    let mut vars = test_vars(env, test, state.namespace.as_deref());
     let opened = setup_error.is_none();
 
     let main = StepsOf {

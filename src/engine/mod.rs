@@ -15,6 +15,7 @@ pub mod events;
 pub mod fixtures;
 pub mod forward;
 pub mod gc;
+pub mod infra;
 pub mod lifecycle;
 pub mod retry;
 pub mod run;
@@ -107,29 +108,6 @@ pub fn new_run_id() -> String {
     )
 }
 
-/// A random, valid (non-zero) W3C trace id.
-pub fn new_trace_id() -> [u8; 16] {
-    loop {
-        let mut t = [0u8; 16];
-        fastrand::fill(&mut t);
-        if t != [0; 16] {
-            return t;
-        }
-    }
-}
-
-/// A random, valid (non-zero) W3C span id.
-pub fn new_span_id() -> [u8; 8] {
-    loop {
-        let mut s = [0u8; 8];
-        fastrand::fill(&mut s);
-        if s != [0; 8] {
-            return s;
-        }
-    }
-}
-
-/// Lowercase hex, as in traceparent headers and OTLP/JSON.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+// Trace and span ids (opentelemetry's generator) and their lower-case hex, shared with the
+// demo gateway.
+pub use gwtest_sandbox::tracecontext::{hex, new_span_id, new_trace_id};

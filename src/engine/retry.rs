@@ -362,9 +362,10 @@ pub enum Cause {
     Cancelled,
 }
 
-/// The engine gave up: why, every attempt, and the last failure.
+/// The engine gave up: why, every attempt, the last failure, and the latest value an attempt
+/// produced (the response that did not match, the object whose condition was wrong).
 #[derive(Clone, Debug)]
-pub struct GaveUp {
+pub struct GaveUp<T = ()> {
     pub cause: Cause,
     pub history: History,
     pub last: Option<Miss>,
@@ -374,9 +375,19 @@ pub struct GaveUp {
     /// a deadline or Ctrl-C cut it.
     pub holding: Option<Duration>,
     pub policy: Policy,
+    /// The value of the latest attempt that produced one (a later attempt may have produced
+    /// none: no response, an API error).
+    pub produced: Option<Produced<T>>,
 }
 
-impl GaveUp {
+/// A value an attempt produced, and which attempt (1-based) produced it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Produced<T> {
+    pub attempt: u32,
+    pub value: T,
+}
+
+impl<T> GaveUp<T> {
     /// One paragraph saying what happened, e.g.
     /// `41 attempts in 30.0s: 38 timed out after 3s (attempt-timeout), 3 got status 503; last: status 503`.
     pub fn headline(&self) -> String {
@@ -425,15 +436,65 @@ impl GaveUp {
             .map(|m| m.class)
             .or_else(|| self.history.dominant_class())
     }
+
+    /// How many attempts were started: the finished ones and the one a deadline or Ctrl-C
+    /// cut off.
+    pub fn started(&self) -> u32 {
+        self.history.attempts + u32::from(self.pending.is_some())
+    }
 }
 
-/// Attempt-level progress, for reporters (the progress line, attempt counts).
-pub trait AttemptObserver: Send {
-    fn attempt_finished(&mut self, record: &AttemptRecord);
+/// A failed attempt that still read something worth keeping for the report.
+#[derive(Clone, Debug)]
+pub struct Missed<T> {
+    pub miss: Miss,
+    pub seen: Option<T>,
 }
 
-impl<F: FnMut(&AttemptRecord) + Send> AttemptObserver for F {
-    fn attempt_finished(&mut self, record: &AttemptRecord) {
+impl<T> Missed<T> {
+    pub fn seen(miss: Miss, value: T) -> Self {
+        Missed {
+            miss,
+            seen: Some(value),
+        }
+    }
+}
+
+impl<T> From<Miss> for Missed<T> {
+    fn from(miss: Miss) -> Self {
+        Missed { miss, seen: None }
+    }
+}
+
+/// What an attempt returns: `Result<T, Miss>`, or `Result<T, Missed<T>>` when a failed
+/// attempt produced a value too.
+pub trait AttemptResult {
+    type Value;
+    fn into_outcome(self) -> Result<Self::Value, Missed<Self::Value>>;
+}
+
+impl<T> AttemptResult for Result<T, Miss> {
+    type Value = T;
+    fn into_outcome(self) -> Result<T, Missed<T>> {
+        self.map_err(Missed::from)
+    }
+}
+
+impl<T> AttemptResult for Result<T, Missed<T>> {
+    type Value = T;
+    fn into_outcome(self) -> Result<T, Missed<T>> {
+        self
+    }
+}
+
+/// Attempt-level progress, for reporters (the progress line, attempt counts). `produced` is
+/// the value this attempt produced, if any.
+pub trait AttemptObserver<T = ()>: Send {
+    fn attempt_finished(&mut self, record: &AttemptRecord, produced: Option<&T>);
+}
+
+impl<T, F: FnMut(&AttemptRecord) + Send> AttemptObserver<T> for F {
+    fn attempt_finished(&mut self, record: &AttemptRecord, _: Option<&T>) {
         self(record)
     }
 }
@@ -479,210 +540,248 @@ fn backoff(policy: &Policy) -> impl Iterator<Item = Duration> {
         .map(|d| d.mul_f64(1.0 - 0.2 * fastrand::f64()))
 }
 
+/// Why the loop of [`eventually`] stopped without passing.
+struct Stop {
+    cause: Cause,
+    /// How long the attempt in flight had run, when the stop cut one off.
+    cut_off: Option<Duration>,
+}
+
+impl Stop {
+    fn at(cause: Cause) -> Self {
+        Stop {
+            cause,
+            cut_off: None,
+        }
+    }
+}
+
+/// Where the loop of [`eventually`] stands between attempts: the run of successes, the hold,
+/// the backoff, and the last miss.
+struct Cadence<'a> {
+    policy: &'a Policy,
+    limits: &'a Limits,
+    delays: Box<dyn Iterator<Item = Duration> + Send + Sync + 'a>,
+    streak: u32,
+    held_since: Option<Instant>,
+    last_miss: Option<Miss>,
+}
+
+/// What to do after an attempt.
+enum Next {
+    Pass,
+    Wait(Duration),
+    Stop(Stop),
+}
+
+impl<'a> Cadence<'a> {
+    fn new(policy: &'a Policy, limits: &'a Limits) -> Self {
+        Cadence {
+            policy,
+            limits,
+            delays: Box::new(backoff(policy)),
+            streak: 0,
+            held_since: None,
+            last_miss: None,
+        }
+    }
+
+    /// The deadline an attempt or a wait runs to: during hold the attempts may outlive the
+    /// step timeout, but never the test deadline.
+    fn deadline(&self) -> Instant {
+        if self.held_since.is_some() {
+            self.limits.test_deadline
+        } else {
+            self.limits.deadline()
+        }
+    }
+
+    /// A deadline hit: during hold only the test deadline is in force.
+    fn timed_out(&self) -> Cause {
+        let l = self.limits;
+        if self.held_since.is_some()
+            || (l.test_deadline <= l.step_deadline && Instant::now() >= l.test_deadline)
+        {
+            Cause::TestTimeout
+        } else {
+            Cause::Timeout
+        }
+    }
+
+    /// The next move after an attempt that passed (`Ok`) or missed.
+    fn after(&mut self, verdict: Result<(), Miss>) -> Next {
+        let policy = self.policy;
+        match verdict {
+            Ok(()) => {
+                self.streak += 1;
+                let hold = policy.hold.filter(|h| !h.is_zero());
+                match (self.held_since, hold) {
+                    (Some(since), Some(hold)) if since.elapsed() < hold => {
+                        // Attempts during hold run at `interval`, never past its end.
+                        Next::Wait(policy.interval.min(hold.saturating_sub(since.elapsed())))
+                    }
+                    // Held long enough.
+                    (Some(_), _) => Next::Pass,
+                    (None, Some(hold)) if self.streak >= policy.consecutive.max(1) => {
+                        self.held_since = Some(Instant::now());
+                        Next::Wait(policy.interval.min(hold))
+                    }
+                    (None, None) if self.streak >= policy.consecutive.max(1) => Next::Pass,
+                    (None, _) => Next::Wait(Duration::ZERO),
+                }
+            }
+            Err(miss) => {
+                let fatal = miss.fatal;
+                self.last_miss = Some(miss);
+                if let Some(since) = self.held_since {
+                    return Next::Stop(Stop::at(Cause::HoldBroken {
+                        held: since.elapsed(),
+                        hold: policy.hold.unwrap_or_default(),
+                    }));
+                }
+                if fatal {
+                    return Next::Stop(Stop::at(Cause::Fatal));
+                }
+                if self.streak > 0 {
+                    // A failure after successes restarts the backoff too.
+                    self.delays = Box::new(backoff(policy));
+                }
+                self.streak = 0;
+                Next::Wait(self.delays.next().unwrap_or(policy.max_interval))
+            }
+        }
+    }
+
+    /// Wait `delay` before the next attempt; `Err` when a deadline or Ctrl-C ends the loop.
+    async fn pause(&self, delay: Duration) -> Result<(), Stop> {
+        if delay.is_zero() {
+            return match Instant::now() >= self.deadline() {
+                true => Err(Stop::at(self.timed_out())),
+                false => Ok(()),
+            };
+        }
+        let w = if self.held_since.is_some() {
+            // Hold waits ignore the step deadline and watch wake-ups: it is a steady cadence.
+            let l = Limits {
+                step_deadline: self.limits.test_deadline,
+                wake: None,
+                ..self.limits.clone()
+            };
+            wait(delay, &l).await
+        } else {
+            wait(delay, self.limits).await
+        };
+        match w {
+            Wait::Elapsed | Wait::Woken => Ok(()),
+            Wait::Cancelled => Err(Stop::at(Cause::Cancelled)),
+            Wait::Deadline => Err(Stop::at(self.timed_out())),
+        }
+    }
+}
+
 /// Run `attempt` until it passes per `policy`, or a deadline, a fatal miss, or Ctrl-C.
 /// `pending` describes an attempt, for when a deadline cuts one off.
 ///
-/// Returns the value of the last passing attempt.
-pub async fn eventually<T, F, Fut>(
+/// Returns the value of the last passing attempt; on giving up, the latest value any attempt
+/// produced comes back in [`GaveUp::produced`].
+pub async fn eventually<R, F, Fut>(
     policy: &Policy,
     limits: &Limits,
     pending: &str,
-    observer: &mut dyn AttemptObserver,
+    observer: &mut dyn AttemptObserver<R::Value>,
     mut attempt: F,
-) -> Result<(T, History), Box<GaveUp>>
+) -> Result<(R::Value, History), Box<GaveUp<R::Value>>>
 where
+    R: AttemptResult,
     F: FnMut(u32) -> Fut,
-    Fut: Future<Output = Result<T, Miss>>,
+    Fut: Future<Output = R>,
 {
     // The step's clock: what the summary says ("3 attempts in 10.0s") is the time the step's
     // timeout allowed, however long preparing the first attempt took on a loaded machine.
     let started = limits.started.min(Instant::now());
     let mut history = History::default();
-    let mut delays = backoff(policy);
-    let mut streak = 0u32;
-    let mut last_ok: Option<T>;
-    let mut last_miss: Option<Miss> = None;
-    let mut held_since: Option<Instant> = None;
-    let consecutive = policy.consecutive.max(1);
+    let mut produced: Option<Produced<R::Value>> = None;
+    let mut cadence = Cadence::new(policy, limits);
 
-    let give_up = |cause,
-                   history: History,
-                   last,
-                   pending: Option<(String, Duration)>,
-                   held_since: Option<Instant>| {
-        Box::new(GaveUp {
-            cause,
-            history,
-            last,
-            pending,
-            holding: held_since.map(|s| s.elapsed()),
-            policy: *policy,
-        })
-    };
-    let deadline_cause = |limits: &Limits| {
-        if limits.test_deadline <= limits.step_deadline && Instant::now() >= limits.test_deadline {
-            Cause::TestTimeout
-        } else {
-            Cause::Timeout
-        }
-    };
-
-    loop {
-        // During hold the attempts may outlive the step timeout, but never the test deadline.
-        let deadline = if held_since.is_some() {
-            limits.test_deadline
-        } else {
-            limits.deadline()
-        };
+    let stopped = loop {
         if limits.cancel.is_cancelled() {
-            history.elapsed = started.elapsed();
-            return Err(give_up(
-                Cause::Cancelled,
-                history,
-                last_miss,
-                None,
-                held_since,
-            ));
+            break Err(Stop::at(Cause::Cancelled));
         }
         let n = history.attempts + 1;
         let t0 = Instant::now();
         let result = tokio::select! {
             biased;
             _ = limits.cancel.cancelled() => None,
-            r = tokio::time::timeout_at(deadline, attempt(n)) => Some(r),
+            r = tokio::time::timeout_at(cadence.deadline(), attempt(n)) => Some(r),
         };
         let took = t0.elapsed();
-        let result = match result {
+        let (verdict, value) = match result {
             None => {
-                history.elapsed = started.elapsed();
-                let p = Some((pending.to_owned(), took));
-                return Err(give_up(Cause::Cancelled, history, last_miss, p, held_since));
+                break Err(Stop {
+                    cause: Cause::Cancelled,
+                    cut_off: Some(took),
+                });
             }
             Some(Err(_elapsed)) => {
-                history.elapsed = started.elapsed();
-                let cause = if held_since.is_some() {
-                    Cause::TestTimeout
-                } else {
-                    deadline_cause(limits)
-                };
-                let p = Some((pending.to_owned(), took));
-                return Err(give_up(cause, history, last_miss, p, held_since));
+                break Err(Stop {
+                    cause: cadence.timed_out(),
+                    cut_off: Some(took),
+                });
             }
-            Some(Ok(r)) => r,
+            Some(Ok(r)) => match r.into_outcome() {
+                Ok(v) => (Ok(()), Some(v)),
+                Err(Missed { miss, seen }) => (Err(miss), seen),
+            },
         };
         let rec = AttemptRecord {
             n,
             start: t0 - started,
             duration: took,
-            class: result.as_ref().err().map(|m| m.class),
-            summary: result
+            class: verdict.as_ref().err().map(|m| m.class),
+            summary: verdict
                 .as_ref()
                 .err()
                 .map(|m| m.summary.clone())
                 .unwrap_or_default(),
             http: None,
         };
-        observer.attempt_finished(&rec);
+        observer.attempt_finished(&rec, value.as_ref());
         history.record(rec);
-
-        let delay = match result {
-            Ok(v) => {
-                last_ok = Some(v);
-                streak += 1;
-                if let Some(since) = held_since {
-                    let hold = policy.hold.unwrap_or_default();
-                    if since.elapsed() >= hold {
-                        history.elapsed = started.elapsed();
-                        return Ok((last_ok.take().expect("set above"), history));
-                    }
-                    // Attempts during hold run at `interval`, never past its end.
-                    policy.interval.min(hold.saturating_sub(since.elapsed()))
-                } else if streak >= consecutive {
-                    match policy.hold {
-                        Some(h) if !h.is_zero() => {
-                            held_since = Some(Instant::now());
-                            policy.interval.min(h)
-                        }
-                        _ => {
-                            history.elapsed = started.elapsed();
-                            return Ok((last_ok.take().expect("set above"), history));
-                        }
-                    }
-                } else {
-                    Duration::ZERO
-                }
-            }
-            Err(miss) => {
-                let fatal = miss.fatal;
-                last_miss = Some(miss);
-                if let Some(since) = held_since {
-                    history.elapsed = started.elapsed();
-                    let cause = Cause::HoldBroken {
-                        held: since.elapsed(),
-                        hold: policy.hold.unwrap_or_default(),
-                    };
-                    return Err(give_up(cause, history, last_miss, None, None));
-                }
-                if fatal {
-                    history.elapsed = started.elapsed();
-                    return Err(give_up(Cause::Fatal, history, last_miss, None, held_since));
-                }
-                if streak > 0 {
-                    // A failure after successes restarts the backoff too.
-                    delays = backoff(policy);
-                }
-                streak = 0;
-                delays.next().unwrap_or(policy.max_interval)
-            }
-        };
-
-        if delay.is_zero() {
-            if Instant::now() >= deadline {
-                history.elapsed = started.elapsed();
-                return Err(give_up(
-                    deadline_cause(limits),
-                    history,
-                    last_miss,
-                    None,
-                    held_since,
-                ));
-            }
-            continue;
+        if let Some(value) = value {
+            produced = Some(Produced { attempt: n, value });
         }
-        let w = if held_since.is_some() {
-            // Hold waits ignore the step deadline and watch wake-ups: it is a steady cadence.
-            let l = Limits {
-                step_deadline: limits.test_deadline,
-                wake: None,
-                ..limits.clone()
-            };
-            wait(delay, &l).await
-        } else {
-            wait(delay, limits).await
-        };
-        match w {
-            Wait::Elapsed | Wait::Woken => {}
-            Wait::Cancelled => {
-                history.elapsed = started.elapsed();
-                return Err(give_up(
-                    Cause::Cancelled,
-                    history,
-                    last_miss,
-                    None,
-                    held_since,
-                ));
-            }
-            Wait::Deadline => {
-                history.elapsed = started.elapsed();
-                let cause = if held_since.is_some() {
-                    Cause::TestTimeout
-                } else {
-                    deadline_cause(limits)
-                };
-                return Err(give_up(cause, history, last_miss, None, held_since));
+        match cadence.after(verdict) {
+            Next::Pass => break Ok(()),
+            Next::Stop(stop) => break Err(stop),
+            Next::Wait(delay) => {
+                if let Err(stop) = cadence.pause(delay).await {
+                    break Err(stop);
+                }
             }
         }
-    }
+    };
+
+    history.elapsed = started.elapsed();
+    let stop = match stopped {
+        Ok(()) => {
+            let p = produced.expect("a passing attempt produced its value");
+            return Ok((p.value, history));
+        }
+        Err(stop) => stop,
+    };
+    let holding = match stop.cause {
+        Cause::HoldBroken { .. } => None,
+        _ => cadence.held_since.map(|s| s.elapsed()),
+    };
+    Err(Box::new(GaveUp {
+        cause: stop.cause,
+        history,
+        last: cadence.last_miss,
+        pending: stop.cut_off.map(|d| (pending.to_owned(), d)),
+        holding,
+        policy: *policy,
+        produced,
+    }))
 }
 
 #[cfg(test)]
@@ -839,7 +938,7 @@ mod tests {
             &limits(&p, Duration::from_secs(60)),
             "x",
             &mut |_: &AttemptRecord| {},
-            |_| async { Ok(()) },
+            |_| async { Ok::<(), Miss>(()) },
         )
         .await
         .unwrap();
@@ -1003,6 +1102,100 @@ mod tests {
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(cause, Cause::Timeout);
         assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    }
+
+    /// Records the value each attempt produced, as the observer sees it.
+    struct Seen(Vec<(u32, Option<u32>)>);
+
+    impl AttemptObserver<u32> for Seen {
+        fn attempt_finished(&mut self, r: &AttemptRecord, produced: Option<&u32>) {
+            self.0.push((r.n, produced.copied()));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn values_come_back_when_passing_and_when_giving_up() {
+        // Odd attempts read something that does not match; even ones read nothing.
+        let attempt = |n: u32| async move {
+            if n % 2 == 1 {
+                Err::<u32, _>(Missed::seen(miss503(), n * 10))
+            } else {
+                Err(Missed::from(Miss::new(Class::Reset, "reset", "reset")))
+            }
+        };
+        let p = policy(300, 1, None);
+        let mut seen = Seen(Vec::new());
+        let g = eventually(
+            &p,
+            &limits(&p, Duration::from_secs(60)),
+            "x",
+            &mut seen,
+            attempt,
+        )
+        .await
+        .unwrap_err();
+        let last_odd = (g.history.attempts - 1) | 1;
+        assert_eq!(
+            g.produced,
+            Some(Produced {
+                attempt: last_odd,
+                value: last_odd * 10
+            }),
+            "the latest value any attempt produced"
+        );
+        assert_eq!(g.last.as_ref().map(|m| m.class), Some(Class::Reset));
+        assert!(seen.0.len() >= 4, "{:?}", seen.0);
+        for (n, v) in &seen.0 {
+            assert_eq!(*v, (n % 2 == 1).then_some(n * 10), "attempt {n}");
+        }
+
+        // The value of the passing attempt, not of an earlier one.
+        let mut seen = Seen(Vec::new());
+        let (v, h) = eventually(
+            &p,
+            &limits(&p, Duration::from_secs(60)),
+            "x",
+            &mut seen,
+            |n| async move {
+                if n < 3 {
+                    Err(Missed::seen(miss503(), n))
+                } else {
+                    Ok(n * 100)
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((v, h.attempts), (300, 3));
+        assert_eq!(seen.0, vec![(1, Some(1)), (2, Some(2)), (3, Some(300))]);
+    }
+
+    /// Every way of giving up goes through one exit: the cut-off attempt, the hold and the
+    /// produced value are reported the same way whatever stopped the loop.
+    #[tokio::test(start_paused = true)]
+    async fn every_give_up_reports_the_cut_off_attempt_and_the_started_count() {
+        let p = policy(1_000, 1, None);
+        let g = eventually(
+            &p,
+            &limits(&p, Duration::from_secs(60)),
+            "slow",
+            &mut |_: &AttemptRecord| {},
+            |n| async move {
+                if n == 1 {
+                    Err::<u32, _>(Missed::seen(miss503(), 7))
+                } else {
+                    std::future::pending().await
+                }
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(g.cause, Cause::Timeout);
+        assert_eq!(g.history.attempts, 1);
+        assert_eq!(g.started(), 2, "the attempt cut off by the deadline counts");
+        assert_eq!(g.pending.as_ref().map(|(w, _)| w.as_str()), Some("slow"));
+        assert_eq!(g.produced.map(|p| (p.attempt, p.value)), Some((1, 7)));
+        assert_eq!(g.holding, None);
     }
 
     #[test]

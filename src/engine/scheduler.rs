@@ -77,15 +77,7 @@ fn base_vars(ctx: &RunContext, suite: &Suite) -> Result<Vars, Failure> {
     for (k, v) in &ctx.config.vars {
         vars.set(k.clone(), v.clone());
     }
-    vars.set("run", ctx.run_id.clone());
-    vars.set("suite", suite.name.clone());
-    if let Some(o) = &ctx.otlp {
-        vars.set("otlp.grpc", o.grpc.clone());
-        vars.set("otlp.http", o.http.clone());
-    }
-    if let Some(k) = &ctx.kubeconfig {
-        vars.set("kubeconfig", k.display().to_string());
-    }
+    super::lifecycle::suite_builtins(ctx, &suite.name, &mut vars);
     for (name, def) in suite.doc.vars.iter() {
         if ctx.config.vars.iter().any(|(k, _)| *k == name.value) {
             continue;

@@ -4,8 +4,40 @@
 use std::sync::Arc;
 
 use super::events::{TestId, TestKey};
-use crate::config::Selection;
-use crate::suite::load::{Suite, Test};
+use crate::config::{Selection, SuiteInputs};
+use crate::suite::load::{self, LoadError, Suite, Test};
+
+/// Why `run`, `validate` or `list` cannot go on with the suites (exit 2 for each).
+#[derive(Debug)]
+pub enum Unusable {
+    /// The suites have errors (each with file:line:column).
+    Invalid(Vec<LoadError>),
+    /// A filter or label matches no test.
+    NoMatch,
+}
+
+/// Load and check the suites as every command does: the variables the command knows
+/// (`--var`, `$GWTEST_VAR`, the profile's `vars`) count as defined, every other unknown
+/// name is an error.
+pub fn load_suites(inputs: &SuiteInputs) -> Result<Vec<Suite>, Unusable> {
+    let names: Vec<String> = inputs.vars.iter().map(|(k, _)| k.clone()).collect();
+    load::load_checked(&inputs.paths, &names).map_err(Unusable::Invalid)
+}
+
+/// The tests the selection picks. A filter or label that matches nothing is a mistake; an
+/// empty shard is not (a small run split many ways), so the check ignores sharding.
+pub fn pick_checked(suites: &[Suite], sel: &Selection) -> Result<Vec<SuitePick>, Unusable> {
+    if !sel.filters.is_empty() || !sel.labels.is_empty() {
+        let unsharded = Selection {
+            shard: None,
+            ..sel.clone()
+        };
+        if pick(suites, &unsharded).is_empty() {
+            return Err(Unusable::NoMatch);
+        }
+    }
+    Ok(pick(suites, sel))
+}
 
 /// The tests of one suite that run, in order.
 #[derive(Clone, Debug)]

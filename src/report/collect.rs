@@ -322,6 +322,11 @@ impl Record {
         self.summary.as_ref().is_none_or(|s| s.interrupted)
     }
 
+    /// Why the run could not start (nothing ran), if it could not.
+    pub fn not_started(&self) -> Option<&str> {
+        self.summary.as_ref()?.not_started.as_deref()
+    }
+
     pub fn duration(&self) -> Duration {
         match (&self.summary, self.started) {
             (Some(s), _) => s.duration,
@@ -358,10 +363,10 @@ impl Record {
                 status: TestStatus::Skipped,
                 duration: Duration::ZERO,
                 tries: Vec::new(),
-                skip_reason: Some(if self.interrupted() {
-                    "not run: the run was interrupted".into()
-                } else {
-                    "not run".into()
+                skip_reason: Some(match self.not_started() {
+                    Some(why) => format!("not run: the run could not start: {why}"),
+                    None if self.interrupted() => "not run: the run was interrupted".into(),
+                    None => "not run".into(),
                 }),
             },
         }
@@ -842,6 +847,8 @@ pub(crate) mod sample {
                     interrupted: false,
                     cleanup_failed: 0,
                     cluster_unusable: None,
+                    not_started: None,
+                    quit: false,
                 },
             });
         }

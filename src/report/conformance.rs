@@ -219,6 +219,35 @@ impl Level {
 }
 
 /// Labels naming a profile gwtest does not know (gateway-api v1.6.1 has no such profile).
+/// `--conformance-report`: the `profile:` labels of the picked tests must name profiles this
+/// Gateway API version has.
+pub fn check_profiles(
+    suites: &[crate::suite::load::Suite],
+    picks: &[crate::engine::select::SuitePick],
+) -> Result<(), String> {
+    let labels: Vec<Vec<String>> = picks
+        .iter()
+        .flat_map(|p| {
+            p.tests
+                .iter()
+                .map(|(ti, _)| suites[p.suite].tests[*ti].labels.clone())
+        })
+        .collect();
+    let unknown = unknown_profiles(&labels);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<&str> = profiles().iter().map(|p| p.name).collect();
+    Err(format!(
+        "--conformance-report: unknown conformance profile{} {} in `profile:` labels \
+         (Gateway API {} has {})",
+        if unknown.len() == 1 { "" } else { "s" },
+        unknown.join(", "),
+        crate::config::GATEWAY_API_VERSION,
+        known.join(", ")
+    ))
+}
+
 pub fn unknown_profiles(labels: &[Vec<String>]) -> Vec<String> {
     let known: Vec<&str> = profiles().iter().map(|p| p.name).collect();
     let mut out: Vec<String> = labels
@@ -448,6 +477,8 @@ mod tests {
                 interrupted: false,
                 cleanup_failed: 0,
                 cluster_unusable: None,
+                not_started: None,
+                quit: false,
             },
         });
         r

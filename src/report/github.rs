@@ -175,19 +175,8 @@ impl Reporter for Github {
 mod tests {
     use super::*;
     use crate::report::collect::sample;
-    use std::sync::{Arc, Mutex};
 
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::report::test_output::Buf;
 
     fn lines(buf: &Buf) -> Vec<String> {
         String::from_utf8(buf.0.lock().unwrap().clone())

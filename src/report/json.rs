@@ -10,6 +10,7 @@
 //!   "duration_ms": 1234, "interrupted": false,
 //!   "counts": {"passed", "flaky", "failed", "skipped", "total"},
 //!   "notices": ["..."],                            // not about one test
+//!   "not_started"?: "...",                         // why nothing ran (exit 3)
 //!   "merged_from"?: [{                             // `gwtest merge` only: the shards
 //!     "file", "run_id", "trace_id", "hostname", "started", "duration_ms", "interrupted"}],
 //!   "suites": [{
@@ -59,7 +60,8 @@
 //! unknown. A test that never finished (the run
 //! was interrupted) is `skipped` with `skip_reason` "not run: the run was interrupted"; one cut
 //! short by Ctrl-C before any of its steps failed is `skipped` with "interrupted" and keeps its
-//! tries. A merged report's `trace_id` is null when its shards were several traces.
+//! tries. When what the run needs could not be brought up (exit 3), every picked test is
+//! `skipped` with "not run: the run could not start: <why>". A merged report's `trace_id` is null when its shards were several traces.
 //! `gwtest merge` reads these files back, so everything a report shows is here.
 
 use std::path::{Path, PathBuf};
@@ -153,6 +155,9 @@ pub fn render(r: &Record) -> Value {
             },
             "notices": r.notices,
         });
+        if let Some(why) = r.not_started() {
+            v["not_started"] = why.into();
+        }
         if !r.merged.is_empty() {
             v["merged_from"] = r
                 .merged

@@ -17,7 +17,8 @@
 //!   last response, an exec's output) in `<system-out>`, as nextest writes them;
 //! - a skipped test: `<skipped message="REASON">`; a test cut short by Ctrl-C before any step
 //!   failed is skipped with `interrupted` (and the story of where it stopped), one that never
-//!   ran because the run ended is skipped with `not run`; a suite whose setup failed fails its
+//!   ran because the run ended is skipped with `not run` (`not run: the run could not start:
+//!   WHY` when what the run needs could not be brought up, exit 3); a suite whose setup failed fails its
 //!   tests with that failure;
 //! - notices about a test (and resources kept after it) go to its `<system-out>`, then a line
 //!   per try saying how long its cleanup took (in the slot, and in the background), then a

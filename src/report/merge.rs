@@ -244,6 +244,8 @@ pub fn merge(files: &[PathBuf]) -> Result<Record, MergeError> {
         // Each shard's own exit code says what its cleanup and cluster did.
         cleanup_failed: 0,
         cluster_unusable: None,
+        not_started: None,
+        quit: false,
     });
     Ok(record)
 }

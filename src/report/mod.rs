@@ -3,10 +3,8 @@
 
 use std::io::Write;
 
-use tokio::sync::mpsc;
-
 use crate::config::RunConfig;
-use crate::engine::events::Event;
+use crate::engine::events::{self, Event, EventSink, EventStream};
 use crate::suite::load::LoadError;
 
 pub mod artifacts;
@@ -46,11 +44,15 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// An event channel and the hub feeding it to `reporters`; it ends after `RunFinished`
+    /// (or when every sink is dropped).
+    pub fn start(reporters: Vec<Box<dyn Reporter>>) -> (EventSink, Hub) {
+        let (sink, stream) = events::channel();
+        (sink, Hub::consume(stream, reporters))
+    }
+
     /// Start consuming `rx`; ends after `RunFinished` (or when every sender is dropped).
-    pub fn start(
-        mut rx: mpsc::UnboundedReceiver<Event>,
-        mut reporters: Vec<Box<dyn Reporter>>,
-    ) -> Hub {
+    fn consume(mut rx: EventStream, mut reporters: Vec<Box<dyn Reporter>>) -> Hub {
         let runtime = tokio::runtime::Handle::current();
         let handle = tokio::task::spawn_blocking(move || {
             let mut last_tick = std::time::Instant::now();
@@ -68,10 +70,24 @@ impl Hub {
                     Ok(None) => break,
                     Err(_) => continue,
                 };
+                let last = matches!(e, Event::RunFinished { .. });
+                let dropped = rx.dropped_attempts();
+                if last && dropped > 0 {
+                    let note = Event::Notice {
+                        id: None,
+                        message: format!(
+                            "{dropped} attempt events were not shown: the output did not keep \
+                             up (progress only; every result is reported)"
+                        ),
+                    };
+                    for r in reporters.iter_mut() {
+                        r.event(&note);
+                    }
+                }
                 for r in reporters.iter_mut() {
                     r.event(&e);
                 }
-                if matches!(e, Event::RunFinished { .. }) {
+                if last {
                     break;
                 }
             }
@@ -123,4 +139,115 @@ pub fn print_load_errors(errors: &[LoadError]) {
     }
     let n = crate::suite::load::error_count(errors);
     let _ = writeln!(err, "{n} error{} found", if n == 1 { "" } else { "s" });
+}
+
+/// A writer tests hand to a reporter and read back.
+#[cfg(test)]
+pub(crate) mod test_output {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    pub struct Buf(pub Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::events::{MAX_QUEUED_ATTEMPTS, RunSummary, TestKey};
+    use crate::engine::retry::AttemptRecord;
+    use crate::suite::spanned::Loc;
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::Duration;
+
+    /// Records what it gets; the first event blocks it until `gate` opens (a terminal whose
+    /// reader stopped reading).
+    struct Stuck {
+        gate: Option<mpsc::Receiver<()>>,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Reporter for Stuck {
+        fn event(&mut self, e: &Event) {
+            if let Some(g) = self.gate.take() {
+                g.recv().unwrap();
+            }
+            self.seen.lock().unwrap().push(match e {
+                Event::Attempt { .. } => "attempt".into(),
+                Event::Notice { message, .. } => format!("notice {message}"),
+                Event::RunFinished { .. } => "finished".into(),
+                _ => "other".into(),
+            });
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blocked_reporter_bounds_the_attempt_backlog_and_loses_no_result() {
+        let (open, gate) = mpsc::channel();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (events, hub) = Hub::start(vec![Box::new(Stuck {
+            gate: Some(gate),
+            seen: seen.clone(),
+        })]);
+        let id = Arc::new(TestKey {
+            suite: "s".into(),
+            name: "t".into(),
+            file: "t.test.yaml".into(),
+            loc: Loc::new(1, 1),
+            repeat: 0,
+        });
+        let record = AttemptRecord {
+            n: 1,
+            start: Duration::ZERO,
+            duration: Duration::ZERO,
+            class: None,
+            summary: String::new(),
+            http: None,
+        };
+        events.emit(Event::Notice {
+            id: None,
+            message: "first".into(),
+        });
+        // Never blocks, however far behind the reporter is.
+        let extra = 1000;
+        for _ in 0..MAX_QUEUED_ATTEMPTS + extra {
+            events.emit(Event::Attempt {
+                id: id.clone(),
+                index: 0,
+                record: record.clone(),
+            });
+        }
+        events.emit(Event::Notice {
+            id: None,
+            message: "result".into(),
+        });
+        events.emit(Event::RunFinished {
+            summary: RunSummary::default(),
+        });
+        open.send(()).unwrap();
+        assert!(hub.finish().await.is_empty());
+        let seen = seen.lock().unwrap();
+        let attempts = seen.iter().filter(|s| *s == "attempt").count();
+        assert_eq!(attempts, MAX_QUEUED_ATTEMPTS);
+        let n = seen.len();
+        assert_eq!(seen[0], "notice first");
+        assert_eq!(seen[n - 3], "notice result");
+        assert_eq!(
+            seen[n - 2],
+            format!(
+                "notice {extra} attempt events were not shown: the output did not keep up \
+                 (progress only; every result is reported)"
+            )
+        );
+        assert_eq!(seen[n - 1], "finished");
+    }
 }

@@ -102,6 +102,8 @@ pub struct Terminal {
     /// A test is paused: the progress display is hidden so the prompt and what the person
     /// types stay on screen.
     paused: bool,
+    /// The header line (and the number of tests) of a run whose tests have not started yet.
+    header: Option<(String, u64)>,
 }
 
 impl Terminal {
@@ -130,6 +132,102 @@ impl Terminal {
             background: Vec::new(),
             fence: false,
             paused: false,
+            header: None,
+        }
+    }
+
+    /// A test's spinner (or, on a re-run, its line again).
+    fn test_started(&mut self, id: &TestId, try_no: u32) {
+        let step = if try_no > 1 {
+            format!("re-run {try_no}")
+        } else {
+            "starting".into()
+        };
+        // A re-run continues the same test: its clock (and SLOW schedule) go on.
+        if let Some(r) = self.running.get_mut(id) {
+            r.step = step;
+            r.attempts = 0;
+            self.update_bar(id);
+            return;
+        }
+        let bar = self.multi.as_ref().map(|m| {
+            let bar = match &self.total_bar {
+                Some(t) => m.insert_before(t, ProgressBar::new_spinner()),
+                None => m.add(ProgressBar::new_spinner()),
+            };
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        self.running.insert(
+            id.clone(),
+            Running {
+                bar,
+                step,
+                attempts: 0,
+                since: Instant::now(),
+                next_slow: SLOW_AFTER,
+            },
+        );
+        self.update_bar(id);
+    }
+
+    /// A pause: why, the failure, where to look, and how to go on.
+    fn paused(
+        &mut self,
+        id: &TestId,
+        reason: &str,
+        namespace: Option<&str>,
+        commands: &[String],
+        failure: Option<&Failure>,
+    ) {
+        self.show_progress(false);
+        let mut s = format!(
+            "{} {id}: {}",
+            self.styles.flaky.apply_to("PAUSED"),
+            vis(reason)
+        );
+        if let Some(f) = failure {
+            for l in failure_lines(f, &self.styles) {
+                s.push('\n');
+                s.push_str(&l);
+            }
+        }
+        if let Some(ns) = namespace {
+            s.push_str(&format!("\n  namespace {ns} is intact; to look:"));
+            for c in commands {
+                s.push_str(&format!("\n    {}", vis(c)));
+            }
+        }
+        // The test's clocks stand still until the answer.
+        let retry = if failure.is_some() {
+            "  r: run the step again  "
+        } else {
+            "  "
+        };
+        s.push_str(&format!(
+            "\n  Enter: continue{retry}k: keep its resources  q: stop the run  \
+             (type the letter, then Enter; Ctrl-C stops too)"
+        ));
+        self.echoed(&s);
+    }
+
+    /// The run's header line and its progress bar, once the tests start.
+    fn begin(&mut self) {
+        let Some((line, total)) = self.header.take() else {
+            return;
+        };
+        self.line(&line);
+        if let Some(m) = &self.multi {
+            let bar = m.add(ProgressBar::new(total));
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} tests {elapsed}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            self.total_bar = Some(bar);
         }
     }
 
@@ -499,6 +597,11 @@ impl Reporter for Terminal {
     }
 
     fn event(&mut self, e: &Event) {
+        let not_started =
+            matches!(e, Event::RunFinished { summary } if summary.not_started.is_some());
+        if !not_started && !matches!(e, Event::RunStarted { .. }) {
+            self.begin();
+        }
         match e {
             Event::RunStarted {
                 suites,
@@ -513,56 +616,10 @@ impl Reporter for Terminal {
                     suites.len(),
                     if suites.len() == 1 { "" } else { "s" }
                 );
-                self.line(&line);
-                if let Some(m) = &self.multi {
-                    let bar = m.add(ProgressBar::new(total as u64));
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{bar:30.cyan/blue} {pos}/{len} tests {elapsed}",
-                        )
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                    );
-                    self.total_bar = Some(bar);
-                }
+                // Said once the tests start: a run that cannot start never says "running".
+                self.header = Some((line, total as u64));
             }
-            Event::TestStarted { id, try_no, .. } => {
-                let step = if *try_no > 1 {
-                    format!("re-run {try_no}")
-                } else {
-                    "starting".into()
-                };
-                // A re-run continues the same test: its clock (and SLOW schedule) go on.
-                if let Some(r) = self.running.get_mut(id) {
-                    r.step = step;
-                    r.attempts = 0;
-                    self.update_bar(id);
-                    return;
-                }
-                let bar = self.multi.as_ref().map(|m| {
-                    let bar = match &self.total_bar {
-                        Some(t) => m.insert_before(t, ProgressBar::new_spinner()),
-                        None => m.add(ProgressBar::new_spinner()),
-                    };
-                    bar.set_style(
-                        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                            .expect("valid template"),
-                    );
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    bar
-                });
-                self.running.insert(
-                    id.clone(),
-                    Running {
-                        bar,
-                        step,
-                        attempts: 0,
-                        since: Instant::now(),
-                        next_slow: SLOW_AFTER,
-                    },
-                );
-                self.update_bar(id);
-            }
+            Event::TestStarted { id, try_no, .. } => self.test_started(id, *try_no),
             Event::StepStarted {
                 id, name, phase, ..
             } => {
@@ -624,37 +681,7 @@ impl Reporter for Terminal {
                 namespace,
                 commands,
                 failure,
-            } => {
-                self.show_progress(false);
-                let mut s = format!(
-                    "{} {id}: {}",
-                    self.styles.flaky.apply_to("PAUSED"),
-                    vis(reason)
-                );
-                if let Some(f) = failure {
-                    for l in failure_lines(f, &self.styles) {
-                        s.push('\n');
-                        s.push_str(&l);
-                    }
-                }
-                if let Some(ns) = namespace {
-                    s.push_str(&format!("\n  namespace {ns} is intact; to look:"));
-                    for c in commands {
-                        s.push_str(&format!("\n    {}", vis(c)));
-                    }
-                }
-                // The test's clocks stand still until the answer.
-                let retry = if failure.is_some() {
-                    "  r: run the step again  "
-                } else {
-                    "  "
-                };
-                s.push_str(&format!(
-                    "\n  Enter: continue{retry}k: keep its resources  q: stop the run  \
-                     (type the letter, then Enter; Ctrl-C stops too)"
-                ));
-                self.echoed(&s);
-            }
+            } => self.paused(id, reason, namespace.as_deref(), commands, failure.as_ref()),
             Event::Resumed { id, answer } => {
                 let what = match answer {
                     Answer::Continue => String::new(),
@@ -707,7 +734,12 @@ impl Reporter for Terminal {
                         bar.finish_and_clear();
                     }
                 }
-                self.summary(summary.duration, summary.interrupted);
+                if let Some(why) = &summary.not_started {
+                    // The run's one fatal error, on stderr like every other (exit 3).
+                    eprintln!("error: {why}");
+                } else {
+                    self.summary(summary.duration, summary.interrupted);
+                }
             }
             Event::SuiteStarted { .. }
             | Event::SuiteFinished { .. }
@@ -722,19 +754,9 @@ mod tests {
     use crate::engine::events::{FailureCause, TestKey};
     use crate::engine::retry::{Class, Section};
     use crate::suite::spanned::Loc;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::report::test_output::Buf;
 
     #[test]
     fn a_failure_prints_step_expectation_summary_context_and_reproduction() {

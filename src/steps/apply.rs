@@ -4,8 +4,6 @@
 //! retried only while the error is transient (or the kind is not served yet, as right after
 //! its CRD was applied).
 
-use std::sync::Mutex;
-
 use super::{StepCtx, StepResult, failure_from};
 use crate::cluster::manifests::{self, Manifest};
 use crate::cluster::{ClusterError, tracked};
@@ -20,7 +18,7 @@ pub async fn run(spec: &ApplySpec, ctx: &mut StepCtx<'_>) -> StepResult {
     for item in &spec.0 {
         let read = match item {
             ApplyItem::File(t) => match ctx.vars.expand(t) {
-                Ok(rel) => manifests::read_file(&ctx.base_dir().join(rel), ctx.vars),
+                Ok(rel) => manifests::read_file(&ctx.base_dir().join(rel), ctx.vars).await,
                 Err(e) => return e.into(),
             },
             ApplyItem::Manifest(node) => manifests::from_node(node, ctx.file, ctx.vars),
@@ -44,38 +42,29 @@ pub async fn run(spec: &ApplySpec, ctx: &mut StepCtx<'_>) -> StepResult {
     let mut attempts = 0;
     for m in &objects {
         let pending = format!("applying {}", m.origin());
-        let applied: Mutex<Option<serde_json::Value>> = Mutex::new(None);
         let mut observer = ctx.observer();
         let result = retry::eventually(&policy, &ctx.limits, &pending, &mut observer, |_| {
-            let (cluster, m, namespace, run_id, applied) =
-                (&cluster, m, &namespace, &run_id, &applied);
+            let (cluster, m, namespace, run_id) = (&cluster, m, &namespace, &run_id);
             async move {
-                match cluster
+                cluster
                     .apply(m.value.clone(), namespace.as_deref(), run_id)
                     .await
-                {
-                    Ok((_, obj)) => {
-                        *applied.lock().expect("poisoned") = Some(obj);
-                        Ok(())
-                    }
-                    Err(e) => Err(apply_miss(&e, m)),
-                }
+                    .map(|(_, obj)| obj)
+                    .map_err(|e| apply_miss(&e, m))
             }
         })
         .await;
         match result {
-            Ok((_, h)) => {
+            Ok((obj, h)) => {
                 attempts += h.attempts;
-                if let Some(obj) = applied.lock().expect("poisoned").take() {
-                    let t = tracked(&obj);
-                    ctx.state.tracked.retain(|e| {
-                        !(e.kind == t.kind
-                            && e.namespace == t.namespace
-                            && e.name == t.name
-                            && e.api_version == t.api_version)
-                    });
-                    ctx.state.tracked.push(t);
-                }
+                let t = tracked(&obj);
+                ctx.state.tracked.retain(|e| {
+                    !(e.kind == t.kind
+                        && e.namespace == t.namespace
+                        && e.name == t.name
+                        && e.api_version == t.api_version)
+                });
+                ctx.state.tracked.push(t);
             }
             Err(g) => {
                 let mut f = failure_from(&g, &ctx.limits);

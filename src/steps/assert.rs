@@ -6,7 +6,7 @@
 //! Freshness (DESIGN §1.4): a condition counts only when its observedGeneration equals the
 //! object's generation; otherwise the attempt's class is `stale`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -16,7 +16,7 @@ use crate::cluster::target::Target;
 use crate::cluster::watch::Changes;
 use crate::cluster::{Cluster, Kind, Tracked};
 use crate::engine::cluster_retry::miss;
-use crate::engine::retry::{self, Class, Miss, Section, SectionKind};
+use crate::engine::retry::{self, Class, Miss, Missed, Section, SectionKind};
 use crate::matching::{self, cel};
 use crate::suite::model::AssertSpec;
 use crate::util::truncate;
@@ -128,24 +128,23 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     // The watch starts as soon as the kind resolves: now, or on the attempt that first finds
     // it (a CRD applied a moment ago), waking the engine through the same Notify.
     let wake = Arc::new(Notify::new());
-    let changes: Mutex<Option<Changes>> = Mutex::new(None);
+    let changes: OnceLock<Changes> = OnceLock::new();
     let start_watch = |k: &Kind| {
-        let mut c = changes.lock().expect("poisoned");
-        if c.is_none() {
+        changes.get_or_init(|| {
             let ns = if k.namespaced {
                 target.namespace.as_deref()
             } else {
                 None
             };
-            *c = Some(Changes::start_with(
+            Changes::start_with(
                 &cluster,
                 k,
                 ns,
                 target.name.as_deref(),
                 target.selector.as_deref(),
                 wake.clone(),
-            ));
-        }
+            )
+        });
     };
     let kind = ctx.resolve_early(&cluster, &target).await;
     if let Some(k) = &kind {
@@ -155,19 +154,12 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     limits.wake = Some(wake.clone());
 
     let tracked = ctx.state.tracked.clone();
-    let last_seen: Mutex<Option<Value>> = Mutex::new(None);
     let what = target.describe(kind.as_ref().is_none_or(|k| k.namespaced));
     let pending = format!("reading {what}");
     let mut observer = ctx.observer();
     let result = retry::eventually(&ctx.policy, &limits, &pending, &mut observer, |_| {
-        let (cluster, target, expect, tracked, last_seen, start_watch) = (
-            &cluster,
-            &target,
-            &expect,
-            &tracked,
-            &last_seen,
-            &start_watch,
-        );
+        let (cluster, target, expect, tracked, start_watch) =
+            (&cluster, &target, &expect, &tracked, &start_watch);
         async move {
             // One resolve per attempt: while the kind is missing each one refreshes discovery.
             let kind = cluster
@@ -175,7 +167,7 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
                 .await
                 .map_err(|e| miss(&e, &target.describe(true)))?;
             start_watch(&kind);
-            attempt(cluster, &kind, target, expect, tracked, last_seen).await
+            attempt(cluster, &kind, target, expect, tracked).await
         }
     })
     .await;
@@ -198,63 +190,76 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             }
             StepResult::passed(h.attempts)
         }
-        Err(g) => {
-            let mut f = failure_from(&g, &ctx.limits);
-            f.expected = Some(expect.describe(&what));
-            // Nobody reconciling a Gateway API object is the usual reason its status never
-            // comes: say so first.
-            let seen = last_seen.lock().expect("poisoned").clone();
-            if !expect.absent
-                && g.cause != retry::Cause::Cancelled
-                && let Some(obj) = &seen
-                && let Some(h) = crate::cluster::controllers::unreconciled(&cluster, obj).await
-            {
-                f.hints.insert(0, h);
-            }
-            if let Some(obj) = last_seen.lock().expect("poisoned").as_ref()
-                && !f.sections.iter().any(|s| s.kind == SectionKind::LastObject)
-            {
-                f.sections.push(Section::of(
-                    SectionKind::LastObject,
-                    "last object",
-                    show_object(obj, expect.hide_values),
-                ));
-            }
-            if !expect.absent {
-                ctx.add_near_misses(&mut f, &g, &cluster, &target).await;
-            }
-            if let Some(k) = &kind {
-                f.reproduce.push(target.kubectl_get(
-                    &k.ar.plural,
-                    &k.ar.group,
-                    k.namespaced,
-                    &cluster.kubectl_flags(),
-                ));
-            }
-            if g.history
-                .class_counts()
-                .iter()
-                .any(|(c, _)| *c == Class::Stale)
-            {
-                f.hints.push(
-                    "a stale condition was written for an older generation: the controller has not \
-                     reconciled the latest spec (or its status writer skipped the write)"
-                        .into(),
-                );
-            }
-            StepResult::failed(g.history.attempts, f)
-        }
+        Err(g) => gave_up(ctx, &g, &expect, &what, &cluster, &target, kind.as_ref()).await,
     }
 }
 
+/// The failure of an assert that gave up: the last object read, the near misses, why nobody
+/// may be reconciling it, and how to look at it.
+async fn gave_up(
+    ctx: &mut StepCtx<'_>,
+    g: &retry::GaveUp<Value>,
+    expect: &Expect,
+    what: &str,
+    cluster: &Cluster,
+    target: &Target,
+    kind: Option<&Kind>,
+) -> StepResult {
+    let mut f = failure_from(g, &ctx.limits);
+    f.expected = Some(expect.describe(what));
+    // Nobody reconciling a Gateway API object is the usual reason its status never
+    // comes: say so first.
+    let seen = g.produced.as_ref().map(|p| &p.value);
+    if !expect.absent
+        && g.cause != retry::Cause::Cancelled
+        && let Some(obj) = seen
+        && let Some(h) = crate::cluster::controllers::unreconciled(cluster, obj).await
+    {
+        f.hints.insert(0, h);
+    }
+    if let Some(obj) = seen
+        && !f.sections.iter().any(|s| s.kind == SectionKind::LastObject)
+    {
+        f.sections.push(Section::of(
+            SectionKind::LastObject,
+            "last object",
+            show_object(obj, expect.hide_values),
+        ));
+    }
+    if !expect.absent {
+        ctx.add_near_misses(&mut f, g, cluster, target).await;
+    }
+    if let Some(k) = kind {
+        f.reproduce.push(target.kubectl_get(
+            &k.ar.plural,
+            &k.ar.group,
+            k.namespaced,
+            &cluster.kubectl_flags(),
+        ));
+    }
+    if g.history
+        .class_counts()
+        .iter()
+        .any(|(c, _)| *c == Class::Stale)
+    {
+        f.hints.push(
+            "a stale condition was written for an older generation: the controller has not \
+             reconciled the latest spec (or its status writer skipped the write)"
+                .into(),
+        );
+    }
+    StepResult::failed(g.history.attempts, f)
+}
+
+/// One read and check. The object (or `{items: [...]}` of a selector) comes back with the
+/// verdict either way, moved, never copied: the report shows the latest one read.
 async fn attempt(
     cluster: &Cluster,
     kind: &Kind,
     target: &Target,
     expect: &Expect,
     tracked: &[Tracked],
-    last_seen: &Mutex<Option<Value>>,
-) -> Result<Value, Miss> {
+) -> Result<Value, Missed<Value>> {
     let ns = if kind.namespaced {
         target.namespace.as_deref()
     } else {
@@ -274,26 +279,43 @@ async fn attempt(
                     Class::NotFound,
                     "not found",
                     format!("{what} does not exist"),
-                ))
+                )
+                .into())
             };
         };
-        *last_seen.lock().expect("poisoned") = Some(obj.clone());
-        if expect.absent {
-            return Err(still_exists(&what, &obj));
-        }
-        check_replaced(kind, target, tracked, &obj)?;
-        check_object(expect, &obj, &what)?;
-        return Ok(obj);
+        let verdict = if expect.absent {
+            Err(still_exists(&what, &obj))
+        } else {
+            check_replaced(kind, target, tracked, &obj)
+                .and_then(|()| check_object(expect, &obj, &what))
+        };
+        return match verdict {
+            Ok(()) => Ok(obj),
+            Err(m) => Err(Missed::seen(m, obj)),
+        };
     }
     let selector = target.selector.clone().unwrap_or_default();
     let items = cluster
         .list(kind, ns, &selector)
         .await
         .map_err(|e| miss(&e, &what))?;
-    *last_seen.lock().expect("poisoned") = Some(serde_json::json!({ "items": items }));
+    let verdict = check_items(expect, target, &what, &items);
+    // Moved into place: `json!` would serialize (copy) every object.
+    let listed = Value::Object(serde_json::Map::from_iter([(
+        "items".to_owned(),
+        Value::Array(items),
+    )]));
+    match verdict {
+        Ok(()) => Ok(listed),
+        Err(m) => Err(Missed::seen(m, listed)),
+    }
+}
+
+/// The checks of a selector's objects.
+fn check_items(expect: &Expect, target: &Target, what: &str, items: &[Value]) -> Result<(), Miss> {
     if expect.absent {
         return match items.first() {
-            None => Ok(serde_json::json!({ "items": [] })),
+            None => Ok(()),
             Some(o) => Err(still_exists(
                 &format!("{what} ({})", objects(items.len())),
                 o,
@@ -308,7 +330,7 @@ async fn attempt(
                 format!(
                     "{what}: found {}, expected {n}{}",
                     objects(items.len()),
-                    names(&items)
+                    names(items)
                 ),
             ));
         }
@@ -321,14 +343,14 @@ async fn attempt(
         }
         _ => {}
     }
-    for o in &items {
+    for o in items {
         let name = o
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("?");
         check_object(expect, o, &format!("{} {name}", target.kind))?;
     }
-    Ok(serde_json::json!({ "items": items }))
+    Ok(())
 }
 
 /// `1 object`, `2 objects`
@@ -403,9 +425,9 @@ fn check_replaced(
 }
 
 /// The condition lists of an object: `status.conditions`, or every Gateway API route parent's.
-fn condition_sets(obj: &Value) -> Vec<(String, Vec<Value>)> {
+fn condition_sets(obj: &Value) -> Vec<(String, &[Value])> {
     if let Some(c) = obj.pointer("/status/conditions").and_then(Value::as_array) {
-        return vec![(String::new(), c.clone())];
+        return vec![(String::new(), c.as_slice())];
     }
     if let Some(parents) = obj.pointer("/status/parents").and_then(Value::as_array) {
         return parents
@@ -419,8 +441,7 @@ fn condition_sets(obj: &Value) -> Vec<(String, Vec<Value>)> {
                     format!(" (parent {name})"),
                     p.get("conditions")
                         .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default(),
+                        .map_or(&[][..], Vec::as_slice),
                 )
             })
             .collect();

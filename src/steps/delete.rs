@@ -2,7 +2,6 @@
 //! until they are gone (finalizers done), bounded by the step timeout. Both phases run in the
 //! retry engine: the deletes are retried on transient errors, the wait is woken by a watch.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{StepCtx, StepResult, failure_from};
@@ -36,11 +35,10 @@ pub async fn run(spec: &DeleteSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     };
 
     // Delete (a missing named object is an error: a typo must not pass silently).
-    let deleted: Mutex<Option<(Kind, Vec<String>)>> = Mutex::new(None);
     let pending = format!("deleting {what}");
     let mut observer = ctx.observer();
     let result = retry::eventually(&policy, &ctx.limits, &pending, &mut observer, |_| {
-        let (cluster, target, what, deleted) = (&cluster, &target, &what, &deleted);
+        let (cluster, target, what) = (&cluster, &target, &what);
         async move {
             let kind = cluster
                 .resolve(&target.api_version, &target.kind)
@@ -85,22 +83,18 @@ pub async fn run(spec: &DeleteSpec, ctx: &mut StepCtx<'_>) -> StepResult {
                     names
                 }
             };
-            *deleted.lock().expect("poisoned") = Some((kind, names));
-            Ok(())
+            Ok::<(Kind, Vec<String>), Miss>((kind, names))
         }
     })
     .await;
-    let deletes = match result {
-        Ok((_, h)) => h.attempts,
+    let ((kind, names), deletes) = match result {
+        Ok((deleted, h)) => (deleted, h.attempts),
         Err(g) => {
             let mut f = failure_from(&g, &ctx.limits);
             f.expected = Some(format!("{what} deleted and gone"));
             ctx.add_near_misses(&mut f, &g, &cluster, &target).await;
             return StepResult::failed(g.history.attempts, f);
         }
-    };
-    let Some((kind, names)) = deleted.lock().expect("poisoned").take() else {
-        return StepResult::error("delete: nothing recorded what was deleted");
     };
     let ns = if kind.namespaced {
         target.namespace.clone()

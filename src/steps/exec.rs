@@ -3,7 +3,7 @@
 //! program is killed (its whole process group) at the deadline.
 
 use super::{StepCtx, StepResult, failure_from};
-use crate::engine::retry::{self, Class, Miss, Policy, Section, SectionKind};
+use crate::engine::retry::{self, Class, Miss, Missed, Policy, Section, SectionKind};
 use crate::matching::Text;
 use crate::process::Output;
 use crate::suite::model::{ExecSpec, TextMatch};
@@ -69,17 +69,17 @@ pub async fn run(spec: &ExecSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     let dir = ctx.base_dir().to_path_buf();
     let reproduce = reproduce_line(&argv, &env);
     let pending = format!("{} (still running)", truncate(&reproduce, 200));
-    let last: std::sync::Mutex<Option<Output>> = std::sync::Mutex::new(None);
     let mut observer = ctx.observer();
     let result = retry::eventually(&policy, &ctx.limits, &pending, &mut observer, |_| {
-        let (argv, env, dir, expect, last) = (&argv, &env, &dir, &expect, &last);
+        let (argv, env, dir, expect) = (&argv, &env, &dir, &expect);
         async move {
             let out = crate::process::run(argv, env, dir)
                 .await
                 .map_err(|e| Miss::fatal(Class::Error, e))?;
-            let verdict = check(expect, &out).map_err(|m| Miss { fatal: action, ..m });
-            *last.lock().expect("poisoned") = Some(out);
-            verdict
+            match check(expect, &out) {
+                Ok(()) => Ok(out),
+                Err(m) => Err(Missed::seen(Miss { fatal: action, ..m }, out)),
+            }
         }
     })
     .await;
@@ -87,9 +87,12 @@ pub async fn run(spec: &ExecSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Ok((_, h)) => StepResult::passed(h.attempts),
         Err(g) => {
             let mut f = failure_from(&g, &ctx.limits);
-            if let Some(o) = last.lock().expect("poisoned").as_ref() {
-                f.sections
-                    .push(Section::of(SectionKind::LastRun, "last run", o.dump()));
+            if let Some(o) = &g.produced {
+                f.sections.push(Section::of(
+                    SectionKind::LastRun,
+                    "last run",
+                    o.value.dump(),
+                ));
             }
             f.expected = Some(describe(&expect));
             f.reproduce.push(format!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::engine::RunContext;
 use crate::engine::events::{EventSink, Failure, FailureCause, TestId};
-use crate::engine::retry::{AttemptObserver, AttemptRecord, Cause, GaveUp, Limits, Policy};
+use crate::engine::retry::{AttemptRecord, Cause, GaveUp, Limits, Policy};
 use crate::suite::model::{Action, Step};
 use crate::suite::spanned::Loc;
 use crate::suite::vars::{VarError, Vars};
@@ -145,10 +145,10 @@ impl StepCtx<'_> {
     /// that kind where it was looked for, closest first, as the failure's first hint (`no
     /// Upstream example-svc2 in namespace ns; Upstreams there: example-svc`), so a typo or a
     /// wrong namespace shows at once. One list, bounded by a few seconds and Ctrl-C.
-    pub async fn add_near_misses(
+    pub async fn add_near_misses<T>(
         &self,
         f: &mut Failure,
-        g: &GaveUp,
+        g: &GaveUp<T>,
         cluster: &crate::cluster::Cluster,
         target: &crate::cluster::target::Target,
     ) {
@@ -196,7 +196,7 @@ impl StepCtx<'_> {
     }
 
     /// Forwards attempts to the event stream (progress lines, attempt counts).
-    pub fn observer(&self) -> impl AttemptObserver + use<> {
+    pub fn observer(&self) -> impl FnMut(&AttemptRecord) + Send + use<> {
         let (events, id, index) = (self.events.clone(), self.test.clone(), self.index);
         move |r: &AttemptRecord| {
             events.emit(crate::engine::events::Event::Attempt {
@@ -291,7 +291,7 @@ impl From<VarError> for StepResult {
 }
 
 /// Turn the retry engine's verdict into a step failure: cause, class, headline, last context.
-pub fn failure_from(g: &GaveUp, limits: &Limits) -> Failure {
+pub fn failure_from<T>(g: &GaveUp<T>, limits: &Limits) -> Failure {
     let cause = match g.cause {
         Cause::Timeout => FailureCause::Timeout,
         Cause::TestTimeout => FailureCause::TestTimeout,
@@ -319,17 +319,16 @@ pub fn failure_from(g: &GaveUp, limits: &Limits) -> Failure {
 
 /// Run one step.
 pub async fn run(ctx: &mut StepCtx<'_>) -> StepResult {
-    match ctx.step.action() {
-        Some(Action::Apply(a)) => apply::run(a, ctx).await,
-        Some(Action::Assert(a)) => assert::run(a, ctx).await,
-        Some(Action::Request(r)) => request::run(r, ctx).await,
-        Some(Action::Spans(s)) => spans::run(s, ctx).await,
-        Some(Action::Patch(p)) => patch::run(p, ctx).await,
-        Some(Action::Delete(d)) => delete::run(d, ctx).await,
-        Some(Action::Exec(e)) => exec::run(e, ctx).await,
-        Some(Action::Sleep(d)) => sleep::run(d, ctx).await,
-        Some(Action::Pause(m)) => pause::run(m, ctx).await,
-        None => StepResult::error("step has no action"),
+    match &ctx.step.action {
+        Action::Apply(a) => apply::run(a, ctx).await,
+        Action::Assert(a) => assert::run(a, ctx).await,
+        Action::Request(r) => request::run(r, ctx).await,
+        Action::Spans(s) => spans::run(s, ctx).await,
+        Action::Patch(p) => patch::run(p, ctx).await,
+        Action::Delete(d) => delete::run(d, ctx).await,
+        Action::Exec(e) => exec::run(e, ctx).await,
+        Action::Sleep(d) => sleep::run(*d, ctx).await,
+        Action::Pause(m) => pause::run(m, ctx).await,
     }
 }
 

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::{RequestTrace, StepCtx, StepResult, failure_from};
 use crate::engine::events::Failure;
-use crate::engine::retry::{self, Class, Miss, Section, SectionKind};
-use crate::engine::{hex, new_span_id, new_trace_id};
+use crate::engine::retry::{self, Class, Miss, Missed, Section, SectionKind};
+use crate::engine::{new_span_id, new_trace_id};
 use crate::matching::{self, Text, cel};
 use crate::suite::model::{HeaderExpect, HttpExpect, RequestSpec};
 use crate::suite::spanned::{JsonPathExpr, Loc, Node};
@@ -118,7 +118,8 @@ struct Prepared {
     method: reqwest::Method,
     url: reqwest::Url,
     headers: HeaderMap,
-    body: Option<Vec<u8>>,
+    /// Shared by every attempt (cloning it is a reference count).
+    body: Option<bytes::Bytes>,
     /// A traceparent the suite set itself (then every attempt reuses it).
     fixed_trace: Option<RequestTrace>,
     key: ClientKey,
@@ -179,8 +180,9 @@ impl Response {
         }))
     }
 
-    fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+    /// The body as text, borrowed when it is UTF-8.
+    fn body_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
     }
 
     /// `status 503, body "no healthy upstream"`
@@ -226,10 +228,7 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
         Ok(c) => c,
         Err(e) => return StepResult::error(e),
     };
-    let step_span = ctx.state.step_span;
-    let last_trace: Mutex<Option<RequestTrace>> = Mutex::new(None);
-    // The latest response and its attempt number; on success, the passing one (captures).
-    let last_response: Mutex<Option<(u32, Response)>> = Mutex::new(None);
+    let traces = AttemptTraces::new(prepared.fixed_trace, ctx.state.step_span);
     let pending = format!(
         "{} {} (attempt-timeout {}, no response yet)",
         prepared.method,
@@ -238,54 +237,41 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     );
     // Each attempt's event says what was sent and what came back (the run's trace describes
     // attempts as HTTP client spans).
-    let mut forward = ctx.observer();
-    let mut observer = |r: &retry::AttemptRecord| {
-        let status = last_response
-            .lock()
-            .expect("poisoned")
-            .as_ref()
-            .filter(|(n, _)| *n == r.n)
-            .map(|(_, resp)| resp.status);
-        let mut r = r.clone();
-        r.http = Some(retry::HttpAttempt {
-            method: prepared.method.to_string(),
-            url: prepared.url.to_string(),
-            status,
-        });
-        retry::AttemptObserver::attempt_finished(&mut forward, &r);
+    let mut observer = HttpObserver {
+        forward: ctx.observer(),
+        method: prepared.method.to_string(),
+        url: prepared.url.to_string(),
     };
     let result = retry::eventually(&ctx.policy, &ctx.limits, &pending, &mut observer, |n| {
-        let trace = prepared
-            .fixed_trace
-            .unwrap_or_else(|| new_trace(step_span, n));
-        *last_trace.lock().expect("poisoned") = Some(trace);
-        let (client, prepared, expect, last_response) =
-            (&client, &prepared, &expect, &last_response);
+        let (client, prepared, expect) = (&client, &prepared, &expect);
+        let trace = traces.of(n);
         async move {
             let resp = send(client, prepared, trace).await?;
-            let verdict = check(expect, &resp);
-            *last_response.lock().expect("poisoned") = Some((n, resp));
-            verdict
+            match check(expect, &resp) {
+                Ok(()) => Ok(resp),
+                Err(m) => Err(Missed::seen(m, resp)),
+            }
         }
     })
     .await;
-    ctx.state.last_request = *last_trace.lock().expect("poisoned");
-    let last = last_response.lock().expect("poisoned").take();
 
     match result {
-        Ok(((), history)) => {
-            let resp = last
-                .map(|(_, r)| r)
-                .expect("a passing attempt had a response");
+        Ok((resp, history)) => {
+            ctx.state.last_request = Some(traces.of(history.attempts));
             if let Err(e) = capture(spec, &resp, ctx.vars) {
                 return StepResult::failed(history.attempts, e);
             }
             StepResult::passed(history.attempts)
         }
         Err(gave_up) => {
+            let started = gave_up.started();
+            ctx.state.last_request = (started > 0).then(|| traces.of(started));
             let mut f = failure_from(&gave_up, &ctx.limits);
             f.expected = Some(describe_expect(&expect));
-            if let Some((n, r)) = &last
+            if let Some(retry::Produced {
+                attempt: n,
+                value: r,
+            }) = &gave_up.produced
                 && !f
                     .sections
                     .iter()
@@ -344,7 +330,7 @@ fn prepare(spec: &RequestSpec, ctx: &StepCtx<'_>) -> Result<Prepared, StepResult
         None => None,
         Some(n) => match &n.value {
             Node::Null => None,
-            Node::Str(t) => Some(vars.expand(t)?.into_bytes()),
+            Node::Str(t) => Some(vars.expand(t)?.into_bytes().into()),
             other => {
                 let v = vars.expand_node(other)?;
                 if !headers.contains_key(reqwest::header::CONTENT_TYPE) {
@@ -353,7 +339,11 @@ fn prepare(spec: &RequestSpec, ctx: &StepCtx<'_>) -> Result<Prepared, StepResult
                         HeaderValue::from_static("application/json"),
                     );
                 }
-                Some(serde_json::to_vec(&v).expect("JSON values serialize"))
+                Some(
+                    serde_json::to_vec(&v)
+                        .expect("JSON values serialize")
+                        .into(),
+                )
             }
         },
     };
@@ -481,37 +471,87 @@ fn describe_expect(e: &Expect) -> String {
 /// A fresh sampled trace context: a child of the step's span when the run is traced (with the
 /// span id the run's exporter derives for attempt `n`, so the attempt span it exports is the
 /// parent of the system under test's spans), otherwise a new trace.
-fn new_trace(parent: Option<RequestTrace>, n: u32) -> RequestTrace {
-    match parent {
-        Some(p) => RequestTrace {
-            trace_id: p.trace_id,
-            span_id: crate::traces::attempt_span_id(&p.span_id, n),
-        },
-        None => RequestTrace {
-            trace_id: new_trace_id(),
-            span_id: new_span_id(),
-        },
+/// The trace context each attempt sends: the suite's own traceparent when it set one; else a
+/// child of the step's span (run export on); else a new trace per attempt. Derived from the
+/// attempt number, so the last attempt's context is known even when a deadline cut it off.
+#[derive(Clone, Copy, Debug)]
+struct AttemptTraces {
+    fixed: Option<RequestTrace>,
+    parent: Option<RequestTrace>,
+    /// Per step, for attempts without a parent: mixed with the attempt number.
+    seed: RequestTrace,
+}
+
+impl AttemptTraces {
+    fn new(fixed: Option<RequestTrace>, parent: Option<RequestTrace>) -> Self {
+        AttemptTraces {
+            fixed,
+            parent,
+            seed: RequestTrace {
+                trace_id: new_trace_id(),
+                span_id: new_span_id(),
+            },
+        }
+    }
+
+    fn of(&self, n: u32) -> RequestTrace {
+        if let Some(t) = self.fixed {
+            return t;
+        }
+        match self.parent {
+            Some(p) => RequestTrace {
+                trace_id: p.trace_id,
+                span_id: crate::traces::attempt_span_id(&p.span_id, n),
+            },
+            None => {
+                // Each attempt its own trace: the two halves of the id mixed apart per attempt
+                // (a bijection of n, so attempts of one step never share a trace).
+                let mut trace_id = [0u8; 16];
+                let (hi, lo) = self.seed.trace_id.split_at(8);
+                let hi: [u8; 8] = hi.try_into().expect("8 bytes");
+                let lo: [u8; 8] = lo.try_into().expect("8 bytes");
+                trace_id[..8].copy_from_slice(&crate::traces::attempt_span_id(&hi, n));
+                trace_id[8..].copy_from_slice(&crate::traces::attempt_span_id(&lo, n));
+                RequestTrace {
+                    trace_id,
+                    span_id: crate::traces::attempt_span_id(&self.seed.span_id, n),
+                }
+            }
+        }
     }
 }
 
+/// Forwards attempt records with what was sent and the status that came back (the run's
+/// trace describes attempts as HTTP client spans).
+struct HttpObserver<O> {
+    forward: O,
+    method: String,
+    url: String,
+}
+
+impl<O: FnMut(&retry::AttemptRecord) + Send> retry::AttemptObserver<Response> for HttpObserver<O> {
+    fn attempt_finished(&mut self, r: &retry::AttemptRecord, produced: Option<&Response>) {
+        let mut r = r.clone();
+        r.http = Some(retry::HttpAttempt {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            status: produced.map(|resp| resp.status),
+        });
+        (self.forward)(&r);
+    }
+}
+
+/// The `traceparent` header an attempt sends (W3C, by opentelemetry's propagator).
 pub fn traceparent(t: &RequestTrace) -> String {
-    format!("00-{}-{}-01", hex(&t.trace_id), hex(&t.span_id))
+    gwtest_sandbox::tracecontext::format(t.trace_id, t.span_id)
 }
 
+/// A traceparent the suite set itself, when the propagator accepts it.
 fn parse_traceparent(s: &str) -> Option<RequestTrace> {
-    let parts: Vec<&str> = s.trim().split('-').collect();
-    if parts.len() < 4 || parts[1].len() != 32 || parts[2].len() != 16 {
-        return None;
-    }
-    let mut trace_id = [0u8; 16];
-    let mut span_id = [0u8; 8];
-    for (i, b) in trace_id.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&parts[1][2 * i..2 * i + 2], 16).ok()?;
-    }
-    for (i, b) in span_id.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&parts[2][2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(RequestTrace { trace_id, span_id })
+    gwtest_sandbox::tracecontext::parse(s).map(|t| RequestTrace {
+        trace_id: t.trace_id,
+        span_id: t.span_id,
+    })
 }
 
 async fn send(
@@ -536,14 +576,11 @@ async fn send(
             .send()
             .await
             .map_err(|e| classify(&e, &p.url, timeout))?;
-        let (status, version, headers) = (
-            resp.status().as_u16(),
-            resp.version(),
-            resp.headers().clone(),
-        );
+        let mut resp = resp;
+        let (status, version) = (resp.status().as_u16(), resp.version());
+        let headers = std::mem::take(resp.headers_mut());
         let mut body = Vec::new();
         let mut truncated = false;
-        let mut resp = resp;
         while let Some(chunk) = resp
             .chunk()
             .await
@@ -793,8 +830,8 @@ fn check_response(e: &Expect, r: &Response) -> Result<(), Miss> {
                         ),
                     ));
                 }
-                1 => nodes[0].clone(),
-                _ => Value::Array(nodes.into_iter().cloned().collect()),
+                1 => std::borrow::Cow::Borrowed(nodes[0]),
+                _ => std::borrow::Cow::Owned(Value::Array(nodes.into_iter().cloned().collect())),
             };
             if let Err(mut m) = matching::subset(want, &got) {
                 // One node: say where in the body (`$.meta.count`), not where in the node.
@@ -929,11 +966,23 @@ mod tests {
 
     #[test]
     fn traceparent_round_trips_and_children_share_the_trace() {
-        let parent = new_trace(None, 1);
-        let child = new_trace(Some(parent), 1);
+        let alone = AttemptTraces::new(None, None);
+        let parent = alone.of(1);
+        assert_eq!(
+            alone.of(1),
+            parent,
+            "attempt n's context can be derived again"
+        );
+        assert_ne!(alone.of(2).trace_id, parent.trace_id, "a trace per attempt");
+        assert_ne!(alone.of(2).span_id, parent.span_id);
+        let children = AttemptTraces::new(None, Some(parent));
+        let child = children.of(1);
         assert_eq!(child.trace_id, parent.trace_id);
         assert_ne!(child.span_id, parent.span_id);
-        assert_ne!(new_trace(Some(parent), 2).span_id, child.span_id);
+        assert_ne!(children.of(2).span_id, child.span_id);
+        assert_eq!(children.of(2).trace_id, parent.trace_id);
+        let fixed = AttemptTraces::new(Some(child), Some(parent));
+        assert_eq!((fixed.of(1), fixed.of(7)), (child, child));
         let tp = traceparent(&child);
         assert_eq!(tp.len(), 55);
         assert!(tp.ends_with("-01"));
@@ -951,7 +1000,7 @@ mod tests {
                 h.insert("host", HeaderValue::from_static("example.com"));
                 h
             },
-            body: Some(b"{\"it's\":1}".to_vec()),
+            body: Some(bytes::Bytes::from_static(b"{\"it's\":1}")),
             fixed_trace: None,
             key: ClientKey {
                 insecure: true,

@@ -137,7 +137,7 @@ fn resolve(spec: &SpansSpec, ctx: &StepCtx<'_>) -> Result<SpanQuery, StepResult>
     })
 }
 
-fn hints(g: &retry::GaveUp, store: &Arc<SpanStore>, ctx: &StepCtx<'_>) -> Vec<String> {
+fn hints<T>(g: &retry::GaveUp<T>, store: &Arc<SpanStore>, ctx: &StepCtx<'_>) -> Vec<String> {
     let mut out = Vec::new();
     if g.class() == Some(retry::Class::NoTrace) {
         if store.total_received() == 0 {

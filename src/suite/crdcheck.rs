@@ -67,7 +67,7 @@ pub fn check(suites: &[Suite], crd_paths: &[PathBuf]) -> Report {
         let mut steps_seen: HashSet<(&Path, Loc)> = HashSet::new();
         for test in &suite.tests {
             for (file, step) in test.all_steps() {
-                let Some(Action::Apply(spec)) = step.value.action() else {
+                let Action::Apply(spec) = &step.value.action else {
                     continue;
                 };
                 if !steps_seen.insert((file, step.loc)) {

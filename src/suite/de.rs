@@ -74,6 +74,21 @@ fn unmark(s: &str) -> (Loc, String) {
 }
 
 /// `a`, `b` or `c` as "`a`, `b`, `c`".
+/// A map of which exactly one key may be set (`set`: the ones that are): `value`, or the
+/// error for none (`none`) or several (`several`, given the keys found).
+pub fn exactly_one<T, E: serde::de::Error>(
+    value: T,
+    set: &[&str],
+    none: &str,
+    several: impl FnOnce(String) -> String,
+) -> Result<T, E> {
+    match set {
+        [_] => Ok(value),
+        [] => Err(E::custom(none)),
+        keys => Err(E::custom(several(list(keys)))),
+    }
+}
+
 pub fn list(items: &[&str]) -> String {
     items
         .iter()
@@ -635,7 +650,7 @@ mod tests {
         let step: Step =
             serde_json::from_value(serde_json::json!({"sleep": "2s", "name": "nap"})).unwrap();
         assert_eq!(step.display_name(), "nap");
-        assert_eq!(step.sleep.unwrap().0.as_secs(), 2);
+        assert!(matches!(step.action, crate::suite::model::Action::Sleep(d) if d.0.as_secs() == 2));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::de::{self, DeError};
-use super::model::{API_VERSION, Defaults, Step, SuiteDoc, TestDoc, VarDef};
+use super::model::{API_VERSION, Action, Defaults, Step, StepKeys, SuiteDoc, TestDoc, VarDef};
 use super::spanned::{Loc, Spanned};
 use super::validate;
 use super::yaml::{self, YNode, YVal};
@@ -81,7 +81,8 @@ impl Test {
 
     /// Whether any step checks spans.
     pub fn needs_spans(&self) -> bool {
-        self.all_steps().any(|(_, s)| s.value.spans.is_some())
+        self.all_steps()
+            .any(|(_, s)| matches!(s.value.action, Action::Spans(_)))
     }
 }
 
@@ -514,7 +515,14 @@ fn step_list_errors(key: &str, value: &YNode, text: &str) -> Option<Vec<DeError>
     Some(
         steps
             .iter()
-            .filter_map(|s| de::from_node_all::<Step>(s, text, &|_, _| None).err())
+            .filter_map(|s| {
+                // Each key's errors on its own; once every key is right, whether the step
+                // holds exactly one action.
+                match de::from_node_all::<StepKeys>(s, text, &|_, _| None) {
+                    Err(es) => Some(es),
+                    Ok(_) => de::from_node::<Step>(s, text).err().map(|e| vec![e]),
+                }
+            })
             .flatten()
             .collect(),
     )

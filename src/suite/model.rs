@@ -374,11 +374,59 @@ pub struct TestDoc {
     pub finally: Option<Vec<Spanned<Step>>>,
 }
 
-/// One step: exactly one action key, plus an optional name and retry keys.
+/// One step: exactly one action, plus an optional name and the retry keys. One action per
+/// step holds by construction: a map with none or several action keys does not deserialize
+/// (see [`StepKeys`]).
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The step's name in reports (default: a description of its action).
+    pub name: Option<String>,
+    /// What the step does.
+    pub action: Action,
+    /// Deadline of this step (assertions: how long to keep trying; default 30s).
+    pub timeout: Option<Dur>,
+    /// First delay between attempts; doubles up to max-interval (default 100ms).
+    pub interval: Option<Dur>,
+    /// Longest delay between attempts (default 2s).
+    pub max_interval: Option<Dur>,
+    /// Successes in a row the assertion needs (default 1; request steps 3).
+    pub consecutive: Option<u32>,
+    /// After passing, the assertion must keep passing this long.
+    pub hold: Option<Dur>,
+}
+
+/// A step's action: the one key that says what the step does.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Create or update objects by server-side apply.
+    Apply(ApplySpec),
+    /// An object (or the objects of a selector) eventually has these conditions and fields,
+    /// or is absent.
+    Assert(AssertSpec),
+    /// An HTTP request whose response eventually meets `expect`.
+    Request(RequestSpec),
+    /// The spans the system under test emitted.
+    Spans(SpansSpec),
+    /// A JSON merge patch on one object.
+    Patch(PatchSpec),
+    /// Delete an object and wait until it is gone.
+    Delete(DeleteSpec),
+    /// Run a program (argv, no shell); an assertion when it has `expect`.
+    Exec(ExecSpec),
+    /// Wait this long.
+    Sleep(Dur),
+    /// A breakpoint with a message, honoured only with `--pause`.
+    Pause(String),
+}
+
+// A step map as written, every action key optional: the serde and JSON Schema model of a
+// step. A [`Step`] is made from it once it holds exactly one action. (The doc comment below
+// is the schema's description.)
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[schemars(transform = one_action_transform)]
-pub struct Step {
+#[schemars(rename = "Step", transform = one_action_transform)]
+/// One step: exactly one action key, plus an optional name and retry keys.
+pub(crate) struct StepKeys {
     /// The step's name in reports (default: a description of its action).
     pub name: Option<String>,
     /// Action: create or update objects by server-side apply (a path, a list of paths, or
@@ -473,74 +521,95 @@ fn one_action_transform(schema: &mut Schema) {
     schema.insert("oneOf".into(), serde_json::Value::Array(one_of));
 }
 
-/// A borrowed view of a step's single action.
-#[derive(Clone, Copy, Debug)]
-pub enum Action<'a> {
-    Apply(&'a ApplySpec),
-    Assert(&'a AssertSpec),
-    Request(&'a RequestSpec),
-    Spans(&'a SpansSpec),
-    Patch(&'a PatchSpec),
-    Delete(&'a DeleteSpec),
-    Exec(&'a ExecSpec),
-    Sleep(Dur),
-    Pause(&'a str),
+impl TryFrom<StepKeys> for Step {
+    type Error = String;
+
+    fn try_from(k: StepKeys) -> Result<Step, String> {
+        let mut actions: Vec<Action> = Vec::with_capacity(1);
+        actions.extend(k.apply.map(Action::Apply));
+        actions.extend(k.assert.map(Action::Assert));
+        actions.extend(k.request.map(Action::Request));
+        actions.extend(k.spans.map(Action::Spans));
+        actions.extend(k.patch.map(Action::Patch));
+        actions.extend(k.delete.map(Action::Delete));
+        actions.extend(k.exec.map(Action::Exec));
+        actions.extend(k.sleep.map(Action::Sleep));
+        actions.extend(k.pause.map(Action::Pause));
+        if actions.len() > 1 {
+            let keys: Vec<&str> = actions.iter().map(Action::key).collect();
+            return Err(format!(
+                "step has {} actions ({}): a step does exactly one thing; split it into {} steps",
+                keys.len(),
+                super::de::list(&keys),
+                keys.len()
+            ));
+        }
+        let Some(action) = actions.pop() else {
+            return Err(format!(
+                "step has no action: give exactly one of {}",
+                super::de::list(&ACTION_KEYS)
+            ));
+        };
+        Ok(Step {
+            name: k.name,
+            action,
+            timeout: k.timeout,
+            interval: k.interval,
+            max_interval: k.max_interval,
+            consecutive: k.consecutive,
+            hold: k.hold,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Step::try_from(StepKeys::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Step {
+    fn schema_name() -> Cow<'static, str> {
+        StepKeys::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        StepKeys::schema_id()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        StepKeys::json_schema(g)
+    }
+}
+
+impl Action {
+    /// The action's key in a step (`request`, `assert`, ...).
+    pub fn key(&self) -> &'static str {
+        match self {
+            Action::Apply(_) => "apply",
+            Action::Assert(_) => "assert",
+            Action::Request(_) => "request",
+            Action::Spans(_) => "spans",
+            Action::Patch(_) => "patch",
+            Action::Delete(_) => "delete",
+            Action::Exec(_) => "exec",
+            Action::Sleep(_) => "sleep",
+            Action::Pause(_) => "pause",
+        }
+    }
+
+    /// Whether the retry engine runs it as an assertion (until its expectations hold).
+    pub fn is_assertion(&self) -> bool {
+        match self {
+            Action::Assert(_) | Action::Request(_) | Action::Spans(_) => true,
+            Action::Exec(e) => e.expect.is_some(),
+            _ => false,
+        }
+    }
 }
 
 impl Step {
-    /// The action keys present, in `ACTION_KEYS` order (validation wants exactly one).
-    pub fn action_keys(&self) -> Vec<&'static str> {
-        let present = [
-            self.apply.is_some(),
-            self.assert.is_some(),
-            self.request.is_some(),
-            self.spans.is_some(),
-            self.patch.is_some(),
-            self.delete.is_some(),
-            self.exec.is_some(),
-            self.sleep.is_some(),
-            self.pause.is_some(),
-        ];
-        ACTION_KEYS
-            .iter()
-            .zip(present)
-            .filter(|(_, p)| *p)
-            .map(|(k, _)| *k)
-            .collect()
-    }
-
-    /// The step's action. Validation guarantees exactly one; with none this is `None`.
-    pub fn action(&self) -> Option<Action<'_>> {
-        if let Some(a) = &self.apply {
-            return Some(Action::Apply(a));
-        }
-        if let Some(a) = &self.assert {
-            return Some(Action::Assert(a));
-        }
-        if let Some(a) = &self.request {
-            return Some(Action::Request(a));
-        }
-        if let Some(a) = &self.spans {
-            return Some(Action::Spans(a));
-        }
-        if let Some(a) = &self.patch {
-            return Some(Action::Patch(a));
-        }
-        if let Some(a) = &self.delete {
-            return Some(Action::Delete(a));
-        }
-        if let Some(a) = &self.exec {
-            return Some(Action::Exec(a));
-        }
-        if let Some(a) = self.sleep {
-            return Some(Action::Sleep(a));
-        }
-        self.pause.as_deref().map(Action::Pause)
-    }
-
     /// The action's key (`request`, `assert`, ...), for messages.
     pub fn kind(&self) -> &'static str {
-        self.action_keys().first().copied().unwrap_or("step")
+        self.action.key()
     }
 
     /// A name for reports: the given name, or a short description of the action.
@@ -548,18 +617,18 @@ impl Step {
         if let Some(n) = &self.name {
             return n.clone();
         }
-        match self.action() {
-            Some(Action::Apply(a)) => format!("apply {}", a.describe()),
-            Some(Action::Assert(a)) => format!("assert {}", a.resource.describe()),
-            Some(Action::Request(r)) => format!(
+        match &self.action {
+            Action::Apply(a) => format!("apply {}", a.describe()),
+            Action::Assert(a) => format!("assert {}", a.resource.describe()),
+            Action::Request(r) => format!(
                 "{} {}",
                 r.method.as_ref().map(|m| m.raw.as_str()).unwrap_or("GET"),
                 r.url.raw
             ),
-            Some(Action::Spans(_)) => "spans".into(),
-            Some(Action::Patch(p)) => format!("patch {}", p.resource.describe()),
-            Some(Action::Delete(d)) => format!("delete {}", d.resource.describe()),
-            Some(Action::Exec(e)) => format!(
+            Action::Spans(_) => "spans".into(),
+            Action::Patch(p) => format!("patch {}", p.resource.describe()),
+            Action::Delete(d) => format!("delete {}", d.resource.describe()),
+            Action::Exec(e) => format!(
                 "exec {}",
                 e.command
                     .iter()
@@ -567,18 +636,17 @@ impl Step {
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
-            Some(Action::Sleep(d)) => format!("sleep {d}"),
-            Some(Action::Pause(m)) => format!("pause: {m}"),
-            None => "step".into(),
+            Action::Sleep(d) => format!("sleep {d}"),
+            Action::Pause(m) => format!("pause: {m}"),
         }
     }
 
     /// Whether this step talks to a cluster (apply, assert, patch, delete).
     pub fn needs_cluster(&self) -> bool {
-        self.apply.is_some()
-            || self.assert.is_some()
-            || self.patch.is_some()
-            || self.delete.is_some()
+        matches!(
+            self.action,
+            Action::Apply(_) | Action::Assert(_) | Action::Patch(_) | Action::Delete(_)
+        )
     }
 }
 
@@ -1155,16 +1223,13 @@ impl<'de> Deserialize<'de> for TextMatch {
             contains: k.contains,
             matches: k.matches,
         };
-        match m.keys().as_slice() {
-            [_] => Ok(m),
-            [] => Err(de::Error::custom(
-                "give one of `equals`, `contains` or `matches`",
-            )),
-            keys => Err(de::Error::custom(format!(
-                "give exactly one of `equals`, `contains` or `matches`, found {}",
-                super::de::list(keys)
-            ))),
-        }
+        let set = m.keys();
+        super::de::exactly_one(
+            m,
+            &set,
+            "give one of `equals`, `contains` or `matches`",
+            |found| format!("give exactly one of `equals`, `contains` or `matches`, found {found}"),
+        )
     }
 }
 
@@ -1420,16 +1485,17 @@ impl<'de> Deserialize<'de> for Collector {
             exec: k.exec,
             timeout: k.timeout,
         };
-        match c.kinds().as_slice() {
-            [_] => Ok(c),
-            [] => Err(de::Error::custom(
-                "a diagnostics collector needs one of `logs`, `events`, `get` or `exec`",
-            )),
-            keys => Err(de::Error::custom(format!(
-                "give exactly one of `logs`, `events`, `get` or `exec` per collector, found {}",
-                super::de::list(keys)
-            ))),
-        }
+        let set = c.kinds();
+        super::de::exactly_one(
+            c,
+            &set,
+            "a diagnostics collector needs one of `logs`, `events`, `get` or `exec`",
+            |found| {
+                format!(
+                    "give exactly one of `logs`, `events`, `get` or `exec` per collector, found {found}"
+                )
+            },
+        )
     }
 }
 

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use super::de::{did_you_mean, list};
 use super::load::{LoadError, ReadError, Suite, Test, finish_errors};
 use super::model::{
-    ACTION_KEYS, Action, ApplyItem, AssertSpec, Collector, HeaderExpect, RETRY_KEYS, ResourceRef,
-    Selector, Step, SuiteDoc, TestDoc, TextMatch, VarDef,
+    Action, ApplyItem, AssertSpec, Collector, HeaderExpect, RETRY_KEYS, ResourceRef, Selector,
+    Step, SuiteDoc, TestDoc, TextMatch, VarDef,
 };
 use super::selector::{check_label, parse_label_selector};
 use super::spanned::{CelExpr, JsonPathExpr, Loc, Node, Spanned, Template};
@@ -296,15 +296,15 @@ impl Checker {
             for t in ts {
                 self.template(file, t, &scope);
             }
-            match step.value.action() {
-                Some(Action::Apply(a)) => {
+            match &step.value.action {
+                Action::Apply(a) => {
                     for item in &a.0 {
                         if let ApplyItem::File(t) = item {
                             self.file_ref(file, t, true);
                         }
                     }
                 }
-                Some(Action::Request(r)) => {
+                Action::Request(r) => {
                     if let Some(ca) = &r.ca {
                         self.file_ref(file, ca, false);
                     }
@@ -409,14 +409,11 @@ struct Scope<'a> {
 }
 
 fn captures_of(step: &Step) -> Vec<&Spanned<String>> {
-    let mut out = Vec::new();
-    if let Some(a) = &step.assert {
-        out.extend(a.capture.iter().map(|(k, _)| k));
+    match &step.action {
+        Action::Assert(a) => a.capture.iter().map(|(k, _)| k).collect(),
+        Action::Request(r) => r.capture.iter().map(|(k, _)| k).collect(),
+        _ => Vec::new(),
     }
-    if let Some(r) = &step.request {
-        out.extend(r.capture.iter().map(|(k, _)| k));
-    }
-    out
 }
 
 fn resource_templates<'a>(r: &'a ResourceRef, out: &mut Vec<&'a Template>) {
@@ -462,8 +459,8 @@ fn text_templates<'a>(m: &'a TextMatch, out: &mut Vec<&'a Template>) {
 
 /// Every string of a step that may hold `${...}`.
 pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
-    match step.action() {
-        Some(Action::Apply(a)) => {
+    match &step.action {
+        Action::Apply(a) => {
             for item in &a.0 {
                 match item {
                     ApplyItem::File(t) => out.push(t),
@@ -471,7 +468,7 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
                 }
             }
         }
-        Some(Action::Assert(a)) => {
+        Action::Assert(a) => {
             resource_templates(&a.resource.value, out);
             for c in &a.conditions {
                 out.push(&c.value.type_);
@@ -483,7 +480,7 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
             }
             out.extend(a.cel.iter().map(|c| &c.template));
         }
-        Some(Action::Request(r)) => {
+        Action::Request(r) => {
             out.extend(&r.method);
             out.push(&r.url);
             out.extend(r.headers.iter().map(|(_, v)| v));
@@ -508,7 +505,7 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
                 out.extend(e.cel.iter().map(|c| &c.template));
             }
         }
-        Some(Action::Spans(s)) => {
+        Action::Spans(s) => {
             out.extend(&s.service);
             for e in &s.expect {
                 out.extend(&e.value.name);
@@ -523,12 +520,12 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
             }
             out.extend(&s.absent);
         }
-        Some(Action::Patch(p)) => {
+        Action::Patch(p) => {
             resource_templates(&p.resource.value, out);
             p.merge.value.templates(out);
         }
-        Some(Action::Delete(d)) => resource_templates(&d.resource.value, out),
-        Some(Action::Exec(e)) => {
+        Action::Delete(d) => resource_templates(&d.resource.value, out),
+        Action::Exec(e) => {
             out.extend(e.command.value.iter());
             out.extend(e.env.iter().map(|(_, v)| v));
             if let Some(x) = &e.expect {
@@ -540,7 +537,7 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
                 }
             }
         }
-        Some(Action::Sleep(_)) | Some(Action::Pause(_)) | None => {}
+        Action::Sleep(_) | Action::Pause(_) => {}
     }
 }
 
@@ -703,39 +700,8 @@ pub(crate) fn check_step_alone(
 
 fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
     let s = &step.value;
-    let keys = s.action_keys();
-    match keys.as_slice() {
-        [] => {
-            l.err(
-                step.loc,
-                format!(
-                    "step has no action: give exactly one of {}",
-                    list(&ACTION_KEYS)
-                ),
-            );
-            return;
-        }
-        [_] => {}
-        many => {
-            l.err(
-                step.loc,
-                format!(
-                    "step has {} actions ({}): a step does exactly one thing; split it into {} \
-                     steps",
-                    many.len(),
-                    list(many),
-                    many.len()
-                ),
-            );
-            return;
-        }
-    }
-    let kind = keys[0];
-    let assertion = match s.action() {
-        Some(Action::Assert(_) | Action::Request(_) | Action::Spans(_)) => true,
-        Some(Action::Exec(e)) => e.expect.is_some(),
-        _ => false,
-    };
+    let kind = s.kind();
+    let assertion = s.action.is_assertion();
     let present = |k: &str| match k {
         "timeout" => s.timeout.is_some(),
         "interval" => s.interval.is_some(),
@@ -781,16 +747,16 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
         );
     }
     let action_node = node.and_then(|n| n.get(kind));
-    match s.action() {
-        Some(Action::Apply(a)) => {
+    match &s.action {
+        Action::Apply(a) => {
             for item in &a.0 {
                 if let ApplyItem::Manifest(m) = item {
                     check_manifest(l, m);
                 }
             }
         }
-        Some(Action::Assert(a)) => check_assert(l, a, action_node),
-        Some(Action::Request(r)) => {
+        Action::Assert(a) => check_assert(l, a, action_node),
+        Action::Request(r) => {
             if let Some(m) = &r.method {
                 check_method(l, m);
             }
@@ -833,7 +799,7 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
             }
             check_capture_names(l, r.capture.iter().map(|(k, _)| k));
         }
-        Some(Action::Spans(sp)) => {
+        Action::Spans(sp) => {
             if sp.expect.is_empty() && sp.absent.is_empty() {
                 l.err(
                     key_loc(node, &[kind], step.loc),
@@ -853,7 +819,7 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                 check_cel(l, &e.value.cel, CelScope::Span);
             }
         }
-        Some(Action::Patch(p)) => {
+        Action::Patch(p) => {
             check_resource(l, &p.resource, ResourceUse::One("patch"));
             if !matches!(p.merge.value, Node::Map(_)) {
                 l.err(
@@ -862,7 +828,7 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                 );
             }
         }
-        Some(Action::Delete(d)) => {
+        Action::Delete(d) => {
             check_resource(l, &d.resource, ResourceUse::NameOrSelector);
             // An empty selector selects every object of the kind: never a delete's intent.
             let empty = match &d.resource.value.selector {
@@ -878,7 +844,7 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                 );
             }
         }
-        Some(Action::Exec(e)) => {
+        Action::Exec(e) => {
             for (k, _) in e.env.iter() {
                 if k.value.is_empty() || k.value.contains(['=', '\0']) {
                     l.err(
@@ -891,7 +857,7 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
                 }
             }
         }
-        Some(Action::Sleep(_)) | Some(Action::Pause(_)) | None => {}
+        Action::Sleep(_) | Action::Pause(_) => {}
     }
 }
 

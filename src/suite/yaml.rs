@@ -196,20 +196,25 @@ pub fn parse_documents(text: &str) -> Result<Vec<YNode>, SyntaxError> {
     })
 }
 
-/// serde-saphyr's message without its own location suffix and snippet (we add ours).
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    let s = e.without_snippet().to_string();
-    let s = match s.rfind(" at line ") {
-        Some(i) if s[i..].contains(", column ") => s[..i].to_string(),
-        _ => s,
-    };
-    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    // serde-saphyr's hints about its own options mean nothing to a suite author.
-    if let Some(rest) = s.strip_prefix("duplicate mapping key: ") {
-        let key = rest.split(", set ").next().unwrap_or(rest);
-        return format!("duplicate key `{key}`: a key may appear only once in a map");
+/// serde-saphyr's message for an error, in the suite language's words, without its location
+/// (ours is added with the file name) or snippet. Decided by the error's variant, never by
+/// its text: a duplicate key named `a, set b` is still the key `a, set b`.
+pub(crate) fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::{DefaultMessageFormatter, Error, MessageFormatter};
+    let mut e = e;
+    while let Error::WithSnippet { error, .. } | Error::AliasError { error, .. } = e {
+        e = error;
     }
-    format!("invalid YAML: {}", s.trim())
+    if let Error::DuplicateMappingKey { key, .. } = e {
+        // serde-saphyr's hint about its own options means nothing to a suite author.
+        return match key {
+            Some(k) => format!("duplicate key `{k}`: a key may appear only once in a map"),
+            None => "duplicate key: a key may appear only once in a map".to_string(),
+        };
+    }
+    let text = DefaultMessageFormatter.format_message(e);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("invalid YAML: {}", text.escape_debug())
 }
 
 #[cfg(test)]
@@ -250,9 +255,22 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_keys_are_named_whatever_they_spell() {
+        // The key once was cut out of serde-saphyr's message at ", set ".
+        let e = parse_documents("\"a, set b\": 1\n\"a, set b\": 2\n").unwrap_err();
+        assert_eq!(e.loc, Loc::new(2, 1));
+        assert_eq!(
+            e.message,
+            "duplicate key `a, set b`: a key may appear only once in a map"
+        );
+    }
+
+    #[test]
     fn syntax_errors_have_locations() {
         let e = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(e.loc.is_known(), "{e:?}");
         assert!(e.message.starts_with("invalid YAML"), "{e:?}");
+        // serde-saphyr's own location is not repeated: ours is added with the file name.
+        assert!(!e.message.contains("line"), "{e:?}");
     }
 }

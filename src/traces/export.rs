@@ -22,6 +22,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use gwtest_sandbox::tracecontext::parse_id;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -33,9 +34,10 @@ use tokio::sync::mpsc;
 
 use crate::config::ExportProtocol;
 use crate::engine::events::{
-    Event, Failure, FailureCause, StepStatus, TestId, TestStatus, TryReport,
+    Event, Failure, FailureCause, RunSummary, StepReport, StepStatus, TestId, TestReport,
+    TestStatus, TryReport,
 };
-use crate::engine::retry::{Class, HttpAttempt};
+use crate::engine::retry::{AttemptRecord, Class, HttpAttempt};
 use crate::report::Reporter;
 
 /// The longest `finish()` waits for the last spans to be sent.
@@ -287,17 +289,6 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
-fn parse_id<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    if hex.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 fn push_failure(attrs: &mut Vec<KeyValue>, f: &Failure) {
     if let Some(c) = f.class {
         attrs.push(KeyValue::new("gwtest.class", c.as_str()));
@@ -323,6 +314,200 @@ fn step_status_str(s: StepStatus) -> &'static str {
         StepStatus::Failed => "failed",
         StepStatus::NotRun => "not-run",
         StepStatus::Skipped => "skipped",
+    }
+}
+
+/// One event each: the spans it opens or closes.
+impl OtlpExport {
+    /// Test span opened (a try of a test).
+    fn test_started(
+        &mut self,
+        id: &TestId,
+        try_no: u32,
+        namespace: Option<&str>,
+        span_id: &str,
+        now: SystemTime,
+    ) {
+        let Some(sid) = parse_id::<8>(span_id) else {
+            return;
+        };
+        let parent = self
+            .suites
+            .get(&id.suite)
+            .map_or_else(|| self.run_span_id(), |s| s.id);
+        let mut attrs = vec![
+            KeyValue::new("gwtest.test", id.name.clone()),
+            KeyValue::new("gwtest.suite", id.suite.clone()),
+            KeyValue::new("gwtest.try", i64::from(try_no)),
+            KeyValue::new("code.file.path", id.file.display().to_string()),
+            KeyValue::new("code.line.number", i64::from(id.loc.line)),
+        ];
+        if id.repeat > 0 {
+            attrs.push(KeyValue::new("gwtest.repeat", i64::from(id.repeat)));
+        }
+        if let Some(ns) = namespace {
+            attrs.push(KeyValue::new("gwtest.namespace", ns.to_owned()));
+        }
+        self.tests.insert(
+            id.clone(),
+            Open {
+                id: sid,
+                parent,
+                name: format!("test {id}"),
+                start: now,
+                kind: SpanKind::Internal,
+                attrs,
+            },
+        );
+    }
+
+    /// A request attempt: an HTTP client span under its step (others are not exported).
+    fn attempt(&mut self, id: &TestId, index: usize, record: &AttemptRecord) {
+        let Some((step, kind)) = self.steps.get(&(id.clone(), index)) else {
+            return;
+        };
+        // Only request attempts are parents of the system under test's spans.
+        if *kind != "request" || record.n > MAX_ATTEMPT_SPANS {
+            return;
+        }
+        let start = step.start + record.start;
+        let mut attrs = vec![KeyValue::new("gwtest.attempt", i64::from(record.n))];
+        let mut name = format!("attempt {}", record.n);
+        let mut http_error = None;
+        if let Some(h) = &record.http {
+            let (span_name, semconv, error) = http_client_span(h, record.class);
+            name = span_name;
+            attrs.extend(semconv);
+            http_error = error;
+        }
+        let open = Open {
+            id: super::attempt_span_id(&step.id, record.n),
+            parent: step.id,
+            name,
+            start,
+            kind: SpanKind::Client,
+            attrs,
+        };
+        let (status, extra) = match record.class {
+            None => match http_error {
+                // Passed, yet an HTTP error by the conventions (an expected 503).
+                Some(e) => (
+                    Status::error(format!("HTTP {e}")),
+                    vec![KeyValue::new("gwtest.outcome", "passed")],
+                ),
+                None => (Status::Ok, vec![KeyValue::new("gwtest.outcome", "passed")]),
+            },
+            Some(c) => (
+                Status::error(record.summary.clone()),
+                vec![
+                    KeyValue::new("gwtest.outcome", "failed"),
+                    KeyValue::new("gwtest.class", c.as_str()),
+                ],
+            ),
+        };
+        self.emit(open, start + record.duration, status, extra);
+    }
+
+    /// A step's span closed with its outcome.
+    fn step_finished(&mut self, id: &TestId, report: &StepReport) {
+        let Some((mut open, _)) = self.steps.remove(&(id.clone(), report.index)) else {
+            return;
+        };
+        open.attrs.push(KeyValue::new(
+            "code.line.number",
+            i64::from(report.loc.line),
+        ));
+        // A suite's default catch/finally step is written in suite.yaml.
+        if let Some(f) = &report.file {
+            for a in open
+                .attrs
+                .iter_mut()
+                .filter(|a| a.key.as_str() == "code.file.path")
+            {
+                a.value = f.display().to_string().into();
+            }
+        }
+        // Cut short by Ctrl-C: the same outcome as a step still open at the end.
+        let outcome = match &report.failure {
+            Some(f) if f.cause == FailureCause::Interrupted => "interrupted",
+            _ => step_status_str(report.status),
+        };
+        let mut extra = vec![
+            KeyValue::new("gwtest.outcome", outcome),
+            KeyValue::new("gwtest.attempts", i64::from(report.attempts)),
+        ];
+        let status = match &report.failure {
+            Some(f) => {
+                push_failure(&mut extra, f);
+                Status::error(f.headline.clone())
+            }
+            None => Status::Ok,
+        };
+        let end = open.start + report.duration;
+        self.emit(open, end, status, extra);
+    }
+
+    /// A test's span closed; a test that never started gets a skipped span.
+    fn test_finished(&mut self, report: &TestReport, now: SystemTime) {
+        let interrupted = report
+            .last_try()
+            .and_then(TryReport::failure)
+            .is_some_and(|f| f.cause == FailureCause::Interrupted);
+        let outcome = if interrupted {
+            "interrupted"
+        } else {
+            test_status_str(report.status)
+        };
+        if self.tests.contains_key(&report.id) {
+            self.close_test(&report.id, outcome, report.last_try());
+        } else if report.status == TestStatus::Skipped {
+            let parent = self
+                .suites
+                .get(&report.id.suite)
+                .map_or_else(|| self.run_span_id(), |s| s.id);
+            let mut attrs = vec![
+                KeyValue::new("gwtest.test", report.id.name.clone()),
+                KeyValue::new("gwtest.suite", report.id.suite.clone()),
+                KeyValue::new("gwtest.outcome", "skipped"),
+            ];
+            if let Some(r) = &report.skip_reason {
+                attrs.push(KeyValue::new("gwtest.skip_reason", r.clone()));
+            }
+            let open = Open {
+                id: crate::engine::new_span_id(),
+                parent,
+                name: format!("test {}", report.id),
+                start: now,
+                kind: SpanKind::Internal,
+                attrs,
+            };
+            self.emit(open, now, Status::Unset, vec![]);
+        }
+    }
+
+    /// The run's span closed with the counts, after whatever was still open.
+    fn run_finished(&mut self, summary: &RunSummary, now: SystemTime) {
+        // Whatever is still open was cut short.
+        self.close_open(now);
+        if let Some(r) = self.run.take() {
+            let c = &summary.counts;
+            let extra = vec![
+                KeyValue::new("gwtest.tests.passed", c.passed as i64),
+                KeyValue::new("gwtest.tests.flaky", c.flaky as i64),
+                KeyValue::new("gwtest.tests.failed", c.failed as i64),
+                KeyValue::new("gwtest.tests.skipped", c.skipped as i64),
+                KeyValue::new("gwtest.interrupted", summary.interrupted),
+            ];
+            let status = if summary.interrupted {
+                Status::error("interrupted")
+            } else if c.failed > 0 {
+                Status::error(format!("{} failed", c.failed))
+            } else {
+                Status::Ok
+            };
+            let end = r.start + summary.duration;
+            self.emit(r, end, status, extra);
+        }
     }
 }
 
@@ -393,39 +578,7 @@ impl Reporter for OtlpExport {
                 try_no,
                 namespace,
                 span_id,
-            } => {
-                let Some(sid) = parse_id::<8>(span_id) else {
-                    return;
-                };
-                let parent = self
-                    .suites
-                    .get(&id.suite)
-                    .map_or_else(|| self.run_span_id(), |s| s.id);
-                let mut attrs = vec![
-                    KeyValue::new("gwtest.test", id.name.clone()),
-                    KeyValue::new("gwtest.suite", id.suite.clone()),
-                    KeyValue::new("gwtest.try", i64::from(*try_no)),
-                    KeyValue::new("code.file.path", id.file.display().to_string()),
-                    KeyValue::new("code.line.number", i64::from(id.loc.line)),
-                ];
-                if id.repeat > 0 {
-                    attrs.push(KeyValue::new("gwtest.repeat", i64::from(id.repeat)));
-                }
-                if let Some(ns) = namespace {
-                    attrs.push(KeyValue::new("gwtest.namespace", ns.clone()));
-                }
-                self.tests.insert(
-                    id.clone(),
-                    Open {
-                        id: sid,
-                        parent,
-                        name: format!("test {id}"),
-                        start: now,
-                        kind: SpanKind::Internal,
-                        attrs,
-                    },
-                );
-            }
+            } => self.test_started(id, *try_no, namespace.as_deref(), span_id, now),
             Event::StepStarted {
                 id,
                 index,
@@ -453,150 +606,13 @@ impl Reporter for OtlpExport {
                 };
                 self.steps.insert((id.clone(), *index), (open, *kind));
             }
-            Event::Attempt { id, index, record } => {
-                let Some((step, kind)) = self.steps.get(&(id.clone(), *index)) else {
-                    return;
-                };
-                // Only request attempts are parents of the system under test's spans.
-                if *kind != "request" || record.n > MAX_ATTEMPT_SPANS {
-                    return;
-                }
-                let start = step.start + record.start;
-                let mut attrs = vec![KeyValue::new("gwtest.attempt", i64::from(record.n))];
-                let mut name = format!("attempt {}", record.n);
-                let mut http_error = None;
-                if let Some(h) = &record.http {
-                    let (span_name, semconv, error) = http_client_span(h, record.class);
-                    name = span_name;
-                    attrs.extend(semconv);
-                    http_error = error;
-                }
-                let open = Open {
-                    id: super::attempt_span_id(&step.id, record.n),
-                    parent: step.id,
-                    name,
-                    start,
-                    kind: SpanKind::Client,
-                    attrs,
-                };
-                let (status, extra) = match record.class {
-                    None => match http_error {
-                        // Passed, yet an HTTP error by the conventions (an expected 503).
-                        Some(e) => (
-                            Status::error(format!("HTTP {e}")),
-                            vec![KeyValue::new("gwtest.outcome", "passed")],
-                        ),
-                        None => (Status::Ok, vec![KeyValue::new("gwtest.outcome", "passed")]),
-                    },
-                    Some(c) => (
-                        Status::error(record.summary.clone()),
-                        vec![
-                            KeyValue::new("gwtest.outcome", "failed"),
-                            KeyValue::new("gwtest.class", c.as_str()),
-                        ],
-                    ),
-                };
-                self.emit(open, start + record.duration, status, extra);
-            }
-            Event::StepFinished { id, report } => {
-                let Some((mut open, _)) = self.steps.remove(&(id.clone(), report.index)) else {
-                    return;
-                };
-                open.attrs.push(KeyValue::new(
-                    "code.line.number",
-                    i64::from(report.loc.line),
-                ));
-                // A suite's default catch/finally step is written in suite.yaml.
-                if let Some(f) = &report.file {
-                    for a in open
-                        .attrs
-                        .iter_mut()
-                        .filter(|a| a.key.as_str() == "code.file.path")
-                    {
-                        a.value = f.display().to_string().into();
-                    }
-                }
-                // Cut short by Ctrl-C: the same outcome as a step still open at the end.
-                let outcome = match &report.failure {
-                    Some(f) if f.cause == FailureCause::Interrupted => "interrupted",
-                    _ => step_status_str(report.status),
-                };
-                let mut extra = vec![
-                    KeyValue::new("gwtest.outcome", outcome),
-                    KeyValue::new("gwtest.attempts", i64::from(report.attempts)),
-                ];
-                let status = match &report.failure {
-                    Some(f) => {
-                        push_failure(&mut extra, f);
-                        Status::error(f.headline.clone())
-                    }
-                    None => Status::Ok,
-                };
-                let end = open.start + report.duration;
-                self.emit(open, end, status, extra);
-            }
+            Event::Attempt { id, index, record } => self.attempt(id, *index, record),
+            Event::StepFinished { id, report } => self.step_finished(id, report),
             Event::TestRetrying { id, report } => {
                 self.close_test(id, "retrying", Some(report));
             }
-            Event::TestFinished { report } => {
-                let interrupted = report
-                    .last_try()
-                    .and_then(TryReport::failure)
-                    .is_some_and(|f| f.cause == FailureCause::Interrupted);
-                let outcome = if interrupted {
-                    "interrupted"
-                } else {
-                    test_status_str(report.status)
-                };
-                if self.tests.contains_key(&report.id) {
-                    self.close_test(&report.id, outcome, report.last_try());
-                } else if report.status == TestStatus::Skipped {
-                    let parent = self
-                        .suites
-                        .get(&report.id.suite)
-                        .map_or_else(|| self.run_span_id(), |s| s.id);
-                    let mut attrs = vec![
-                        KeyValue::new("gwtest.test", report.id.name.clone()),
-                        KeyValue::new("gwtest.suite", report.id.suite.clone()),
-                        KeyValue::new("gwtest.outcome", "skipped"),
-                    ];
-                    if let Some(r) = &report.skip_reason {
-                        attrs.push(KeyValue::new("gwtest.skip_reason", r.clone()));
-                    }
-                    let open = Open {
-                        id: crate::engine::new_span_id(),
-                        parent,
-                        name: format!("test {}", report.id),
-                        start: now,
-                        kind: SpanKind::Internal,
-                        attrs,
-                    };
-                    self.emit(open, now, Status::Unset, vec![]);
-                }
-            }
-            Event::RunFinished { summary } => {
-                // Whatever is still open was cut short.
-                self.close_open(now);
-                if let Some(r) = self.run.take() {
-                    let c = &summary.counts;
-                    let extra = vec![
-                        KeyValue::new("gwtest.tests.passed", c.passed as i64),
-                        KeyValue::new("gwtest.tests.flaky", c.flaky as i64),
-                        KeyValue::new("gwtest.tests.failed", c.failed as i64),
-                        KeyValue::new("gwtest.tests.skipped", c.skipped as i64),
-                        KeyValue::new("gwtest.interrupted", summary.interrupted),
-                    ];
-                    let status = if summary.interrupted {
-                        Status::error("interrupted")
-                    } else if c.failed > 0 {
-                        Status::error(format!("{} failed", c.failed))
-                    } else {
-                        Status::Ok
-                    };
-                    let end = r.start + summary.duration;
-                    self.emit(r, end, status, extra);
-                }
-            }
+            Event::TestFinished { report } => self.test_finished(report, now),
+            Event::RunFinished { summary } => self.run_finished(summary, now),
             _ => {}
         }
     }
@@ -853,15 +869,5 @@ mod tests {
         };
         let (_, a, err) = http_client_span(&ok, None);
         assert!(attr(&a, "error.type").is_none() && err.is_none());
-    }
-
-    #[test]
-    fn ids_parse_from_event_hex() {
-        assert_eq!(
-            parse_id::<8>("0102030405060708"),
-            Some([1, 2, 3, 4, 5, 6, 7, 8])
-        );
-        assert_eq!(parse_id::<8>("01020304"), None);
-        assert_eq!(parse_id::<8>("zz02030405060708"), None);
     }
 }

@@ -6,6 +6,9 @@
 
 pub mod apiserver;
 pub mod gateway;
+pub mod tracecontext;
+
+pub use tracecontext::hex;
 
 use std::path::{Path, PathBuf};
 

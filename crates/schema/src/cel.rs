@@ -337,8 +337,10 @@ fn cause(e: &ValidationError, n: &Node<'_>, rule: &Value) -> Cause {
             }
         }
         ErrorKind::EvaluationError => {
+            use kube_cel::cel::ExecutionError as X;
+            let x = execution_error(e);
             let mut err = runtime_error(e);
-            if err == "missing argument or target"
+            if matches!(x, Some(X::MissingArgumentOrTarget))
                 && let Some(key) = missing_field(rule_text(rule), n.value)
             {
                 // The cel crate reports a function argument that failed to evaluate without
@@ -346,7 +348,7 @@ fn cause(e: &ValidationError, n: &Node<'_>, rule: &Value) -> Cause {
                 // what cel-go names.
                 err = format!("no such key: {key}");
             }
-            let detail = if err.starts_with("no such overload") {
+            let detail = if matches!(x, Some(X::NoSuchOverload)) {
                 format!(
                     "'{err}': call arguments did not match a supported operator, function or \
                      macro signature for rule: {}",
@@ -429,10 +431,15 @@ fn unescape(ident: &str) -> String {
         .replace("__slash__", "/")
 }
 
+/// The cel crate's error behind an evaluation failure, when kube-cel kept it.
+fn execution_error(e: &ValidationError) -> Option<&kube_cel::cel::ExecutionError> {
+    std::error::Error::source(e).and_then(|s| s.downcast_ref())
+}
+
 /// A CEL runtime error as cel-go words it (`no such key: x`, `index out of bounds: 3`, ...).
 fn runtime_error(e: &ValidationError) -> String {
     use kube_cel::cel::ExecutionError as X;
-    let Some(x) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<X>()) else {
+    let Some(x) = execution_error(e) else {
         return e.message.clone();
     };
     match x {

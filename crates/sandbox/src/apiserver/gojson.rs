@@ -234,7 +234,7 @@ pub fn summarize(data: &[u8]) -> String {
         }
         return String::from_utf8_lossy(data).into_owned();
     }
-    let hex: String = data.iter().take(MAX).map(|b| format!("{b:02x}")).collect();
+    let hex = crate::hex(&data[..data.len().min(MAX)]);
     if data.len() > MAX {
         format!("{hex} ...")
     } else {
