@@ -272,7 +272,7 @@ async fn exited_ok(mut child: tokio::process::Child) -> Instant {
 }
 
 fn main() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gwtest::install_crypto_provider();
     let mode = usize::from(!std::env::args().any(|a| a == "--bench"));
     let (samples, kubectl_samples, warmup) = (SAMPLES[mode], KUBECTL_SAMPLES[mode], WARMUP[mode]);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -431,7 +431,7 @@ async fn session(server: &ApiServer, k: &Kubectl) {
 
 #[tokio::test]
 async fn kubectl_session_over_tls() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gwtest::install_crypto_provider();
     let server = ApiServer::start(ApiServerConfig::default())
         .await
         .expect("start");
@@ -444,7 +444,7 @@ async fn kubectl_session_over_tls() {
 
 #[tokio::test]
 async fn kubectl_with_a_wrong_token_is_unauthorized() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gwtest::install_crypto_provider();
     let server = ApiServer::start(ApiServerConfig::default())
         .await
         .expect("start");

@@ -4,65 +4,24 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Workspace, test_doc};
+use support::{Running, Workspace, test_doc};
 
-/// Start gwtest with piped stdin/stdout; lines of stdout arrive on the channel.
-fn spawn(ws: &Workspace, args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(support::BIN)
-        .args(args)
-        .current_dir(ws.path())
-        // A person at a terminal: not CI (where pauses are skipped), plain output.
-        .env_remove("CI")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
+/// gwtest as a person at a terminal runs it: not CI (where pauses are skipped), with a stdin
+/// to press Enter on.
+fn at_a_terminal(ws: &Workspace, args: &[&str]) -> Running {
+    ws.gwtest(args).env_remove("CI").stdin_piped().spawn()
 }
 
-/// Wait for a line containing `want`; everything read so far is returned for messages.
-fn wait_for(rx: &mpsc::Receiver<String>, want: &str, seen: &mut Vec<String>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
-            let hit = l.contains(want);
-            seen.push(l);
-            if hit {
-                return;
-            }
-        }
-    }
-    panic!("no line with {want:?} in:\n{}", seen.join("\n"));
-}
-
-fn wait_exit(child: &mut std::process::Child, within: Duration) -> i32 {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("gwtest did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The stdout lines after the first one containing `after`.
+fn lines_after(stdout: &str, after: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.contains(after))
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -77,32 +36,24 @@ fn pause_on_failure_waits_for_enter_then_finishes() {
             "  - exec:\n      command: [sh, -c, 'exit 3']\n  - sleep: 10ms\n",
         ),
     );
-    let (mut child, rx) = spawn(&ws, &["run", "s", "--pause-on-failure"]);
-    let mut seen = Vec::new();
-    wait_for(
-        &rx,
-        "PAUSED s/t: step 1 (exec sh -c exit 3) failed",
-        &mut seen,
-    );
+    let mut run = at_a_terminal(&ws, &["run", "s", "--pause-on-failure"]);
+    run.wait_for_line(r"PAUSED s/t: step 1 \(exec sh -c exit 3\) failed");
     // While it waits, the failure and the command to try by hand are on screen.
-    wait_for(&rx, "exit 3 (expected exit 0)", &mut seen);
-    wait_for(&rx, "reproduce:", &mut seen);
-    wait_for(&rx, "(cd s && sh -c 'exit 3')", &mut seen);
-    wait_for(&rx, "press Enter to continue", &mut seen);
+    run.wait_for_line(r"exit 3 \(expected exit 0\)");
+    run.wait_for_line("reproduce:");
+    run.wait_for_line(r"\(cd s && sh -c 'exit 3'\)");
+    run.wait_for_line("press Enter to continue");
     // Still paused a while later: nothing finished.
     std::thread::sleep(Duration::from_millis(700));
+    assert!(run.alive(), "gwtest did not wait:\n{}", run.stdout_so_far());
     assert!(
-        child.try_wait().unwrap().is_none(),
-        "gwtest did not wait:\n{}",
-        seen.join("\n")
-    );
-    assert!(
-        rx.try_iter().all(|l| !l.starts_with("FAIL")),
+        !run.stdout_so_far().contains("\nFAIL"),
         "the test finished while paused"
     );
-    child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 1);
-    let rest: Vec<String> = rx.iter().collect();
+    run.send("\n");
+    let out = run.wait();
+    out.assert_exit(1);
+    let rest = lines_after(&out.stdout, "press Enter to continue");
     assert!(rest.iter().any(|l| l == "resumed s/t"), "{rest:?}");
     assert!(
         rest.iter()
@@ -129,18 +80,16 @@ fn pause_steps_need_the_pause_flag_and_ctrl_c_ends_a_pause() {
     assert!(!out.stdout.contains("PAUSED"), "{}", out.dump());
 
     // With --pause it stops; Ctrl-C ends the pause and the run (130).
-    let (mut child, rx) = spawn(&ws, &["run", "s", "--pause"]);
-    let mut seen = Vec::new();
-    wait_for(&rx, "PAUSED s/t: pause: look at the route", &mut seen);
+    let mut run = at_a_terminal(&ws, &["run", "s", "--pause"]);
+    run.wait_for_line("PAUSED s/t: pause: look at the route");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(child.try_wait().unwrap().is_none(), "gwtest did not wait");
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 130);
+    assert!(run.alive(), "gwtest did not wait");
+    run.signal(libc::SIGINT);
+    let out = run.wait();
+    out.assert_exit(130);
     // The step after the pause never ran: the test did not pass, and did not fail either
     // (nothing in it failed): it was interrupted, and says where.
-    let rest: Vec<String> = rx.iter().collect();
+    let rest = lines_after(&out.stdout, "PAUSED s/t: pause: look at the route");
     assert!(
         rest.iter()
             .any(|l| l.starts_with("SKIP ") && l.ends_with("s/t (interrupted)")),
@@ -166,13 +115,14 @@ fn a_pause_step_outlasts_the_test_timeout() {
             "  - pause: take your time\n  - sleep: 300ms\n",
         ),
     );
-    let (mut child, rx) = spawn(&ws, &["run", "s", "--pause"]);
-    let mut seen = Vec::new();
-    wait_for(&rx, "PAUSED s/t: pause: take your time", &mut seen);
+    let mut run = at_a_terminal(&ws, &["run", "s", "--pause"]);
+    run.wait_for_line("PAUSED s/t: pause: take your time");
+    // Longer than the test-timeout (1s), the person looks around before pressing Enter.
     std::thread::sleep(Duration::from_millis(1500));
-    child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
-    let rest: Vec<String> = rx.iter().collect();
+    run.send("\n");
+    let out = run.wait();
+    out.assert_exit(0);
+    let rest = lines_after(&out.stdout, "PAUSED s/t: pause: take your time");
     assert!(
         rest.iter()
             .any(|l| l.starts_with("PASS ") && l.ends_with("s/t")),
@@ -190,21 +140,12 @@ fn pause_on_failure_is_skipped_in_ci() {
         "s/t.test.yaml",
         &test_doc("t", "", "  - exec:\n      command: [\"false\"]\n"),
     );
-    let mut child = Command::new(support::BIN)
-        .args(["run", "s", "--pause-on-failure"])
-        .current_dir(ws.path())
-        .env("CI", "true")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 1);
-    let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
-    assert!(
-        out.contains("note: s/t: not pausing in CI ($CI is set): step 1"),
-        "{out}"
-    );
-    assert!(!out.contains("PAUSED"), "{out}");
+    // CI=true is how gwtest runs by default here; stdin stays open until it exits.
+    let out = ws
+        .gwtest(&["run", "s", "--pause-on-failure"])
+        .stdin_piped()
+        .run();
+    out.assert_exit(1);
+    out.assert_stdout_has("note: s/t: not pausing in CI ($CI is set): step 1");
+    assert!(!out.stdout.contains("PAUSED"), "{}", out.dump());
 }

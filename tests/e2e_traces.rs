@@ -361,7 +361,7 @@ steps:
 /// attempt's trace, and every attempt had a fresh sampled traceparent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_from_real_exporters_match_through_the_binary() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
     let dir = TempDir::new("matching");
     dir.suite("matching", MATCHING);
@@ -477,7 +477,7 @@ const FULL_TABLE: [&str; 7] = [
 /// expected, the last attempt's verdict and class, the spans seen, the closest names).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_say_what_was_seen() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
     let dir = TempDir::new("failing");
     let tests = [
@@ -637,7 +637,7 @@ async fn failures_say_what_was_seen() {
 /// many arrived and that the traceparent is probably not propagated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_trace_says_how_many_spans_the_receiver_got() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
     let silent = TempDir::new("silent");
     let orphan = TempDir::new("orphan");
@@ -746,7 +746,7 @@ steps:
 /// address (not told by the suite) reaches it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_listen_addresses() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let dir = TempDir::new("fixed");
     dir.suite("fixed", FIXED_PORTS);
     for round in 1..=3 {
@@ -1042,7 +1042,7 @@ enum Via {
 /// `OTEL_EXPORTER_OTLP_*`), with a passing test (a request retried once, then a spans
 /// step) and, when `failing`, a test whose spans step fails.
 async fn export_run(protocol: &str, via: Via, failing: bool) {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
     let (store, col) = collector();
     let dir = TempDir::new("export");
@@ -1297,7 +1297,7 @@ steps:
 /// interrupted, and the last batch is flushed before the process exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_survives_ctrl_c() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
     let (store, col) = collector();
     let dir = TempDir::new("sigint");
@@ -1457,7 +1457,7 @@ steps:
 /// span matches when every expression holds, and a miss shows the operands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cel_checks_on_spans() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
     let dir = TempDir::new("celspans");
     let pass = failing_test(

@@ -47,7 +47,7 @@ impl TestCluster {
     }
 
     pub fn start_with(cfg: ApiServerConfig) -> TestCluster {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        gwtest::install_crypto_provider();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
