@@ -963,6 +963,12 @@ pub struct Outcome {
     pub block: String,
 }
 
+impl std::fmt::Display for RunOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.dump())
+    }
+}
+
 impl RunOutput {
     /// Every output, for assertion messages.
     pub fn dump(&self) -> String {
