@@ -9,6 +9,8 @@
 //! it). Every kubectl call has `--request-timeout` and a process deadline. TLS only: kubectl
 //! does not send bearer tokens over plain HTTP (kube-rs does; see apiserver_kube.rs).
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -17,24 +19,12 @@ use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
-
-/// `$KUBECTL` when set (to test a given version), else `kubectl` on PATH.
-fn find_kubectl() -> PathBuf {
-    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-        return PathBuf::from(k);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("kubectl is not on PATH: the kubectl tests need it (CI installs it)")
-        })
-}
+use support::Workspace;
 
 struct Kubectl {
     bin: PathBuf,
-    dir: PathBuf,
+    /// Its kubeconfig, cache and `$HOME`.
+    ws: Workspace,
 }
 
 struct Run {
@@ -45,20 +35,18 @@ struct Run {
 
 impl Kubectl {
     fn new(server: &ApiServer, tag: &str) -> Kubectl {
-        let dir = std::env::temp_dir().join(format!("gwtest-kubectl-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ws = Workspace::new(&format!("kubectl-{tag}"));
         server
-            .write_kubeconfig(&dir.join("kubeconfig"))
+            .write_kubeconfig(&ws.path().join("kubeconfig"))
             .expect("kubeconfig");
         Kubectl {
-            bin: find_kubectl(),
-            dir,
+            bin: support::kubectl_bin(),
+            ws,
         }
     }
 
     fn file(&self, name: &str, content: &str) -> String {
-        let p = self.dir.join(name);
+        let p = self.ws.path().join(name);
         std::fs::write(&p, content).expect("write manifest");
         p.to_string_lossy().into_owned()
     }
@@ -67,9 +55,12 @@ impl Kubectl {
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.args(args)
             .arg("--request-timeout=10s")
-            .arg(format!("--cache-dir={}", self.dir.join("cache").display()))
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
-            .env("HOME", &self.dir)
+            .arg(format!(
+                "--cache-dir={}",
+                self.ws.path().join("cache").display()
+            ))
+            .env("KUBECONFIG", self.ws.path().join("kubeconfig"))
+            .env("HOME", self.ws.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -106,12 +97,6 @@ impl Kubectl {
             r.stdout, r.stderr
         );
         r.stdout
-    }
-}
-
-impl Drop for Kubectl {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -460,10 +445,10 @@ async fn kubectl_with_a_wrong_token_is_unauthorized() {
                 "namespace/kube-system"
             ]
         );
-        let kc = std::fs::read_to_string(k.dir.join("kubeconfig"))
+        let kc = std::fs::read_to_string(k.ws.path().join("kubeconfig"))
             .unwrap()
             .replace(server.token(), "wrong");
-        std::fs::write(k.dir.join("kubeconfig"), kc).unwrap();
+        std::fs::write(k.ws.path().join("kubeconfig"), kc).unwrap();
         let denied = k.run(&["get", "ns"]).await;
         assert!(!denied.ok, "{}", denied.stdout);
         assert!(

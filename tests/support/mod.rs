@@ -1176,6 +1176,19 @@ pub fn cut_off_request(method: &str, url: &str) -> String {
     ))
 }
 
+/// `$KUBECTL` when set (to test a given version), else `kubectl` on PATH. These tests need
+/// kubectl: without it they fail (CI installs it).
+pub fn kubectl_bin() -> PathBuf {
+    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
+        return PathBuf::from(k);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("kubectl is not on PATH (or set $KUBECTL): these tests need it"))
+}
+
 /// Whether process `pid` has a handler for signal `sig` (`SigCgt` in /proc/PID/status).
 fn catches(pid: i32, sig: i32) -> bool {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -37,6 +37,8 @@ pub struct TestCluster {
     server: Option<ApiServer>,
     pub kube: Kube,
     dir: PathBuf,
+    /// Owns `dir`: removed when the cluster is dropped.
+    _ws: Workspace,
     kubeconfig: PathBuf,
 }
 
@@ -58,12 +60,8 @@ impl TestCluster {
             gwtest_sandbox::register_crds(&server).expect("register the CRDs");
             server
         });
-        let dir = std::env::temp_dir().join(format!(
-            "gwtest-cluster-{}-{:08x}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ws = Workspace::new("cluster");
+        let dir = ws.path().to_path_buf();
         let kubeconfig = dir.join("kubeconfig");
         server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
         let client = {
@@ -75,6 +73,7 @@ impl TestCluster {
             server: Some(server),
             kube: Kube { client },
             dir,
+            _ws: ws,
             kubeconfig,
         }
     }
@@ -283,7 +282,6 @@ impl Drop for TestCluster {
                 let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
             });
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -640,18 +638,7 @@ impl StatusController {
 // ---------------------------------------------------------------------------------------
 // kubectl
 
-/// `$KUBECTL` when set (to test a given version), else `kubectl` on PATH. These tests need
-/// kubectl: without it they fail (CI installs it).
-pub fn kubectl_bin() -> PathBuf {
-    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-        return PathBuf::from(k);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("kubectl is not on PATH (or set $KUBECTL): these tests need it"))
-}
+pub use crate::support::kubectl_bin;
 
 /// kubectl's client minor version (20 for 1.20.2).
 pub fn kubectl_minor(bin: &Path) -> u32 {
