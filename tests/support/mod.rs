@@ -555,6 +555,26 @@ fn empty_home() -> PathBuf {
     .clone()
 }
 
+/// The gwtest binary with the tests' one environment hygiene: only [`PASSED_THROUGH`] of the
+/// caller's environment, `HOME` = `cwd` (or an empty directory), `CI=true`. Tests use
+/// [`gwtest`], which also drains the pipes and guards against hangs; a benchmark that must
+/// reap the process itself (wait4 for its rusage) starts from this and drains its own pipes.
+pub fn command(cwd: Option<&Path>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear();
+    for k in PASSED_THROUGH {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("HOME", cwd.map_or_else(empty_home, Path::to_path_buf));
+    cmd.env("CI", "true");
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    cmd
+}
+
 /// A `gwtest` invocation: a hermetic environment (see [`PASSED_THROUGH`]) with plain output
 /// (`CI=true`), both pipes always drained, killed if it outlives [`HANG`].
 pub struct Gwtest {
@@ -569,7 +589,7 @@ pub struct Gwtest {
 pub fn gwtest(args: &[&str]) -> Gwtest {
     Gwtest {
         args: args.iter().map(OsString::from).collect(),
-        envs: vec![("CI".into(), Some("true".into()))],
+        envs: Vec::new(),
         cwd: None,
         hang: HANG,
         read_stdout: true,
@@ -645,7 +665,7 @@ impl Gwtest {
     }
 
     pub fn spawn(self) -> Running {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = command(self.cwd.as_deref());
         cmd.args(&self.args)
             .stdin(if self.stdin {
                 Stdio::piped()
@@ -653,23 +673,12 @@ impl Gwtest {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env_clear();
-        for k in PASSED_THROUGH {
-            if let Some(v) = std::env::var_os(k) {
-                cmd.env(k, v);
-            }
-        }
-        let home = self.cwd.clone().unwrap_or_else(empty_home);
-        cmd.env("HOME", &home);
+            .stderr(Stdio::piped());
         for (k, v) in &self.envs {
             match v {
                 Some(v) => cmd.env(k, v),
                 None => cmd.env_remove(k),
             };
-        }
-        if let Some(d) = &self.cwd {
-            cmd.current_dir(d);
         }
         let started = Instant::now();
         let mut child = cmd.spawn().expect("spawn gwtest");
