@@ -11,26 +11,17 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
-use support::Workspace;
+use support::{KubectlRun, Workspace};
 
 struct Kubectl {
-    bin: PathBuf,
     /// Its kubeconfig, cache and `$HOME`.
     ws: Workspace,
-}
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
 }
 
 impl Kubectl {
@@ -39,10 +30,7 @@ impl Kubectl {
         server
             .write_kubeconfig(&ws.path().join("kubeconfig"))
             .expect("kubeconfig");
-        Kubectl {
-            bin: support::kubectl_bin(),
-            ws,
-        }
+        Kubectl { ws }
     }
 
     fn file(&self, name: &str, content: &str) -> String {
@@ -51,30 +39,10 @@ impl Kubectl {
         p.to_string_lossy().into_owned()
     }
 
-    async fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.args(args)
-            .arg("--request-timeout=10s")
-            .arg(format!(
-                "--cache-dir={}",
-                self.ws.path().join("cache").display()
-            ))
-            .env("KUBECONFIG", self.ws.path().join("kubeconfig"))
-            .env("HOME", self.ws.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = cmd.spawn().expect("spawn kubectl");
-        let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in time"))
-            .expect("kubectl output");
-        Run {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+    async fn run(&self, args: &[&str]) -> KubectlRun {
+        let cache = format!("--cache-dir={}", self.ws.path().join("cache").display());
+        let args: Vec<&str> = args.iter().copied().chain([cache.as_str()]).collect();
+        support::kubectl(self.ws.path(), &self.ws.path().join("kubeconfig"), &args).await
     }
 
     /// The client's minor version (`32` for v1.32.4).

@@ -1198,6 +1198,37 @@ pub fn kubectl_bin() -> PathBuf {
         .unwrap_or_else(|| panic!("kubectl is not on PATH (or set $KUBECTL): these tests need it"))
 }
 
+/// What a kubectl run left.
+#[derive(Debug)]
+pub struct KubectlRun {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run kubectl against the cluster (bounded: `--request-timeout` and a process deadline).
+pub async fn kubectl(cluster_dir: &Path, kubeconfig: &Path, args: &[&str]) -> KubectlRun {
+    let mut cmd = tokio::process::Command::new(kubectl_bin());
+    cmd.args(args)
+        .arg("--request-timeout=10s")
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", cluster_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("spawn kubectl");
+    let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in time"))
+        .expect("kubectl output");
+    KubectlRun {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Whether process `pid` has a handler for signal `sig` (`SigCgt` in /proc/PID/status).
 fn catches(pid: i32, sig: i32) -> bool {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

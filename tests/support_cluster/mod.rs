@@ -638,7 +638,9 @@ impl StatusController {
 // ---------------------------------------------------------------------------------------
 // kubectl
 
-pub use crate::support::kubectl_bin;
+// Not every test binary that has this module uses all of them.
+#[allow(unused_imports)]
+pub use crate::support::{KubectlRun, kubectl, kubectl_bin};
 
 /// kubectl's client minor version (20 for 1.20.2).
 pub fn kubectl_minor(bin: &Path) -> u32 {
@@ -679,37 +681,6 @@ pub fn path_with(dir: &Path) -> String {
         .unwrap()
         .to_string_lossy()
         .into_owned()
-}
-
-/// What a kubectl run left.
-#[derive(Debug)]
-pub struct KubectlRun {
-    pub ok: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Run kubectl against the cluster (bounded: `--request-timeout` and a process deadline).
-pub async fn kubectl(cluster_dir: &Path, kubeconfig: &Path, args: &[&str]) -> KubectlRun {
-    let mut cmd = tokio::process::Command::new(kubectl_bin());
-    cmd.args(args)
-        .arg("--request-timeout=10s")
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", cluster_dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd.spawn().expect("spawn kubectl");
-    let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in time"))
-        .expect("kubectl output");
-    KubectlRun {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// A test that applies ConfigMap `NAME` (data from `${test}` and `${namespace}`) and asserts it.
