@@ -1185,16 +1185,20 @@ pub fn cut_off_request(method: &str, url: &str) -> String {
     ))
 }
 
-/// `$KUBECTL` when set (to test a given version), else `kubectl` on PATH. These tests need
-/// kubectl: without it they fail (CI installs it).
-pub fn kubectl_bin() -> PathBuf {
+/// `$KUBECTL` when set (to test a given version), else `kubectl` on PATH, if there is one.
+pub fn find_kubectl() -> Option<PathBuf> {
     if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-        return PathBuf::from(k);
+        return Some(PathBuf::from(k));
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join("kubectl"))
         .find(|p| p.is_file())
+}
+
+/// [`find_kubectl`] for the tests that need kubectl: without it they fail (CI installs it).
+pub fn kubectl_bin() -> PathBuf {
+    find_kubectl()
         .unwrap_or_else(|| panic!("kubectl is not on PATH (or set $KUBECTL): these tests need it"))
 }
 
