@@ -13,6 +13,9 @@
 //!
 //! Run: `cargo bench --bench apiserver`.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -133,7 +136,7 @@ fn process_ready() {
     let mut ready = Vec::new();
     for _ in 0..STARTS {
         let t0 = Instant::now();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gwtest"))
+        let mut child = support::command(None)
             .arg("sandbox")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -278,7 +281,7 @@ async fn validated_creates() {
 }
 
 fn main() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gwtest::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -14,7 +14,10 @@
 //! Run: `cargo bench --bench assert_latency` (results go in docs/benchmarks.md). kubectl is
 //! `$KUBECTL` or the one on PATH; without one its rows say so.
 
-use std::path::{Path, PathBuf};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -231,16 +234,6 @@ async fn poller_sample(api: &Api<DynamicObject>, name: &str) -> (Instant, Instan
     (at, waiter.await.expect("poller task"))
 }
 
-fn kubectl_bin() -> Option<PathBuf> {
-    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-        return Some(PathBuf::from(k));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-}
-
 fn kubectl_wait(bin: &Path, kubeconfig: &Path, home: &Path, name: &str) -> tokio::process::Child {
     tokio::process::Command::new(bin)
         .args([
@@ -272,7 +265,7 @@ async fn exited_ok(mut child: tokio::process::Child) -> Instant {
 }
 
 fn main() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gwtest::install_crypto_provider();
     let mode = usize::from(!std::env::args().any(|a| a == "--bench"));
     let (samples, kubectl_samples, warmup) = (SAMPLES[mode], KUBECTL_SAMPLES[mode], WARMUP[mode]);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -290,8 +283,8 @@ fn main() {
         server
             .apply_manifest(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
             .unwrap();
-        let dir = std::env::temp_dir().join(format!("gwtest-bench-latency-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let ws = support::Workspace::new("bench-latency");
+        let dir = ws.path();
         let kubeconfig = dir.join("kubeconfig");
         server.write_kubeconfig(&kubeconfig).unwrap();
 
@@ -333,7 +326,7 @@ fn main() {
 
         let mut kc_after = Samples::default();
         let mut kc_before = Samples::default();
-        let kubectl = kubectl_bin();
+        let kubectl = support::find_kubectl();
         if let Some(bin) = &kubectl {
             for i in 0..kubectl_samples {
                 // Started when the write returned: process start, discovery, GET.
@@ -341,13 +334,13 @@ fn main() {
                 create(&api, &name).await;
                 tokio::time::sleep(settle()).await;
                 let at = accept(&api, &name).await;
-                let seen = exited_ok(kubectl_wait(bin, &kubeconfig, &dir, &name)).await;
+                let seen = exited_ok(kubectl_wait(bin, &kubeconfig, dir, &name)).await;
                 kc_after.add(at, seen);
 
                 // Started well before the write: its watch only.
                 let name = format!("kb{i}");
                 create(&api, &name).await;
-                let child = kubectl_wait(bin, &kubeconfig, &dir, &name);
+                let child = kubectl_wait(bin, &kubeconfig, dir, &name);
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 let at = accept(&api, &name).await;
                 kc_before.add(at, exited_ok(child).await);
@@ -408,6 +401,5 @@ fn main() {
             );
         }
         server.shutdown().await;
-        let _ = std::fs::remove_dir_all(&dir);
     });
 }

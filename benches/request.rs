@@ -66,10 +66,7 @@ fn suite(ws: &Workspace, dir: &str, url: &str, n: u32) {
 }
 
 fn gwtest(ws: &Workspace, dir: &str) {
-    let out = ws
-        .gwtest(&["run", dir])
-        .timeout(Duration::from_secs(300))
-        .run();
+    let out = ws.gwtest(&["run", dir]).run();
     assert_eq!(out.code, Some(0), "{}", out.dump());
 }
 

@@ -12,8 +12,11 @@
 //!
 //! Run: `cargo bench --bench validate`. Target: < 1 s and < 100 MB, for each.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const SUITES: usize = 20;
@@ -149,11 +152,11 @@ struct Cost {
 
 /// Run the binary, expecting `exit`; wall time, CPU time (user + system) and peak RSS from
 /// wait4.
-fn run(bin: &str, root: &Path, exit: i32) -> Cost {
+fn run(root: &Path, exit: i32) -> Cost {
     let start = Instant::now();
     // Reaped by wait4 below (which also gives the rusage), not by Child::wait.
     #[allow(clippy::zombie_processes)]
-    let child = Command::new(bin)
+    let child = support::command(None)
         .args(["validate", root.to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -224,7 +227,7 @@ fn short_name(mut i: usize) -> String {
     }
 }
 
-fn hostile(bin: &str, runs: usize) {
+fn hostile(runs: usize) {
     let root = std::env::temp_dir().join(format!("gwtest-bench-hostile-{}", std::process::id()));
     let refs: String = (0..40_000)
         .map(|i| format!("${{{}}}", short_name(i)))
@@ -246,7 +249,7 @@ fn hostile(bin: &str, runs: usize) {
     ];
     for (what, steps) in cases {
         let bytes = hostile_tree(&root, &steps);
-        let mut costs: Vec<Cost> = (0..runs).map(|_| run(bin, &root, 2)).collect();
+        let mut costs: Vec<Cost> = (0..runs).map(|_| run(&root, 2)).collect();
         costs.sort_by_key(|c| c.wall);
         let median = &costs[costs.len() / 2];
         let peak_mb = costs.iter().map(|c| c.rss).max().unwrap_or(0) as f64 / 1024.0;
@@ -279,7 +282,6 @@ fn main() {
     } else {
         1
     };
-    let bin = env!("CARGO_BIN_EXE_gwtest");
     // GWTEST_BENCH_TREE=DIR keeps the generated tree there (to profile gwtest on it).
     let keep = std::env::var_os("GWTEST_BENCH_TREE").map(PathBuf::from);
     let root: PathBuf = keep.clone().unwrap_or_else(|| {
@@ -295,7 +297,7 @@ fn main() {
     let mut peak = 0;
     let mut last = String::new();
     for _ in 0..runs {
-        let c = run(bin, &root, 0);
+        let c = run(&root, 0);
         walls.push(c.wall);
         cpus.push(c.cpu);
         peak = peak.max(c.rss);
@@ -318,7 +320,7 @@ fn main() {
         "validate: {files} test files ({steps} steps, {:.1} MB of YAML) in {SUITES} suites",
         bytes as f64 / 1e6
     );
-    println!("  command: {bin} validate <tree>");
+    println!("  command: {} validate <tree>", support::BIN);
     println!(
         "  wall: min {:.0} ms, median {:.0} ms, max {:.0} ms over {runs} run(s)",
         ms(walls[0]),
@@ -344,7 +346,7 @@ fn main() {
     let mut peak = 0;
     let mut last = String::new();
     for _ in 0..runs {
-        let c = run(bin, &shipped, 0);
+        let c = run(&shipped, 0);
         walls.push(c.wall);
         peak = peak.max(c.rss);
         last = c.stdout;
@@ -352,7 +354,7 @@ fn main() {
     walls.sort();
     assert!(last.starts_with("ok: "), "{last}");
     println!("validate: the shipped suites, with the Gateway API CRDs' schemas and CEL rules");
-    println!("  command: {bin} validate suites");
+    println!("  command: {} validate suites", support::BIN);
     println!("  output: {}", last.trim());
     println!(
         "  wall: min {:.0} ms, median {:.0} ms, max {:.0} ms over {runs} run(s); peak RSS {:.1} MB",
@@ -361,7 +363,7 @@ fn main() {
         ms(*walls.last().unwrap()),
         peak as f64 / 1024.0
     );
-    hostile(bin, runs);
+    hostile(runs);
 }
 
 fn ms(d: Duration) -> f64 {

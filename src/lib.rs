@@ -42,3 +42,11 @@ impl Exit {
         self as i32
     }
 }
+
+/// Install the one rustls crypto provider gwtest is built with (aws-lc-rs), once per process,
+/// before the first TLS connection: with two providers in the dependency tree rustls cannot
+/// pick one and panics. The binary, the OTLP export thread and the tests all call this.
+pub fn install_crypto_provider() {
+    // Err means a provider is installed already: the same one, as every caller is here.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -32,9 +32,7 @@ fn main() -> ExitCode {
             });
         }
     };
-    // Exactly one rustls crypto provider (aws-lc-rs); installing it up front avoids a panic
-    // when a second one sneaks into the dependency tree.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gwtest::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

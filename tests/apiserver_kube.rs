@@ -23,7 +23,7 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 fn init_crypto() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gwtest::install_crypto_provider();
 }
 
 async fn bounded<F: Future<Output = ()>>(f: F) {

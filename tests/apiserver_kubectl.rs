@@ -9,81 +9,40 @@
 //! it). Every kubectl call has `--request-timeout` and a process deadline. TLS only: kubectl
 //! does not send bearer tokens over plain HTTP (kube-rs does; see apiserver_kube.rs).
 
-use std::path::PathBuf;
-use std::process::Stdio;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
-
-/// `$KUBECTL` when set (to test a given version), else `kubectl` on PATH.
-fn find_kubectl() -> PathBuf {
-    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-        return PathBuf::from(k);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("kubectl is not on PATH: the kubectl tests need it (CI installs it)")
-        })
-}
+use support::{KubectlRun, Workspace};
 
 struct Kubectl {
-    bin: PathBuf,
-    dir: PathBuf,
-}
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+    /// Its kubeconfig, cache and `$HOME`.
+    ws: Workspace,
 }
 
 impl Kubectl {
     fn new(server: &ApiServer, tag: &str) -> Kubectl {
-        let dir = std::env::temp_dir().join(format!("gwtest-kubectl-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ws = Workspace::new(&format!("kubectl-{tag}"));
         server
-            .write_kubeconfig(&dir.join("kubeconfig"))
+            .write_kubeconfig(&ws.path().join("kubeconfig"))
             .expect("kubeconfig");
-        Kubectl {
-            bin: find_kubectl(),
-            dir,
-        }
+        Kubectl { ws }
     }
 
     fn file(&self, name: &str, content: &str) -> String {
-        let p = self.dir.join(name);
+        let p = self.ws.path().join(name);
         std::fs::write(&p, content).expect("write manifest");
         p.to_string_lossy().into_owned()
     }
 
-    async fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.args(args)
-            .arg("--request-timeout=10s")
-            .arg(format!("--cache-dir={}", self.dir.join("cache").display()))
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
-            .env("HOME", &self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = cmd.spawn().expect("spawn kubectl");
-        let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in time"))
-            .expect("kubectl output");
-        Run {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+    async fn run(&self, args: &[&str]) -> KubectlRun {
+        let cache = format!("--cache-dir={}", self.ws.path().join("cache").display());
+        let args: Vec<&str> = args.iter().copied().chain([cache.as_str()]).collect();
+        support::kubectl(self.ws.path(), &self.ws.path().join("kubeconfig"), &args).await
     }
 
     /// The client's minor version (`32` for v1.32.4).
@@ -106,12 +65,6 @@ impl Kubectl {
             r.stdout, r.stderr
         );
         r.stdout
-    }
-}
-
-impl Drop for Kubectl {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -431,7 +384,7 @@ async fn session(server: &ApiServer, k: &Kubectl) {
 
 #[tokio::test]
 async fn kubectl_session_over_tls() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gwtest::install_crypto_provider();
     let server = ApiServer::start(ApiServerConfig::default())
         .await
         .expect("start");
@@ -444,7 +397,7 @@ async fn kubectl_session_over_tls() {
 
 #[tokio::test]
 async fn kubectl_with_a_wrong_token_is_unauthorized() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gwtest::install_crypto_provider();
     let server = ApiServer::start(ApiServerConfig::default())
         .await
         .expect("start");
@@ -460,10 +413,10 @@ async fn kubectl_with_a_wrong_token_is_unauthorized() {
                 "namespace/kube-system"
             ]
         );
-        let kc = std::fs::read_to_string(k.dir.join("kubeconfig"))
+        let kc = std::fs::read_to_string(k.ws.path().join("kubeconfig"))
             .unwrap()
             .replace(server.token(), "wrong");
-        std::fs::write(k.dir.join("kubeconfig"), kc).unwrap();
+        std::fs::write(k.ws.path().join("kubeconfig"), kc).unwrap();
         let denied = k.run(&["get", "ns"]).await;
         assert!(!denied.ok, "{}", denied.stdout);
         assert!(

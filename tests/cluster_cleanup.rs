@@ -74,7 +74,6 @@ fn namespaces_go_in_the_background_and_the_run_waits_for_all_of_them() {
     // at once.
     let out = cluster
         .gwtest(&ws, &["run", "s", "-j", "1", "--json", "r.json"])
-        .timeout(Duration::from_secs(120))
         .run();
     out.assert_exit(0);
     out.assert_counts(4, 0, 0, 0);
@@ -140,10 +139,7 @@ fn ctrl_c_during_background_deletion_waits_for_it_and_a_second_one_leaves_it_to_
     }
 
     // One Ctrl-C while the run waits for its namespaces: cleanup still finishes.
-    let running = cluster
-        .gwtest(&ws, &["run", "s"])
-        .timeout(Duration::from_secs(60))
-        .spawn();
+    let mut running = cluster.gwtest(&ws, &["run", "s"]).spawn();
     wait_for_line(&running, r"^cleanup: waiting for \d+ background deletions?");
     running.signal(libc::SIGINT);
     let out = running.wait();
@@ -154,10 +150,7 @@ fn ctrl_c_during_background_deletion_waits_for_it_and_a_second_one_leaves_it_to_
     assert!(left.is_empty(), "left behind: {left:?}\n{}", out.dump());
 
     // Two: gwtest exits at once, the namespaces still terminating; gc removes them.
-    let running = cluster
-        .gwtest(&ws, &["run", "s"])
-        .timeout(Duration::from_secs(60))
-        .spawn();
+    let mut running = cluster.gwtest(&ws, &["run", "s"]).spawn();
     wait_for_line(&running, r"^cleanup: waiting for \d+ background deletions?");
     let run = run_id(&running.stdout_so_far());
     running.signal(libc::SIGINT);
@@ -167,10 +160,7 @@ fn ctrl_c_during_background_deletion_waits_for_it_and_a_second_one_leaves_it_to_
     out.assert_exited_on_second_interrupt();
     let left = cluster.run_namespaces(Some(&run));
     assert!(!left.is_empty(), "nothing left to gc\n{}", out.dump());
-    let gc = cluster
-        .gwtest(&ws, &["gc", "--run", &run])
-        .timeout(Duration::from_secs(60))
-        .run();
+    let gc = cluster.gwtest(&ws, &["gc", "--run", &run]).run();
     gc.assert_exit(0);
     let left = cluster.labelled_objects();
     assert!(left.is_empty(), "left behind: {left:?}\n{}", gc.dump());
@@ -192,7 +182,7 @@ impl SandboxProcess {
             "--namespace-termination",
             "1s",
         ])
-        .timeout(Duration::from_secs(300))
+        .hang_after(Duration::from_secs(900))
         .spawn();
         wait_for_line(&running, r"^ready kubeconfig=\S+ api=\S+$");
         SandboxProcess {
@@ -253,7 +243,7 @@ impl SandboxProcess {
 
 impl Drop for SandboxProcess {
     fn drop(&mut self) {
-        if let Some(r) = self.running.take() {
+        if let Some(mut r) = self.running.take() {
             r.signal(libc::SIGINT);
             let _ = r.wait();
         }
@@ -294,10 +284,7 @@ fn two_runs_share_the_fixtures_and_the_last_one_out_removes_them() {
     ws.suite("b", "fixtures: [../fx.yaml]");
     ws.write("b/t.test.yaml", &test_doc("short", "", fixture_there));
 
-    let a = sandbox
-        .gwtest(&ws, &["run", "a"])
-        .timeout(Duration::from_secs(120))
-        .spawn();
+    let a = sandbox.gwtest(&ws, &["run", "a"]).spawn();
     wait_for_line(&a, r"^gwtest: running ");
     let run_a = run_id(&a.stdout_so_far());
     assert!(
@@ -336,10 +323,7 @@ fn two_runs_share_the_fixtures_and_the_last_one_out_removes_them() {
     // A run killed while it holds them: another run leaves them; gc --run of the killed run
     // removes them (it was the last holder).
     sandbox.kubectl(&["delete", "configmap", "go-ahead", "-n", "default"]);
-    let killed = sandbox
-        .gwtest(&ws, &["run", "a"])
-        .timeout(Duration::from_secs(120))
-        .spawn();
+    let mut killed = sandbox.gwtest(&ws, &["run", "a"]).spawn();
     wait_for_line(&killed, r"^gwtest: running ");
     let run_k = run_id(&killed.stdout_so_far());
     assert!(
@@ -403,7 +387,6 @@ fn the_api_server_going_away_and_coming_back_fails_nothing_and_leaves_nothing() 
     ws.write("s/all.test.yaml", &docs.join("---\n"));
     let running = cluster
         .gwtest(&ws, &["run", "s", "-j", "2", "--json", "r.json"])
-        .timeout(Duration::from_secs(240))
         .spawn();
     wait_for_line(&running, r"^gwtest: running ");
     // Two seconds into the run, with tests under way.

@@ -43,10 +43,7 @@ fn fifty_tests_eight_at_a_time_each_in_its_own_namespace_leave_nothing_behind() 
         .map(|i| test_doc(&format!("t{i:02}"), "", steps))
         .collect();
     ws.write("many/all.test.yaml", &docs.join("---\n"));
-    let out = cluster
-        .gwtest(&ws, &["run", "many", "-j", "8"])
-        .timeout(Duration::from_secs(120))
-        .run();
+    let out = cluster.gwtest(&ws, &["run", "many", "-j", "8"]).run();
     out.assert_exit(0);
     out.assert_counts(50, 0, 0, 0);
     let run = run_id(&out.stdout);

@@ -10,7 +10,6 @@ mod support;
 mod support_cluster;
 
 use std::path::Path;
-use std::time::Duration;
 
 use support::{Workspace, test_doc};
 use support_cluster::run_id;
@@ -97,7 +96,6 @@ fn collectors_write_the_gateway_log_events_objects_and_a_timeout_into_the_bundle
             "--junit",
             junit.to_str().unwrap(),
         ])
-        .timeout(Duration::from_secs(120))
         .run();
     out.assert_exit(1);
     out.assert_counts(0, 0, 1, 0);
@@ -198,7 +196,6 @@ fn the_test_namespace_events_are_collected_by_default_into_a_temporary_bundle() 
     let out = ws
         .gwtest(&["run", "plain", "--sandbox", "--keep", "on-failure"])
         .env("TMPDIR", tmp.to_str().unwrap())
-        .timeout(Duration::from_secs(60))
         .run();
     out.assert_exit(1);
     let run = run_id(&out.stdout);

@@ -62,9 +62,8 @@ fn run_parity(cluster: &TestCluster, ws: &Workspace) -> support::RunOutput {
     let bin = kubectl_path_dir(ws);
     cluster
         .gwtest(ws, &["run", "parity"])
-        .env("PATH", &path_with(&bin))
-        .env("HOME", &ws.path().display().to_string())
-        .timeout(Duration::from_secs(60))
+        .env("PATH", path_with(&bin))
+        .env("HOME", ws.path().display().to_string())
         .run()
 }
 

@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::{Workspace, test_doc};
 
 const GATEWAY_YAML: &str = include_str!("../fixtures/gateway.yaml");
@@ -80,10 +78,7 @@ fn requests_go_through_the_api_server_and_follow_the_service_to_a_replaced_pod()
 "#,
         ),
     );
-    let out = ws
-        .gwtest(&["run", "pf", "--sandbox"])
-        .timeout(Duration::from_secs(120))
-        .run();
+    let out = ws.gwtest(&["run", "pf", "--sandbox"]).run();
     out.assert_exit(0);
     out.assert_counts(1, 0, 0, 0);
 }
@@ -114,7 +109,6 @@ fn a_failure_through_a_forward_reproduces_with_kubectl_port_forward() {
             "--artifacts",
             art.to_str().unwrap(),
         ])
-        .timeout(Duration::from_secs(120))
         .run();
     out.assert_exit(1);
     let block = out.outcome("pf/teapot").block;
@@ -144,10 +138,7 @@ fn no_ready_pod_fails_the_suite_setup_with_what_was_seen() {
         "none/t.test.yaml",
         &test_doc("t", "", "  - request: {url: \"http://${gateway}/\"}"),
     );
-    let out = ws
-        .gwtest(&["run", "none", "--sandbox"])
-        .timeout(Duration::from_secs(60))
-        .run();
+    let out = ws.gwtest(&["run", "none", "--sandbox"]).run();
     out.assert_exit(1);
     out.stdout_line(
         r"^  variable `gateway` \(port-forward to Service default/nope port 80\): \d+ attempts in \d+\.\ds: \d+ not found; last: Service default/nope does not exist \[not-found\]$",
@@ -166,10 +157,7 @@ fn no_ready_pod_fails_the_suite_setup_with_what_was_seen() {
         "pending/t.test.yaml",
         &test_doc("t", "", "  - request: {url: \"http://${app}/\"}"),
     );
-    let out = ws
-        .gwtest(&["run", "pending", "--sandbox"])
-        .timeout(Duration::from_secs(60))
-        .run();
+    let out = ws.gwtest(&["run", "pending", "--sandbox"]).run();
     out.assert_exit(1);
     out.stdout_line(
         r"^  variable `app` \(port-forward to pod gwtest-pending-\w+/app port 8080\): \d+ attempts in \d+\.\ds: \d+ no ready pod; last: pod gwtest-pending-\w+/app without status \(not scheduled\?\) is not ready \[condition\]$",

@@ -63,7 +63,6 @@ fn report(cwd: &Path, file: &Path, expect_exit: i32) -> Value {
         IMPLEMENTATION,
     ])
     .cwd(cwd)
-    .timeout(std::time::Duration::from_secs(240))
     .run();
     out.assert_exit(expect_exit);
     serde_saphyr::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()

@@ -16,12 +16,14 @@
 //! A page without a `# file: suite.yaml` block gets a minimal suite.yaml.
 
 mod lang_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use lang_support::{SUITE, TempDir, gwtest};
+use lang_support::{SUITE, validate};
 use serde_json::Value;
+use support::Workspace;
 
 struct Block {
     line: usize,
@@ -71,11 +73,11 @@ fn file_of(text: &str) -> Option<String> {
 }
 
 fn schema(args: &[&str]) -> (boon::Schemas, boon::SchemaIndex) {
-    let dir = TempDir::new("docs");
+    let dir = Workspace::new("docs");
     let mut all = vec!["schema"];
     all.extend_from_slice(args);
-    let out = gwtest(&all, dir.path());
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = dir.gwtest(&all).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     let id = v["$id"].as_str().unwrap().to_owned();
     let mut schemas = boon::Schemas::new();
@@ -167,15 +169,15 @@ fn every_complete_example_in_the_docs_is_valid() {
             continue;
         }
         checked_docs.insert(name.clone(), count);
-        let dir = TempDir::new("docs");
+        let dir = Workspace::new("docs");
         if !files.contains_key("suite.yaml") {
             dir.write("suite.yaml", SUITE);
         }
         for path in &order {
             dir.write(path, &files[path]);
         }
-        let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-        if out.code != 0 {
+        let out = validate(&dir);
+        if out.code != Some(0) {
             problems.push(format!(
                 "{name}: the examples are not a valid suite (files: {order:?}):\n{}",
                 out.stderr
@@ -201,12 +203,12 @@ fn a_broken_example_is_caught() {
     assert_eq!(blocks.len(), 1);
     assert!(is_gwtest_document(&blocks[0].text));
     assert_eq!(file_of(&blocks[0].text).as_deref(), Some("bad.test.yaml"));
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "docs",
         &[("suite.yaml", SUITE), ("bad.test.yaml", &blocks[0].text)],
     );
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
         out.stderr
             .contains("unknown key `slep`: did you mean `sleep`?"),

@@ -1,13 +1,15 @@
 //! Every `gwtest.toml` example in docs/ loads: each profile it defines resolves (keys known,
 //! inheritance chains complete) with the same code `gwtest run` uses.
 
+mod support;
+
 use std::path::PathBuf;
 
 #[test]
 fn every_toml_example_in_the_docs_loads() {
     let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
-    let dir = std::env::temp_dir().join(format!("gwtest-docs-toml-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let ws = support::Workspace::new("docs-toml");
+    let dir = ws.path();
     let mut checked = 0;
     let mut pages: Vec<PathBuf> = std::fs::read_dir(&docs)
         .unwrap()
@@ -48,6 +50,5 @@ fn every_toml_example_in_the_docs_loads() {
             }
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(checked >= 4, "only {checked} profiles found in the docs");
 }

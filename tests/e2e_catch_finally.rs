@@ -369,7 +369,7 @@ fn after_ctrl_c_finally_runs_and_catch_does_not() {
             ),
         ),
     );
-    let running = cluster.gwtest(&ws, &["run", "s"]).spawn();
+    let mut running = cluster.gwtest(&ws, &["run", "s"]).spawn();
     // Ready once the first step wrote its line.
     assert!(
         support::eventually(std::time::Duration::from_secs(60), || log(&ws, "s")

@@ -39,8 +39,12 @@ fn workspace(name: &str, profiles: Option<&str>) -> Workspace {
 "#,
         ),
     );
-    if let Some(p) = profiles {
-        ws.write("gwtest.toml", p);
+    match profiles {
+        Some(p) => {
+            ws.write("gwtest.toml", p);
+        }
+        // Without one at all: the search for one goes on in the parents.
+        None => std::fs::remove_file(ws.path().join("gwtest.toml")).unwrap(),
     }
     ws
 }

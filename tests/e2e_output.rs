@@ -73,10 +73,7 @@ fn a_long_test_gets_a_slow_line_in_plain_output() {
         "s/t.test.yaml",
         &test_doc("sleepy", "", "  - name: nap\n    sleep: 11s\n"),
     );
-    let out = ws
-        .gwtest(&["run", "s"])
-        .timeout(std::time::Duration::from_secs(60))
-        .run();
+    let out = ws.gwtest(&["run", "s"]).run();
     out.assert_exit(0);
     let slow = out.stdout_line(r"^SLOW  \[>10\.0s\] s/sleepy › nap$");
     drop(slow);

@@ -312,9 +312,8 @@ fn a_pause_step_outlasts_the_test_timeout_and_the_safety_net() {
 
 /// Runs gwtest with stdin `stdin` (never written to, never closed) until it exits.
 fn run_with_stdin(ws: &Workspace, stdin: Stdio, ci: bool) -> (i32, String) {
-    let mut cmd = Command::new(support::BIN);
+    let mut cmd = support::command(Some(ws.path()));
     cmd.args(["run", "s", "-j", "1", "--pause-on-failure"])
-        .current_dir(ws.path())
         .env_remove("CI")
         .env("NO_COLOR", "1")
         .stdin(stdin)

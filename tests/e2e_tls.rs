@@ -13,7 +13,7 @@ use support::{Workspace, test_doc};
 /// An HTTPS server on 127.0.0.1:0 answering `ok` on every path, on its own thread; returns
 /// its address and the PEM of the CA that signed its certificate.
 fn https_server() -> (SocketAddr, String) {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gwtest::install_crypto_provider();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()

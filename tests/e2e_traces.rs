@@ -5,106 +5,28 @@
 //! export (`--otlp-export`, flags or `OTEL_EXPORTER_OTLP_*`) into a collector in this process,
 //! on a passing, a failing and an interrupted run, and a taken receiver port (exit 3).
 
+mod support;
 mod support_traces;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gwtest::engine::hex;
 use gwtest::traces::store::{AttrValue, SpanStatus, StoredSpan};
 use gwtest::traces::{Receiver, Selection, SpanStore};
+use support::{RunOutput, Workspace};
 use support_traces::gateway::{Seen, TestGateway};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "gwtest-e2e-{tag}-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        // An empty gwtest.toml stops the search for one in the parents.
-        std::fs::write(p.join("gwtest.toml"), "").unwrap();
-        TempDir(p)
-    }
-
-    /// A suite `name` with one test file.
-    fn suite(&self, name: &str, tests: &str) -> &Self {
-        let d = self.0.join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join("suite.yaml"),
-            format!("apiVersion: gwtest/v1alpha1\nkind: Suite\nname: {name}\n"),
-        )
-        .unwrap();
-        std::fs::write(d.join("t.test.yaml"), tests).unwrap();
-        self
-    }
+/// A suite `name` in `ws` with one test file.
+fn suite(ws: &Workspace, name: &str, tests: &str) {
+    ws.suite(name, &format!("name: {name}"));
+    ws.write(&format!("{name}/t.test.yaml"), tests);
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// `gwtest ARGS` in `dir` with plain output and no OTLP or gwtest settings inherited.
-fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_gwtest"));
-    c.args(args)
-        .current_dir(dir)
-        .env("CI", "true")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OTEL_") || k.starts_with("GWTEST_") || k == "GITHUB_ACTIONS" {
-            c.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-async fn wait(child: tokio::process::Child) -> Out {
-    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("gwtest did not finish within {LIMIT:?}"))
-        .unwrap();
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-async fn gwtest(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    wait(command(dir, args, env).spawn().unwrap()).await
+/// `gwtest ARGS` in `dir` (see [`support::gwtest`]), waited for off the runtime.
+async fn gwtest(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
+    support::gwtest(args).cwd(dir).envs(env).run_async().await
 }
 
 /// The lines of the failure block of test `name` (from its `FAIL` line to the blank line).
@@ -145,7 +67,7 @@ fn line_of(text: &str, line: &str) -> usize {
 /// Assert a failure block line by line; `...` in an expected line stands for the varying
 /// `N attempts in T: <per-class counts>; ` part of the summary line, and durations and
 /// attempt counts in parentheses are compared by shape (see [`normalize`]).
-fn assert_block(out: &Out, test: &str, expected: &[String]) {
+fn assert_block(out: &RunOutput, test: &str, expected: &[String]) {
     let got = block(&out.stdout, test);
     assert_eq!(
         got.len(),
@@ -361,13 +283,13 @@ steps:
 /// attempt's trace, and every attempt had a fresh sampled traceparent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_from_real_exporters_match_through_the_binary() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
-    let dir = TempDir::new("matching");
-    dir.suite("matching", MATCHING);
+    let dir = Workspace::new("matching");
+    suite(&dir, "matching", MATCHING);
     let var = format!("gw={}", gw.url);
     let out = gwtest(
-        &dir.0,
+        dir.path(),
         &[
             "run",
             "matching",
@@ -388,7 +310,7 @@ async fn spans_from_real_exporters_match_through_the_binary() {
         "{out}"
     );
     gw.exports_settled().await;
-    let report = read_json(&dir.0.join("report.json"));
+    let report = read_json(&dir.path().join("report.json"));
 
     // Late spans: the step waited for them (it failed at least once, then passed).
     let late = json_steps(&report, "late");
@@ -477,9 +399,9 @@ const FULL_TABLE: [&str; 7] = [
 /// expected, the last attempt's verdict and class, the spans seen, the closest names).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_say_what_was_seen() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
-    let dir = TempDir::new("failing");
+    let dir = Workspace::new("failing");
     let tests = [
         failing_test("decoy", "decoy", "      expect: [{name: GET /example}]\n"),
         failing_test(
@@ -524,10 +446,15 @@ async fn failures_say_what_was_seen() {
             "      service: edge-proxy\n      expect: [{name: GET /example}]\n",
         ),
     ];
-    let suite = tests.join("---\n");
-    dir.suite("failing", &suite);
+    let tests = tests.join("---\n");
+    suite(&dir, "failing", &tests);
     let var = format!("gw={}", gw.url);
-    let out = gwtest(&dir.0, &["run", "failing", "--var", &var, "-j", "10"], &[]).await;
+    let out = gwtest(
+        dir.path(),
+        &["run", "failing", "--var", &var, "-j", "10"],
+        &[],
+    )
+    .await;
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
         out.stdout
@@ -539,7 +466,7 @@ async fn failures_say_what_was_seen() {
     let expect = |test: &str, spans_expected: &str, last: &str, extra: &[&str]| {
         let trace = hex(&gw.request(&format!("/{test}")).trace_id);
         // The spans step starts 8 lines after the test's `name:` line.
-        let line = line_of(&suite, &format!("name: {test}")) + 8;
+        let line = line_of(&tests, &format!("name: {test}")) + 8;
         let mut lines = vec![
             format!("  step 2 \"check\" (spans) at failing/t.test.yaml:{line}:5"),
             format!(
@@ -637,19 +564,19 @@ async fn failures_say_what_was_seen() {
 /// many arrived and that the traceparent is probably not propagated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_trace_says_how_many_spans_the_receiver_got() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
-    let silent = TempDir::new("silent");
-    let orphan = TempDir::new("orphan");
+    let silent = Workspace::new("silent");
+    let orphan = Workspace::new("orphan");
     let spans = "      expect: [{name: GET /example}]\n";
     let silent_suite = failing_test("silent", "none", spans);
     let orphan_suite = failing_test("orphan", "orphan", spans);
-    silent.suite("silent", &silent_suite);
-    orphan.suite("orphan", &orphan_suite);
+    suite(&silent, "silent", &silent_suite);
+    suite(&orphan, "orphan", &orphan_suite);
     let var = format!("gw={}", gw.url);
-    let s = command(&silent.0, &["run", "silent", "--var", &var], &[]).spawn();
-    let o = command(&orphan.0, &["run", "orphan", "--var", &var], &[]).spawn();
-    let (s, o) = tokio::join!(wait(s.unwrap()), wait(o.unwrap()));
+    let s = silent.gwtest(&["run", "silent", "--var", &var]).spawn();
+    let o = orphan.gwtest(&["run", "orphan", "--var", &var]).spawn();
+    let (s, o) = tokio::join!(s.finish(), o.finish());
     assert_eq!(s.code, Some(1), "{s}");
     assert_eq!(o.code, Some(1), "{o}");
     gw.exports_settled().await;
@@ -746,9 +673,9 @@ steps:
 /// address (not told by the suite) reaches it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_listen_addresses() {
-    support_traces::install_crypto();
-    let dir = TempDir::new("fixed");
-    dir.suite("fixed", FIXED_PORTS);
+    gwtest::install_crypto_provider();
+    let dir = Workspace::new("fixed");
+    suite(&dir, "fixed", FIXED_PORTS);
     for round in 1..=3 {
         let gw = TestGateway::start().await;
         let (p, q) = (free_port(), free_port());
@@ -773,7 +700,7 @@ async fn fixed_listen_addresses() {
             "--var",
             &vars[1],
         ];
-        let out = gwtest(&dir.0, &args, &[]).await;
+        let out = gwtest(dir.path(), &args, &[]).await;
         if out.code == Some(3) && out.stderr.contains("cannot listen on") && round < 3 {
             // Someone took the reserved port in between: reserve again.
             continue;
@@ -794,8 +721,8 @@ async fn fixed_listen_addresses() {
 /// any test runs; for the gRPC and the HTTP listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_receiver_port_exits_3_naming_the_address() {
-    let dir = TempDir::new("taken");
-    dir.suite("fixed", FIXED_PORTS);
+    let dir = Workspace::new("taken");
+    suite(&dir, "fixed", FIXED_PORTS);
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = held.local_addr().unwrap().to_string();
     for (flag, what) in [
@@ -803,7 +730,7 @@ async fn a_taken_receiver_port_exits_3_naming_the_address() {
         ("--otlp-http-listen", "OTLP/HTTP"),
     ] {
         let out = gwtest(
-            &dir.0,
+            dir.path(),
             &[
                 "run",
                 "fixed",
@@ -1042,16 +969,16 @@ enum Via {
 /// `OTEL_EXPORTER_OTLP_*`), with a passing test (a request retried once, then a spans
 /// step) and, when `failing`, a test whose spans step fails.
 async fn export_run(protocol: &str, via: Via, failing: bool) {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
     let (store, col) = collector();
-    let dir = TempDir::new("export");
-    let suite = if failing {
+    let dir = Workspace::new("export");
+    let tests = if failing {
         format!("{EXPORTED}{BROKEN}")
     } else {
         EXPORTED.to_string()
     };
-    dir.suite("ex", &suite);
+    suite(&dir, "ex", &tests);
     // The endpoint of the other protocol would fail: spans arriving prove the protocol.
     let endpoint = match protocol {
         "grpc" => col.grpc_endpoint(),
@@ -1101,11 +1028,11 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
             "from-attrs"
         }
     };
-    let out = gwtest(&dir.0, &args, &env).await;
+    let out = gwtest(dir.path(), &args, &env).await;
     assert_eq!(out.code, Some(if failing { 1 } else { 0 }), "{out}");
     assert!(out.stderr.is_empty(), "{out}");
     gw.exports_settled().await;
-    let report = read_json(&dir.0.join("r.json"));
+    let report = read_json(&dir.path().join("r.json"));
     let all = Collected {
         spans: all_spans(&store),
         service: service.to_owned(),
@@ -1156,7 +1083,7 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
     assert_eq!(str_attr(&spans_step, "gwtest.step.kind"), Some("spans"));
     assert_eq!(
         int_attr(&spans_step, "code.line.number"),
-        Some(line_of(&suite, "- name: gateway spans") as i64)
+        Some(line_of(&tests, "- name: gateway spans") as i64)
     );
     assert_eq!(all.children(&traced).len(), 2, "{}", all.dump());
 
@@ -1230,14 +1157,15 @@ async fn export_by_the_traces_variables() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otel_sdk_disabled_turns_the_variables_off() {
     let (store, col) = collector();
-    let dir = TempDir::new("disabled");
-    dir.suite(
+    let dir = Workspace::new("disabled");
+    suite(
+        &dir,
         "ex",
         "apiVersion: gwtest/v1alpha1\nkind: Test\nname: quick\nsteps:\n  - exec: {command: [\"true\"]}\n",
     );
     let endpoint = col.http_endpoint();
     let out = gwtest(
-        &dir.0,
+        dir.path(),
         &["run", "ex"],
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
@@ -1249,7 +1177,7 @@ async fn otel_sdk_disabled_turns_the_variables_off() {
     assert!(out.stderr.is_empty(), "{out}");
     // Without the switch the same run does export (so the check above can fail).
     let out = gwtest(
-        &dir.0,
+        dir.path(),
         &["run", "ex"],
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
     )
@@ -1297,11 +1225,11 @@ steps:
 /// interrupted, and the last batch is flushed before the process exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_survives_ctrl_c() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
     let (store, col) = collector();
-    let dir = TempDir::new("sigint");
-    dir.suite("ex", SLOW);
+    let dir = Workspace::new("sigint");
+    suite(&dir, "ex", SLOW);
     let vars = [
         format!("gw={}", gw.url),
         format!("collector={}", col.grpc_endpoint()),
@@ -1319,20 +1247,25 @@ async fn export_survives_ctrl_c() {
         "--otlp-export-protocol",
         "http/protobuf",
     ];
-    let child = command(&dir.0, &args, &[]).spawn().unwrap();
-    // Interrupt once the request steps are done and the waiting steps have begun.
-    support_traces::eventually("the gateway to get the requests", || {
-        gw.requests().len() == 2
+    let run = dir.gwtest(&args).spawn();
+    // Interrupt once the request steps are done and both tests are in their `wait` steps: the
+    // `SLOW` lines (after 10s) say so.
+    let run = tokio::task::spawn_blocking(move || {
+        let mut run = run;
+        run.wait_for_line(r"^SLOW .* ex/slow › wait$");
+        run.wait_for_line(r"^SLOW .* ex/waiting › wait( \(attempt \d+\))?$");
+        run.signal(libc::SIGINT);
+        run
     })
-    .await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let pid = i32::try_from(child.id().unwrap()).unwrap();
-    // SAFETY: plain kill(2) on our own child, which has not been waited for yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let interrupted = std::time::Instant::now();
-    let out = wait(child).await;
+    .await
+    .unwrap();
+    assert_eq!(gw.requests().len(), 2, "the gateway got both requests");
+    // Left running, the tests would take their 60s.
+    let out =
+        tokio::task::spawn_blocking(move || run.wait_within(Duration::from_secs(30), "Ctrl-C"))
+            .await
+            .unwrap();
     assert_eq!(out.code, Some(130), "{out}");
-    assert!(interrupted.elapsed() < Duration::from_secs(15), "{out}");
     gw.exports_settled().await;
     let all = Collected {
         spans: all_spans(&store),
@@ -1396,16 +1329,16 @@ async fn export_survives_ctrl_c() {
 /// endpoint and says how many spans were lost and why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_collector_is_reported_not_waited_on() {
-    let dir = TempDir::new("unreachable");
-    dir.suite(
+    let dir = Workspace::new("unreachable");
+    suite(
+        &dir,
         "ex",
         "apiVersion: gwtest/v1alpha1\nkind: Test\nname: quick\nsteps:\n  - exec: {command: [\"true\"]}\n",
     );
     let closed = format!("http://127.0.0.1:{}", free_port());
     for protocol in ["grpc", "http/protobuf"] {
-        let started = std::time::Instant::now();
         let out = gwtest(
-            &dir.0,
+            dir.path(),
             &[
                 "run",
                 "ex",
@@ -1417,7 +1350,6 @@ async fn an_unreachable_collector_is_reported_not_waited_on() {
             &[],
         )
         .await;
-        assert!(started.elapsed() < Duration::from_secs(20), "{out}");
         assert_eq!(out.code, Some(0), "{out}");
         let url = if protocol == "grpc" {
             closed.clone()
@@ -1436,8 +1368,9 @@ async fn an_unreachable_collector_is_reported_not_waited_on() {
 /// configures the gateway's exporter): `${otlp.grpc}` / `${otlp.http}` are set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_receiver_flag_sets_the_variables_without_spans_steps() {
-    let dir = TempDir::new("receiver-flag");
-    dir.suite(
+    let dir = Workspace::new("receiver-flag");
+    suite(
+        &dir,
         "ex",
         r#"apiVersion: gwtest/v1alpha1
 kind: Test
@@ -1449,7 +1382,7 @@ steps:
         stdout: {matches: '^http://127\.0\.0\.1:[0-9]+ http://127\.0\.0\.1:[0-9]+\n$'}
 "#,
     );
-    let out = gwtest(&dir.0, &["run", "ex", "--otlp-receiver"], &[]).await;
+    let out = gwtest(dir.path(), &["run", "ex", "--otlp-receiver"], &[]).await;
     assert_eq!(out.code, Some(0), "{out}");
 }
 
@@ -1457,9 +1390,9 @@ steps:
 /// span matches when every expression holds, and a miss shows the operands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cel_checks_on_spans() {
-    support_traces::install_crypto();
+    gwtest::install_crypto_provider();
     let gw = TestGateway::start().await;
-    let dir = TempDir::new("celspans");
+    let dir = Workspace::new("celspans");
     let pass = failing_test(
         "celpass",
         "full",
@@ -1470,9 +1403,9 @@ async fn cel_checks_on_spans() {
         "full",
         "      expect:\n        - name: GET /example\n          cel: [\"span.attributes['upstream.latency_ms'] < 10.0\"]\n",
     );
-    dir.suite("cel", &[pass, fail].join("---\n"));
+    suite(&dir, "cel", &[pass, fail].join("---\n"));
     let var = format!("gw={}", gw.url);
-    let out = gwtest(&dir.0, &["run", "cel", "--var", &var], &[]).await;
+    let out = gwtest(dir.path(), &["run", "cel", "--var", &var], &[]).await;
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
         out.stdout

@@ -6,8 +6,6 @@
 mod support;
 mod support_cluster;
 
-use std::time::Duration;
-
 use support::{Workspace, test_doc};
 use support_cluster::TestCluster;
 
@@ -21,7 +19,6 @@ fn the_shipped_discovery_suite_without_the_demo_gateway_says_no_controller_runs(
     // The suite's variable waits 60s for the Gateway's address; scaled to 3s.
     let out = cluster
         .gwtest(&ws, &["run", &suite, "--timeout-scale", "0.05"])
-        .timeout(Duration::from_secs(120))
         .run();
     out.assert_exit(1);
     out.stdout_line(r"^FAIL  suite discovery \(.*suite\.yaml\): setup failed$");

@@ -5,12 +5,14 @@
 //! failure can be replayed with the seed it prints).
 
 mod lang_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 
-use lang_support::{SUITE, TempDir, gwtest};
+use lang_support::SUITE;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use support::Workspace;
 
 /// Every YAML file of the shipped suites: the seeds the mutations start from.
 fn seeds() -> Vec<(PathBuf, Vec<u8>)> {
@@ -147,7 +149,7 @@ fn apply(mut text: Vec<u8>, muts: &[Mutation]) -> Vec<u8> {
 
 /// A suite with the mutated file as its suite.yaml or as a test file, beside the other files
 /// of the seed's own directory (so relative paths to manifests still resolve).
-fn write_case(dir: &TempDir, seed: &Path, mutated: &[u8]) -> PathBuf {
+fn write_case(dir: &Workspace, seed: &Path, mutated: &[u8]) -> PathBuf {
     let name = seed.file_name().unwrap().to_string_lossy().into_owned();
     let src_dir = seed.parent().unwrap();
     for e in std::fs::read_dir(src_dir).unwrap().flatten() {
@@ -190,7 +192,7 @@ fn the_loader_never_panics() {
     runner
         .run(&cases(), |(seed, muts)| {
             let (path, text) = &seeds[seed % seeds.len()];
-            let dir = TempDir::new("fuzz");
+            let dir = Workspace::new("fuzz");
             write_case(&dir, path, &apply(text.clone(), &muts));
             let loaded = gwtest::suite::load::load_checked(&[dir.path().to_path_buf()], &[]);
             if let Err(errors) = loaded {
@@ -219,13 +221,13 @@ fn validate_exits_0_or_2_on_mutated_suites() {
     runner
         .run(&cases(), |(seed, muts)| {
             let (path, text) = &seeds[seed % seeds.len()];
-            let dir = TempDir::new("fuzz");
+            let dir = Workspace::new("fuzz");
             write_case(&dir, path, &apply(text.clone(), &muts));
-            let target = dir.path().to_str().unwrap().to_owned();
-            let out = gwtest(&["validate", &target], dir.path());
+            let target = dir.path_str().to_owned();
+            let out = dir.gwtest(&["validate", &target]).run();
             prop_assert!(
-                out.code == 0 || out.code == 2,
-                "exit {}: {}",
+                matches!(out.code, Some(0 | 2)),
+                "exit {:?}: {}",
                 out.code,
                 out.stderr
             );

@@ -128,7 +128,6 @@ fn run_sandbox_everything_works() {
             "--junit",
             junit.to_str().unwrap(),
         ])
-        .timeout(Duration::from_secs(120))
         .run();
     out.assert_exit(0);
     assert_eq!(
@@ -161,10 +160,7 @@ fn run_sandbox_fails_a_wrong_expectation_about_the_gateway() {
             .replace("name: everything", "name: wrong")
             .replace("name: route example\n", "name: route elsewhere\n"),
     );
-    let out = ws
-        .gwtest(&["run", "--sandbox", "demo"])
-        .timeout(Duration::from_secs(120))
-        .run();
+    let out = ws.gwtest(&["run", "--sandbox", "demo"]).run();
     out.assert_exit(1);
     let o = out.outcome("demo/wrong");
     assert_eq!(o.tag, "FAIL", "{}", out.dump());
@@ -234,12 +230,11 @@ fn get_status(rt: &tokio::runtime::Runtime, url: &str) -> u16 {
 
 #[test]
 fn sandbox_command_serves_the_gateway_until_interrupted() {
-    support_gateway::install_crypto();
+    gwtest::install_crypto_provider();
     let ws = Workspace::new("gateway-sandbox-cmd");
     let kubeconfig = ws.path().join("kubeconfig");
     let mut run = ws
         .gwtest(&["sandbox", "--kubeconfig-out", kubeconfig.to_str().unwrap()])
-        .timeout(Duration::from_secs(60))
         .spawn();
     let line = ready_line(&mut run, "ready ");
     assert!(line.contains("kubeconfig="), "{line}");
@@ -291,7 +286,7 @@ fn sandbox_command_serves_the_gateway_until_interrupted() {
 
 #[test]
 fn demo_gateway_only_runs_against_an_existing_cluster() {
-    support_gateway::install_crypto();
+    gwtest::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -313,7 +308,6 @@ fn demo_gateway_only_runs_against_an_existing_cluster() {
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
         ])
-        .timeout(Duration::from_secs(60))
         .spawn();
     let line = ready_line(&mut run, "ready ");
     assert!(line.contains(api.url()), "{line}");
@@ -338,7 +332,6 @@ fn demo_gateway_only_runs_against_an_existing_cluster() {
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
         ])
-        .timeout(Duration::from_secs(60))
         .run();
     out.assert_exit(3);
 }
@@ -346,7 +339,7 @@ fn demo_gateway_only_runs_against_an_existing_cluster() {
 /// `run --demo-gateway`: only the gateway in the gwtest process, against an existing cluster.
 #[test]
 fn run_demo_gateway_against_an_existing_cluster() {
-    support_gateway::install_crypto();
+    gwtest::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -373,7 +366,6 @@ fn run_demo_gateway_against_an_existing_cluster() {
             kubeconfig.to_str().unwrap(),
             "demo",
         ])
-        .timeout(Duration::from_secs(120))
         .run();
     out.assert_exit(0);
     assert_eq!(

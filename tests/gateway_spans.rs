@@ -311,7 +311,7 @@ async fn an_unreachable_endpoint_costs_spans_not_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_endpoint_no_spans() {
     bounded(LIMIT, async {
-        install_crypto();
+        gwtest::install_crypto_provider();
         let api = gwtest_sandbox::apiserver::ApiServer::start(Default::default())
             .await
             .unwrap();

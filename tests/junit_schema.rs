@@ -80,9 +80,8 @@ fn an_interrupted_run_is_valid_and_its_cut_test_is_skipped_not_failed() {
         ]
         .join("---\n"),
     );
-    let run = ws
+    let mut run = ws
         .gwtest(&["run", "slow", "-j", "1", "--junit", "int.xml"])
-        .timeout(Duration::from_secs(60))
         .spawn();
     assert!(
         eventually(Duration::from_secs(30), || ws

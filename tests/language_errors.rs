@@ -4,37 +4,41 @@
 //! side: discovery, multi-document files, every step kind, escapes, list and schema.
 
 mod lang_support;
+mod support;
 
-use lang_support::{SUITE, TempDir, assert_error, error_blocks, gwtest, gwtest_env, position};
+use lang_support::{SUITE, assert_error, error_blocks, position, validate};
+use support::Workspace;
 
 const HEAD: &str = "apiVersion: gwtest/v1alpha1\nkind: Test\n";
 
 /// A suite with `suite.yaml` (default `SUITE`) and one test file `t.test.yaml`.
-fn one_test(test: &str) -> TempDir {
-    TempDir::with("lang", &[("suite.yaml", SUITE), ("t.test.yaml", test)])
+fn one_test(test: &str) -> Workspace {
+    Workspace::with("lang", &[("suite.yaml", SUITE), ("t.test.yaml", test)])
 }
 
 /// `validate` and `run` both fail with exit 2 and report each `(file, needle, message)` at
 /// the position of `needle` in that file's text.
-fn expect_errors(dir: &TempDir, files: &[(&str, &str)], errors: &[(&str, &str, &str)]) {
+fn expect_errors(dir: &Workspace, files: &[(&str, &str)], errors: &[(&str, &str, &str)]) {
     expect_errors_args(dir, files, errors, &[]);
 }
 
 fn expect_errors_args(
-    dir: &TempDir,
+    dir: &Workspace,
     files: &[(&str, &str)],
     errors: &[(&str, &str, &str)],
     extra: &[&str],
 ) {
-    let target = dir.path().to_str().unwrap();
+    let target = dir.path_str();
     for cmd in ["validate", "run"] {
         let mut args = vec![cmd, target];
         args.extend_from_slice(extra);
-        let out = gwtest(&args, dir.path());
+        let out = dir.gwtest(&args).run();
         assert_eq!(
-            out.code, 2,
+            out.code,
+            Some(2),
             "gwtest {cmd}: expected exit 2\nstdout:\n{}\nstderr:\n{}",
-            out.stdout, out.stderr
+            out.stdout,
+            out.stderr
         );
         for (file, needle, message) in errors {
             let text = files
@@ -57,11 +61,11 @@ fn expect_test_error(test: &str, needle: &str, message: &str) {
     );
 }
 
-fn expect_valid(dir: &TempDir, extra: &[&str]) -> String {
-    let mut args = vec!["validate", dir.path().to_str().unwrap()];
+fn expect_valid(dir: &Workspace, extra: &[&str]) -> String {
+    let mut args = vec!["validate", dir.path_str()];
     args.extend_from_slice(extra);
-    let out = gwtest(&args, dir.path());
-    assert_eq!(out.code, 0, "expected valid:\n{}", out.stderr);
+    let out = dir.gwtest(&args).run();
+    assert_eq!(out.code, Some(0), "expected valid:\n{}", out.stderr);
     out.stdout
 }
 
@@ -144,8 +148,8 @@ fn yaml_syntax_error() {
     let t = format!("{HEAD}name: t\nsteps:\n  - request: {{url: [unclosed\n");
     let dir = one_test(&t);
     for cmd in ["validate", "run"] {
-        let out = gwtest(&[cmd, dir.path().to_str().unwrap()], dir.path());
-        assert_eq!(out.code, 2, "{}", out.stderr);
+        let out = dir.gwtest(&[cmd, dir.path_str()]).run();
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
         let blocks = error_blocks(&out.stderr);
         let b = blocks
             .iter()
@@ -183,7 +187,7 @@ fn suite_in_a_test_file_and_test_in_suite_yaml() {
     );
 
     let s = "apiVersion: gwtest/v1alpha1\nkind: Test\nname: x\n";
-    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
     expect_errors(
         &dir,
         &[("suite.yaml", s)],
@@ -273,7 +277,7 @@ fn invalid_jsonpaths() {
     );
     expect_test_error(&t, "\"pod\"", "invalid JSONPath \"pod\"");
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    from:\n      resource: {apiVersion: v1, kind: Service, name: gw}\n      path: status.x\n";
-    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
     expect_errors(
         &dir,
         &[("suite.yaml", s)],
@@ -386,7 +390,7 @@ fn missing_files_relative_to_the_file_that_names_them() {
         "{HEAD}name: t\nsteps:\n  - apply: [here.yaml, nothere.yaml, \"${{unique}}.yaml\"]\n  - request: {{url: https://127.0.0.1/, ca: certs/ca.pem}}\n"
     );
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nfixtures:\n  - ../fixtures/gw.yaml\n";
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "lang",
         &[
             ("suites/a/suite.yaml", s),
@@ -396,8 +400,8 @@ fn missing_files_relative_to_the_file_that_names_them() {
     );
     let target = dir.path().join("suites");
     for cmd in ["validate", "run"] {
-        let out = gwtest(&[cmd, target.to_str().unwrap()], dir.path());
-        assert_eq!(out.code, 2, "{}", out.stderr);
+        let out = dir.gwtest(&[cmd, target.to_str().unwrap()]).run();
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
         assert_error(
             &out.stderr,
             "t.test.yaml",
@@ -428,15 +432,15 @@ fn missing_files_relative_to_the_file_that_names_them() {
     );
     dir.write("suites/a/nothere.yaml", "apiVersion: v1\nkind: ConfigMap\n");
     dir.write("suites/a/certs/ca.pem", "-----BEGIN CERTIFICATE-----\n");
-    let out = gwtest(&["validate", target.to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = dir.gwtest(&["validate", target.to_str().unwrap()]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
 
 #[test]
 fn applied_manifest_with_a_yaml_error() {
     let t = format!("{HEAD}name: t\nsteps:\n  - apply: bad.yaml\n");
     let bad = "apiVersion: v1\nkind: [ConfigMap\n";
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "lang",
         &[
             ("suite.yaml", SUITE),
@@ -444,8 +448,8 @@ fn applied_manifest_with_a_yaml_error() {
             ("bad.yaml", bad),
         ],
     );
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
         error_blocks(&out.stderr)
             .iter()
@@ -462,7 +466,7 @@ fn duplicate_test_and_suite_names() {
         "{HEAD}name: other\nsteps:\n  - sleep: 1s\n---\n{HEAD}name: same\nsteps:\n  - sleep: 1s\n"
     );
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nname: dup\n";
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "lang",
         &[
             ("one/suite.yaml", s),
@@ -475,8 +479,8 @@ fn duplicate_test_and_suite_names() {
     let (line, col) = position(b_second, "same");
     let line = line + b[..b.find("---").unwrap()].matches('\n').count();
     for cmd in ["validate", "run"] {
-        let out = gwtest(&[cmd, dir.path().to_str().unwrap()], dir.path());
-        assert_eq!(out.code, 2, "{}", out.stderr);
+        let out = dir.gwtest(&[cmd, dir.path_str()]).run();
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
         assert!(
             out.stderr.contains(&format!(
                 "b.test.yaml:{line}:{col}: duplicate test name `same` (also "
@@ -504,7 +508,7 @@ fn test_names_that_cannot_make_a_namespace() {
 fn invalid_namespace_values() {
     for bad in ["Per_Test", "per_suite", "-x", "UPPER"] {
         let s = format!("apiVersion: gwtest/v1alpha1\nkind: Suite\nnamespace: {bad}\n");
-        let dir = TempDir::with("lang", &[("suite.yaml", &s)]);
+        let dir = Workspace::with("lang", &[("suite.yaml", &s)]);
         expect_errors(
             &dir,
             &[("suite.yaml", &s)],
@@ -516,14 +520,14 @@ fn invalid_namespace_values() {
         );
     }
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nnamespace: shared-ns\n";
-    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
     expect_valid(&dir, &[]);
 }
 
 #[test]
 fn suite_vars_named_like_builtins() {
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  namespace: mine\n";
-    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
     expect_errors(
         &dir,
         &[("suite.yaml", s)],
@@ -588,7 +592,7 @@ fn http_method_and_url() {
 fn unknown_variable_with_suggestion() {
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  host: example.com\n";
     let t = format!("{HEAD}name: t\nsteps:\n  - request:\n      url: http://${{hots}}/x\n");
-    let dir = TempDir::with("lang", &[("suite.yaml", s), ("t.test.yaml", &t)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", s), ("t.test.yaml", &t)]);
     expect_errors(
         &dir,
         &[("t.test.yaml", &t)],
@@ -611,12 +615,11 @@ fn unset_environment_variable() {
         "environment variable GWTEST_LANG_SURELY_UNSET is not set",
     );
     let dir = one_test(&t);
-    let out = gwtest_env(
-        &["validate", dir.path().to_str().unwrap()],
-        dir.path(),
-        &[("GWTEST_LANG_SURELY_UNSET", "1")],
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = dir
+        .gwtest(&["validate", dir.path_str()])
+        .envs(&[("GWTEST_LANG_SURELY_UNSET", "1")])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
 
 #[test]
@@ -637,8 +640,8 @@ fn captures_are_known_only_after_their_step() {
         "{HEAD}name: t\nsteps:\n  - request:\n      url: \"http://127.0.0.1/${{early}}\"\n  - request:\n      url: http://127.0.0.1/a\n      capture: {{early: $.a, own: $.b}}\n      expect: {{body: {{contains: \"${{own}}\"}}}}\n  - request: {{url: \"http://127.0.0.1/${{early}}\"}}\n"
     );
     let dir = one_test(&t);
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     let (cap_line, _) = position(&t, "capture:");
     assert_error(
         &out.stderr,
@@ -671,7 +674,7 @@ fn escapes_and_bad_references() {
 #[test]
 fn suite_level_variables_are_checked_in_order() {
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  url: \"http://${host}/\"\n  host: example.com\n  who: \"${test}\"\n";
-    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
     expect_errors(
         &dir,
         &[("suite.yaml", s)],
@@ -690,16 +693,16 @@ fn suite_level_variables_are_checked_in_order() {
 fn port_forward_and_diagnostics_mistakes() {
     // A forward is set up once per suite: with per-test namespaces it must name one.
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, port: 80}\n";
-    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
     expect_errors(
         &dir,
         &[("suite.yaml", s)],
         &[("suite.yaml", "{service", "port-forward needs `namespace`")],
     );
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nnamespace: per-suite\nvars:\n  gw:\n    port-forward: {service: gw, port: 80}\n";
-    expect_valid(&TempDir::with("lang", &[("suite.yaml", s)]), &[]);
+    expect_valid(&Workspace::with("lang", &[("suite.yaml", s)]), &[]);
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, pod: p, namespace: n, port: 80}\n";
-    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
     expect_errors(
         &dir,
         &[("suite.yaml", s)],
@@ -710,7 +713,7 @@ fn port_forward_and_diagnostics_mistakes() {
         )],
     );
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, namespace: n, port: 80}\n    from: x\n";
-    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
     expect_errors(
         &dir,
         &[("suite.yaml", s)],
@@ -722,7 +725,7 @@ fn port_forward_and_diagnostics_mistakes() {
     );
     // Collectors: one kind each, valid selectors, known variables (per-test ones included).
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\ndiagnostics:\n  - events: {}\n    get: {apiVersion: v1, kind: Pod}\n";
-    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
     expect_errors(
         &dir,
         &[("suite.yaml", s)],
@@ -733,12 +736,11 @@ fn port_forward_and_diagnostics_mistakes() {
         )],
     );
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\ndiagnostics:\n  - logs: {selector: \"app in (\"}\n  - exec: {command: [echo, \"${namespace}\", \"${test}\", \"${nope}\"]}\n";
-    let dir = TempDir::with("lang", &[("suite.yaml", s)]);
-    let out = gwtest(
-        &["validate", dir.path().to_str().unwrap(), "--var", "x=1"],
-        dir.path(),
-    );
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
+    let out = dir
+        .gwtest(&["validate", dir.path_str(), "--var", "x=1"])
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert_error(
         &out.stderr,
         "suite.yaml",
@@ -766,7 +768,7 @@ fn every_error_of_every_file_in_file_order() {
     );
     let b = format!("{HEAD}name: b\nsteps:\n  - exec: {{command: \"ls -l\"}}\n");
     let c = format!("{HEAD}name: c\nsteps:\n  - request: {{url: \"http://${{nope}}/\"}}\n");
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "lang",
         &[
             ("suite.yaml", SUITE),
@@ -775,8 +777,8 @@ fn every_error_of_every_file_in_file_order() {
             ("c.test.yaml", &c),
         ],
     );
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     let blocks = error_blocks(&out.stderr);
     let heads: Vec<String> = blocks
         .iter()
@@ -887,7 +889,7 @@ steps:
 #[test]
 fn every_step_kind_parses() {
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nname: kinds\nlabels: [demo]\nvars:\n  host: example.com\n  gw:\n    from:\n      resource: {apiVersion: v1, kind: Service, name: gw, namespace: infra}\n      path: $.spec.clusterIP\n      timeout: 10s\nfixtures: [manifest.yaml]\ndefaults:\n  timeout: 10s\n  interval: 50ms\n  max-interval: 1s\n  attempt-timeout: 2s\n  consecutive: 2\n  test-timeout: 1m\n  cleanup-timeout: 30s\nnamespace: per-suite\n";
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "lang",
         &[
             ("suite.yaml", s),
@@ -911,7 +913,7 @@ fn multi_document_files_and_list() {
     let t = format!(
         "{HEAD}name: first\nsteps:\n  - sleep: 1s\n---\n# a comment between documents\n{HEAD}name: second\nlabels: [slow]\nsteps:\n  - sleep: 1s\n---\n"
     );
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "lang",
         &[
             (
@@ -921,12 +923,12 @@ fn multi_document_files_and_list() {
             ("suites/demo/t.test.yaml", &t),
         ],
     );
-    let out = gwtest(&["list"], dir.path());
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = dir.gwtest(&["list"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "demo/first\ndemo/second\n");
-    let out = gwtest(&["list", "--label", "slow"], dir.path());
+    let out = dir.gwtest(&["list", "--label", "slow"]).run();
     assert_eq!(out.stdout, "demo/second\n", "{}", out.stderr);
-    let out = gwtest(&["list", "--json"], dir.path());
+    let out = dir.gwtest(&["list", "--json"]).run();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v[0]["tests"][1]["name"], "second");
     assert_eq!(v[0]["tests"][1]["line"], 8);
@@ -935,7 +937,7 @@ fn multi_document_files_and_list() {
 #[test]
 fn suite_discovery() {
     let t = |n: &str| format!("{HEAD}name: {n}\nsteps:\n  - sleep: 1s\n");
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "lang",
         &[
             ("suites/outer/suite.yaml", SUITE),
@@ -948,12 +950,12 @@ fn suite_discovery() {
         ],
     );
     // Default ./suites: nested suites are separate, named after their directories.
-    let out = gwtest(&["list"], dir.path());
+    let out = dir.gwtest(&["list"]).run();
     assert_eq!(out.stdout, "outer/a\nouter/b\ninner/c\n", "{}", out.stderr);
     // One test file: only its tests, within its directory's suite.
-    let out = gwtest(&["list", "suites/outer/b.test.yaml"], dir.path());
+    let out = dir.gwtest(&["list", "suites/outer/b.test.yaml"]).run();
     assert_eq!(out.stdout, "outer/b\n", "{}", out.stderr);
-    let out = gwtest(&["validate", "suites/outer/inner"], dir.path());
+    let out = dir.gwtest(&["validate", "suites/outer/inner"]).run();
     assert_eq!(
         out.stdout.trim(),
         "ok: 1 suite, 1 test, 1 step; 0 objects checked against CRDs, 0 manifests skipped (run-time variables)",
@@ -961,9 +963,9 @@ fn suite_discovery() {
         out.stderr
     );
     // Nothing there.
-    let empty = TempDir::new("lang");
-    let out = gwtest(&["validate"], empty.path());
-    assert_eq!(out.code, 2);
+    let empty = Workspace::new("lang");
+    let out = empty.gwtest(&["validate"]).run();
+    assert_eq!(out.code, Some(2));
     assert!(
         out.stderr.contains("suites: no such file or directory"),
         "{}",
@@ -973,9 +975,9 @@ fn suite_discovery() {
 
 #[test]
 fn schema_command_emits_the_one_action_rule() {
-    let dir = TempDir::new("lang");
-    let out = gwtest(&["schema"], dir.path());
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let dir = Workspace::new("lang");
+    let out = dir.gwtest(&["schema"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["$schema"], "https://json-schema.org/draft/2020-12/schema");
     assert_eq!(v["properties"]["kind"]["const"], "Test");
@@ -990,7 +992,7 @@ fn schema_command_emits_the_one_action_rule() {
             "apply", "assert", "request", "spans", "patch", "delete", "exec", "sleep", "pause"
         ]
     );
-    let out = gwtest(&["schema", "--suite", "--draft07"], dir.path());
+    let out = dir.gwtest(&["schema", "--suite", "--draft07"]).run();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["$schema"], "http://json-schema.org/draft-07/schema#");
     assert_eq!(v["properties"]["kind"]["const"], "Suite");
@@ -1013,9 +1015,9 @@ fn many_files_keep_file_order() {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let dir = TempDir::with("lang", &refs);
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    let dir = Workspace::with("lang", &refs);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     let got: Vec<String> = error_blocks(&out.stderr)
         .iter()
         .map(|b| {
@@ -1033,13 +1035,13 @@ fn many_files_keep_file_order() {
         })
         .collect();
     assert_eq!(got, want, "{}", out.stderr);
-    let out = gwtest(&["list", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 2);
+    let out = dir.gwtest(&["list", dir.path_str()]).run();
+    assert_eq!(out.code, Some(2));
     for i in 0..40 {
         files[i + 1].1 = files[i + 1].1.replace(&format!("    bogus{i}: 1\n"), "");
         dir.write(&files[i + 1].0, &files[i + 1].1);
     }
-    let out = gwtest(&["list", dir.path().to_str().unwrap()], dir.path());
+    let out = dir.gwtest(&["list", dir.path_str()]).run();
     let suite = dir
         .path()
         .file_name()
@@ -1064,12 +1066,12 @@ fn action_keys_written_at_the_step_level() {
 
 #[test]
 fn duplicate_suite_names_from_directories() {
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "lang",
         &[("a/same/suite.yaml", SUITE), ("b/same/suite.yaml", SUITE)],
     );
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert_error(
         &out.stderr,
         "suite.yaml",
@@ -1090,8 +1092,8 @@ fn thousands_of_errors_are_capped_per_file_and_counted() {
     let t = format!("{HEAD}name: t\nsteps:\n  - request:\n      url: \"http://x/{refs}\"\n");
     let dir = one_test(&t);
     for cmd in ["validate", "run"] {
-        let out = gwtest(&[cmd, dir.path().to_str().unwrap()], dir.path());
-        assert_eq!(out.code, 2, "{}", out.stderr);
+        let out = dir.gwtest(&[cmd, dir.path_str()]).run();
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
         let blocks = error_blocks(&out.stderr);
         // 50 shown, then one line that counts the rest.
         assert_eq!(blocks.len(), 51, "{}", &out.stderr[..2000]);
@@ -1139,8 +1141,8 @@ fn a_huge_bad_value_is_quoted_once_and_cut() {
     let value = "x".repeat(2_000_000);
     let t = format!("{HEAD}name: t\nsteps:\n  - sleep: {value}\n");
     let dir = one_test(&t);
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     let blocks = error_blocks(&out.stderr);
     assert_eq!(blocks.len(), 1, "{}", out.stderr);
     let first = blocks[0].lines().next().unwrap();
@@ -1168,7 +1170,7 @@ fn a_huge_bad_value_is_quoted_once_and_cut() {
 
 #[test]
 fn invalid_utf8_names_line_and_column() {
-    let dir = TempDir::with("lang", &[("suite.yaml", SUITE)]);
+    let dir = Workspace::with("lang", &[("suite.yaml", SUITE)]);
     let mut bytes = format!("{HEAD}name: t\nsteps:\n  - sleep: 1s\n    naïve: ").into_bytes();
     bytes.extend_from_slice(&[0xC3, 0x28, b'\n']);
     std::fs::write(dir.path().join("t.test.yaml"), &bytes).unwrap();
@@ -1179,8 +1181,8 @@ fn invalid_utf8_names_line_and_column() {
         format!("{HEAD}name: u\nsteps:\n  - apply: m.yaml\n"),
     )
     .unwrap();
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
         out.stderr.contains(
             "t.test.yaml:6:12: invalid UTF-8 (bytes 0xC3 0x28 0x0A): suite files must be UTF-8 text"

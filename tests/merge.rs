@@ -137,7 +137,7 @@ fn merged_shards_equal_the_unsharded_run() {
                 "--json",
                 &file,
             ])
-            .env("RUN_TAG", &format!("shard{i}"))
+            .env("RUN_TAG", format!("shard{i}"))
             .run();
         assert!(matches!(out.code, Some(0 | 1)), "{}", out.dump());
         shard_files.push(file);

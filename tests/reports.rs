@@ -1,82 +1,15 @@
 //! The JUnit, JSON and GitHub-annotation reporters through the real binary, with suites of
 //! `exec` steps only (no cluster): a pass, a failure, a flaky test, and an interrupted run.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
 use quick_junit::{FlakyOrRerun, Report, TestCaseStatus};
 use serde_json::Value;
+use support::{RunOutput, Workspace};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "gwtest-{tag}-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        // An empty gwtest.toml stops the search for one in the parents.
-        std::fs::write(p.join("gwtest.toml"), "").unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-fn gwtest(dir: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_gwtest"))
-        .args(args)
-        .current_dir(dir)
-        .env("GITHUB_ACTIONS", "true")
-        .env("CI", "true")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Wait for the child within `limit` (killing it past that), returning status and output.
-fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String, String) {
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let ereader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("gwtest did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, reader.join().unwrap(), ereader.join().unwrap())
+/// `gwtest ARGS` in `ws` as GitHub Actions runs it.
+fn gwtest(ws: &Workspace, args: &[&str]) -> support::Running {
+    ws.gwtest(args).env("GITHUB_ACTIONS", "true").spawn()
 }
 
 /// The 1-based line of the first line of `text` containing `needle`.
@@ -123,15 +56,12 @@ steps:
 
 #[test]
 fn junit_json_and_annotations_for_a_pass_a_failure_and_a_flaky_test() {
-    let tmp = TempDir::new("reports");
-    let dir = &tmp.0;
-    write(
-        &dir.join("web/suite.yaml"),
-        "apiVersion: gwtest/v1alpha1\nkind: Suite\nname: web\n",
-    );
-    write(&dir.join("web/checks.test.yaml"), CHECKS);
-    let child = gwtest(
-        dir,
+    let ws = Workspace::new("reports");
+    let dir = ws.path();
+    ws.suite("web", "name: web");
+    ws.write("web/checks.test.yaml", CHECKS);
+    let out = gwtest(
+        &ws,
         &[
             "run",
             "web",
@@ -140,13 +70,10 @@ fn junit_json_and_annotations_for_a_pass_a_failure_and_a_flaky_test() {
             "--json",
             "out/report.json",
         ],
-    );
-    let (status, stdout, stderr) = finish(child, Duration::from_secs(60));
-    assert_eq!(
-        status.code(),
-        Some(1),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    )
+    .wait();
+    out.assert_exit(1);
+    let stdout = &out.stdout;
 
     // GitHub annotations, at the failing steps.
     let boom = line_of(CHECKS, "- name: boom");
@@ -276,24 +203,21 @@ fn junit_json_and_annotations_for_a_pass_a_failure_and_a_flaky_test() {
 
 #[test]
 fn an_interrupted_run_still_writes_both_reports() {
-    let tmp = TempDir::new("reports-int");
-    let dir = &tmp.0;
-    write(
-        &dir.join("slow/suite.yaml"),
-        "apiVersion: gwtest/v1alpha1\nkind: Suite\nname: slow\n",
-    );
+    let ws = Workspace::new("reports-int");
+    let dir = ws.path();
+    ws.suite("slow", "name: slow");
     let test = |n: &str| {
         format!(
             "apiVersion: gwtest/v1alpha1\nkind: Test\nname: {n}\nsteps:\n  - name: wait\n    \
              timeout: 60s\n    exec:\n      command: [sh, -c, \"touch {n}.started; sleep 30\"]\n"
         )
     };
-    write(
-        &dir.join("slow/s.test.yaml"),
+    ws.write(
+        "slow/s.test.yaml",
         &format!("{}---\n{}", test("one"), test("two")),
     );
-    let child = gwtest(
-        dir,
+    let mut run = gwtest(
+        &ws,
         &[
             "run",
             "slow",
@@ -305,23 +229,13 @@ fn an_interrupted_run_still_writes_both_reports() {
             "report.json",
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !dir.join("slow/one.started").exists() && !dir.join("slow/two.started").exists() {
-        assert!(Instant::now() < deadline, "no test started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // The step runs well after gwtest installed its Ctrl-C handler; a little slack anyway.
-    std::thread::sleep(Duration::from_millis(100));
-    // SAFETY: signalling the child we spawned.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let (status, stdout, stderr) = finish(child, Duration::from_secs(30));
-    assert_eq!(
-        status.code(),
-        Some(130),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    // Ready: a test's step is running (it touches its file, then sleeps).
+    run.wait_for("a test started", || {
+        dir.join("slow/one.started").exists() || dir.join("slow/two.started").exists()
+    });
+    run.signal(libc::SIGINT);
+    let out: RunOutput = run.wait();
+    out.assert_exit(130);
 
     let v: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();

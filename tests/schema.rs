@@ -3,16 +3,18 @@
 //! documents as the loader does.
 
 mod lang_support;
+mod support;
 
-use lang_support::{SUITE, TempDir, gwtest};
+use lang_support::{SUITE, validate};
 use serde_json::Value;
+use support::Workspace;
 
 fn schema(args: &[&str]) -> Value {
-    let dir = TempDir::new("schema");
+    let dir = Workspace::new("schema");
     let mut all = vec!["schema"];
     all.extend_from_slice(args);
-    let out = gwtest(&all, dir.path());
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = dir.gwtest(&all).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     serde_json::from_str(&out.stdout).expect("schema is JSON")
 }
 
@@ -189,7 +191,7 @@ fn test_schema_accepts_and_rejects_like_the_loader() {
 
 #[test]
 fn the_loader_agrees_on_the_good_document() {
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "schema",
         &[
             ("suite.yaml", SUITE),
@@ -200,8 +202,8 @@ fn the_loader_agrees_on_the_good_document() {
             ),
         ],
     );
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
 
 #[test]
@@ -244,9 +246,9 @@ diagnostics:
 fn the_suite_schema_knows_port_forward_and_diagnostics() {
     let c = compile(schema(&["--suite"]));
     c.check(FORWARD_SUITE).unwrap();
-    let dir = TempDir::with("schema-forward", &[("suite.yaml", FORWARD_SUITE)]);
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let dir = Workspace::with("schema-forward", &[("suite.yaml", FORWARD_SUITE)]);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     let bad = [
         (
             "service and pod",
@@ -278,10 +280,11 @@ fn the_suite_schema_knows_port_forward_and_diagnostics() {
             c.check(&doc).is_err(),
             "{what}: the schema should reject it"
         );
-        let dir = TempDir::with("schema-forward-bad", &[("suite.yaml", &doc)]);
-        let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
+        let dir = Workspace::with("schema-forward-bad", &[("suite.yaml", &doc)]);
+        let out = validate(&dir);
         assert_eq!(
-            out.code, 2,
+            out.code,
+            Some(2),
             "{what}: the loader should reject it: {}",
             out.stderr
         );

@@ -346,7 +346,7 @@ async fn exported_run_over_grpc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_run_over_http_protobuf() {
-    install_crypto();
+    gwtest::install_crypto_provider();
     tokio::time::timeout(
         Duration::from_secs(30),
         exported_run_nests_run_suite_test_step_attempt(ExportProtocol::HttpProtobuf),
@@ -387,7 +387,7 @@ async fn an_interrupted_run_is_flushed_with_open_spans_closed() {
 /// An endpoint nobody listens on: finish() reports it, quickly, and never hangs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_is_reported_not_waited_for() {
-    install_crypto();
+    gwtest::install_crypto_provider();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

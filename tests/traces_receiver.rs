@@ -120,7 +120,7 @@ async fn grpc_exporter_spans_land_in_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_protobuf_exporter_spans_land_in_the_store() {
-    install_crypto();
+    gwtest::install_crypto_provider();
     tokio::time::timeout(Duration::from_secs(T), async {
         let (store, r) = start(1000);
         let exporter = http_exporter(&r.http_endpoint(), "edge");
@@ -154,7 +154,7 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_json_and_gzip_posts() {
-    install_crypto();
+    gwtest::install_crypto_provider();
     tokio::time::timeout(Duration::from_secs(T), async {
         let (store, r) = start(1000);
         let url = format!("{}/v1/traces", r.http_endpoint());
@@ -605,7 +605,7 @@ async fn request_then_spans_over_grpc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_then_spans_over_http() {
-    install_crypto();
+    gwtest::install_crypto_provider();
     tokio::time::timeout(Duration::from_secs(60), request_then_spans("http"))
         .await
         .expect("test timed out");

@@ -5,8 +5,10 @@
 //! counted; the shipped suites pass.
 
 mod lang_support;
+mod support;
 
-use lang_support::{SUITE, TempDir, assert_error, error_blocks, gwtest};
+use lang_support::{SUITE, assert_error, error_blocks, validate};
+use support::{Workspace, gwtest};
 
 const ROUTES: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -72,7 +74,7 @@ spec:
 #[test]
 fn violations_in_fixtures_and_inline_manifests_are_errors_at_their_field() {
     let suite = format!("{SUITE}name: s\nfixtures: [routes.yaml]\n");
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "crdcheck",
         &[
             ("suite.yaml", &suite),
@@ -81,11 +83,13 @@ fn violations_in_fixtures_and_inline_manifests_are_errors_at_their_field() {
             ("ok.yaml", OK),
         ],
     );
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
+    let out = validate(&dir);
     assert_eq!(
-        out.code, 2,
+        out.code,
+        Some(2),
         "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
+        out.stdout,
+        out.stderr
     );
     // A CEL rule of the official HTTPRoute CRD.
     assert_error(
@@ -165,7 +169,7 @@ spec: {min: 5, max: 1}
 fn crds_from_the_suites_and_from_the_command_line_are_used() {
     let test = "apiVersion: gwtest/v1alpha1\nkind: Test\nname: t\nsteps:\n  - apply: widget.yaml\n";
     // Without the CRD the Widget is not checked.
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "crdcheck-cli",
         &[
             ("suite.yaml", SUITE),
@@ -176,16 +180,16 @@ fn crds_from_the_suites_and_from_the_command_line_are_used() {
     dir.write("crds/widget-crd.yaml", WIDGET_CRD);
     let target = dir.path().join("t.test.yaml");
     let target = target.to_str().unwrap();
-    let out = gwtest(&["validate", target], dir.path());
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = dir.gwtest(&["validate", target]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
         out.stdout.contains("0 objects checked against CRDs"),
         "{}",
         out.stdout
     );
     // --crds with a directory: checked, and the rule's message at the object's field.
-    let out = gwtest(&["validate", "--crds", "crds", target], dir.path());
-    assert_eq!(out.code, 2, "{}", out.stdout);
+    let out = dir.gwtest(&["validate", "--crds", "crds", target]).run();
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
     assert_error(
         &out.stderr,
         "widget.yaml",
@@ -196,7 +200,7 @@ fn crds_from_the_suites_and_from_the_command_line_are_used() {
 
     // A CRD the suite applies itself is known too.
     let test = "apiVersion: gwtest/v1alpha1\nkind: Test\nname: t\nsteps:\n  - apply: crd.yaml\n  - apply: widget.yaml\n";
-    let dir = TempDir::with(
+    let dir = Workspace::with(
         "crdcheck-own",
         &[
             ("suite.yaml", SUITE),
@@ -205,8 +209,8 @@ fn crds_from_the_suites_and_from_the_command_line_are_used() {
             ("widget.yaml", WIDGET),
         ],
     );
-    let out = gwtest(&["validate", dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(out.code, 2, "{}", out.stdout);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
     assert_error(
         &out.stderr,
         "widget.yaml",
@@ -219,8 +223,8 @@ fn crds_from_the_suites_and_from_the_command_line_are_used() {
 #[test]
 fn the_shipped_suites_are_valid_and_skipped_manifests_are_counted() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = gwtest(&["validate", "suites"], root);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = gwtest(&["validate", "suites"]).cwd(root).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     let re = regex::Regex::new(
         r"^ok: \d+ suites, \d+ tests, \d+ steps; (\d+) objects checked against CRDs, (\d+) manifests skipped \(run-time variables\)\n$",
     )

@@ -723,7 +723,7 @@ fn export_thread(
             return;
         }
     };
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    crate::install_crypto_provider();
     rt.block_on(async move {
         let exporter = match build_exporter(&url, protocol) {
             Ok(e) => e,

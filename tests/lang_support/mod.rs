@@ -1,114 +1,14 @@
-//! Helpers for the suite-language tests: temp suite trees and the real binary with a deadline.
+//! Helpers for the suite-language tests: where a needle stands in a file, and gwtest's error
+//! blocks with their snippets and carets. Declare `mod support; mod lang_support;`.
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use crate::support::{RunOutput, Workspace};
 
 pub const SUITE: &str = "apiVersion: gwtest/v1alpha1\nkind: Suite\n";
 
-/// A directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "gwtest-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    /// A tree of files (`path`, `content`), directories created as needed.
-    pub fn with(tag: &str, files: &[(&str, &str)]) -> TempDir {
-        let d = TempDir::new(tag);
-        for (path, content) in files {
-            d.write(path, content);
-        }
-        d
-    }
-
-    pub fn write(&self, path: &str, content: &str) {
-        let p = self.0.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Run the gwtest binary in `cwd`, killed after 60s (nothing may hang a test).
-pub fn gwtest(args: &[&str], cwd: &Path) -> Out {
-    gwtest_env(args, cwd, &[])
-}
-
-pub fn gwtest_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Out {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gwtest"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // The caller's own gwtest settings must not leak into the test.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("GWTEST_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("NO_COLOR", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn gwtest");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("gwtest {args:?} did not finish within 60s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Out {
-        code: status.code().unwrap_or(-1),
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    }
+/// `gwtest validate` on the whole workspace (by its absolute path), from inside it.
+pub fn validate(ws: &Workspace) -> RunOutput {
+    ws.gwtest(&["validate", ws.path_str()]).run()
 }
 
 /// 1-based line and column of the first `needle` in `text`.

@@ -436,11 +436,14 @@ pub fn closed_port() -> u16 {
 }
 
 // ---------------------------------------------------------------------------------------
-// Temporary suite directories
+// Temporary directories
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
-/// A unique directory under the system temp dir, removed when dropped.
+/// The one temporary directory of the tests: unique under the system temp dir, removed when
+/// dropped. It holds an empty `gwtest.toml`, so no configuration from a parent directory
+/// (a stray /tmp/gwtest.toml) reaches the runs in it; a test that wants one writes its own
+/// (or removes it, to run without one).
 pub struct Workspace {
     root: PathBuf,
 }
@@ -448,17 +451,32 @@ pub struct Workspace {
 impl Workspace {
     pub fn new(name: &str) -> Workspace {
         let root = std::env::temp_dir().join(format!(
-            "gwtest-e2e-{name}-{}-{}-{:06x}",
+            "gwtest-test-{name}-{}-{}-{:06x}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst),
             fastrand::u32(..0xff_ffff)
         ));
         std::fs::create_dir_all(&root).expect("create workspace");
+        std::fs::write(root.join("gwtest.toml"), "").expect("write gwtest.toml");
         Workspace { root }
+    }
+
+    /// A workspace holding these files (`path`, `content`).
+    pub fn with(name: &str, files: &[(&str, &str)]) -> Workspace {
+        let ws = Workspace::new(name);
+        for (path, content) in files {
+            ws.write(path, content);
+        }
+        ws
     }
 
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// The workspace's path as a string, for command lines.
+    pub fn path_str(&self) -> &str {
+        self.root.to_str().expect("a UTF-8 temp dir")
     }
 
     /// Write a file (creating directories), relative to the workspace.
@@ -471,6 +489,12 @@ impl Workspace {
         p
     }
 
+    /// The text of a file in the workspace.
+    pub fn read(&self, rel: &str) -> String {
+        let p = self.root.join(rel);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+    }
+
     /// `DIR/suite.yaml` with `extra` (YAML lines, e.g. `defaults: {timeout: 2s}`) appended.
     pub fn suite(&self, dir: &str, extra: &str) -> PathBuf {
         self.write(
@@ -480,7 +504,7 @@ impl Workspace {
         self.root.join(dir)
     }
 
-    /// `gwtest ARGS` with this workspace as the working directory.
+    /// `gwtest ARGS` with this workspace as the working directory (and `$HOME`).
     pub fn gwtest(&self, args: &[&str]) -> Gwtest {
         gwtest(args).cwd(&self.root)
     }
@@ -502,43 +526,83 @@ pub fn test_doc(name: &str, extra: &str, steps: &str) -> String {
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gwtest");
 
-/// Environment that would change gwtest's behaviour and must not leak in from the outside.
-fn foreign_env() -> Vec<OsString> {
-    std::env::vars_os()
-        .map(|(k, _)| k)
-        .filter(|k| {
-            let k = k.to_string_lossy();
-            k.starts_with("GWTEST_")
-                || k.starts_with("OTEL_")
-                || matches!(
-                    k.as_ref(),
-                    "CI" | "NO_COLOR"
-                        | "GITHUB_ACTIONS"
-                        | "GITHUB_STEP_SUMMARY"
-                        | "KUBECONFIG"
-                        | "FORCE_COLOR"
-                        | "CLICOLOR_FORCE"
-                )
-        })
+/// How long a run may last before it is taken for a hang: killed, and the test failed with
+/// its output. Generous on purpose: it only catches hangs, and three copies of the suite on
+/// two busy cores must never reach it. How fast gwtest is is measured in benches/.
+pub const HANG: Duration = Duration::from_secs(300);
+
+/// Variables passed through to gwtest; nothing else of the caller's environment is. gwtest
+/// reads many (`CI`, `GITHUB_ACTIONS`, `GWTEST_*`, `OTEL_*`, `KUBECONFIG`, `NO_COLOR`,
+/// `FORCE_COLOR`, `TERM`, `HOME`, `${env.X}` in suites...): a test that wants one sets it.
+const PASSED_THROUGH: &[&str] = &[
+    "PATH",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "RUST_BACKTRACE",
+    "LLVM_PROFILE_FILE",
+];
+
+/// `$HOME` for runs outside a workspace: empty, so no `~/.kube/config` is found.
+fn empty_home() -> PathBuf {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("gwtest-test-home-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("create empty home");
+        d
+    })
+    .clone()
+}
+
+/// The caller's variables a gwtest run may see ([`PASSED_THROUGH`]), for starters that cannot
+/// use [`command`] (a terminal in tmux).
+pub fn passed_through() -> Vec<(&'static str, String)> {
+    PASSED_THROUGH
+        .iter()
+        .filter_map(|k| Some((*k, std::env::var(k).ok()?)))
         .collect()
 }
 
-/// A `gwtest` invocation: plain output (`CI=true`), a hermetic environment, a hard timeout.
+/// The gwtest binary with the tests' one environment hygiene: only [`PASSED_THROUGH`] of the
+/// caller's environment, `HOME` = `cwd` (or an empty directory), `CI=true`. Tests use
+/// [`gwtest`], which also drains the pipes and guards against hangs; a benchmark that must
+/// reap the process itself (wait4 for its rusage) starts from this and drains its own pipes.
+pub fn command(cwd: Option<&Path>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear();
+    for k in PASSED_THROUGH {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("HOME", cwd.map_or_else(empty_home, Path::to_path_buf));
+    cmd.env("CI", "true");
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    cmd
+}
+
+/// A `gwtest` invocation: a hermetic environment (see [`PASSED_THROUGH`]) with plain output
+/// (`CI=true`), both pipes always drained, killed if it outlives [`HANG`].
 pub struct Gwtest {
     args: Vec<OsString>,
     envs: Vec<(OsString, Option<OsString>)>,
     cwd: Option<PathBuf>,
-    timeout: Duration,
+    hang: Duration,
     read_stdout: bool,
+    stdin: bool,
 }
 
 pub fn gwtest(args: &[&str]) -> Gwtest {
     Gwtest {
         args: args.iter().map(OsString::from).collect(),
-        envs: vec![("CI".into(), Some("true".into()))],
+        envs: Vec::new(),
         cwd: None,
-        timeout: Duration::from_secs(60),
+        hang: HANG,
         read_stdout: true,
+        stdin: false,
     }
 }
 
@@ -551,6 +615,7 @@ pub struct RunOutput {
     pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// How long it ran (for messages and lower bounds: never assert an upper one).
     pub wall: Duration,
 }
 
@@ -560,9 +625,21 @@ impl Gwtest {
         self
     }
 
-    pub fn env(mut self, k: &str, v: &str) -> Self {
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl Into<OsString>) -> Self {
         self.envs.retain(|(e, _)| e != k);
         self.envs.push((k.into(), Some(v.into())));
+        self
+    }
+
+    pub fn envs(mut self, vars: &[(&str, &str)]) -> Self {
+        for (k, v) in vars {
+            self = self.env(k, v);
+        }
         self
     }
 
@@ -577,9 +654,10 @@ impl Gwtest {
         self
     }
 
-    /// The run is killed, and the test fails, if it lasts longer than this (default 60s).
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = d;
+    /// A tighter hang guard than [`HANG`], for runs that wait on something that may never
+    /// come. Still a guard, not a speed check: keep it many times what the run needs.
+    pub fn hang_after(mut self, d: Duration) -> Self {
+        self.hang = d;
         self
     }
 
@@ -589,23 +667,27 @@ impl Gwtest {
         self
     }
 
+    /// Give gwtest a stdin pipe to write to ([`Running::send`]); it is /dev/null otherwise.
+    pub fn stdin_piped(mut self) -> Self {
+        self.stdin = true;
+        self
+    }
+
     pub fn spawn(self) -> Running {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = command(self.cwd.as_deref());
         cmd.args(&self.args)
-            .stdin(Stdio::null())
+            .stdin(if self.stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for k in foreign_env() {
-            cmd.env_remove(k);
-        }
         for (k, v) in &self.envs {
             match v {
                 Some(v) => cmd.env(k, v),
                 None => cmd.env_remove(k),
             };
-        }
-        if let Some(d) = &self.cwd {
-            cmd.current_dir(d);
         }
         let started = Instant::now();
         let mut child = cmd.spawn().expect("spawn gwtest");
@@ -621,9 +703,10 @@ impl Gwtest {
         }
         readers.push(reader(child.stderr.take().expect("piped"), stderr.clone()));
         Running {
+            stdin: child.stdin.take(),
             child,
             started,
-            timeout: self.timeout,
+            hang: started + self.hang,
             stdout,
             stderr,
             readers,
@@ -634,6 +717,12 @@ impl Gwtest {
 
     pub fn run(self) -> RunOutput {
         self.spawn().wait()
+    }
+
+    /// [`Gwtest::run`] for async tests: the wait happens off the runtime, so what the test
+    /// serves in-process (a gateway, a collector) keeps running meanwhile.
+    pub async fn run_async(self) -> RunOutput {
+        self.spawn().finish().await
     }
 }
 
@@ -653,11 +742,13 @@ fn reader(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinH
 pub struct Running {
     child: Child,
     started: Instant,
-    timeout: Duration,
+    /// Past this it is taken for a hang.
+    hang: Instant,
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     readers: Vec<JoinHandle<()>>,
     held_stdout: Option<std::process::ChildStdout>,
+    stdin: Option<std::process::ChildStdin>,
     desc: String,
 }
 
@@ -666,13 +757,15 @@ impl Running {
         self.child.id() as i32
     }
 
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    /// Send a signal (SIGINT for Ctrl-C).
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
+    /// Send a signal (SIGINT for Ctrl-C). Wait for a readiness line or another observable
+    /// effect first ([`Running::wait_for_line`]), never for a fixed time. It is sent once
+    /// gwtest has a handler for it: before that the default action would kill it outright.
+    pub fn signal(&mut self, sig: i32) {
+        let pid = self.pid();
+        if sig != libc::SIGKILL {
+            self.wait_for(&format!("a handler for signal {sig}"), || catches(pid, sig));
+        }
+        // SAFETY: kill(2) on our own child's pid; it is not reaped before `wait`.
         let r = unsafe { libc::kill(self.pid(), sig) };
         assert_eq!(r, 0, "kill({}, {sig}) failed", self.pid());
     }
@@ -687,21 +780,155 @@ impl Running {
         String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
     }
 
-    /// Wait for the process; kill it and fail the test if it overruns its timeout.
-    pub fn wait(mut self) -> RunOutput {
-        let deadline = self.started + self.timeout;
+    pub fn stderr_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Wait for a whole stdout line matching `re` and return it. Fails at once if gwtest exits
+    /// without printing it, and past the hang guard.
+    pub fn wait_for_line(&mut self, re: &str) -> String {
+        let r = regex::Regex::new(re).expect("valid regex");
+        let mut exited = false;
+        loop {
+            let out = self.stdout_so_far();
+            // Only whole lines: a half-written one could match a prefix of the pattern.
+            let whole = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
+            if let Some(l) = whole.lines().find(|l| r.is_match(l)) {
+                return l.to_owned();
+            }
+            // After the exit, one more look at what the readers had left to collect.
+            if exited || Instant::now() >= self.hang {
+                let _ = self.child.kill();
+                panic!(
+                    "{}: no line matches /{re}/{}\n--- stdout\n{out}\n--- stderr\n{}",
+                    self.desc,
+                    if exited {
+                        " before it exited"
+                    } else {
+                        " (a hang?)"
+                    },
+                    self.stderr_so_far()
+                );
+            }
+            if !self.alive() {
+                self.join_readers();
+                exited = true;
+                continue;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait until `ready` holds (an effect of the run: a file a step wrote, a request a
+    /// server got). Fails at once if gwtest exits first, and past the hang guard.
+    pub fn wait_for(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
+        while !ready() {
+            if !self.alive() || Instant::now() >= self.hang {
+                let _ = self.child.kill();
+                self.join_readers();
+                panic!(
+                    "{}: never saw {what}\n--- stdout\n{}\n--- stderr\n{}",
+                    self.desc,
+                    self.stdout_so_far(),
+                    self.stderr_so_far()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait until gwtest's unread stdout pipe ([`Gwtest::stdout_unread`]) is full.
+    pub fn wait_for_stdout_pipe_full(&mut self) {
+        while !self.stdout_pipe_full() {
+            assert!(
+                self.alive() && Instant::now() < self.hang,
+                "{}: its stdout pipe never filled up\n--- stderr\n{}",
+                self.desc,
+                self.stderr_so_far()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Write to gwtest's stdin (see [`Gwtest::stdin_piped`]).
+    pub fn send(&mut self, text: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("spawned with stdin_piped()");
+        stdin
+            .write_all(text.as_bytes())
+            .expect("write gwtest's stdin");
+        stdin.flush().expect("flush gwtest's stdin");
+    }
+
+    /// Whether gwtest is blocked writing to its unread stdout pipe ([`Gwtest::stdout_unread`]):
+    /// the pipe holds output nobody read and one of gwtest's threads waits in a pipe write
+    /// (its wchan). How many bytes make a pipe full depends on the sizes of the writes.
+    pub fn stdout_pipe_full(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let fd = self
+            .held_stdout
+            .as_ref()
+            .expect("spawned with stdout_unread()")
+            .as_raw_fd();
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD on a pipe we own; `queued` outlives the call.
+        let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) };
+        assert_eq!(r, 0, "cannot inspect gwtest's stdout pipe");
+        let writing = std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|t| {
+                std::fs::read_to_string(t.path().join("wchan"))
+                    .is_ok_and(|w| w.contains("pipe_write"))
+            });
+        queued > 0 && writing
+    }
+
+    /// Wait for the process; kill it and fail the test if it outlives the hang guard.
+    pub fn wait(self) -> RunOutput {
+        self.wait_until(None)
+    }
+
+    /// Wait for the process, failing the test if it is still running `within` from now
+    /// (`after` says what it should have ended on, e.g. "the second Ctrl-C"). For "exits
+    /// promptly" checks: arrange the test so that the wrong behaviour would take many times
+    /// `within`, and keep `within` generous.
+    pub fn wait_within(self, within: Duration, after: &str) -> RunOutput {
+        let deadline = Instant::now() + within;
+        self.wait_until(Some((deadline, format!("within {within:?} of {after}"))))
+    }
+
+    /// [`Running::wait`] for async tests (see [`Gwtest::run_async`]).
+    pub async fn finish(self) -> RunOutput {
+        tokio::task::spawn_blocking(move || self.wait())
+            .await
+            .expect("waiting for gwtest")
+    }
+
+    fn wait_until(mut self, limit: Option<(Instant, String)>) -> RunOutput {
+        let (deadline, what) = match limit {
+            Some((d, what)) if d < self.hang => (d, what),
+            _ => (
+                self.hang,
+                format!(
+                    "within {:?} (taken for a hang)",
+                    self.hang.duration_since(self.started)
+                ),
+            ),
+        };
         let status = loop {
             match self.child.try_wait().expect("try_wait") {
                 Some(s) => break s,
                 None if Instant::now() >= deadline => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
+                    self.join_readers();
                     panic!(
-                        "{} did not finish within {:?}\n--- stdout\n{}\n--- stderr\n{}",
+                        "{} did not exit {what}\n--- stdout\n{}\n--- stderr\n{}",
                         self.desc,
-                        self.timeout,
-                        String::from_utf8_lossy(&self.stdout.lock().unwrap()),
-                        String::from_utf8_lossy(&self.stderr.lock().unwrap()),
+                        self.stdout_so_far(),
+                        self.stderr_so_far(),
                     );
                 }
                 None => std::thread::sleep(Duration::from_millis(5)),
@@ -709,20 +936,26 @@ impl Running {
         };
         let wall = self.started.elapsed();
         drop(self.held_stdout.take());
-        // Children of gwtest could hold the pipes open; never wait on them for long.
+        drop(self.stdin.take());
+        self.join_readers();
+        use std::os::unix::process::ExitStatusExt;
+        RunOutput {
+            code: status.code(),
+            signal: status.signal(),
+            stdout: self.stdout_so_far(),
+            stderr: self.stderr_so_far(),
+            wall,
+        }
+    }
+
+    /// Let the readers collect what is left. Children of gwtest could hold the pipes open:
+    /// never wait on them for long.
+    fn join_readers(&mut self) {
         let until = Instant::now() + Duration::from_secs(5);
         for r in self.readers.drain(..) {
             while !r.is_finished() && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(5));
             }
-        }
-        use std::os::unix::process::ExitStatusExt;
-        RunOutput {
-            code: status.code(),
-            signal: status.signal(),
-            stdout: String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned(),
-            stderr: String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned(),
-            wall,
         }
     }
 }
@@ -746,6 +979,12 @@ pub struct Outcome {
     pub tag: String,
     /// The result line and the failure block under it.
     pub block: String,
+}
+
+impl std::fmt::Display for RunOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.dump())
+    }
 }
 
 impl RunOutput {
@@ -900,6 +1139,117 @@ impl Outcome {
         assert!(self.block.contains(s), "missing {s:?} in:\n{}", self.block);
         self
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Durations as gwtest prints them
+
+/// The seconds of a duration as gwtest prints it: `1.5s` (or `1.5`) -> 1.5.
+pub fn secs(text: &str) -> f64 {
+    text.trim_end_matches('s')
+        .parse()
+        .unwrap_or_else(|_| panic!("not a duration: {text:?}"))
+}
+
+/// The window in which a printed duration is taken to be `expected` seconds on a loaded
+/// machine: a tenth early (rounding to tenths; a clock started a little after the deadline's)
+/// up to a second, or half of it, late (timers fire late when the cores are busy).
+fn window(expected: f64) -> (f64, f64) {
+    (expected - 0.1, expected + (expected / 2.0).max(1.0))
+}
+
+/// Whether `actual` (seconds, as printed) is `expected` as a loaded machine reports it.
+/// For a duration that is the behaviour under test (a deadline that cut a step); an
+/// incidental one is matched by `\d+\.\ds` and not checked.
+pub fn near(actual: f64, expected: f64) -> bool {
+    let (lo, hi) = window(expected);
+    // Both are printed in tenths: compare in tenths.
+    let t = (actual * 10.0).round();
+    t >= (lo * 10.0).round() && t <= (hi * 10.0).round()
+}
+
+/// A regex for a duration, `s` included, that [`near`] accepts: `about(1.0)` matches `0.9s`
+/// to `2.0s`.
+pub fn about(expected: f64) -> String {
+    let (lo, hi) = window(expected);
+    let tenths = ((lo * 10.0).round().max(0.0) as u32)..=((hi * 10.0).round() as u32);
+    let alts: Vec<String> = tenths.map(|t| format!(r"{}\.{}", t / 10, t % 10)).collect();
+    format!("(?:{})s", alts.join("|"))
+}
+
+/// The end an attempt summary gets when the step's deadline fell while an attempt was still
+/// under way: `; cut off after 0.3s: WHAT`, `what` being a regex for what that attempt was
+/// waiting on (`GET URL \(attempt-timeout 10s, no response yet\)`, `CMD \(still running\)`,
+/// `reading ...`). Whether the deadline finds one under way is a race the load decides: an
+/// anchored summary regex puts this optional group before its `[class]`.
+pub fn cut_off(what: &str) -> String {
+    format!(r"(?:; cut off after \d+\.\ds: {what})?")
+}
+
+/// [`cut_off`] for a request step: `GET URL (attempt-timeout T, no response yet)`.
+pub fn cut_off_request(method: &str, url: &str) -> String {
+    cut_off(&format!(
+        r"{method} {} \(attempt-timeout \S+, no response yet\)",
+        regex::escape(url)
+    ))
+}
+
+/// `$KUBECTL` when set (to test a given version), else `kubectl` on PATH, if there is one.
+pub fn find_kubectl() -> Option<PathBuf> {
+    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
+        return Some(PathBuf::from(k));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+}
+
+/// [`find_kubectl`] for the tests that need kubectl: without it they fail (CI installs it).
+pub fn kubectl_bin() -> PathBuf {
+    find_kubectl()
+        .unwrap_or_else(|| panic!("kubectl is not on PATH (or set $KUBECTL): these tests need it"))
+}
+
+/// What a kubectl run left.
+#[derive(Debug)]
+pub struct KubectlRun {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run kubectl against the cluster (bounded: `--request-timeout` and a process deadline).
+pub async fn kubectl(cluster_dir: &Path, kubeconfig: &Path, args: &[&str]) -> KubectlRun {
+    let mut cmd = tokio::process::Command::new(kubectl_bin());
+    cmd.args(args)
+        .arg("--request-timeout=10s")
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", cluster_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("spawn kubectl");
+    let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in time"))
+        .expect("kubectl output");
+    KubectlRun {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Whether process `pid` has a handler for signal `sig` (`SigCgt` in /proc/PID/status).
+fn catches(pid: i32, sig: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
 }
 
 /// Whether a process is gone (or a zombie nobody reaped: it runs no more).

@@ -37,6 +37,8 @@ pub struct TestCluster {
     server: Option<ApiServer>,
     pub kube: Kube,
     dir: PathBuf,
+    /// Owns `dir`: removed when the cluster is dropped.
+    _ws: Workspace,
     kubeconfig: PathBuf,
 }
 
@@ -47,7 +49,7 @@ impl TestCluster {
     }
 
     pub fn start_with(cfg: ApiServerConfig) -> TestCluster {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        gwtest::install_crypto_provider();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -58,12 +60,8 @@ impl TestCluster {
             gwtest_sandbox::register_crds(&server).expect("register the CRDs");
             server
         });
-        let dir = std::env::temp_dir().join(format!(
-            "gwtest-cluster-{}-{:08x}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ws = Workspace::new("cluster");
+        let dir = ws.path().to_path_buf();
         let kubeconfig = dir.join("kubeconfig");
         server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
         let client = {
@@ -75,6 +73,7 @@ impl TestCluster {
             server: Some(server),
             kube: Kube { client },
             dir,
+            _ws: ws,
             kubeconfig,
         }
     }
@@ -283,7 +282,6 @@ impl Drop for TestCluster {
                 let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
             });
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -640,18 +638,9 @@ impl StatusController {
 // ---------------------------------------------------------------------------------------
 // kubectl
 
-/// `$KUBECTL` when set (to test a given version), else `kubectl` on PATH. These tests need
-/// kubectl: without it they fail (CI installs it).
-pub fn kubectl_bin() -> PathBuf {
-    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-        return PathBuf::from(k);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("kubectl is not on PATH (or set $KUBECTL): these tests need it"))
-}
+// Not every test binary that has this module uses all of them.
+#[allow(unused_imports)]
+pub use crate::support::{KubectlRun, kubectl, kubectl_bin};
 
 /// kubectl's client minor version (20 for 1.20.2).
 pub fn kubectl_minor(bin: &Path) -> u32 {
@@ -692,37 +681,6 @@ pub fn path_with(dir: &Path) -> String {
         .unwrap()
         .to_string_lossy()
         .into_owned()
-}
-
-/// What a kubectl run left.
-#[derive(Debug)]
-pub struct KubectlRun {
-    pub ok: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Run kubectl against the cluster (bounded: `--request-timeout` and a process deadline).
-pub async fn kubectl(cluster_dir: &Path, kubeconfig: &Path, args: &[&str]) -> KubectlRun {
-    let mut cmd = tokio::process::Command::new(kubectl_bin());
-    cmd.args(args)
-        .arg("--request-timeout=10s")
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", cluster_dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd.spawn().expect("spawn kubectl");
-    let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in time"))
-        .expect("kubectl output");
-    KubectlRun {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// A test that applies ConfigMap `NAME` (data from `${test}` and `${namespace}`) and asserts it.

@@ -16,10 +16,6 @@ use serde_json::{Value, json};
 
 pub const GATEWAY_YAML: &str = include_str!("../../fixtures/gateway.yaml");
 
-pub fn install_crypto() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
 /// Run a test body under a hard deadline.
 pub async fn bounded<F: Future<Output = ()>>(limit: Duration, f: F) {
     tokio::time::timeout(limit, f)
@@ -68,7 +64,7 @@ impl Env {
     }
 
     pub async fn start_with(o: Options) -> Env {
-        install_crypto();
+        gwtest::install_crypto_provider();
         let cfg = match o.plain_http_on {
             Some(addr) => ApiServerConfig {
                 addr,

@@ -23,8 +23,8 @@ fn tmux_missing() -> ! {
 }
 
 impl Terminal {
-    /// Runs `BIN ARGS` in `dir` in a new 220x50 terminal, with `env` set and the variables that
-    /// would change gwtest's behaviour (CI, colours) removed. When gwtest exits the pane shows
+    /// Runs `BIN ARGS` in `dir` in a new 220x50 terminal, with the tests' environment (not CI,
+    /// no colours) and `env`. When gwtest exits the pane shows
     /// `gwtest exited N` and stays open.
     pub fn start(dir: &Path, bin: &str, args: &[&str], env: &[(&str, &str)]) -> Terminal {
         static N: AtomicU32 = AtomicU32::new(0);
@@ -34,10 +34,15 @@ impl Terminal {
             N.fetch_add(1, Ordering::SeqCst)
         );
         let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-        let mut cmd = String::from(
-            "env -u CI -u GITHUB_ACTIONS -u GITHUB_STEP_SUMMARY -u FORCE_COLOR -u CLICOLOR_FORCE \
-             -u KUBECONFIG NO_COLOR=1",
+        // The tests' one environment hygiene (support::command), except `CI`: a person at a
+        // terminal. `TERM` is the pane's.
+        let mut cmd = format!(
+            "env -i TERM=\"$TERM\" HOME={} NO_COLOR=1",
+            quote(&dir.display().to_string())
         );
+        for (k, v) in crate::support::passed_through() {
+            cmd.push_str(&format!(" {k}={}", quote(&v)));
+        }
         for (k, v) in env {
             cmd.push_str(&format!(" {k}={}", quote(v)));
         }
