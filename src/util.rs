@@ -66,6 +66,16 @@ pub fn quoted(s: &str) -> String {
     }
 }
 
+/// A path named in a message, cut like [`quoted`] values (it comes from a suite: a huge one
+/// costs one short line).
+pub fn shown_path(p: &std::path::Path) -> String {
+    let s = p.display().to_string();
+    match s.char_indices().nth(QUOTE_MAX) {
+        None => s,
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()),
+    }
+}
+
 /// `n` random lowercase letters and digits (namespace suffixes, `${unique}`).
 pub fn random_suffix(n: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

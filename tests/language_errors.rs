@@ -1168,6 +1168,23 @@ fn a_huge_bad_value_is_quoted_once_and_cut() {
     assert!(out.stderr.len() < 2_000, "{} bytes", out.stderr.len());
 }
 
+/// Found by tests/fuzz_loader.rs: a huge value where a file path goes was printed whole.
+#[test]
+fn a_huge_missing_file_path_is_cut() {
+    let name = "v".repeat(150_000);
+    let t = format!("{HEAD}name: t\nsteps:\n  - apply: {name}.yaml\n");
+    let dir = one_test(&t);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let first = out.stderr.lines().next().unwrap();
+    let cut = regex::Regex::new(r": file not found: [^ ]*v{100}… \((\d+) bytes\) \(paths are")
+        .unwrap()
+        .captures(first)
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!(cut[1].parse::<usize>().unwrap() > 150_000, "{first}");
+    assert!(out.stderr.len() < 2_000, "{} bytes", out.stderr.len());
+}
+
 #[test]
 fn invalid_utf8_names_line_and_column() {
     let dir = Workspace::with("lang", &[("suite.yaml", SUITE)]);

@@ -81,7 +81,7 @@ fn expand(node: &Spanned<Node>, file: &Path, vars: &Vars) -> Result<Vec<Manifest
 pub async fn read_file(path: &Path, vars: &Vars) -> Result<Vec<Manifest>, String> {
     let text = tokio::fs::read_to_string(path)
         .await
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot read {}: {e}", crate::util::shown_path(path)))?;
     let docs: Vec<Spanned<Node>> = serde_saphyr::from_str_multiple::<Spanned<Node>, Vec<_>>(&text)
         .map_err(|e| {
             let loc = e.location().map(Loc::from).unwrap_or(Loc::UNKNOWN);

@@ -374,7 +374,7 @@ impl Checker {
                 t.loc,
                 format!(
                     "file not found: {} (paths are relative to the file that names them)",
-                    path.display()
+                    crate::util::shown_path(&path)
                 ),
             );
             return;
@@ -392,9 +392,11 @@ impl Checker {
                     self.ranks.entry(path.clone()).or_insert(ranked);
                     self.errors.push(LoadError::new(&path, loc, msg));
                 }
-                Err(ReadError::Io(e)) => {
-                    self.push(file, t.loc, format!("cannot read {}: {e}", path.display()))
-                }
+                Err(ReadError::Io(e)) => self.push(
+                    file,
+                    t.loc,
+                    format!("cannot read {}: {e}", crate::util::shown_path(&path)),
+                ),
             }
         }
     }
