@@ -66,14 +66,37 @@ pub fn quoted(s: &str) -> String {
     }
 }
 
-/// A path named in a message, cut like [`quoted`] values (it comes from a suite: a huge one
-/// costs one short line).
-pub fn shown_path(p: &std::path::Path) -> String {
-    let s = p.display().to_string();
+/// Text from a suite (a key, a path) named in a message unquoted, cut like [`quoted`]
+/// values: a huge one costs one short line.
+pub fn shown(s: &str) -> std::borrow::Cow<'_, str> {
     match s.char_indices().nth(QUOTE_MAX) {
-        None => s,
-        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()),
+        None => s.into(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()).into(),
     }
+}
+
+/// A path named in a message, cut like [`shown`].
+pub fn shown_path(p: &std::path::Path) -> String {
+    shown(&p.display().to_string()).into_owned()
+}
+
+/// Longest message of one error; past it the message is cut (a last resort: values and
+/// names in messages are cut where they are written, see [`quoted`] and [`shown`]).
+pub const MESSAGE_MAX: usize = 2000;
+
+/// `message`, cut to [`MESSAGE_MAX`] bytes with its size named.
+pub fn cut_message(mut message: String) -> String {
+    if message.len() <= MESSAGE_MAX {
+        return message;
+    }
+    let len = message.len();
+    let mut at = MESSAGE_MAX;
+    while !message.is_char_boundary(at) {
+        at -= 1;
+    }
+    message.truncate(at);
+    message.push_str(&format!("… (message cut: {len} bytes)"));
+    message
 }
 
 /// `n` random lowercase letters and digits (namespace suffixes, `${unique}`).

@@ -1185,6 +1185,27 @@ fn a_huge_missing_file_path_is_cut() {
     assert!(out.stderr.len() < 2_000, "{} bytes", out.stderr.len());
 }
 
+/// Also from the fuzz test: a key name of 130 KB.
+#[test]
+fn a_huge_unknown_key_is_cut() {
+    let key = "k".repeat(130_000);
+    // A key without a value in a flow map: a key before `:` may not pass 1024 characters.
+    let t = format!("{HEAD}name: t\nsteps:\n  - {{sleep: 1s, {key}}}\n");
+    let dir = one_test(&t);
+    let out = validate(&dir);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let first = out.stderr.lines().next().unwrap();
+    assert!(
+        first.contains(&format!(
+            ": unknown key `{}… (130000 bytes)`",
+            "k".repeat(200)
+        )),
+        "{}",
+        &first[..first.len().min(1000)]
+    );
+    assert!(out.stderr.len() < 3_000, "{} bytes", out.stderr.len());
+}
+
 #[test]
 fn invalid_utf8_names_line_and_column() {
     let dir = Workspace::with("lang", &[("suite.yaml", SUITE)]);

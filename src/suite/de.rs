@@ -220,6 +220,8 @@ impl de::Error for DeError {
                  `{action}: {{{field}: ...}}`); check the indentation"
             ));
         }
+        let shown = crate::util::shown(field);
+        let field = &*shown;
         let msg = match did_you_mean(field, options.iter().copied()) {
             Some(c) => format!("unknown key `{field}`: did you mean `{c}`?"),
             None if options.is_empty() => {
@@ -239,7 +241,7 @@ impl de::Error for DeError {
     }
 
     fn duplicate_field(field: &'static str) -> Self {
-        <DeError as de::Error>::custom(format!("duplicate key `{field}`"))
+        <DeError as de::Error>::custom(format!("duplicate key `{}`", crate::util::shown(field)))
     }
 }
 

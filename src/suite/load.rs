@@ -119,7 +119,7 @@ impl LoadError {
         LoadError {
             file: file.to_path_buf(),
             loc,
-            message: message.into(),
+            message: crate::util::cut_message(message.into()),
             snippet: None,
             needle: None,
             hidden: 0,
