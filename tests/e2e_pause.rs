@@ -35,6 +35,23 @@ fn wrong_color_suite(ws: &Workspace) {
     );
 }
 
+/// The fix a person makes from another terminal while the test is paused: the ConfigMap
+/// `settings` in `ns` turns red.
+fn make_it_red(kubeconfig: &str, ns: &str) {
+    let out = Command::new(kubectl_bin())
+        .args(["--kubeconfig", kubeconfig, "-n", ns])
+        .args(["patch", "configmap", "settings", "--type", "merge"])
+        .args(["-p", r#"{"data":{"color":"red"}}"#])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The namespace the PAUSED block names.
 fn paused_namespace(screen: &str) -> String {
     paused_namespace_of(screen, "t")
@@ -140,18 +157,7 @@ fn r_runs_the_failed_step_again_after_a_fix_from_outside() {
         assert!(Instant::now() < deadline, "{}", term.screen());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let out = Command::new(kubectl_bin())
-        .args(["--kubeconfig", &cluster.kubeconfig_str(), "-n", &ns])
-        .args(["patch", "configmap", "settings", "--type", "merge"])
-        .args(["-p", r#"{"data":{"color":"red"}}"#])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    make_it_red(&cluster.kubeconfig_str(), &ns);
     term.answer("r");
     let (code, screen) = term.exit();
     assert_eq!(code, 0, "{screen}");
@@ -465,26 +471,7 @@ fn the_prompt_transcript_in_debugging_md_is_true() {
     let ns = paused_namespace_of(&screen, "color");
     term.answer("x");
     term.wait_for("unknown answer");
-    let out = Command::new(kubectl_bin())
-        .args([
-            "-n",
-            &ns,
-            "patch",
-            "configmap",
-            "settings",
-            "--type",
-            "merge",
-        ])
-        .args(["-p", r#"{"data":{"color":"red"}}"#])
-        .env("KUBECONFIG", &kc)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    make_it_red(&kc, &ns);
     term.answer("r");
     let (code, screen) = term.exit();
     assert_eq!(code, 0, "{screen}");

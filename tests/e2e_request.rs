@@ -767,12 +767,13 @@ fn an_unresolvable_host_is_a_dns_failure() {
     o.line(r#"^  hint: the host "no-such-host\.invalid" does not resolve from here$"#);
 }
 
-#[test]
-fn a_connection_closed_without_an_answer_is_a_reset() {
+/// A request to a server that closes every connection without answering, at `path`: the
+/// failure is a reset, with its summary line checked.
+fn reset_outcome(name: &str, path: &str) -> support::Outcome {
     let srv = support::ClosingServer::start();
-    let url = srv.url("/x");
+    let url = srv.url(path);
     let ws = one_test(
-        "reset",
+        name,
         "",
         "",
         &format!("  - request: {{url: {url}}}\n    timeout: 300ms\n"),
@@ -786,28 +787,19 @@ fn a_connection_closed_without_an_answer_is_a_reset() {
         about(0.3),
         cut_off_request("GET", &url)
     ));
+    o
+}
+
+#[test]
+fn a_connection_closed_without_an_answer_is_a_reset() {
+    let o = reset_outcome("reset", "/x");
     o.line(r"^  transport error:\n    error sending request for url");
 }
 
 #[test]
 fn a_reset_is_a_reset_whatever_words_the_url_holds() {
     // The error's text holds the URL: words in it must not make a reset look like TLS.
-    let srv = support::ClosingServer::start();
-    let url = srv.url("/tls/certificate/handshake/incomplete");
-    let ws = one_test(
-        "reset-words",
-        "",
-        "",
-        &format!("  - request: {{url: {url}}}\n    timeout: 300ms\n"),
-    );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    let o = out.outcome("s/t");
-    o.line(&format!(
-        r"^  \d+ attempts? in {}: \d+ connection reset; last: connection reset \(127\.0\.0\.1:\d+\): .+{} \[reset\]$",
-        about(0.3),
-        cut_off_request("GET", &url)
-    ));
+    reset_outcome("reset-words", "/tls/certificate/handshake/incomplete");
 }
 
 #[test]

@@ -180,12 +180,14 @@ fn cases() -> impl Strategy<Value = (usize, Vec<Mutation>)> {
     (any::<usize>(), proptest::collection::vec(mutation(), 1..6))
 }
 
-/// In-process: the loader and every check never panic, whatever the bytes.
-#[test]
-fn the_loader_never_panics() {
+/// `check` on `cases_n` suites, each a seed with up to five mutations written to a workspace.
+fn each_mutated_suite(
+    cases_n: u32,
+    check: impl Fn(&Workspace) -> Result<(), proptest::test_runner::TestCaseError>,
+) {
     let seeds = seeds();
     let mut runner = TestRunner::new(Config {
-        cases: 400,
+        cases: cases_n,
         failure_persistence: None,
         ..Config::default()
     });
@@ -194,50 +196,47 @@ fn the_loader_never_panics() {
             let (path, text) = &seeds[seed % seeds.len()];
             let dir = Workspace::new("fuzz");
             write_case(&dir, path, &apply(text.clone(), &muts));
-            let loaded = gwtest::suite::load::load_checked(&[dir.path().to_path_buf()], &[]);
-            if let Err(errors) = loaded {
-                prop_assert!(!errors.is_empty());
-                for e in &errors {
-                    prop_assert!(!e.message.is_empty());
-                    prop_assert!(e.file.starts_with(dir.path()), "{}", e);
-                }
-                prop_assert!(gwtest::suite::load::error_count(&errors) >= errors.len());
-            }
-            Ok(())
+            check(&dir)
         })
         .unwrap();
+}
+
+/// In-process: the loader and every check never panic, whatever the bytes.
+#[test]
+fn the_loader_never_panics() {
+    each_mutated_suite(400, |dir| {
+        let loaded = gwtest::suite::load::load_checked(&[dir.path().to_path_buf()], &[]);
+        if let Err(errors) = loaded {
+            prop_assert!(!errors.is_empty());
+            for e in &errors {
+                prop_assert!(!e.message.is_empty());
+                prop_assert!(e.file.starts_with(dir.path()), "{}", e);
+            }
+            prop_assert!(gwtest::suite::load::error_count(&errors) >= errors.len());
+        }
+        Ok(())
+    });
 }
 
 /// Through the binary: exit 0 or 2, never a panic, every error line naming a file of the
 /// suite, and done within the harness's deadline (which kills a run that hangs).
 #[test]
 fn validate_exits_0_or_2_on_mutated_suites() {
-    let seeds = seeds();
-    let mut runner = TestRunner::new(Config {
-        cases: 60,
-        failure_persistence: None,
-        ..Config::default()
+    each_mutated_suite(60, |dir| {
+        let target = dir.path_str().to_owned();
+        let out = dir.gwtest(&["validate", &target]).run();
+        prop_assert!(
+            matches!(out.code, Some(0 | 2)),
+            "exit {:?}: {}",
+            out.code,
+            out.stderr
+        );
+        prop_assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        for line in out.stderr.lines().filter(|l| l.starts_with("error: ")) {
+            prop_assert!(line.starts_with(&format!("error: {target}")), "{line}");
+        }
+        // Errors are capped: output stays small whatever the input.
+        prop_assert!(out.stderr.len() < 200_000, "{} bytes", out.stderr.len());
+        Ok(())
     });
-    runner
-        .run(&cases(), |(seed, muts)| {
-            let (path, text) = &seeds[seed % seeds.len()];
-            let dir = Workspace::new("fuzz");
-            write_case(&dir, path, &apply(text.clone(), &muts));
-            let target = dir.path_str().to_owned();
-            let out = dir.gwtest(&["validate", &target]).run();
-            prop_assert!(
-                matches!(out.code, Some(0 | 2)),
-                "exit {:?}: {}",
-                out.code,
-                out.stderr
-            );
-            prop_assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-            for line in out.stderr.lines().filter(|l| l.starts_with("error: ")) {
-                prop_assert!(line.starts_with(&format!("error: {target}")), "{line}");
-            }
-            // Errors are capped: output stays small whatever the input.
-            prop_assert!(out.stderr.len() < 200_000, "{} bytes", out.stderr.len());
-            Ok(())
-        })
-        .unwrap();
 }

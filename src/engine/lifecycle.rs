@@ -58,6 +58,25 @@ struct StepsOf<'a> {
     cancel: CancellationToken,
 }
 
+impl<'a> StepsOf<'a> {
+    /// `catch` or `finally`: up to `beyond` past the test's deadline, a failure not deciding.
+    fn after(
+        phase: Phase,
+        list: &'a crate::suite::load::StepList,
+        beyond: Duration,
+        cancel: CancellationToken,
+    ) -> Self {
+        StepsOf {
+            phase,
+            steps: &list.steps,
+            file: &list.file,
+            beyond,
+            decides: false,
+            cancel,
+        }
+    }
+}
+
 /// Where a suite's tests put their objects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NamespaceMode {
@@ -259,14 +278,7 @@ pub async fn run_try(
     }
 
     let bound = cleanup_timeout(suite, ctx.config.timeout_scale);
-    let catch = StepsOf {
-        phase: Phase::Catch,
-        steps: &test.catch.steps,
-        file: &test.catch.file,
-        beyond: bound,
-        decides: false,
-        cancel: ctx.cancel.clone(),
-    };
+    let catch = StepsOf::after(Phase::Catch, &test.catch, bound, ctx.cancel.clone());
     let mut catch_reports = Vec::new();
     // After Ctrl-C the try was cut short, not failed: nothing to catch.
     if step_failed && !ctx.cancel.is_cancelled() {
@@ -274,14 +286,12 @@ pub async fn run_try(
     }
     fill_not_run(&t, &catch, &mut catch_reports);
 
-    let finally = StepsOf {
-        phase: Phase::Finally,
-        steps: &test.finally.steps,
-        file: &test.finally.file,
-        beyond: bound,
-        decides: false,
-        cancel: CancellationToken::new(),
-    };
+    let finally = StepsOf::after(
+        Phase::Finally,
+        &test.finally,
+        bound,
+        CancellationToken::new(),
+    );
     let mut finally_reports = Vec::new();
     if opened {
         run_steps_bounded(&t, &finally, &mut vars, &mut state, &mut finally_reports).await;
