@@ -237,6 +237,20 @@ pub struct CleanupReport {
 }
 
 impl TryReport {
+    /// A try with these steps, nothing in `catch`/`finally`, no error, namespace or cleanup.
+    pub fn new(passed: bool, duration: Duration, steps: Vec<StepReport>) -> Self {
+        TryReport {
+            passed,
+            duration,
+            steps,
+            catch: Vec::new(),
+            finally: Vec::new(),
+            error: None,
+            namespace: None,
+            cleanup: None,
+        }
+    }
+
     /// The failed step that decided this try: the failed step of the test, else a failed
     /// `finally` step (which fails a test that had passed). A `catch` step never decides.
     pub fn failed_step(&self) -> Option<&StepReport> {

@@ -172,14 +172,8 @@ async fn run_suite(shared: Arc<Shared>, suite: Arc<Suite>, pick: SuitePick) -> C
             });
             for (_, id) in &pick.tests {
                 let tr = TryReport {
-                    passed: false,
-                    duration: Duration::ZERO,
-                    steps: Vec::new(),
-                    catch: Vec::new(),
-                    finally: Vec::new(),
                     error: Some(failure.clone()),
-                    namespace: None,
-                    cleanup: None,
+                    ..TryReport::new(false, Duration::ZERO, Vec::new())
                 };
                 let report = TestReport {
                     id: id.clone(),

@@ -347,14 +347,8 @@ impl Record {
                 status: TestStatus::Failed,
                 duration: Duration::ZERO,
                 tries: vec![TryReport {
-                    passed: false,
-                    duration: Duration::ZERO,
-                    steps: Vec::new(),
-                    catch: Vec::new(),
-                    finally: Vec::new(),
                     error: Some(f.clone()),
-                    namespace: None,
-                    cleanup: None,
+                    ..TryReport::new(false, Duration::ZERO, Vec::new())
                 }],
                 skip_reason: None,
             },
@@ -752,14 +746,8 @@ pub(crate) mod sample {
         });
         for i in &infra {
             let t = TryReport {
-                passed: false,
-                duration: Duration::ZERO,
-                steps: Vec::new(),
-                catch: Vec::new(),
-                finally: Vec::new(),
                 error: Some(setup_failure()),
-                namespace: None,
-                cleanup: None,
+                ..TryReport::new(false, Duration::ZERO, Vec::new())
             };
             ev.push(finished(i.clone(), TestStatus::Failed, vec![t]));
         }

@@ -456,16 +456,11 @@ mod tests {
                     id,
                     status: *status,
                     duration: Duration::ZERO,
-                    tries: vec![TryReport {
-                        passed: *status == TestStatus::Passed,
-                        duration: Duration::ZERO,
-                        steps: vec![],
-                        catch: Vec::new(),
-                        finally: Vec::new(),
-                        error: None,
-                        namespace: None,
-                        cleanup: None,
-                    }],
+                    tries: vec![TryReport::new(
+                        *status == TestStatus::Passed,
+                        Duration::ZERO,
+                        Vec::new(),
+                    )],
                     skip_reason: None,
                 },
             });

@@ -424,16 +424,7 @@ mod tests {
                 TestStatus::Failed
             },
             duration: ms(100),
-            tries: vec![TryReport {
-                passed,
-                duration: ms(100),
-                steps,
-                catch: Vec::new(),
-                finally: Vec::new(),
-                error: None,
-                namespace: None,
-                cleanup: None,
-            }],
+            tries: vec![TryReport::new(passed, ms(100), steps)],
             skip_reason: None,
         }
     }

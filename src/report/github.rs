@@ -261,14 +261,8 @@ mod tests {
                 status: TestStatus::Failed,
                 duration: Default::default(),
                 tries: vec![TryReport {
-                    passed: false,
-                    duration: Default::default(),
-                    steps: Vec::new(),
-                    catch: Vec::new(),
-                    finally: Vec::new(),
                     error: Some(Failure::error("creating namespace: forbidden")),
-                    namespace: None,
-                    cleanup: None,
+                    ..TryReport::new(false, Default::default(), Vec::new())
                 }],
                 skip_reason: None,
             },

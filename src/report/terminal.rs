@@ -794,16 +794,7 @@ mod tests {
             timeout: Some(Duration::from_secs(9)),
             failure: Some(f),
         };
-        let tr = TryReport {
-            passed: false,
-            duration: Duration::from_secs(9),
-            steps: vec![step],
-            catch: Vec::new(),
-            finally: Vec::new(),
-            error: None,
-            namespace: None,
-            cleanup: None,
-        };
+        let tr = TryReport::new(false, Duration::from_secs(9), vec![step]);
         t.event(&Event::TestFinished {
             report: TestReport {
                 id,
@@ -918,16 +909,7 @@ mod tests {
                 id: id("echo"),
                 status: TestStatus::Failed,
                 duration: Duration::from_secs(1),
-                tries: vec![TryReport {
-                    passed: false,
-                    duration: Duration::from_secs(1),
-                    steps: vec![step],
-                    catch: Vec::new(),
-                    finally: Vec::new(),
-                    error: None,
-                    namespace: None,
-                    cleanup: None,
-                }],
+                tries: vec![TryReport::new(false, Duration::from_secs(1), vec![step])],
                 skip_reason: None,
             },
         });
