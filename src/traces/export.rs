@@ -753,6 +753,20 @@ fn export_thread(
                         if buf.len() < BATCH {
                             continue;
                         }
+                        // Take what is queued before exporting, so that a `Finish` behind a
+                        // burst is seen now and its deadline bounds the exports that follow
+                        // (a slow or failing endpoint would otherwise hold it back one batch
+                        // at a time).
+                        while let Ok(cmd) = rx.try_recv() {
+                            match cmd {
+                                Cmd::Span(s) => buf.push(*s),
+                                Cmd::Finish(d) => {
+                                    finish = Some(d);
+                                    closed = true;
+                                    break;
+                                }
+                            }
+                        }
                     }
                     Some(Cmd::Finish(d)) => {
                         finish = Some(d);
@@ -788,6 +802,14 @@ fn export_thread(
                 }
                 if !closed {
                     break;
+                }
+                // On the final flush, a failed batch (after the exporter's own retries) means
+                // the rest would fail the same way: count them with its error at once rather
+                // than spend the flush deadline retrying each (measured: a closed port held a
+                // 10,000-span flush to its 10 s deadline and the warning lost the cause).
+                if out.first_error.is_some() && !buf.is_empty() {
+                    out.failed += buf.len();
+                    buf.clear();
                 }
                 if finish.is_some_and(|d| tokio::time::Instant::now() >= d) {
                     out.failed += buf.len();
