@@ -22,6 +22,13 @@ const CM: (&str, &str) = ("v1", "ConfigMap");
 /// Any test's namespace, in a failure line.
 const ANY_NS: &str = r"gwtest-[a-z-]+-[a-z0-9]{6}";
 
+/// The run failed: test `passed` passed, the `failed` others failed.
+fn assert_only_passed(out: &RunOutput, passed: &str, failed: usize) {
+    out.assert_exit(1);
+    out.assert_counts(1, 0, failed, 0);
+    assert_eq!(out.outcome(passed).tag, "PASS");
+}
+
 /// The namespace of the first try of test `test` in the JSON report.
 fn test_namespace(report: &Value, test: &str) -> String {
     for s in report["suites"].as_array().unwrap() {
@@ -429,9 +436,7 @@ fn upstream_cases(
         );
     }
     let out = cluster.gwtest(&ws, &["run", "s"]).run();
-    out.assert_exit(1);
-    out.assert_counts(1, 0, cases.len() - 1, 0);
-    assert_eq!(out.outcome(&format!("s/{}", cases[0].0)).tag, "PASS");
+    assert_only_passed(&out, &format!("s/{}", cases[0].0), cases.len() - 1);
     out
 }
 
@@ -507,9 +512,7 @@ fn a_condition_for_an_older_generation_is_stale_unless_fresh_is_false() {
         &test_doc("not-fresh", "", &steps("      fresh: false\n")),
     );
     let out = cluster.gwtest(&ws, &["run", "s"]).run();
-    out.assert_exit(1);
-    out.assert_counts(1, 0, 1, 0);
-    assert_eq!(out.outcome("s/not-fresh").tag, "PASS");
+    assert_only_passed(&out, "s/not-fresh", 1);
     let o = out.outcome("s/stale");
     o.line(r#"^  step 4 "accepted after the change" \(assert\) at s/stale\.test\.yaml:21:5$"#);
     o.line(r"^  expected: Upstream u in gwtest-stale-[a-z0-9]{6} exists, Accepted=True, conditions fresh$");
@@ -713,9 +716,7 @@ fn assert_by_selector_and_count_waits_for_the_objects() {
     });
     let out = cluster.gwtest(&ws, &["run", "s", "--json", "r.json"]).run();
     third.join(&cluster);
-    out.assert_exit(1);
-    out.assert_counts(1, 0, 2, 0);
-    assert_eq!(out.outcome("s/waits").tag, "PASS");
+    assert_only_passed(&out, "s/waits", 2);
     let o = out.outcome("s/too-few");
     o.line(r#"^  step 2 "assert ConfigMap/\[app=db\]" \(assert\) at s/too-few\.test\.yaml:10:5$"#);
     o.line(r"^  expected: exactly 2 × ConfigMap \[app=db\] in gwtest-too-few-[a-z0-9]{6}$");
@@ -751,9 +752,7 @@ fn absent_waits_for_the_object_to_go() {
     });
     let out = cluster.gwtest(&ws, &["run", "s", "--json", "r.json"]).run();
     deleter.join(&cluster);
-    out.assert_exit(1);
-    out.assert_counts(1, 0, 1, 0);
-    assert_eq!(out.outcome("s/goes").tag, "PASS");
+    assert_only_passed(&out, "s/goes", 1);
     let o = out.outcome("s/stays");
     o.line(r"^  expected: ConfigMap doomed in gwtest-stays-[a-z0-9]{6} absent$");
     o.line(r"^  \d+ attempts in 1\.\ds: \d+ still exists; last: ConfigMap doomed in gwtest-stays-[a-z0-9]{6} still exists(?:; cut off after \d+\.\ds: (?:reading|deleting|applying|patching) .+)? \[field\]$");
