@@ -9,6 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use support::output::succeeded;
 use support::{Workspace, gwtest};
 
 fn repo() -> PathBuf {
@@ -33,12 +34,7 @@ fn bash_complete(script: &Path, words: &[&str]) -> Vec<String> {
         .arg(&program)
         .output()
         .expect("run bash");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    succeeded(&out, "bash -c")
         .lines()
         .map(str::to_owned)
         .collect()
@@ -56,11 +52,7 @@ fn shell_completions_load_and_complete_commands_flags_and_values() {
         .arg(&script)
         .output()
         .unwrap();
-    assert!(
-        syntax.status.success(),
-        "{}",
-        String::from_utf8_lossy(&syntax.stderr)
-    );
+    succeeded(&syntax, "bash -n");
     // ...and completes with it.
     assert_eq!(bash_complete(&script, &["gwtest", "me"]), ["merge"]);
     assert_eq!(

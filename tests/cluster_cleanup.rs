@@ -13,7 +13,7 @@ use std::time::Duration;
 use gwtest_sandbox::apiserver::ApiServerConfig;
 use serde_json::Value;
 use support::{Gwtest, Workspace, eventually, gwtest, test_doc};
-use support_cluster::{TestCluster, cm_test, run_id};
+use support_cluster::{TestCluster, cm_test, json_report, run_id};
 
 /// How long the emulated namespace controller keeps a namespace Terminating.
 const TERMINATION: Duration = Duration::from_secs(3);
@@ -23,11 +23,6 @@ fn slow_cluster() -> TestCluster {
         namespace_termination: TERMINATION,
         ..ApiServerConfig::default()
     })
-}
-
-fn json_report(ws: &Workspace, name: &str) -> Value {
-    let text = std::fs::read_to_string(ws.path().join(name)).expect("json report");
-    serde_json::from_str(&text).expect("json report parses")
 }
 
 fn ms(v: &Value) -> u64 {
@@ -72,14 +67,10 @@ fn namespaces_go_in_the_background_and_the_run_waits_for_all_of_them() {
     }
     // One test at a time: with cleanup in the slot, no two test namespaces could ever exist
     // at once.
-    let out = cluster
-        .gwtest(&ws, &["run", "s", "-j", "1", "--json", "r.json"])
-        .run();
-    out.assert_exit(0);
+    let (out, report) = cluster.run_with_report(&ws, &["run", "s", "-j", "1"], 0);
     out.assert_counts(4, 0, 0, 0);
     // Nothing is left the moment gwtest is gone: no waiting here.
-    let left = cluster.labelled_objects();
-    assert!(left.is_empty(), "left behind: {left:?}\n{}", out.dump());
+    cluster.assert_nothing_left_now(&out.dump());
 
     // Order: the next test started while the previous test's namespace was still going.
     let run = run_id(&out.stdout);
@@ -111,7 +102,6 @@ fn namespaces_go_in_the_background_and_the_run_waits_for_all_of_them() {
 
     // Durations: each namespace took the controller's time to go, in the background; the
     // test's own duration and its time in the slot leave that out.
-    let report = json_report(&ws, "r.json");
     let tests = report["suites"][0]["tests"].as_array().unwrap();
     for t in tests {
         let c = &t["tries"][0]["cleanup"];
@@ -148,8 +138,7 @@ fn ctrl_c_during_background_deletion_waits_for_it_and_a_second_one_leaves_it_to_
     out.assert_exit(130);
     out.assert_counts(2, 0, 0, 0);
     assert!(out.summary().ends_with("(interrupted)"), "{}", out.dump());
-    let left = cluster.labelled_objects();
-    assert!(left.is_empty(), "left behind: {left:?}\n{}", out.dump());
+    cluster.assert_nothing_left_now(&out.dump());
 
     // Two: gwtest exits at once, the namespaces still terminating; gc removes them.
     let mut running = cluster.gwtest(&ws, &["run", "s"]).spawn();
@@ -162,10 +151,8 @@ fn ctrl_c_during_background_deletion_waits_for_it_and_a_second_one_leaves_it_to_
     out.assert_exited_on_second_interrupt();
     let left = cluster.run_namespaces(Some(&run));
     assert!(!left.is_empty(), "nothing left to gc\n{}", out.dump());
-    let gc = cluster.gwtest(&ws, &["gc", "--run", &run]).run();
-    gc.assert_exit(0);
-    let left = cluster.labelled_objects();
-    assert!(left.is_empty(), "left behind: {left:?}\n{}", gc.dump());
+    let gc = cluster.gc(&ws, &["--run", &run]);
+    cluster.assert_nothing_left_now(&gc.dump());
 }
 
 /// `gwtest sandbox` as a separate process, with a slow namespace controller.
@@ -206,12 +193,7 @@ impl SandboxProcess {
             .stdin(std::process::Stdio::null())
             .output()
             .expect("run kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        support::output::succeeded(&out, format_args!("kubectl {args:?}"))
     }
 
     /// `kind/name` of everything labelled by a gwtest run, of the kinds the fixture has.
@@ -226,6 +208,21 @@ impl SandboxProcess {
             "name",
         ]);
         out.lines().map(str::to_owned).collect()
+    }
+
+    /// `gwtest run SUITE`, started and holding `what`; with its run id.
+    fn run_holding(&self, ws: &Workspace, suite: &str, what: &str) -> (support::Running, String) {
+        let running = self.gwtest(ws, &["run", suite]).spawn();
+        wait_for_line(&running, r"^gwtest: running ");
+        let run = run_id(&running.stdout_so_far());
+        assert!(
+            eventually(Duration::from_secs(30), || self
+                .holders(what)
+                .contains(&run)),
+            "run {run} never held {what}\n{}",
+            running.stdout_so_far()
+        );
+        (running, run)
     }
 
     /// The runs holding an object (`hold.gwtest.dev/<run>` annotations).
@@ -286,16 +283,7 @@ fn two_runs_share_the_fixtures_and_the_last_one_out_removes_them() {
     ws.suite("b", "fixtures: [../fx.yaml]");
     ws.write("b/t.test.yaml", &test_doc("short", "", fixture_there));
 
-    let a = sandbox.gwtest(&ws, &["run", "a"]).spawn();
-    wait_for_line(&a, r"^gwtest: running ");
-    let run_a = run_id(&a.stdout_so_far());
-    assert!(
-        eventually(Duration::from_secs(30), || sandbox
-            .holders("gatewayclass/shared-class")
-            .contains(&run_a)),
-        "run A never held the fixtures\n{}",
-        a.stdout_so_far()
-    );
+    let (a, run_a) = sandbox.run_holding(&ws, "a", "gatewayclass/shared-class");
 
     // Run B applies the same fixtures, passes, and leaves them: A still holds them.
     let b = sandbox.gwtest(&ws, &["run", "b"]).run();
@@ -325,16 +313,7 @@ fn two_runs_share_the_fixtures_and_the_last_one_out_removes_them() {
     // A run killed while it holds them: another run leaves them; gc --run of the killed run
     // removes them (it was the last holder).
     sandbox.kubectl(&["delete", "configmap", "go-ahead", "-n", "default"]);
-    let mut killed = sandbox.gwtest(&ws, &["run", "a"]).spawn();
-    wait_for_line(&killed, r"^gwtest: running ");
-    let run_k = run_id(&killed.stdout_so_far());
-    assert!(
-        eventually(Duration::from_secs(30), || sandbox
-            .holders("namespace/shared-infra")
-            .contains(&run_k)),
-        "{}",
-        killed.stdout_so_far()
-    );
+    let (mut killed, run_k) = sandbox.run_holding(&ws, "a", "namespace/shared-infra");
     killed.signal(libc::SIGKILL);
     let _ = killed.wait();
     let b = sandbox.gwtest(&ws, &["run", "b"]).run();
@@ -401,8 +380,7 @@ fn the_api_server_going_away_and_coming_back_fails_nothing_and_leaves_nothing() 
     out.assert_exit(0);
     out.assert_counts(12, 0, 0, 0);
     assert!(!out.stdout.contains("Connection refused"), "{}", out.dump());
-    let left = cluster.labelled_objects();
-    assert!(left.is_empty(), "left behind: {left:?}\n{}", out.dump());
+    cluster.assert_nothing_left_now(&out.dump());
     // Tests really ran across the outage: some test took longer than it.
     let report = json_report(&ws, "r.json");
     let longest = report["suites"][0]["tests"]

@@ -57,8 +57,7 @@ fn fifty_tests_eight_at_a_time_each_in_its_own_namespace_leave_nothing_behind() 
     );
     // Two status writes per test (generation 1, then 2).
     assert!(ctl.writes() >= 100, "{} status writes", ctl.writes());
-    let left = cluster.labelled_objects();
-    assert!(left.is_empty(), "left behind: {left:?}\n{}", out.dump());
+    cluster.assert_nothing_left_now(&out.dump());
     let all = cluster.namespaces();
     assert!(seen.iter().all(|n| !all.contains(n)));
 }

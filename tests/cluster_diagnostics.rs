@@ -11,16 +11,11 @@ mod support_cluster;
 
 use std::path::Path;
 
-use support::{Workspace, test_doc};
-use support_cluster::run_id;
+use support::{RunOutput, Workspace, test_doc};
+use support_cluster::{backend_route, gateway_workspace, run_id};
 
-const GATEWAY_YAML: &str = include_str!("../fixtures/gateway.yaml");
-
-const SUITE: &str = r#"fixtures: [../fixtures/gateway.yaml]
-vars:
-  gateway:
-    port-forward: {service: gw, namespace: gwtest-infra, port: 80, timeout: 30s}
-defaults: {timeout: 20s, interval: 50ms}
+/// The suite's lines after the demo gateway and `${gateway}`.
+const SUITE: &str = r#"defaults: {timeout: 20s, interval: 50ms}
 diagnostics:
   - logs: {namespace: gwtest-infra, selector: "gateway.networking.k8s.io/gateway-name=gw", since: test}
   - events: {}
@@ -28,21 +23,8 @@ diagnostics:
   - exec: {command: [sleep, "30"]}
     timeout: 1s"#;
 
-const APP: &str = r#"apiVersion: v1
-kind: Service
-metadata: {name: backend}
-spec:
-  ports: [{port: 8080}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: diag}
-spec:
-  parentRefs: [{name: gw, namespace: gwtest-infra}]
-  hostnames: [diag.example]
-  rules: [{backendRefs: [{name: backend, port: 8080}]}]
----
-apiVersion: v1
+/// Evidence for the collectors: an event on the route, an object elsewhere.
+const EVIDENCE: &str = r#"apiVersion: v1
 kind: Event
 metadata: {name: diag.route-flapped}
 involvedObject: {apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, name: diag}
@@ -74,12 +56,23 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// The failure block of `id`, which must say `diagnostics: SUMMARY, see DIR`.
+fn block_naming_bundle(out: &RunOutput, id: &str, summary: &str, dir: &Path) -> String {
+    let block = out.outcome(id).block;
+    assert!(
+        block.contains(&format!("  diagnostics: {summary}, see {}", dir.display())),
+        "{block}"
+    );
+    block
+}
+
 #[test]
 fn collectors_write_the_gateway_log_events_objects_and_a_timeout_into_the_bundle() {
-    let ws = Workspace::new("diag-bundle");
-    ws.write("fixtures/gateway.yaml", GATEWAY_YAML);
-    ws.suite("diag", SUITE);
-    ws.write("diag/app.yaml", APP);
+    let ws = gateway_workspace("diag-bundle", "diag", SUITE);
+    ws.write(
+        "diag/app.yaml",
+        &format!("{}---\n{EVIDENCE}", backend_route("diag", "diag.example")),
+    );
     ws.write("diag/t.test.yaml", &test_doc("broken", "", STEPS));
     let art = ws.path().join("art");
     let json = ws.path().join("report.json");
@@ -100,13 +93,11 @@ fn collectors_write_the_gateway_log_events_objects_and_a_timeout_into_the_bundle
     out.assert_exit(1);
     out.assert_counts(0, 0, 1, 0);
     let dir = art.join("diag/broken/try-1/diagnostics");
-    let block = out.outcome("diag/broken").block;
-    assert!(
-        block.contains(&format!(
-            "  diagnostics: 3 collected, 1 failed (exec: timed out after 1s), see {}",
-            dir.display()
-        )),
-        "{block}"
+    let block = block_naming_bundle(
+        &out,
+        "diag/broken",
+        "3 collected, 1 failed (exec: timed out after 1s)",
+        &dir,
     );
     // The reproduce command names the test's namespace, which cleanup deleted.
     let ns = out.stdout_line(r"^  namespace: (gwtest-broken-\w+)$")[1].to_owned();
@@ -200,14 +191,7 @@ fn the_test_namespace_events_are_collected_by_default_into_a_temporary_bundle() 
     out.assert_exit(1);
     let run = run_id(&out.stdout);
     let dir = tmp.join(format!("gwtest-{run}/plain/evented/try-1/diagnostics"));
-    let block = out.outcome("plain/evented").block;
-    assert!(
-        block.contains(&format!(
-            "  diagnostics: 1 collected, see {}",
-            dir.display()
-        )),
-        "{block}"
-    );
+    let block = block_naming_bundle(&out, "plain/evented", "1 collected", &dir);
     // Kept: nothing was deleted, so no such hint.
     assert!(!block.contains("was deleted by cleanup"), "{block}");
     let events = read(&dir.join("events.txt"));

@@ -26,12 +26,14 @@ fn setup(ws: &Workspace, server: &str, token: &str, ca: Option<&str>) -> String 
     kc.display().to_string()
 }
 
-/// Runs `gwtest run s --kubeconfig KC`: exit 3; returns stderr.
-fn run_infra(ws: &Workspace, kc: &str) -> String {
+/// Runs `gwtest run s --kubeconfig KC`: exit 3, and stderr has a line matching `re`, in which
+/// `{server}` stands for `server`; returns stderr.
+fn run_infra(ws: &Workspace, kc: &str, re: &str, server: &str) -> String {
     let out = ws.gwtest(&["run", "s", "--kubeconfig", kc]).run();
     out.assert_exit(3);
     // Nothing ran: no test result lines.
     assert!(out.results().is_empty(), "{}", out.dump());
+    assert_line(&out.stderr, &re.replace("{server}", &regex::escape(server)));
     out.stderr
 }
 
@@ -45,13 +47,11 @@ fn a_closed_port_is_exit_3_naming_the_server_and_the_cause() {
     let ws = Workspace::new("closed");
     let server = format!("https://127.0.0.1:{}", closed_port());
     let kc = setup(&ws, &server, "t", None);
-    let err = run_infra(&ws, &kc);
-    assert_line(
-        &err,
-        &format!(
-            r"^error: cannot reach the Kubernetes API at {}: .*tcp connect error: Connection refused \(os error 111\)$",
-            regex::escape(&server)
-        ),
+    let err = run_infra(
+        &ws,
+        &kc,
+        r"^error: cannot reach the Kubernetes API at {server}: .*tcp connect error: Connection refused \(os error 111\)$",
+        &server,
     );
     assert_line(
         &err,
@@ -66,13 +66,11 @@ fn a_port_that_accepts_and_never_answers_is_exit_3_within_the_bound() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let server = format!("https://{}", listener.local_addr().unwrap());
     let kc = setup(&ws, &server, "t", None);
-    let err = run_infra(&ws, &kc);
-    assert_line(
-        &err,
-        &format!(
-            r"^error: cannot reach the Kubernetes API at {}: no answer within 5s \(connecting: TCP and TLS handshake\)$",
-            regex::escape(&server)
-        ),
+    run_infra(
+        &ws,
+        &kc,
+        r"^error: cannot reach the Kubernetes API at {server}: no answer within 5s \(connecting: TCP and TLS handshake\)$",
+        &server,
     );
     drop(listener);
 }
@@ -87,13 +85,11 @@ fn refused_credentials_are_exit_3_naming_the_credentials() {
         "not-the-token",
         cluster.server().ca_pem(),
     );
-    let err = run_infra(&ws, &kc);
-    assert_line(
-        &err,
-        &format!(
-            r"^error: credentials for the Kubernetes API at {}: refused \(401 Unauthorized\): Unauthorized$",
-            regex::escape(&cluster.url())
-        ),
+    run_infra(
+        &ws,
+        &kc,
+        r"^error: credentials for the Kubernetes API at {server}: refused \(401 Unauthorized\): Unauthorized$",
+        &cluster.url(),
     );
     assert!(cluster.run_namespaces(None).is_empty());
 }
@@ -110,13 +106,11 @@ fn an_untrusted_certificate_is_exit_3_naming_tls() {
         cluster.server().token(),
         other.server().ca_pem(),
     );
-    let err = run_infra(&ws, &kc);
-    assert_line(
-        &err,
-        &format!(
-            r"^error: TLS with the Kubernetes API at {} failed: .*invalid peer certificate: BadSignature$",
-            regex::escape(&cluster.url())
-        ),
+    run_infra(
+        &ws,
+        &kc,
+        r"^error: TLS with the Kubernetes API at {server} failed: .*invalid peer certificate: BadSignature$",
+        &cluster.url(),
     );
 }
 
@@ -390,13 +384,11 @@ fn credentials_that_cannot_be_obtained_are_exit_3_naming_the_credentials() {
     let (kc, revoked) = exec_kubeconfig(&ws, &cluster);
     std::fs::write(&revoked, "").unwrap();
     setup(&ws, "https://unused", "t", None);
-    let err = run_infra(&ws, &kc);
-    assert_line(
-        &err,
-        &format!(
-            r"^error: credentials for the Kubernetes API at {}: the exec credential plugin failed \(exit status: 1\): the identity provider says: revoked$",
-            regex::escape(&cluster.url())
-        ),
+    run_infra(
+        &ws,
+        &kc,
+        r"^error: credentials for the Kubernetes API at {server}: the exec credential plugin failed \(exit status: 1\): the identity provider says: revoked$",
+        &cluster.url(),
     );
 }
 

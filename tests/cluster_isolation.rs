@@ -11,14 +11,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{Workspace, eventually, test_doc};
-use support_cluster::{Mode, TestCluster, UPSTREAM, cm_test, distinct, run_id, uid_of};
+use support_cluster::{
+    Mode, TestCluster, UPSTREAM, cm_test, distinct, run_id, uid_of, upstream_test,
+};
 
 const CM: (&str, &str) = ("v1", "ConfigMap");
-
-fn json_report(ws: &Workspace, name: &str) -> Value {
-    let text = std::fs::read_to_string(ws.path().join(name)).expect("json report");
-    serde_json::from_str(&text).expect("json report parses")
-}
 
 /// (test name, namespace of its first try) from the JSON report, in report order.
 fn namespaces_in_report(report: &Value) -> Vec<(String, String)> {
@@ -41,11 +38,10 @@ fn each_test_gets_its_own_namespace_which_is_gone_after_the_run() {
     for name in ["alpha", "beta", "gamma"] {
         ws.write(&format!("s/{name}.test.yaml"), &cm_test(name));
     }
-    let out = cluster.gwtest(&ws, &["run", "s", "--json", "r.json"]).run();
-    out.assert_exit(0);
+    let (out, report) = cluster.run_with_report(&ws, &["run", "s"], 0);
     out.assert_counts(3, 0, 0, 0);
     let run = run_id(&out.stdout);
-    let report = namespaces_in_report(&json_report(&ws, "r.json"));
+    let report = namespaces_in_report(&report);
     let seen = rec.of_run(&run);
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(distinct(&seen), 3);
@@ -58,7 +54,7 @@ fn each_test_gets_its_own_namespace_which_is_gone_after_the_run() {
     let all = cluster.namespaces();
     assert!(seen.iter().all(|n| !all.contains(n)), "{all:?}");
     assert!(cluster.run_namespaces(None).is_empty());
-    assert!(cluster.labelled_objects().is_empty());
+    cluster.assert_nothing_left_now(&out.dump());
 }
 
 #[test]
@@ -86,13 +82,10 @@ fn per_suite_tests_share_one_namespace_and_each_tests_objects_are_removed_after_
             )
         ),
     );
-    let out = cluster
-        .gwtest(&ws, &["run", "shared", "--json", "r.json"])
-        .run();
-    out.assert_exit(0);
+    let (out, report) = cluster.run_with_report(&ws, &["run", "shared"], 0);
     out.assert_counts(2, 0, 0, 0);
     let run = run_id(&out.stdout);
-    let report = namespaces_in_report(&json_report(&ws, "r.json"));
+    let report = namespaces_in_report(&report);
     assert_eq!(report.len(), 2);
     assert_eq!(report[0].1, report[1].1, "{report:?}");
     let ns = &report[0].1;
@@ -104,7 +97,7 @@ fn per_suite_tests_share_one_namespace_and_each_tests_objects_are_removed_after_
     );
     assert_eq!(rec.of_run(&run), vec![ns.clone()]);
     assert!(!cluster.namespaces().contains(ns));
-    assert!(cluster.labelled_objects().is_empty());
+    cluster.assert_nothing_left_now(&out.dump());
 }
 
 #[test]
@@ -120,10 +113,9 @@ fn a_fixed_namespace_is_created_when_missing_and_left_alone_when_it_existed() {
         .apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fixed-old"}}));
     cluster.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "precious", "namespace": "fixed-old"}}));
-    let out = cluster.gwtest(&ws, &["run", ".", "--json", "r.json"]).run();
-    out.assert_exit(0);
+    let (out, report) = cluster.run_with_report(&ws, &["run", "."], 0);
     out.assert_counts(2, 0, 0, 0);
-    let report = namespaces_in_report(&json_report(&ws, "r.json"));
+    let report = namespaces_in_report(&report);
     assert!(
         report.contains(&("in-new".into(), "fixed-new".into())),
         "{report:?}"
@@ -139,7 +131,7 @@ fn a_fixed_namespace_is_created_when_missing_and_left_alone_when_it_existed() {
     assert!(all.contains(&"fixed-old".to_owned()), "{all:?}");
     assert!(cluster.get(CM, Some("fixed-old"), "precious").is_some());
     assert!(cluster.get(CM, Some("fixed-old"), "in-old").is_none());
-    assert!(cluster.labelled_objects().is_empty());
+    cluster.assert_nothing_left_now(&out.dump());
 }
 
 /// A fixture file: namespace `NS` and ConfigMap `shared` in it.
@@ -193,7 +185,7 @@ fn fixtures_are_applied_once_before_the_suite_and_removed_after_it() {
         .collect();
     assert_eq!(distinct(&uids), 1, "one fixture object for all: {uids:?}");
     assert!(!cluster.namespaces().contains(&"fx-infra".to_owned()));
-    assert!(cluster.labelled_objects().is_empty());
+    cluster.assert_nothing_left_now(&out.dump());
 }
 
 #[test]
@@ -224,7 +216,7 @@ fn a_fixture_two_suites_share_stays_until_the_last_of_them_is_done() {
     let slow = std::fs::read_to_string(ws.path().join(format!("slow/uid-slow-{run}"))).unwrap();
     assert_eq!(quick, slow, "the same object, never deleted in between");
     assert!(!cluster.namespaces().contains(&"fx-shared".to_owned()));
-    assert!(cluster.labelled_objects().is_empty(), "{}", out.dump());
+    cluster.assert_nothing_left_now(&out.dump());
 }
 
 /// SCENARIOS S1: `example-svc` is created, deleted, and created again by the next test. The
@@ -284,11 +276,8 @@ fn s1_a_reused_name_gets_no_status_in_a_fixed_namespace_and_is_named_by_uid() {
         u["metadata"]["creationTimestamp"].as_str().unwrap()
     ));
     // Clean up what was kept.
-    let gc = ws
-        .gwtest(&["gc", "--kubeconfig", &cluster.kubeconfig_str()])
-        .run();
-    gc.assert_exit(0);
-    assert!(cluster.labelled_objects().is_empty(), "{}", gc.dump());
+    let gc = cluster.gc(&ws, &[]);
+    cluster.assert_nothing_left_now(&gc.dump());
 }
 
 #[test]
@@ -301,7 +290,7 @@ fn s1_per_test_namespaces_make_the_name_collision_impossible() {
     out.assert_exit(0);
     out.assert_counts(2, 0, 0, 0);
     assert!(ctl.skipped().is_empty(), "{:?}", ctl.skipped());
-    assert!(cluster.labelled_objects().is_empty());
+    cluster.assert_nothing_left_now(&out.dump());
 }
 
 /// A suite whose tests `pass` and `fail` (its assert can never hold) each apply a ConfigMap.
@@ -342,15 +331,9 @@ fn keep_on_failure_keeps_the_failed_tests_namespace_and_says_how_to_look() {
     let cluster = TestCluster::start();
     let ws = Workspace::new("keep-on-failure");
     pass_and_fail(&ws);
-    let out = cluster
-        .gwtest(
-            &ws,
-            &["run", "s", "--keep", "on-failure", "--json", "r.json"],
-        )
-        .run();
-    out.assert_exit(1);
+    let (out, report) = cluster.run_with_report(&ws, &["run", "s", "--keep", "on-failure"], 1);
     out.assert_counts(1, 0, 1, 0);
-    let report = namespaces_in_report(&json_report(&ws, "r.json"));
+    let report = namespaces_in_report(&report);
     let ns_of = |t: &str| report.iter().find(|(n, _)| n == t).unwrap().1.clone();
     let (kept, gone) = (ns_of("fail"), ns_of("pass"));
     assert_kept(&out, "s/fail", &kept, &cluster.kubeconfig_str());
@@ -363,11 +346,8 @@ fn keep_on_failure_keeps_the_failed_tests_namespace_and_says_how_to_look() {
         "1"
     );
     // `gwtest gc` removes what was kept.
-    let gc = ws
-        .gwtest(&["gc", "--kubeconfig", &cluster.kubeconfig_str()])
-        .run();
-    gc.assert_exit(0);
-    assert!(cluster.labelled_objects().is_empty(), "{}", gc.dump());
+    let gc = cluster.gc(&ws, &[]);
+    cluster.assert_nothing_left_now(&gc.dump());
 }
 
 #[test]
@@ -375,12 +355,9 @@ fn keep_always_keeps_every_tests_namespace() {
     let cluster = TestCluster::start();
     let ws = Workspace::new("keep-always");
     pass_and_fail(&ws);
-    let out = cluster
-        .gwtest(&ws, &["run", "s", "--keep", "always", "--json", "r.json"])
-        .run();
-    out.assert_exit(1);
+    let (out, report) = cluster.run_with_report(&ws, &["run", "s", "--keep", "always"], 1);
     let kc = cluster.kubeconfig_str();
-    for (test, ns) in namespaces_in_report(&json_report(&ws, "r.json")) {
+    for (test, ns) in namespaces_in_report(&report) {
         assert_kept(&out, &format!("s/{test}"), &ns, &kc);
         assert!(cluster.namespaces().contains(&ns));
     }
@@ -441,8 +418,7 @@ fn ctrl_c_mid_run_still_cleans_up_and_exits_130() {
     // Cut short by Ctrl-C, not failed: both are reported as interrupted (skipped).
     support::assert_reports_written_after_interrupt(&out, 0, 2);
     // Cleanup waited for deletion: nothing is left when the process is gone.
-    let left = cluster.labelled_objects();
-    assert!(left.is_empty(), "{left:?}\n{}", out.dump());
+    cluster.assert_nothing_left_now(&out.dump());
 }
 
 #[test]
@@ -456,15 +432,10 @@ fn ctrl_c_also_removes_the_suites_fixtures_and_shared_namespace() {
     );
     ws.write(
         "s/t.test.yaml",
-        &test_doc(
+        &upstream_test(
             "waits",
-            "",
-            r#"  - apply:
-      manifest: {apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, metadata: {name: u}, spec: {port: 1}}
-  - assert:
-      resource: {apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}
-      conditions: [{type: Accepted, status: "True"}]
-"#,
+            1,
+            "      conditions: [{type: Accepted, status: \"True\"}]\n",
         ),
     );
     let mut running = cluster.gwtest(&ws, &["run", "s"]).spawn();
@@ -482,8 +453,7 @@ fn ctrl_c_also_removes_the_suites_fixtures_and_shared_namespace() {
     running.signal(libc::SIGINT);
     let out = running.wait();
     out.assert_exit(130);
-    let left = cluster.labelled_objects();
-    assert!(left.is_empty(), "{left:?}\n{}", out.dump());
+    cluster.assert_nothing_left_now(&out.dump());
 }
 
 #[test]
@@ -505,9 +475,7 @@ fn gc_removes_what_a_killed_run_left_and_dry_run_only_lists_it() {
     let namespaces = cluster.run_namespaces(Some(&run));
     assert_eq!(namespaces.len(), 2, "{now:?}");
 
-    let kc = cluster.kubeconfig_str();
-    let dry = ws.gwtest(&["gc", "--kubeconfig", &kc, "--dry-run"]).run();
-    dry.assert_exit(0);
+    let dry = cluster.gc(&ws, &["--dry-run"]);
     for ns in &namespaces {
         dry.stdout_line(&format!(r"^would delete Namespace {ns} \(run {run}\)$"));
     }
@@ -521,16 +489,14 @@ fn gc_removes_what_a_killed_run_left_and_dry_run_only_lists_it() {
     after_dry.sort();
     assert_eq!(after_dry, now, "--dry-run deleted something");
 
-    let gc = ws.gwtest(&["gc", "--kubeconfig", &kc]).run();
-    gc.assert_exit(0);
+    let gc = cluster.gc(&ws, &[]);
     for ns in &namespaces {
         gc.stdout_line(&format!(r"^deleted Namespace {ns} \(run {run}\)$"));
     }
     gc.stdout_line(r"^4 objects deleted$");
     // gc waits for the namespaces to be gone.
-    assert!(cluster.labelled_objects().is_empty(), "{}", gc.dump());
-    let again = ws.gwtest(&["gc", "--kubeconfig", &kc]).run();
-    again.assert_exit(0);
+    cluster.assert_nothing_left_now(&gc.dump());
+    let again = cluster.gc(&ws, &[]);
     again.stdout_line(r"^0 objects deleted$");
 }
 
@@ -549,16 +515,7 @@ fn gc_run_removes_only_that_runs_objects() {
     cluster.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "not-ours", "namespace": "default"}}));
     let ws = Workspace::new("gc-run");
-    let gc = ws
-        .gwtest(&[
-            "gc",
-            "--kubeconfig",
-            &cluster.kubeconfig_str(),
-            "--run",
-            "20260101-000000-aaaaaa",
-        ])
-        .run();
-    gc.assert_exit(0);
+    let gc = cluster.gc(&ws, &["--run", "20260101-000000-aaaaaa"]);
     gc.stdout_line(r"^deleted Namespace left-aaaaaa \(run 20260101-000000-aaaaaa\)$");
     gc.stdout_line(
         r"^deleted ConfigMap in-default-aaaaaa -n default \(run 20260101-000000-aaaaaa\)$",
@@ -592,10 +549,8 @@ fn cleanup_timeout_bounds_a_namespace_stuck_terminating_and_says_so() {
             "  - apply:\n      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: held, finalizers: [gwtest.test/never]}}\n",
         ),
     );
-    let out = cluster.gwtest(&ws, &["run", "s", "--json", "r.json"]).run();
-    out.assert_exit(3);
+    let (out, report) = cluster.run_with_report(&ws, &["run", "s"], 3);
     out.assert_counts(1, 0, 0, 0);
-    let report = json_report(&ws, "r.json");
     let ns = namespaces_in_report(&report)[0].1.clone();
     let held = format!(
         "namespace {ns} was still terminating when cleanup-timeout ran out; still there: ConfigMap held (finalizers: gwtest.test/never)"
@@ -740,5 +695,5 @@ fn suites_sharing_a_fixed_namespace_take_turns() {
     out.assert_exit(0);
     out.assert_counts(4, 0, 0, 0);
     assert!(!cluster.namespaces().contains(&"fixed-shared".to_owned()));
-    assert!(cluster.labelled_objects().is_empty());
+    cluster.assert_nothing_left_now(&out.dump());
 }

@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::{Workspace, test_doc};
 use support_cluster::{
-    Kube, KubectlRun, Mode, TestCluster, UPSTREAM, kubectl, kubectl_bin, kubectl_minor,
-    kubectl_path_dir, name_of, path_with,
+    Kube, KubectlRun, Mode, TestCluster, UPSTREAM, kubectl, kubectl_bin, kubectl_minor, name_of,
+    upstream_test, with_kubectl,
 };
 
 /// The first kubectl minor version with `--subresource`.
@@ -59,12 +59,7 @@ fn parity_suite(ws: &Workspace, writer: impl Fn(i64) -> String) {
 
 /// Run the parity suite with kubectl first on PATH.
 fn run_parity(cluster: &TestCluster, ws: &Workspace) -> support::RunOutput {
-    let bin = kubectl_path_dir(ws);
-    cluster
-        .gwtest(ws, &["run", "parity"])
-        .env("PATH", path_with(&bin))
-        .env("HOME", ws.path().display().to_string())
-        .run()
+    with_kubectl(cluster.gwtest(ws, &["run", "parity"]), ws).run()
 }
 
 fn assert_parity_passed(cluster: &TestCluster, out: &support::RunOutput) {
@@ -216,16 +211,7 @@ fn the_kubectl_commands_gwtest_prints_work() {
     ws.suite("s", "defaults: {timeout: 500ms}");
     ws.write(
         "s/t.test.yaml",
-        &test_doc(
-            "fails",
-            "",
-            r#"  - apply:
-      manifest: {apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, metadata: {name: u}, spec: {port: 80}}
-  - assert:
-      resource: {apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}
-      fields: {spec: {port: 81}}
-"#,
-        ),
+        &upstream_test("fails", 80, "      fields: {spec: {port: 81}}\n"),
     );
     let out = cluster
         .gwtest(&ws, &["run", "s", "--keep", "on-failure"])
@@ -260,12 +246,7 @@ fn the_kubectl_commands_gwtest_prints_work() {
                 .await
                 .expect("kubectl finished")
                 .expect("kubectl ran");
-            assert!(
-                o.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            String::from_utf8_lossy(&o.stdout).into_owned()
+            support::output::succeeded(&o, format_args!("{args:?}"))
         })
     };
     let yaml = run(reproduce);

@@ -5,42 +5,23 @@
 //! forward that finds no ready pod fails the suite's setup with what it saw.
 
 mod support;
+mod support_cluster;
 
 use support::{Workspace, test_doc};
+use support_cluster::{backend_route, gateway_workspace};
 
-const GATEWAY_YAML: &str = include_str!("../fixtures/gateway.yaml");
-
-const SUITE: &str = r#"fixtures: [../fixtures/gateway.yaml]
-vars:
-  gateway:
-    port-forward: {service: gw, namespace: gwtest-infra, port: 80, timeout: 30s}
-  direct:
+/// The suite's lines after the demo gateway and `${gateway}`: `${direct}` is the gateway's own
+/// address.
+const SUITE: &str = r#"  direct:
     from:
       resource: {apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, namespace: gwtest-infra, name: gw}
       path: "$.metadata.annotations['demo.gwtest.dev/address']"
       timeout: 30s
 defaults: {timeout: 20s, interval: 50ms}"#;
 
-const ROUTE: &str = r#"apiVersion: v1
-kind: Service
-metadata: {name: backend}
-spec:
-  ports: [{port: 8080}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: pf}
-spec:
-  parentRefs: [{name: gw, namespace: gwtest-infra}]
-  hostnames: [pf.example]
-  rules: [{backendRefs: [{name: backend, port: 8080}]}]
-"#;
-
 fn workspace(name: &str) -> Workspace {
-    let ws = Workspace::new(name);
-    ws.write("fixtures/gateway.yaml", GATEWAY_YAML);
-    ws.suite("pf", SUITE);
-    ws.write("pf/route.yaml", ROUTE);
+    let ws = gateway_workspace(name, "pf", SUITE);
+    ws.write("pf/route.yaml", &backend_route("pf", "pf.example"));
     ws
 }
 
@@ -127,39 +108,44 @@ fn a_failure_through_a_forward_reproduces_with_kubectl_port_forward() {
     );
 }
 
+/// Suite `suite` (`suite_yaml`) of one test requesting `http://${VAR}/`: its setup fails in the
+/// sandbox with a line matching `failure`.
+fn assert_setup_fails(ws: &Workspace, suite: &str, suite_yaml: &str, var: &str, failure: &str) {
+    ws.suite(suite, suite_yaml);
+    ws.write(
+        &format!("{suite}/t.test.yaml"),
+        &test_doc(
+            "t",
+            "",
+            &format!("  - request: {{url: \"http://${{{var}}}/\"}}"),
+        ),
+    );
+    let out = ws.gwtest(&["run", suite, "--sandbox"]).run();
+    out.assert_exit(1);
+    out.stdout_line(failure);
+}
+
 #[test]
 fn no_ready_pod_fails_the_suite_setup_with_what_was_seen() {
     let ws = Workspace::new("pf-none");
-    ws.suite(
+    assert_setup_fails(
+        &ws,
         "none",
         "vars:\n  gateway:\n    port-forward: {service: nope, namespace: default, port: 80, timeout: 1s}",
-    );
-    ws.write(
-        "none/t.test.yaml",
-        &test_doc("t", "", "  - request: {url: \"http://${gateway}/\"}"),
-    );
-    let out = ws.gwtest(&["run", "none", "--sandbox"]).run();
-    out.assert_exit(1);
-    out.stdout_line(
+        "gateway",
         r"^  variable `gateway` \(port-forward to Service default/nope port 80\): \d+ attempts in \d+\.\ds: \d+ not found; last: Service default/nope does not exist \[not-found\]$",
     );
 
     // A pod that exists but never runs (the sandbox runs only the gateway's pods).
-    ws.suite(
-        "pending",
-        "namespace: per-suite\nfixtures: [pod.yaml]\nvars:\n  app:\n    port-forward: {pod: app, port: 8080, timeout: 1s}",
-    );
     ws.write(
         "pending/pod.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: app}\nspec: {containers: [{name: app, image: x}]}\n",
     );
-    ws.write(
-        "pending/t.test.yaml",
-        &test_doc("t", "", "  - request: {url: \"http://${app}/\"}"),
-    );
-    let out = ws.gwtest(&["run", "pending", "--sandbox"]).run();
-    out.assert_exit(1);
-    out.stdout_line(
+    assert_setup_fails(
+        &ws,
+        "pending",
+        "namespace: per-suite\nfixtures: [pod.yaml]\nvars:\n  app:\n    port-forward: {pod: app, port: 8080, timeout: 1s}",
+        "app",
         r"^  variable `app` \(port-forward to pod gwtest-pending-\w+/app port 8080\): \d+ attempts in \d+\.\ds: \d+ no ready pod; last: pod gwtest-pending-\w+/app without status \(not scheduled\?\) is not ready \[condition\]$",
     );
 }

@@ -9,7 +9,7 @@ mod support_cluster;
 use std::time::Duration;
 
 use support::{Workspace, eventually, gwtest, test_doc};
-use support_cluster::{kubectl_path_dir, path_with};
+use support_cluster::with_kubectl;
 
 /// A suite that needs a cluster with the Gateway API CRDs, and kubectl through `${kubeconfig}`.
 fn sandbox_suite(ws: &Workspace) {
@@ -38,18 +38,18 @@ fn sandbox_suite(ws: &Workspace) {
     );
 }
 
+/// `gwtest ARGS` (a run of [`sandbox_suite`]), kubectl on PATH: its one test passes.
+fn assert_sandbox_suite_passes(ws: &Workspace, args: &[&str]) {
+    let out = with_kubectl(ws.gwtest(args), ws).run();
+    out.assert_exit(0);
+    out.assert_counts(1, 0, 0, 0);
+}
+
 #[test]
 fn run_sandbox_runs_cluster_suites_without_a_cluster() {
     let ws = Workspace::new("run-sandbox");
     sandbox_suite(&ws);
-    let bin = kubectl_path_dir(&ws);
-    let out = ws
-        .gwtest(&["run", "s", "--sandbox"])
-        .env("PATH", path_with(&bin))
-        .env("HOME", ws.path().display().to_string())
-        .run();
-    out.assert_exit(0);
-    out.assert_counts(1, 0, 0, 0);
+    assert_sandbox_suite_passes(&ws, &["run", "s", "--sandbox"]);
 }
 
 #[test]
@@ -76,14 +76,7 @@ fn gwtest_sandbox_serves_runs_and_kubectl_until_ctrl_c() {
     let text = std::fs::read_to_string(&kc).unwrap();
     assert!(text.contains(&format!("server: \"{api}\"")), "{text}");
 
-    let bin = kubectl_path_dir(&ws);
-    let out = ws
-        .gwtest(&["run", "s", "--kubeconfig", &path])
-        .env("PATH", path_with(&bin))
-        .env("HOME", ws.path().display().to_string())
-        .run();
-    out.assert_exit(0);
-    out.assert_counts(1, 0, 0, 0);
+    assert_sandbox_suite_passes(&ws, &["run", "s", "--kubeconfig", &path]);
 
     sandbox.signal(libc::SIGINT);
     // Without the Ctrl-C it serves until killed.

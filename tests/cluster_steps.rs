@@ -12,14 +12,21 @@ mod support_cluster;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Workspace, test_doc};
-use support_cluster::{Mode, TestCluster, UPSTREAM, name_of, run_id, uid_of};
+use support::{RunOutput, Workspace, test_doc};
+use support_cluster::{
+    Mode, TestCluster, UPSTREAM, json_report, name_of, namespace_of, run_id, uid_of,
+};
 
 const CM: (&str, &str) = ("v1", "ConfigMap");
 
-fn json_report(ws: &Workspace, name: &str) -> Value {
-    let text = std::fs::read_to_string(ws.path().join(name)).expect("json report");
-    serde_json::from_str(&text).expect("json report parses")
+/// Any test's namespace, in a failure line.
+const ANY_NS: &str = r"gwtest-[a-z-]+-[a-z0-9]{6}";
+
+/// The run failed: test `passed` passed, the `failed` others failed.
+fn assert_only_passed(out: &RunOutput, passed: &str, failed: usize) {
+    out.assert_exit(1);
+    out.assert_counts(1, 0, failed, 0);
+    assert_eq!(out.outcome(passed).tag, "PASS");
 }
 
 /// The namespace of the first try of test `test` in the JSON report.
@@ -98,17 +105,14 @@ fn apply_files_lists_inline_variables_namespaces_and_cluster_scoped_objects() {
 "#,
         ),
     );
-    let out = cluster
-        .gwtest(&ws, &["run", "s", "--keep", "always", "--json", "r.json"])
-        .run();
-    out.assert_exit(0);
+    let (out, report) = cluster.run_with_report(&ws, &["run", "s", "--keep", "always"], 0);
     out.assert_counts(1, 0, 0, 0);
     let run = run_id(&out.stdout);
     let names = std::fs::read_to_string(ws.path().join(format!("s/names-{run}"))).unwrap();
     let names: Vec<&str> = names.split(' ').collect();
     let (ns, explicit, class) = (names[0], names[1], names[2]);
     assert!(ns.starts_with("gwtest-forms-"), "{ns}");
-    assert_eq!(test_namespace(&json_report(&ws, "r.json"), "forms"), ns);
+    assert_eq!(test_namespace(&report, "forms"), ns);
 
     // Kept (--keep always): everything is where the suite said, substituted and labelled.
     let label = |o: &Value| {
@@ -125,17 +129,14 @@ fn apply_files_lists_inline_variables_namespaces_and_cluster_scoped_objects() {
             .get(CM, Some(ns), name)
             .unwrap_or_else(|| panic!("{name}"));
         assert_eq!(label(&o).as_deref(), Some(run.as_str()), "{name}: {o}");
-        let managers: Vec<&str> = o["metadata"]["managedFields"]
-            .as_array()
-            .unwrap()
+        let fields = o["metadata"]["managedFields"].as_array().unwrap();
+        let managers: Vec<&str> = fields
             .iter()
             .filter_map(|m| m["manager"].as_str())
             .collect();
         assert!(managers.contains(&"gwtest"), "{name}: {managers:?}");
         assert!(
-            o["metadata"]["managedFields"]
-                .as_array()
-                .unwrap()
+            fields
                 .iter()
                 .any(|m| m["manager"] == "gwtest" && m["operation"] == "Apply"),
             "{name} was server-side applied: {o}"
@@ -393,10 +394,7 @@ fn patch_merges_into_the_object_and_writes_status_through_the_subresource() {
 "#,
         ),
     );
-    let out = cluster
-        .gwtest(&ws, &["run", "s", "--keep", "always", "--json", "r.json"])
-        .run();
-    out.assert_exit(1);
+    let (out, report) = cluster.run_with_report(&ws, &["run", "s", "--keep", "always"], 1);
     out.assert_counts(1, 0, 1, 0);
     let o = out.outcome("s/missing");
     o.line(r"^  expected: Upstream nope in gwtest-missing-[a-z0-9]{6} patched$");
@@ -406,7 +404,7 @@ fn patch_merges_into_the_object_and_writes_status_through_the_subresource() {
     );
 
     // The status went through the status subresource: its managed fields say so.
-    let ns = test_namespace(&json_report(&ws, "r.json"), "patch");
+    let ns = test_namespace(&report, "patch");
     let u = cluster.get(UPSTREAM, Some(&ns), "u").unwrap();
     let mf = u["metadata"]["managedFields"].as_array().unwrap();
     assert!(
@@ -417,6 +415,31 @@ fn patch_merges_into_the_object_and_writes_status_through_the_subresource() {
     assert_eq!(u["status"]["conditions"][0]["reason"], "Patched");
 }
 
+/// Suite `s` of one test per case `(name, value)`, each asserting `KEY: VALUE` on [`UPSTREAM_U`]
+/// (within 1s), run: the first case passes, the others fail.
+fn upstream_cases(
+    cluster: &TestCluster,
+    ws_name: &str,
+    key: &str,
+    cases: &[(&str, &str)],
+) -> RunOutput {
+    let ws = Workspace::new(ws_name);
+    ws.suite("s", "defaults: {timeout: 1s}");
+    for (name, value) in cases {
+        ws.write(
+            &format!("s/{name}.test.yaml"),
+            &test_doc(
+                name,
+                "",
+                &upstream_assert(&format!("      {key}: {value}\n")),
+            ),
+        );
+    }
+    let out = cluster.gwtest(&ws, &["run", "s"]).run();
+    assert_only_passed(&out, &format!("s/{}", cases[0].0), cases.len() - 1);
+    out
+}
+
 #[test]
 fn conditions_with_status_and_reason_written_by_a_controller() {
     let cluster = TestCluster::start();
@@ -424,34 +447,24 @@ fn conditions_with_status_and_reason_written_by_a_controller() {
     let ctl = cluster.controller(Mode::Fresh {
         delay: Duration::from_millis(300),
     });
-    let ws = Workspace::new("conditions");
-    ws.suite("s", "defaults: {timeout: 1s}");
-    for (name, cond) in [
-        (
-            "reason",
-            r#"{type: Accepted, status: "True", reason: Discovered}"#,
-        ),
-        (
-            "wrong-reason",
-            r#"{type: Accepted, status: "True", reason: Ready}"#,
-        ),
-        ("wrong-status", r#"{type: Accepted, status: "False"}"#),
-        ("missing-type", r#"{type: Programmed, status: "True"}"#),
-    ] {
-        ws.write(
-            &format!("s/{name}.test.yaml"),
-            &test_doc(
-                name,
-                "",
-                &upstream_assert(&format!("      conditions: [{cond}]\n")),
+    let out = upstream_cases(
+        &cluster,
+        "conditions",
+        "conditions",
+        &[
+            (
+                "reason",
+                r#"[{type: Accepted, status: "True", reason: Discovered}]"#,
             ),
-        );
-    }
-    let out = cluster.gwtest(&ws, &["run", "s"]).run();
-    out.assert_exit(1);
-    out.assert_counts(1, 0, 3, 0);
-    assert_eq!(out.outcome("s/reason").tag, "PASS");
-    let ns = r"gwtest-[a-z-]+-[a-z0-9]{6}";
+            (
+                "wrong-reason",
+                r#"[{type: Accepted, status: "True", reason: Ready}]"#,
+            ),
+            ("wrong-status", r#"[{type: Accepted, status: "False"}]"#),
+            ("missing-type", r#"[{type: Programmed, status: "True"}]"#),
+        ],
+    );
+    let ns = ANY_NS;
     let o = out.outcome("s/wrong-reason");
     o.line(&format!(
         r"^  expected: Upstream u in {ns} exists, Accepted=True \(reason Ready\), conditions fresh$"
@@ -499,9 +512,7 @@ fn a_condition_for_an_older_generation_is_stale_unless_fresh_is_false() {
         &test_doc("not-fresh", "", &steps("      fresh: false\n")),
     );
     let out = cluster.gwtest(&ws, &["run", "s"]).run();
-    out.assert_exit(1);
-    out.assert_counts(1, 0, 1, 0);
-    assert_eq!(out.outcome("s/not-fresh").tag, "PASS");
+    assert_only_passed(&out, "s/not-fresh", 1);
     let o = out.outcome("s/stale");
     o.line(r#"^  step 4 "accepted after the change" \(assert\) at s/stale\.test\.yaml:21:5$"#);
     o.line(r"^  expected: Upstream u in gwtest-stale-[a-z0-9]{6} exists, Accepted=True, conditions fresh$");
@@ -524,14 +535,8 @@ fn an_object_nobody_reported_on_is_named_with_its_uid_and_creation_time() {
             &upstream_assert("      conditions: [{type: Accepted, status: \"True\"}]\n"),
         ),
     );
-    let out = cluster
-        .gwtest(
-            &ws,
-            &["run", "s", "--keep", "on-failure", "--json", "r.json"],
-        )
-        .run();
-    out.assert_exit(1);
-    let ns = test_namespace(&json_report(&ws, "r.json"), "nostatus");
+    let (out, report) = cluster.run_with_report(&ws, &["run", "s", "--keep", "on-failure"], 1);
+    let ns = test_namespace(&report, "nostatus");
     let u = cluster.get(UPSTREAM, Some(&ns), "u").expect("kept");
     let created = u["metadata"]["creationTimestamp"].as_str().unwrap();
     out.outcome("s/nostatus").line(&format!(
@@ -543,35 +548,25 @@ fn an_object_nobody_reported_on_is_named_with_its_uid_and_creation_time() {
 #[test]
 fn fields_match_as_subsets_with_unordered_lists_and_mismatches_show_a_diff() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("fields");
-    ws.suite("s", "defaults: {timeout: 1s}");
-    for (name, fields) in [
-        // Out of order, partial elements, and keys not mentioned: a match.
-        (
-            "subset",
-            "{spec: {ports: [{port: 443}, {name: http, protocol: TCP}]}}",
-        ),
-        (
-            "list-mismatch",
-            "{spec: {ports: [{name: grpc, port: 9090}, {port: 80}]}}",
-        ),
-        ("type-mismatch", r#"{spec: {port: "80"}}"#),
-        ("missing-key", "{spec: {weight: 1}}"),
-    ] {
-        ws.write(
-            &format!("s/{name}.test.yaml"),
-            &test_doc(
-                name,
-                "",
-                &upstream_assert(&format!("      fields: {fields}\n")),
+    let out = upstream_cases(
+        &cluster,
+        "fields",
+        "fields",
+        &[
+            // Out of order, partial elements, and keys not mentioned: a match.
+            (
+                "subset",
+                "{spec: {ports: [{port: 443}, {name: http, protocol: TCP}]}}",
             ),
-        );
-    }
-    let out = cluster.gwtest(&ws, &["run", "s"]).run();
-    out.assert_exit(1);
-    out.assert_counts(1, 0, 3, 0);
-    assert_eq!(out.outcome("s/subset").tag, "PASS");
-    let ns = r"gwtest-[a-z-]+-[a-z0-9]{6}";
+            (
+                "list-mismatch",
+                "{spec: {ports: [{name: grpc, port: 9090}, {port: 80}]}}",
+            ),
+            ("type-mismatch", r#"{spec: {port: "80"}}"#),
+            ("missing-key", "{spec: {weight: 1}}"),
+        ],
+    );
+    let ns = ANY_NS;
     let o = out.outcome("s/list-mismatch");
     o.line(&format!(
         r#"; last: Upstream u in {ns}: \$\.spec\.ports\[\*\]: no element of the list \(2 elements\) matches \{{"name":"grpc","port":9090\}}; closest: \$\.spec\.ports\[1\]\.name: expected "grpc", got "https" \[field\]$"#
@@ -634,23 +629,16 @@ fn delete_waits_for_finalizers_deletes_by_selector_and_a_missing_object_is_an_er
     // The finalizer is removed 700ms after the object is marked for deletion.
     let kube = cluster.kube.clone();
     let release = cluster.spawn(async move {
-        let until = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let held = kube.list(CM, None, "").await.into_iter().find(|o| {
-                name_of(o) == "held" && o.pointer("/metadata/deletionTimestamp").is_some()
-            });
-            if let Some(o) = held {
-                let ns = o["metadata"]["namespace"].as_str().unwrap().to_owned();
-                tokio::time::sleep(Duration::from_millis(700)).await;
-                let p = json!({"metadata": {"finalizers": null}});
-                kube.patch(CM, Some(&ns), "held", p, false).await;
-                return true;
-            }
-            if tokio::time::Instant::now() >= until {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let marked =
+            |o: &Value| name_of(o) == "held" && o.pointer("/metadata/deletionTimestamp").is_some();
+        let Some(o) = kube.wait_for(CM, "", Duration::from_secs(20), marked).await else {
+            return false;
+        };
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let p = json!({"metadata": {"finalizers": null}});
+        kube.patch(CM, Some(namespace_of(&o)), "held", p, false)
+            .await;
+        true
     });
     let out = cluster.gwtest(&ws, &["run", "s", "--json", "r.json"]).run();
     assert!(
@@ -716,30 +704,19 @@ fn assert_by_selector_and_count_waits_for_the_objects() {
     // A third `app=web` object appears in the `waits` test's namespace 500ms after the others.
     let kube = cluster.kube.clone();
     let third = cluster.spawn(async move {
-        let until = tokio::time::Instant::now() + Duration::from_secs(20);
-        let ns = loop {
-            let found = kube.list(CM, None, "app=web").await.into_iter().find(|o| {
-                o["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("gwtest-waits-")
-            });
-            if let Some(o) = found {
-                break o["metadata"]["namespace"].as_str().unwrap().to_owned();
-            }
-            assert!(tokio::time::Instant::now() < until, "no waits namespace");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let in_waits = |o: &Value| namespace_of(o).starts_with("gwtest-waits-");
+        let o = kube
+            .wait_for(CM, "app=web", Duration::from_secs(20), in_waits)
+            .await
+            .expect("no waits namespace");
         tokio::time::sleep(Duration::from_millis(500)).await;
         kube.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "late", "namespace": ns, "labels": {"app": "web"}}}))
+            "metadata": {"name": "late", "namespace": namespace_of(&o), "labels": {"app": "web"}}}))
             .await;
     });
     let out = cluster.gwtest(&ws, &["run", "s", "--json", "r.json"]).run();
     third.join(&cluster);
-    out.assert_exit(1);
-    out.assert_counts(1, 0, 2, 0);
-    assert_eq!(out.outcome("s/waits").tag, "PASS");
+    assert_only_passed(&out, "s/waits", 2);
     let o = out.outcome("s/too-few");
     o.line(r#"^  step 2 "assert ConfigMap/\[app=db\]" \(assert\) at s/too-few\.test\.yaml:10:5$"#);
     o.line(r"^  expected: exactly 2 × ConfigMap \[app=db\] in gwtest-too-few-[a-z0-9]{6}$");
@@ -764,30 +741,18 @@ fn absent_waits_for_the_object_to_go() {
     // `doomed` of the `goes` test is deleted 500ms after it appears.
     let kube = cluster.kube.clone();
     let deleter = cluster.spawn(async move {
-        let until = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let found = kube.list(CM, None, "").await.into_iter().find(|o| {
-                name_of(o) == "doomed"
-                    && o["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with("gwtest-goes-")
-            });
-            if let Some(o) = found {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let ns = o["metadata"]["namespace"].as_str().unwrap().to_owned();
-                kube.delete(CM, Some(&ns), "doomed").await;
-                return;
-            }
-            assert!(tokio::time::Instant::now() < until, "doomed never appeared");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let doomed =
+            |o: &Value| name_of(o) == "doomed" && namespace_of(o).starts_with("gwtest-goes-");
+        let o = kube
+            .wait_for(CM, "", Duration::from_secs(20), doomed)
+            .await
+            .expect("doomed never appeared");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        kube.delete(CM, Some(namespace_of(&o)), "doomed").await;
     });
     let out = cluster.gwtest(&ws, &["run", "s", "--json", "r.json"]).run();
     deleter.join(&cluster);
-    out.assert_exit(1);
-    out.assert_counts(1, 0, 1, 0);
-    assert_eq!(out.outcome("s/goes").tag, "PASS");
+    assert_only_passed(&out, "s/goes", 1);
     let o = out.outcome("s/stays");
     o.line(r"^  expected: ConfigMap doomed in gwtest-stays-[a-z0-9]{6} absent$");
     o.line(r"^  \d+ attempts in 1\.\ds: \d+ still exists; last: ConfigMap doomed in gwtest-stays-[a-z0-9]{6} still exists(?:; cut off after \d+\.\ds: (?:reading|deleting|applying|patching) .+)? \[field\]$");
@@ -814,11 +779,8 @@ fn a_captured_value_is_used_by_later_steps() {
             ),
         ),
     );
-    let out = cluster
-        .gwtest(&ws, &["run", "s", "--keep", "always", "--json", "r.json"])
-        .run();
-    out.assert_exit(0);
-    let ns = test_namespace(&json_report(&ws, "r.json"), "capture");
+    let (_, report) = cluster.run_with_report(&ws, &["run", "s", "--keep", "always"], 0);
+    let ns = test_namespace(&report, "capture");
     let u = cluster.get(UPSTREAM, Some(&ns), "u").unwrap();
     let cm = cluster
         .get(CM, Some(&ns), &format!("for-{}", uid_of(&u)))

@@ -11,6 +11,11 @@ use support_cluster::TestCluster;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
+/// Apply entries: a GatewayClass no controller runs for, and a Gateway of that class.
+const CLASS_AND_GATEWAY: &str = r#"      - manifest: {apiVersion: gateway.networking.k8s.io/v1, kind: GatewayClass, metadata: {name: "other-${unique}"}, spec: {controllerName: example.com/gateway}}
+      - manifest: {apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: gw}, spec: {gatewayClassName: "other-${unique}", listeners: [{name: http, protocol: HTTP, port: 80}]}}
+"#;
+
 #[test]
 fn the_shipped_discovery_suite_without_the_demo_gateway_says_no_controller_runs() {
     let cluster = TestCluster::start();
@@ -25,8 +30,7 @@ fn the_shipped_discovery_suite_without_the_demo_gateway_says_no_controller_runs(
     out.stdout_line(
         r#"^  hint: no controller has reported on Gateway gw in gwtest-infra \(its conditions are still the defaults: Accepted=Unknown "Waiting for controller", Programmed=Unknown "Waiting for controller"\); GatewayClass gwtest-demo has not been accepted by any controller \(controllerName demo\.gwtest\.dev/gateway-controller\): is a controller for `demo\.gwtest\.dev/gateway-controller` running\? It is the demo gateway's class: run with --demo-gateway \(the demo gateway against this cluster\) or --sandbox$"#,
     );
-    let left = cluster.labelled_objects();
-    assert!(left.is_empty(), "left behind: {left:?}\n{}", out.dump());
+    cluster.assert_nothing_left_now(&out.dump());
 }
 
 #[test]
@@ -41,25 +45,25 @@ fn asserts_on_objects_no_controller_reports_on_name_the_missing_controller() {
             test_doc(
                 "gateway",
                 "",
-                r#"  - apply:
-      - manifest: {apiVersion: gateway.networking.k8s.io/v1, kind: GatewayClass, metadata: {name: "other-${unique}"}, spec: {controllerName: example.com/gateway}}
-      - manifest: {apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: gw}, spec: {gatewayClassName: "other-${unique}", listeners: [{name: http, protocol: HTTP, port: 80}]}}
-  - assert:
-      resource: {apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, name: gw}
-      conditions: [{type: Programmed, status: "True"}]
+                &format!(
+                    r#"  - apply:
+{CLASS_AND_GATEWAY}  - assert:
+      resource: {{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, name: gw}}
+      conditions: [{{type: Programmed, status: "True"}}]
 "#
+                )
             ),
             test_doc(
                 "route",
                 "",
-                r#"  - apply:
-      - manifest: {apiVersion: gateway.networking.k8s.io/v1, kind: GatewayClass, metadata: {name: "other-${unique}"}, spec: {controllerName: example.com/gateway}}
-      - manifest: {apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: gw}, spec: {gatewayClassName: "other-${unique}", listeners: [{name: http, protocol: HTTP, port: 80}]}}
-      - manifest: {apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: r}, spec: {parentRefs: [{name: gw}]}}
+                &format!(
+                    r#"  - apply:
+{CLASS_AND_GATEWAY}      - manifest: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {{name: r}}, spec: {{parentRefs: [{{name: gw}}]}}}}
   - assert:
-      resource: {apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, name: r}
-      fields: {status: {parents: [{conditions: [{type: Accepted, status: "True"}]}]}}
+      resource: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, name: r}}
+      fields: {{status: {{parents: [{{conditions: [{{type: Accepted, status: "True"}}]}}]}}}}
 "#
+                )
             )
         ),
     );
@@ -72,6 +76,5 @@ fn asserts_on_objects_no_controller_reports_on_name_the_missing_controller() {
     out.outcome("s/route").line(
         r#"^  hint: no controller has reported on HTTPRoute r in gwtest-route-[a-z0-9]{6} \(status\.parents is empty\), nor on its parent Gateway gw; GatewayClass other-[a-z0-9]{6} has not been accepted by any controller \(controllerName example\.com/gateway\): is a controller for `example\.com/gateway` running\?$"#,
     );
-    let left = cluster.labelled_objects();
-    assert!(left.is_empty(), "left behind: {left:?}\n{}", out.dump());
+    cluster.assert_nothing_left_now(&out.dump());
 }

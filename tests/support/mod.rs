@@ -5,6 +5,8 @@
 //! Each test file that uses it declares `mod support;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod output;
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Read;

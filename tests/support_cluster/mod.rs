@@ -23,7 +23,7 @@ use kube::api::{
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-use crate::support::{Gwtest, Workspace};
+use crate::support::{Gwtest, RunOutput, Workspace};
 
 pub const RUN_LABEL: &str = "gwtest.dev/run";
 pub const UPSTREAM: (&str, &str) = ("demo.gwtest.dev/v1alpha1", "Upstream");
@@ -136,6 +136,21 @@ impl TestCluster {
             .arg(self.kubeconfig.as_os_str())
     }
 
+    /// `gwtest ARGS --json r.json` against the cluster: it exits `code`; its output and report.
+    pub fn run_with_report(&self, ws: &Workspace, args: &[&str], code: i32) -> (RunOutput, Value) {
+        let out = self.gwtest(ws, args).args(["--json", "r.json"]).run();
+        out.assert_exit(code);
+        let report = json_report(ws, "r.json");
+        (out, report)
+    }
+
+    /// `gwtest gc ARGS` against the cluster; it exits 0.
+    pub fn gc(&self, ws: &Workspace, args: &[&str]) -> RunOutput {
+        let out = self.gwtest(ws, &[&["gc"], args].concat()).run();
+        out.assert_exit(0);
+        out
+    }
+
     // -- synchronous conveniences -------------------------------------------------------
 
     pub fn get(&self, gvk: (&str, &str), ns: Option<&str>, name: &str) -> Option<Value> {
@@ -196,6 +211,12 @@ impl TestCluster {
             left.is_empty()
         });
         assert!(ok, "left behind: {left:?}\n{context}");
+    }
+
+    /// Fail unless nothing labelled by a gwtest run is left right now: for what gwtest (or
+    /// gc) must have removed before it exited.
+    pub fn assert_nothing_left_now(&self, context: &str) {
+        self.assert_nothing_left(Duration::ZERO, context);
     }
 
     /// Namespace names, every one there is.
@@ -352,6 +373,12 @@ pub fn name_of(o: &Value) -> &str {
         .unwrap_or("")
 }
 
+pub fn namespace_of(o: &Value) -> &str {
+    o.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
 pub fn uid_of(o: &Value) -> &str {
     o.pointer("/metadata/uid")
         .and_then(Value::as_str)
@@ -368,6 +395,12 @@ pub fn run_id(stdout: &str) -> String {
     r.captures(stdout)
         .unwrap_or_else(|| panic!("no run id in:\n{stdout}"))[1]
         .to_owned()
+}
+
+/// A JSON report gwtest wrote into the workspace.
+pub fn json_report(ws: &Workspace, name: &str) -> Value {
+    let text = std::fs::read_to_string(ws.path().join(name)).expect("json report");
+    serde_json::from_str(&text).expect("json report parses")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -488,16 +521,28 @@ impl Kube {
         name: &str,
         within: Duration,
     ) -> Option<Value> {
+        self.wait_for(gvk, "", within, |o| name_of(o) == name).await
+    }
+
+    /// Wait (bounded) until an object matching `selector` and `found`, in any namespace, is
+    /// there; returns it.
+    pub async fn wait_for(
+        &self,
+        gvk: (&str, &str),
+        selector: &str,
+        within: Duration,
+        found: impl Fn(&Value) -> bool + Send,
+    ) -> Option<Value> {
         let until = tokio::time::Instant::now() + within;
         loop {
-            let found = self.list(gvk, None, "").await;
-            if let Some(o) = found.into_iter().find(|o| name_of(o) == name) {
+            let listed = self.list(gvk, None, selector).await;
+            if let Some(o) = listed.into_iter().find(|o| found(o)) {
                 return Some(o);
             }
             if tokio::time::Instant::now() >= until {
                 return None;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -683,6 +728,13 @@ pub fn path_with(dir: &Path) -> String {
         .into_owned()
 }
 
+/// `g` with kubectl ([`kubectl_path_dir`]) first on PATH and `$HOME` in the workspace.
+pub fn with_kubectl(g: Gwtest, ws: &Workspace) -> Gwtest {
+    let bin = kubectl_path_dir(ws);
+    g.env("PATH", path_with(&bin))
+        .env("HOME", ws.path().display().to_string())
+}
+
 /// A test that applies ConfigMap `NAME` (data from `${test}` and `${namespace}`) and asserts it.
 pub fn cm_test(name: &str) -> String {
     crate::support::test_doc(
@@ -699,7 +751,63 @@ pub fn cm_test(name: &str) -> String {
     )
 }
 
+/// A test that applies Upstream `u` (spec.port `port`) and asserts `check` (YAML lines under
+/// `assert:`) on it.
+pub fn upstream_test(name: &str, port: u16, check: &str) -> String {
+    crate::support::test_doc(
+        name,
+        "",
+        &format!(
+            r#"  - apply:
+      manifest: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, metadata: {{name: u}}, spec: {{port: {port}}}}}
+  - assert:
+      resource: {{apiVersion: demo.gwtest.dev/v1alpha1, kind: Upstream, name: u}}
+{check}"#
+        ),
+    )
+}
+
 /// Distinct values, for "each test had its own namespace".
 pub fn distinct(v: &[String]) -> usize {
     v.iter().collect::<HashSet<_>>().len()
+}
+
+// ---------------------------------------------------------------------------------------
+// The demo gateway of fixtures/gateway.yaml (`--sandbox` runs its pods)
+
+/// A workspace with suite `suite`: the demo gateway as its fixture, `${gateway}` port-forwarded
+/// to it, then `more` (suite lines; indented ones add to `vars`).
+pub fn gateway_workspace(name: &str, suite: &str, more: &str) -> Workspace {
+    let ws = Workspace::new(name);
+    ws.write(
+        "fixtures/gateway.yaml",
+        include_str!("../../fixtures/gateway.yaml"),
+    );
+    ws.suite(
+        suite,
+        &format!(
+            "fixtures: [../fixtures/gateway.yaml]\nvars:\n  gateway:\n    port-forward: {{service: gw, namespace: gwtest-infra, port: 80, timeout: 30s}}\n{more}"
+        ),
+    );
+    ws
+}
+
+/// Service `backend` and HTTPRoute `route` (host `host`) to it through the demo gateway.
+pub fn backend_route(route: &str, host: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: backend}}
+spec:
+  ports: [{{port: 8080}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {route}}}
+spec:
+  parentRefs: [{{name: gw, namespace: gwtest-infra}}]
+  hostnames: [{host}]
+  rules: [{{backendRefs: [{{name: backend, port: 8080}}]}}]
+"#
+    )
 }
