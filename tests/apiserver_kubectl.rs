@@ -66,6 +66,30 @@ impl Kubectl {
         );
         r.stdout
     }
+
+    /// A field of gizmo `name` in kcrec, by jsonpath.
+    async fn gizmo_field(&self, name: &str, path: &str) -> String {
+        let output = format!("jsonpath={path}");
+        self.ok(&["-n", "kcrec", "get", "gizmo", name, "-o", &output])
+            .await
+    }
+
+    /// Runs what kubectl 1.`minor` is too old for: it must refuse, saying `error`.
+    async fn too_old(&self, args: &[&str], minor: u32, error: &str, note: &str) {
+        let r = self.run(args).await;
+        assert!(
+            !r.ok && r.stderr.contains(error),
+            "kubectl 1.{minor}: {}",
+            r.stderr
+        );
+        eprintln!("note: kubectl 1.{minor} {note}");
+    }
+
+    /// Runs and requires a NotFound failure.
+    async fn not_found(&self, args: &[&str]) {
+        let r = self.run(args).await;
+        assert!(!r.ok && r.stderr.contains("NotFound"), "{}", r.stderr);
+    }
 }
 
 const CM: &str =
@@ -93,12 +117,16 @@ spec:
 "#;
 const GIZMOS: &str = "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g1}\nspec: {size: 1}\n---\napiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g2}\nspec: {size: 2}\n";
 
-fn gizmos(client: Client) -> Api<DynamicObject> {
+/// Writes gizmo `name`'s status with kube-rs.
+async fn patch_gizmo_status(client: Client, name: &str, status: Value) {
     let ar = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("acc.gwtest.test", "v1", "Gizmo"),
         "gizmos",
     );
-    Api::namespaced_with(client, "kcrec", &ar)
+    Api::<DynamicObject>::namespaced_with(client, "kcrec", &ar)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .expect("status patch");
 }
 
 async fn session(server: &ApiServer, k: &Kubectl) {
@@ -205,33 +233,13 @@ async fn session(server: &ApiServer, k: &Kubectl) {
             .await
             .contains("gizmo.acc.gwtest.test/g3 configured")
     );
-    let spec = k
-        .ok(&[
-            "-n",
-            "kcrec",
-            "get",
-            "gizmo",
-            "g3",
-            "-o",
-            "jsonpath={.spec}",
-        ])
-        .await;
+    let spec = k.gizmo_field("g3", "{.spec}").await;
     assert_eq!(
         serde_json::from_str::<Value>(&spec).unwrap(),
         json!({"size": 4}),
         "keep was dropped by the 3-way merge"
     );
-    let generation = k
-        .ok(&[
-            "-n",
-            "kcrec",
-            "get",
-            "gizmo",
-            "g3",
-            "-o",
-            "jsonpath={.metadata.generation}",
-        ])
-        .await;
+    let generation = k.gizmo_field("g3", "{.metadata.generation}").await;
     assert_eq!(generation, "2");
 
     // Status through the subresource; waits on a jsonpath. Older kubectl (Debian's 1.20) lacks
@@ -255,21 +263,17 @@ async fn session(server: &ApiServer, k: &Kubectl) {
             "{patched}"
         );
     } else {
-        let r = k.run(&status_patch).await;
-        assert!(
-            !r.ok && r.stderr.contains("unknown flag: --subresource"),
-            "kubectl 1.{minor}: {}",
-            r.stderr
-        );
-        eprintln!(
-            "note: kubectl 1.{minor} has no `patch --subresource` (1.24+); writing the status with kube-rs"
-        );
+        k.too_old(
+            &status_patch,
+            minor,
+            "unknown flag: --subresource",
+            "has no `patch --subresource` (1.24+); writing the status with kube-rs",
+        )
+        .await;
         let status = json!({"status": {"x": "y", "conditions": [{"type": "Ready", "status": "True", "reason": "Ok",
             "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
-        gizmos(Client::try_from(server.kube_config()).expect("client"))
-            .patch_status("g1", &PatchParams::default(), &Patch::Merge(status))
-            .await
-            .expect("status patch");
+        let client = Client::try_from(server.kube_config()).expect("client");
+        patch_gizmo_status(client, "g1", status).await;
     }
     for (path, want) in [("{.status.x}", "y"), ("{.spec.size}", "1")] {
         let cond = format!("--for=jsonpath={path}={want}");
@@ -284,40 +288,17 @@ async fn session(server: &ApiServer, k: &Kubectl) {
         if minor >= 23 {
             k.ok(&wait).await;
         } else {
-            let r = k.run(&wait).await;
-            assert!(
-                !r.ok && r.stderr.contains("unrecognized condition"),
-                "kubectl 1.{minor}: {}",
-                r.stderr
-            );
-            eprintln!(
-                "note: kubectl 1.{minor} has no `wait --for=jsonpath` (1.23+); reading the value with -o jsonpath"
-            );
-            let got = k
-                .ok(&[
-                    "-n",
-                    "kcrec",
-                    "get",
-                    "gizmo",
-                    "g1",
-                    "-o",
-                    &format!("jsonpath={path}"),
-                ])
-                .await;
-            assert_eq!(got, want);
+            k.too_old(
+                &wait,
+                minor,
+                "unrecognized condition",
+                "has no `wait --for=jsonpath` (1.23+); reading the value with -o jsonpath",
+            )
+            .await;
+            assert_eq!(k.gizmo_field("g1", path).await, want);
         }
     }
-    let generation = k
-        .ok(&[
-            "-n",
-            "kcrec",
-            "get",
-            "gizmo",
-            "g1",
-            "-o",
-            "jsonpath={.metadata.generation}",
-        ])
-        .await;
+    let generation = k.gizmo_field("g1", "{.metadata.generation}").await;
     assert_eq!(generation, "1", "the status patch left generation alone");
 
     // wait --for=condition=Ready on an object whose status a background writer sets later.
@@ -326,10 +307,7 @@ async fn session(server: &ApiServer, k: &Kubectl) {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Done",
             "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
-        gizmos(client)
-            .patch_status("g2", &PatchParams::default(), &Patch::Merge(status))
-            .await
-            .expect("status");
+        patch_gizmo_status(client, "g2", status).await;
     });
     let t0 = Instant::now();
     let waited = k
@@ -357,23 +335,13 @@ async fn session(server: &ApiServer, k: &Kubectl) {
         .ok(&["delete", "ns", "kcrec", "--wait", "--timeout=60s"])
         .await;
     assert!(deleted.contains("namespace \"kcrec\" deleted"), "{deleted}");
-    let gone = k.run(&["get", "ns", "kcrec"]).await;
-    assert!(
-        !gone.ok && gone.stderr.contains("NotFound"),
-        "{}",
-        gone.stderr
-    );
+    k.not_found(&["get", "ns", "kcrec"]).await;
     assert!(
         k.ok(&["delete", "crd", "gizmos.acc.gwtest.test"])
             .await
             .contains("deleted")
     );
-    let no_crd = k.run(&["get", "crd", "gizmos.acc.gwtest.test"]).await;
-    assert!(
-        !no_crd.ok && no_crd.stderr.contains("NotFound"),
-        "{}",
-        no_crd.stderr
-    );
+    k.not_found(&["get", "crd", "gizmos.acc.gwtest.test"]).await;
     let no_kind = k.run(&["-n", "default", "get", "gizmos"]).await;
     assert!(
         !no_kind.ok,
