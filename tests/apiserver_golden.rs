@@ -20,11 +20,13 @@
 //! not on the recorded v1.28 server (their CRD's `isIP()` rule needs the CEL IP library of
 //! Kubernetes 1.30+, so that server refused the CRD).
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
+use gwtest_sandbox::apiserver::ApiServer;
 use serde_json::{Value, json};
 
 fn golden_dir() -> PathBuf {
@@ -96,17 +98,7 @@ fn is_timestamp(s: &str) -> bool {
 
 impl Replay {
     async fn new() -> Replay {
-        // Plain HTTP here; TLS is covered by the kube-rs and kubectl tests.
-        let server = ApiServer::start(ApiServerConfig {
-            tls: false,
-            ..Default::default()
-        })
-        .await
-        .expect("start");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client");
+        let (server, http) = support::apiserver::plain_http().await;
         Replay {
             server,
             http,
@@ -768,16 +760,7 @@ async fn golden_exchanges_replay() {
 
 #[tokio::test]
 async fn requests_without_the_token_are_unauthorized() {
-    let server = ApiServer::start(ApiServerConfig {
-        tls: false,
-        ..Default::default()
-    })
-    .await
-    .expect("start");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (server, http) = support::apiserver::plain_http().await;
     for auth in [None, Some("Bearer wrong")] {
         let mut req = http.get(format!("{}/api/v1/namespaces", server.url()));
         if let Some(a) = auth {
