@@ -110,6 +110,19 @@ impl Replay {
         }
     }
 
+    /// Send the test's own JSON `body` (no recorded exchange); requires `status`.
+    async fn setup(&self, method: &str, path: &str, content_type: &str, body: &Value, status: u16) {
+        let a = self
+            .send(
+                method,
+                path,
+                Some(content_type),
+                Some(serde_json::to_vec(body).unwrap()),
+            )
+            .await;
+        assert_eq!(a.status, status, "{method} {path}: {}", a.body);
+    }
+
     fn fail(&mut self, ctx: &str, msg: String) {
         self.failures.push(format!("{ctx}: {msg}"));
     }
@@ -686,29 +699,27 @@ async fn replay_namespace_deletion(r: &mut Replay, file: &Value) {
     // Hold the namespace in Terminating with a finalizer until "get while terminating" ran.
     let held = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "held", "finalizers": ["gwtest.test/hold"]}});
-    let a = r
-        .send(
-            "POST",
-            "/api/v1/namespaces/golden/configmaps",
-            Some("application/json"),
-            Some(serde_json::to_vec(&held).unwrap()),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{}", a.body);
+    r.setup(
+        "POST",
+        "/api/v1/namespaces/golden/configmaps",
+        "application/json",
+        &held,
+        201,
+    )
+    .await;
     for e in file.as_array().expect("exchanges") {
         let note = e["note"].as_str().unwrap_or("").to_string();
         let ctx = format!("08 {note:?}");
         if note.starts_with("get after deletion finished") {
             let release = json!({"metadata": {"finalizers": null}});
-            let a = r
-                .send(
-                    "PATCH",
-                    "/api/v1/namespaces/golden/configmaps/held",
-                    Some("application/merge-patch+json"),
-                    Some(serde_json::to_vec(&release).unwrap()),
-                )
-                .await;
-            assert_eq!(a.status, 200, "{}", a.body);
+            r.setup(
+                "PATCH",
+                "/api/v1/namespaces/golden/configmaps/held",
+                "application/merge-patch+json",
+                &release,
+                200,
+            )
+            .await;
             // The namespace goes once its contents are gone: poll as the recording did.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             loop {

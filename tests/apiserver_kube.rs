@@ -90,6 +90,15 @@ where
         .expect("merge patch")
 }
 
+/// Delete an object a finalizer holds: the server answers with the object, not a Status.
+async fn delete_held(cms: &Api<ConfigMap>, name: &str) -> ConfigMap {
+    cms.delete(name, &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("the object")
+}
+
 /// Poll until `name` is gone (5 s at most).
 async fn wait_gone<K>(api: &Api<K>, name: &str, what: &str)
 where
@@ -638,22 +647,12 @@ async fn finalizers_and_owner_reference_garbage_collection() {
             .unwrap();
 
         // A finalizer keeps the owner (marked deleting), and so its dependent.
-        let marked = cms
-            .delete("owner", &DeleteParams::default())
-            .await
-            .unwrap()
-            .left()
-            .expect("the object");
+        let marked = delete_held(&cms, "owner").await;
         assert!(marked.metadata.deletion_timestamp.is_some());
         assert!(cms.get_opt("owner").await.unwrap().is_some());
         assert!(cms.get_opt("dependent").await.unwrap().is_some());
         // A second delete changes nothing.
-        let again = cms
-            .delete("owner", &DeleteParams::default())
-            .await
-            .unwrap()
-            .left()
-            .expect("the object");
+        let again = delete_held(&cms, "owner").await;
         assert_eq!(again.resource_version(), marked.resource_version());
         assert_ne!(marked.resource_version(), guarded.resource_version());
 

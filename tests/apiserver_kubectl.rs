@@ -25,12 +25,17 @@ struct Kubectl {
 }
 
 impl Kubectl {
-    fn new(server: &ApiServer, tag: &str) -> Kubectl {
+    /// A TLS API server and a kubectl for it.
+    async fn start(tag: &str) -> (ApiServer, Kubectl) {
+        gwtest::install_crypto_provider();
+        let server = ApiServer::start(ApiServerConfig::default())
+            .await
+            .expect("start");
         let ws = Workspace::new(&format!("kubectl-{tag}"));
         server
             .write_kubeconfig(&ws.path().join("kubeconfig"))
             .expect("kubeconfig");
-        Kubectl { ws }
+        (server, Kubectl { ws })
     }
 
     fn file(&self, name: &str, content: &str) -> String {
@@ -72,6 +77,21 @@ impl Kubectl {
         let output = format!("jsonpath={path}");
         self.ok(&["-n", "kcrec", "get", "gizmo", name, "-o", &output])
             .await
+    }
+
+    /// Runs, requires success and `want` in stdout.
+    async fn says(&self, args: &[&str], want: &str) {
+        let out = self.ok(args).await;
+        assert!(
+            out.contains(want),
+            "kubectl {args:?}: no {want:?} in:\n{out}"
+        );
+    }
+
+    /// Runs, requires success; stdout as JSON.
+    async fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args).await;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl {args:?}: {e}: {out}"))
     }
 
     /// Runs what kubectl 1.`minor` is too old for: it must refuse, saying `error`.
@@ -134,52 +154,46 @@ async fn session(server: &ApiServer, k: &Kubectl) {
     let ns = k.ok(&["get", "ns"]).await;
     assert!(ns.lines().next().unwrap_or("").starts_with("NAME"), "{ns}");
     assert!(ns.contains("default") && ns.contains("kube-system"), "{ns}");
-    assert!(
-        k.ok(&["create", "ns", "kcrec"])
-            .await
-            .contains("namespace/kcrec created")
-    );
-    let created = k
-        .ok(&[
+    k.says(&["create", "ns", "kcrec"], "namespace/kcrec created")
+        .await;
+    k.says(
+        &[
             "-n",
             "kcrec",
             "create",
             "configmap",
             "lit",
             "--from-literal=a=b",
-        ])
-        .await;
-    assert!(created.contains("configmap/lit created"), "{created}");
-    let lit: Value = serde_json::from_str(
-        &k.ok(&["-n", "kcrec", "get", "cm", "lit", "-o", "json"])
-            .await,
+        ],
+        "configmap/lit created",
     )
-    .unwrap();
+    .await;
+    let lit = k
+        .json(&["-n", "kcrec", "get", "cm", "lit", "-o", "json"])
+        .await;
     assert_eq!(lit["data"], json!({"a": "b"}));
 
     // Client-side apply: create, change, no change.
     let cm = k.file("cm.yaml", CM);
-    assert!(
-        k.ok(&["-n", "kcrec", "apply", "-f", &cm])
-            .await
-            .contains("configmap/cm1 created")
-    );
-    let cm2 = k.file("cm2.yaml", CM2);
-    assert!(
-        k.ok(&["-n", "kcrec", "apply", "-f", &cm2])
-            .await
-            .contains("configmap/cm1 configured")
-    );
-    assert!(
-        k.ok(&["-n", "kcrec", "apply", "-f", &cm2])
-            .await
-            .contains("configmap/cm1 unchanged")
-    );
-    let got: Value = serde_json::from_str(
-        &k.ok(&["-n", "kcrec", "get", "cm", "cm1", "-o", "json"])
-            .await,
+    k.says(
+        &["-n", "kcrec", "apply", "-f", &cm],
+        "configmap/cm1 created",
     )
-    .unwrap();
+    .await;
+    let cm2 = k.file("cm2.yaml", CM2);
+    k.says(
+        &["-n", "kcrec", "apply", "-f", &cm2],
+        "configmap/cm1 configured",
+    )
+    .await;
+    k.says(
+        &["-n", "kcrec", "apply", "-f", &cm2],
+        "configmap/cm1 unchanged",
+    )
+    .await;
+    let got = k
+        .json(&["-n", "kcrec", "get", "cm", "cm1", "-o", "json"])
+        .await;
     assert_eq!(got["data"], json!({"k": "v2", "extra": "x"}));
     assert!(
         got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
@@ -193,46 +207,42 @@ async fn session(server: &ApiServer, k: &Kubectl) {
 
     // A CRD, established; then its kind through server-side apply and its short name.
     let crd = k.file("crd.yaml", CRD);
-    assert!(
-        k.ok(&["apply", "-f", &crd])
-            .await
-            .contains("gizmos.acc.gwtest.test created")
-    );
-    let est = k
-        .ok(&[
+    k.says(&["apply", "-f", &crd], "gizmos.acc.gwtest.test created")
+        .await;
+    k.says(
+        &[
             "wait",
             "--for=condition=Established",
             "crd/gizmos.acc.gwtest.test",
             "--timeout=20s",
-        ])
-        .await;
-    assert!(est.contains("condition met"), "{est}");
+        ],
+        "condition met",
+    )
+    .await;
     let gz = k.file("gizmos.yaml", GIZMOS);
-    let applied = k
-        .ok(&["-n", "kcrec", "apply", "--server-side", "-f", &gz])
-        .await;
-    assert!(
-        applied.contains("gizmo.acc.gwtest.test/g1 serverside-applied"),
-        "{applied}"
-    );
+    k.says(
+        &["-n", "kcrec", "apply", "--server-side", "-f", &gz],
+        "gizmo.acc.gwtest.test/g1 serverside-applied",
+    )
+    .await;
     let short = k.ok(&["-n", "kcrec", "get", "gz"]).await;
     assert!(short.contains("g1") && short.contains("g2"), "{short}");
     // Client-side apply of a custom resource, then of a change (a JSON merge patch).
     let g3 = k.file("g3.yaml", "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g3}\nspec: {size: 3, keep: x}\n");
-    assert!(
-        k.ok(&["-n", "kcrec", "apply", "-f", &g3])
-            .await
-            .contains("gizmo.acc.gwtest.test/g3 created")
-    );
+    k.says(
+        &["-n", "kcrec", "apply", "-f", &g3],
+        "gizmo.acc.gwtest.test/g3 created",
+    )
+    .await;
     let g3b = k.file(
         "g3b.yaml",
         "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g3}\nspec: {size: 4}\n",
     );
-    assert!(
-        k.ok(&["-n", "kcrec", "apply", "-f", &g3b])
-            .await
-            .contains("gizmo.acc.gwtest.test/g3 configured")
-    );
+    k.says(
+        &["-n", "kcrec", "apply", "-f", &g3b],
+        "gizmo.acc.gwtest.test/g3 configured",
+    )
+    .await;
     let spec = k.gizmo_field("g3", "{.spec}").await;
     assert_eq!(
         serde_json::from_str::<Value>(&spec).unwrap(),
@@ -310,17 +320,18 @@ async fn session(server: &ApiServer, k: &Kubectl) {
         patch_gizmo_status(client, "g2", status).await;
     });
     let t0 = Instant::now();
-    let waited = k
-        .ok(&[
+    k.says(
+        &[
             "-n",
             "kcrec",
             "wait",
             "--for=condition=Ready",
             "gizmo/g2",
             "--timeout=20s",
-        ])
-        .await;
-    assert!(waited.contains("condition met"), "{waited}");
+        ],
+        "condition met",
+    )
+    .await;
     assert!(
         t0.elapsed() >= Duration::from_millis(1000),
         "kubectl waited for the background writer"
@@ -331,16 +342,14 @@ async fn session(server: &ApiServer, k: &Kubectl) {
         .expect("writer ok");
 
     // Deleting the namespace waits until it is gone; then the CRD.
-    let deleted = k
-        .ok(&["delete", "ns", "kcrec", "--wait", "--timeout=60s"])
-        .await;
-    assert!(deleted.contains("namespace \"kcrec\" deleted"), "{deleted}");
+    k.says(
+        &["delete", "ns", "kcrec", "--wait", "--timeout=60s"],
+        "namespace \"kcrec\" deleted",
+    )
+    .await;
     k.not_found(&["get", "ns", "kcrec"]).await;
-    assert!(
-        k.ok(&["delete", "crd", "gizmos.acc.gwtest.test"])
-            .await
-            .contains("deleted")
-    );
+    k.says(&["delete", "crd", "gizmos.acc.gwtest.test"], "deleted")
+        .await;
     k.not_found(&["get", "crd", "gizmos.acc.gwtest.test"]).await;
     let no_kind = k.run(&["-n", "default", "get", "gizmos"]).await;
     assert!(
@@ -352,11 +361,7 @@ async fn session(server: &ApiServer, k: &Kubectl) {
 
 #[tokio::test]
 async fn kubectl_session_over_tls() {
-    gwtest::install_crypto_provider();
-    let server = ApiServer::start(ApiServerConfig::default())
-        .await
-        .expect("start");
-    let k = Kubectl::new(&server, "tls");
+    let (server, k) = Kubectl::start("tls").await;
     tokio::time::timeout(Duration::from_secs(240), session(&server, &k))
         .await
         .expect("the session finished in time");
@@ -365,11 +370,7 @@ async fn kubectl_session_over_tls() {
 
 #[tokio::test]
 async fn kubectl_with_a_wrong_token_is_unauthorized() {
-    gwtest::install_crypto_provider();
-    let server = ApiServer::start(ApiServerConfig::default())
-        .await
-        .expect("start");
-    let k = Kubectl::new(&server, "token");
+    let (server, k) = Kubectl::start("token").await;
     tokio::time::timeout(Duration::from_secs(60), async {
         let out = k.ok(&["get", "ns", "-o", "name"]).await;
         assert_eq!(

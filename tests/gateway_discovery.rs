@@ -22,15 +22,7 @@ async fn labelled_services_are_discovered_updated_and_removed() {
         env.namespace("apps");
         env.apply(&service_yaml("apps", "example-svc", true));
         env.apply(&service_yaml("apps", "plain", false));
-        let up = env
-            .wait_object(
-                &model::upstream_ar(),
-                "apps",
-                "example-svc",
-                "Accepted",
-                accepted_for_generation,
-            )
-            .await;
+        let up = env.wait_upstream_accepted("apps", "example-svc").await;
         assert_eq!(up["spec"]["service"], "example-svc");
         assert_eq!(up["spec"]["port"], 8080);
         assert_eq!(up["spec"]["ports"], svc_ports(env, "example-svc").await);
@@ -80,15 +72,7 @@ async fn labelled_services_are_discovered_updated_and_removed() {
         // Deleted with its Service; re-created: a new Upstream, with status (per-uid cache: no
         // S1 without the fault).
         env.recreate_service("apps", "example-svc").await;
-        let up = env
-            .wait_object(
-                &model::upstream_ar(),
-                "apps",
-                "example-svc",
-                "Accepted again",
-                accepted_for_generation,
-            )
-            .await;
+        let up = env.wait_upstream_accepted("apps", "example-svc").await;
         assert_ne!(up["metadata"]["uid"], first_uid);
 
         // Losing the label removes it too.
@@ -116,7 +100,7 @@ async fn upstreams_someone_else_made_are_left_alone() {
         env.namespace("apps");
         env.apply("apiVersion: demo.gwtest.dev/v1alpha1\nkind: Upstream\nmetadata: {name: manual, namespace: apps}\nspec: {service: manual, port: 1}\n");
         env.apply(&service_yaml("apps", "other", true));
-        env.wait_object(&model::upstream_ar(), "apps", "other", "Accepted", accepted_for_generation)
+        env.wait_upstream_accepted("apps", "other")
             .await;
         let manual = env.get(&model::upstream_ar(), "apps", "manual").await.unwrap();
         assert!(manual.get("status").is_none(), "{manual}");

@@ -51,15 +51,7 @@ async fn s1_stale_status_skips_a_recreated_upstream() {
         env.namespace("fixed");
         env.apply(&faults_yaml("fixed", &[("stale-status", "true")]));
         env.apply(&service_yaml("fixed", "example-svc", true));
-        let first = env
-            .wait_object(
-                &model::upstream_ar(),
-                "fixed",
-                "example-svc",
-                "the first object Accepted",
-                accepted_for_generation,
-            )
-            .await;
+        let first = env.wait_upstream_accepted("fixed", "example-svc").await;
         env.recreate_service("fixed", "example-svc").await;
         let svc_uid = env
             .get(&model::service_ar(), "fixed", "example-svc")
@@ -105,25 +97,11 @@ async fn s1_stale_status_skips_a_recreated_upstream() {
 
         // A different name in the same namespace is not affected.
         env.apply(&service_yaml("fixed", "other-svc", true));
-        env.wait_object(
-            &model::upstream_ar(),
-            "fixed",
-            "other-svc",
-            "Accepted",
-            accepted_for_generation,
-        )
-        .await;
+        env.wait_upstream_accepted("fixed", "other-svc").await;
 
         // Switched off: the cache's uid check is back and the status is written.
         env.apply(&faults_yaml("fixed", &[("stale-status", "false")]));
-        env.wait_object(
-            &model::upstream_ar(),
-            "fixed",
-            "example-svc",
-            "Accepted after the fault",
-            accepted_for_generation,
-        )
-        .await;
+        env.wait_upstream_accepted("fixed", "example-svc").await;
     })
     .await;
 }

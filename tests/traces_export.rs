@@ -238,6 +238,11 @@ fn str_attr(s: &StoredSpan, k: &str) -> String {
     attr(s, k).as_str().unwrap_or_default().to_string()
 }
 
+/// [`exported_run_nests_run_suite_test_step_attempt`], bounded.
+async fn exported_run(protocol: ExportProtocol) {
+    bounded(30, exported_run_nests_run_suite_test_step_attempt(protocol)).await;
+}
+
 async fn exported_run_nests_run_suite_test_step_attempt(protocol: ExportProtocol) {
     let (store, r) = receiver(10_000);
     let endpoint = match protocol {
@@ -335,21 +340,13 @@ async fn exported_run_nests_run_suite_test_step_attempt(protocol: ExportProtocol
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_run_over_grpc() {
-    bounded(
-        30,
-        exported_run_nests_run_suite_test_step_attempt(ExportProtocol::Grpc),
-    )
-    .await;
+    exported_run(ExportProtocol::Grpc).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_run_over_http_protobuf() {
     gwtest::install_crypto_provider();
-    bounded(
-        30,
-        exported_run_nests_run_suite_test_step_attempt(ExportProtocol::HttpProtobuf),
-    )
-    .await;
+    exported_run(ExportProtocol::HttpProtobuf).await;
 }
 
 /// Ctrl-C twice: the events stop mid-step. Everything open is closed and still sent.

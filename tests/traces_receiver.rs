@@ -94,17 +94,24 @@ fn two_spans(trace: [u8; 16]) -> Vec<opentelemetry_sdk::trace::SpanData> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_exporter_spans_land_in_the_store() {
+/// The stock exporter (OTLP/gRPC or OTLP/HTTP) sends two spans of `trace` as `service`: both
+/// are stored, and only they.
+async fn exported_spans_land(grpc: bool, service: &str, trace: [u8; 16]) {
     bounded(T, async {
         let (store, r) = receiver(1000);
-        assert!(r.grpc_endpoint().starts_with("http://127.0.0.1:"));
-        let exporter = grpc_exporter(&r.grpc_endpoint(), "demo-gateway");
-        exporter
-            .export(two_spans([0x11; 16]))
-            .await
-            .expect("gRPC export");
-        check_stored(&store, [0x11; 16], "demo-gateway");
+        let endpoint = if grpc {
+            r.grpc_endpoint()
+        } else {
+            r.http_endpoint()
+        };
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+        let exporter = if grpc {
+            grpc_exporter(&endpoint, service)
+        } else {
+            http_exporter(&endpoint, service)
+        };
+        exporter.export(two_spans(trace)).await.expect("export");
+        check_stored(&store, trace, service);
         assert_eq!(store.total_received(), 2);
         r.shutdown().await;
     })
@@ -112,19 +119,14 @@ async fn grpc_exporter_spans_land_in_the_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_exporter_spans_land_in_the_store() {
+    exported_spans_land(true, "demo-gateway", [0x11; 16]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_protobuf_exporter_spans_land_in_the_store() {
     gwtest::install_crypto_provider();
-    bounded(T, async {
-        let (store, r) = receiver(1000);
-        let exporter = http_exporter(&r.http_endpoint(), "edge");
-        exporter
-            .export(two_spans([0x22; 16]))
-            .await
-            .expect("HTTP export");
-        check_stored(&store, [0x22; 16], "edge");
-        r.shutdown().await;
-    })
-    .await;
+    exported_spans_land(false, "edge", [0x22; 16]).await;
 }
 
 const JSON: &str = r#"{"resourceSpans":[{"resource":{"attributes":[

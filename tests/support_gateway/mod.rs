@@ -266,6 +266,18 @@ impl Env {
         }
     }
 
+    /// Wait until the Upstream `ns/name` is Accepted for its generation; returns it.
+    pub async fn wait_upstream_accepted(&self, ns: &str, name: &str) -> Value {
+        self.wait_object(
+            &model::upstream_ar(),
+            ns,
+            name,
+            "Accepted for its generation",
+            accepted_for_generation,
+        )
+        .await
+    }
+
     /// Wait until our parent entry of HTTPRoute `ns/name` has condition `type_` = `status`
     /// for the route's generation; returns the route.
     pub async fn wait_route(&self, ns: &str, name: &str, type_: &str, status: &str) -> Value {
