@@ -336,14 +336,13 @@ fn demo_gateway_only_runs_against_an_existing_cluster() {
         ws,
         kubeconfig,
     } = Cluster::start("gateway-only");
-    let mut run = ws
-        .gwtest(&[
-            "sandbox",
-            "--demo-gateway-only",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ])
-        .spawn();
+    let gateway_only = [
+        "sandbox",
+        "--demo-gateway-only",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ];
+    let mut run = ws.gwtest(&gateway_only).spawn();
     let line = ready_line(&mut run, "ready ");
     assert!(line.contains(api.url()), "{line}");
     for doc in gwtest_sandbox::parse_manifests(support_gateway::GATEWAY_YAML).unwrap() {
@@ -359,16 +358,8 @@ fn demo_gateway_only_runs_against_an_existing_cluster() {
     run.wait().assert_exit(0);
     rt.block_on(api.shutdown());
 
-    // An unreachable cluster is an infrastructure error.
-    let out = ws
-        .gwtest(&[
-            "sandbox",
-            "--demo-gateway-only",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ])
-        .run();
-    out.assert_exit(3);
+    // The same, with the cluster gone: an infrastructure error.
+    ws.gwtest(&gateway_only).run().assert_exit(3);
 }
 
 /// `run --demo-gateway`: only the gateway in the gwtest process, against an existing cluster.

@@ -12,11 +12,6 @@ use support_gateway::*;
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-/// Routes `<name>.test` in `ns` to an undiscovered Service, serving.
-async fn routes_serving(env: &Env, ns: &str, names: &[&str]) -> String {
-    env.serve_routes(ns, false, names).await
-}
-
 /// Sample `host` for `d`: every answer's status must be `status`.
 async fn holds(env: &Env, addr: &str, host: &str, status: u16, d: Duration) {
     let end = Instant::now() + d;
@@ -109,8 +104,8 @@ async fn s1_stale_status_skips_a_recreated_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_slow_delays_responses_in_its_namespace() {
     Env::run(LIMIT, Options::default(), async |env| {
-        let addr = routes_serving(env, "s2", &["slow"]).await;
-        routes_serving(env, "calm", &["calm"]).await;
+        let addr = env.serve_routes("s2", false, &["slow"]).await;
+        env.serve_routes("calm", false, &["calm"]).await;
 
         env.apply(&faults_yaml("s2", &[("slow", "1500ms")]));
         let tight = impatient();
@@ -176,8 +171,8 @@ async fn s2_slow_delays_responses_in_its_namespace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_fail_closed_recovery_only_brings_back_modified_routes() {
     Env::run(LIMIT, Options::default(), async |env| {
-        let addr = routes_serving(env, "s3", &["a", "b"]).await;
-        let other = routes_serving(env, "bystander", &["c"]).await;
+        let addr = env.serve_routes("s3", false, &["a", "b"]).await;
+        let other = env.serve_routes("bystander", false, &["c"]).await;
         assert_eq!(addr, other);
 
         env.apply(&faults_yaml("s3", &[("fail-closed", "true")]));
@@ -218,7 +213,7 @@ async fn s3_fail_closed_recovery_only_brings_back_modified_routes() {
 async fn s4_hang_never_answers_and_stops_status_writes() {
     bounded(LIMIT, async {
         let env = Env::start().await;
-        let addr = routes_serving(&env, "s4", &["stuck"]).await;
+        let addr = env.serve_routes("s4", false, &["stuck"]).await;
         env.apply(&faults_yaml("s4", &[("hang", "true")]));
         let tight = impatient();
         let url = format!("http://{addr}/");
@@ -284,7 +279,7 @@ async fn s4_hang_never_answers_and_stops_status_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s5_flap_reverts_a_route_after_it_served() {
     Env::run(LIMIT, Options::default(), async |env| {
-        let addr = routes_serving(env, "s5", &["flappy"]).await;
+        let addr = env.serve_routes("s5", false, &["flappy"]).await;
         env.apply(&faults_yaml("s5", &[("flap", "800ms")]));
         // Let the fault arrive before the first request it counts from.
         tokio::time::sleep(Duration::from_millis(200)).await;
