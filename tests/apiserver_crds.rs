@@ -6,10 +6,11 @@
 //! schema errors stop the CEL rules): a schema error, a CEL rule (where the CRD has rules) and
 //! an update (the transition rule for GatewayClass).
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod support;
 
-use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
+use std::path::{Path, PathBuf};
+
+use gwtest_sandbox::apiserver::ApiServer;
 use serde_json::{Value, json};
 
 const GROUP: &str = "gateway.networking.k8s.io";
@@ -51,17 +52,8 @@ struct Answer {
 
 impl Api {
     async fn start() -> Api {
-        let server = ApiServer::start(ApiServerConfig {
-            tls: false,
-            ..Default::default()
-        })
-        .await
-        .expect("start");
+        let (server, http) = support::apiserver::plain_http().await;
         gwtest_sandbox::register_crds(&server).expect("CRDs");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client");
         Api { server, http }
     }
 
@@ -298,6 +290,32 @@ fn c(
 
 const INVALID: &str = "FieldValueInvalid";
 
+/// The first listener twice: Gateways and ListenerSets share the listener rules, so the same
+/// causes but the one naming the duplicate (`duplicate`).
+fn duplicate_listener(duplicate: &'static str) -> Case {
+    Case {
+        what: "dup",
+        update: false,
+        change: |o| {
+            let l = o["spec"]["listeners"][0].clone();
+            o["spec"]["listeners"].as_array_mut().unwrap().push(l);
+        },
+        causes: vec![
+            c("spec.listeners[1]", "FieldValueDuplicate", duplicate),
+            c(
+                "spec.listeners",
+                INVALID,
+                "Invalid value: \"array\": Listener name must be unique within the Gateway",
+            ),
+            c(
+                "spec.listeners",
+                INVALID,
+                "Invalid value: \"array\": Combination of port, protocol and hostname must be unique for each listener",
+            ),
+        ],
+    }
+}
+
 #[tokio::test]
 async fn invalid_variants_of_every_standard_crd_are_rejected_as_a_real_server_rejects_them() {
     let api = Api::start().await;
@@ -318,12 +336,7 @@ async fn invalid_variants_of_every_standard_crd_are_rejected_as_a_real_server_re
         Case { what: "port", update: false,
             change: |o| o["spec"]["listeners"][0]["port"] = json!(70000),
             causes: vec![c("spec.listeners[0].port", INVALID, "Invalid value: 70000: spec.listeners[0].port in body should be less than or equal to 65535")] },
-        Case { what: "dup", update: false,
-            change: |o| { let l = o["spec"]["listeners"][0].clone(); o["spec"]["listeners"].as_array_mut().unwrap().push(l); },
-            causes: vec![
-                c("spec.listeners[1]", "FieldValueDuplicate", "Duplicate value: map[string]interface {}{\"name\":\"http\"}"),
-                c("spec.listeners", INVALID, "Invalid value: \"array\": Listener name must be unique within the Gateway"),
-                c("spec.listeners", INVALID, "Invalid value: \"array\": Combination of port, protocol and hostname must be unique for each listener")] },
+        duplicate_listener("Duplicate value: map[string]interface {}{\"name\":\"http\"}"),
         Case { what: "tls-on-http", update: false,
             change: |o| o["spec"]["listeners"][0]["tls"] = json!({"mode": "Terminate"}),
             causes: vec![
@@ -395,12 +408,7 @@ async fn invalid_variants_of_every_standard_crd_are_rejected_as_a_real_server_re
         Case { what: "port", update: false,
             change: |o| o["spec"]["listeners"][0]["port"] = json!(0),
             causes: vec![c("spec.listeners[0].port", INVALID, "Invalid value: 0: spec.listeners[0].port in body should be greater than or equal to 1")] },
-        Case { what: "dup", update: false,
-            change: |o| { let l = o["spec"]["listeners"][0].clone(); o["spec"]["listeners"].as_array_mut().unwrap().push(l); },
-            causes: vec![
-                c("spec.listeners[1]", "FieldValueDuplicate", "Duplicate value: map[string]interface {}{\"name\":\"first\"}"),
-                c("spec.listeners", INVALID, "Invalid value: \"array\": Listener name must be unique within the Gateway"),
-                c("spec.listeners", INVALID, "Invalid value: \"array\": Combination of port, protocol and hostname must be unique for each listener")] },
+        duplicate_listener("Duplicate value: map[string]interface {}{\"name\":\"first\"}"),
         Case { what: "tls-on-http", update: true,
             change: |o| o["spec"]["listeners"][0]["protocol"] = json!("HTTP"),
             causes: vec![c("spec.listeners", INVALID, "Invalid value: \"array\": tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']")] },

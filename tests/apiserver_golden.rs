@@ -20,11 +20,13 @@
 //! not on the recorded v1.28 server (their CRD's `isIP()` rule needs the CEL IP library of
 //! Kubernetes 1.30+, so that server refused the CRD).
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
+use gwtest_sandbox::apiserver::ApiServer;
 use serde_json::{Value, json};
 
 fn golden_dir() -> PathBuf {
@@ -96,17 +98,7 @@ fn is_timestamp(s: &str) -> bool {
 
 impl Replay {
     async fn new() -> Replay {
-        // Plain HTTP here; TLS is covered by the kube-rs and kubectl tests.
-        let server = ApiServer::start(ApiServerConfig {
-            tls: false,
-            ..Default::default()
-        })
-        .await
-        .expect("start");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client");
+        let (server, http) = support::apiserver::plain_http().await;
         Replay {
             server,
             http,
@@ -116,6 +108,19 @@ impl Replay {
             failures: Vec::new(),
             list: false,
         }
+    }
+
+    /// Send the test's own JSON `body` (no recorded exchange); requires `status`.
+    async fn setup(&self, method: &str, path: &str, content_type: &str, body: &Value, status: u16) {
+        let a = self
+            .send(
+                method,
+                path,
+                Some(content_type),
+                Some(serde_json::to_vec(body).unwrap()),
+            )
+            .await;
+        assert_eq!(a.status, status, "{method} {path}: {}", a.body);
     }
 
     fn fail(&mut self, ctx: &str, msg: String) {
@@ -694,29 +699,27 @@ async fn replay_namespace_deletion(r: &mut Replay, file: &Value) {
     // Hold the namespace in Terminating with a finalizer until "get while terminating" ran.
     let held = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "held", "finalizers": ["gwtest.test/hold"]}});
-    let a = r
-        .send(
-            "POST",
-            "/api/v1/namespaces/golden/configmaps",
-            Some("application/json"),
-            Some(serde_json::to_vec(&held).unwrap()),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{}", a.body);
+    r.setup(
+        "POST",
+        "/api/v1/namespaces/golden/configmaps",
+        "application/json",
+        &held,
+        201,
+    )
+    .await;
     for e in file.as_array().expect("exchanges") {
         let note = e["note"].as_str().unwrap_or("").to_string();
         let ctx = format!("08 {note:?}");
         if note.starts_with("get after deletion finished") {
             let release = json!({"metadata": {"finalizers": null}});
-            let a = r
-                .send(
-                    "PATCH",
-                    "/api/v1/namespaces/golden/configmaps/held",
-                    Some("application/merge-patch+json"),
-                    Some(serde_json::to_vec(&release).unwrap()),
-                )
-                .await;
-            assert_eq!(a.status, 200, "{}", a.body);
+            r.setup(
+                "PATCH",
+                "/api/v1/namespaces/golden/configmaps/held",
+                "application/merge-patch+json",
+                &release,
+                200,
+            )
+            .await;
             // The namespace goes once its contents are gone: poll as the recording did.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             loop {
@@ -768,16 +771,7 @@ async fn golden_exchanges_replay() {
 
 #[tokio::test]
 async fn requests_without_the_token_are_unauthorized() {
-    let server = ApiServer::start(ApiServerConfig {
-        tls: false,
-        ..Default::default()
-    })
-    .await
-    .expect("start");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (server, http) = support::apiserver::plain_http().await;
     for auth in [None, Some("Bearer wrong")] {
         let mut req = http.get(format!("{}/api/v1/namespaces", server.url()));
         if let Some(a) = auth {

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use gwtest_sandbox::apiserver::{ApiServer, ApiServerConfig};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -19,7 +19,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::PartialObjectMeta;
 use kube::discovery::Discovery;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 fn init_crypto() {
@@ -44,6 +44,24 @@ async fn start(tls: bool) -> (ApiServer, Client) {
     (server, client)
 }
 
+/// A server with namespace `ns`, a client, and the namespace's ConfigMaps.
+async fn start_in(ns: &str, tls: bool) -> (ApiServer, Client, Api<ConfigMap>) {
+    let (server, client) = start(tls).await;
+    make_ns(&client, ns).await;
+    let cms = Api::namespaced(client.clone(), ns);
+    (server, client, cms)
+}
+
+/// Runs `test` (bounded) on a TLS server with namespace `ns`, then shuts the server down.
+async fn in_namespace(ns: &str, test: impl AsyncFnOnce(&ApiServer, &Client, Api<ConfigMap>)) {
+    bounded(async {
+        let (server, client, cms) = start_in(ns, true).await;
+        test(&server, &client, cms).await;
+        server.shutdown().await;
+    })
+    .await;
+}
+
 async fn make_ns(client: &Client, name: &str) {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
     Api::<Namespace>::all(client.clone())
@@ -57,6 +75,74 @@ fn cm(name: &str, labels: Value, data: Value) -> ConfigMap {
         .unwrap()
 }
 
+async fn create(cms: &Api<ConfigMap>, c: ConfigMap) -> ConfigMap {
+    cms.create(&PostParams::default(), &c)
+        .await
+        .expect("create")
+}
+
+async fn merge<K>(api: &Api<K>, name: &str, patch: Value) -> K
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("merge patch")
+}
+
+/// Delete an object a finalizer holds: the server answers with the object, not a Status.
+async fn delete_held(cms: &Api<ConfigMap>, name: &str) -> ConfigMap {
+    cms.delete(name, &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("the object")
+}
+
+/// Poll until `name` is gone (5 s at most).
+async fn wait_gone<K>(api: &Api<K>, name: &str, what: &str)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while api.get_opt(name).await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The next item of a watch stream (10 s at most); `None` once it ended.
+async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("a watch event in time")
+}
+
+/// The names a watcher lists before `InitDone`.
+async fn initial_names<K: Resource>(
+    stream: &mut (impl Stream<Item = watcher::Result<watcher::Event<K>>> + Unpin),
+) -> Vec<String> {
+    let mut names = Vec::new();
+    loop {
+        match next(stream).await.expect("open").unwrap() {
+            watcher::Event::InitApply(o) => names.push(o.name_any()),
+            watcher::Event::InitDone => return names,
+            _ => {}
+        }
+    }
+}
+
+/// The name of the next object a watcher applies.
+async fn next_applied<K: Resource>(
+    stream: &mut (impl Stream<Item = watcher::Result<watcher::Event<K>>> + Unpin),
+) -> String {
+    loop {
+        if let watcher::Event::Apply(o) = next(stream).await.expect("open").unwrap() {
+            return o.name_any();
+        }
+    }
+}
+
 fn api_status(e: kube::Error) -> kube::core::Status {
     match e {
         kube::Error::Api(s) => *s,
@@ -66,30 +152,23 @@ fn api_status(e: kube::Error) -> kube::core::Status {
 
 #[tokio::test]
 async fn typed_crud_selectors_and_conflicts() {
-    bounded(async {
-        let (server, client) = start(true).await;
-        make_ns(&client, "t1").await;
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t1");
+    in_namespace("t1", async |_, client, cms| {
         let pp = PostParams::default();
-        cms.create(
-            &pp,
-            &cm(
+        create(
+            &cms,
+            cm(
                 "a",
                 json!({"app": "web", "tier": "front"}),
                 json!({"k": "1"}),
             ),
         )
-        .await
-        .unwrap();
-        cms.create(
-            &pp,
-            &cm("b", json!({"app": "web", "tier": "back"}), json!({})),
+        .await;
+        create(
+            &cms,
+            cm("b", json!({"app": "web", "tier": "back"}), json!({})),
         )
-        .await
-        .unwrap();
-        cms.create(&pp, &cm("c", json!({"app": "db"}), json!({})))
-            .await
-            .unwrap();
+        .await;
+        create(&cms, cm("c", json!({"app": "db"}), json!({}))).await;
         let dup = api_status(
             cms.create(&pp, &cm("a", json!({}), json!({})))
                 .await
@@ -169,17 +248,13 @@ async fn typed_crud_selectors_and_conflicts() {
         let again = api_status(cms.delete("c", &DeleteParams::default()).await.unwrap_err());
         assert_eq!(again.code, 404);
         assert_eq!(api_status(cms.get("c").await.unwrap_err()).code, 404);
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn server_side_apply_conflicts_and_force() {
-    bounded(async {
-        let (server, client) = start(true).await;
-        make_ns(&client, "t2").await;
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t2");
+    in_namespace("t2", async |_, _, cms| {
         let cfg = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": v}});
         let first = cms.patch("ssa", &PatchParams::apply("mgr-one"), &Patch::Apply(cfg("1"))).await.unwrap();
         assert_eq!(first.data.unwrap()["a"], "1");
@@ -204,31 +279,15 @@ async fn server_side_apply_conflicts_and_force() {
             .unwrap();
         assert_eq!(dry.data.unwrap()["a"], "3");
         assert_eq!(cms.get("ssa").await.unwrap().data.unwrap()["a"], "2");
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn merge_json_and_strategic_patches() {
-    bounded(async {
-        let (server, client) = start(true).await;
-        make_ns(&client, "t3").await;
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t3");
-        cms.create(
-            &PostParams::default(),
-            &cm("p", json!({"x": "1"}), json!({"k": "v"})),
-        )
-        .await
-        .unwrap();
-        let merged = cms
-            .patch(
-                "p",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"data": {"extra": "e", "k": null}})),
-            )
-            .await
-            .unwrap();
+    in_namespace("t3", async |_, _, cms| {
+        create(&cms, cm("p", json!({"x": "1"}), json!({"k": "v"}))).await;
+        let merged = merge(&cms, "p", json!({"data": {"extra": "e", "k": null}})).await;
         assert_eq!(
             merged.data.clone().unwrap().into_iter().collect::<Vec<_>>(),
             [("extra".into(), "e".into())]
@@ -260,7 +319,6 @@ async fn merge_json_and_strategic_patches() {
             .unwrap();
         assert_eq!(smp.labels().get("y").map(String::as_str), Some("2"));
         assert_eq!(smp.labels().get("x").map(String::as_str), Some("1"));
-        server.shutdown().await;
     })
     .await;
 }
@@ -281,9 +339,7 @@ fn widget_crd() -> CustomResourceDefinition {
 
 #[tokio::test]
 async fn crd_discovery_dynamic_objects_and_status() {
-    bounded(async {
-        let (server, client) = start(true).await;
-        make_ns(&client, "t4").await;
+    in_namespace("t4", async |_, client, _| {
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         crds.create(&PostParams::default(), &widget_crd()).await.unwrap();
         let established = crds.get("widgets.test.gwtest.dev").await.unwrap();
@@ -323,10 +379,7 @@ async fn crd_discovery_dynamic_objects_and_status() {
             .unwrap();
         assert_eq!(st.metadata.generation, Some(1));
         assert_eq!(st.data["status"]["ready"], true);
-        let spec = widgets
-            .patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 3}, "status": {"ready": false}})))
-            .await
-            .unwrap();
+        let spec = merge(&widgets, "w1", json!({"spec": {"size": 3}, "status": {"ready": false}})).await;
         assert_eq!(spec.metadata.generation, Some(2));
         assert_eq!(spec.data["status"]["ready"], true);
         let ssa = widgets
@@ -343,62 +396,26 @@ async fn crd_discovery_dynamic_objects_and_status() {
 
         // Deleting the CRD removes the kind and its objects.
         crds.delete("widgets.test.gwtest.dev", &DeleteParams::default()).await.unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while crds.get_opt("widgets.test.gwtest.dev").await.unwrap().is_some() {
-            assert!(tokio::time::Instant::now() < deadline, "the CRD went away");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_gone(&crds, "widgets.test.gwtest.dev", "the CRD went away").await;
         let gone = Discovery::new(client.clone()).run().await.unwrap();
         assert!(gone.groups().all(|g| g.name() != "test.gwtest.dev"));
         assert_eq!(api_status(widgets.get("w1").await.unwrap_err()).code, 404);
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn watcher_sees_changes_and_recovers_from_expired() {
-    bounded(async {
-        let (server, client) = start(true).await;
-        make_ns(&client, "t5").await;
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t5");
-        cms.create(&PostParams::default(), &cm("before", json!({}), json!({})))
-            .await
-            .unwrap();
+    in_namespace("t5", async |server, _, cms| {
+        create(&cms, cm("before", json!({}), json!({}))).await;
         let mut stream = watcher(cms.clone(), watcher::Config::default()).boxed();
-        let mut seen = Vec::new();
-        let mut next = async || -> Result<watcher::Event<ConfigMap>, watcher::Error> {
-            tokio::time::timeout(Duration::from_secs(10), stream.next())
-                .await
-                .expect("a watcher event")
-                .expect("open")
-        };
-        // Initial list.
-        loop {
-            match next().await.unwrap() {
-                watcher::Event::InitApply(c) => seen.push(format!("init {}", c.name_any())),
-                watcher::Event::InitDone => break,
-                _ => {}
-            }
-        }
-        assert_eq!(seen, ["init before"]);
-        cms.create(
-            &PostParams::default(),
-            &cm("w", json!({}), json!({"v": "1"})),
-        )
-        .await
-        .unwrap();
-        cms.patch(
-            "w",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"v": "2"}})),
-        )
-        .await
-        .unwrap();
+        assert_eq!(initial_names(&mut stream).await, ["before"]);
+        create(&cms, cm("w", json!({}), json!({"v": "1"}))).await;
+        merge(&cms, "w", json!({"data": {"v": "2"}})).await;
         cms.delete("w", &DeleteParams::default()).await.unwrap();
         let mut changes = Vec::new();
         while changes.len() < 3 {
-            match next().await.unwrap() {
+            match next(&mut stream).await.expect("open").unwrap() {
                 watcher::Event::Apply(c) => changes.push(format!("apply {}", c.data.unwrap()["v"])),
                 watcher::Event::Delete(c) => changes.push(format!("delete {}", c.name_any())),
                 _ => {}
@@ -408,13 +425,11 @@ async fn watcher_sees_changes_and_recovers_from_expired() {
 
         // History compaction: the open watch gets 410 Expired; the watcher re-lists and goes on.
         server.compact_history();
-        cms.create(&PostParams::default(), &cm("after", json!({}), json!({})))
-            .await
-            .unwrap();
+        create(&cms, cm("after", json!({}), json!({}))).await;
         let mut expired = false;
         let mut relisted = Vec::new();
         loop {
-            match next().await {
+            match next(&mut stream).await.expect("open") {
                 Err(watcher::Error::WatchError(s)) => {
                     assert_eq!((s.code, s.reason.as_str()), (410, "Expired"));
                     expired = true;
@@ -428,86 +443,28 @@ async fn watcher_sees_changes_and_recovers_from_expired() {
         assert!(expired, "the watcher saw 410 Expired");
         relisted.sort();
         assert_eq!(relisted, ["after", "before"]);
-        cms.create(&PostParams::default(), &cm("later", json!({}), json!({})))
-            .await
-            .unwrap();
-        loop {
-            if let watcher::Event::Apply(c) = next().await.unwrap() {
-                assert_eq!(c.name_any(), "later");
-                break;
-            }
-        }
-        server.shutdown().await;
+        create(&cms, cm("later", json!({}), json!({}))).await;
+        assert_eq!(next_applied(&mut stream).await, "later");
     })
     .await;
 }
 
 #[tokio::test]
 async fn streaming_list_and_metadata_watchers() {
-    bounded(async {
-        let (server, client) = start(true).await;
-        make_ns(&client, "t7").await;
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t7");
+    in_namespace("t7", async |_, client, cms| {
         for n in ["a", "b"] {
-            cms.create(&PostParams::default(), &cm(n, json!({}), json!({})))
-                .await
-                .unwrap();
+            create(&cms, cm(n, json!({}), json!({}))).await;
         }
         // sendInitialEvents: the state as ADDED events, then a BOOKMARK marking its end.
         let mut streaming =
             watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
-        let mut initial = Vec::new();
-        loop {
-            let ev = tokio::time::timeout(Duration::from_secs(10), streaming.next())
-                .await
-                .expect("event")
-                .unwrap();
-            match ev.unwrap() {
-                watcher::Event::InitApply(c) => initial.push(c.name_any()),
-                watcher::Event::InitDone => break,
-                _ => {}
-            }
-        }
-        assert_eq!(initial, ["a", "b"]);
+        assert_eq!(initial_names(&mut streaming).await, ["a", "b"]);
         let metas: Api<PartialObjectMeta<ConfigMap>> = Api::namespaced(client.clone(), "t7");
         let mut meta = watcher(metas, watcher::Config::default()).boxed();
-        let mut names = Vec::new();
-        loop {
-            let ev = tokio::time::timeout(Duration::from_secs(10), meta.next())
-                .await
-                .expect("event")
-                .unwrap();
-            match ev.unwrap() {
-                watcher::Event::InitApply(m) => names.push(m.name_any()),
-                watcher::Event::InitDone => break,
-                _ => {}
-            }
-        }
-        assert_eq!(names, ["a", "b"]);
-        cms.create(&PostParams::default(), &cm("c", json!({}), json!({})))
-            .await
-            .unwrap();
-        loop {
-            let ev = tokio::time::timeout(Duration::from_secs(10), streaming.next())
-                .await
-                .expect("event")
-                .unwrap();
-            if let watcher::Event::Apply(c) = ev.unwrap() {
-                assert_eq!(c.name_any(), "c");
-                break;
-            }
-        }
-        loop {
-            let ev = tokio::time::timeout(Duration::from_secs(10), meta.next())
-                .await
-                .expect("event")
-                .unwrap();
-            if let watcher::Event::Apply(m) = ev.unwrap() {
-                assert_eq!(m.name_any(), "c");
-                break;
-            }
-        }
-        server.shutdown().await;
+        assert_eq!(initial_names(&mut meta).await, ["a", "b"]);
+        create(&cms, cm("c", json!({}), json!({}))).await;
+        assert_eq!(next_applied(&mut streaming).await, "c");
+        assert_eq!(next_applied(&mut meta).await, "c");
     })
     .await;
 }
@@ -515,45 +472,20 @@ async fn streaming_list_and_metadata_watchers() {
 #[tokio::test]
 async fn raw_watch_bookmarks_selectors_and_shutdown() {
     bounded(async {
-        let (server, client) = start(true).await;
-        make_ns(&client, "t6").await;
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t6");
-        cms.create(
-            &PostParams::default(),
-            &cm("x", json!({"sel": "yes"}), json!({})),
-        )
-        .await
-        .unwrap();
+        let (server, _, cms) = start_in("t6", true).await;
+        create(&cms, cm("x", json!({"sel": "yes"}), json!({}))).await;
         let list = cms.list(&ListParams::default()).await.unwrap();
         let rv = list.metadata.resource_version.unwrap();
         let wp = WatchParams::default().labels("sel=yes").timeout(3);
         let mut events = cms.watch(&wp, &rv).await.unwrap().boxed();
         // Entering and leaving the selection: ADDED, then DELETED while the object still exists.
-        cms.create(&PostParams::default(), &cm("y", json!({}), json!({})))
-            .await
-            .unwrap();
-        cms.patch(
-            "y",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"sel": "yes"}}})),
-        )
-        .await
-        .unwrap();
-        cms.patch(
-            "y",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"sel": "no"}}})),
-        )
-        .await
-        .unwrap();
+        create(&cms, cm("y", json!({}), json!({}))).await;
+        merge(&cms, "y", json!({"metadata": {"labels": {"sel": "yes"}}})).await;
+        merge(&cms, "y", json!({"metadata": {"labels": {"sel": "no"}}})).await;
         let mut kinds = Vec::new();
         let mut bookmarks = 0;
-        while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), events.try_next())
-            .await
-            .expect("event")
-            .unwrap()
-        {
-            match ev {
+        while let Some(ev) = next(&mut events).await {
+            match ev.unwrap() {
                 WatchEvent::Added(c) => kinds.push(format!("ADDED {}", c.name_any())),
                 WatchEvent::Modified(c) => kinds.push(format!("MODIFIED {}", c.name_any())),
                 WatchEvent::Deleted(c) => kinds.push(format!("DELETED {}", c.name_any())),
@@ -570,11 +502,10 @@ async fn raw_watch_bookmarks_selectors_and_shutdown() {
             .await
             .unwrap()
             .boxed();
-        let first = tokio::time::timeout(Duration::from_secs(10), open.try_next())
-            .await
-            .expect("first")
-            .unwrap();
-        assert!(matches!(first, Some(WatchEvent::Added(_))));
+        assert!(matches!(
+            next(&mut open).await,
+            Some(Ok(WatchEvent::Added(_)))
+        ));
         let shutdown = tokio::spawn(server.shutdown());
         let end = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
@@ -596,26 +527,19 @@ async fn raw_watch_bookmarks_selectors_and_shutdown() {
 
 #[tokio::test]
 async fn namespace_deletion_lifecycle() {
-    bounded(async {
-        let (server, client) = start(true).await;
-        make_ns(&client, "doomed").await;
+    in_namespace("doomed", async |_, client, cms| {
         let nss: Api<Namespace> = Api::all(client.clone());
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
-        cms.create(&PostParams::default(), &cm("plain", json!({}), json!({}))).await.unwrap();
+        create(&cms, cm("plain", json!({}), json!({}))).await;
         let mut held = cm("held", json!({}), json!({}));
         held.metadata.finalizers = Some(vec!["test.gwtest.dev/hold".into()]);
-        cms.create(&PostParams::default(), &held).await.unwrap();
+        create(&cms, held).await;
 
         let deleting = nss.delete("doomed", &DeleteParams::default()).await.unwrap();
         let ns = deleting.left().expect("the namespace is returned");
         assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
         assert!(ns.metadata.deletion_timestamp.is_some());
         // Contents go; the finalizer holds its object (marked deleting) and the namespace.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while cms.get_opt("plain").await.unwrap().is_some() {
-            assert!(tokio::time::Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_gone(&cms, "plain", "the namespace's contents went away").await;
         let h = cms.get("held").await.unwrap();
         assert!(h.metadata.deletion_timestamp.is_some());
         let refused = api_status(cms.create(&PostParams::default(), &cm("new", json!({}), json!({}))).await.unwrap_err());
@@ -626,24 +550,14 @@ async fn namespace_deletion_lifecycle() {
         );
         assert!(nss.get_opt("doomed").await.unwrap().is_some());
         // Writing to a Terminating namespace (its annotations) does not end it.
-        let patched = nss
-            .patch("doomed", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"a": "b"}}})))
-            .await
-            .unwrap();
+        let patched = merge(&nss, "doomed", json!({"metadata": {"annotations": {"a": "b"}}})).await;
         assert_eq!(patched.status.unwrap().phase.as_deref(), Some("Terminating"));
         assert!(nss.get_opt("doomed").await.unwrap().is_some());
         assert!(cms.get_opt("held").await.unwrap().is_some());
         // Removing the last finalizer deletes the object, then the namespace goes.
-        cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
-            .await
-            .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while nss.get_opt("doomed").await.unwrap().is_some() {
-            assert!(tokio::time::Instant::now() < deadline, "the namespace went away");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        merge(&cms, "held", json!({"metadata": {"finalizers": null}})).await;
+        wait_gone(&nss, "doomed", "the namespace went away").await;
         assert!(cms.get_opt("held").await.unwrap().is_none());
-        server.shutdown().await;
     })
     .await;
 }
@@ -714,14 +628,8 @@ async fn apply_manifest_registers_crds_in_process() {
 
 #[tokio::test]
 async fn finalizers_and_owner_reference_garbage_collection() {
-    bounded(async {
-        let (server, client) = start(true).await;
-        make_ns(&client, "t8").await;
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t8");
-        let owner = cms
-            .create(&PostParams::default(), &cm("owner", json!({}), json!({})))
-            .await
-            .unwrap();
+    in_namespace("t8", async |_, _, cms| {
+        let owner = create(&cms, cm("owner", json!({}), json!({}))).await;
         let mut dependent = cm("dependent", json!({}), json!({}));
         dependent.metadata.owner_references = Some(vec![
             serde_json::from_value(
@@ -730,9 +638,7 @@ async fn finalizers_and_owner_reference_garbage_collection() {
             )
             .unwrap(),
         ]);
-        cms.create(&PostParams::default(), &dependent)
-            .await
-            .unwrap();
+        create(&cms, dependent).await;
         let mut guarded = owner.clone();
         guarded.metadata.finalizers = Some(vec!["test.gwtest.dev/guard".into()]);
         let guarded = cms
@@ -741,43 +647,19 @@ async fn finalizers_and_owner_reference_garbage_collection() {
             .unwrap();
 
         // A finalizer keeps the owner (marked deleting), and so its dependent.
-        let marked = cms
-            .delete("owner", &DeleteParams::default())
-            .await
-            .unwrap()
-            .left()
-            .expect("the object");
+        let marked = delete_held(&cms, "owner").await;
         assert!(marked.metadata.deletion_timestamp.is_some());
         assert!(cms.get_opt("owner").await.unwrap().is_some());
         assert!(cms.get_opt("dependent").await.unwrap().is_some());
         // A second delete changes nothing.
-        let again = cms
-            .delete("owner", &DeleteParams::default())
-            .await
-            .unwrap()
-            .left()
-            .expect("the object");
+        let again = delete_held(&cms, "owner").await;
         assert_eq!(again.resource_version(), marked.resource_version());
         assert_ne!(marked.resource_version(), guarded.resource_version());
 
         // Removing the finalizer deletes the owner; its dependent is collected.
-        cms.patch(
-            "owner",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": []}})),
-        )
-        .await
-        .unwrap();
+        merge(&cms, "owner", json!({"metadata": {"finalizers": []}})).await;
         assert!(cms.get_opt("owner").await.unwrap().is_none());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while cms.get_opt("dependent").await.unwrap().is_some() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the dependent was collected"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        server.shutdown().await;
+        wait_gone(&cms, "dependent", "the dependent was collected").await;
     })
     .await;
 }
@@ -789,9 +671,7 @@ async fn finalizers_and_owner_reference_garbage_collection() {
 #[tokio::test]
 async fn watch_from_a_future_or_previous_servers_version() {
     bounded(async {
-        let (server, client) = start(false).await;
-        make_ns(&client, "fut").await;
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "fut");
+        let (server, _, cms) = start_in("fut", false).await;
         let rv: u64 = cms
             .list(&ListParams::default())
             .await
@@ -805,18 +685,10 @@ async fn watch_from_a_future_or_previous_servers_version() {
         // One ahead: the next write reaches it and the watch goes on from there.
         let wp = WatchParams::default().timeout(5);
         let mut ahead = cms.watch(&wp, &(rv + 1).to_string()).await.unwrap().boxed();
-        cms.create(&PostParams::default(), &cm("a", json!({}), json!({})))
-            .await
-            .unwrap();
-        cms.create(&PostParams::default(), &cm("b", json!({}), json!({})))
-            .await
-            .unwrap();
-        let ev = tokio::time::timeout(Duration::from_secs(10), ahead.try_next())
-            .await
-            .expect("event")
-            .unwrap();
-        match ev {
-            Some(WatchEvent::Added(c)) => assert_eq!(c.name_any(), "b"),
+        create(&cms, cm("a", json!({}), json!({}))).await;
+        create(&cms, cm("b", json!({}), json!({}))).await;
+        match next(&mut ahead).await {
+            Some(Ok(WatchEvent::Added(c))) => assert_eq!(c.name_any(), "b"),
             other => panic!("expected ADDED b, got {other:?}"),
         }
 
@@ -827,12 +699,8 @@ async fn watch_from_a_future_or_previous_servers_version() {
             .await
             .unwrap()
             .boxed();
-        let ev = tokio::time::timeout(Duration::from_secs(10), far.try_next())
-            .await
-            .expect("event")
-            .unwrap();
-        match ev {
-            Some(WatchEvent::Error(e)) => {
+        match next(&mut far).await {
+            Some(Ok(WatchEvent::Error(e))) => {
                 assert_eq!((e.code, e.reason.as_str()), (504, "Timeout"));
                 assert_eq!(
                     e.message,
@@ -875,12 +743,10 @@ async fn watch_from_a_future_or_previous_servers_version() {
         make_ns(&client, "fut").await;
         let cms: Api<ConfigMap> = Api::namespaced(client, "fut");
         let mut old = cms.watch(&wp, &(rv + 2).to_string()).await.unwrap().boxed();
-        let ev = tokio::time::timeout(Duration::from_secs(10), old.try_next())
-            .await
-            .expect("event")
-            .unwrap();
-        match ev {
-            Some(WatchEvent::Error(e)) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
+        match next(&mut old).await {
+            Some(Ok(WatchEvent::Error(e))) => {
+                assert_eq!((e.code, e.reason.as_str()), (410, "Expired"))
+            }
             other => panic!("expected 410 Expired, got {other:?}"),
         }
         again.shutdown().await;

@@ -25,12 +25,17 @@ struct Kubectl {
 }
 
 impl Kubectl {
-    fn new(server: &ApiServer, tag: &str) -> Kubectl {
+    /// A TLS API server and a kubectl for it.
+    async fn start(tag: &str) -> (ApiServer, Kubectl) {
+        gwtest::install_crypto_provider();
+        let server = ApiServer::start(ApiServerConfig::default())
+            .await
+            .expect("start");
         let ws = Workspace::new(&format!("kubectl-{tag}"));
         server
             .write_kubeconfig(&ws.path().join("kubeconfig"))
             .expect("kubeconfig");
-        Kubectl { ws }
+        (server, Kubectl { ws })
     }
 
     fn file(&self, name: &str, content: &str) -> String {
@@ -66,6 +71,45 @@ impl Kubectl {
         );
         r.stdout
     }
+
+    /// A field of gizmo `name` in kcrec, by jsonpath.
+    async fn gizmo_field(&self, name: &str, path: &str) -> String {
+        let output = format!("jsonpath={path}");
+        self.ok(&["-n", "kcrec", "get", "gizmo", name, "-o", &output])
+            .await
+    }
+
+    /// Runs, requires success and `want` in stdout.
+    async fn says(&self, args: &[&str], want: &str) {
+        let out = self.ok(args).await;
+        assert!(
+            out.contains(want),
+            "kubectl {args:?}: no {want:?} in:\n{out}"
+        );
+    }
+
+    /// Runs, requires success; stdout as JSON.
+    async fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args).await;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl {args:?}: {e}: {out}"))
+    }
+
+    /// Runs what kubectl 1.`minor` is too old for: it must refuse, saying `error`.
+    async fn too_old(&self, args: &[&str], minor: u32, error: &str, note: &str) {
+        let r = self.run(args).await;
+        assert!(
+            !r.ok && r.stderr.contains(error),
+            "kubectl 1.{minor}: {}",
+            r.stderr
+        );
+        eprintln!("note: kubectl 1.{minor} {note}");
+    }
+
+    /// Runs and requires a NotFound failure.
+    async fn not_found(&self, args: &[&str]) {
+        let r = self.run(args).await;
+        assert!(!r.ok && r.stderr.contains("NotFound"), "{}", r.stderr);
+    }
 }
 
 const CM: &str =
@@ -93,12 +137,16 @@ spec:
 "#;
 const GIZMOS: &str = "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g1}\nspec: {size: 1}\n---\napiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g2}\nspec: {size: 2}\n";
 
-fn gizmos(client: Client) -> Api<DynamicObject> {
+/// Writes gizmo `name`'s status with kube-rs.
+async fn patch_gizmo_status(client: Client, name: &str, status: Value) {
     let ar = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("acc.gwtest.test", "v1", "Gizmo"),
         "gizmos",
     );
-    Api::namespaced_with(client, "kcrec", &ar)
+    Api::<DynamicObject>::namespaced_with(client, "kcrec", &ar)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .expect("status patch");
 }
 
 async fn session(server: &ApiServer, k: &Kubectl) {
@@ -106,52 +154,46 @@ async fn session(server: &ApiServer, k: &Kubectl) {
     let ns = k.ok(&["get", "ns"]).await;
     assert!(ns.lines().next().unwrap_or("").starts_with("NAME"), "{ns}");
     assert!(ns.contains("default") && ns.contains("kube-system"), "{ns}");
-    assert!(
-        k.ok(&["create", "ns", "kcrec"])
-            .await
-            .contains("namespace/kcrec created")
-    );
-    let created = k
-        .ok(&[
+    k.says(&["create", "ns", "kcrec"], "namespace/kcrec created")
+        .await;
+    k.says(
+        &[
             "-n",
             "kcrec",
             "create",
             "configmap",
             "lit",
             "--from-literal=a=b",
-        ])
-        .await;
-    assert!(created.contains("configmap/lit created"), "{created}");
-    let lit: Value = serde_json::from_str(
-        &k.ok(&["-n", "kcrec", "get", "cm", "lit", "-o", "json"])
-            .await,
+        ],
+        "configmap/lit created",
     )
-    .unwrap();
+    .await;
+    let lit = k
+        .json(&["-n", "kcrec", "get", "cm", "lit", "-o", "json"])
+        .await;
     assert_eq!(lit["data"], json!({"a": "b"}));
 
     // Client-side apply: create, change, no change.
     let cm = k.file("cm.yaml", CM);
-    assert!(
-        k.ok(&["-n", "kcrec", "apply", "-f", &cm])
-            .await
-            .contains("configmap/cm1 created")
-    );
-    let cm2 = k.file("cm2.yaml", CM2);
-    assert!(
-        k.ok(&["-n", "kcrec", "apply", "-f", &cm2])
-            .await
-            .contains("configmap/cm1 configured")
-    );
-    assert!(
-        k.ok(&["-n", "kcrec", "apply", "-f", &cm2])
-            .await
-            .contains("configmap/cm1 unchanged")
-    );
-    let got: Value = serde_json::from_str(
-        &k.ok(&["-n", "kcrec", "get", "cm", "cm1", "-o", "json"])
-            .await,
+    k.says(
+        &["-n", "kcrec", "apply", "-f", &cm],
+        "configmap/cm1 created",
     )
-    .unwrap();
+    .await;
+    let cm2 = k.file("cm2.yaml", CM2);
+    k.says(
+        &["-n", "kcrec", "apply", "-f", &cm2],
+        "configmap/cm1 configured",
+    )
+    .await;
+    k.says(
+        &["-n", "kcrec", "apply", "-f", &cm2],
+        "configmap/cm1 unchanged",
+    )
+    .await;
+    let got = k
+        .json(&["-n", "kcrec", "get", "cm", "cm1", "-o", "json"])
+        .await;
     assert_eq!(got["data"], json!({"k": "v2", "extra": "x"}));
     assert!(
         got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
@@ -165,73 +207,49 @@ async fn session(server: &ApiServer, k: &Kubectl) {
 
     // A CRD, established; then its kind through server-side apply and its short name.
     let crd = k.file("crd.yaml", CRD);
-    assert!(
-        k.ok(&["apply", "-f", &crd])
-            .await
-            .contains("gizmos.acc.gwtest.test created")
-    );
-    let est = k
-        .ok(&[
+    k.says(&["apply", "-f", &crd], "gizmos.acc.gwtest.test created")
+        .await;
+    k.says(
+        &[
             "wait",
             "--for=condition=Established",
             "crd/gizmos.acc.gwtest.test",
             "--timeout=20s",
-        ])
-        .await;
-    assert!(est.contains("condition met"), "{est}");
+        ],
+        "condition met",
+    )
+    .await;
     let gz = k.file("gizmos.yaml", GIZMOS);
-    let applied = k
-        .ok(&["-n", "kcrec", "apply", "--server-side", "-f", &gz])
-        .await;
-    assert!(
-        applied.contains("gizmo.acc.gwtest.test/g1 serverside-applied"),
-        "{applied}"
-    );
+    k.says(
+        &["-n", "kcrec", "apply", "--server-side", "-f", &gz],
+        "gizmo.acc.gwtest.test/g1 serverside-applied",
+    )
+    .await;
     let short = k.ok(&["-n", "kcrec", "get", "gz"]).await;
     assert!(short.contains("g1") && short.contains("g2"), "{short}");
     // Client-side apply of a custom resource, then of a change (a JSON merge patch).
     let g3 = k.file("g3.yaml", "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g3}\nspec: {size: 3, keep: x}\n");
-    assert!(
-        k.ok(&["-n", "kcrec", "apply", "-f", &g3])
-            .await
-            .contains("gizmo.acc.gwtest.test/g3 created")
-    );
+    k.says(
+        &["-n", "kcrec", "apply", "-f", &g3],
+        "gizmo.acc.gwtest.test/g3 created",
+    )
+    .await;
     let g3b = k.file(
         "g3b.yaml",
         "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g3}\nspec: {size: 4}\n",
     );
-    assert!(
-        k.ok(&["-n", "kcrec", "apply", "-f", &g3b])
-            .await
-            .contains("gizmo.acc.gwtest.test/g3 configured")
-    );
-    let spec = k
-        .ok(&[
-            "-n",
-            "kcrec",
-            "get",
-            "gizmo",
-            "g3",
-            "-o",
-            "jsonpath={.spec}",
-        ])
-        .await;
+    k.says(
+        &["-n", "kcrec", "apply", "-f", &g3b],
+        "gizmo.acc.gwtest.test/g3 configured",
+    )
+    .await;
+    let spec = k.gizmo_field("g3", "{.spec}").await;
     assert_eq!(
         serde_json::from_str::<Value>(&spec).unwrap(),
         json!({"size": 4}),
         "keep was dropped by the 3-way merge"
     );
-    let generation = k
-        .ok(&[
-            "-n",
-            "kcrec",
-            "get",
-            "gizmo",
-            "g3",
-            "-o",
-            "jsonpath={.metadata.generation}",
-        ])
-        .await;
+    let generation = k.gizmo_field("g3", "{.metadata.generation}").await;
     assert_eq!(generation, "2");
 
     // Status through the subresource; waits on a jsonpath. Older kubectl (Debian's 1.20) lacks
@@ -255,21 +273,17 @@ async fn session(server: &ApiServer, k: &Kubectl) {
             "{patched}"
         );
     } else {
-        let r = k.run(&status_patch).await;
-        assert!(
-            !r.ok && r.stderr.contains("unknown flag: --subresource"),
-            "kubectl 1.{minor}: {}",
-            r.stderr
-        );
-        eprintln!(
-            "note: kubectl 1.{minor} has no `patch --subresource` (1.24+); writing the status with kube-rs"
-        );
+        k.too_old(
+            &status_patch,
+            minor,
+            "unknown flag: --subresource",
+            "has no `patch --subresource` (1.24+); writing the status with kube-rs",
+        )
+        .await;
         let status = json!({"status": {"x": "y", "conditions": [{"type": "Ready", "status": "True", "reason": "Ok",
             "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
-        gizmos(Client::try_from(server.kube_config()).expect("client"))
-            .patch_status("g1", &PatchParams::default(), &Patch::Merge(status))
-            .await
-            .expect("status patch");
+        let client = Client::try_from(server.kube_config()).expect("client");
+        patch_gizmo_status(client, "g1", status).await;
     }
     for (path, want) in [("{.status.x}", "y"), ("{.spec.size}", "1")] {
         let cond = format!("--for=jsonpath={path}={want}");
@@ -284,40 +298,17 @@ async fn session(server: &ApiServer, k: &Kubectl) {
         if minor >= 23 {
             k.ok(&wait).await;
         } else {
-            let r = k.run(&wait).await;
-            assert!(
-                !r.ok && r.stderr.contains("unrecognized condition"),
-                "kubectl 1.{minor}: {}",
-                r.stderr
-            );
-            eprintln!(
-                "note: kubectl 1.{minor} has no `wait --for=jsonpath` (1.23+); reading the value with -o jsonpath"
-            );
-            let got = k
-                .ok(&[
-                    "-n",
-                    "kcrec",
-                    "get",
-                    "gizmo",
-                    "g1",
-                    "-o",
-                    &format!("jsonpath={path}"),
-                ])
-                .await;
-            assert_eq!(got, want);
+            k.too_old(
+                &wait,
+                minor,
+                "unrecognized condition",
+                "has no `wait --for=jsonpath` (1.23+); reading the value with -o jsonpath",
+            )
+            .await;
+            assert_eq!(k.gizmo_field("g1", path).await, want);
         }
     }
-    let generation = k
-        .ok(&[
-            "-n",
-            "kcrec",
-            "get",
-            "gizmo",
-            "g1",
-            "-o",
-            "jsonpath={.metadata.generation}",
-        ])
-        .await;
+    let generation = k.gizmo_field("g1", "{.metadata.generation}").await;
     assert_eq!(generation, "1", "the status patch left generation alone");
 
     // wait --for=condition=Ready on an object whose status a background writer sets later.
@@ -326,23 +317,21 @@ async fn session(server: &ApiServer, k: &Kubectl) {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Done",
             "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
-        gizmos(client)
-            .patch_status("g2", &PatchParams::default(), &Patch::Merge(status))
-            .await
-            .expect("status");
+        patch_gizmo_status(client, "g2", status).await;
     });
     let t0 = Instant::now();
-    let waited = k
-        .ok(&[
+    k.says(
+        &[
             "-n",
             "kcrec",
             "wait",
             "--for=condition=Ready",
             "gizmo/g2",
             "--timeout=20s",
-        ])
-        .await;
-    assert!(waited.contains("condition met"), "{waited}");
+        ],
+        "condition met",
+    )
+    .await;
     assert!(
         t0.elapsed() >= Duration::from_millis(1000),
         "kubectl waited for the background writer"
@@ -353,27 +342,15 @@ async fn session(server: &ApiServer, k: &Kubectl) {
         .expect("writer ok");
 
     // Deleting the namespace waits until it is gone; then the CRD.
-    let deleted = k
-        .ok(&["delete", "ns", "kcrec", "--wait", "--timeout=60s"])
+    k.says(
+        &["delete", "ns", "kcrec", "--wait", "--timeout=60s"],
+        "namespace \"kcrec\" deleted",
+    )
+    .await;
+    k.not_found(&["get", "ns", "kcrec"]).await;
+    k.says(&["delete", "crd", "gizmos.acc.gwtest.test"], "deleted")
         .await;
-    assert!(deleted.contains("namespace \"kcrec\" deleted"), "{deleted}");
-    let gone = k.run(&["get", "ns", "kcrec"]).await;
-    assert!(
-        !gone.ok && gone.stderr.contains("NotFound"),
-        "{}",
-        gone.stderr
-    );
-    assert!(
-        k.ok(&["delete", "crd", "gizmos.acc.gwtest.test"])
-            .await
-            .contains("deleted")
-    );
-    let no_crd = k.run(&["get", "crd", "gizmos.acc.gwtest.test"]).await;
-    assert!(
-        !no_crd.ok && no_crd.stderr.contains("NotFound"),
-        "{}",
-        no_crd.stderr
-    );
+    k.not_found(&["get", "crd", "gizmos.acc.gwtest.test"]).await;
     let no_kind = k.run(&["-n", "default", "get", "gizmos"]).await;
     assert!(
         !no_kind.ok,
@@ -384,11 +361,7 @@ async fn session(server: &ApiServer, k: &Kubectl) {
 
 #[tokio::test]
 async fn kubectl_session_over_tls() {
-    gwtest::install_crypto_provider();
-    let server = ApiServer::start(ApiServerConfig::default())
-        .await
-        .expect("start");
-    let k = Kubectl::new(&server, "tls");
+    let (server, k) = Kubectl::start("tls").await;
     tokio::time::timeout(Duration::from_secs(240), session(&server, &k))
         .await
         .expect("the session finished in time");
@@ -397,11 +370,7 @@ async fn kubectl_session_over_tls() {
 
 #[tokio::test]
 async fn kubectl_with_a_wrong_token_is_unauthorized() {
-    gwtest::install_crypto_provider();
-    let server = ApiServer::start(ApiServerConfig::default())
-        .await
-        .expect("start");
-    let k = Kubectl::new(&server, "token");
+    let (server, k) = Kubectl::start("token").await;
     tokio::time::timeout(Duration::from_secs(60), async {
         let out = k.ok(&["get", "ns", "-o", "name"]).await;
         assert_eq!(

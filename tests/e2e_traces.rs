@@ -91,6 +91,12 @@ fn assert_block(out: &RunOutput, test: &str, expected: &[String]) {
     }
 }
 
+/// The run exited with `code` and its summary line says `summary`.
+fn assert_summary(out: &RunOutput, code: i32, summary: &str) {
+    assert_eq!(out.code, Some(code), "{out}");
+    assert!(out.stdout.contains(summary), "{out}");
+}
+
 /// The steps of the last try of `test` in the JSON report.
 fn json_steps(report: &serde_json::Value, test: &str) -> Vec<serde_json::Value> {
     for s in report["suites"].as_array().unwrap() {
@@ -303,12 +309,7 @@ async fn spans_from_real_exporters_match_through_the_binary() {
         &[],
     )
     .await;
-    assert_eq!(out.code, Some(0), "{out}");
-    assert!(
-        out.stdout
-            .contains("7 tests: 7 passed, 0 flaky, 0 failed, 0 skipped"),
-        "{out}"
-    );
+    assert_summary(&out, 0, "7 tests: 7 passed, 0 flaky, 0 failed, 0 skipped");
     gw.exports_settled().await;
     let report = read_json(&dir.path().join("report.json"));
 
@@ -455,12 +456,7 @@ async fn failures_say_what_was_seen() {
         &[],
     )
     .await;
-    assert_eq!(out.code, Some(1), "{out}");
-    assert!(
-        out.stdout
-            .contains("10 tests: 0 passed, 0 flaky, 10 failed, 0 skipped"),
-        "{out}"
-    );
+    assert_summary(&out, 1, "10 tests: 0 passed, 0 flaky, 10 failed, 0 skipped");
     gw.exports_settled().await;
 
     let expect = |test: &str, spans_expected: &str, last: &str, extra: &[&str]| {
@@ -1122,34 +1118,29 @@ async fn export_run(protocol: &str, via: Via, failing: bool) {
     assert_eq!(all.spans.len(), expected, "{}", all.dump());
 }
 
-/// The run's own trace over OTLP/gRPC (flags), on a failing run (exit 1).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_grpc_by_flags_on_a_failing_run() {
-    export_run("grpc", Via::Flags, true).await;
+/// One test per way of exporting (a test each, so they run in parallel and fail by name):
+/// `name: protocol, via, failing;`, see [`export_run`].
+macro_rules! export_tests {
+    ($($(#[doc = $doc:expr])* $name:ident: $protocol:expr, $via:expr, $failing:expr;)*) => {$(
+        $(#[doc = $doc])*
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            export_run($protocol, $via, $failing).await;
+        }
+    )*};
 }
 
-/// The run's own trace over OTLP/HTTP protobuf (flags; a bare endpoint gets `/v1/traces`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_http_by_flags() {
-    export_run("http/protobuf", Via::Flags, false).await;
-}
-
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` alone: OTLP/HTTP protobuf, the specification's default.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_http_by_env() {
-    export_run("http/protobuf", Via::Env, true).await;
-}
-
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` + `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`, no flags.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_grpc_by_env() {
-    export_run("grpc", Via::Env, false).await;
-}
-
-/// The traces-specific variables win over the generic ones; gzip when asked for.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_by_the_traces_variables() {
-    export_run("http/protobuf", Via::TracesEnv, false).await;
+export_tests! {
+    /// The run's own trace over OTLP/gRPC (flags), on a failing run (exit 1).
+    export_grpc_by_flags_on_a_failing_run: "grpc", Via::Flags, true;
+    /// The run's own trace over OTLP/HTTP protobuf (flags; a bare endpoint gets `/v1/traces`).
+    export_http_by_flags: "http/protobuf", Via::Flags, false;
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` alone: OTLP/HTTP protobuf, the specification's default.
+    export_http_by_env: "http/protobuf", Via::Env, true;
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` + `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`, no flags.
+    export_grpc_by_env: "grpc", Via::Env, false;
+    /// The traces-specific variables win over the generic ones; gzip when asked for.
+    export_by_the_traces_variables: "http/protobuf", Via::TracesEnv, false;
 }
 
 /// `OTEL_SDK_DISABLED=true`: the variables name a collector, nothing is sent to it and nothing
@@ -1406,12 +1397,7 @@ async fn cel_checks_on_spans() {
     suite(&dir, "cel", &[pass, fail].join("---\n"));
     let var = format!("gw={}", gw.url);
     let out = gwtest(dir.path(), &["run", "cel", "--var", &var], &[]).await;
-    assert_eq!(out.code, Some(1), "{out}");
-    assert!(
-        out.stdout
-            .contains("2 tests: 1 passed, 0 flaky, 1 failed, 0 skipped"),
-        "{out}"
-    );
+    assert_summary(&out, 1, "2 tests: 1 passed, 0 flaky, 1 failed, 0 skipped");
     let b = block(&out.stdout, "cel/celfail");
     let trace = hex(&gw.request("/celfail").trace_id);
     assert!(

@@ -12,39 +12,20 @@ use support_gateway::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn accepted_for_generation(o: &Value) -> bool {
-    o.pointer("/status/conditions").is_some_and(|c| {
-        c.as_array().into_iter().flatten().any(|c| {
-            c["type"] == "Accepted"
-                && c["status"] == "True"
-                && c["observedGeneration"] == o["metadata"]["generation"]
-        })
-    })
-}
-
 async fn svc_ports(env: &Env, name: &str) -> Value {
     env.get(&model::service_ar(), "apps", name).await.unwrap()["spec"]["ports"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labelled_services_are_discovered_updated_and_removed() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
+    Env::run(LIMIT, Options::default(), async |env| {
         env.namespace("apps");
         env.apply(&service_yaml("apps", "example-svc", true));
         env.apply(&service_yaml("apps", "plain", false));
-        let up = env
-            .wait_object(
-                &model::upstream_ar(),
-                "apps",
-                "example-svc",
-                "Accepted",
-                accepted_for_generation,
-            )
-            .await;
+        let up = env.wait_upstream_accepted("apps", "example-svc").await;
         assert_eq!(up["spec"]["service"], "example-svc");
         assert_eq!(up["spec"]["port"], 8080);
-        assert_eq!(up["spec"]["ports"], svc_ports(&env, "example-svc").await);
+        assert_eq!(up["spec"]["ports"], svc_ports(env, "example-svc").await);
         assert_eq!(up["spec"]["ports"][0]["targetPort"], 8080);
         assert_eq!(up["spec"]["selector"], json!({"app": "example-svc"}));
         assert_eq!(up["spec"]["labels"]["app"], "demo");
@@ -88,28 +69,10 @@ async fn labelled_services_are_discovered_updated_and_removed() {
                 .is_none()
         );
 
-        // Deleted with its Service.
-        env.delete(&model::service_ar(), "apps", "example-svc")
-            .await;
-        env.wait("the Upstream to go", Duration::from_secs(10), || async {
-            env.get(&model::upstream_ar(), "apps", "example-svc")
-                .await
-                .is_none()
-                .then_some(())
-        })
-        .await;
-
-        // Re-created: a new Upstream, with status (per-uid cache: no S1 without the fault).
-        env.apply(&service_yaml("apps", "example-svc", true));
-        let up = env
-            .wait_object(
-                &model::upstream_ar(),
-                "apps",
-                "example-svc",
-                "Accepted again",
-                accepted_for_generation,
-            )
-            .await;
+        // Deleted with its Service; re-created: a new Upstream, with status (per-uid cache: no
+        // S1 without the fault).
+        env.recreate_service("apps", "example-svc").await;
+        let up = env.wait_upstream_accepted("apps", "example-svc").await;
         assert_ne!(up["metadata"]["uid"], first_uid);
 
         // Losing the label removes it too.
@@ -120,34 +83,27 @@ async fn labelled_services_are_discovered_updated_and_removed() {
             json!({"metadata": {"labels": {"demo.gwtest.dev/discover": null}}}),
         )
         .await;
-        env.wait(
+        env.wait_gone(
+            &model::upstream_ar(),
+            "apps",
+            "example-svc",
             "the Upstream of an unlabelled Service to go",
-            Duration::from_secs(10),
-            || async {
-                env.get(&model::upstream_ar(), "apps", "example-svc")
-                    .await
-                    .is_none()
-                    .then_some(())
-            },
         )
         .await;
-        env.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstreams_someone_else_made_are_left_alone() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
+    Env::run(LIMIT, Options::default(), async |env| {
         env.namespace("apps");
         env.apply("apiVersion: demo.gwtest.dev/v1alpha1\nkind: Upstream\nmetadata: {name: manual, namespace: apps}\nspec: {service: manual, port: 1}\n");
         env.apply(&service_yaml("apps", "other", true));
-        env.wait_object(&model::upstream_ar(), "apps", "other", "Accepted", accepted_for_generation)
+        env.wait_upstream_accepted("apps", "other")
             .await;
         let manual = env.get(&model::upstream_ar(), "apps", "manual").await.unwrap();
         assert!(manual.get("status").is_none(), "{manual}");
-        env.stop().await;
     })
     .await;
 }

@@ -9,7 +9,7 @@ mod support_gateway;
 
 use std::time::{Duration, Instant};
 
-use support::Workspace;
+use support::{RunOutput, Workspace};
 
 const SUITE: &str = r#"apiVersion: gwtest/v1alpha1
 kind: Suite
@@ -112,13 +112,28 @@ steps:
       expect: {status: 404}
 "#;
 
-#[test]
-fn run_sandbox_everything_works() {
-    let ws = Workspace::new("gateway-everything");
+/// The suite `demo` with its test `everything`, and the fixture it applies.
+fn write_demo(ws: &Workspace) {
     ws.write("fixtures/gateway.yaml", support_gateway::GATEWAY_YAML);
     ws.write("demo/suite.yaml", SUITE);
     ws.write("demo/app.yaml", APP);
     ws.write("demo/everything.test.yaml", TEST);
+}
+
+fn assert_everything_passed(out: &RunOutput) {
+    out.assert_exit(0);
+    assert_eq!(
+        out.results(),
+        vec![("PASS".to_string(), "demo/everything".to_string())],
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn run_sandbox_everything_works() {
+    let ws = Workspace::new("gateway-everything");
+    write_demo(&ws);
     let junit = ws.path().join("junit.xml");
     let out = ws
         .gwtest(&[
@@ -129,13 +144,7 @@ fn run_sandbox_everything_works() {
             junit.to_str().unwrap(),
         ])
         .run();
-    out.assert_exit(0);
-    assert_eq!(
-        out.results(),
-        vec![("PASS".to_string(), "demo/everything".to_string())],
-        "{}",
-        out.dump()
-    );
+    assert_everything_passed(&out);
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert!(
         xml.contains("everything") && !xml.contains("<failure"),
@@ -284,31 +293,56 @@ fn sandbox_command_serves_the_gateway_until_interrupted() {
     out.assert_exit(0);
 }
 
+/// An existing cluster: an API server with the gateway's CRDs (on its own runtime), and a
+/// workspace `tag` holding its kubeconfig.
+struct Cluster {
+    rt: tokio::runtime::Runtime,
+    api: gwtest_sandbox::apiserver::ApiServer,
+    ws: Workspace,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl Cluster {
+    fn start(tag: &str) -> Cluster {
+        gwtest::install_crypto_provider();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let api = rt.block_on(async {
+            let api = gwtest_sandbox::apiserver::ApiServer::start(Default::default())
+                .await
+                .unwrap();
+            support_gateway::seed(&api);
+            api
+        });
+        let ws = Workspace::new(tag);
+        let kubeconfig = ws.path().join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig).unwrap();
+        Cluster {
+            rt,
+            api,
+            ws,
+            kubeconfig,
+        }
+    }
+}
+
 #[test]
 fn demo_gateway_only_runs_against_an_existing_cluster() {
-    gwtest::install_crypto_provider();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let api = rt.block_on(async {
-        let api = gwtest_sandbox::apiserver::ApiServer::start(Default::default())
-            .await
-            .unwrap();
-        support_gateway::seed(&api);
-        api
-    });
-    let ws = Workspace::new("gateway-only");
-    let kubeconfig = ws.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig).unwrap();
-    let mut run = ws
-        .gwtest(&[
-            "sandbox",
-            "--demo-gateway-only",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ])
-        .spawn();
+    let Cluster {
+        rt,
+        api,
+        ws,
+        kubeconfig,
+    } = Cluster::start("gateway-only");
+    let gateway_only = [
+        "sandbox",
+        "--demo-gateway-only",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ];
+    let mut run = ws.gwtest(&gateway_only).spawn();
     let line = ready_line(&mut run, "ready ");
     assert!(line.contains(api.url()), "{line}");
     for doc in gwtest_sandbox::parse_manifests(support_gateway::GATEWAY_YAML).unwrap() {
@@ -324,40 +358,20 @@ fn demo_gateway_only_runs_against_an_existing_cluster() {
     run.wait().assert_exit(0);
     rt.block_on(api.shutdown());
 
-    // An unreachable cluster is an infrastructure error.
-    let out = ws
-        .gwtest(&[
-            "sandbox",
-            "--demo-gateway-only",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ])
-        .run();
-    out.assert_exit(3);
+    // The same, with the cluster gone: an infrastructure error.
+    ws.gwtest(&gateway_only).run().assert_exit(3);
 }
 
 /// `run --demo-gateway`: only the gateway in the gwtest process, against an existing cluster.
 #[test]
 fn run_demo_gateway_against_an_existing_cluster() {
-    gwtest::install_crypto_provider();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let api = rt.block_on(async {
-        let api = gwtest_sandbox::apiserver::ApiServer::start(Default::default())
-            .await
-            .unwrap();
-        support_gateway::seed(&api);
-        api
-    });
-    let ws = Workspace::new("gateway-run-demo");
-    let kubeconfig = ws.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig).unwrap();
-    ws.write("fixtures/gateway.yaml", support_gateway::GATEWAY_YAML);
-    ws.write("demo/suite.yaml", SUITE);
-    ws.write("demo/app.yaml", APP);
-    ws.write("demo/everything.test.yaml", TEST);
+    let Cluster {
+        rt,
+        api,
+        ws,
+        kubeconfig,
+    } = Cluster::start("gateway-run-demo");
+    write_demo(&ws);
     let out = ws
         .gwtest(&[
             "run",
@@ -367,12 +381,6 @@ fn run_demo_gateway_against_an_existing_cluster() {
             "demo",
         ])
         .run();
-    out.assert_exit(0);
-    assert_eq!(
-        out.results(),
-        vec![("PASS".to_string(), "demo/everything".to_string())],
-        "{}",
-        out.dump()
-    );
+    assert_everything_passed(&out);
     rt.block_on(api.shutdown());
 }

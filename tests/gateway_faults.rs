@@ -7,84 +7,47 @@ mod support_gateway;
 use std::time::{Duration, Instant};
 
 use gwtest_sandbox::gateway::model;
-use serde_json::{Value, json};
+use serde_json::json;
 use support_gateway::*;
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-fn accepted_for_generation(o: &Value) -> bool {
-    o.pointer("/status/conditions").is_some_and(|c| {
-        c.as_array().into_iter().flatten().any(|c| {
-            c["type"] == "Accepted"
-                && c["status"] == "True"
-                && c["observedGeneration"] == o["metadata"]["generation"]
-        })
-    })
-}
-
-async fn routes_serving(env: &Env, ns: &str, names: &[&str]) -> String {
-    let addr = env.fixture_gateway().await;
-    env.namespace(ns);
-    env.apply(&service_yaml(ns, "svc", false));
-    for n in names {
-        env.apply(&route_yaml(
-            ns,
-            n,
-            &format!(
-                "  hostnames: [{n}.test]\n  rules: [{{backendRefs: [{{name: svc, port: 8080}}]}}]"
-            ),
-        ));
-    }
-    for n in names {
-        env.request_until(
-            200,
-            "GET",
-            &format!("http://{addr}/"),
-            &[("host", &format!("{n}.test"))],
-        )
-        .await;
-    }
-    addr
-}
 
 /// Sample `host` for `d`: every answer's status must be `status`.
 async fn holds(env: &Env, addr: &str, host: &str, status: u16, d: Duration) {
     let end = Instant::now() + d;
     while Instant::now() < end {
-        let r = env
-            .request("GET", &format!("http://{addr}/"), &[("host", host)])
-            .await;
+        let r = env.host(addr, host).await;
         assert_eq!(r.status, status, "{host}: {}", r.body);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
+/// A client that gives up after 500 ms, to tell a slow or hanging answer.
+fn impatient() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+/// Wait until `client`'s requests to `url` with `host` time out.
+async fn wait_timeouts(env: &Env, client: &reqwest::Client, url: &str, host: &str, what: &str) {
+    env.wait(what, Duration::from_secs(10), || async {
+        let r = client.get(url).header("host", host).send().await;
+        r.is_err_and(|e| e.is_timeout()).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s1_stale_status_skips_a_recreated_upstream() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
+    Env::run(LIMIT, Options::default(), async |env| {
         env.namespace("fixed");
         env.apply(&faults_yaml("fixed", &[("stale-status", "true")]));
         env.apply(&service_yaml("fixed", "example-svc", true));
-        let first = env
-            .wait_object(
-                &model::upstream_ar(),
-                "fixed",
-                "example-svc",
-                "the first object Accepted",
-                accepted_for_generation,
-            )
-            .await;
-        env.delete(&model::service_ar(), "fixed", "example-svc")
-            .await;
-        env.wait("the Upstream to go", Duration::from_secs(10), || async {
-            env.get(&model::upstream_ar(), "fixed", "example-svc")
-                .await
-                .is_none()
-                .then_some(())
-        })
-        .await;
-        env.apply(&service_yaml("fixed", "example-svc", true));
+        let first = env.wait_upstream_accepted("fixed", "example-svc").await;
+        env.recreate_service("fixed", "example-svc").await;
         let svc_uid = env
             .get(&model::service_ar(), "fixed", "example-svc")
             .await
@@ -129,68 +92,34 @@ async fn s1_stale_status_skips_a_recreated_upstream() {
 
         // A different name in the same namespace is not affected.
         env.apply(&service_yaml("fixed", "other-svc", true));
-        env.wait_object(
-            &model::upstream_ar(),
-            "fixed",
-            "other-svc",
-            "Accepted",
-            accepted_for_generation,
-        )
-        .await;
+        env.wait_upstream_accepted("fixed", "other-svc").await;
 
         // Switched off: the cache's uid check is back and the status is written.
         env.apply(&faults_yaml("fixed", &[("stale-status", "false")]));
-        env.wait_object(
-            &model::upstream_ar(),
-            "fixed",
-            "example-svc",
-            "Accepted after the fault",
-            accepted_for_generation,
-        )
-        .await;
-        env.stop().await;
+        env.wait_upstream_accepted("fixed", "example-svc").await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_slow_delays_responses_in_its_namespace() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
-        let addr = routes_serving(&env, "s2", &["slow"]).await;
-        env.namespace("calm");
-        env.apply(&service_yaml("calm", "svc", false));
-        env.apply(&route_yaml(
-            "calm",
-            "calm",
-            "  hostnames: [calm.test]\n  rules: [{backendRefs: [{name: svc, port: 8080}]}]",
-        ));
-        env.request_until(
-            200,
-            "GET",
-            &format!("http://{addr}/"),
-            &[("host", "calm.test")],
-        )
-        .await;
+    Env::run(LIMIT, Options::default(), async |env| {
+        let addr = env.serve_routes("s2", false, &["slow"]).await;
+        env.serve_routes("calm", false, &["calm"]).await;
 
         env.apply(&faults_yaml("s2", &[("slow", "1500ms")]));
-        let tight = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .unwrap();
+        let tight = impatient();
         let url = format!("http://{addr}/");
-        env.wait(
+        wait_timeouts(
+            env,
+            &tight,
+            &url,
+            "slow.test",
             "requests to time out at 500ms",
-            Duration::from_secs(10),
-            || async {
-                let r = tight.get(&url).header("host", "slow.test").send().await;
-                r.is_err_and(|e| e.is_timeout()).then_some(())
-            },
         )
         .await;
         let started = Instant::now();
-        let r = env.request("GET", &url, &[("host", "slow.test")]).await;
+        let r = env.host(&addr, "slow.test").await;
         assert_eq!(r.status, 200);
         assert!(
             started.elapsed() >= Duration::from_millis(1500),
@@ -213,7 +142,7 @@ async fn s2_slow_delays_responses_in_its_namespace() {
             Duration::from_secs(10),
             || async {
                 let started = Instant::now();
-                let r = env.request("GET", &url, &[("host", "nothing.test")]).await;
+                let r = env.host(&addr, "nothing.test").await;
                 (r.status == 404 && started.elapsed() >= Duration::from_millis(600)).then_some(())
             },
         )
@@ -235,50 +164,47 @@ async fn s2_slow_delays_responses_in_its_namespace() {
             },
         )
         .await;
-        env.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_fail_closed_recovery_only_brings_back_modified_routes() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
-        let addr = routes_serving(&env, "s3", &["a", "b"]).await;
-        let other = routes_serving(&env, "bystander", &["c"]).await;
+    Env::run(LIMIT, Options::default(), async |env| {
+        let addr = env.serve_routes("s3", false, &["a", "b"]).await;
+        let other = env.serve_routes("bystander", false, &["c"]).await;
         assert_eq!(addr, other);
 
         env.apply(&faults_yaml("s3", &[("fail-closed", "true")]));
-        let r = env.request_until(503, "GET", &format!("http://{addr}/"), &[("host", "a.test")]).await;
+        let r = env.host_until(503, &addr, "a.test").await;
         assert!(r.body.contains("fail-closed"), "{}", r.body);
-        assert_eq!(env.request("GET", &format!("http://{addr}/"), &[("host", "b.test")]).await.status, 503);
-        assert_eq!(env.request("GET", &format!("http://{addr}/"), &[("host", "c.test")]).await.status, 200);
+        assert_eq!(env.host(&addr, "b.test").await.status, 503);
+        assert_eq!(env.host(&addr, "c.test").await.status, 200);
 
         // Recovery: nothing serves until modified.
         env.apply(&faults_yaml("s3", &[("fail-closed", "false")]));
-        env.request_until(404, "GET", &format!("http://{addr}/"), &[("host", "a.test")]).await;
-        holds(&env, &addr, "b.test", 404, Duration::from_millis(300)).await;
+        env.host_until(404, &addr, "a.test").await;
+        holds(env, &addr, "b.test", 404, Duration::from_millis(300)).await;
         // ... while the status still says all is well.
         let b = env.get(&model::http_route_ar(), "s3", "b").await.unwrap();
         assert!(route_condition(&b, "Accepted", "True"), "{}", b["status"]);
 
         // A modified route serves again; the other stays 404.
         env.merge(&model::http_route_ar(), "s3", "a", json!({"spec": {"rules": [{"backendRefs": [{"name": "svc", "port": 8080, "weight": 2}]}]}})).await;
-        env.request_until(200, "GET", &format!("http://{addr}/"), &[("host", "a.test")]).await;
-        holds(&env, &addr, "b.test", 404, Duration::from_millis(300)).await;
-        holds(&env, &addr, "a.test", 200, Duration::from_millis(300)).await;
+        env.host_until(200, &addr, "a.test").await;
+        holds(env, &addr, "b.test", 404, Duration::from_millis(300)).await;
+        holds(env, &addr, "a.test", 200, Duration::from_millis(300)).await;
         // A label is not a modification (no new generation).
         env.merge(&model::http_route_ar(), "s3", "b", json!({"metadata": {"labels": {"touched": "yes"}}})).await;
-        holds(&env, &addr, "b.test", 404, Duration::from_millis(300)).await;
+        holds(env, &addr, "b.test", 404, Duration::from_millis(300)).await;
         // A route made after the recovery serves.
-        env.apply(&route_yaml("s3", "new", "  hostnames: [new.test]\n  rules: [{backendRefs: [{name: svc, port: 8080}]}]"));
-        env.request_until(200, "GET", &format!("http://{addr}/"), &[("host", "new.test")]).await;
+        env.apply(&svc_route_yaml("s3", "new", "new.test"));
+        env.host_until(200, &addr, "new.test").await;
         // Removing the ConfigMap changes nothing for b; modifying it does.
         env.delete(&model::config_map_ar(), "s3", "demo-faults").await;
-        holds(&env, &addr, "b.test", 404, Duration::from_millis(300)).await;
+        holds(env, &addr, "b.test", 404, Duration::from_millis(300)).await;
         env.merge(&model::http_route_ar(), "s3", "b", json!({"spec": {"hostnames": ["b.test", "b2.test"]}})).await;
-        env.request_until(200, "GET", &format!("http://{addr}/"), &[("host", "b.test")]).await;
-        env.stop().await;
+        env.host_until(200, &addr, "b.test").await;
     })
     .await;
 }
@@ -287,19 +213,11 @@ async fn s3_fail_closed_recovery_only_brings_back_modified_routes() {
 async fn s4_hang_never_answers_and_stops_status_writes() {
     bounded(LIMIT, async {
         let env = Env::start().await;
-        let addr = routes_serving(&env, "s4", &["stuck"]).await;
+        let addr = env.serve_routes("s4", false, &["stuck"]).await;
         env.apply(&faults_yaml("s4", &[("hang", "true")]));
-        let tight = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .unwrap();
+        let tight = impatient();
         let url = format!("http://{addr}/");
-        env.wait("requests to hang", Duration::from_secs(10), || async {
-            let r = tight.get(&url).header("host", "stuck.test").send().await;
-            r.is_err_and(|e| e.is_timeout()).then_some(())
-        })
-        .await;
+        wait_timeouts(&env, &tight, &url, "stuck.test", "requests to hang").await;
         // The connection is accepted: a raw client connects, sends, and reads nothing.
         let mut conn = tokio::net::TcpStream::connect(&addr)
             .await
@@ -316,11 +234,7 @@ async fn s4_hang_never_answers_and_stops_status_writes() {
             "no byte comes back"
         );
         // No status for a new route in that namespace.
-        env.apply(&route_yaml(
-            "s4",
-            "late",
-            "  hostnames: [late.test]\n  rules: [{backendRefs: [{name: svc, port: 8080}]}]",
-        ));
+        env.apply(&svc_route_yaml("s4", "late", "late.test"));
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let late = env
             .get(&model::http_route_ar(), "s4", "late")
@@ -329,27 +243,11 @@ async fn s4_hang_never_answers_and_stops_status_writes() {
         assert!(our_parent(&late).is_none(), "{}", late["status"]);
 
         env.apply(&faults_yaml("s4", &[("hang", "false")]));
-        env.wait_object(
-            &model::http_route_ar(),
-            "s4",
-            "late",
-            "status after the hang",
-            |o| route_condition(o, "Accepted", "True"),
-        )
-        .await;
-        env.request_until(200, "GET", &url, &[("host", "stuck.test")])
-            .await;
+        env.wait_route("s4", "late", "Accepted", "True").await;
+        env.host_until(200, &addr, "stuck.test").await;
         // Shutting down with a hanging request still open is bounded.
         env.apply(&faults_yaml("s4", &[("hang", "true")]));
-        env.wait(
-            "requests to hang again",
-            Duration::from_secs(10),
-            || async {
-                let r = tight.get(&url).header("host", "stuck.test").send().await;
-                r.is_err_and(|e| e.is_timeout()).then_some(())
-            },
-        )
-        .await;
+        wait_timeouts(&env, &tight, &url, "stuck.test", "requests to hang again").await;
         let pending = tokio::spawn({
             let http = env.http.clone();
             let url = url.clone();
@@ -380,18 +278,16 @@ async fn s4_hang_never_answers_and_stops_status_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s5_flap_reverts_a_route_after_it_served() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
-        let addr = routes_serving(&env, "s5", &["flappy"]).await;
-        let url = format!("http://{addr}/");
+    Env::run(LIMIT, Options::default(), async |env| {
+        let addr = env.serve_routes("s5", false, &["flappy"]).await;
         env.apply(&faults_yaml("s5", &[("flap", "800ms")]));
         // Let the fault arrive before the first request it counts from.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let first_sent = Instant::now();
-        let r = env.request("GET", &url, &[("host", "flappy.test")]).await;
+        let r = env.host(&addr, "flappy.test").await;
         assert_eq!(r.status, 200, "right once");
         let reverted = loop {
-            let r = env.request("GET", &url, &[("host", "flappy.test")]).await;
+            let r = env.host(&addr, "flappy.test").await;
             if r.status == 404 {
                 break Instant::now();
             }
@@ -407,16 +303,8 @@ async fn s5_flap_reverts_a_route_after_it_served() {
             "reverted after {:?}",
             reverted - first_sent
         );
-        holds(&env, &addr, "flappy.test", 404, Duration::from_millis(500)).await;
-        let route = env
-            .wait_object(
-                &model::http_route_ar(),
-                "s5",
-                "flappy",
-                "Accepted Unknown",
-                |o| route_condition(o, "Accepted", "Unknown"),
-            )
-            .await;
+        holds(env, &addr, "flappy.test", 404, Duration::from_millis(500)).await;
+        let route = env.wait_route("s5", "flappy", "Accepted", "Unknown").await;
         assert_eq!(
             cond(&our_parent(&route).unwrap()["conditions"], "Accepted")["reason"],
             "Pending"
@@ -424,18 +312,9 @@ async fn s5_flap_reverts_a_route_after_it_served() {
 
         env.delete(&model::config_map_ar(), "s5", "demo-faults")
             .await;
-        env.request_until(200, "GET", &url, &[("host", "flappy.test")])
-            .await;
-        env.wait_object(
-            &model::http_route_ar(),
-            "s5",
-            "flappy",
-            "Accepted True again",
-            |o| route_condition(o, "Accepted", "True"),
-        )
-        .await;
-        holds(&env, &addr, "flappy.test", 200, Duration::from_millis(1000)).await;
-        env.stop().await;
+        env.host_until(200, &addr, "flappy.test").await;
+        env.wait_route("s5", "flappy", "Accepted", "True").await;
+        holds(env, &addr, "flappy.test", 200, Duration::from_millis(1000)).await;
     })
     .await;
 }

@@ -18,23 +18,9 @@ fn plain() -> Options {
     }
 }
 
+/// Route `r.test` in `ns` to a discovered Service, serving.
 async fn serve_route(env: &Env, ns: &str) -> String {
-    let addr = env.fixture_gateway().await;
-    env.namespace(ns);
-    env.apply(&service_yaml(ns, "svc", true));
-    env.apply(&route_yaml(
-        ns,
-        "r",
-        "  hostnames: [r.test]\n  rules: [{backendRefs: [{name: svc, port: 8080}]}]",
-    ));
-    env.request_until(
-        200,
-        "GET",
-        &format!("http://{addr}/"),
-        &[("host", "r.test")],
-    )
-    .await;
-    addr
+    env.serve_routes(ns, true, &["r"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,35 +58,14 @@ async fn reconnects_after_the_api_server_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovers_from_expired_watches() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
-        let addr = serve_route(&env, "apps").await;
+    Env::run(LIMIT, Options::default(), async |env| {
+        let addr = serve_route(env, "apps").await;
         env.api.compact_history();
-        env.apply(&route_yaml(
-            "apps",
-            "after",
-            "  hostnames: [after.test]\n  rules: [{backendRefs: [{name: svc, port: 8080}]}]",
-        ));
-        env.wait_object(&model::http_route_ar(), "apps", "after", "Accepted", |o| {
-            route_condition(o, "Accepted", "True")
-        })
-        .await;
-        env.request_until(
-            200,
-            "GET",
-            &format!("http://{addr}/"),
-            &[("host", "after.test")],
-        )
-        .await;
+        env.apply(&svc_route_yaml("apps", "after", "after.test"));
+        env.wait_route("apps", "after", "Accepted", "True").await;
+        env.host_until(200, &addr, "after.test").await;
         env.apply(&faults_yaml("apps", &[("fail-closed", "true")]));
-        env.request_until(
-            503,
-            "GET",
-            &format!("http://{addr}/"),
-            &[("host", "after.test")],
-        )
-        .await;
-        env.stop().await;
+        env.host_until(503, &addr, "after.test").await;
     })
     .await;
 }
@@ -141,18 +106,17 @@ async fn survives_its_api_server_going_away_for_good() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn works_without_the_optional_crds() {
-    bounded(LIMIT, async {
-        // A cluster with the Gateway API but neither ReferenceGrant nor the demo's Upstream:
-        // Gateways and routes still work (after a grace period for the missing list).
-        let env = Env::start_with(Options {
-            without_crds: vec![
-                "referencegrants.gateway.networking.k8s.io",
-                "upstreams.demo.gwtest.dev",
-            ],
-            ..Options::default()
-        })
-        .await;
-        let addr = serve_route(&env, "apps").await;
+    // A cluster with the Gateway API but neither ReferenceGrant nor the demo's Upstream:
+    // Gateways and routes still work (after a grace period for the missing list).
+    let without_optional_crds = Options {
+        without_crds: vec![
+            "referencegrants.gateway.networking.k8s.io",
+            "upstreams.demo.gwtest.dev",
+        ],
+        ..Options::default()
+    };
+    Env::run(LIMIT, without_optional_crds, async |env| {
+        let addr = serve_route(env, "apps").await;
         env.wait_object(
             &model::http_route_ar(),
             "apps",
@@ -163,12 +127,7 @@ async fn works_without_the_optional_crds() {
             },
         )
         .await;
-        assert_eq!(
-            env.request("GET", &format!("http://{addr}/"), &[("host", "r.test")])
-                .await
-                .status,
-            200
-        );
+        assert_eq!(env.host(&addr, "r.test").await.status, 200);
         // What it cannot watch is reported, and only that.
         let errors = env.gateway.as_ref().unwrap().watch_errors();
         assert_eq!(
@@ -201,7 +160,6 @@ async fn works_without_the_optional_crds() {
             |o| o.get("status").is_some(),
         )
         .await;
-        env.stop().await;
     })
     .await;
 }

@@ -18,8 +18,7 @@ type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_status_address_and_listener_lifecycle() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
+    Env::run(LIMIT, Options::default(), async |env| {
         let addr = env.fixture_gateway().await;
         let gw = env
             .wait_object(&model::gateway_ar(), "gwtest-infra", "gw", "Accepted+Programmed", |o| {
@@ -111,15 +110,13 @@ async fn gateway_status_address_and_listener_lifecycle() {
         })
         .await;
         assert!(env.gateway.as_ref().unwrap().listeners().is_empty());
-        env.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_of_other_classes_are_left_alone() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
+    Env::run(LIMIT, Options::default(), async |env| {
         env.namespace("other");
         env.apply("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: someone-else}\nspec: {controllerName: example.com/other}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: theirs, namespace: other}\nspec:\n  gatewayClassName: someone-else\n  listeners: [{name: http, protocol: HTTP, port: 80}]\n");
         let addr = env.fixture_gateway().await;
@@ -130,7 +127,6 @@ async fn gateways_of_other_classes_are_left_alone() {
         let class = env.get(&model::gateway_class_ar(), "", "someone-else").await.unwrap();
         assert_eq!(cond(&class["status"]["conditions"], "Accepted")["status"], "Unknown");
         assert_eq!(env.gateway.as_ref().unwrap().listeners().len(), 1);
-        env.stop().await;
     })
     .await;
 }
@@ -147,8 +143,7 @@ fn routes(ns: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_match_by_host_path_header_and_method_with_precedence() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
+    Env::run(LIMIT, Options::default(), async |env| {
         let addr = env.fixture_gateway().await;
         env.namespace("apps");
         for s in [
@@ -180,13 +175,7 @@ async fn routes_match_by_host_path_header_and_method_with_precedence() {
             assert_eq!(p["parentRef"]["namespace"], "gwtest-infra");
         }
         let missing = env
-            .wait_object(
-                &model::http_route_ar(),
-                "apps",
-                "missing",
-                "ResolvedRefs False",
-                |o| route_condition(o, "ResolvedRefs", "False"),
-            )
+            .wait_route("apps", "missing", "ResolvedRefs", "False")
             .await;
         let rr = cond(&our_parent(&missing).unwrap()["conditions"], "ResolvedRefs");
         assert_eq!(rr["reason"], "BackendNotFound");
@@ -308,27 +297,19 @@ async fn routes_match_by_host_path_header_and_method_with_precedence() {
 
         // The backend appears: ResolvedRefs turns True and the route serves.
         env.apply(&service_yaml("apps", "nowhere", false));
-        env.wait_object(
-            &model::http_route_ar(),
-            "apps",
-            "missing",
-            "ResolvedRefs True",
-            |o| route_condition(o, "ResolvedRefs", "True"),
-        )
-        .await;
+        env.wait_route("apps", "missing", "ResolvedRefs", "True")
+            .await;
         let r = env
             .request_until(200, "GET", &url("/"), &[("host", "missing.test")])
             .await;
         assert_eq!(r.json()["backend"], "nowhere");
-        env.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parents_status_allowed_routes_section_names_and_other_controllers() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
+    Env::run(LIMIT, Options::default(), async |env| {
         env.fixture_gateway().await;
         env.namespace("apps");
         env.namespace("team-a");
@@ -352,9 +333,7 @@ async fn parents_status_allowed_routes_section_names_and_other_controllers() {
             ("bad-filter", "UnsupportedValue"),
         ] {
             let r = env
-                .wait_object(&model::http_route_ar(), "apps", name, want, |o| {
-                    route_condition(o, "Accepted", "False")
-                })
+                .wait_route("apps", name, "Accepted", "False")
                 .await;
             assert_eq!(reason(&r, "Accepted"), Some(json!(want)), "{name}: {}", r["status"]);
         }
@@ -366,9 +345,7 @@ async fn parents_status_allowed_routes_section_names_and_other_controllers() {
             .await;
         assert_eq!(reason(&r, "ResolvedRefs"), Some(json!("RefNotPermitted")));
         env.apply("apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: from-team-a, namespace: apps}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team-a}]\n  to: [{group: \"\", kind: Service}]\n");
-        env.wait_object(&model::http_route_ar(), "team-a", "by-label", "refs resolved", |o| {
-            route_condition(o, "ResolvedRefs", "True")
-        })
+        env.wait_route("team-a", "by-label", "ResolvedRefs", "True")
         .await;
         let private = env
             .wait_object(&model::gateway_ar(), "gwtest-infra", "private", "team listener has a route", |o| {
@@ -397,24 +374,20 @@ async fn parents_status_allowed_routes_section_names_and_other_controllers() {
             .expect("another controller writes its status");
         env.merge(&model::http_route_ar(), "apps", "not-allowed", json!({"spec": {"parentRefs": [{"name": "gw", "namespace": "gwtest-infra"}]}})).await;
         let r = env
-            .wait_object(&model::http_route_ar(), "apps", "not-allowed", "accepted at generation 2", |o| {
-                route_condition(o, "Accepted", "True")
-            })
+            .wait_route("apps", "not-allowed", "Accepted", "True")
             .await;
         assert_eq!(r["metadata"]["generation"], 2);
         let parents = r["status"]["parents"].as_array().unwrap();
         assert_eq!(parents.len(), 2, "{parents:?}");
         assert!(parents.iter().any(|p| p["controllerName"] == "example.com/other"));
         assert_eq!(our_parent(&r).unwrap()["parentRef"]["name"], "gw");
-        env.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_objects_do_not_break_the_gateway() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
+    Env::run(LIMIT, Options::default(), async |env| {
         env.namespace("apps");
         // A route whose rules do not parse, a Service with odd ports, a ConfigMap with odd
         // fault values — then a good route must still work.
@@ -423,11 +396,11 @@ async fn odd_objects_do_not_break_the_gateway() {
         env.apply(&faults_yaml("apps", &[("slow", "not a duration"), ("hang", "maybe")]));
         let addr = env.fixture_gateway().await;
         env.apply(&service_yaml("apps", "svc", false));
-        env.apply(&route_yaml("apps", "good", "  hostnames: [good.test]\n  rules: [{backendRefs: [{name: svc, port: 8080}]}]"));
-        let r = env.request_until(200, "GET", &format!("http://{addr}/"), &[("host", "good.test")]).await;
+        env.apply(&svc_route_yaml("apps", "good", "good.test"));
+        let r = env.host_until(200, &addr, "good.test").await;
         assert_eq!(r.json()["route"], "good");
         // All weights 0: 500 (Gateway API), not a crash.
-        let r = env.request("GET", &format!("http://{addr}/"), &[("host", "other.test")]).await;
+        let r = env.host(&addr, "other.test").await;
         assert_eq!(r.status, 500, "{}", r.body);
         // The odd Service is discovered as it is.
         let up = env
@@ -439,7 +412,6 @@ async fn odd_objects_do_not_break_the_gateway() {
         assert_eq!(up["spec"]["ports"][0]["port"], "not-a-number");
         // A selector that is not a string map cannot be copied: that Service is skipped.
         assert!(env.get(&model::upstream_ar(), "apps", "odd-selector").await.is_none());
-        env.stop().await;
     })
     .await;
 }
@@ -464,26 +436,22 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_the_gateway_cannot_parse_is_reported() {
-    bounded(LIMIT, async {
-        let env = Env::start_with(Options {
-            without_crds: vec!["httproutes.gateway.networking.k8s.io"],
-            ..Options::default()
-        })
-        .await;
+    let without_httproute_crd = Options {
+        without_crds: vec!["httproutes.gateway.networking.k8s.io"],
+        ..Options::default()
+    };
+    Env::run(LIMIT, without_httproute_crd, async |env| {
         env.apply(UNCHECKED_HTTPROUTE_CRD);
         env.namespace("apps");
         env.fixture_gateway().await;
         // A route whose rules do not parse is reported, not skipped.
         env.apply(&route_yaml("apps", "unparsable", "  rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: x, value: yes}]}}]}]"));
         let r = env
-            .wait_object(&model::http_route_ar(), "apps", "unparsable", "Accepted False", |o| {
-                route_condition(o, "Accepted", "False")
-            })
+            .wait_route("apps", "unparsable", "Accepted", "False")
             .await;
         let accepted = cond(&our_parent(&r).unwrap()["conditions"], "Accepted");
         assert_eq!(accepted["reason"], "UnsupportedValue");
         assert!(accepted["message"].as_str().unwrap().contains("invalid spec"), "{accepted}");
-        env.stop().await;
     })
     .await;
 }

@@ -28,6 +28,22 @@ fn str_attr(v: &str) -> AttrValue {
     AttrValue::Str(v.into())
 }
 
+/// A W3C traceparent, sampled or not.
+fn traceparent(trace: [u8; 16], parent: [u8; 8], sampled: bool) -> String {
+    let flags = if sampled { "01" } else { "00" };
+    format!("00-{}-{}-{flags}", hex(&trace), hex(&parent))
+}
+
+/// `GET http://{addr}{path}` with `host` and `traceparent`.
+async fn traced(env: &Env, addr: &str, path: &str, host: &str, traceparent: &str) -> Response {
+    env.request(
+        "GET",
+        &format!("http://{addr}{path}"),
+        &[("host", host), ("traceparent", traceparent)],
+    )
+    .await
+}
+
 async fn trace_spans(env: &Env, trace: [u8; 16], n: usize) -> Vec<Arc<StoredSpan>> {
     env.wait(
         &format!("{n} spans in trace {}", hex(&trace)),
@@ -45,17 +61,10 @@ async fn setup(env: &Env) -> String {
     env.namespace("apps");
     env.apply(&service_yaml("apps", "svc", false));
     env.apply(&route_yaml("apps", "example", "  hostnames: [example.com]\n  rules:\n    - matches: [{path: {type: PathPrefix, value: /example}}]\n      backendRefs: [{name: svc, port: 8080}]\n    - matches: [{path: {type: PathPrefix, value: /broken}}]\n      backendRefs: [{name: missing, port: 8080}]"));
-    env.apply(
-        &route_yaml(
-            "apps",
-            "renamed",
-            "  hostnames: [renamed.test]\n  rules: [{backendRefs: [{name: svc, port: 8080}]}]",
-        )
-        .replace(
-            "namespace: apps}",
-            "namespace: apps, annotations: {demo.gwtest.dev/span-name: error-vhost}}",
-        ),
-    );
+    env.apply(&svc_route_yaml("apps", "renamed", "renamed.test").replace(
+        "namespace: apps}",
+        "namespace: apps, annotations: {demo.gwtest.dev/span-name: error-vhost}}",
+    ));
     env.request_until(
         200,
         "GET",
@@ -63,33 +72,20 @@ async fn setup(env: &Env) -> String {
         &[("host", "example.com")],
     )
     .await;
-    env.request_until(
-        200,
-        "GET",
-        &format!("http://{addr}/"),
-        &[("host", "renamed.test")],
-    )
-    .await;
+    env.host_until(200, &addr, "renamed.test").await;
     addr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_continue_the_incoming_trace() {
-    bounded(LIMIT, async {
-        let env = Env::start().await;
-        let addr = setup(&env).await;
+    Env::run(LIMIT, Options::default(), async |env| {
+        let addr = setup(env).await;
         let trace = [0x4b; 16];
         let parent = [0x0a; 8];
-        let tp = format!("00-{}-{}-01", hex(&trace), hex(&parent));
-        let r = env
-            .request(
-                "GET",
-                &format!("http://{addr}/example/x?q=1"),
-                &[("host", "example.com"), ("traceparent", &tp)],
-            )
-            .await;
+        let tp = traceparent(trace, parent, true);
+        let r = traced(env, &addr, "/example/x?q=1", "example.com", &tp).await;
         assert_eq!(r.status, 200);
-        let spans = trace_spans(&env, trace, 2).await;
+        let spans = trace_spans(env, trace, 2).await;
         assert_eq!(spans.len(), 2, "{spans:#?}");
         let server = spans
             .iter()
@@ -117,40 +113,18 @@ async fn spans_continue_the_incoming_trace() {
         assert_eq!(attr(child, "route.namespace"), str_attr("apps"));
         assert!(server.start_unix_nano <= server.end_unix_nano);
 
-        // A 500 is an error span; the span-name annotation renames the server span.
-        let t2 = [0x5c; 16];
-        let tp2 = format!("00-{}-{}-01", hex(&t2), hex(&parent));
-        assert_eq!(
-            env.request(
-                "GET",
-                &format!("http://{addr}/broken"),
-                &[("host", "example.com"), ("traceparent", &tp2)]
-            )
-            .await
-            .status,
-            500
-        );
-        let t3 = [0x6d; 16];
-        let tp3 = format!("00-{}-{}-01", hex(&t3), hex(&parent));
-        env.request(
-            "GET",
-            &format!("http://{addr}/a"),
-            &[("host", "renamed.test"), ("traceparent", &tp3)],
-        )
-        .await;
-        let t4 = [0x7e; 16];
-        let tp4 = format!("00-{}-{}-01", hex(&t4), hex(&parent));
-        assert_eq!(
-            env.request(
-                "GET",
-                &format!("http://{addr}/nothing"),
-                &[("host", "nowhere.test"), ("traceparent", &tp4)]
-            )
-            .await
-            .status,
-            404
-        );
-        let broken = trace_spans(&env, t2, 2).await;
+        // A 500 is an error span; the span-name annotation renames the server span; nothing
+        // matched is a 404.
+        let (t2, t3, t4) = ([0x5c; 16], [0x6d; 16], [0x7e; 16]);
+        for (t, path, host, status) in [
+            (t2, "/broken", "example.com", 500),
+            (t3, "/a", "renamed.test", 200),
+            (t4, "/nothing", "nowhere.test", 404),
+        ] {
+            let r = traced(env, &addr, path, host, &traceparent(t, parent, true)).await;
+            assert_eq!(r.status, status, "{path} on {host}: {}", r.body);
+        }
+        let broken = trace_spans(env, t2, 2).await;
         let s = broken
             .iter()
             .find(|s| s.kind == Some(SpanKind::Server))
@@ -158,7 +132,7 @@ async fn spans_continue_the_incoming_trace() {
         assert_eq!(&*s.name, "GET /broken");
         assert_eq!(s.status, SpanStatus::Error);
         assert_eq!(attr(s, "http.response.status_code"), AttrValue::Int(500));
-        let renamed = trace_spans(&env, t3, 2).await;
+        let renamed = trace_spans(env, t3, 2).await;
         assert!(
             renamed
                 .iter()
@@ -167,7 +141,7 @@ async fn spans_continue_the_incoming_trace() {
         );
         assert!(renamed.iter().any(|s| &*s.name == "route renamed"));
         // Nothing matched: one server span named by the method only, no route span.
-        let unmatched = trace_spans(&env, t4, 1).await;
+        let unmatched = trace_spans(env, t4, 1).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let unmatched_all = env.store.trace(&t4);
         assert_eq!(unmatched_all.len(), 1, "{unmatched_all:#?}");
@@ -210,47 +184,29 @@ async fn spans_continue_the_incoming_trace() {
 
         // An unsampled parent: nothing recorded.
         let t5 = [0x11; 16];
-        let tp5 = format!("00-{}-{}-00", hex(&t5), hex(&parent));
-        env.request(
-            "GET",
-            &format!("http://{addr}/example"),
-            &[("host", "example.com"), ("traceparent", &tp5)],
-        )
-        .await;
-        env.request(
-            "GET",
-            &format!("http://{addr}/example"),
-            &[("host", "example.com"), ("traceparent", &tp)],
-        )
-        .await;
-        trace_spans(&env, trace, 4).await;
+        let tp5 = traceparent(t5, parent, false);
+        traced(env, &addr, "/example", "example.com", &tp5).await;
+        traced(env, &addr, "/example", "example.com", &tp).await;
+        trace_spans(env, trace, 4).await;
         assert!(env.store.trace(&t5).is_empty());
-        env.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_over_otlp_http() {
-    bounded(LIMIT, async {
-        let env = Env::start_with(Options {
-            otlp_http: true,
-            ..Options::default()
-        })
-        .await;
-        let addr = setup(&env).await;
+    let otlp_http = Options {
+        otlp_http: true,
+        ..Options::default()
+    };
+    Env::run(LIMIT, otlp_http, async |env| {
+        let addr = setup(env).await;
         let trace = [0x21; 16];
-        let tp = format!("00-{}-{}-01", hex(&trace), hex(&[0x31; 8]));
-        env.request(
-            "GET",
-            &format!("http://{addr}/example"),
-            &[("host", "example.com"), ("traceparent", &tp)],
-        )
-        .await;
-        let spans = trace_spans(&env, trace, 2).await;
+        let tp = traceparent(trace, [0x31; 8], true);
+        traced(env, &addr, "/example", "example.com", &tp).await;
+        let spans = trace_spans(env, trace, 2).await;
         assert!(spans.iter().any(|s| &*s.name == "GET /example"));
         assert!(spans.iter().any(|s| &*s.name == "route example"));
-        env.stop().await;
     })
     .await;
 }

@@ -17,37 +17,52 @@ const STEPS_FLAKY: &str = "  - name: count tries\n    exec:\n      \
      command: [sh, -c, \"echo x >> tries.txt\"]\n  - name: second try passes\n    \
      timeout: 300ms\n    exec:\n      command: [sh, -c, \"test $(wc -l < tries.txt) -ge 2\"]\n";
 
+/// Suite `suite` with the tests `docs` in its file `file`.
+fn suite_with(ws: &Workspace, suite: &str, file: &str, docs: &[String]) {
+    ws.suite(suite, &format!("name: {suite}"));
+    ws.write(&format!("{suite}/{file}"), &docs.join("---\n"));
+}
+
+/// The report `name` in the workspace, checked against the schema.
+fn valid_junit(ws: &Workspace, name: &str) -> String {
+    let file = ws.path().join(name);
+    assert_valid_junit(&file);
+    std::fs::read_to_string(&file).unwrap()
+}
+
 #[test]
 fn passing_failing_and_flaky_runs_are_valid() {
     let ws = Workspace::new("junit-xsd");
-    ws.suite("web", "name: web");
-    ws.write(
-        "web/checks.test.yaml",
+    suite_with(
+        &ws,
+        "web",
+        "checks.test.yaml",
         &[
             test_doc("passes", "", STEPS_PASS),
             test_doc("fails", "retries: 1", STEPS_FAIL),
             test_doc("flaky", "retries: 1", STEPS_FLAKY),
-        ]
-        .join("---\n"),
+        ],
     );
-    ws.suite("ok", "name: ok");
-    ws.write("ok/a.test.yaml", &test_doc("only", "", STEPS_PASS));
+    suite_with(
+        &ws,
+        "ok",
+        "a.test.yaml",
+        &[test_doc("only", "", STEPS_PASS)],
+    );
 
     // A run where everything passes.
     let out = ws
         .gwtest(&["run", "ok", "--junit", "pass.xml", "--repeat", "2"])
         .run();
     out.assert_exit(0);
-    assert_valid_junit(&ws.path().join("pass.xml"));
+    valid_junit(&ws, "pass.xml");
 
     // Failures (with a re-run) and a flaky test.
     let out = ws
         .gwtest(&["run", "web", "ok", "--junit", "mixed.xml"])
         .run();
     out.assert_exit(1);
-    let file = ws.path().join("mixed.xml");
-    assert_valid_junit(&file);
-    let xml = std::fs::read_to_string(&file).unwrap();
+    let xml = valid_junit(&ws, "mixed.xml");
     for want in [
         "<flakyFailure message=",
         "<rerunFailure message=",
@@ -66,9 +81,10 @@ fn passing_failing_and_flaky_runs_are_valid() {
 #[test]
 fn an_interrupted_run_is_valid_and_its_cut_test_is_skipped_not_failed() {
     let ws = Workspace::new("junit-xsd-int");
-    ws.suite("slow", "name: slow");
-    ws.write(
-        "slow/s.test.yaml",
+    suite_with(
+        &ws,
+        "slow",
+        "s.test.yaml",
         &[
             test_doc("first", "", STEPS_PASS),
             test_doc(
@@ -77,8 +93,7 @@ fn an_interrupted_run_is_valid_and_its_cut_test_is_skipped_not_failed() {
                 "  - name: wait\n    timeout: 60s\n    exec:\n      \
                  command: [sh, -c, \"touch waits.started; sleep 30\"]\n",
             ),
-        ]
-        .join("---\n"),
+        ],
     );
     let mut run = ws
         .gwtest(&["run", "slow", "-j", "1", "--junit", "int.xml"])
@@ -93,9 +108,7 @@ fn an_interrupted_run_is_valid_and_its_cut_test_is_skipped_not_failed() {
     run.signal(libc::SIGINT);
     let out = run.wait();
     out.assert_exit(130);
-    let file = ws.path().join("int.xml");
-    assert_valid_junit(&file);
-    let xml = std::fs::read_to_string(&file).unwrap();
+    let xml = valid_junit(&ws, "int.xml");
     assert!(xml.contains("failures=\"0\""), "{xml}");
     assert!(xml.contains("<skipped message=\"interrupted\">"), "{xml}");
     assert!(!xml.contains("<failure"), "{xml}");

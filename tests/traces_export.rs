@@ -17,7 +17,7 @@ use gwtest::engine::{hex, new_span_id, new_trace_id};
 use gwtest::report::Reporter;
 use gwtest::suite::spanned::Loc;
 use gwtest::traces::store::{AttrValue, SpanStatus, StoredSpan};
-use gwtest::traces::{OtlpExport, Receiver, Selection, SpanStore, attempt_span_id};
+use gwtest::traces::{OtlpExport, Selection, attempt_span_id};
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::SpanExporter as _;
 use support_traces::*;
@@ -238,9 +238,13 @@ fn str_attr(s: &StoredSpan, k: &str) -> String {
     attr(s, k).as_str().unwrap_or_default().to_string()
 }
 
+/// [`exported_run_nests_run_suite_test_step_attempt`], bounded.
+async fn exported_run(protocol: ExportProtocol) {
+    bounded(30, exported_run_nests_run_suite_test_step_attempt(protocol)).await;
+}
+
 async fn exported_run_nests_run_suite_test_step_attempt(protocol: ExportProtocol) {
-    let store = Arc::new(SpanStore::new(10_000));
-    let r = Receiver::start("127.0.0.1:0", "127.0.0.1:0", store.clone()).unwrap();
+    let (store, r) = receiver(10_000);
     let endpoint = match protocol {
         ExportProtocol::Grpc => r.grpc_endpoint(),
         ExportProtocol::HttpProtobuf => r.http_endpoint(),
@@ -336,31 +340,20 @@ async fn exported_run_nests_run_suite_test_step_attempt(protocol: ExportProtocol
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_run_over_grpc() {
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        exported_run_nests_run_suite_test_step_attempt(ExportProtocol::Grpc),
-    )
-    .await
-    .expect("test timed out");
+    exported_run(ExportProtocol::Grpc).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_run_over_http_protobuf() {
     gwtest::install_crypto_provider();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        exported_run_nests_run_suite_test_step_attempt(ExportProtocol::HttpProtobuf),
-    )
-    .await
-    .expect("test timed out");
+    exported_run(ExportProtocol::HttpProtobuf).await;
 }
 
 /// Ctrl-C twice: the events stop mid-step. Everything open is closed and still sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_is_flushed_with_open_spans_closed() {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        let store = Arc::new(SpanStore::new(10_000));
-        let r = Receiver::start("127.0.0.1:0", "127.0.0.1:0", store.clone()).unwrap();
+    bounded(30, async {
+        let (store, r) = receiver(10_000);
         let ids = ids();
         report(r.grpc_endpoint(), ExportProtocol::Grpc, events(&ids, false))
             .await
@@ -380,8 +373,7 @@ async fn an_interrupted_run_is_flushed_with_open_spans_closed() {
         );
         r.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 /// An endpoint nobody listens on: finish() reports it, quickly, and never hangs.

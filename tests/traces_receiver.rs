@@ -24,12 +24,6 @@ use support_traces::*;
 
 const T: u64 = 20;
 
-fn start(cap: usize) -> (Arc<SpanStore>, Receiver) {
-    let store = Arc::new(SpanStore::new(cap));
-    let r = Receiver::start("127.0.0.1:0", "127.0.0.1:0", store.clone()).expect("receiver starts");
-    (store, r)
-}
-
 fn attrs() -> Vec<KeyValue> {
     vec![
         KeyValue::new("http.request.method", "GET"),
@@ -100,39 +94,39 @@ fn two_spans(trace: [u8; 16]) -> Vec<opentelemetry_sdk::trace::SpanData> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_exporter_spans_land_in_the_store() {
-    tokio::time::timeout(Duration::from_secs(T), async {
-        let (store, r) = start(1000);
-        assert!(r.grpc_endpoint().starts_with("http://127.0.0.1:"));
-        let exporter = grpc_exporter(&r.grpc_endpoint(), "demo-gateway");
-        exporter
-            .export(two_spans([0x11; 16]))
-            .await
-            .expect("gRPC export");
-        check_stored(&store, [0x11; 16], "demo-gateway");
+/// The stock exporter (OTLP/gRPC or OTLP/HTTP) sends two spans of `trace` as `service`: both
+/// are stored, and only they.
+async fn exported_spans_land(grpc: bool, service: &str, trace: [u8; 16]) {
+    bounded(T, async {
+        let (store, r) = receiver(1000);
+        let endpoint = if grpc {
+            r.grpc_endpoint()
+        } else {
+            r.http_endpoint()
+        };
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+        let exporter = if grpc {
+            grpc_exporter(&endpoint, service)
+        } else {
+            http_exporter(&endpoint, service)
+        };
+        exporter.export(two_spans(trace)).await.expect("export");
+        check_stored(&store, trace, service);
         assert_eq!(store.total_received(), 2);
         r.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_exporter_spans_land_in_the_store() {
+    exported_spans_land(true, "demo-gateway", [0x11; 16]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_protobuf_exporter_spans_land_in_the_store() {
     gwtest::install_crypto_provider();
-    tokio::time::timeout(Duration::from_secs(T), async {
-        let (store, r) = start(1000);
-        let exporter = http_exporter(&r.http_endpoint(), "edge");
-        exporter
-            .export(two_spans([0x22; 16]))
-            .await
-            .expect("HTTP export");
-        check_stored(&store, [0x22; 16], "edge");
-        r.shutdown().await;
-    })
-    .await
-    .expect("test timed out");
+    exported_spans_land(false, "edge", [0x22; 16]).await;
 }
 
 const JSON: &str = r#"{"resourceSpans":[{"resource":{"attributes":[
@@ -152,21 +146,30 @@ fn gzip(b: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// POST `body` to `url` as `content_type`, gzip'd or not.
+async fn post(
+    url: &str,
+    content_type: &str,
+    gzipped: bool,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("content-type", content_type);
+    if gzipped {
+        req = req.header("content-encoding", "gzip");
+    }
+    req.body(body).send().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_json_and_gzip_posts() {
     gwtest::install_crypto_provider();
-    tokio::time::timeout(Duration::from_secs(T), async {
-        let (store, r) = start(1000);
+    bounded(T, async {
+        let (store, r) = receiver(1000);
         let url = format!("{}/v1/traces", r.http_endpoint());
-        let c = reqwest::Client::new();
 
-        let resp = c
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(JSON)
-            .send()
-            .await
-            .unwrap();
+        let resp = post(&url, "application/json", false, JSON).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "application/json");
         let spans = store.trace(&[0x33; 16]);
@@ -187,14 +190,13 @@ async fn raw_json_and_gzip_posts() {
             "33333333333333333333333333333333",
             "44444444444444444444444444444444",
         );
-        let resp = c
-            .post(&url)
-            .header("content-type", "application/json; charset=utf-8")
-            .header("content-encoding", "gzip")
-            .body(gzip(body.as_bytes()))
-            .send()
-            .await
-            .unwrap();
+        let resp = post(
+            &url,
+            "application/json; charset=utf-8",
+            true,
+            gzip(body.as_bytes()),
+        )
+        .await;
         assert_eq!(resp.status(), 200);
         assert_eq!(store.trace(&[0x44; 16]).len(), 2);
 
@@ -208,35 +210,16 @@ async fn raw_json_and_gzip_posts() {
         )
         .unwrap();
         let pb = prost::Message::encode_to_vec(&parsed);
-        let resp = c
-            .post(&url)
-            .header("content-type", "application/x-protobuf")
-            .header("content-encoding", "gzip")
-            .body(gzip(&pb))
-            .send()
-            .await
-            .unwrap();
+        let resp = post(&url, "application/x-protobuf", true, gzip(&pb)).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "application/x-protobuf");
         assert_eq!(store.trace(&[0x55; 16]).len(), 2);
 
         // Bad input is refused with a reason, and stores nothing.
         let before = store.total_received();
-        let resp = c
-            .post(&url)
-            .header("content-type", "text/plain")
-            .body("x")
-            .send()
-            .await
-            .unwrap();
+        let resp = post(&url, "text/plain", false, "x").await;
         assert_eq!(resp.status(), 415);
-        let resp = c
-            .post(&url)
-            .header("content-type", "application/json")
-            .body("{not json")
-            .send()
-            .await
-            .unwrap();
+        let resp = post(&url, "application/json", false, "{not json").await;
         assert_eq!(resp.status(), 400);
         assert!(
             resp.text()
@@ -244,14 +227,7 @@ async fn raw_json_and_gzip_posts() {
                 .unwrap()
                 .contains("invalid OTLP/JSON body")
         );
-        let resp = c
-            .post(&url)
-            .header("content-type", "application/x-protobuf")
-            .header("content-encoding", "gzip")
-            .body("not gzip")
-            .send()
-            .await
-            .unwrap();
+        let resp = post(&url, "application/x-protobuf", true, "not gzip").await;
         assert_eq!(resp.status(), 400);
         assert_eq!(store.total_received(), before);
 
@@ -262,13 +238,7 @@ async fn raw_json_and_gzip_posts() {
                 "33333333333333333333333333333333",
                 "66666666666666666666666666666666",
             );
-        let resp = c
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(bad)
-            .send()
-            .await
-            .unwrap();
+        let resp = post(&url, "application/json", false, bad).await;
         assert_eq!(resp.status(), 200);
         let v: serde_json::Value = resp.json().await.unwrap();
         let rejected = &v["partialSuccess"]["rejectedSpans"];
@@ -282,8 +252,7 @@ async fn raw_json_and_gzip_posts() {
         assert_eq!(store.trace(&[0x66; 16]).len(), 1);
         r.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test]
@@ -315,17 +284,6 @@ async fn a_taken_port_is_a_typed_error_naming_the_address() {
 // A test gateway instrumented with the OTel SDK: it continues the incoming traceparent and
 // exports a server span and a child span through the SDK's batch processor (so spans arrive
 // late), over gRPC or HTTP.
-
-struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
-
-impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
 
 /// How the test gateway sends its spans.
 enum Sink {
@@ -519,7 +477,7 @@ spans:
 "#;
 
 async fn request_then_spans(exporter_kind: &str) {
-    let (store, r) = start(10_000);
+    let (store, r) = receiver(10_000);
     let gw = match exporter_kind {
         "grpc" => Gateway::with_sdk(grpc_exporter(&r.grpc_endpoint(), "demo-gateway")).await,
         _ => Gateway::deferred(http_exporter(&r.http_endpoint(), "demo-gateway")).await,
@@ -598,25 +556,21 @@ async fn request_then_spans(exporter_kind: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_then_spans_over_grpc() {
-    tokio::time::timeout(Duration::from_secs(60), request_then_spans("grpc"))
-        .await
-        .expect("test timed out");
+    bounded(60, request_then_spans("grpc")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_then_spans_over_http() {
     gwtest::install_crypto_provider();
-    tokio::time::timeout(Duration::from_secs(60), request_then_spans("http"))
-        .await
-        .expect("test timed out");
+    bounded(60, request_then_spans("http")).await;
 }
 
 /// With the run exported, every request shares the run's trace id; `last-request` is the
 /// subtree under the deciding attempt, whose span id the exporter derives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_run_requests_are_matched_under_their_attempt() {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        let (store, r) = start(10_000);
+    bounded(60, async {
+        let (store, r) = receiver(10_000);
         let gw = Gateway::with_sdk(grpc_exporter(&r.grpc_endpoint(), "demo-gateway")).await;
         let run = run_ctx(store.clone(), &r, true);
         let mut vars = Vars::new();
@@ -643,6 +597,5 @@ async fn exported_run_requests_are_matched_under_their_attempt() {
         gw.stop().await;
         r.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }

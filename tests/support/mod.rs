@@ -22,6 +22,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 
+pub mod apiserver;
+
 // ---------------------------------------------------------------------------------------
 // The test HTTP server
 

@@ -63,6 +63,16 @@ impl Env {
         Env::start_with(Options::default()).await
     }
 
+    /// Runs `test` under `limit` on an environment started with `o`, then stops it.
+    pub async fn run(limit: Duration, o: Options, test: impl AsyncFnOnce(&Env)) {
+        bounded(limit, async {
+            let env = Env::start_with(o).await;
+            test(&env).await;
+            env.stop().await;
+        })
+        .await;
+    }
+
     pub async fn start_with(o: Options) -> Env {
         gwtest::install_crypto_provider();
         let cfg = match o.plain_http_on {
@@ -221,6 +231,14 @@ impl Env {
         }
     }
 
+    /// Wait until the object is gone.
+    pub async fn wait_gone(&self, ar: &ApiResource, ns: &str, name: &str, what: &str) {
+        self.wait(what, Duration::from_secs(10), || async {
+            self.get(ar, ns, name).await.is_none().then_some(())
+        })
+        .await;
+    }
+
     /// Wait until the object exists and `pred` holds for it; returns it.
     pub async fn wait_object(
         &self,
@@ -248,6 +266,40 @@ impl Env {
         }
     }
 
+    /// Wait until the Upstream `ns/name` is Accepted for its generation; returns it.
+    pub async fn wait_upstream_accepted(&self, ns: &str, name: &str) -> Value {
+        self.wait_object(
+            &model::upstream_ar(),
+            ns,
+            name,
+            "Accepted for its generation",
+            accepted_for_generation,
+        )
+        .await
+    }
+
+    /// Wait until our parent entry of HTTPRoute `ns/name` has condition `type_` = `status`
+    /// for the route's generation; returns the route.
+    pub async fn wait_route(&self, ns: &str, name: &str, type_: &str, status: &str) -> Value {
+        self.wait_object(
+            &model::http_route_ar(),
+            ns,
+            name,
+            &format!("{type_} {status}"),
+            |o| route_condition(o, type_, status),
+        )
+        .await
+    }
+
+    /// Delete the discovered Service `ns/name`, wait for its Upstream to go, and create the
+    /// Service again.
+    pub async fn recreate_service(&self, ns: &str, name: &str) {
+        self.delete(&model::service_ar(), ns, name).await;
+        self.wait_gone(&model::upstream_ar(), ns, name, "the Upstream to go")
+            .await;
+        self.apply(&service_yaml(ns, name, true));
+    }
+
     /// The address of the Gateway's first listener, from its annotation.
     pub async fn gateway_address(&self, ns: &str, name: &str) -> String {
         let gw = self
@@ -272,6 +324,33 @@ impl Env {
     pub async fn fixture_gateway(&self) -> String {
         self.apply(GATEWAY_YAML);
         self.gateway_address("gwtest-infra", "gw").await
+    }
+
+    /// The fixture's Gateway, a Service `svc` in `ns`, and per name a route from host
+    /// `<name>.test` to it; returns the Gateway's address once every route serves.
+    pub async fn serve_routes(&self, ns: &str, discover: bool, names: &[&str]) -> String {
+        let addr = self.fixture_gateway().await;
+        self.namespace(ns);
+        self.apply(&service_yaml(ns, "svc", discover));
+        for n in names {
+            self.apply(&svc_route_yaml(ns, n, &format!("{n}.test")));
+        }
+        for n in names {
+            self.host_until(200, &addr, &format!("{n}.test")).await;
+        }
+        addr
+    }
+
+    /// `GET http://{addr}/` with `host`.
+    pub async fn host(&self, addr: &str, host: &str) -> Response {
+        self.request("GET", &format!("http://{addr}/"), &[("host", host)])
+            .await
+    }
+
+    /// `GET http://{addr}/` with `host` until the answer has `status`.
+    pub async fn host_until(&self, status: u16, addr: &str, host: &str) -> Response {
+        self.request_until(status, "GET", &format!("http://{addr}/"), &[("host", host)])
+            .await
     }
 
     pub async fn request(&self, method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
@@ -350,6 +429,17 @@ pub fn seed_without(api: &ApiServer, skip: &[&str]) {
     }
 }
 
+/// Is the object's own condition Accepted True for its current generation?
+pub fn accepted_for_generation(o: &Value) -> bool {
+    o.pointer("/status/conditions").is_some_and(|c| {
+        c.as_array().into_iter().flatten().any(|c| {
+            c["type"] == "Accepted"
+                && c["status"] == "True"
+                && c["observedGeneration"] == o["metadata"]["generation"]
+        })
+    })
+}
+
 /// The condition `type_` of a condition list.
 pub fn cond<'a>(conditions: &'a Value, type_: &str) -> &'a Value {
     conditions
@@ -382,6 +472,15 @@ pub fn route_condition(route: &Value, type_: &str, status: &str) -> bool {
 pub fn route_yaml(ns: &str, name: &str, spec_rest: &str) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  parentRefs: [{{name: gw, namespace: gwtest-infra}}]\n{spec_rest}\n"
+    )
+}
+
+/// An HTTPRoute to the fixture's Gateway sending `host` to the Service `svc`.
+pub fn svc_route_yaml(ns: &str, name: &str, host: &str) -> String {
+    route_yaml(
+        ns,
+        name,
+        &format!("  hostnames: [{host}]\n  rules: [{{backendRefs: [{{name: svc, port: 8080}}]}}]"),
     )
 }
 

@@ -23,7 +23,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
-use super::{grpc_exporter, http_exporter, span_data};
+use super::{HeaderExtractor, grpc_exporter, http_exporter, span_data};
 
 pub const SERVICE: &str = "test-gateway";
 pub const SIDECAR: &str = "auth-sidecar";
@@ -90,17 +90,6 @@ impl Drop for TestGateway {
     }
 }
 
-struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
-
-impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
 fn header<'a>(h: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
@@ -132,7 +121,7 @@ fn full_spans(
     status: u16,
 ) -> (Vec<SpanData>, Vec<SpanData>) {
     let route = random_span();
-    let gateway = vec![
+    let mut gateway = vec![
         span_data(
             trace,
             server,
@@ -154,31 +143,26 @@ fn full_spans(
             SpanKind::Internal,
             vec![KeyValue::new("route.name", "example")],
         ),
-        span_data(
-            trace,
-            random_span(),
-            Some(route),
-            "cache lookup",
-            SpanKind::Internal,
-            vec![],
-        ),
-        span_data(
-            trace,
-            random_span(),
-            Some(route),
-            "cache lookup",
-            SpanKind::Internal,
-            vec![],
-        ),
-        span_data(
-            trace,
-            random_span(),
-            Some(route),
+    ];
+    let under_route = [
+        ("cache lookup", SpanKind::Internal, vec![]),
+        ("cache lookup", SpanKind::Internal, vec![]),
+        (
             "upstream call",
             SpanKind::Client,
             vec![KeyValue::new("server.port", 8080i64)],
         ),
     ];
+    for (name, kind, attributes) in under_route {
+        gateway.push(span_data(
+            trace,
+            random_span(),
+            Some(route),
+            name,
+            kind,
+            attributes,
+        ));
+    }
     let sidecar = vec![span_data(
         trace,
         random_span(),

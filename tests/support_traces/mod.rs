@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use gwtest::traces::{Receiver, SpanStore};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -76,6 +79,32 @@ pub fn http_exporter(endpoint: &str, service: &str) -> opentelemetry_otlp::SpanE
         .expect("http exporter");
     e.set_resource(&resource(service));
     e
+}
+
+/// Run a test body, failing it after `secs` seconds.
+pub async fn bounded(secs: u64, test: impl Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(secs), test)
+        .await
+        .expect("test timed out");
+}
+
+/// gwtest's receiver on free ports, storing up to `cap` spans.
+pub fn receiver(cap: usize) -> (Arc<SpanStore>, Receiver) {
+    let store = Arc::new(SpanStore::new(cap));
+    let r = Receiver::start("127.0.0.1:0", "127.0.0.1:0", store.clone()).expect("receiver starts");
+    (store, r)
+}
+
+/// Reads a `traceparent` out of HTTP headers for the OTel propagator.
+pub struct HeaderExtractor<'a>(pub &'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
 }
 
 /// Wait (bounded) until `f` holds.
