@@ -5,6 +5,7 @@
 //! Each test file that uses it declares `mod support;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod output;
 
 use std::collections::HashMap;
@@ -21,8 +22,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
-
-pub mod apiserver;
 
 // ---------------------------------------------------------------------------------------
 // The test HTTP server
