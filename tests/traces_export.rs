@@ -413,3 +413,51 @@ async fn an_unreachable_endpoint_is_reported_not_waited_for() {
             .expect("rejected");
     assert!(err.to_string().contains("ftp://x"), "{err}");
 }
+
+/// A large run to an endpoint nobody listens on: the final flush stops at the first batch that
+/// fails and counts the rest with its cause. (It used to retry every remaining batch until its
+/// 10 s deadline and say only "the last spans were not sent within 10s".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_run_to_an_unreachable_endpoint_is_counted_with_its_cause() {
+    gwtest::install_crypto_provider();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let id = test_id();
+    // The run stops mid-step (step 1 open); 20,000 more steps make 40 batches of 512.
+    let mut ev = events(&ids(), false);
+    for index in 2..20_002 {
+        ev.push(Event::StepStarted {
+            id: id.clone(),
+            index,
+            phase: Phase::Steps,
+            name: format!("step {index}"),
+            kind: "assert",
+            span_id: hex(&new_span_id()),
+        });
+        ev.push(Event::StepFinished {
+            id: id.clone(),
+            report: step_report(index, "assert", 1, None),
+        });
+    }
+    for protocol in [ExportProtocol::Grpc, ExportProtocol::HttpProtobuf] {
+        let err = tokio::time::timeout(
+            Duration::from_secs(60),
+            report(format!("http://127.0.0.1:{port}"), protocol, ev.clone()),
+        )
+        .await
+        .expect("finish() returned")
+        .expect_err("an unreachable endpoint is an error");
+        let msg = format!("{err:#}");
+        let counted =
+            regex::Regex::new(r"OTLP export to \S+: (\d+) of (\d+) spans not exported: \S")
+                .unwrap();
+        let c = counted
+            .captures(&msg)
+            .unwrap_or_else(|| panic!("no count and cause in {msg:?}"));
+        assert_eq!(c[1], c[2], "every span is counted as not exported: {msg}");
+        let n: usize = c[1].parse().unwrap();
+        assert!(n >= 20_000, "{n} spans counted: {msg}");
+    }
+}
