@@ -9,7 +9,7 @@ mod support;
 mod support_cluster;
 
 use serde_json::Value;
-use support::{Workspace, test_doc};
+use support::{Workspace, one_test, test_doc};
 use support_cluster::TestCluster;
 
 fn json_report(ws: &Workspace, name: &str) -> Value {
@@ -176,19 +176,15 @@ fn catch_runs_on_failure_before_cleanup_and_finally_always_without_changing_the_
 #[test]
 fn a_failing_finally_step_fails_a_passing_test_and_says_so() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("finally-fails");
-    ws.suite("s", "");
-    ws.write("s/cm.yaml", CM);
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - apply: cm.yaml\ncatch:\n  - exec:\n      command: [\"true\"]\nfinally:\n  - name: \
-             teardown check\n    exec:\n      command: [sh, -c, 'exit 5']\n  - name: after it\n    \
-             exec:\n      command: [\"true\"]\n",
-        ),
+    let ws = one_test(
+        "finally-fails",
+        "",
+        "",
+        "  - apply: cm.yaml\ncatch:\n  - exec:\n      command: [\"true\"]\nfinally:\n  - name: \
+         teardown check\n    exec:\n      command: [sh, -c, 'exit 5']\n  - name: after it\n    \
+         exec:\n      command: [\"true\"]\n",
     );
+    ws.write("s/cm.yaml", CM);
     let out = cluster
         .gwtest(&ws, &["run", "s", "--json", "r.json", "--junit", "r.xml"])
         .run();
@@ -274,18 +270,11 @@ fn suite_defaults_serve_tests_without_their_own() {
 #[test]
 fn catch_and_finally_run_under_the_test_deadline_plus_cleanup_timeout() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("finally-bounded");
-    ws.suite(
-        "s",
+    let ws = one_test(
+        "finally-bounded",
         "defaults:\n  test-timeout: 1s\n  cleanup-timeout: 1s\n",
-    );
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - exec:\n      command: [\"true\"]\nfinally:\n  - name: endless\n    sleep: 1h\n",
-        ),
+        "",
+        "  - exec:\n      command: [\"true\"]\nfinally:\n  - name: endless\n    sleep: 1h\n",
     );
     let out = cluster.gwtest(&ws, &["run", "s"]).run();
     out.assert_exit(1);
@@ -306,19 +295,12 @@ fn catch_and_finally_run_under_the_test_deadline_plus_cleanup_timeout() {
 
 #[test]
 fn steps_in_catch_and_finally_are_validated_like_steps() {
-    let ws = Workspace::new("catch-invalid");
-    ws.suite(
-        "s",
+    let ws = one_test(
+        "catch-invalid",
         "finally:\n  - exec:\n      command: [echo, \"${nope}\"]\n",
-    );
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - exec:\n      command: [\"true\"]\ncatch:\n  - frobnicate: {}\nfinally:\n  - \
-             sleep: soon\n",
-        ),
+        "",
+        "  - exec:\n      command: [\"true\"]\ncatch:\n  - frobnicate: {}\nfinally:\n  - \
+         sleep: soon\n",
     );
     let out = ws.gwtest(&["validate", "s"]).run();
     out.assert_exit(2);
@@ -354,19 +336,15 @@ fn the_json_schema_knows_catch_and_finally() {
 #[test]
 fn after_ctrl_c_finally_runs_and_catch_does_not() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("finally-interrupted");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            &format!(
-                "{}  - sleep: 1h\ncatch:\n{}finally:\n{}",
-                log_step("started"),
-                log_step("catch"),
-                log_step("finally")
-            ),
+    let ws = one_test(
+        "finally-interrupted",
+        "",
+        "",
+        &format!(
+            "{}  - sleep: 1h\ncatch:\n{}finally:\n{}",
+            log_step("started"),
+            log_step("catch"),
+            log_step("finally")
         ),
     );
     let mut running = cluster.gwtest(&ws, &["run", "s"]).spawn();

@@ -12,7 +12,7 @@ mod support_tmux;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Workspace, test_doc};
+use support::{Workspace, alike_tests, one_test, test_doc};
 use support_cluster::{TestCluster, kubectl_bin};
 use support_tmux::Terminal;
 
@@ -20,19 +20,17 @@ const CM: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {color: blue}\n";
 
 /// A test whose second step waits 500 ms for the ConfigMap to be red; it is blue.
-fn wrong_color_suite(ws: &Workspace) {
-    ws.suite("s", "");
-    ws.write("s/cm.yaml", CM);
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - apply: cm.yaml\n  - name: red\n    timeout: 500ms\n    assert:\n      resource: \
-             {apiVersion: v1, kind: ConfigMap, name: settings}\n      fields: {data: {color: \
-             red}}\n  - exec:\n      command: [sh, -c, 'echo after >> log.txt']\n",
-        ),
+fn wrong_color_suite(name: &str) -> Workspace {
+    let ws = one_test(
+        name,
+        "",
+        "",
+        "  - apply: cm.yaml\n  - name: red\n    timeout: 500ms\n    assert:\n      resource: \
+         {apiVersion: v1, kind: ConfigMap, name: settings}\n      fields: {data: {color: \
+         red}}\n  - exec:\n      command: [sh, -c, 'echo after >> log.txt']\n",
     );
+    ws.write("s/cm.yaml", CM);
+    ws
 }
 
 /// The fix a person makes from another terminal while the test is paused: the ConfigMap
@@ -75,8 +73,7 @@ fn paused_at_wrong_color(
     more: &[(&str, &str)],
 ) -> (TestCluster, Workspace, Terminal, String, String) {
     let cluster = TestCluster::start();
-    let ws = Workspace::new(name);
-    wrong_color_suite(&ws);
+    let ws = wrong_color_suite(name);
     for (file, text) in more {
         ws.write(file, text);
     }
@@ -94,17 +91,13 @@ fn paused_at_wrong_color(
 
 #[test]
 fn pause_on_failure_waits_at_the_prompt_then_enter_goes_on() {
-    let ws = Workspace::new("pause-on-failure");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - exec:\n      command: [sh, -c, 'exit 3']\n  - sleep: 10ms\ncatch:\n  - exec:\n      \
-             command: [sh, -c, 'echo catch >> log.txt']\nfinally:\n  - exec:\n      command: \
-             [sh, -c, 'echo finally >> log.txt']\n",
-        ),
+    let ws = one_test(
+        "pause-on-failure",
+        "",
+        "",
+        "  - exec:\n      command: [sh, -c, 'exit 3']\n  - sleep: 10ms\ncatch:\n  - exec:\n      \
+         command: [sh, -c, 'echo catch >> log.txt']\nfinally:\n  - exec:\n      command: \
+         [sh, -c, 'echo finally >> log.txt']\n",
     );
     let log = || std::fs::read_to_string(ws.path().join("s/log.txt")).unwrap_or_default();
     let term = gwtest_in(ws.path(), None, &["run", "s", "--pause-on-failure"]);
@@ -243,15 +236,11 @@ fn q_stops_the_run_with_cleanup_and_reports() {
 
 #[test]
 fn pause_steps_need_the_pause_flag_and_ctrl_c_ends_a_pause() {
-    let ws = Workspace::new("pause-step");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - pause: look at the route\n  - exec:\n      command: [\"true\"]\n",
-        ),
+    let ws = one_test(
+        "pause-step",
+        "",
+        "",
+        "  - pause: look at the route\n  - exec:\n      command: [\"true\"]\n",
     );
     // Without --pause the step is skipped and the run does not wait.
     let out = ws.gwtest(&["run", "s"]).run();
@@ -290,15 +279,11 @@ fn pause_steps_need_the_pause_flag_and_ctrl_c_ends_a_pause() {
 /// plus the safety net's grace (5 s) is not killed while a person is at the prompt.
 #[test]
 fn a_pause_step_outlasts_the_test_timeout_and_the_safety_net() {
-    let ws = Workspace::new("pause-long");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "timeout: 1s",
-            "  - pause: take your time\n  - sleep: 300ms\n",
-        ),
+    let ws = one_test(
+        "pause-long",
+        "",
+        "timeout: 1s",
+        "  - pause: take your time\n  - sleep: 300ms\n",
     );
     let term = gwtest_in(ws.path(), None, &["run", "s", "--pause"]);
     term.wait_for("PAUSED s/t: pause: take your time");
@@ -337,22 +322,20 @@ fn run_with_stdin(ws: &Workspace, stdin: Stdio, ci: bool) -> (i32, String) {
     (code, out)
 }
 
-fn two_failing_tests(ws: &Workspace) {
-    ws.suite("s", "");
-    for n in ["a", "b"] {
-        ws.write(
-            &format!("s/{n}.test.yaml"),
-            &test_doc(n, "", "  - exec:\n      command: [\"false\"]\n"),
-        );
-    }
+fn two_failing_tests(name: &str) -> Workspace {
+    alike_tests(
+        name,
+        &["a", "b"],
+        "",
+        "  - exec:\n      command: [\"false\"]\n",
+    )
 }
 
 /// `sleep 100 | gwtest run --pause-on-failure` (a pipe that stays open, `$CI` unset): no
 /// pause, said once, and the run goes on.
 #[test]
 fn no_pause_without_a_terminal_said_once() {
-    let ws = Workspace::new("pause-pipe");
-    two_failing_tests(&ws);
+    let ws = two_failing_tests("pause-pipe");
     let (code, out) = run_with_stdin(&ws, Stdio::piped(), false);
     assert_eq!(code, 1, "{out}");
     let note = "note: not pausing: stdin is a pipe, not a terminal (gwtest pauses only where a \
@@ -383,8 +366,7 @@ fn no_pause_without_a_terminal_said_once() {
 /// In CI nobody is at the keyboard, whatever stdin is.
 #[test]
 fn pause_on_failure_is_skipped_in_ci() {
-    let ws = Workspace::new("pause-ci");
-    two_failing_tests(&ws);
+    let ws = two_failing_tests("pause-ci");
     let (code, out) = run_with_stdin(&ws, Stdio::piped(), true);
     assert_eq!(code, 1, "{out}");
     assert_eq!(

@@ -6,14 +6,13 @@
 mod support;
 
 use serde_json::Value;
-use support::{Workspace, test_doc};
+use support::{one_file, test_doc};
 
 #[test]
 fn repeats_end_with_pass_rates_step_statistics_and_timeout_advice() {
-    let ws = Workspace::new("repeat");
-    ws.suite("s", "name: s");
-    ws.write(
-        "s/t.test.yaml",
+    let ws = one_file(
+        "repeat",
+        "name: s",
         &[
             // Passes on every other run (a counter file; each repeat counts once, and `-j 1`
             // keeps the repeats from counting at the same time).
@@ -30,8 +29,7 @@ fn repeats_end_with_pass_rates_step_statistics_and_timeout_advice() {
                 "  - name: quick\n    exec:\n      command: [\"true\"]\n  \
                  - name: nearly too slow\n    timeout: 400ms\n    exec:\n      command: [sleep, \"0.35\"]\n",
             ),
-        ]
-        .join("---\n"),
+        ],
     );
     ws.write("summary.md", "earlier content\n");
     let out = ws
