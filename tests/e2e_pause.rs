@@ -50,6 +50,16 @@ fn make_it_red(kubeconfig: &str, ns: &str) {
     );
 }
 
+/// Fail unless a line of the screen matches `re` (multi-line mode).
+fn assert_line(screen: &str, re: &str) {
+    assert!(
+        regex::Regex::new(&format!("(?m){re}"))
+            .unwrap()
+            .is_match(screen),
+        "no line matches /{re}/ in:\n{screen}"
+    );
+}
+
 /// The namespace the PAUSED block names.
 fn paused_namespace(screen: &str) -> String {
     paused_namespace_of(screen, "t")
@@ -124,8 +134,7 @@ fn pause_on_failure_waits_at_the_prompt_then_enter_goes_on() {
     term.answer("x");
     term.wait_for("unknown answer \"x\": Enter goes on, r runs the failed step again");
     term.answer("");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 1, "{screen}");
+    let screen = term.exit(1);
     assert!(screen.contains("resumed s/t\n"), "{screen}");
     let after_resume = &screen[screen.find("resumed s/t").unwrap()..];
     assert!(after_resume.contains("FAIL "), "{screen}");
@@ -152,19 +161,13 @@ fn r_runs_the_failed_step_again_after_a_fix_from_outside() {
     }
     make_it_red(&cluster.kubeconfig_str(), &ns);
     term.answer("r");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 0, "{screen}");
+    let screen = term.exit(0);
     assert!(
         screen
             .contains("step 2 (red) failed, then passed when run again from the pause prompt (r)"),
         "{screen}"
     );
-    assert!(
-        regex::Regex::new(r"(?m)^PASS +\d+\.\ds  s/t")
-            .unwrap()
-            .is_match(&screen),
-        "{screen}"
-    );
+    assert_line(&screen, r"^PASS +\d+\.\ds  s/t");
     // The steps after it ran.
     let log = std::fs::read_to_string(ws.path().join("s/log.txt")).unwrap_or_default();
     assert_eq!(log, "after\n", "{screen}");
@@ -175,8 +178,7 @@ fn r_runs_the_failed_step_again_after_a_fix_from_outside() {
 fn k_keeps_the_tests_resources() {
     let (cluster, _ws, term, _, ns) = paused_at_wrong_color("pause-keep", &[], &[]);
     term.answer("k");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 1, "{screen}");
+    let screen = term.exit(1);
     assert!(
         screen.contains("resumed s/t (k: its resources will be kept)"),
         "{screen}"
@@ -199,19 +201,13 @@ fn q_stops_the_run_with_cleanup_and_reports() {
         &[("s/u.test.yaml", &u)],
     );
     term.answer("q");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 1, "{screen}");
+    let screen = term.exit(1);
     assert!(
         screen.contains("q at the prompt: stopping the run"),
         "{screen}"
     );
     // The other test never ran; the paused one failed; reports are written; cleanup ran.
-    assert!(
-        regex::Regex::new(r"(?m)^FAIL +\d+\.\ds  s/t")
-            .unwrap()
-            .is_match(&screen),
-        "{screen}"
-    );
+    assert_line(&screen, r"^FAIL +\d+\.\ds  s/t");
     assert!(!screen.contains("PASS "), "{screen}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ws.path().join("r.json")).unwrap()).unwrap();
@@ -259,16 +255,10 @@ fn pause_steps_need_the_pause_flag_and_ctrl_c_ends_a_pause() {
         "{screen}"
     );
     term.ctrl_c();
-    let (code, screen) = term.exit();
-    assert_eq!(code, 130, "{screen}");
+    let screen = term.exit(130);
     assert!(screen.contains("resumed s/t (interrupted)"), "{screen}");
     // The step after the pause never ran: the test was interrupted, and says where.
-    assert!(
-        regex::Regex::new(r"(?m)^SKIP .*s/t \(interrupted\)$")
-            .unwrap()
-            .is_match(&screen),
-        "{screen}"
-    );
+    assert_line(&screen, r"^SKIP .*s/t \(interrupted\)$");
     assert!(
         screen.contains("  interrupted before every step ran"),
         "{screen}"
@@ -291,14 +281,8 @@ fn a_pause_step_outlasts_the_test_timeout_and_the_safety_net() {
     let screen = term.screen();
     assert!(!screen.contains("FAIL "), "killed while paused:\n{screen}");
     term.answer("");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 0, "{screen}");
-    assert!(
-        regex::Regex::new(r"(?m)^PASS +\d+\.\ds  s/t")
-            .unwrap()
-            .is_match(&screen),
-        "{screen}"
-    );
+    let screen = term.exit(0);
+    assert_line(&screen, r"^PASS +\d+\.\ds  s/t");
 }
 
 /// Runs gwtest with stdin `stdin` (never written to, never closed) until it exits.
@@ -455,8 +439,7 @@ fn the_prompt_transcript_in_debugging_md_is_true() {
     term.wait_for("unknown answer");
     make_it_red(&kc, &ns);
     term.answer("r");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 0, "{screen}");
+    let screen = term.exit(0);
     let shown: String = screen
         .lines()
         .take_while(|l| !l.starts_with("gwtest exited "))
