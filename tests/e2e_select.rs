@@ -48,6 +48,18 @@ fn set(v: &[String]) -> BTreeSet<String> {
     v.iter().cloned().collect()
 }
 
+/// The ids `alpha/aI` for each I in `alpha` and `beta/bJ` for each J in `beta`.
+fn ids(
+    alpha: impl IntoIterator<Item = u32>,
+    beta: impl IntoIterator<Item = u32>,
+) -> BTreeSet<String> {
+    alpha
+        .into_iter()
+        .map(|i| format!("alpha/a{i}"))
+        .chain(beta.into_iter().map(|i| format!("beta/b{i}")))
+        .collect()
+}
+
 /// FNV-1a of `suite/test`, as DESIGN promises: a stable hash, so shards never move.
 fn fnv_shard(id: &str, n: u64) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
@@ -62,10 +74,7 @@ fn fnv_shard(id: &str, n: u64) -> u64 {
 fn shards_partition_the_tests_and_adding_a_test_moves_no_other() {
     let ws = workspace("shards");
     let full = list(&ws, &[]);
-    let expected: BTreeSet<String> = (1..=8)
-        .map(|i| format!("alpha/a{i}"))
-        .chain((1..=6).map(|i| format!("beta/b{i}")))
-        .collect();
+    let expected = ids(1..=8, 1..=6);
     assert_eq!(set(&full), expected);
     assert_eq!(full.len(), expected.len(), "no duplicates: {full:?}");
 
@@ -161,27 +170,16 @@ fn invalid_shards_are_command_line_errors() {
 fn labels_and_filters_select_tests() {
     let ws = workspace("labels");
     let slow = list(&ws, &["--label", "slow"]);
-    let want: Vec<String> = (4..=8)
-        .map(|i| format!("alpha/a{i}"))
-        .chain([2, 4, 6].iter().map(|i| format!("beta/b{i}")))
-        .collect();
-    assert_eq!(set(&slow), set(&want));
+    assert_eq!(set(&slow), ids(4..=8, [2, 4, 6]));
 
     // Repeated or comma-separated labels: any of them.
     let any = list(&ws, &["--label", "fast,http"]);
-    assert_eq!(
-        set(&any),
-        set(&(1..=8).map(|i| format!("alpha/a{i}")).collect::<Vec<_>>())
-    );
+    assert_eq!(set(&any), ids(1..=8, []));
     assert_eq!(list(&ws, &["--label", "fast", "--label", "http"]), any);
 
     // `!L` excludes.
     let not_slow = list(&ws, &["--label", "!slow"]);
-    let want: Vec<String> = (1..=3)
-        .map(|i| format!("alpha/a{i}"))
-        .chain([1, 3, 5].iter().map(|i| format!("beta/b{i}")))
-        .collect();
-    assert_eq!(set(&not_slow), set(&want));
+    assert_eq!(set(&not_slow), ids(1..=3, [1, 3, 5]));
 
     // -k matches `suite/test` as a regex; several are alternatives.
     assert_eq!(
