@@ -479,13 +479,9 @@ fn duplicate_test_and_suite_names() {
     let (line, col) = position(b_second, "same");
     let line = line + b[..b.find("---").unwrap()].matches('\n').count();
     for (_, out) in both_fail(&dir, dir.path_str(), &[]) {
-        assert!(
-            out.stderr.contains(&format!(
-                "b.test.yaml:{line}:{col}: duplicate test name `same` (also "
-            )),
-            "{}",
-            out.stderr
-        );
+        out.assert_stderr_has(&format!(
+            "b.test.yaml:{line}:{col}: duplicate test name `same` (also "
+        ));
         assert_error(
             &out.stderr,
             "suite.yaml",
@@ -719,7 +715,7 @@ fn port_forward_and_diagnostics_mistakes() {
         "${nope}",
         "unknown variable `${nope}`",
     );
-    assert!(out.stderr.contains("2 errors found"), "{}", out.stderr);
+    out.assert_stderr_has("2 errors found");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -927,13 +923,11 @@ fn suite_discovery() {
     );
     // Nothing there.
     let empty = Workspace::new("lang");
-    let out = empty.gwtest(&["validate"]).run();
-    assert_eq!(out.code, Some(2));
-    assert!(
-        out.stderr.contains("suites: no such file or directory"),
-        "{}",
-        out.stderr
-    );
+    empty
+        .gwtest(&["validate"])
+        .run()
+        .assert_exit(2)
+        .assert_stderr_has("suites: no such file or directory");
 }
 
 #[test]
@@ -1040,11 +1034,7 @@ fn duplicate_suite_names_from_directories() {
         "apiVersion",
         "duplicate suite name `same`, from the directory name (also ",
     );
-    assert!(
-        out.stderr.contains("b/same/suite.yaml:1:1:"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("b/same/suite.yaml:1:1:");
 }
 
 #[test]
@@ -1117,12 +1107,7 @@ fn a_huge_bad_value_is_quoted_once_and_cut() {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr
-            .contains(&format!("5 |   - sleep: {}…\n", "x".repeat(120))),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has(&format!("5 |   - sleep: {}…\n", "x".repeat(120)));
     assert!(out.stderr.len() < 2_000, "{} bytes", out.stderr.len());
 }
 
