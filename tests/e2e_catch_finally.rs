@@ -12,11 +12,6 @@ use serde_json::Value;
 use support::{Workspace, one_test, test_doc};
 use support_cluster::TestCluster;
 
-fn json_report(ws: &Workspace, name: &str) -> Value {
-    let text = std::fs::read_to_string(ws.path().join(name)).expect("json report");
-    serde_json::from_str(&text).expect("json report parses")
-}
-
 /// The first try of test `name` in the JSON report.
 fn first_try(report: &Value, name: &str) -> Value {
     for s in report["suites"].as_array().unwrap() {
@@ -141,7 +136,7 @@ fn catch_runs_on_failure_before_cleanup_and_finally_always_without_changing_the_
     assert_eq!(out.outcome("s/pass").tag, "PASS");
 
     // JSON: each list with its steps' status.
-    let report = json_report(&ws, "r.json");
+    let report = ws.json("r.json");
     let t = first_try(&report, "fail");
     assert_eq!(statuses(&t["steps"]), ["passed", "failed", "not-run"]);
     assert_eq!(statuses(&t["catch"]), ["failed", "passed", "passed"]);
@@ -157,7 +152,7 @@ fn catch_runs_on_failure_before_cleanup_and_finally_always_without_changing_the_
         .gwtest(&["merge", "r.json", "--json", "merged.json"])
         .run();
     merged.assert_exit(0);
-    let m = first_try(&json_report(&ws, "merged.json"), "fail");
+    let m = first_try(&ws.json("merged.json"), "fail");
     let t = first_try(&report, "fail");
     for key in ["steps", "catch", "finally"] {
         assert_eq!(m[key], t[key], "{key} after merge");
@@ -199,7 +194,7 @@ fn a_failing_finally_step_fails_a_passing_test_and_says_so() {
     );
     assert!(t.block.contains("exit 5 (expected exit 0)"), "{}", t.block);
     assert!(t.block.contains("  steps: ✓ apply cm.yaml"), "{}", t.block);
-    let report = json_report(&ws, "r.json");
+    let report = ws.json("r.json");
     let tr = first_try(&report, "t");
     assert_eq!(tr["passed"], false);
     assert_eq!(statuses(&tr["steps"]), ["passed"]);
@@ -254,7 +249,7 @@ fn suite_defaults_serve_tests_without_their_own() {
         "{}",
         out.dump()
     );
-    let report = json_report(&ws, "r.json");
+    let report = ws.json("r.json");
     let a = first_try(&report, "a");
     // A suite's step names suite.yaml as its file.
     let file = a["finally"][0]["file"]

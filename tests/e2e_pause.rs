@@ -209,8 +209,7 @@ fn q_stops_the_run_with_cleanup_and_reports() {
     // The other test never ran; the paused one failed; reports are written; cleanup ran.
     assert_line(&screen, r"^FAIL +\d+\.\ds  s/t");
     assert!(!screen.contains("PASS "), "{screen}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.path().join("r.json")).unwrap()).unwrap();
+    let report = ws.json("r.json");
     let tests = report["suites"][0]["tests"].as_array().unwrap();
     let status = |n: &str| {
         tests

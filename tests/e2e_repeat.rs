@@ -5,7 +5,6 @@
 
 mod support;
 
-use serde_json::Value;
 use support::{one_file, test_doc};
 
 #[test]
@@ -54,8 +53,7 @@ fn repeats_end_with_pass_rates_step_statistics_and_timeout_advice() {
     drop(advice);
     assert!(!out.stdout.contains("advice: step 1"), "{}", out.dump());
 
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.path().join("r.json")).unwrap()).unwrap();
+    let v = ws.json("r.json");
     let repeats = v["repeats"].as_array().unwrap();
     let t = |n: &str| repeats.iter().find(|r| r["test"] == n).unwrap();
     assert_eq!(t("halves")["pass_rate"], 0.5);

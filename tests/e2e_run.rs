@@ -226,9 +226,7 @@ fn ctrl_c_stops_the_run_writes_the_summary_and_exits_130() {
     );
     // Neither test failed on its own: the running one was cut short, the other never started.
     support::assert_reports_written_after_interrupt(&out, 0, 2);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.path().join("out/report.json")).unwrap())
-            .unwrap();
+    let json = ws.json("out/report.json");
     assert_eq!(json["interrupted"], true, "{json}");
     assert_eq!(json["counts"]["failed"], 0, "{json}");
     assert_eq!(json["counts"]["skipped"], 2, "{json}");

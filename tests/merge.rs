@@ -163,10 +163,7 @@ fn merged_shards_equal_the_unsharded_run() {
         serde_json::json!(["a2"])
     );
 
-    let read = |f: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(ws.path().join(f)).unwrap()).unwrap()
-    };
-    let (whole, merged) = (read("whole.json"), read("merged.json"));
+    let (whole, merged) = (ws.json("whole.json"), ws.json("merged.json"));
     assert_eq!(merged["counts"], whole["counts"]);
     assert_eq!(
         merged["counts"],

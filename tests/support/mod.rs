@@ -476,6 +476,11 @@ impl Workspace {
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
     }
 
+    /// A JSON file in the workspace (a report), parsed.
+    pub fn json(&self, rel: &str) -> serde_json::Value {
+        serde_json::from_str(&self.read(rel)).unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"))
+    }
+
     /// `DIR/suite.yaml` with `extra` (YAML lines, e.g. `defaults: {timeout: 2s}`) appended.
     pub fn suite(&self, dir: &str, extra: &str) -> PathBuf {
         self.write(
