@@ -414,10 +414,7 @@ fn the_prompt_transcript_in_debugging_md_is_true() {
     let cluster = TestCluster::start();
     let ws = Workspace::new("pause-transcript");
     ws.suite("shop", "");
-    ws.write(
-        "shop/settings.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {color: blue}\n",
-    );
+    ws.write("shop/settings.yaml", CM);
     ws.write(
         "shop/color.test.yaml",
         "apiVersion: gwtest/v1alpha1\nkind: Test\nname: color\nsteps:\n  - apply: settings.yaml\n  \
