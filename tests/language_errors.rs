@@ -61,6 +61,11 @@ fn expect_errors_args(
     }
 }
 
+/// `validate` of a test file whose one step is `step`, which must fail: its output.
+fn validate_step(step: &str) -> RunOutput {
+    validate_fails(&one_test(&format!("{HEAD}name: t\nsteps:\n  - {step}\n")))
+}
+
 /// One test file with one mistake.
 fn expect_test_error(test: &str, needle: &str, message: &str) {
     let dir = one_test(test);
@@ -231,30 +236,30 @@ fn missing_name() {
 
 #[test]
 fn wrong_types() {
-    let t = format!("{HEAD}name: t\nsteps:\n  - sleep: 1s\n    timeout: [1]\n");
-    expect_test_error(
-        &t,
-        "[1]",
-        "wrong type: expected a duration with a unit, e.g. 500ms, 30s or 2m, found a list",
-    );
-    let t = format!(
-        "{HEAD}name: t\nsteps:\n  - request:\n      url: http://127.0.0.1/\n      expect: {{status: \"abc\"}}\n"
-    );
-    expect_test_error(
-        &t,
-        "\"abc\"",
-        "wrong type: expected an HTTP status code such as 200 or a list of codes, found string \"abc\"",
-    );
-    let t = format!("{HEAD}name: t\nsteps: {{a: 1}}\n");
-    expect_test_error(&t, "{a: 1}", "wrong type: expected a list, found a map");
-    let t = format!(
-        "{HEAD}name: t\nsteps:\n  - assert:\n      resource: {{apiVersion: v1, kind: Pod, name: p}}\n      absent: maybe\n"
-    );
-    expect_test_error(
-        &t,
-        "maybe",
-        "wrong type: expected a boolean (true or false), found string \"maybe\"",
-    );
+    for (steps, needle, msg) in [
+        (
+            "steps:\n  - sleep: 1s\n    timeout: [1]\n",
+            "[1]",
+            "wrong type: expected a duration with a unit, e.g. 500ms, 30s or 2m, found a list",
+        ),
+        (
+            "steps:\n  - request:\n      url: http://127.0.0.1/\n      expect: {status: \"abc\"}\n",
+            "\"abc\"",
+            "wrong type: expected an HTTP status code such as 200 or a list of codes, found string \"abc\"",
+        ),
+        (
+            "steps: {a: 1}\n",
+            "{a: 1}",
+            "wrong type: expected a list, found a map",
+        ),
+        (
+            "steps:\n  - assert:\n      resource: {apiVersion: v1, kind: Pod, name: p}\n      absent: maybe\n",
+            "maybe",
+            "wrong type: expected a boolean (true or false), found string \"maybe\"",
+        ),
+    ] {
+        expect_test_error(&format!("{HEAD}name: t\n{steps}"), needle, msg);
+    }
 }
 
 #[test]
@@ -1088,9 +1093,7 @@ fn thousands_of_errors_are_capped_per_file_and_counted() {
 #[test]
 fn a_huge_bad_value_is_quoted_once_and_cut() {
     let value = "x".repeat(2_000_000);
-    let t = format!("{HEAD}name: t\nsteps:\n  - sleep: {value}\n");
-    let dir = one_test(&t);
-    let out = validate_fails(&dir);
+    let out = validate_step(&format!("sleep: {value}"));
     let blocks = error_blocks(&out.stderr);
     assert_eq!(blocks.len(), 1, "{}", out.stderr);
     let first = blocks[0].lines().next().unwrap();
@@ -1115,9 +1118,7 @@ fn a_huge_bad_value_is_quoted_once_and_cut() {
 #[test]
 fn a_huge_missing_file_path_is_cut() {
     let name = "v".repeat(150_000);
-    let t = format!("{HEAD}name: t\nsteps:\n  - apply: {name}.yaml\n");
-    let dir = one_test(&t);
-    let out = validate_fails(&dir);
+    let out = validate_step(&format!("apply: {name}.yaml"));
     let first = out.stderr.lines().next().unwrap();
     let cut = regex::Regex::new(r": file not found: [^ ]*v{100}… \((\d+) bytes\) \(paths are")
         .unwrap()
@@ -1132,9 +1133,7 @@ fn a_huge_missing_file_path_is_cut() {
 fn a_huge_unknown_key_is_cut() {
     let key = "k".repeat(130_000);
     // A key without a value in a flow map: a key before `:` may not pass 1024 characters.
-    let t = format!("{HEAD}name: t\nsteps:\n  - {{sleep: 1s, {key}}}\n");
-    let dir = one_test(&t);
-    let out = validate_fails(&dir);
+    let out = validate_step(&format!("{{sleep: 1s, {key}}}"));
     let first = out.stderr.lines().next().unwrap();
     assert!(
         first.contains(&format!(
