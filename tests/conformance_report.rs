@@ -194,40 +194,27 @@ fn a_failing_extended_test_fails_the_extended_level_and_is_named() {
 
 #[test]
 fn a_report_needs_the_implementation_and_known_profiles() {
-    let ws = support::Workspace::new("conformance-bad");
-    ws.write("gwtest.toml", "");
-    ws.suite("s", "name: s\nlabels: [\"profile:GATEWAY-HTTPS\"]");
-    ws.write(
-        "s/t.test.yaml",
-        &support::test_doc("t", "", "  - exec:\n      command: [\"true\"]\n"),
+    let ws = support::one_test(
+        "conformance-bad",
+        "name: s\nlabels: [\"profile:GATEWAY-HTTPS\"]",
+        "",
+        "  - exec:\n      command: [\"true\"]\n",
     );
-    let out = ws
-        .gwtest(&["run", "s", "--conformance-report", "r.yaml"])
-        .run();
-    out.assert_exit(2);
-    assert!(
-        out.stderr
-            .contains("missing: organization, project, url, version, contact"),
-        "{}",
-        out.dump()
-    );
-    let out = ws
-        .gwtest(&[
-            "run",
-            "s",
-            "--conformance-report",
-            "r.yaml",
-            "--implementation",
-            IMPLEMENTATION,
-        ])
-        .run();
-    out.assert_exit(2);
-    assert!(
-        out.stderr
-            .contains("unknown conformance profile GATEWAY-HTTPS"),
-        "{}",
-        out.dump()
-    );
+    ws.gwtest(&["run", "s", "--conformance-report", "r.yaml"])
+        .run()
+        .assert_exit(2)
+        .assert_stderr_has("missing: organization, project, url, version, contact");
+    ws.gwtest(&[
+        "run",
+        "s",
+        "--conformance-report",
+        "r.yaml",
+        "--implementation",
+        IMPLEMENTATION,
+    ])
+    .run()
+    .assert_exit(2)
+    .assert_stderr_has("unknown conformance profile GATEWAY-HTTPS");
     // In gwtest.toml, as a table.
     ws.write(
         "gwtest.toml",

@@ -9,13 +9,8 @@ mod support;
 mod support_cluster;
 
 use serde_json::Value;
-use support::{Workspace, test_doc};
+use support::{Workspace, one_test, test_doc};
 use support_cluster::TestCluster;
-
-fn json_report(ws: &Workspace, name: &str) -> Value {
-    let text = std::fs::read_to_string(ws.path().join(name)).expect("json report");
-    serde_json::from_str(&text).expect("json report parses")
-}
 
 /// The first try of test `name` in the JSON report.
 fn first_try(report: &Value, name: &str) -> Value {
@@ -141,7 +136,7 @@ fn catch_runs_on_failure_before_cleanup_and_finally_always_without_changing_the_
     assert_eq!(out.outcome("s/pass").tag, "PASS");
 
     // JSON: each list with its steps' status.
-    let report = json_report(&ws, "r.json");
+    let report = ws.json("r.json");
     let t = first_try(&report, "fail");
     assert_eq!(statuses(&t["steps"]), ["passed", "failed", "not-run"]);
     assert_eq!(statuses(&t["catch"]), ["failed", "passed", "passed"]);
@@ -157,7 +152,7 @@ fn catch_runs_on_failure_before_cleanup_and_finally_always_without_changing_the_
         .gwtest(&["merge", "r.json", "--json", "merged.json"])
         .run();
     merged.assert_exit(0);
-    let m = first_try(&json_report(&ws, "merged.json"), "fail");
+    let m = first_try(&ws.json("merged.json"), "fail");
     let t = first_try(&report, "fail");
     for key in ["steps", "catch", "finally"] {
         assert_eq!(m[key], t[key], "{key} after merge");
@@ -176,19 +171,15 @@ fn catch_runs_on_failure_before_cleanup_and_finally_always_without_changing_the_
 #[test]
 fn a_failing_finally_step_fails_a_passing_test_and_says_so() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("finally-fails");
-    ws.suite("s", "");
-    ws.write("s/cm.yaml", CM);
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - apply: cm.yaml\ncatch:\n  - exec:\n      command: [\"true\"]\nfinally:\n  - name: \
-             teardown check\n    exec:\n      command: [sh, -c, 'exit 5']\n  - name: after it\n    \
-             exec:\n      command: [\"true\"]\n",
-        ),
+    let ws = one_test(
+        "finally-fails",
+        "",
+        "",
+        "  - apply: cm.yaml\ncatch:\n  - exec:\n      command: [\"true\"]\nfinally:\n  - name: \
+         teardown check\n    exec:\n      command: [sh, -c, 'exit 5']\n  - name: after it\n    \
+         exec:\n      command: [\"true\"]\n",
     );
+    ws.write("s/cm.yaml", CM);
     let out = cluster
         .gwtest(&ws, &["run", "s", "--json", "r.json", "--junit", "r.xml"])
         .run();
@@ -203,7 +194,7 @@ fn a_failing_finally_step_fails_a_passing_test_and_says_so() {
     );
     assert!(t.block.contains("exit 5 (expected exit 0)"), "{}", t.block);
     assert!(t.block.contains("  steps: ✓ apply cm.yaml"), "{}", t.block);
-    let report = json_report(&ws, "r.json");
+    let report = ws.json("r.json");
     let tr = first_try(&report, "t");
     assert_eq!(tr["passed"], false);
     assert_eq!(statuses(&tr["steps"]), ["passed"]);
@@ -258,7 +249,7 @@ fn suite_defaults_serve_tests_without_their_own() {
         "{}",
         out.dump()
     );
-    let report = json_report(&ws, "r.json");
+    let report = ws.json("r.json");
     let a = first_try(&report, "a");
     // A suite's step names suite.yaml as its file.
     let file = a["finally"][0]["file"]
@@ -274,18 +265,11 @@ fn suite_defaults_serve_tests_without_their_own() {
 #[test]
 fn catch_and_finally_run_under_the_test_deadline_plus_cleanup_timeout() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("finally-bounded");
-    ws.suite(
-        "s",
+    let ws = one_test(
+        "finally-bounded",
         "defaults:\n  test-timeout: 1s\n  cleanup-timeout: 1s\n",
-    );
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - exec:\n      command: [\"true\"]\nfinally:\n  - name: endless\n    sleep: 1h\n",
-        ),
+        "",
+        "  - exec:\n      command: [\"true\"]\nfinally:\n  - name: endless\n    sleep: 1h\n",
     );
     let out = cluster.gwtest(&ws, &["run", "s"]).run();
     out.assert_exit(1);
@@ -306,19 +290,12 @@ fn catch_and_finally_run_under_the_test_deadline_plus_cleanup_timeout() {
 
 #[test]
 fn steps_in_catch_and_finally_are_validated_like_steps() {
-    let ws = Workspace::new("catch-invalid");
-    ws.suite(
-        "s",
+    let ws = one_test(
+        "catch-invalid",
         "finally:\n  - exec:\n      command: [echo, \"${nope}\"]\n",
-    );
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - exec:\n      command: [\"true\"]\ncatch:\n  - frobnicate: {}\nfinally:\n  - \
-             sleep: soon\n",
-        ),
+        "",
+        "  - exec:\n      command: [\"true\"]\ncatch:\n  - frobnicate: {}\nfinally:\n  - \
+         sleep: soon\n",
     );
     let out = ws.gwtest(&["validate", "s"]).run();
     out.assert_exit(2);
@@ -354,19 +331,15 @@ fn the_json_schema_knows_catch_and_finally() {
 #[test]
 fn after_ctrl_c_finally_runs_and_catch_does_not() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("finally-interrupted");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            &format!(
-                "{}  - sleep: 1h\ncatch:\n{}finally:\n{}",
-                log_step("started"),
-                log_step("catch"),
-                log_step("finally")
-            ),
+    let ws = one_test(
+        "finally-interrupted",
+        "",
+        "",
+        &format!(
+            "{}  - sleep: 1h\ncatch:\n{}finally:\n{}",
+            log_step("started"),
+            log_step("catch"),
+            log_step("finally")
         ),
     );
     let mut running = cluster.gwtest(&ws, &["run", "s"]).spawn();

@@ -5,7 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Behavior, RunOutput, TestServer, Workspace, test_doc};
+use support::{
+    Behavior, RunOutput, TestServer, Workspace, late_route_suites, one_test, request_within_1s,
+    test_doc,
+};
 
 const PROFILES: &str = r#"
 [profile.default]
@@ -26,18 +29,14 @@ timeout-scale = 3.0
 /// One suite with a test that fails on its first try and passes on a re-run: FLAKY when
 /// retries >= 1, FAIL otherwise.
 fn workspace(name: &str, profiles: Option<&str>) -> Workspace {
-    let ws = Workspace::new(name);
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            r#"  - exec:
+    let ws = one_test(
+        name,
+        "",
+        "",
+        r#"  - exec:
       command: [sh, -c, 'if [ -e "marker-$RUN" ]; then exit 0; fi; touch "marker-$RUN"; exit 1']
       env: {RUN: "${run}"}
 "#,
-        ),
     );
     match profiles {
         Some(p) => {
@@ -134,32 +133,9 @@ fn flags_win_over_the_environment_which_wins_over_the_profile() {
 
 #[test]
 fn a_profile_timeout_scale_stretches_step_timeouts() {
-    let srv = TestServer::start([
-        (
-            "/a",
-            Behavior::HealthyAfterTime(Duration::from_millis(1500)),
-        ),
-        (
-            "/b",
-            Behavior::HealthyAfterTime(Duration::from_millis(1500)),
-        ),
-    ]);
     let ws = Workspace::new("profile-scale");
     ws.write("gwtest.toml", PROFILES);
-    for (suite, path) in [("s", "/a"), ("u", "/b")] {
-        ws.suite(suite, "");
-        ws.write(
-            &format!("{suite}/t.test.yaml"),
-            &test_doc(
-                "t",
-                "",
-                &format!(
-                    "  - request: {{url: {}}}\n    timeout: 1s\n    consecutive: 1\n    interval: 50ms\n    max-interval: 100ms\n",
-                    srv.url(path)
-                ),
-            ),
-        );
-    }
+    let _srv = late_route_suites(&ws);
     // `ci` has no timeout-scale: the 1s step ends before the 1.5s switch. `patient`
     // stretches it to 3s, so the same test passes on its first try.
     let out = ws.gwtest(&["run", "s", "--retries", "0"]).run();
@@ -174,14 +150,7 @@ fn a_profile_timeout_scale_stretches_step_timeouts() {
     )]);
     ws.write(
         "u/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            &format!(
-                "  - request: {{url: {}}}\n    timeout: 1s\n    consecutive: 1\n",
-                srv2.url("/c")
-            ),
-        ),
+        &test_doc("t", "", &request_within_1s(&srv2.url("/c"))),
     );
     let out = ws
         .gwtest(&["run", "u", "--profile", "patient", "--timeout-scale", "1"])
@@ -213,37 +182,25 @@ fn unknown_profiles_and_bad_config_files_are_command_line_errors() {
     out.assert_exit(2);
 
     let ws = workspace("no-file-profile", None);
-    let out = ws.gwtest(&["run", "s", "--profile", "ci"]).run();
-    out.assert_exit(2);
-    assert!(
-        out.stderr
-            .contains("error: profile `ci` requested but no gwtest.toml was found"),
-        "{}",
-        out.dump()
-    );
+    ws.gwtest(&["run", "s", "--profile", "ci"])
+        .run()
+        .assert_exit(2)
+        .assert_stderr_has("error: profile `ci` requested but no gwtest.toml was found");
 
     let ws = workspace("typo", Some("[profile.default]\nparalel = 2\n"));
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(2);
-    assert!(
-        out.stderr
-            .contains("gwtest.toml:2:1: unknown field `paralel`"),
-        "{}",
-        out.dump()
-    );
+    ws.gwtest(&["run", "s"])
+        .run()
+        .assert_exit(2)
+        .assert_stderr_has("gwtest.toml:2:1: unknown field `paralel`");
 
     let ws = workspace(
         "cycle",
         Some("[profile.a]\ninherits = \"b\"\n[profile.b]\ninherits = \"a\"\n"),
     );
-    let out = ws.gwtest(&["run", "s", "--profile", "a"]).run();
-    out.assert_exit(2);
-    assert!(
-        out.stderr
-            .contains("profile inheritance cycle: a -> b -> a"),
-        "{}",
-        out.dump()
-    );
+    ws.gwtest(&["run", "s", "--profile", "a"])
+        .run()
+        .assert_exit(2)
+        .assert_stderr_has("profile inheritance cycle: a -> b -> a");
 }
 
 #[test]
@@ -284,16 +241,11 @@ fn invalid_command_lines_exit_2_and_say_why() {
             out.dump()
         );
     }
-    let out = ws
-        .gwtest(&["run", "s"])
+    ws.gwtest(&["run", "s"])
         .env("GWTEST_PARALLEL", "many")
-        .run();
-    out.assert_exit(2);
-    assert!(
-        out.stderr.contains("invalid value 'many'"),
-        "{}",
-        out.dump()
-    );
+        .run()
+        .assert_exit(2)
+        .assert_stderr_has("invalid value 'many'");
     // --help is not an error.
     let out = ws.gwtest(&["run", "--help"]).run();
     out.assert_exit(0);
@@ -303,15 +255,11 @@ fn invalid_command_lines_exit_2_and_say_why() {
 /// `--var` values may hold commas; `$GWTEST_VAR` is comma-separated pairs; the flag wins.
 #[test]
 fn var_values_keep_their_commas_and_the_environment_splits_pairs() {
-    let ws = Workspace::new("var-commas");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - exec:\n      command: [echo, \"${hosts}|${a}|${b}\"]\n      expect: {stdout: {equals: \"x.com,y.com|1|from-flag\\n\"}}\n    timeout: 2s\n",
-        ),
+    let ws = one_test(
+        "var-commas",
+        "",
+        "",
+        "  - exec:\n      command: [echo, \"${hosts}|${a}|${b}\"]\n      expect: {stdout: {equals: \"x.com,y.com|1|from-flag\\n\"}}\n    timeout: 2s\n",
     );
     let out = ws
         .gwtest(&[

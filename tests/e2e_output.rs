@@ -6,26 +6,18 @@
 
 mod support;
 
-use support::{Behavior, Canned, TestServer, Workspace, test_doc};
+use support::{Behavior, Canned, TestServer, Workspace, one_file, one_test, test_doc};
 
 const ESC: char = '\u{1b}';
 
-fn failing_suite(ws: &Workspace) {
-    ws.suite("s", "name: s");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - name: boom\n    timeout: 200ms\n    exec:\n      command: [sh, -c, \"echo oops; exit 1\"]\n",
-        ),
-    );
-}
-
 #[test]
 fn colour_follows_the_flag_then_no_color_then_the_forcing_variables() {
-    let ws = Workspace::new("color");
-    failing_suite(&ws);
+    let ws = one_test(
+        "color",
+        "name: s",
+        "",
+        "  - name: boom\n    timeout: 200ms\n    exec:\n      command: [sh, -c, \"echo oops; exit 1\"]\n",
+    );
     let has_color = |args: &[&str], env: &[(&str, &str)]| {
         let mut g = ws.gwtest(args);
         for (k, v) in env {
@@ -67,11 +59,10 @@ fn colour_follows_the_flag_then_no_color_then_the_forcing_variables() {
 
 #[test]
 fn a_long_test_gets_a_slow_line_in_plain_output() {
-    let ws = Workspace::new("slow");
-    ws.suite("s", "name: s");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc("sleepy", "", "  - name: nap\n    sleep: 11s\n"),
+    let ws = one_file(
+        "slow",
+        "name: s",
+        &[test_doc("sleepy", "", "  - name: nap\n    sleep: 11s\n")],
     );
     let out = ws.gwtest(&["run", "s"]).run();
     out.assert_exit(0);
@@ -134,10 +125,9 @@ fn echoed_output_cannot_make_workflow_commands_or_drive_the_terminal() {
             "::warning::from-the-body\n\u{1b}[2Jcleared",
         )),
     )]);
-    let ws = Workspace::new("inject");
-    ws.suite("s", "name: s");
-    ws.write(
-        "s/t.test.yaml",
+    let ws = one_file(
+        "inject",
+        "name: s",
         &[
             test_doc(
                 "exec",
@@ -154,8 +144,7 @@ fn echoed_output_cannot_make_workflow_commands_or_drive_the_terminal() {
                     srv.url("/body")
                 ),
             ),
-        ]
-        .join("---\n"),
+        ],
     );
     let out = ws.gwtest(&["run", "s"]).env("GITHUB_ACTIONS", "true").run();
     out.assert_exit(1);

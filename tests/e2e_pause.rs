@@ -12,7 +12,7 @@ mod support_tmux;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Workspace, test_doc};
+use support::{Workspace, alike_tests, one_test, test_doc};
 use support_cluster::{TestCluster, kubectl_bin};
 use support_tmux::Terminal;
 
@@ -20,19 +20,17 @@ const CM: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {color: blue}\n";
 
 /// A test whose second step waits 500 ms for the ConfigMap to be red; it is blue.
-fn wrong_color_suite(ws: &Workspace) {
-    ws.suite("s", "");
-    ws.write("s/cm.yaml", CM);
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - apply: cm.yaml\n  - name: red\n    timeout: 500ms\n    assert:\n      resource: \
-             {apiVersion: v1, kind: ConfigMap, name: settings}\n      fields: {data: {color: \
-             red}}\n  - exec:\n      command: [sh, -c, 'echo after >> log.txt']\n",
-        ),
+fn wrong_color_suite(name: &str) -> Workspace {
+    let ws = one_test(
+        name,
+        "",
+        "",
+        "  - apply: cm.yaml\n  - name: red\n    timeout: 500ms\n    assert:\n      resource: \
+         {apiVersion: v1, kind: ConfigMap, name: settings}\n      fields: {data: {color: \
+         red}}\n  - exec:\n      command: [sh, -c, 'echo after >> log.txt']\n",
     );
+    ws.write("s/cm.yaml", CM);
+    ws
 }
 
 /// The fix a person makes from another terminal while the test is paused: the ConfigMap
@@ -49,6 +47,16 @@ fn make_it_red(kubeconfig: &str, ns: &str) {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fail unless a line of the screen matches `re` (multi-line mode).
+fn assert_line(screen: &str, re: &str) {
+    assert!(
+        regex::Regex::new(&format!("(?m){re}"))
+            .unwrap()
+            .is_match(screen),
+        "no line matches /{re}/ in:\n{screen}"
     );
 }
 
@@ -75,8 +83,7 @@ fn paused_at_wrong_color(
     more: &[(&str, &str)],
 ) -> (TestCluster, Workspace, Terminal, String, String) {
     let cluster = TestCluster::start();
-    let ws = Workspace::new(name);
-    wrong_color_suite(&ws);
+    let ws = wrong_color_suite(name);
     for (file, text) in more {
         ws.write(file, text);
     }
@@ -94,17 +101,13 @@ fn paused_at_wrong_color(
 
 #[test]
 fn pause_on_failure_waits_at_the_prompt_then_enter_goes_on() {
-    let ws = Workspace::new("pause-on-failure");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - exec:\n      command: [sh, -c, 'exit 3']\n  - sleep: 10ms\ncatch:\n  - exec:\n      \
-             command: [sh, -c, 'echo catch >> log.txt']\nfinally:\n  - exec:\n      command: \
-             [sh, -c, 'echo finally >> log.txt']\n",
-        ),
+    let ws = one_test(
+        "pause-on-failure",
+        "",
+        "",
+        "  - exec:\n      command: [sh, -c, 'exit 3']\n  - sleep: 10ms\ncatch:\n  - exec:\n      \
+         command: [sh, -c, 'echo catch >> log.txt']\nfinally:\n  - exec:\n      command: \
+         [sh, -c, 'echo finally >> log.txt']\n",
     );
     let log = || std::fs::read_to_string(ws.path().join("s/log.txt")).unwrap_or_default();
     let term = gwtest_in(ws.path(), None, &["run", "s", "--pause-on-failure"]);
@@ -131,8 +134,7 @@ fn pause_on_failure_waits_at_the_prompt_then_enter_goes_on() {
     term.answer("x");
     term.wait_for("unknown answer \"x\": Enter goes on, r runs the failed step again");
     term.answer("");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 1, "{screen}");
+    let screen = term.exit(1);
     assert!(screen.contains("resumed s/t\n"), "{screen}");
     let after_resume = &screen[screen.find("resumed s/t").unwrap()..];
     assert!(after_resume.contains("FAIL "), "{screen}");
@@ -159,19 +161,13 @@ fn r_runs_the_failed_step_again_after_a_fix_from_outside() {
     }
     make_it_red(&cluster.kubeconfig_str(), &ns);
     term.answer("r");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 0, "{screen}");
+    let screen = term.exit(0);
     assert!(
         screen
             .contains("step 2 (red) failed, then passed when run again from the pause prompt (r)"),
         "{screen}"
     );
-    assert!(
-        regex::Regex::new(r"(?m)^PASS +\d+\.\ds  s/t")
-            .unwrap()
-            .is_match(&screen),
-        "{screen}"
-    );
+    assert_line(&screen, r"^PASS +\d+\.\ds  s/t");
     // The steps after it ran.
     let log = std::fs::read_to_string(ws.path().join("s/log.txt")).unwrap_or_default();
     assert_eq!(log, "after\n", "{screen}");
@@ -182,8 +178,7 @@ fn r_runs_the_failed_step_again_after_a_fix_from_outside() {
 fn k_keeps_the_tests_resources() {
     let (cluster, _ws, term, _, ns) = paused_at_wrong_color("pause-keep", &[], &[]);
     term.answer("k");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 1, "{screen}");
+    let screen = term.exit(1);
     assert!(
         screen.contains("resumed s/t (k: its resources will be kept)"),
         "{screen}"
@@ -206,22 +201,15 @@ fn q_stops_the_run_with_cleanup_and_reports() {
         &[("s/u.test.yaml", &u)],
     );
     term.answer("q");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 1, "{screen}");
+    let screen = term.exit(1);
     assert!(
         screen.contains("q at the prompt: stopping the run"),
         "{screen}"
     );
     // The other test never ran; the paused one failed; reports are written; cleanup ran.
-    assert!(
-        regex::Regex::new(r"(?m)^FAIL +\d+\.\ds  s/t")
-            .unwrap()
-            .is_match(&screen),
-        "{screen}"
-    );
+    assert_line(&screen, r"^FAIL +\d+\.\ds  s/t");
     assert!(!screen.contains("PASS "), "{screen}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.path().join("r.json")).unwrap()).unwrap();
+    let report = ws.json("r.json");
     let tests = report["suites"][0]["tests"].as_array().unwrap();
     let status = |n: &str| {
         tests
@@ -243,15 +231,11 @@ fn q_stops_the_run_with_cleanup_and_reports() {
 
 #[test]
 fn pause_steps_need_the_pause_flag_and_ctrl_c_ends_a_pause() {
-    let ws = Workspace::new("pause-step");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - pause: look at the route\n  - exec:\n      command: [\"true\"]\n",
-        ),
+    let ws = one_test(
+        "pause-step",
+        "",
+        "",
+        "  - pause: look at the route\n  - exec:\n      command: [\"true\"]\n",
     );
     // Without --pause the step is skipped and the run does not wait.
     let out = ws.gwtest(&["run", "s"]).run();
@@ -270,16 +254,10 @@ fn pause_steps_need_the_pause_flag_and_ctrl_c_ends_a_pause() {
         "{screen}"
     );
     term.ctrl_c();
-    let (code, screen) = term.exit();
-    assert_eq!(code, 130, "{screen}");
+    let screen = term.exit(130);
     assert!(screen.contains("resumed s/t (interrupted)"), "{screen}");
     // The step after the pause never ran: the test was interrupted, and says where.
-    assert!(
-        regex::Regex::new(r"(?m)^SKIP .*s/t \(interrupted\)$")
-            .unwrap()
-            .is_match(&screen),
-        "{screen}"
-    );
+    assert_line(&screen, r"^SKIP .*s/t \(interrupted\)$");
     assert!(
         screen.contains("  interrupted before every step ran"),
         "{screen}"
@@ -290,15 +268,11 @@ fn pause_steps_need_the_pause_flag_and_ctrl_c_ends_a_pause() {
 /// plus the safety net's grace (5 s) is not killed while a person is at the prompt.
 #[test]
 fn a_pause_step_outlasts_the_test_timeout_and_the_safety_net() {
-    let ws = Workspace::new("pause-long");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "timeout: 1s",
-            "  - pause: take your time\n  - sleep: 300ms\n",
-        ),
+    let ws = one_test(
+        "pause-long",
+        "",
+        "timeout: 1s",
+        "  - pause: take your time\n  - sleep: 300ms\n",
     );
     let term = gwtest_in(ws.path(), None, &["run", "s", "--pause"]);
     term.wait_for("PAUSED s/t: pause: take your time");
@@ -306,14 +280,8 @@ fn a_pause_step_outlasts_the_test_timeout_and_the_safety_net() {
     let screen = term.screen();
     assert!(!screen.contains("FAIL "), "killed while paused:\n{screen}");
     term.answer("");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 0, "{screen}");
-    assert!(
-        regex::Regex::new(r"(?m)^PASS +\d+\.\ds  s/t")
-            .unwrap()
-            .is_match(&screen),
-        "{screen}"
-    );
+    let screen = term.exit(0);
+    assert_line(&screen, r"^PASS +\d+\.\ds  s/t");
 }
 
 /// Runs gwtest with stdin `stdin` (never written to, never closed) until it exits.
@@ -337,22 +305,20 @@ fn run_with_stdin(ws: &Workspace, stdin: Stdio, ci: bool) -> (i32, String) {
     (code, out)
 }
 
-fn two_failing_tests(ws: &Workspace) {
-    ws.suite("s", "");
-    for n in ["a", "b"] {
-        ws.write(
-            &format!("s/{n}.test.yaml"),
-            &test_doc(n, "", "  - exec:\n      command: [\"false\"]\n"),
-        );
-    }
+fn two_failing_tests(name: &str) -> Workspace {
+    alike_tests(
+        name,
+        &["a", "b"],
+        "",
+        "  - exec:\n      command: [\"false\"]\n",
+    )
 }
 
 /// `sleep 100 | gwtest run --pause-on-failure` (a pipe that stays open, `$CI` unset): no
 /// pause, said once, and the run goes on.
 #[test]
 fn no_pause_without_a_terminal_said_once() {
-    let ws = Workspace::new("pause-pipe");
-    two_failing_tests(&ws);
+    let ws = two_failing_tests("pause-pipe");
     let (code, out) = run_with_stdin(&ws, Stdio::piped(), false);
     assert_eq!(code, 1, "{out}");
     let note = "note: not pausing: stdin is a pipe, not a terminal (gwtest pauses only where a \
@@ -383,8 +349,7 @@ fn no_pause_without_a_terminal_said_once() {
 /// In CI nobody is at the keyboard, whatever stdin is.
 #[test]
 fn pause_on_failure_is_skipped_in_ci() {
-    let ws = Workspace::new("pause-ci");
-    two_failing_tests(&ws);
+    let ws = two_failing_tests("pause-ci");
     let (code, out) = run_with_stdin(&ws, Stdio::piped(), true);
     assert_eq!(code, 1, "{out}");
     assert_eq!(
@@ -449,10 +414,7 @@ fn the_prompt_transcript_in_debugging_md_is_true() {
     let cluster = TestCluster::start();
     let ws = Workspace::new("pause-transcript");
     ws.suite("shop", "");
-    ws.write(
-        "shop/settings.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {color: blue}\n",
-    );
+    ws.write("shop/settings.yaml", CM);
     ws.write(
         "shop/color.test.yaml",
         "apiVersion: gwtest/v1alpha1\nkind: Test\nname: color\nsteps:\n  - apply: settings.yaml\n  \
@@ -473,8 +435,7 @@ fn the_prompt_transcript_in_debugging_md_is_true() {
     term.wait_for("unknown answer");
     make_it_red(&kc, &ns);
     term.answer("r");
-    let (code, screen) = term.exit();
-    assert_eq!(code, 0, "{screen}");
+    let screen = term.exit(0);
     let shown: String = screen
         .lines()
         .take_while(|l| !l.starts_with("gwtest exited "))

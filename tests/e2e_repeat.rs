@@ -5,15 +5,13 @@
 
 mod support;
 
-use serde_json::Value;
-use support::{Workspace, test_doc};
+use support::{one_file, test_doc};
 
 #[test]
 fn repeats_end_with_pass_rates_step_statistics_and_timeout_advice() {
-    let ws = Workspace::new("repeat");
-    ws.suite("s", "name: s");
-    ws.write(
-        "s/t.test.yaml",
+    let ws = one_file(
+        "repeat",
+        "name: s",
         &[
             // Passes on every other run (a counter file; each repeat counts once, and `-j 1`
             // keeps the repeats from counting at the same time).
@@ -30,8 +28,7 @@ fn repeats_end_with_pass_rates_step_statistics_and_timeout_advice() {
                 "  - name: quick\n    exec:\n      command: [\"true\"]\n  \
                  - name: nearly too slow\n    timeout: 400ms\n    exec:\n      command: [sleep, \"0.35\"]\n",
             ),
-        ]
-        .join("---\n"),
+        ],
     );
     ws.write("summary.md", "earlier content\n");
     let out = ws
@@ -56,8 +53,7 @@ fn repeats_end_with_pass_rates_step_statistics_and_timeout_advice() {
     drop(advice);
     assert!(!out.stdout.contains("advice: step 1"), "{}", out.dump());
 
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.path().join("r.json")).unwrap()).unwrap();
+    let v = ws.json("r.json");
     let repeats = v["repeats"].as_array().unwrap();
     let t = |n: &str| repeats.iter().find(|r| r["test"] == n).unwrap();
     assert_eq!(t("halves")["pass_rate"], 0.5);

@@ -6,16 +6,9 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Behavior, Canned, TestServer, Workspace, about, closed_port, cut_off_request, secs, test_doc,
+    Behavior, Canned, TestServer, Workspace, about, closed_port, cut_off_request, failed_outcome,
+    late_route_suites, one_test, secs, test_doc,
 };
-
-/// One suite `s` with one test `t` whose steps are `steps` (YAML list items, 2-space indent).
-fn one_test(name: &str, suite_extra: &str, test_extra: &str, steps: &str) -> Workspace {
-    let ws = Workspace::new(name);
-    ws.suite("s", suite_extra);
-    ws.write("s/t.test.yaml", &test_doc("t", test_extra, steps));
-    ws
-}
 
 #[test]
 fn a_healthy_route_passes_after_three_good_answers_in_a_row() {
@@ -80,9 +73,7 @@ fn a_route_that_never_passes_three_in_a_row_fails_and_says_why() {
             srv.url("/flip")
         ),
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    let o = out.outcome("s/t");
+    let o = failed_outcome(&ws);
     assert_eq!(o.tag, "FAIL");
     let c = o.line(&format!(
         r#"^  (\d+) attempts in {}: (\d+) got status 503, (\d+) passed; last: status 503, body "bad" \(needs 3 passing attempts in a row\){} \[status\]$"#,
@@ -562,14 +553,12 @@ fn a_hanging_server_ends_the_test_at_its_test_timeout() {
             srv.url("/hang")
         ),
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
+    let o = failed_outcome(&ws);
     assert_eq!(
         srv.count("/hang"),
         1,
         "one attempt, still pending at the deadline"
     );
-    let o = out.outcome("s/t");
     o.line(r#"^  step 2 "waits forever" \(request\) at s/t\.test\.yaml:\d+:5$"#);
     o.line(&format!(
         r"^  test-timeout \(2s\) reached during this step: no attempt finished in {two}; cut off after {two}: GET {} \(attempt-timeout 10s, no response yet\)$",
@@ -595,9 +584,7 @@ fn a_hanging_server_under_a_short_attempt_timeout_times_out_each_attempt() {
             srv.url("/hang")
         ),
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    let o = out.outcome("s/t");
+    let o = failed_outcome(&ws);
     let c = o.line(
         r"^  (\d+) attempts in 2\.\ds: (\d+) timed out after 300ms \(attempt-timeout\); last: timed out after 300ms \(attempt-timeout\)",
     );
@@ -679,45 +666,9 @@ fn hold_catches_a_route_that_flips_back_and_says_how_long_it_held() {
 
 #[test]
 fn timeout_scale_turns_a_failing_step_timeout_into_a_passing_one() {
-    let srv = TestServer::start([
-        (
-            "/a",
-            Behavior::HealthyAfterTime(Duration::from_millis(1500)),
-        ),
-        (
-            "/b",
-            Behavior::HealthyAfterTime(Duration::from_millis(1500)),
-        ),
-    ]);
     let ws = Workspace::new("scale");
-    ws.suite("s", "");
-    ws.suite("u", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            &format!(
-                "  - request: {{url: {}}}\n    timeout: 1s\n    consecutive: 1\n    interval: 50ms\n    max-interval: 100ms\n",
-                srv.url("/a")
-            ),
-        ),
-    );
-    ws.write(
-        "u/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            &format!(
-                "  - request: {{url: {}}}\n    timeout: 1s\n    consecutive: 1\n    interval: 50ms\n    max-interval: 100ms\n",
-                srv.url("/b")
-            ),
-        ),
-    );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    out.outcome("s/t")
-        .line(r"^  \d+ attempts in 1\.\ds: \d+ got status 503; last: status 503");
+    let _srv = late_route_suites(&ws);
+    failed_outcome(&ws).line(r"^  \d+ attempts in 1\.\ds: \d+ got status 503; last: status 503");
     let out = ws.gwtest(&["run", "u", "--timeout-scale", "3"]).run();
     out.assert_exit(0);
     assert_eq!(out.outcome("u/t").tag, "PASS");
@@ -733,9 +684,7 @@ fn a_refused_connection_is_reported_briefly_with_the_full_error_kept() {
         "",
         &format!("  - request: {{url: {url}}}\n    timeout: 500ms\n"),
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    let o = out.outcome("s/t");
+    let o = failed_outcome(&ws);
     o.line(&format!(
         r"^  \d+ attempts in {}: \d+ connection refused; last: connection refused \(127\.0\.0\.1:{port}\){} \[refused\]$",
         about(0.5),
@@ -756,9 +705,7 @@ fn an_unresolvable_host_is_a_dns_failure() {
         "",
         "  - request: {url: \"http://no-such-host.invalid/x\"}\n    timeout: 300ms\n",
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    let o = out.outcome("s/t");
+    let o = failed_outcome(&ws);
     o.line(&format!(
         r"^  \d+ attempts? in {}: \d+ could not resolve host; last: could not resolve host no-such-host\.invalid{} \[dns\]$",
         about(0.3),
@@ -778,9 +725,7 @@ fn reset_outcome(name: &str, path: &str) -> support::Outcome {
         "",
         &format!("  - request: {{url: {url}}}\n    timeout: 300ms\n"),
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    let o = out.outcome("s/t");
+    let o = failed_outcome(&ws);
     let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
     o.line(&format!(
         r"^  \d+ attempts? in {}: \d+ connection reset; last: connection reset \(127\.0\.0\.1:{port}\): .+{} \[reset\]$",
@@ -814,9 +759,7 @@ fn a_hold_longer_than_the_test_timeout_says_it_was_still_holding() {
             srv.url("/steady")
         ),
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    let o = out.outcome("s/t");
+    let o = failed_outcome(&ws);
     let c = o.line(&format!(
         r"^  test-timeout \(1s\) reached during this step: still holding \((\d+\.\d)s of 5s held, every attempt passed\); (\d+) attempts in {}: (\d+) passed$",
         about(1.0)
@@ -846,9 +789,7 @@ fn the_attempt_summary_groups_timeouts_and_bad_statuses() {
             srv.url("/mixed")
         ),
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    let o = out.outcome("s/t");
+    let o = failed_outcome(&ws);
     let c = o.line(
         r"^  (\d+) attempts in \d+\.\ds: (\d+) timed out after 200ms \(attempt-timeout\), (\d+) got status 503; last: (.*) \[(timeout|status)\]$",
     );
@@ -887,9 +828,7 @@ fn a_body_cut_at_the_cap_says_the_match_ran_on_its_first_part() {
             srv.url("/endless")
         ),
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    let o = out.outcome("s/t");
+    let o = failed_outcome(&ws);
     // The 1s deadline can cut a next attempt still reading the endless body (a loaded machine
     // may take most of the second over the first).
     o.line(&format!(
@@ -928,9 +867,7 @@ fn cel_checks_see_the_response_and_explain_a_miss() {
             url = srv.url("/echo")
         ),
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    let o = out.outcome("s/t");
+    let o = failed_outcome(&ws);
     o.line(r#"^  step 2 "wrong" \(request\) at s/t\.test\.yaml:\d+:5$"#);
     o.line(r#"^  expected: status below 400, cel `response\.json\.method == 'PUT'`$"#);
     o.line(&format!(

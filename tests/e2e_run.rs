@@ -5,7 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Behavior, TestServer, Workspace, about, eventually, process_gone, test_doc};
+use support::{
+    Behavior, TestServer, Workspace, about, alike_tests, eventually, failed_outcome, one_test,
+    process_gone, request_within_1s, test_doc,
+};
 
 /// An exec step that fails on the first try of a run and passes on every later one, and
 /// logs each try to `tries-<run id>` next to the test file.
@@ -43,9 +46,8 @@ fn clear_tries(dir: &std::path::Path) {
 
 #[test]
 fn a_test_that_passes_on_a_re_run_is_flaky_and_the_run_passes() {
-    let ws = Workspace::new("flaky");
-    let dir = ws.suite("s", "");
-    ws.write("s/t.test.yaml", &test_doc("t", "retries: 3", FAIL_ONCE));
+    let ws = one_test("flaky", "", "retries: 3", FAIL_ONCE);
+    let dir = ws.path().join("s");
     let out = ws.gwtest(&["run", "s"]).run();
     out.assert_exit(0);
     out.assert_counts(0, 1, 0, 0);
@@ -66,18 +68,11 @@ fn a_request_that_recovers_after_the_first_try_is_flaky() {
         "/late",
         Behavior::HealthyAfterTime(Duration::from_millis(1300)),
     )]);
-    let ws = Workspace::new("flaky-request");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "retries: 1",
-            &format!(
-                "  - request: {{url: {}}}\n    timeout: 1s\n    consecutive: 1\n    interval: 50ms\n    max-interval: 100ms\n",
-                srv.url("/late")
-            ),
-        ),
+    let ws = one_test(
+        "flaky-request",
+        "",
+        "retries: 1",
+        &request_within_1s(&srv.url("/late")),
     );
     let out = ws.gwtest(&["run", "s"]).run();
     out.assert_exit(0);
@@ -137,14 +132,12 @@ fn the_retries_flag_and_environment_override_the_tests_retries() {
 
 #[test]
 fn fail_fast_skips_the_tests_not_yet_started() {
-    let ws = Workspace::new("fail-fast");
-    ws.suite("s", "");
-    for name in ["a", "b", "c"] {
-        ws.write(
-            &format!("s/{name}.test.yaml"),
-            &test_doc(name, "", "  - exec: {command: [\"false\"]}\n"),
-        );
-    }
+    let ws = alike_tests(
+        "fail-fast",
+        &["a", "b", "c"],
+        "",
+        "  - exec: {command: [\"false\"]}\n",
+    );
     let out = ws.gwtest(&["run", "s", "-j", "1", "--fail-fast"]).run();
     out.assert_exit(1);
     out.assert_counts(0, 0, 1, 2);
@@ -205,18 +198,12 @@ sleep 0.3; rmdir \"slot$i\"
 #[test]
 fn ctrl_c_stops_the_run_writes_the_summary_and_exits_130() {
     let srv = TestServer::start([("/hang", Behavior::Hang)]);
-    let ws = Workspace::new("sigint");
-    ws.suite("s", "");
-    for name in ["a", "b"] {
-        ws.write(
-            &format!("s/{name}.test.yaml"),
-            &test_doc(
-                name,
-                "timeout: 60s",
-                &format!("  - request: {{url: {}}}\n", srv.url("/hang")),
-            ),
-        );
-    }
+    let ws = alike_tests(
+        "sigint",
+        &["a", "b"],
+        "timeout: 60s",
+        &format!("  - request: {{url: {}}}\n", srv.url("/hang")),
+    );
     let mut run = ws
         .gwtest(&[
             "run",
@@ -239,9 +226,7 @@ fn ctrl_c_stops_the_run_writes_the_summary_and_exits_130() {
     );
     // Neither test failed on its own: the running one was cut short, the other never started.
     support::assert_reports_written_after_interrupt(&out, 0, 2);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.path().join("out/report.json")).unwrap())
-            .unwrap();
+    let json = ws.json("out/report.json");
     assert_eq!(json["interrupted"], true, "{json}");
     assert_eq!(json["counts"]["failed"], 0, "{json}");
     assert_eq!(json["counts"]["skipped"], 2, "{json}");
@@ -270,12 +255,7 @@ fn ctrl_c_stops_the_run_writes_the_summary_and_exits_130() {
 
 #[test]
 fn sigterm_stops_the_run_like_ctrl_c() {
-    let ws = Workspace::new("sigterm");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc("t", "", "  - name: nap\n    sleep: 60s\n"),
-    );
+    let ws = one_test("sigterm", "", "", "  - name: nap\n    sleep: 60s\n");
     let mut run = ws.gwtest(&["run", "s"]).spawn();
     // The readiness line: the `SLOW` line says the sleep is under way.
     run.wait_for_line(r"^SLOW .* s/t › nap$");
@@ -290,16 +270,12 @@ fn sigterm_stops_the_run_like_ctrl_c() {
 /// exits at once on the second Ctrl-C.
 #[test]
 fn a_second_ctrl_c_exits_at_once_even_when_the_run_is_stuck() {
-    let ws = Workspace::new("sigint-twice");
-    ws.suite("s", "");
     // Each failure prints ~3KB of the program's output: 60 of them overflow a 64KB pipe.
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - exec: {command: [sh, -c, \"head -c 3000 /dev/zero | tr '\\\\0' x; exit 1\"]}\n",
-        ),
+    let ws = one_test(
+        "sigint-twice",
+        "",
+        "",
+        "  - exec: {command: [sh, -c, \"head -c 3000 /dev/zero | tr '\\\\0' x; exit 1\"]}\n",
     );
     let mut run = ws
         .gwtest(&["run", "s", "--repeat", "60"])
@@ -406,9 +382,8 @@ fn exec_passes_env_and_checks_exit_stdout_and_stderr() {
 /// An exec without `expect` is an action: it runs once, and a failure is final.
 #[test]
 fn exec_without_expect_runs_once() {
-    let ws = Workspace::new("exec-once");
-    let dir = ws.suite("s", "");
-    ws.write("s/t.test.yaml", &test_doc("t", "", FAIL_ALWAYS));
+    let ws = one_test("exec-once", "", "", FAIL_ALWAYS);
+    let dir = ws.path().join("s");
     let out = ws.gwtest(&["run", "s"]).run();
     out.assert_exit(1);
     assert_eq!(tries(&dir), 1, "{}", out.dump());
@@ -453,19 +428,13 @@ fn exec_is_killed_at_its_deadline_with_its_children() {
 
 #[test]
 fn exec_with_expect_is_cut_off_at_the_step_deadline() {
-    let ws = Workspace::new("exec-expect-kill");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - exec: {command: [sleep, \"30\"], expect: {exit: 0}}\n    timeout: 1s\n",
-        ),
+    let ws = one_test(
+        "exec-expect-kill",
+        "",
+        "",
+        "  - exec: {command: [sleep, \"30\"], expect: {exit: 0}}\n    timeout: 1s\n",
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    out.outcome("s/t").line(&format!(
+    failed_outcome(&ws).line(&format!(
         r"^  no attempt finished in {one}; cut off after {one}: sleep 30 \(still running\)$",
         one = about(1.0)
     ));
@@ -473,11 +442,11 @@ fn exec_with_expect_is_cut_off_at_the_step_deadline() {
 
 #[test]
 fn a_sleep_longer_than_the_test_timeout_ends_at_the_test_timeout() {
-    let ws = Workspace::new("sleep");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc("t", "timeout: 1s", "  - sleep: 5s\n  - sleep: 1ms\n"),
+    let ws = one_test(
+        "sleep",
+        "",
+        "timeout: 1s",
+        "  - sleep: 5s\n  - sleep: 1ms\n",
     );
     ws.write("s/ok.test.yaml", &test_doc("ok", "", "  - sleep: 200ms\n"));
     let out = ws.gwtest(&["run", "s"]).run();
@@ -493,20 +462,14 @@ fn a_sleep_longer_than_the_test_timeout_ends_at_the_test_timeout() {
 
 #[test]
 fn a_step_after_the_test_deadline_does_not_start() {
-    let ws = Workspace::new("after-deadline");
-    ws.suite("s", "");
     // The exec takes the whole test-timeout; the step after it must not run.
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "timeout: 1s",
-            "  - exec: {command: [sleep, \"5\"]}\n    timeout: 10s\n  - exec: {command: [touch, ran]}\n",
-        ),
+    let ws = one_test(
+        "after-deadline",
+        "",
+        "timeout: 1s",
+        "  - exec: {command: [sleep, \"5\"]}\n    timeout: 10s\n  - exec: {command: [touch, ran]}\n",
     );
-    let out = ws.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    out.outcome("s/t").line(&format!(
+    failed_outcome(&ws).line(&format!(
         r"^  test-timeout \(1s\) reached during this step: no attempt finished in {one}; cut off after {one}: sleep 5 \(still running\)$",
         one = about(1.0)
     ));
@@ -516,15 +479,11 @@ fn a_step_after_the_test_deadline_does_not_start() {
 /// argv items are text: YAML 1.1 words like `on` and `yes` reach the program as written.
 #[test]
 fn exec_argv_keeps_yaml_words_as_text() {
-    let ws = Workspace::new("exec-argv");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - exec:\n      command: [echo, on, yes, 1.10]\n      expect: {stdout: {equals: \"on yes 1.10\\n\"}}\n    timeout: 2s\n",
-        ),
+    let ws = one_test(
+        "exec-argv",
+        "",
+        "",
+        "  - exec:\n      command: [echo, on, yes, 1.10]\n      expect: {stdout: {equals: \"on yes 1.10\\n\"}}\n    timeout: 2s\n",
     );
     ws.gwtest(&["run", "s"]).run().assert_exit(0);
 }

@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::{Behavior, TestServer, Workspace, test_doc};
+use support::{Behavior, TestServer, Workspace, alike_tests, one_test, test_doc};
 
 /// Suites `alpha` (8 tests in 3 files, one a multi-document stream) and `beta` (6 tests).
 fn workspace(name: &str) -> Workspace {
@@ -48,6 +48,18 @@ fn set(v: &[String]) -> BTreeSet<String> {
     v.iter().cloned().collect()
 }
 
+/// The ids `alpha/aI` for each I in `alpha` and `beta/bJ` for each J in `beta`.
+fn ids(
+    alpha: impl IntoIterator<Item = u32>,
+    beta: impl IntoIterator<Item = u32>,
+) -> BTreeSet<String> {
+    alpha
+        .into_iter()
+        .map(|i| format!("alpha/a{i}"))
+        .chain(beta.into_iter().map(|i| format!("beta/b{i}")))
+        .collect()
+}
+
 /// FNV-1a of `suite/test`, as DESIGN promises: a stable hash, so shards never move.
 fn fnv_shard(id: &str, n: u64) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
@@ -62,10 +74,7 @@ fn fnv_shard(id: &str, n: u64) -> u64 {
 fn shards_partition_the_tests_and_adding_a_test_moves_no_other() {
     let ws = workspace("shards");
     let full = list(&ws, &[]);
-    let expected: BTreeSet<String> = (1..=8)
-        .map(|i| format!("alpha/a{i}"))
-        .chain((1..=6).map(|i| format!("beta/b{i}")))
-        .collect();
+    let expected = ids(1..=8, 1..=6);
     assert_eq!(set(&full), expected);
     assert_eq!(full.len(), expected.len(), "no duplicates: {full:?}");
 
@@ -147,15 +156,12 @@ fn invalid_shards_are_command_line_errors() {
     let ws = workspace("shard-bad");
     for bad in ["0/3", "4/3", "1/0", "x", "2-3"] {
         for cmd in ["list", "run"] {
-            let out = ws.gwtest(&[cmd, "suites", "--shard", bad]).run();
-            out.assert_exit(2);
-            assert!(
-                out.stderr.contains(&format!(
+            ws.gwtest(&[cmd, "suites", "--shard", bad])
+                .run()
+                .assert_exit(2)
+                .assert_stderr_has(&format!(
                     "invalid --shard {bad:?}: expected I/N with 1 <= I <= N, e.g. 2/4"
-                )),
-                "{}",
-                out.dump()
-            );
+                ));
         }
     }
 }
@@ -164,27 +170,16 @@ fn invalid_shards_are_command_line_errors() {
 fn labels_and_filters_select_tests() {
     let ws = workspace("labels");
     let slow = list(&ws, &["--label", "slow"]);
-    let want: Vec<String> = (4..=8)
-        .map(|i| format!("alpha/a{i}"))
-        .chain([2, 4, 6].iter().map(|i| format!("beta/b{i}")))
-        .collect();
-    assert_eq!(set(&slow), set(&want));
+    assert_eq!(set(&slow), ids(4..=8, [2, 4, 6]));
 
     // Repeated or comma-separated labels: any of them.
     let any = list(&ws, &["--label", "fast,http"]);
-    assert_eq!(
-        set(&any),
-        set(&(1..=8).map(|i| format!("alpha/a{i}")).collect::<Vec<_>>())
-    );
+    assert_eq!(set(&any), ids(1..=8, []));
     assert_eq!(list(&ws, &["--label", "fast", "--label", "http"]), any);
 
     // `!L` excludes.
     let not_slow = list(&ws, &["--label", "!slow"]);
-    let want: Vec<String> = (1..=3)
-        .map(|i| format!("alpha/a{i}"))
-        .chain([1, 3, 5].iter().map(|i| format!("beta/b{i}")))
-        .collect();
-    assert_eq!(set(&not_slow), set(&want));
+    assert_eq!(set(&not_slow), ids(1..=3, [1, 3, 5]));
 
     // -k matches `suite/test` as a regex; several are alternatives.
     assert_eq!(
@@ -204,23 +199,14 @@ fn labels_and_filters_select_tests() {
     assert_eq!(out.stdout, "alpha/a2\nalpha/a3\n");
 
     // A run that selects nothing is an error, not a green run.
-    let out = ws
-        .gwtest(&["run", "suites", "-k", "nothing-like-this"])
-        .run();
-    out.assert_exit(2);
-    assert!(
-        out.stderr
-            .contains("error: no test matches the given --filter/--label"),
-        "{}",
-        out.dump()
-    );
-    let out = ws.gwtest(&["run", "suites", "-k", "("]).run();
-    out.assert_exit(2);
-    assert!(
-        out.stderr.contains("invalid --filter regex \"(\""),
-        "{}",
-        out.dump()
-    );
+    ws.gwtest(&["run", "suites", "-k", "nothing-like-this"])
+        .run()
+        .assert_exit(2)
+        .assert_stderr_has("error: no test matches the given --filter/--label");
+    ws.gwtest(&["run", "suites", "-k", "("])
+        .run()
+        .assert_exit(2)
+        .assert_stderr_has("invalid --filter regex \"(\"");
 
     // A run with a label runs just those.
     let out = ws.gwtest(&["run", "suites", "--label", "http"]).run();
@@ -231,17 +217,13 @@ fn labels_and_filters_select_tests() {
 #[test]
 fn repeat_runs_each_selected_test_n_times() {
     let srv = TestServer::start([("/ok", Behavior::Ok)]);
-    let ws = Workspace::new("repeat");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            &format!(
-                "  - request: {{url: {}}}\n    consecutive: 1\n",
-                srv.url("/ok")
-            ),
+    let ws = one_test(
+        "repeat",
+        "",
+        "",
+        &format!(
+            "  - request: {{url: {}}}\n    consecutive: 1\n",
+            srv.url("/ok")
         ),
     );
     ws.write("s/u.test.yaml", &test_doc("u", "", "  - sleep: 1ms\n"));
@@ -260,13 +242,10 @@ fn repeat_runs_each_selected_test_n_times() {
     assert_eq!(srv.count("/ok"), 3);
     out.stdout_line(r"^gwtest: running 6 tests from 1 suite ");
 
-    let out = ws.gwtest(&["run", "s", "--repeat", "0"]).run();
-    out.assert_exit(2);
-    assert!(
-        out.stderr.contains("--repeat must be at least 1"),
-        "{}",
-        out.dump()
-    );
+    ws.gwtest(&["run", "s", "--repeat", "0"])
+        .run()
+        .assert_exit(2)
+        .assert_stderr_has("--repeat must be at least 1");
 }
 
 #[test]
@@ -292,18 +271,12 @@ fn list_json_describes_suites_and_tests() {
 /// "nothing matches" mistake, and exits 0.
 #[test]
 fn an_empty_shard_of_a_filtered_run_is_fine() {
-    let ws = Workspace::new("empty-shard");
-    ws.suite("s", "");
-    for name in ["one", "two"] {
-        ws.write(
-            &format!("s/{name}.test.yaml"),
-            &test_doc(
-                name,
-                "labels: [smoke]",
-                "  - exec:\n      command: [\"true\"]\n",
-            ),
-        );
-    }
+    let ws = alike_tests(
+        "empty-shard",
+        &["one", "two"],
+        "labels: [smoke]",
+        "  - exec:\n      command: [\"true\"]\n",
+    );
     let mut ran = 0;
     let mut empty = 0;
     for i in 1..=8 {
@@ -326,14 +299,12 @@ fn an_empty_shard_of_a_filtered_run_is_fine() {
 /// one suite setup (they share a suite.yaml).
 #[test]
 fn paths_into_one_suite_make_one_suite() {
-    let ws = Workspace::new("one-suite");
-    ws.suite("s", "");
-    for name in ["a", "b", "c"] {
-        ws.write(
-            &format!("s/{name}.test.yaml"),
-            &test_doc(name, "", "  - exec:\n      command: [\"true\"]\n"),
-        );
-    }
+    let ws = alike_tests(
+        "one-suite",
+        &["a", "b", "c"],
+        "",
+        "  - exec:\n      command: [\"true\"]\n",
+    );
     let list = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["list", "--json"];
         a.extend_from_slice(args);

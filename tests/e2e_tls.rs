@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
-use support::{Workspace, test_doc};
+use support::{Workspace, failed_outcome, one_test, test_doc};
 
 /// An HTTPS server on 127.0.0.1:0 answering `ok` on every path, on its own thread; returns
 /// its address and the PEM of the CA that signed its certificate.
@@ -78,18 +78,13 @@ fn tls_needs_explicit_trust_insecure_or_a_ca_file() {
     o.line(r"^  hint: TLS failed: give the gateway's CA with `ca: FILE` \(or `insecure: true`\)$");
     o.line(r"^    curl -sS -i --max-time 10 https://127\.0\.0\.1:\d+/$");
     // The reproduction carries the same trust settings as the step.
-    let ws2 = Workspace::new("tls-repro");
-    ws2.suite("s", "");
-    ws2.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            &format!("  - request:\n      url: {url}nope\n      insecure: true\n      expect: {{status: 404}}\n    consecutive: 1\n    timeout: 500ms\n"),
+    let ws2 = one_test(
+        "tls-repro",
+        "",
+        "",
+        &format!(
+            "  - request:\n      url: {url}nope\n      insecure: true\n      expect: {{status: 404}}\n    consecutive: 1\n    timeout: 500ms\n"
         ),
     );
-    let out = ws2.gwtest(&["run", "s"]).run();
-    out.assert_exit(1);
-    out.outcome("s/t")
-        .line(r"^    curl -sS -i -k --max-time 10 https://127\.0\.0\.1:\d+/nope$");
+    failed_outcome(&ws2).line(r"^    curl -sS -i -k --max-time 10 https://127\.0\.0\.1:\d+/nope$");
 }

@@ -6,14 +6,35 @@
 mod lang_support;
 mod support;
 
-use lang_support::{SUITE, assert_error, error_blocks, position, validate};
-use support::Workspace;
+use lang_support::{SUITE, assert_error, error_blocks, position, suite_with_test, validate_fails};
+use support::{RunOutput, Workspace};
 
 const HEAD: &str = "apiVersion: gwtest/v1alpha1\nkind: Test\n";
 
 /// A suite with `suite.yaml` (default `SUITE`) and one test file `t.test.yaml`.
 fn one_test(test: &str) -> Workspace {
-    Workspace::with("lang", &[("suite.yaml", SUITE), ("t.test.yaml", test)])
+    suite_with_test("lang", test, &[])
+}
+
+/// `gwtest validate` and `gwtest run` on `target` (plus `extra`), which must both fail with
+/// exit 2: each command with its output.
+fn both_fail(dir: &Workspace, target: &str, extra: &[&str]) -> Vec<(&'static str, RunOutput)> {
+    ["validate", "run"]
+        .into_iter()
+        .map(|cmd| {
+            let mut args = vec![cmd, target];
+            args.extend_from_slice(extra);
+            let out = dir.gwtest(&args).run();
+            assert_eq!(
+                out.code,
+                Some(2),
+                "gwtest {cmd}: expected exit 2\nstdout:\n{}\nstderr:\n{}",
+                out.stdout,
+                out.stderr
+            );
+            (cmd, out)
+        })
+        .collect()
 }
 
 /// `validate` and `run` both fail with exit 2 and report each `(file, needle, message)` at
@@ -28,18 +49,7 @@ fn expect_errors_args(
     errors: &[(&str, &str, &str)],
     extra: &[&str],
 ) {
-    let target = dir.path_str();
-    for cmd in ["validate", "run"] {
-        let mut args = vec![cmd, target];
-        args.extend_from_slice(extra);
-        let out = dir.gwtest(&args).run();
-        assert_eq!(
-            out.code,
-            Some(2),
-            "gwtest {cmd}: expected exit 2\nstdout:\n{}\nstderr:\n{}",
-            out.stdout,
-            out.stderr
-        );
+    for (_, out) in both_fail(dir, dir.path_str(), extra) {
         for (file, needle, message) in errors {
             let text = files
                 .iter()
@@ -51,6 +61,11 @@ fn expect_errors_args(
     }
 }
 
+/// `validate` of a test file whose one step is `step`, which must fail: its output.
+fn validate_step(step: &str) -> RunOutput {
+    validate_fails(&one_test(&format!("{HEAD}name: t\nsteps:\n  - {step}\n")))
+}
+
 /// One test file with one mistake.
 fn expect_test_error(test: &str, needle: &str, message: &str) {
     let dir = one_test(test);
@@ -58,6 +73,16 @@ fn expect_test_error(test: &str, needle: &str, message: &str) {
         &dir,
         &[("t.test.yaml", test)],
         &[("t.test.yaml", needle, message)],
+    );
+}
+
+/// A suite.yaml (and no test) with one mistake.
+fn expect_suite_error(suite: &str, needle: &str, message: &str) {
+    let dir = Workspace::with("lang", &[("suite.yaml", suite)]);
+    expect_errors(
+        &dir,
+        &[("suite.yaml", suite)],
+        &[("suite.yaml", needle, message)],
     );
 }
 
@@ -147,9 +172,7 @@ fn zero_sleep_and_consecutive_zero() {
 fn yaml_syntax_error() {
     let t = format!("{HEAD}name: t\nsteps:\n  - request: {{url: [unclosed\n");
     let dir = one_test(&t);
-    for cmd in ["validate", "run"] {
-        let out = dir.gwtest(&[cmd, dir.path_str()]).run();
-        assert_eq!(out.code, Some(2), "{}", out.stderr);
+    for (_, out) in both_fail(&dir, dir.path_str(), &[]) {
         let blocks = error_blocks(&out.stderr);
         let b = blocks
             .iter()
@@ -186,16 +209,10 @@ fn suite_in_a_test_file_and_test_in_suite_yaml() {
         "expected kind Test in a *.test.yaml file, found \"Suite\"",
     );
 
-    let s = "apiVersion: gwtest/v1alpha1\nkind: Test\nname: x\n";
-    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
-    expect_errors(
-        &dir,
-        &[("suite.yaml", s)],
-        &[(
-            "suite.yaml",
-            "Test",
-            "expected kind Suite in suite.yaml, found \"Test\"",
-        )],
+    expect_suite_error(
+        "apiVersion: gwtest/v1alpha1\nkind: Test\nname: x\n",
+        "Test",
+        "expected kind Suite in suite.yaml, found \"Test\"",
     );
 }
 
@@ -219,30 +236,30 @@ fn missing_name() {
 
 #[test]
 fn wrong_types() {
-    let t = format!("{HEAD}name: t\nsteps:\n  - sleep: 1s\n    timeout: [1]\n");
-    expect_test_error(
-        &t,
-        "[1]",
-        "wrong type: expected a duration with a unit, e.g. 500ms, 30s or 2m, found a list",
-    );
-    let t = format!(
-        "{HEAD}name: t\nsteps:\n  - request:\n      url: http://127.0.0.1/\n      expect: {{status: \"abc\"}}\n"
-    );
-    expect_test_error(
-        &t,
-        "\"abc\"",
-        "wrong type: expected an HTTP status code such as 200 or a list of codes, found string \"abc\"",
-    );
-    let t = format!("{HEAD}name: t\nsteps: {{a: 1}}\n");
-    expect_test_error(&t, "{a: 1}", "wrong type: expected a list, found a map");
-    let t = format!(
-        "{HEAD}name: t\nsteps:\n  - assert:\n      resource: {{apiVersion: v1, kind: Pod, name: p}}\n      absent: maybe\n"
-    );
-    expect_test_error(
-        &t,
-        "maybe",
-        "wrong type: expected a boolean (true or false), found string \"maybe\"",
-    );
+    for (steps, needle, msg) in [
+        (
+            "steps:\n  - sleep: 1s\n    timeout: [1]\n",
+            "[1]",
+            "wrong type: expected a duration with a unit, e.g. 500ms, 30s or 2m, found a list",
+        ),
+        (
+            "steps:\n  - request:\n      url: http://127.0.0.1/\n      expect: {status: \"abc\"}\n",
+            "\"abc\"",
+            "wrong type: expected an HTTP status code such as 200 or a list of codes, found string \"abc\"",
+        ),
+        (
+            "steps: {a: 1}\n",
+            "{a: 1}",
+            "wrong type: expected a list, found a map",
+        ),
+        (
+            "steps:\n  - assert:\n      resource: {apiVersion: v1, kind: Pod, name: p}\n      absent: maybe\n",
+            "maybe",
+            "wrong type: expected a boolean (true or false), found string \"maybe\"",
+        ),
+    ] {
+        expect_test_error(&format!("{HEAD}name: t\n{steps}"), needle, msg);
+    }
 }
 
 #[test]
@@ -277,12 +294,7 @@ fn invalid_jsonpaths() {
     );
     expect_test_error(&t, "\"pod\"", "invalid JSONPath \"pod\"");
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    from:\n      resource: {apiVersion: v1, kind: Service, name: gw}\n      path: status.x\n";
-    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
-    expect_errors(
-        &dir,
-        &[("suite.yaml", s)],
-        &[("suite.yaml", "status.x", "invalid JSONPath \"status.x\"")],
-    );
+    expect_suite_error(s, "status.x", "invalid JSONPath \"status.x\"");
 }
 
 #[test]
@@ -399,9 +411,7 @@ fn missing_files_relative_to_the_file_that_names_them() {
         ],
     );
     let target = dir.path().join("suites");
-    for cmd in ["validate", "run"] {
-        let out = dir.gwtest(&[cmd, target.to_str().unwrap()]).run();
-        assert_eq!(out.code, Some(2), "{}", out.stderr);
+    for (_, out) in both_fail(&dir, target.to_str().unwrap(), &[]) {
         assert_error(
             &out.stderr,
             "t.test.yaml",
@@ -439,17 +449,12 @@ fn missing_files_relative_to_the_file_that_names_them() {
 #[test]
 fn applied_manifest_with_a_yaml_error() {
     let t = format!("{HEAD}name: t\nsteps:\n  - apply: bad.yaml\n");
-    let bad = "apiVersion: v1\nkind: [ConfigMap\n";
-    let dir = Workspace::with(
+    let dir = suite_with_test(
         "lang",
-        &[
-            ("suite.yaml", SUITE),
-            ("t.test.yaml", &t),
-            ("bad.yaml", bad),
-        ],
+        &t,
+        &[("bad.yaml", "apiVersion: v1\nkind: [ConfigMap\n")],
     );
-    let out = validate(&dir);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = validate_fails(&dir);
     assert!(
         error_blocks(&out.stderr)
             .iter()
@@ -478,16 +483,10 @@ fn duplicate_test_and_suite_names() {
     let b_second = &b[b.find("---").unwrap()..];
     let (line, col) = position(b_second, "same");
     let line = line + b[..b.find("---").unwrap()].matches('\n').count();
-    for cmd in ["validate", "run"] {
-        let out = dir.gwtest(&[cmd, dir.path_str()]).run();
-        assert_eq!(out.code, Some(2), "{}", out.stderr);
-        assert!(
-            out.stderr.contains(&format!(
-                "b.test.yaml:{line}:{col}: duplicate test name `same` (also "
-            )),
-            "{}",
-            out.stderr
-        );
+    for (_, out) in both_fail(&dir, dir.path_str(), &[]) {
+        out.assert_stderr_has(&format!(
+            "b.test.yaml:{line}:{col}: duplicate test name `same` (also "
+        ));
         assert_error(
             &out.stderr,
             "suite.yaml",
@@ -507,16 +506,10 @@ fn test_names_that_cannot_make_a_namespace() {
 #[test]
 fn invalid_namespace_values() {
     for bad in ["Per_Test", "per_suite", "-x", "UPPER"] {
-        let s = format!("apiVersion: gwtest/v1alpha1\nkind: Suite\nnamespace: {bad}\n");
-        let dir = Workspace::with("lang", &[("suite.yaml", &s)]);
-        expect_errors(
-            &dir,
-            &[("suite.yaml", &s)],
-            &[(
-                "suite.yaml",
-                bad,
-                "expected `per-test`, `per-suite` or the name of a namespace",
-            )],
+        expect_suite_error(
+            &format!("apiVersion: gwtest/v1alpha1\nkind: Suite\nnamespace: {bad}\n"),
+            bad,
+            "expected `per-test`, `per-suite` or the name of a namespace",
         );
     }
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nnamespace: shared-ns\n";
@@ -526,16 +519,10 @@ fn invalid_namespace_values() {
 
 #[test]
 fn suite_vars_named_like_builtins() {
-    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  namespace: mine\n";
-    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
-    expect_errors(
-        &dir,
-        &[("suite.yaml", s)],
-        &[(
-            "suite.yaml",
-            "namespace:",
-            "`namespace` is a built-in variable",
-        )],
+    expect_suite_error(
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  namespace: mine\n",
+        "namespace:",
+        "`namespace` is a built-in variable",
     );
 }
 
@@ -639,9 +626,7 @@ fn captures_are_known_only_after_their_step() {
     let t = format!(
         "{HEAD}name: t\nsteps:\n  - request:\n      url: \"http://127.0.0.1/${{early}}\"\n  - request:\n      url: http://127.0.0.1/a\n      capture: {{early: $.a, own: $.b}}\n      expect: {{body: {{contains: \"${{own}}\"}}}}\n  - request: {{url: \"http://127.0.0.1/${{early}}\"}}\n"
     );
-    let dir = one_test(&t);
-    let out = validate(&dir);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = validate_fails(&one_test(&t));
     let (cap_line, _) = position(&t, "capture:");
     assert_error(
         &out.stderr,
@@ -692,48 +677,28 @@ fn suite_level_variables_are_checked_in_order() {
 #[test]
 fn port_forward_and_diagnostics_mistakes() {
     // A forward is set up once per suite: with per-test namespaces it must name one.
-    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, port: 80}\n";
-    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
-    expect_errors(
-        &dir,
-        &[("suite.yaml", s)],
-        &[("suite.yaml", "{service", "port-forward needs `namespace`")],
+    expect_suite_error(
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, port: 80}\n",
+        "{service",
+        "port-forward needs `namespace`",
     );
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nnamespace: per-suite\nvars:\n  gw:\n    port-forward: {service: gw, port: 80}\n";
     expect_valid(&Workspace::with("lang", &[("suite.yaml", s)]), &[]);
-    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, pod: p, namespace: n, port: 80}\n";
-    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
-    expect_errors(
-        &dir,
-        &[("suite.yaml", s)],
-        &[(
-            "suite.yaml",
-            "{service",
-            "give `service` or `pod`, not both",
-        )],
+    expect_suite_error(
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, pod: p, namespace: n, port: 80}\n",
+        "{service",
+        "give `service` or `pod`, not both",
     );
-    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, namespace: n, port: 80}\n    from: x\n";
-    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
-    expect_errors(
-        &dir,
-        &[("suite.yaml", s)],
-        &[(
-            "suite.yaml",
-            "from: x",
-            "unknown key `from` next to `port-forward`",
-        )],
+    expect_suite_error(
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\nvars:\n  gw:\n    port-forward: {service: gw, namespace: n, port: 80}\n    from: x\n",
+        "from: x",
+        "unknown key `from` next to `port-forward`",
     );
     // Collectors: one kind each, valid selectors, known variables (per-test ones included).
-    let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\ndiagnostics:\n  - events: {}\n    get: {apiVersion: v1, kind: Pod}\n";
-    let dir = Workspace::with("lang", &[("suite.yaml", s)]);
-    expect_errors(
-        &dir,
-        &[("suite.yaml", s)],
-        &[(
-            "suite.yaml",
-            "events",
-            "give exactly one of `logs`, `events`, `get` or `exec` per collector, found `events`, `get`",
-        )],
+    expect_suite_error(
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\ndiagnostics:\n  - events: {}\n    get: {apiVersion: v1, kind: Pod}\n",
+        "events",
+        "give exactly one of `logs`, `events`, `get` or `exec` per collector, found `events`, `get`",
     );
     let s = "apiVersion: gwtest/v1alpha1\nkind: Suite\ndiagnostics:\n  - logs: {selector: \"app in (\"}\n  - exec: {command: [echo, \"${namespace}\", \"${test}\", \"${nope}\"]}\n";
     let dir = Workspace::with("lang", &[("suite.yaml", s)]);
@@ -755,7 +720,7 @@ fn port_forward_and_diagnostics_mistakes() {
         "${nope}",
         "unknown variable `${nope}`",
     );
-    assert!(out.stderr.contains("2 errors found"), "{}", out.stderr);
+    out.assert_stderr_has("2 errors found");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -777,8 +742,7 @@ fn every_error_of_every_file_in_file_order() {
             ("c.test.yaml", &c),
         ],
     );
-    let out = validate(&dir);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = validate_fails(&dir);
     let blocks = error_blocks(&out.stderr);
     let heads: Vec<String> = blocks
         .iter()
@@ -964,13 +928,11 @@ fn suite_discovery() {
     );
     // Nothing there.
     let empty = Workspace::new("lang");
-    let out = empty.gwtest(&["validate"]).run();
-    assert_eq!(out.code, Some(2));
-    assert!(
-        out.stderr.contains("suites: no such file or directory"),
-        "{}",
-        out.stderr
-    );
+    empty
+        .gwtest(&["validate"])
+        .run()
+        .assert_exit(2)
+        .assert_stderr_has("suites: no such file or directory");
 }
 
 #[test]
@@ -1016,8 +978,7 @@ fn many_files_keep_file_order() {
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     let dir = Workspace::with("lang", &refs);
-    let out = validate(&dir);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = validate_fails(&dir);
     let got: Vec<String> = error_blocks(&out.stderr)
         .iter()
         .map(|b| {
@@ -1070,8 +1031,7 @@ fn duplicate_suite_names_from_directories() {
         "lang",
         &[("a/same/suite.yaml", SUITE), ("b/same/suite.yaml", SUITE)],
     );
-    let out = validate(&dir);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = validate_fails(&dir);
     assert_error(
         &out.stderr,
         "suite.yaml",
@@ -1079,11 +1039,7 @@ fn duplicate_suite_names_from_directories() {
         "apiVersion",
         "duplicate suite name `same`, from the directory name (also ",
     );
-    assert!(
-        out.stderr.contains("b/same/suite.yaml:1:1:"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("b/same/suite.yaml:1:1:");
 }
 
 #[test]
@@ -1091,9 +1047,7 @@ fn thousands_of_errors_are_capped_per_file_and_counted() {
     let refs: String = (0..3000).map(|i| format!("${{nope{i}}}")).collect();
     let t = format!("{HEAD}name: t\nsteps:\n  - request:\n      url: \"http://x/{refs}\"\n");
     let dir = one_test(&t);
-    for cmd in ["validate", "run"] {
-        let out = dir.gwtest(&[cmd, dir.path_str()]).run();
-        assert_eq!(out.code, Some(2), "{}", out.stderr);
+    for (cmd, out) in both_fail(&dir, dir.path_str(), &[]) {
         let blocks = error_blocks(&out.stderr);
         // 50 shown, then one line that counts the rest.
         assert_eq!(blocks.len(), 51, "{}", &out.stderr[..2000]);
@@ -1139,10 +1093,7 @@ fn thousands_of_errors_are_capped_per_file_and_counted() {
 #[test]
 fn a_huge_bad_value_is_quoted_once_and_cut() {
     let value = "x".repeat(2_000_000);
-    let t = format!("{HEAD}name: t\nsteps:\n  - sleep: {value}\n");
-    let dir = one_test(&t);
-    let out = validate(&dir);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = validate_step(&format!("sleep: {value}"));
     let blocks = error_blocks(&out.stderr);
     assert_eq!(blocks.len(), 1, "{}", out.stderr);
     let first = blocks[0].lines().next().unwrap();
@@ -1159,12 +1110,7 @@ fn a_huge_bad_value_is_quoted_once_and_cut() {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr
-            .contains(&format!("5 |   - sleep: {}…\n", "x".repeat(120))),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has(&format!("5 |   - sleep: {}…\n", "x".repeat(120)));
     assert!(out.stderr.len() < 2_000, "{} bytes", out.stderr.len());
 }
 
@@ -1172,10 +1118,7 @@ fn a_huge_bad_value_is_quoted_once_and_cut() {
 #[test]
 fn a_huge_missing_file_path_is_cut() {
     let name = "v".repeat(150_000);
-    let t = format!("{HEAD}name: t\nsteps:\n  - apply: {name}.yaml\n");
-    let dir = one_test(&t);
-    let out = validate(&dir);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = validate_step(&format!("apply: {name}.yaml"));
     let first = out.stderr.lines().next().unwrap();
     let cut = regex::Regex::new(r": file not found: [^ ]*v{100}… \((\d+) bytes\) \(paths are")
         .unwrap()
@@ -1190,10 +1133,7 @@ fn a_huge_missing_file_path_is_cut() {
 fn a_huge_unknown_key_is_cut() {
     let key = "k".repeat(130_000);
     // A key without a value in a flow map: a key before `:` may not pass 1024 characters.
-    let t = format!("{HEAD}name: t\nsteps:\n  - {{sleep: 1s, {key}}}\n");
-    let dir = one_test(&t);
-    let out = validate(&dir);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = validate_step(&format!("{{sleep: 1s, {key}}}"));
     let first = out.stderr.lines().next().unwrap();
     assert!(
         first.contains(&format!(
@@ -1219,8 +1159,7 @@ fn invalid_utf8_names_line_and_column() {
         format!("{HEAD}name: u\nsteps:\n  - apply: m.yaml\n"),
     )
     .unwrap();
-    let out = validate(&dir);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = validate_fails(&dir);
     assert!(
         out.stderr.contains(
             "t.test.yaml:6:12: invalid UTF-8 (bytes 0xC3 0x28 0x0A): suite files must be UTF-8 text"

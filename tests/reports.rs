@@ -4,7 +4,6 @@
 mod support;
 
 use quick_junit::{FlakyOrRerun, Report, TestCaseStatus};
-use serde_json::Value;
 use support::{RunOutput, Workspace};
 
 /// `gwtest ARGS` in `ws` as GitHub Actions runs it.
@@ -162,9 +161,7 @@ fn junit_json_and_annotations_for_a_pass_a_failure_and_a_flaky_test() {
     }
 
     // JSON.
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("out/report.json")).unwrap())
-            .unwrap();
+    let v = ws.json("out/report.json");
     assert_eq!(v["interrupted"], false);
     assert_eq!(
         v["counts"],
@@ -237,8 +234,7 @@ fn an_interrupted_run_still_writes_both_reports() {
     let out: RunOutput = run.wait();
     out.assert_exit(130);
 
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let v = ws.json("report.json");
     assert_eq!(v["interrupted"], true);
     let tests = v["suites"][0]["tests"].as_array().unwrap();
     assert_eq!(tests.len(), 2);

@@ -7,7 +7,7 @@
 mod lang_support;
 mod support;
 
-use lang_support::{SUITE, assert_error, error_blocks, validate};
+use lang_support::{SUITE, assert_error, error_blocks, suite_with_test, validate_fails};
 use support::{Workspace, gwtest};
 
 const ROUTES: &str = "apiVersion: gateway.networking.k8s.io/v1
@@ -83,14 +83,7 @@ fn violations_in_fixtures_and_inline_manifests_are_errors_at_their_field() {
             ("ok.yaml", OK),
         ],
     );
-    let out = validate(&dir);
-    assert_eq!(
-        out.code,
-        Some(2),
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout,
-        out.stderr
-    );
+    let out = validate_fails(&dir);
     // A CEL rule of the official HTTPRoute CRD.
     assert_error(
         &out.stderr,
@@ -169,15 +162,14 @@ spec: {min: 5, max: 1}
 fn crds_from_the_suites_and_from_the_command_line_are_used() {
     let test = "apiVersion: gwtest/v1alpha1\nkind: Test\nname: t\nsteps:\n  - apply: widget.yaml\n";
     // Without the CRD the Widget is not checked.
-    let dir = Workspace::with(
+    let dir = suite_with_test(
         "crdcheck-cli",
+        test,
         &[
-            ("suite.yaml", SUITE),
-            ("t.test.yaml", test),
             ("widget.yaml", WIDGET),
+            ("crds/widget-crd.yaml", WIDGET_CRD),
         ],
     );
-    dir.write("crds/widget-crd.yaml", WIDGET_CRD);
     let target = dir.path().join("t.test.yaml");
     let target = target.to_str().unwrap();
     let out = dir.gwtest(&["validate", target]).run();
@@ -200,17 +192,12 @@ fn crds_from_the_suites_and_from_the_command_line_are_used() {
 
     // A CRD the suite applies itself is known too.
     let test = "apiVersion: gwtest/v1alpha1\nkind: Test\nname: t\nsteps:\n  - apply: crd.yaml\n  - apply: widget.yaml\n";
-    let dir = Workspace::with(
+    let dir = suite_with_test(
         "crdcheck-own",
-        &[
-            ("suite.yaml", SUITE),
-            ("t.test.yaml", test),
-            ("crd.yaml", WIDGET_CRD),
-            ("widget.yaml", WIDGET),
-        ],
+        test,
+        &[("crd.yaml", WIDGET_CRD), ("widget.yaml", WIDGET)],
     );
-    let out = validate(&dir);
-    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    let out = validate_fails(&dir);
     assert_error(
         &out.stderr,
         "widget.yaml",

@@ -11,6 +11,29 @@ pub fn validate(ws: &Workspace) -> RunOutput {
     ws.gwtest(&["validate", ws.path_str()]).run()
 }
 
+/// [`validate`], which must find a mistake (exit 2).
+pub fn validate_fails(ws: &Workspace) -> RunOutput {
+    let out = validate(ws);
+    assert_eq!(
+        out.code,
+        Some(2),
+        "expected exit 2\nstdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
+/// A workspace `name` with `suite.yaml` ([`SUITE`]), the test file `t.test.yaml` and `more`
+/// files beside them.
+pub fn suite_with_test(name: &str, test: &str, more: &[(&str, &str)]) -> Workspace {
+    let ws = Workspace::with(name, &[("suite.yaml", SUITE), ("t.test.yaml", test)]);
+    for (path, text) in more {
+        ws.write(path, text);
+    }
+    ws
+}
+
 /// 1-based line and column of the first `needle` in `text`.
 pub fn position(text: &str, needle: &str) -> (usize, usize) {
     let at = text

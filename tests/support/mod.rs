@@ -269,6 +269,11 @@ fn gone() -> Response {
     canned(&Canned::new(404, "route not found"))
 }
 
+/// 200 "ok", or `other`'s answer while `instead` holds (the behaviours that switch once).
+fn ok_or(instead: bool, other: fn() -> Response) -> Response {
+    if instead { other() } else { ok() }
+}
+
 async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
@@ -313,34 +318,10 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
     match behavior {
         Behavior::Ok => ok(),
-        Behavior::HealthyAfter(k) => {
-            if n <= k {
-                unavailable()
-            } else {
-                ok()
-            }
-        }
-        Behavior::HealthyAfterTime(d) => {
-            if since_first < d {
-                unavailable()
-            } else {
-                ok()
-            }
-        }
-        Behavior::FlapAfter(k) => {
-            if n <= k {
-                ok()
-            } else {
-                gone()
-            }
-        }
-        Behavior::FlapAfterTime(d) => {
-            if since_first < d {
-                ok()
-            } else {
-                gone()
-            }
-        }
+        Behavior::HealthyAfter(k) => ok_or(n <= k, unavailable),
+        Behavior::HealthyAfterTime(d) => ok_or(since_first < d, unavailable),
+        Behavior::FlapAfter(k) => ok_or(n > k, gone),
+        Behavior::FlapAfterTime(d) => ok_or(since_first >= d, gone),
         Behavior::Slow(d) => {
             tokio::time::sleep(d).await;
             ok()
@@ -498,6 +479,11 @@ impl Workspace {
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
     }
 
+    /// A JSON file in the workspace (a report), parsed.
+    pub fn json(&self, rel: &str) -> serde_json::Value {
+        serde_json::from_str(&self.read(rel)).unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"))
+    }
+
     /// `DIR/suite.yaml` with `extra` (YAML lines, e.g. `defaults: {timeout: 2s}`) appended.
     pub fn suite(&self, dir: &str, extra: &str) -> PathBuf {
         self.write(
@@ -522,6 +508,64 @@ impl Drop for Workspace {
 /// A `kind: Test` document.
 pub fn test_doc(name: &str, extra: &str, steps: &str) -> String {
     format!("apiVersion: gwtest/v1alpha1\nkind: Test\nname: {name}\n{extra}\nsteps:\n{steps}\n")
+}
+
+/// A workspace with one suite `s` (`suite_extra` in its suite.yaml) holding one test `t`
+/// (`s/t.test.yaml`; `test_extra` and `steps` as [`test_doc`] takes them).
+pub fn one_test(name: &str, suite_extra: &str, test_extra: &str, steps: &str) -> Workspace {
+    one_file(name, suite_extra, &[test_doc("t", test_extra, steps)])
+}
+
+/// A workspace with one suite `s` (`suite_extra` in its suite.yaml) whose one test file
+/// `s/t.test.yaml` holds the `tests` documents ([`test_doc`]s).
+pub fn one_file(name: &str, suite_extra: &str, tests: &[String]) -> Workspace {
+    let ws = Workspace::new(name);
+    ws.suite("s", suite_extra);
+    ws.write("s/t.test.yaml", &tests.join("---\n"));
+    ws
+}
+
+/// Runs suite `s` of `ws`, which must fail, and returns the outcome of its test `t` (see
+/// [`one_test`]).
+pub fn failed_outcome(ws: &Workspace) -> Outcome {
+    let out = ws.gwtest(&["run", "s"]).run();
+    out.assert_exit(1);
+    out.outcome("s/t")
+}
+
+/// A request step to `url` that needs one good answer within its 1s timeout, attempting every
+/// 50 to 100ms.
+pub fn request_within_1s(url: &str) -> String {
+    format!(
+        "  - request: {{url: {url}}}\n    timeout: 1s\n    consecutive: 1\n    interval: 50ms\n    max-interval: 100ms\n"
+    )
+}
+
+/// Suites `s` and `u` in `ws`, each with one test `t` of a [`request_within_1s`] to its own
+/// path of the returned server, which answers 200 only 1.5s after that path's first request:
+/// the test fails unless something stretches its timeout.
+pub fn late_route_suites(ws: &Workspace) -> TestServer {
+    let late = || Behavior::HealthyAfterTime(Duration::from_millis(1500));
+    let srv = TestServer::start([("/a", late()), ("/b", late())]);
+    for (suite, path) in [("s", "/a"), ("u", "/b")] {
+        ws.suite(suite, "");
+        ws.write(
+            &format!("{suite}/t.test.yaml"),
+            &test_doc("t", "", &request_within_1s(&srv.url(path))),
+        );
+    }
+    srv
+}
+
+/// A workspace with one suite `s` holding a test per name (`s/NAME.test.yaml`), all alike:
+/// the same `extra` and `steps`.
+pub fn alike_tests(name: &str, tests: &[&str], extra: &str, steps: &str) -> Workspace {
+    let ws = Workspace::new(name);
+    ws.suite("s", "");
+    for t in tests {
+        ws.write(&format!("s/{t}.test.yaml"), &test_doc(t, extra, steps));
+    }
+    ws
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1020,11 +1064,16 @@ impl RunOutput {
 
     /// Fail with the whole output unless stdout contains `s`.
     pub fn assert_stdout_has(&self, s: &str) -> &Self {
-        assert!(
-            self.stdout.contains(s),
-            "stdout lacks {s:?}\n{}",
-            self.dump()
-        );
+        self.assert_has("stdout", &self.stdout, s)
+    }
+
+    /// Fail with the whole output unless stderr contains `s`.
+    pub fn assert_stderr_has(&self, s: &str) -> &Self {
+        self.assert_has("stderr", &self.stderr, s)
+    }
+
+    fn assert_has(&self, stream: &str, text: &str, s: &str) -> &Self {
+        assert!(text.contains(s), "{stream} lacks {s:?}\n{}", self.dump());
         self
     }
 

@@ -130,16 +130,17 @@ impl Terminal {
         self.tmux(&["send-keys", "-t", "0", "C-c"]);
     }
 
-    /// Waits for gwtest to exit; its exit code and the whole screen.
-    pub fn exit(&self) -> (i32, String) {
+    /// Waits for gwtest to exit, failing unless its exit code is `code`; the whole screen.
+    pub fn exit(&self, code: i32) -> String {
         let s = self.wait_for("gwtest exited ");
-        let code = s
+        let got: i32 = s
             .lines()
             .rev()
             .find_map(|l| l.strip_prefix("gwtest exited "))
             .and_then(|c| c.trim().parse().ok())
             .unwrap_or_else(|| panic!("no exit code in:\n{s}"));
-        (code, s)
+        assert_eq!(got, code, "{s}");
+        s
     }
 }
 
