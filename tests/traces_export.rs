@@ -441,6 +441,8 @@ async fn a_large_run_to_an_unreachable_endpoint_is_counted_with_its_cause() {
             report: step_report(index, "assert", 1, None),
         });
     }
+    let counted =
+        regex::Regex::new(r"OTLP export to \S+: (\d+) of (\d+) spans not exported: \S").unwrap();
     for protocol in [ExportProtocol::Grpc, ExportProtocol::HttpProtobuf] {
         let err = tokio::time::timeout(
             Duration::from_secs(60),
@@ -450,9 +452,6 @@ async fn a_large_run_to_an_unreachable_endpoint_is_counted_with_its_cause() {
         .expect("finish() returned")
         .expect_err("an unreachable endpoint is an error");
         let msg = format!("{err:#}");
-        let counted =
-            regex::Regex::new(r"OTLP export to \S+: (\d+) of (\d+) spans not exported: \S")
-                .unwrap();
         let c = counted
             .captures(&msg)
             .unwrap_or_else(|| panic!("no count and cause in {msg:?}"));
