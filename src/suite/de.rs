@@ -394,10 +394,7 @@ impl<'de> SeqAccess<'de> for &mut SeqDe<'_> {
         seed: T,
     ) -> Result<Option<T::Value>, DeError> {
         match self.iter.next() {
-            Some(n) => seed
-                .deserialize(NodeDe::new(n, self.text))
-                .map(Some)
-                .map_err(|e| e.at(n.loc)),
+            Some(n) => from_node_seed(seed, n, self.text).map(Some),
             None => Ok(None),
         }
     }
@@ -421,9 +418,7 @@ impl<'de, 'a, I: Iterator<Item = &'a (YNode, YNode)>> MapAccess<'de> for MapDe<'
         match self.iter.next() {
             Some((k, v)) => {
                 self.value = Some(v);
-                seed.deserialize(NodeDe::new(k, self.text))
-                    .map(Some)
-                    .map_err(|e| e.at(k.loc))
+                from_node_seed(seed, k, self.text).map(Some)
             }
             None => Ok(None),
         }
@@ -433,8 +428,7 @@ impl<'de, 'a, I: Iterator<Item = &'a (YNode, YNode)>> MapAccess<'de> for MapDe<'
             .value
             .take()
             .ok_or_else(|| <DeError as de::Error>::custom("a map value was asked for twice"))?;
-        seed.deserialize(NodeDe::new(v, self.text))
-            .map_err(|e| e.at(v.loc))
+        from_node_seed(seed, v, self.text)
     }
 }
 
@@ -496,7 +490,17 @@ impl<'de> de::Deserializer<'de> for EntriesDe<'_> {
 
 /// Deserialize a `T` from a node.
 pub fn from_node<T: DeserializeOwned>(node: &YNode, text: &str) -> Result<T, DeError> {
-    T::deserialize(NodeDe::new(node, text)).map_err(|e| e.at(node.loc))
+    from_node_seed(std::marker::PhantomData::<T>, node, text)
+}
+
+/// Deserialize `seed` from a node; an error without a more precise location gets the node's.
+fn from_node_seed<'de, T: DeserializeSeed<'de>>(
+    seed: T,
+    node: &YNode,
+    text: &str,
+) -> Result<T::Value, DeError> {
+    seed.deserialize(NodeDe::new(node, text))
+        .map_err(|e| e.at(node.loc))
 }
 
 /// Deserialize a `T` from a map node; when that fails, find the errors of each key on its
