@@ -73,7 +73,6 @@ fn unmark(s: &str) -> (Loc, String) {
     (Loc::UNKNOWN, s.replace(LOC_MARK, ""))
 }
 
-/// `a`, `b` or `c` as "`a`, `b`, `c`".
 /// A map of which exactly one key may be set (`set`: the ones that are): `value`, or the
 /// error for none (`none`) or several (`several`, given the keys found).
 pub fn exactly_one<T, E: serde::de::Error>(
@@ -89,6 +88,7 @@ pub fn exactly_one<T, E: serde::de::Error>(
     }
 }
 
+/// `a`, `b` or `c` as "`a`, `b`, `c`".
 pub fn list(items: &[&str]) -> String {
     items
         .iter()
@@ -297,9 +297,11 @@ impl<'a> NodeDe<'a> {
     }
 }
 
+/// Deserializer methods that read the node as it is (a struct as its map, a tuple as its
+/// list), their arguments other than the visitor ignored.
 macro_rules! forward_any {
-    ($($m:ident)*) => {
-        $(fn $m<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
+    ($($m:ident $(($($arg:ident: $ty:ty),*))?)*) => {
+        $(fn $m<V: Visitor<'de>>(self, $($($arg: $ty,)*)? v: V) -> Result<V::Value, DeError> {
             self.any(v).map_err(|e| e.at(self.node.loc))
         })*
     };
@@ -313,6 +315,10 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
         deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_bytes
         deserialize_byte_buf deserialize_unit deserialize_seq deserialize_map
+        deserialize_unit_struct(_name: &'static str)
+        deserialize_tuple(_len: usize)
+        deserialize_tuple_struct(_name: &'static str, _len: usize)
+        deserialize_struct(_name: &'static str, _fields: &'static [&'static str])
     }
 
     fn deserialize_char<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
@@ -339,14 +345,6 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         .map_err(|e| e.at(self.node.loc))
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        v: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_unit(v)
-    }
-
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -358,28 +356,6 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
             v.visit_newtype_struct(self)
         }
         .map_err(|e| e.at(self.node.loc))
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, DeError> {
-        self.deserialize_seq(v)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        v: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_seq(v)
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        v: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_map(v)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -418,10 +394,7 @@ impl<'de> SeqAccess<'de> for &mut SeqDe<'_> {
         seed: T,
     ) -> Result<Option<T::Value>, DeError> {
         match self.iter.next() {
-            Some(n) => seed
-                .deserialize(NodeDe::new(n, self.text))
-                .map(Some)
-                .map_err(|e| e.at(n.loc)),
+            Some(n) => from_node_seed(seed, n, self.text).map(Some),
             None => Ok(None),
         }
     }
@@ -445,9 +418,7 @@ impl<'de, 'a, I: Iterator<Item = &'a (YNode, YNode)>> MapAccess<'de> for MapDe<'
         match self.iter.next() {
             Some((k, v)) => {
                 self.value = Some(v);
-                seed.deserialize(NodeDe::new(k, self.text))
-                    .map(Some)
-                    .map_err(|e| e.at(k.loc))
+                from_node_seed(seed, k, self.text).map(Some)
             }
             None => Ok(None),
         }
@@ -457,8 +428,7 @@ impl<'de, 'a, I: Iterator<Item = &'a (YNode, YNode)>> MapAccess<'de> for MapDe<'
             .value
             .take()
             .ok_or_else(|| <DeError as de::Error>::custom("a map value was asked for twice"))?;
-        seed.deserialize(NodeDe::new(v, self.text))
-            .map_err(|e| e.at(v.loc))
+        from_node_seed(seed, v, self.text)
     }
 }
 
@@ -520,7 +490,17 @@ impl<'de> de::Deserializer<'de> for EntriesDe<'_> {
 
 /// Deserialize a `T` from a node.
 pub fn from_node<T: DeserializeOwned>(node: &YNode, text: &str) -> Result<T, DeError> {
-    T::deserialize(NodeDe::new(node, text)).map_err(|e| e.at(node.loc))
+    from_node_seed(std::marker::PhantomData::<T>, node, text)
+}
+
+/// Deserialize `seed` from a node; an error without a more precise location gets the node's.
+fn from_node_seed<'de, T: DeserializeSeed<'de>>(
+    seed: T,
+    node: &YNode,
+    text: &str,
+) -> Result<T::Value, DeError> {
+    seed.deserialize(NodeDe::new(node, text))
+        .map_err(|e| e.at(node.loc))
 }
 
 /// Deserialize a `T` from a map node; when that fails, find the errors of each key on its

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::de::{self, DeError};
 use super::model::{API_VERSION, Action, Defaults, Step, StepKeys, SuiteDoc, TestDoc, VarDef};
 use super::spanned::{Loc, Spanned};
-use super::validate;
+use super::validate::{self, Local};
 use super::yaml::{self, YNode, YVal};
 
 pub const SUITE_FILE: &str = "suite.yaml";
@@ -470,7 +470,7 @@ fn load_suite_doc(file: &Path, errors: &mut Vec<LoadError>) -> Option<SuiteDoc> 
     }
     match de::from_node_all::<SuiteDoc>(doc, &text, &|k, v| suite_key_errors(k, v, &text)) {
         Ok(d) => {
-            validate::check_suite_doc(&d, doc, file, &text, errors);
+            validate::check_suite_doc(&mut Local::new(file, &text, errors), &d, doc);
             Some(d)
         }
         Err(es) => {
@@ -567,7 +567,7 @@ fn load_test_file(file: &Path, suite_labels: &[String], errors: &mut Vec<LoadErr
         };
         // A test with errors is still returned (with the errors): the checks across files
         // then see it too.
-        validate::check_test_doc(&doc, node, file, &text, errors);
+        validate::check_test_doc(&mut Local::new(file, &text, errors), &doc, node);
         let mut labels = doc.labels.clone();
         labels.extend(
             suite_labels
@@ -591,11 +591,12 @@ fn load_test_file(file: &Path, suite_labels: &[String], errors: &mut Vec<LoadErr
 /// The checks of the steps that parse, in a document that does not (so its good steps are
 /// still checked).
 fn check_good_steps(node: &YNode, file: &Path, text: &str, errors: &mut Vec<LoadError>) {
+    let mut l = Local::new(file, text, errors);
     for key in STEP_LISTS {
         if let Some(YVal::Seq(steps)) = node.get(key).map(|n| &n.v) {
             for s in steps {
                 if let Ok(step) = de::from_node::<Spanned<Step>>(s, text) {
-                    validate::check_step_alone(&step, s, file, text, errors);
+                    validate::check_step(&mut l, &step, Some(s));
                 }
             }
         }

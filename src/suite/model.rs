@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::de::located;
 use super::spanned::{
-    CelExpr, Dur, JsonPathExpr, Loc, Node, Pattern, Spanned, SpannedMap, Template,
+    BareString, CelExpr, Dur, JsonPathExpr, Node, Pattern, Spanned, SpannedMap, Template,
+    located_any, spanned_any,
 };
 
 pub const API_VERSION: &str = "gwtest/v1alpha1";
@@ -191,15 +192,22 @@ impl<'de> Deserialize<'de> for PortForward {
 }
 
 fn one_target_transform(schema: &mut Schema) {
-    schema.insert(
-        "oneOf".into(),
-        serde_json::json!([{ "required": ["service"] }, { "required": ["pod"] }]),
-    );
+    require_one_of(schema, &["service", "pod"]);
     schema.insert("required".into(), serde_json::json!(["port"]));
+}
+
+/// The schema of a map that needs exactly one of `keys`: `oneOf` each of them required.
+fn require_one_of(schema: &mut Schema, keys: &[&str]) {
+    let one_of: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| serde_json::json!({ "required": [k] }))
+        .collect();
+    schema.insert("oneOf".into(), serde_json::Value::Array(one_of));
 }
 
 impl<'de> Deserialize<'de> for VarDef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Default)]
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = VarDef;
@@ -226,10 +234,7 @@ impl<'de> Deserialize<'de> for VarDef {
                 Ok(VarDef::Value(Node::Float(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<VarDef, E> {
-                Ok(VarDef::Value(Node::Str(Template {
-                    raw: v.into(),
-                    loc: Loc::UNKNOWN,
-                })))
+                Ok(VarDef::Value(Node::Str(Template::literal(v))))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<VarDef, A::Error> {
                 let mut items = Vec::new();
@@ -283,20 +288,16 @@ impl<'de> Deserialize<'de> for VarDef {
                 Ok(VarDef::Value(Node::Map(entries)))
             }
         }
-        struct Inner(VarDef);
-        impl<'de> Deserialize<'de> for Inner {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_any(V).map(Inner)
-            }
+        located_any::<V, D>(d)
+    }
+}
+
+impl BareString for VarDef {
+    fn bare_string(&mut self) -> Option<&mut Template> {
+        match self {
+            VarDef::Value(n) => n.bare_string(),
+            _ => None,
         }
-        let s = Spanned::<Inner>::deserialize(d)?;
-        Ok(match s.value.0 {
-            VarDef::Value(Node::Str(mut t)) => {
-                t.loc = s.loc;
-                VarDef::Value(Node::Str(t))
-            }
-            other => other,
-        })
     }
 }
 
@@ -514,11 +515,7 @@ pub const ACTION_KEYS: [&str; 9] = [
 ];
 
 fn one_action_transform(schema: &mut Schema) {
-    let one_of: Vec<serde_json::Value> = ACTION_KEYS
-        .iter()
-        .map(|k| serde_json::json!({ "required": [k] }))
-        .collect();
-    schema.insert("oneOf".into(), serde_json::Value::Array(one_of));
+    require_one_of(schema, &ACTION_KEYS);
 }
 
 impl TryFrom<StepKeys> for Step {
@@ -699,6 +696,7 @@ impl ApplySpec {
     }
 }
 
+#[derive(Default)]
 struct ApplyItemVisitor;
 
 impl<'de> Visitor<'de> for ApplyItemVisitor {
@@ -707,10 +705,7 @@ impl<'de> Visitor<'de> for ApplyItemVisitor {
         f.write_str("a manifest path or {manifest: {...}}")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<ApplyItem, E> {
-        Ok(ApplyItem::File(Template {
-            raw: v.to_owned(),
-            loc: Loc::UNKNOWN,
-        }))
+        Ok(ApplyItem::File(Template::literal(v)))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<ApplyItem, A::Error> {
         let mut manifest = None;
@@ -747,29 +742,27 @@ impl<'de> Visitor<'de> for ApplyItemVisitor {
     }
 }
 
-struct SpannedApplyItem(ApplyItem);
-
-impl<'de> Deserialize<'de> for SpannedApplyItem {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Inner(ApplyItem);
-        impl<'de> Deserialize<'de> for Inner {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_any(ApplyItemVisitor).map(Inner)
-            }
+impl BareString for ApplyItem {
+    fn bare_string(&mut self) -> Option<&mut Template> {
+        match self {
+            ApplyItem::File(t) => Some(t),
+            ApplyItem::Manifest(_) => None,
         }
-        let s = Spanned::<Inner>::deserialize(d)?;
-        Ok(SpannedApplyItem(match s.value.0 {
-            ApplyItem::File(mut t) => {
-                t.loc = s.loc;
-                ApplyItem::File(t)
-            }
-            m => m,
-        }))
+    }
+}
+
+/// An item of an `apply:` list, its path located.
+struct LocatedApplyItem(ApplyItem);
+
+impl<'de> Deserialize<'de> for LocatedApplyItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        located_any::<ApplyItemVisitor, D>(d).map(LocatedApplyItem)
     }
 }
 
 impl<'de> Deserialize<'de> for ApplySpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Default)]
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = ApplySpec;
@@ -784,7 +777,7 @@ impl<'de> Deserialize<'de> for ApplySpec {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<ApplySpec, A::Error> {
                 let mut items = Vec::new();
-                while let Some(SpannedApplyItem(i)) = a.next_element()? {
+                while let Some(LocatedApplyItem(i)) = a.next_element()? {
                     items.push(i);
                 }
                 if items.is_empty() {
@@ -793,19 +786,13 @@ impl<'de> Deserialize<'de> for ApplySpec {
                 Ok(ApplySpec(items))
             }
         }
-        let s = Spanned::<ApplySpecInner>::deserialize(d)?;
-        let mut spec = s.value.0;
-        // A bare path's location is the node's.
+        let s = spanned_any::<V, D>(d)?;
+        let mut spec = s.value;
+        // A bare path's location is the node's (a list's items have their own).
         if let [ApplyItem::File(t)] = spec.0.as_mut_slice()
             && !t.loc.is_known()
         {
             t.loc = s.loc;
-        }
-        struct ApplySpecInner(ApplySpec);
-        impl<'de> Deserialize<'de> for ApplySpecInner {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_any(V).map(ApplySpecInner)
-            }
         }
         Ok(spec)
     }
@@ -901,11 +888,9 @@ impl Selector {
 impl<'de> Deserialize<'de> for Selector {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let node = Spanned::<Node>::deserialize(d)?;
-        match node.value {
-            Node::Str(mut t) => {
-                t.loc = node.loc;
-                Ok(Selector::Expr(t))
-            }
+        let loc = node.loc;
+        match node.located() {
+            Node::Str(t) => Ok(Selector::Expr(t)),
             Node::Map(entries) => {
                 let mut out = Vec::new();
                 for (k, v) in entries {
@@ -913,7 +898,7 @@ impl<'de> Deserialize<'de> for Selector {
                         Node::Str(t) => out.push((k, t)),
                         Node::Int(_) | Node::Bool(_) | Node::Float(_) => {
                             let raw = v.to_json().to_string();
-                            out.push((k, Template { raw, loc: node.loc }))
+                            out.push((k, Template { raw, loc }))
                         }
                         _ => {
                             return Err(located(
@@ -1115,6 +1100,7 @@ pub enum HeaderExpect {
 
 impl<'de> Deserialize<'de> for HeaderExpect {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Default)]
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = HeaderExpect;
@@ -1122,10 +1108,7 @@ impl<'de> Deserialize<'de> for HeaderExpect {
                 f.write_str("a header value or {matches: REGEX}")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderExpect, E> {
-                Ok(HeaderExpect::Exact(Template {
-                    raw: v.into(),
-                    loc: Loc::UNKNOWN,
-                }))
+                Ok(HeaderExpect::Exact(Template::literal(v)))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<HeaderExpect, E> {
                 self.visit_str(&v.to_string())
@@ -1158,20 +1141,16 @@ impl<'de> Deserialize<'de> for HeaderExpect {
                 })
             }
         }
-        let s = Spanned::<Inner>::deserialize(d)?;
-        struct Inner(HeaderExpect);
-        impl<'de> Deserialize<'de> for Inner {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_any(V).map(Inner)
-            }
+        located_any::<V, D>(d)
+    }
+}
+
+impl BareString for HeaderExpect {
+    fn bare_string(&mut self) -> Option<&mut Template> {
+        match self {
+            HeaderExpect::Exact(t) => Some(t),
+            HeaderExpect::Matches(_) => None,
         }
-        Ok(match s.value.0 {
-            HeaderExpect::Exact(mut t) => {
-                t.loc = s.loc;
-                HeaderExpect::Exact(t)
-            }
-            m => m,
-        })
     }
 }
 
@@ -1234,11 +1213,7 @@ impl<'de> Deserialize<'de> for TextMatch {
 }
 
 fn one_text_transform(schema: &mut Schema) {
-    schema.insert(
-        "oneOf".into(),
-        serde_json::json!([{ "required": ["equals"] }, { "required": ["contains"] },
-                           { "required": ["matches"] }]),
-    );
+    require_one_of(schema, &["equals", "contains", "matches"]);
 }
 
 impl TextMatch {
@@ -1312,10 +1287,7 @@ pub struct SpanExpect {
 }
 
 fn one_name_transform(schema: &mut Schema) {
-    schema.insert(
-        "oneOf".into(),
-        serde_json::json!([{ "required": ["name"] }, { "required": ["name-matches"] }]),
-    );
+    require_one_of(schema, &["name", "name-matches"]);
 }
 
 impl SpanExpect {
@@ -1397,6 +1369,7 @@ pub struct ExecSpec {
 
 fn argv<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Vec<Template>>, D::Error> {
     // Items are read as text templates, so `[echo, on]` passes "on", not YAML 1.1's `true`.
+    #[derive(Default)]
     struct V;
     impl<'de> Visitor<'de> for V {
         type Value = Vec<Template>;
@@ -1420,14 +1393,7 @@ fn argv<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Vec<Template>>, D::Er
             Ok(out)
         }
     }
-    struct Inner(Vec<Template>);
-    impl<'de> Deserialize<'de> for Inner {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(V).map(Inner)
-        }
-    }
-    let s = Spanned::<Inner>::deserialize(d)?;
-    Ok(Spanned::new(s.value.0, s.loc))
+    spanned_any::<V, D>(d)
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
@@ -1500,11 +1466,7 @@ impl<'de> Deserialize<'de> for Collector {
 }
 
 fn one_collector_transform(schema: &mut Schema) {
-    let one_of: Vec<serde_json::Value> = COLLECTOR_KEYS
-        .iter()
-        .map(|k| serde_json::json!({ "required": [k] }))
-        .collect();
-    schema.insert("oneOf".into(), serde_json::Value::Array(one_of));
+    require_one_of(schema, &COLLECTOR_KEYS);
 }
 
 impl Collector {

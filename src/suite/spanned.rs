@@ -191,6 +191,52 @@ impl<T: JsonSchema> JsonSchema for Spanned<T> {
     }
 }
 
+/// What visitor `V` reads through `deserialize_any`, as a `Deserialize` type (which
+/// `Spanned` needs; the models have visitors).
+pub(crate) struct ViaAny<'de, V: Visitor<'de>>(pub V::Value);
+
+impl<'de, V: Visitor<'de> + Default> Deserialize<'de> for ViaAny<'de, V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(V::default()).map(ViaAny)
+    }
+}
+
+/// What visitor `V` reads, with the location of its node.
+pub(crate) fn spanned_any<'de, V, D>(d: D) -> Result<Spanned<V::Value>, D::Error>
+where
+    V: Visitor<'de> + Default,
+    D: Deserializer<'de>,
+{
+    let s = Spanned::<ViaAny<V>>::deserialize(d)?;
+    Ok(Spanned::new(s.value.0, s.loc))
+}
+
+/// A value that may be a bare string, read by a visitor, which cannot see the string's
+/// location; whoever reads it with its node's location pushes that in (`located`).
+pub trait BareString {
+    fn bare_string(&mut self) -> Option<&mut Template>;
+}
+
+impl<T: BareString> Spanned<T> {
+    /// The value with its own location pushed into a bare string.
+    pub fn located(mut self) -> T {
+        if let Some(t) = self.value.bare_string() {
+            t.loc = self.loc;
+        }
+        self.value
+    }
+}
+
+/// What visitor `V` reads, a bare string located at its node.
+pub(crate) fn located_any<'de, V, D>(d: D) -> Result<V::Value, D::Error>
+where
+    V: Visitor<'de> + Default,
+    V::Value: BareString,
+    D: Deserializer<'de>,
+{
+    spanned_any::<V, D>(d).map(Spanned::located)
+}
+
 /// A string scalar that may hold `${name}` references (substituted at run time, checked at
 /// load time where the name can be known). Plain YAML numbers and booleans are accepted and
 /// kept as their text, so `headers: {X-Count: 5}` works.
@@ -332,6 +378,7 @@ impl Node {
     }
 }
 
+#[derive(Default)]
 struct NodeVisitor;
 
 impl<'de> Visitor<'de> for NodeVisitor {
@@ -363,16 +410,10 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Float(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::Str(Template {
-            raw: v.to_owned(),
-            loc: Loc::UNKNOWN,
-        }))
+        Ok(Node::Str(Template::literal(v)))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
-        Ok(Node::Str(Template {
-            raw: v,
-            loc: Loc::UNKNOWN,
-        }))
+        Ok(Node::Str(Template::literal(v)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
         let mut items = Vec::new();
@@ -398,15 +439,11 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 }
 
-impl Spanned<Node> {
-    /// The node with its own location pushed into a bare string (the visitor cannot see it).
-    pub fn located(self) -> Node {
-        match self.value {
-            Node::Str(mut t) => {
-                t.loc = self.loc;
-                Node::Str(t)
-            }
-            other => other,
+impl BareString for Node {
+    fn bare_string(&mut self) -> Option<&mut Template> {
+        match self {
+            Node::Str(t) => Some(t),
+            _ => None,
         }
     }
 }
@@ -414,14 +451,7 @@ impl Spanned<Node> {
 impl<'de> Deserialize<'de> for Node {
     /// Strings, however deep, carry their own location.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Raw(Node);
-        impl<'de> Deserialize<'de> for Raw {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_any(NodeVisitor).map(Raw)
-            }
-        }
-        let s = Spanned::<Raw>::deserialize(d)?;
-        Ok(Spanned::new(s.value.0, s.loc).located())
+        located_any::<NodeVisitor, D>(d)
     }
 }
 
@@ -577,35 +607,61 @@ impl<V: JsonSchema> JsonSchema for SpannedMap<V> {
     }
 }
 
-/// A regular expression. Compiled at load time (so a bad one is reported with its location)
-/// unless it holds `${...}`, in which case it is compiled after substitution.
+/// A template compiled at load time (so a bad one is reported with its location) unless it
+/// holds `${...}`, in which case it is compiled after substitution.
 #[derive(Clone, Debug)]
-pub struct Pattern {
+pub struct Compiled<P> {
     pub template: Template,
-    pub compiled: Option<regex::Regex>,
+    pub compiled: Option<P>,
 }
 
-impl PartialEq for Pattern {
+/// A regular expression (Rust `regex` syntax).
+pub type Pattern = Compiled<regex::Regex>;
+
+/// A boolean CEL expression (`cel:` checks, Kubernetes CEL libraries).
+pub type CelExpr = Compiled<std::sync::Arc<kube_cel::cel::Program>>;
+
+/// What a [`Compiled`] template compiles into.
+pub trait Compile: Sized {
+    /// The compiled text, or the error message.
+    fn compile(raw: &str) -> Result<Self, String>;
+}
+
+impl Compile for regex::Regex {
+    fn compile(raw: &str) -> Result<Self, String> {
+        regex::Regex::new(raw).map_err(|e| {
+            format!(
+                "invalid regex {}: {} (Rust regex syntax)",
+                crate::util::quoted(raw),
+                regex_reason(&e)
+            )
+        })
+    }
+}
+
+impl Compile for std::sync::Arc<kube_cel::cel::Program> {
+    fn compile(raw: &str) -> Result<Self, String> {
+        crate::matching::cel::compile(raw)
+            .map(std::sync::Arc::new)
+            .map_err(|e| format!("invalid CEL expression {}: {e}", crate::util::quoted(raw)))
+    }
+}
+
+impl<P> PartialEq for Compiled<P> {
     fn eq(&self, other: &Self) -> bool {
         self.template == other.template
     }
 }
 
-impl<'de> Deserialize<'de> for Pattern {
+impl<'de, P: Compile> Deserialize<'de> for Compiled<P> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let template = Template::deserialize(d)?;
         let compiled = if template.raw.contains("${") {
             None
         } else {
-            Some(regex::Regex::new(&template.raw).map_err(|e| {
-                de::Error::custom(format!(
-                    "invalid regex {}: {} (Rust regex syntax)",
-                    crate::util::quoted(&template.raw),
-                    regex_reason(&e)
-                ))
-            })?)
+            Some(P::compile(&template.raw).map_err(de::Error::custom)?)
         };
-        Ok(Pattern { template, compiled })
+        Ok(Compiled { template, compiled })
     }
 }
 
@@ -615,40 +671,6 @@ impl JsonSchema for Pattern {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "type": "string", "format": "regex" })
-    }
-}
-
-/// A boolean CEL expression (`cel:` checks, Kubernetes CEL libraries). Compiled at load time
-/// (so a syntax error is reported with its location) unless it holds `${...}`, in which case
-/// it is compiled after substitution.
-#[derive(Clone, Debug)]
-pub struct CelExpr {
-    pub template: Template,
-    pub compiled: Option<std::sync::Arc<kube_cel::cel::Program>>,
-}
-
-impl PartialEq for CelExpr {
-    fn eq(&self, other: &Self) -> bool {
-        self.template == other.template
-    }
-}
-
-impl<'de> Deserialize<'de> for CelExpr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let template = Template::deserialize(d)?;
-        let compiled = if template.raw.contains("${") {
-            None
-        } else {
-            Some(std::sync::Arc::new(
-                crate::matching::cel::compile(&template.raw).map_err(|e| {
-                    de::Error::custom(format!(
-                        "invalid CEL expression {}: {e}",
-                        crate::util::quoted(&template.raw)
-                    ))
-                })?,
-            ))
-        };
-        Ok(CelExpr { template, compiled })
     }
 }
 

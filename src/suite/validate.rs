@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use super::de::{did_you_mean, list};
 use super::load::{LoadError, ReadError, Suite, Test, finish_errors};
 use super::model::{
-    Action, ApplyItem, AssertSpec, Collector, HeaderExpect, RETRY_KEYS, ResourceRef, Selector,
-    Step, SuiteDoc, TestDoc, TextMatch, VarDef,
+    Action, ApplyItem, AssertSpec, Collector, DeleteSpec, HeaderExpect, HttpExpect, PatchSpec,
+    RETRY_KEYS, RequestSpec, ResourceRef, Selector, SpansSpec, Step, SuiteDoc, TestDoc, TextMatch,
+    VarDef,
 };
-use super::selector::{check_label, parse_label_selector};
-use super::spanned::{CelExpr, JsonPathExpr, Loc, Node, Spanned, Template};
+use super::selector::{check_label, is_dns_label, parse_label_selector};
+use super::spanned::{CelExpr, Dur, JsonPathExpr, Loc, Node, Spanned, SpannedMap, Template};
 use super::vars::{self, BUILTINS};
 use super::yaml::{self, YNode, YVal};
 
@@ -97,47 +98,45 @@ impl Checker {
     }
 
     fn suite(&mut self, suite: &Suite, extra: Option<&[String]>) {
-        let file = &suite.file;
         let doc = &suite.doc;
+        let strict = extra.is_some();
         let extra_names: Vec<&str> = extra
             .unwrap_or_default()
             .iter()
             .map(String::as_str)
             .collect();
-        let per_test = doc.namespace.as_ref().is_none_or(|n| n.value == "per-test");
+        let (base, unavailable) = suite_level_names(doc, &extra_names);
+        self.suite_vars(suite, &base, &unavailable, &extra_names, strict);
+        self.fixtures(suite, &base, &unavailable, strict);
 
-        // Suite-level names: set once per suite, before any test.
-        let mut base: HashSet<&str> = ["run", "suite", "kubeconfig", "otlp.grpc", "otlp.http"]
-            .into_iter()
-            .chain(extra_names.iter().copied())
-            .collect();
-        if !per_test {
-            base.insert("namespace");
+        // Tests see built-ins, every suite variable and --var, plus earlier captures.
+        let mut test_known: HashSet<&str> = BUILTINS.into_iter().collect();
+        test_known.extend(extra_names.iter().copied());
+        test_known.extend(doc.vars.iter().map(|(k, _)| k.value.as_str()));
+        self.diagnostics(suite, &test_known, strict);
+        self.tests(suite, &test_known, strict);
+        // The suite's catch/finally (for tests without their own) see what every test sees,
+        // no capture: checked once, here.
+        for list in [&doc.catch, &doc.finally].into_iter().flatten() {
+            self.steps(&suite.file, list, &mut test_known.clone(), strict);
         }
-        let mut unavailable: HashMap<String, String> = HashMap::new();
-        for n in ["test", "unique", "namespace"] {
-            if !base.contains(n) {
-                unavailable.insert(
-                    n.into(),
-                    format!(
-                        "`${{{n}}}` is per test: it cannot be used in suite.yaml, whose variables \
-                         and fixtures are set up once for the whole suite"
-                    ),
-                );
-            }
-        }
-        // Plain variables are expanded in order, before the fixtures; `from` variables are
-        // read from the cluster after the fixtures are applied.
-        let plain: Vec<&Spanned<String>> = doc
-            .vars
-            .iter()
-            .filter(|(_, d)| matches!(d, VarDef::Value(_)))
-            .map(|(k, _)| k)
-            .collect();
+    }
+
+    /// Each suite variable sees the suite-level names and the variables above it (unless
+    /// --var sets it: then its definition is never evaluated).
+    fn suite_vars<'a>(
+        &mut self,
+        suite: &'a Suite,
+        base: &HashSet<&'a str>,
+        unavailable: &HashMap<String, String>,
+        extra_names: &[&str],
+        strict: bool,
+    ) {
+        let doc = &suite.doc;
         let mut known = base.clone();
         for (i, (name, def)) in doc.vars.iter().enumerate() {
             if extra_names.contains(&name.value.as_str()) {
-                continue; // --var wins: this definition is never evaluated
+                continue;
             }
             let mut later = unavailable.clone();
             for (n2, _) in doc.vars.iter().skip(i) {
@@ -153,7 +152,7 @@ impl Checker {
             let scope = Scope {
                 known: &known,
                 unavailable: &later,
-                strict: extra.is_some(),
+                strict,
             };
             let mut ts = Vec::new();
             match def {
@@ -165,18 +164,34 @@ impl Checker {
                 }
             }
             for t in ts {
-                self.template(file, t, &scope);
+                self.template(&suite.file, t, &scope);
             }
             known.insert(name.value.as_str());
         }
+    }
 
-        // Fixtures see the plain variables only.
-        let mut fixture_known = base.clone();
-        fixture_known.extend(plain.iter().map(|k| k.value.as_str()));
-        let mut fixture_unavailable = unavailable.clone();
+    /// Plain variables are expanded in order, before the fixtures; `from` variables are read
+    /// from the cluster after the fixtures are applied. So fixtures see the suite-level names
+    /// and the plain variables only.
+    fn fixtures<'a>(
+        &mut self,
+        suite: &'a Suite,
+        base: &HashSet<&'a str>,
+        unavailable: &HashMap<String, String>,
+        strict: bool,
+    ) {
+        let (file, doc) = (&suite.file, &suite.doc);
+        let mut known = base.clone();
+        known.extend(
+            doc.vars
+                .iter()
+                .filter(|(_, d)| matches!(d, VarDef::Value(_)))
+                .map(|(k, _)| k.value.as_str()),
+        );
+        let mut unavailable = unavailable.clone();
         for (k, d) in doc.vars.iter() {
-            if d.from_cluster() && !fixture_known.contains(k.value.as_str()) {
-                fixture_unavailable.insert(
+            if d.from_cluster() && !known.contains(k.value.as_str()) {
+                unavailable.insert(
                     k.value.clone(),
                     format!(
                         "`{}` is read from the cluster once the fixtures are applied: fixtures \
@@ -187,33 +202,35 @@ impl Checker {
             }
         }
         let scope = Scope {
-            known: &fixture_known,
-            unavailable: &fixture_unavailable,
-            strict: extra.is_some(),
+            known: &known,
+            unavailable: &unavailable,
+            strict,
         };
         for f in &doc.fixtures {
             self.template(file, f, &scope);
             self.file_ref(file, f, true);
         }
+    }
 
-        // Tests see built-ins, every suite variable and --var, plus earlier captures.
-        let mut test_known: HashSet<&str> = BUILTINS.into_iter().collect();
-        test_known.extend(extra_names.iter().copied());
-        test_known.extend(doc.vars.iter().map(|(k, _)| k.value.as_str()));
-        // Diagnostics run for a failed test try: they see what its steps see.
+    /// Diagnostics run for a failed test try: they see what its steps see.
+    fn diagnostics(&mut self, suite: &Suite, known: &HashSet<&str>, strict: bool) {
         let no_later = HashMap::new();
         let scope = Scope {
-            known: &test_known,
+            known,
             unavailable: &no_later,
-            strict: extra.is_some(),
+            strict,
         };
-        for c in &doc.diagnostics {
+        for c in &suite.doc.diagnostics {
             let mut ts = Vec::new();
             collector_templates(&c.value, &mut ts);
             for t in ts {
-                self.template(file, t, &scope);
+                self.template(&suite.file, t, &scope);
             }
         }
+    }
+
+    /// The suite's tests: unique names, and each test's steps.
+    fn tests(&mut self, suite: &Suite, known: &HashSet<&str>, strict: bool) {
         let mut names: HashMap<&str, &Test> = HashMap::new();
         for test in &suite.tests {
             self.rank(&test.file);
@@ -232,12 +249,7 @@ impl Checker {
             } else {
                 names.insert(&test.name, test);
             }
-            self.test(test, &test_known, extra.is_some());
-        }
-        // The suite's catch/finally (for tests without their own) see what every test sees,
-        // no capture: checked once, here.
-        for list in [&doc.catch, &doc.finally].into_iter().flatten() {
-            self.steps(file, list, &mut test_known.clone(), extra.is_some());
+            self.test(test, known, strict);
         }
     }
 
@@ -402,6 +414,35 @@ impl Checker {
     }
 }
 
+/// The names suite.yaml can use, set once per suite before any test (the run's, --var, and
+/// `namespace` unless each test has its own), and the per-test names it cannot, with why.
+fn suite_level_names<'a>(
+    doc: &SuiteDoc,
+    extra_names: &[&'a str],
+) -> (HashSet<&'a str>, HashMap<String, String>) {
+    let per_test = doc.namespace.as_ref().is_none_or(|n| n.value == "per-test");
+    let mut base: HashSet<&str> = ["run", "suite", "kubeconfig", "otlp.grpc", "otlp.http"]
+        .into_iter()
+        .chain(extra_names.iter().copied())
+        .collect();
+    if !per_test {
+        base.insert("namespace");
+    }
+    let mut unavailable: HashMap<String, String> = HashMap::new();
+    for n in ["test", "unique", "namespace"] {
+        if !base.contains(n) {
+            unavailable.insert(
+                n.into(),
+                format!(
+                    "`${{{n}}}` is per test: it cannot be used in suite.yaml, whose variables \
+                     and fixtures are set up once for the whole suite"
+                ),
+            );
+        }
+    }
+    (base, unavailable)
+}
+
 struct Scope<'a> {
     known: &'a HashSet<&'a str>,
     /// Names that exist but not here, with the reason.
@@ -546,13 +587,18 @@ pub fn step_templates<'a>(step: &'a Step, out: &mut Vec<&'a Template>) {
 // ---------------------------------------------------------------------------------------
 // checks of one document, with the YAML tree for the location of every key
 
-struct Local<'a> {
+/// Where the checks of one document report: its file, its text and the loader's error list.
+pub(crate) struct Local<'a> {
     file: &'a Path,
     text: &'a str,
     errors: &'a mut Vec<LoadError>,
 }
 
-impl Local<'_> {
+impl<'a> Local<'a> {
+    pub(crate) fn new(file: &'a Path, text: &'a str, errors: &'a mut Vec<LoadError>) -> Self {
+        Local { file, text, errors }
+    }
+
     fn err(&mut self, loc: Loc, msg: impl Into<String>) {
         self.errors.push(LoadError::new(self.file, loc, msg));
     }
@@ -585,15 +631,6 @@ pub fn namespace_part(name: &str) -> String {
         }
     }
     out.trim_matches('-').to_owned()
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn var_name_problem(name: &str) -> Option<String> {
@@ -644,14 +681,7 @@ fn check_labels(l: &mut Local, node: Option<&YNode>) {
 }
 
 /// Checks of one test document (the loader calls this with the document's YAML tree).
-pub(crate) fn check_test_doc(
-    doc: &TestDoc,
-    node: &YNode,
-    file: &Path,
-    text: &str,
-    errors: &mut Vec<LoadError>,
-) {
-    let mut l = Local { file, text, errors };
+pub(crate) fn check_test_doc(l: &mut Local, doc: &TestDoc, node: &YNode) {
     if namespace_part(&doc.name.value).is_empty() {
         l.err(
             doc.name.loc,
@@ -662,17 +692,17 @@ pub(crate) fn check_test_doc(
             ),
         );
     }
-    check_labels(&mut l, node.get("labels"));
+    check_labels(l, node.get("labels"));
     if doc.steps.is_empty() {
         l.err(
             key_loc(Some(node), &["steps"], node.loc),
             "a test needs at least one step",
         );
     }
-    check_steps(&mut l, node, "steps", &doc.steps);
+    check_steps(l, node, "steps", &doc.steps);
     for (key, list) in [("catch", &doc.catch), ("finally", &doc.finally)] {
         if let Some(list) = list {
-            check_steps(&mut l, node, key, list);
+            check_steps(l, node, key, list);
         }
     }
 }
@@ -688,32 +718,54 @@ fn check_steps(l: &mut Local, node: &YNode, key: &str, steps: &[Spanned<Step>]) 
     }
 }
 
-/// The checks of one step, for a test whose document has errors elsewhere (so its good steps
-/// are still checked).
-pub(crate) fn check_step_alone(
-    step: &Spanned<Step>,
-    node: &YNode,
-    file: &Path,
-    text: &str,
-    errors: &mut Vec<LoadError>,
-) {
-    check_step(&mut Local { file, text, errors }, step, Some(node));
-}
-
-fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
+/// The checks of one step; `node` is its YAML map, for the location of its keys.
+pub(crate) fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
     let s = &step.value;
     let kind = s.kind();
-    let assertion = s.action.is_assertion();
-    let present = |k: &str| match k {
+    check_retry_keys(l, step, node);
+    check_interval_order(
+        l,
+        s.interval,
+        s.max_interval,
+        key_loc(node, &["max-interval"], step.loc),
+    );
+    match &s.action {
+        Action::Apply(a) => {
+            for item in &a.0 {
+                if let ApplyItem::Manifest(m) = item {
+                    check_manifest(l, m);
+                }
+            }
+        }
+        Action::Assert(a) => check_assert(l, a, node.and_then(|n| n.get(kind))),
+        Action::Request(r) => check_request(l, r),
+        Action::Spans(sp) => check_spans(l, sp, key_loc(node, &[kind], step.loc)),
+        Action::Patch(p) => check_patch(l, p),
+        Action::Delete(d) => check_delete(l, d),
+        Action::Exec(e) => check_env_names(l, &e.env),
+        Action::Sleep(_) | Action::Pause(_) => {}
+    }
+}
+
+/// Whether the step sets the retry key `key` (one of [`RETRY_KEYS`]).
+fn retry_key_given(s: &Step, key: &str) -> bool {
+    match key {
         "timeout" => s.timeout.is_some(),
         "interval" => s.interval.is_some(),
         "max-interval" => s.max_interval.is_some(),
         "consecutive" => s.consecutive.is_some(),
         "hold" => s.hold.is_some(),
         _ => false,
-    };
+    }
+}
+
+/// Retry keys on a step that never retries what they tune.
+fn check_retry_keys(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
+    let s = &step.value;
+    let kind = s.kind();
+    let assertion = s.action.is_assertion();
     for k in RETRY_KEYS {
-        if !present(k) {
+        if !retry_key_given(s, k) {
             continue;
         }
         let pointless = match kind {
@@ -740,126 +792,129 @@ fn check_step(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
             );
         }
     }
-    if let (Some(i), Some(m)) = (s.interval, s.max_interval)
+}
+
+/// `max-interval` below `interval` (of a step, or of a suite's defaults at `loc`).
+fn check_interval_order(l: &mut Local, interval: Option<Dur>, max_interval: Option<Dur>, loc: Loc) {
+    if let (Some(i), Some(m)) = (interval, max_interval)
         && m < i
     {
         l.err(
-            key_loc(node, &["max-interval"], step.loc),
+            loc,
             format!("max-interval ({m}) is shorter than interval ({i}): the delay only grows"),
         );
     }
-    let action_node = node.and_then(|n| n.get(kind));
-    match &s.action {
-        Action::Apply(a) => {
-            for item in &a.0 {
-                if let ApplyItem::Manifest(m) = item {
-                    check_manifest(l, m);
-                }
-            }
+}
+
+fn check_request(l: &mut Local, r: &RequestSpec) {
+    if let Some(m) = &r.method {
+        check_method(l, m);
+    }
+    check_url(l, &r.url);
+    if let (Some(ca), true) = (&r.ca, r.insecure) {
+        l.err(
+            ca.loc,
+            "`ca` and `insecure: true` contradict each other: `insecure` accepts any \
+             certificate; keep one",
+        );
+    }
+    for (k, v) in r.headers.iter() {
+        check_header_name(l, k);
+        if !v.raw.contains("${") && http::HeaderValue::from_str(&v.raw).is_err() {
+            l.err(
+                v.loc,
+                format!(
+                    "invalid header value {}: no control characters or line breaks",
+                    crate::util::quoted(&v.raw)
+                ),
+            );
         }
-        Action::Assert(a) => check_assert(l, a, action_node),
-        Action::Request(r) => {
-            if let Some(m) = &r.method {
-                check_method(l, m);
-            }
-            check_url(l, &r.url);
-            if let (Some(ca), true) = (&r.ca, r.insecure) {
-                l.err(
-                    ca.loc,
-                    "`ca` and `insecure: true` contradict each other: `insecure` accepts any \
-                     certificate; keep one",
-                );
-            }
-            for (k, v) in r.headers.iter() {
-                check_header_name(l, k);
-                if !v.raw.contains("${") && http::HeaderValue::from_str(&v.raw).is_err() {
-                    l.err(
-                        v.loc,
-                        format!(
-                            "invalid header value {}: no control characters or line breaks",
-                            crate::util::quoted(&v.raw)
-                        ),
-                    );
-                }
-            }
-            if let Some(e) = &r.expect {
-                for (k, _) in e.headers.iter() {
-                    check_header_name(l, k);
-                }
-                for h in &e.absent_headers {
-                    check_header_name(l, &Spanned::new(h.raw.clone(), h.loc));
-                }
-                for (k, _) in e.json.iter() {
-                    if let Err(msg) = JsonPathExpr::parse(&k.value, k.loc) {
-                        l.err(
-                            k.loc,
-                            format!("{msg}: `json` keys are JSONPaths such as $.path"),
-                        );
-                    }
-                }
-                check_cel(l, &e.cel, CelScope::Response);
-            }
-            check_capture_names(l, r.capture.iter().map(|(k, _)| k));
+    }
+    if let Some(e) = &r.expect {
+        check_http_expect(l, e);
+    }
+    check_capture_names(l, r.capture.iter().map(|(k, _)| k));
+}
+
+fn check_http_expect(l: &mut Local, e: &HttpExpect) {
+    for (k, _) in e.headers.iter() {
+        check_header_name(l, k);
+    }
+    for h in &e.absent_headers {
+        check_header_name(l, &Spanned::new(h.raw.clone(), h.loc));
+    }
+    for (k, _) in e.json.iter() {
+        if let Err(msg) = JsonPathExpr::parse(&k.value, k.loc) {
+            l.err(
+                k.loc,
+                format!("{msg}: `json` keys are JSONPaths such as $.path"),
+            );
         }
-        Action::Spans(sp) => {
-            if sp.expect.is_empty() && sp.absent.is_empty() {
-                l.err(
-                    key_loc(node, &[kind], step.loc),
-                    "a spans step checks nothing: give `expect` (spans that must be there) \
-                     and/or `absent` (names that must not)",
-                );
-            }
-            for e in &sp.expect {
-                match (&e.value.name, &e.value.name_matches) {
-                    (Some(_), Some(_)) => l.err(e.loc, "give `name` or `name-matches`, not both"),
-                    (None, None) => l.err(
-                        e.loc,
-                        "a span expectation needs `name` (exact) or `name-matches` (a regex)",
-                    ),
-                    _ => {}
-                }
-                check_cel(l, &e.value.cel, CelScope::Span);
-            }
+    }
+    check_cel(l, &e.cel, CelScope::Response);
+}
+
+/// `loc`: where the step's `spans` key is.
+fn check_spans(l: &mut Local, sp: &SpansSpec, loc: Loc) {
+    if sp.expect.is_empty() && sp.absent.is_empty() {
+        l.err(
+            loc,
+            "a spans step checks nothing: give `expect` (spans that must be there) \
+             and/or `absent` (names that must not)",
+        );
+    }
+    for e in &sp.expect {
+        match (&e.value.name, &e.value.name_matches) {
+            (Some(_), Some(_)) => l.err(e.loc, "give `name` or `name-matches`, not both"),
+            (None, None) => l.err(
+                e.loc,
+                "a span expectation needs `name` (exact) or `name-matches` (a regex)",
+            ),
+            _ => {}
         }
-        Action::Patch(p) => {
-            check_resource(l, &p.resource, ResourceUse::One("patch"));
-            if !matches!(p.merge.value, Node::Map(_)) {
-                l.err(
-                    p.merge.loc,
-                    "`merge` must be a map: a JSON merge patch such as {metadata: {labels: {a: b}}}",
-                );
-            }
+        check_cel(l, &e.value.cel, CelScope::Span);
+    }
+}
+
+fn check_patch(l: &mut Local, p: &PatchSpec) {
+    check_resource(l, &p.resource, ResourceUse::One("patch"));
+    if !matches!(p.merge.value, Node::Map(_)) {
+        l.err(
+            p.merge.loc,
+            "`merge` must be a map: a JSON merge patch such as {metadata: {labels: {a: b}}}",
+        );
+    }
+}
+
+fn check_delete(l: &mut Local, d: &DeleteSpec) {
+    check_resource(l, &d.resource, ResourceUse::NameOrSelector);
+    // An empty selector selects every object of the kind: never a delete's intent.
+    let empty = match &d.resource.value.selector {
+        Some(Selector::Labels(m)) => m.is_empty(),
+        Some(Selector::Expr(t)) => t.raw.trim().is_empty(),
+        None => false,
+    };
+    if empty {
+        l.err(
+            d.resource.loc,
+            "delete with an empty selector would delete every object of the kind: \
+             give labels to select, or a name",
+        );
+    }
+}
+
+/// An exec step's `env` names.
+fn check_env_names(l: &mut Local, env: &SpannedMap<Template>) {
+    for (k, _) in env.iter() {
+        if k.value.is_empty() || k.value.contains(['=', '\0']) {
+            l.err(
+                k.loc,
+                format!(
+                    "invalid environment variable name {}: no `=` and not empty",
+                    crate::util::quoted(&k.value)
+                ),
+            );
         }
-        Action::Delete(d) => {
-            check_resource(l, &d.resource, ResourceUse::NameOrSelector);
-            // An empty selector selects every object of the kind: never a delete's intent.
-            let empty = match &d.resource.value.selector {
-                Some(Selector::Labels(m)) => m.is_empty(),
-                Some(Selector::Expr(t)) => t.raw.trim().is_empty(),
-                None => false,
-            };
-            if empty {
-                l.err(
-                    d.resource.loc,
-                    "delete with an empty selector would delete every object of the kind: \
-                     give labels to select, or a name",
-                );
-            }
-        }
-        Action::Exec(e) => {
-            for (k, _) in e.env.iter() {
-                if k.value.is_empty() || k.value.contains(['=', '\0']) {
-                    l.err(
-                        k.loc,
-                        format!(
-                            "invalid environment variable name {}: no `=` and not empty",
-                            crate::util::quoted(&k.value)
-                        ),
-                    );
-                }
-            }
-        }
-        Action::Sleep(_) | Action::Pause(_) => {}
     }
 }
 
@@ -1118,14 +1173,7 @@ fn check_header_name(l: &mut Local, k: &Spanned<String>) {
 }
 
 /// Checks of suite.yaml (the loader calls this with the document's YAML tree).
-pub(crate) fn check_suite_doc(
-    doc: &SuiteDoc,
-    node: &YNode,
-    file: &Path,
-    text: &str,
-    errors: &mut Vec<LoadError>,
-) {
-    let mut l = Local { file, text, errors };
+pub(crate) fn check_suite_doc(l: &mut Local, doc: &SuiteDoc, node: &YNode) {
     if let Some(n) = &doc.name
         && n.value.trim().is_empty()
     {
@@ -1151,10 +1199,10 @@ pub(crate) fn check_suite_doc(
             );
         }
     }
-    check_labels(&mut l, node.get("labels"));
+    check_labels(l, node.get("labels"));
     for (key, list) in [("catch", &doc.catch), ("finally", &doc.finally)] {
         if let Some(list) = list {
-            check_steps(&mut l, node, key, list);
+            check_steps(l, node, key, list);
         }
     }
     for (k, def) in doc.vars.iter() {
@@ -1163,7 +1211,7 @@ pub(crate) fn check_suite_doc(
         }
         if let VarDef::From(from) = def {
             check_resource(
-                &mut l,
+                l,
                 &from.value.resource,
                 ResourceUse::One("a variable `from`"),
             );
@@ -1182,21 +1230,18 @@ pub(crate) fn check_suite_doc(
     for c in &doc.diagnostics {
         if let Some(g) = &c.value.get {
             let r = Spanned::new(g.clone(), c.loc);
-            check_resource(&mut l, &r, ResourceUse::Any);
+            check_resource(l, &r, ResourceUse::Any);
         }
         if let Some(logs) = &c.value.logs {
-            check_selector(&mut l, &logs.selector);
+            check_selector(l, &logs.selector);
         }
     }
-    let d = &doc.defaults;
-    if let (Some(i), Some(m)) = (d.interval, d.max_interval)
-        && m < i
-    {
-        l.err(
-            key_loc(Some(node), &["defaults", "max-interval"], node.loc),
-            format!("max-interval ({m}) is shorter than interval ({i}): the delay only grows"),
-        );
-    }
+    check_interval_order(
+        l,
+        doc.defaults.interval,
+        doc.defaults.max_interval,
+        key_loc(Some(node), &["defaults", "max-interval"], node.loc),
+    );
 }
 
 #[cfg(test)]
@@ -1205,9 +1250,13 @@ mod tests {
 
     #[test]
     fn namespace_parts() {
-        assert_eq!(namespace_part("Spec Preserved!"), "spec-preserved");
-        assert_eq!(namespace_part("a__b"), "a-b");
-        assert_eq!(namespace_part("日本"), "");
-        assert_eq!(namespace_part("--"), "");
+        for (name, part) in [
+            ("Spec Preserved!", "spec-preserved"),
+            ("a__b", "a-b"),
+            ("日本", ""),
+            ("--", ""),
+        ] {
+            assert_eq!(namespace_part(name), part, "{name:?}");
+        }
     }
 }
