@@ -162,14 +162,19 @@ impl P<'_> {
         }
     }
 
+    /// A digit must come next; else the error, `ctx` saying where.
+    fn expect_digit(&self, ctx: &str) -> R {
+        match self.peek() {
+            None => Err(EOF.into()),
+            Some(c) if !c.is_ascii_digit() => Err(self.bad(c, ctx)),
+            Some(_) => Ok(()),
+        }
+    }
+
     fn number(&mut self) -> R {
         if self.peek() == Some(b'-') {
             self.i += 1;
-            match self.peek() {
-                None => return Err(EOF.into()),
-                Some(c) if !c.is_ascii_digit() => return Err(self.bad(c, "in numeric literal")),
-                _ => {}
-            }
+            self.expect_digit("in numeric literal")?;
         }
         if self.peek() == Some(b'0') {
             self.i += 1;
@@ -178,26 +183,16 @@ impl P<'_> {
         }
         if self.peek() == Some(b'.') {
             self.i += 1;
-            match self.peek() {
-                None => return Err(EOF.into()),
-                Some(c) if !c.is_ascii_digit() => {
-                    return Err(self.bad(c, "after decimal point in numeric literal"));
-                }
-                _ => self.digits(),
-            }
+            self.expect_digit("after decimal point in numeric literal")?;
+            self.digits();
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
             self.i += 1;
             if matches!(self.peek(), Some(b'+' | b'-')) {
                 self.i += 1;
             }
-            match self.peek() {
-                None => return Err(EOF.into()),
-                Some(c) if !c.is_ascii_digit() => {
-                    return Err(self.bad(c, "in exponent of numeric literal"));
-                }
-                _ => self.digits(),
-            }
+            self.expect_digit("in exponent of numeric literal")?;
+            self.digits();
         }
         Ok(())
     }
@@ -255,7 +250,7 @@ mod tests {
 
     #[test]
     fn messages_match_go() {
-        let cases: [(&[u8], &str); 9] = [
+        let cases: [(&[u8], &str); 12] = [
             (
                 b"{not json",
                 "invalid character 'n' looking for beginning of object key string",
@@ -277,6 +272,15 @@ mod tests {
                 "invalid character '!' in literal null (expecting 'l')",
             ),
             (b"-x", "invalid character 'x' in numeric literal"),
+            (
+                b"1.x",
+                "invalid character 'x' after decimal point in numeric literal",
+            ),
+            (
+                b"1ex",
+                "invalid character 'x' in exponent of numeric literal",
+            ),
+            (b"1e+", "unexpected end of JSON input"),
         ];
         for (input, message) in cases {
             assert_eq!(
