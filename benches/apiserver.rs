@@ -68,16 +68,21 @@ async fn startup(tls: bool) {
     );
 }
 
-async fn round_trips() {
-    let server = ApiServer::start(ApiServerConfig::default())
-        .await
-        .expect("start");
-    let client = Client::try_from(server.kube_config()).expect("client");
+/// The namespace `bench`, where the benchmarks create their objects.
+async fn create_namespace(client: &Client) {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "bench"}})).expect("ns");
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
         .await
         .expect("create ns");
+}
+
+async fn round_trips() {
+    let server = ApiServer::start(ApiServerConfig::default())
+        .await
+        .expect("start");
+    let client = Client::try_from(server.kube_config()).expect("client");
+    create_namespace(&client).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "bench");
     let mut events = cms
         .watch(&WatchParams::default(), "0")
@@ -234,11 +239,7 @@ async fn validated_creates() {
         .expect("start");
     gwtest_sandbox::register_crds(&server).expect("CRDs");
     let client = Client::try_from(server.kube_config()).expect("client");
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "bench"}})).expect("ns");
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create ns");
+    create_namespace(&client).await;
     let mut creates = Vec::new();
     // The first create compiles HTTPRoute's rules (once): timed apart.
     for i in 0..=CREATES {

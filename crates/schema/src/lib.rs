@@ -229,6 +229,11 @@ pub mod gateway_api {
     }
 }
 
+/// The string at `pointer` in `v`.
+fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
 /// Where a kind's schema was looked up.
 #[derive(Debug)]
 pub enum Lookup {
@@ -278,14 +283,8 @@ impl Catalog {
     /// Adds (or replaces) the kind a CRD defines, with a schema per served version.
     pub fn add_crd(&mut self, crd: &Value) -> Result<(), String> {
         let spec = crd.get("spec").ok_or("the CRD has no spec")?;
-        let group = spec
-            .get("group")
-            .and_then(Value::as_str)
-            .ok_or("the CRD has no spec.group")?;
-        let kind = spec
-            .pointer("/names/kind")
-            .and_then(Value::as_str)
-            .ok_or("the CRD has no spec.names.kind")?;
+        let group = text(spec, "/group").ok_or("the CRD has no spec.group")?;
+        let kind = text(spec, "/names/kind").ok_or("the CRD has no spec.names.kind")?;
         let mut versions = BTreeMap::new();
         for v in spec
             .get("versions")
@@ -295,10 +294,7 @@ impl Catalog {
             if v.get("served").and_then(Value::as_bool) != Some(true) {
                 continue;
             }
-            let name = v
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or("a CRD version has no name")?;
+            let name = text(v, "/name").ok_or("a CRD version has no name")?;
             let schema = v
                 .pointer("/schema/openAPIV3Schema")
                 .cloned()

@@ -10,6 +10,7 @@
 //! checks that still apply (an enum is checked whatever the type). Where the real validator
 //! walks Go maps (in random order) this walks the object's keys in the order they were written.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
@@ -491,41 +492,40 @@ impl Walk<'_> {
                 &format!("{path} in body should be a multiple of {}", bound(m)),
             ));
         }
-        if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-            let excl = flag(schema, "exclusiveMaximum");
-            let over = match int {
-                Some(i) => i > max.trunc() as i64 || (excl && i == max.trunc() as i64),
-                None => x > max || (excl && x == max),
+        // (bound, its exclusive flag, the side past it, the relation the value should have).
+        let bounds = [
+            (
+                "maximum",
+                "exclusiveMaximum",
+                Ordering::Greater,
+                "less than",
+            ),
+            (
+                "minimum",
+                "exclusiveMinimum",
+                Ordering::Less,
+                "greater than",
+            ),
+        ];
+        for (key, exclusive, past, relation) in bounds {
+            let Some(limit) = schema.get(key).and_then(Value::as_f64) else {
+                continue;
             };
-            if over {
+            let excl = flag(schema, exclusive);
+            let side = match int {
+                Some(i) => Some(i.cmp(&(limit.trunc() as i64))),
+                None => x.partial_cmp(&limit),
+            };
+            if side == Some(past) || (excl && side == Some(Ordering::Equal)) {
                 let rel = if excl {
-                    "less than"
+                    relation.to_string()
                 } else {
-                    "less than or equal to"
+                    format!("{relation} or equal to")
                 };
                 r.causes.push(Cause::invalid(
                     self.field(path),
                     v,
-                    &format!("{path} in body should be {rel} {}", bound(max)),
-                ));
-            }
-        }
-        if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-            let excl = flag(schema, "exclusiveMinimum");
-            let under = match int {
-                Some(i) => i < min.trunc() as i64 || (excl && i == min.trunc() as i64),
-                None => x < min || (excl && x == min),
-            };
-            if under {
-                let rel = if excl {
-                    "greater than"
-                } else {
-                    "greater than or equal to"
-                };
-                r.causes.push(Cause::invalid(
-                    self.field(path),
-                    v,
-                    &format!("{path} in body should be {rel} {}", bound(min)),
+                    &format!("{path} in body should be {rel} {}", bound(limit)),
                 ));
             }
         }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::resources::{CR_VERBS, NameRule, ResourceDef, version_priority};
 use super::status::Cause;
+use super::store::strings;
 
 fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     let mut cur = v;
@@ -29,24 +30,20 @@ pub fn default_crd(crd: &mut Value) {
         .get_mut("spec")
         .and_then(|sp| sp.get_mut("names"))
         .and_then(Value::as_object_mut)
+        && !kind.is_empty()
     {
-        if names
-            .get("singular")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-            && !kind.is_empty()
-        {
-            names.insert("singular".into(), json!(kind.to_lowercase()));
-        }
-        if names
-            .get("listKind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-            && !kind.is_empty()
-        {
-            names.insert("listKind".into(), json!(format!("{kind}List")));
+        for (key, default) in [
+            ("singular", kind.to_lowercase()),
+            ("listKind", format!("{kind}List")),
+        ] {
+            if names
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
+                names.insert(key.into(), json!(default));
+            }
         }
     }
     if let Some(spec) = crd.get_mut("spec").and_then(Value::as_object_mut)
@@ -143,17 +140,7 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
 pub fn resource_from_crd(crd: &Value, previous: Option<&ResourceDef>) -> ResourceDef {
     let spec = crd.get("spec").cloned().unwrap_or(Value::Null);
     let kind = s(&spec, &["names", "kind"]).to_string();
-    let list = |key: &str| -> Vec<String> {
-        spec.get("names")
-            .and_then(|n| n.get(key))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let list = |key: &str| strings(spec.get("names").and_then(|n| n.get(key)));
     let versions = spec
         .get("versions")
         .and_then(Value::as_array)

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use super::store::strings;
+
 /// A `fieldsV1` tree.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSet(pub BTreeMap<String, FieldSet>);
@@ -182,16 +184,10 @@ impl<'a> Shape<'a> {
             .and_then(|s| s.get("x-kubernetes-list-type"))
             .and_then(Value::as_str)
         {
-            Some("map") => self
-                .schema
-                .and_then(|s| s.get("x-kubernetes-list-map-keys"))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|k| k.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            Some("map") => strings(
+                self.schema
+                    .and_then(|s| s.get("x-kubernetes-list-map-keys")),
+            ),
             Some(_) => return ListType::Atomic,
             None if self.heuristics => builtin_merge_key(field, items)
                 .into_iter()
@@ -743,19 +739,38 @@ mod tests {
         }
     }
 
+    /// `manager` updates a ConfigMap from `old` to `new`.
+    fn update(entries: &mut Vec<ManagedEntry>, old: Option<&Value>, new: &Value, manager: &str) {
+        let shape = Shape::new(None, true);
+        record_update(entries, old, new, shape, Section::All, &w(manager));
+    }
+
+    /// `manager` applies `config` over `live` (a kind without a status subresource).
+    fn apply_as(
+        manager: &str,
+        live: Option<&Value>,
+        config: &Value,
+        entries: &mut Vec<ManagedEntry>,
+        shape: Shape<'_>,
+        force: bool,
+    ) -> Result<Value, Vec<Conflict>> {
+        apply(
+            live,
+            config,
+            entries,
+            shape,
+            Section::All,
+            force,
+            &w(manager),
+        )
+    }
+
     #[test]
     fn update_records_golden_style_fields() {
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "cm1", "labels": {"app": "a"}}, "data": {"k": "v"}});
         let mut entries = Vec::new();
-        record_update(
-            &mut entries,
-            None,
-            &obj,
-            Shape::new(None, true),
-            Section::All,
-            &w("python-requests"),
-        );
+        update(&mut entries, None, &obj, "python-requests");
         assert_eq!(
             entries[0].fields.to_json(),
             json!({"f:data": {".": {}, "f:k": {}}, "f:metadata": {"f:labels": {".": {}, "f:app": {}}}})
@@ -764,14 +779,7 @@ mod tests {
         let mut new = obj.clone();
         new["data"]["k"] = json!("v2");
         new["data"]["x"] = json!("1");
-        record_update(
-            &mut entries,
-            Some(&obj),
-            &new,
-            Shape::new(None, true),
-            Section::All,
-            &w("other"),
-        );
+        update(&mut entries, Some(&obj), &new, "other");
         assert_eq!(
             entries[1].fields.to_json(),
             json!({"f:data": {"f:k": {}, "f:x": {}}})
@@ -787,16 +795,7 @@ mod tests {
         let shape = Shape::new(None, true);
         let c1 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"a": "1", "b": "2"}});
         let mut entries = Vec::new();
-        let live = apply(
-            None,
-            &c1,
-            &mut entries,
-            shape,
-            Section::All,
-            false,
-            &w("gwtest"),
-        )
-        .unwrap();
+        let live = apply_as("gwtest", None, &c1, &mut entries, shape, false).unwrap();
         assert_eq!(
             entries[0].fields.to_json(),
             json!({"f:data": {"f:a": {}, "f:b": {}}})
@@ -804,28 +803,16 @@ mod tests {
         // Same value from another manager: shared, no conflict.
         let same = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"a": "1"}});
         let mut e2 = entries.clone();
-        assert!(
-            apply(
-                Some(&live),
-                &same,
-                &mut e2,
-                shape,
-                Section::All,
-                false,
-                &w("other")
-            )
-            .is_ok()
-        );
+        assert!(apply_as("other", Some(&live), &same, &mut e2, shape, false).is_ok());
         // Different value: conflict naming the owner and the path.
         let c2 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"a": "9"}});
-        let err = apply(
+        let err = apply_as(
+            "other",
             Some(&live),
             &c2,
             &mut entries.clone(),
             shape,
-            Section::All,
             false,
-            &w("other"),
         )
         .unwrap_err();
         assert_eq!(
@@ -834,30 +821,12 @@ mod tests {
         );
         // Forced: the field moves.
         let mut e3 = entries.clone();
-        let forced = apply(
-            Some(&live),
-            &c2,
-            &mut e3,
-            shape,
-            Section::All,
-            true,
-            &w("other"),
-        )
-        .unwrap();
+        let forced = apply_as("other", Some(&live), &c2, &mut e3, shape, true).unwrap();
         assert_eq!(forced["data"], json!({"a": "9", "b": "2"}));
         assert_eq!(e3[0].fields.to_json(), json!({"f:data": {"f:b": {}}}));
         // The first manager drops b: it is removed from the object.
         let c3 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"a": "1"}});
-        let after = apply(
-            Some(&live),
-            &c3,
-            &mut entries,
-            shape,
-            Section::All,
-            false,
-            &w("gwtest"),
-        )
-        .unwrap();
+        let after = apply_as("gwtest", Some(&live), &c3, &mut entries, shape, false).unwrap();
         assert_eq!(after["data"], json!({"a": "1"}));
     }
 
@@ -870,16 +839,7 @@ mod tests {
         let live = json!({"spec": {"listeners": [{"name": "a", "port": 1}]}});
         let mut entries = vec![];
         let cfg = json!({"spec": {"listeners": [{"name": "b", "port": 2}]}});
-        let out = apply(
-            Some(&live),
-            &cfg,
-            &mut entries,
-            shape,
-            Section::All,
-            false,
-            &w("m"),
-        )
-        .unwrap();
+        let out = apply_as("m", Some(&live), &cfg, &mut entries, shape, false).unwrap();
         assert_eq!(
             out["spec"]["listeners"],
             json!([{"name": "a", "port": 1}, {"name": "b", "port": 2}])

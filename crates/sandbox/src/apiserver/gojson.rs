@@ -56,11 +56,36 @@ impl P<'_> {
         }
     }
 
-    fn object(&mut self) -> R {
+    /// Past an opening bracket; true when `close` follows at once (also consumed).
+    fn open_empty(&mut self, close: u8) -> bool {
         self.i += 1;
         self.ws();
-        if self.peek() == Some(b'}') {
+        let empty = self.peek() == Some(close);
+        if empty {
             self.i += 1;
+        }
+        empty
+    }
+
+    /// After a member or element: a `,` (false: more follow) or `close` (true: the end).
+    fn comma_or_close(&mut self, close: u8, ctx: &str) -> Result<bool, String> {
+        self.ws();
+        match self.peek() {
+            None => Err(EOF.into()),
+            Some(b',') => {
+                self.i += 1;
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(true)
+            }
+            Some(c) => Err(self.bad(c, ctx)),
+        }
+    }
+
+    fn object(&mut self) -> R {
+        if self.open_empty(b'}') {
             return Ok(());
         }
         loop {
@@ -77,37 +102,20 @@ impl P<'_> {
                 Some(c) => return Err(self.bad(c, "after object key")),
             }
             self.value()?;
-            self.ws();
-            match self.peek() {
-                None => return Err(EOF.into()),
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                Some(c) => return Err(self.bad(c, "after object key:value pair")),
+            if self.comma_or_close(b'}', "after object key:value pair")? {
+                return Ok(());
             }
         }
     }
 
     fn array(&mut self) -> R {
-        self.i += 1;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.i += 1;
+        if self.open_empty(b']') {
             return Ok(());
         }
         loop {
             self.value()?;
-            self.ws();
-            match self.peek() {
-                None => return Err(EOF.into()),
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                Some(c) => return Err(self.bad(c, "after array element")),
+            if self.comma_or_close(b']', "after array element")? {
+                return Ok(());
             }
         }
     }
@@ -154,14 +162,19 @@ impl P<'_> {
         }
     }
 
+    /// A digit must come next; else the error, `ctx` saying where.
+    fn expect_digit(&self, ctx: &str) -> R {
+        match self.peek() {
+            None => Err(EOF.into()),
+            Some(c) if !c.is_ascii_digit() => Err(self.bad(c, ctx)),
+            Some(_) => Ok(()),
+        }
+    }
+
     fn number(&mut self) -> R {
         if self.peek() == Some(b'-') {
             self.i += 1;
-            match self.peek() {
-                None => return Err(EOF.into()),
-                Some(c) if !c.is_ascii_digit() => return Err(self.bad(c, "in numeric literal")),
-                _ => {}
-            }
+            self.expect_digit("in numeric literal")?;
         }
         if self.peek() == Some(b'0') {
             self.i += 1;
@@ -170,32 +183,22 @@ impl P<'_> {
         }
         if self.peek() == Some(b'.') {
             self.i += 1;
-            match self.peek() {
-                None => return Err(EOF.into()),
-                Some(c) if !c.is_ascii_digit() => {
-                    return Err(self.bad(c, "after decimal point in numeric literal"));
-                }
-                _ => self.digits(),
-            }
+            self.expect_digit("after decimal point in numeric literal")?;
+            self.digits();
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
             self.i += 1;
             if matches!(self.peek(), Some(b'+' | b'-')) {
                 self.i += 1;
             }
-            match self.peek() {
-                None => return Err(EOF.into()),
-                Some(c) if !c.is_ascii_digit() => {
-                    return Err(self.bad(c, "in exponent of numeric literal"));
-                }
-                _ => self.digits(),
-            }
+            self.expect_digit("in exponent of numeric literal")?;
+            self.digits();
         }
         Ok(())
     }
 
     fn literal(&mut self, word: &str) -> R {
-        for (n, expected) in word.bytes().enumerate() {
+        for expected in word.bytes() {
             let Some(c) = self.peek() else {
                 return Err(EOF.into());
             };
@@ -205,7 +208,6 @@ impl P<'_> {
                     &format!("in literal {word} (expecting {})", quote_char(expected)),
                 ));
             }
-            let _ = n;
             self.i += 1;
         }
         Ok(())
@@ -248,42 +250,46 @@ mod tests {
 
     #[test]
     fn messages_match_go() {
-        assert_eq!(
-            syntax_error(b"{not json").unwrap(),
-            "invalid character 'n' looking for beginning of object key string"
-        );
-        assert_eq!(
-            syntax_error(b"{\"a\":1").unwrap(),
-            "unexpected end of JSON input"
-        );
-        assert_eq!(
-            syntax_error(b"{\"a\" 1}").unwrap(),
-            "invalid character '1' after object key"
-        );
-        assert_eq!(
-            syntax_error(b"{\"a\":1 \"b\"}").unwrap(),
-            "invalid character '\"' after object key:value pair"
-        );
-        assert_eq!(
-            syntax_error(b"[1,]").unwrap(),
-            "invalid character ']' looking for beginning of value"
-        );
-        assert_eq!(
-            syntax_error(b"{} x").unwrap(),
-            "invalid character 'x' after top-level value"
-        );
-        assert_eq!(
-            syntax_error(b"tru").unwrap(),
-            "unexpected end of JSON input"
-        );
-        assert_eq!(
-            syntax_error(b"nul!").unwrap(),
-            "invalid character '!' in literal null (expecting 'l')"
-        );
-        assert_eq!(
-            syntax_error(b"-x").unwrap(),
-            "invalid character 'x' in numeric literal"
-        );
+        let cases: [(&[u8], &str); 12] = [
+            (
+                b"{not json",
+                "invalid character 'n' looking for beginning of object key string",
+            ),
+            (b"{\"a\":1", "unexpected end of JSON input"),
+            (b"{\"a\" 1}", "invalid character '1' after object key"),
+            (
+                b"{\"a\":1 \"b\"}",
+                "invalid character '\"' after object key:value pair",
+            ),
+            (
+                b"[1,]",
+                "invalid character ']' looking for beginning of value",
+            ),
+            (b"{} x", "invalid character 'x' after top-level value"),
+            (b"tru", "unexpected end of JSON input"),
+            (
+                b"nul!",
+                "invalid character '!' in literal null (expecting 'l')",
+            ),
+            (b"-x", "invalid character 'x' in numeric literal"),
+            (
+                b"1.x",
+                "invalid character 'x' after decimal point in numeric literal",
+            ),
+            (
+                b"1ex",
+                "invalid character 'x' in exponent of numeric literal",
+            ),
+            (b"1e+", "unexpected end of JSON input"),
+        ];
+        for (input, message) in cases {
+            assert_eq!(
+                syntax_error(input).as_deref(),
+                Some(message),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
         assert!(syntax_error(b" {\"a\": [1, 2.5e-3, \"x\\u00e9\", true, null]} ").is_none());
         assert_eq!(summarize(b"{not json"), "{not json");
         assert_eq!(summarize(b"[1]"), "5b315d");

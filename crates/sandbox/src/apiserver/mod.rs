@@ -349,18 +349,10 @@ impl ApiServer {
             }
             return Ok(());
         }
-        let api_version = obj
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .context("the manifest has no apiVersion")?;
-        let kind = obj
-            .get("kind")
-            .and_then(Value::as_str)
-            .context("the manifest has no kind")?;
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .context("the manifest has no metadata.name")?;
+        let text = |pointer: &str| obj.pointer(pointer).and_then(Value::as_str);
+        let api_version = text("/apiVersion").context("the manifest has no apiVersion")?;
+        let kind = text("/kind").context("the manifest has no kind")?;
+        let name = text("/metadata/name").context("the manifest has no metadata.name")?;
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let mut inner = self.store.lock();
         let def = inner

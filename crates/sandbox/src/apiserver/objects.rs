@@ -13,7 +13,7 @@ use super::patch::{self, PatchType};
 use super::resources::{GroupResource, NameRule, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Cause, delete_success};
-use super::store::{Inner, meta, meta_mut, meta_str};
+use super::store::{Inner, meta, meta_mut, meta_str, strings};
 use super::{crd, gojson};
 use gwtest_schema::{Rejected, Write, unknown_field};
 
@@ -375,15 +375,7 @@ fn copy_server_meta(obj: &mut Value, old: &Value) {
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
-    meta(obj)
-        .get("finalizers")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    strings(meta(obj).get("finalizers"))
 }
 
 fn is_deleting(obj: &Value) -> bool {
@@ -571,6 +563,26 @@ fn set_managed(obj: &mut Value, entries: &[ManagedEntry]) {
     } else {
         m.insert("managedFields".into(), fields::render_managed(entries));
     }
+}
+
+/// The managedFields after a write: `managed` when the write computed them (an apply),
+/// else `old`'s with this write recorded as `manager`'s update.
+fn managed_after(
+    managed: Option<Vec<ManagedEntry>>,
+    t: &Target,
+    old: Option<&Value>,
+    obj: &Value,
+    section: Section,
+    manager: &str,
+    time: &str,
+) -> Vec<ManagedEntry> {
+    managed.unwrap_or_else(|| {
+        let mut e = old.map(fields::parse_managed).unwrap_or_default();
+        let av = t.api_version();
+        let w = writer(t, manager, &av, time);
+        fields::record_update(&mut e, old, obj, t.shape(), section, &w);
+        e
+    })
 }
 
 fn writer<'a>(t: &'a Target, manager: &'a str, api_version: &'a str, time: &'a str) -> Writer<'a> {
@@ -830,27 +842,12 @@ fn create_obj(
     if is_crd(&def.gr()) {
         obj["status"] = crd::initial_status(&obj);
     }
-    let entries = match managed {
-        Some(e) => e,
-        None => {
-            let mut e = Vec::new();
-            let av = t.api_version();
-            let section = if def.status_subresource {
-                Section::Main
-            } else {
-                Section::All
-            };
-            fields::record_update(
-                &mut e,
-                None,
-                &obj,
-                target.shape(),
-                section,
-                &writer(t, &o.manager, &av, &time),
-            );
-            e
-        }
+    let section = if def.status_subresource {
+        Section::Main
+    } else {
+        Section::All
     };
+    let entries = managed_after(managed, t, None, &obj, section, &o.manager, &time);
     set_managed(&mut obj, &entries);
     let obj = ordered(obj, def.builtin);
     if o.dry_run {
@@ -963,22 +960,7 @@ fn write_existing(
         meta_mut(&mut obj).insert("generation".into(), json!(g + 1));
     }
     let time = now();
-    let entries = match managed {
-        Some(e) => e,
-        None => {
-            let mut e = fields::parse_managed(&old);
-            let av = t.api_version();
-            fields::record_update(
-                &mut e,
-                Some(&old),
-                &obj,
-                t.shape(),
-                section,
-                &writer(t, &o.manager, &av, &time),
-            );
-            e
-        }
-    };
+    let entries = managed_after(managed, t, Some(&old), &obj, section, &o.manager, &time);
     set_managed(&mut obj, &entries);
     let obj = ordered(obj, def.builtin);
     if same_state(&old, &obj) {
@@ -1174,29 +1156,23 @@ pub fn delete(inner: &mut Inner, t: &Target, d: &DeleteOpts) -> Result<Outcome, 
         .get(&gr, &t.namespace, &t.name)
         .cloned()
         .ok_or_else(|| ApiError::not_found(&def, &t.name))?;
-    if let Some(uid) = &d.precondition_uid
-        && uid != meta_str(&old, "uid")
-    {
-        return Err(ApiError::conflict(
-            &def,
-            &t.name,
-            &format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                meta_str(&old, "uid")
-            ),
-        ));
-    }
-    if let Some(rv) = &d.precondition_rv
-        && rv != meta_str(&old, "resourceVersion")
-    {
-        return Err(ApiError::conflict(
-            &def,
-            &t.name,
-            &format!(
-                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                meta_str(&old, "resourceVersion")
-            ),
-        ));
+    let preconditions = [
+        (&d.precondition_uid, "uid", "UID"),
+        (&d.precondition_rv, "resourceVersion", "ResourceVersion"),
+    ];
+    for (wanted, field, name) in preconditions {
+        if let Some(wanted) = wanted
+            && wanted != meta_str(&old, field)
+        {
+            return Err(ApiError::conflict(
+                &def,
+                &t.name,
+                &format!(
+                    "Precondition failed: {name} in precondition: {wanted}, {name} in object meta: {}",
+                    meta_str(&old, field)
+                ),
+            ));
+        }
     }
     let time = now();
     if is_namespace(&gr) || is_crd(&gr) {

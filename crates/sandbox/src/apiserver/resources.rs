@@ -120,9 +120,9 @@ pub const CR_VERBS: [&str; 8] = [
     "watch",
 ];
 
+/// A built-in resource; every one is served at v1 only.
 struct B {
     group: &'static str,
-    version: &'static str,
     plural: &'static str,
     kind: &'static str,
     namespaced: bool,
@@ -132,9 +132,10 @@ struct B {
     generation: bool,
 }
 
+const BUILTIN_VERSION: &str = "v1";
+
 const fn b(
     group: &'static str,
-    version: &'static str,
     plural: &'static str,
     kind: &'static str,
     namespaced: bool,
@@ -142,7 +143,6 @@ const fn b(
 ) -> B {
     B {
         group,
-        version,
         plural,
         kind,
         namespaced,
@@ -166,125 +166,73 @@ impl B {
         self.categories = &["all"];
         self
     }
+    /// What the workload controllers own: status, generation, in `kubectl get all`.
+    const fn workload(self) -> B {
+        self.status().generation().all()
+    }
 }
 
 fn builtins() -> Vec<B> {
+    const RBAC: &str = "rbac.authorization.k8s.io";
+    const NETWORKING: &str = "networking.k8s.io";
     vec![
-        b("", "v1", "configmaps", "ConfigMap", true, &["cm"]),
-        b("", "v1", "endpoints", "Endpoints", true, &["ep"]),
-        b("", "v1", "events", "Event", true, &["ev"]),
-        b("", "v1", "limitranges", "LimitRange", true, &["limits"]),
-        b("", "v1", "namespaces", "Namespace", false, &["ns"]).status(),
-        b("", "v1", "nodes", "Node", false, &["no"]).status(),
+        b("", "configmaps", "ConfigMap", true, &["cm"]),
+        b("", "endpoints", "Endpoints", true, &["ep"]),
+        b("", "events", "Event", true, &["ev"]),
+        b("", "limitranges", "LimitRange", true, &["limits"]),
+        b("", "namespaces", "Namespace", false, &["ns"]).status(),
+        b("", "nodes", "Node", false, &["no"]).status(),
         b(
             "",
-            "v1",
             "persistentvolumeclaims",
             "PersistentVolumeClaim",
             true,
             &["pvc"],
         )
         .status(),
+        b("", "persistentvolumes", "PersistentVolume", false, &["pv"]).status(),
+        b("", "pods", "Pod", true, &["po"]).status().all(),
+        b("", "podtemplates", "PodTemplate", true, &[]),
         b(
             "",
-            "v1",
-            "persistentvolumes",
-            "PersistentVolume",
-            false,
-            &["pv"],
-        )
-        .status(),
-        b("", "v1", "pods", "Pod", true, &["po"]).status().all(),
-        b("", "v1", "podtemplates", "PodTemplate", true, &[]),
-        b(
-            "",
-            "v1",
             "replicationcontrollers",
             "ReplicationController",
             true,
             &["rc"],
         )
-        .status()
-        .generation()
-        .all(),
-        b(
-            "",
-            "v1",
-            "resourcequotas",
-            "ResourceQuota",
-            true,
-            &["quota"],
-        )
-        .status(),
-        b("", "v1", "secrets", "Secret", true, &[]),
-        b("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),
-        b("", "v1", "services", "Service", true, &["svc"])
-            .status()
-            .all(),
+        .workload(),
+        b("", "resourcequotas", "ResourceQuota", true, &["quota"]).status(),
+        b("", "secrets", "Secret", true, &[]),
+        b("", "serviceaccounts", "ServiceAccount", true, &["sa"]),
+        b("", "services", "Service", true, &["svc"]).status().all(),
         b(
             "apps",
-            "v1",
             "controllerrevisions",
             "ControllerRevision",
             true,
             &[],
         ),
-        b("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"])
-            .status()
-            .generation()
-            .all(),
-        b("apps", "v1", "deployments", "Deployment", true, &["deploy"])
-            .status()
-            .generation()
-            .all(),
-        b("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"])
-            .status()
-            .generation()
-            .all(),
-        b("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"])
-            .status()
-            .generation()
-            .all(),
-        b("batch", "v1", "cronjobs", "CronJob", true, &["cj"])
-            .status()
-            .generation()
-            .all(),
-        b("batch", "v1", "jobs", "Job", true, &[])
-            .status()
-            .generation()
-            .all(),
-        b("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
+        b("apps", "daemonsets", "DaemonSet", true, &["ds"]).workload(),
+        b("apps", "deployments", "Deployment", true, &["deploy"]).workload(),
+        b("apps", "replicasets", "ReplicaSet", true, &["rs"]).workload(),
+        b("apps", "statefulsets", "StatefulSet", true, &["sts"]).workload(),
+        b("batch", "cronjobs", "CronJob", true, &["cj"]).workload(),
+        b("batch", "jobs", "Job", true, &[]).workload(),
+        b("coordination.k8s.io", "leases", "Lease", true, &[]),
         b(
             "discovery.k8s.io",
-            "v1",
             "endpointslices",
             "EndpointSlice",
             true,
             &[],
         ),
-        b("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
+        b("events.k8s.io", "events", "Event", true, &["ev"]),
+        b(NETWORKING, "ingressclasses", "IngressClass", false, &[]).generation(),
+        b(NETWORKING, "ingresses", "Ingress", true, &["ing"])
+            .status()
+            .generation(),
         b(
-            "networking.k8s.io",
-            "v1",
-            "ingressclasses",
-            "IngressClass",
-            false,
-            &[],
-        )
-        .generation(),
-        b(
-            "networking.k8s.io",
-            "v1",
-            "ingresses",
-            "Ingress",
-            true,
-            &["ing"],
-        )
-        .status()
-        .generation(),
-        b(
-            "networking.k8s.io",
-            "v1",
+            NETWORKING,
             "networkpolicies",
             "NetworkPolicy",
             true,
@@ -293,7 +241,6 @@ fn builtins() -> Vec<B> {
         .generation(),
         b(
             "policy",
-            "v1",
             "poddisruptionbudgets",
             "PodDisruptionBudget",
             true,
@@ -302,40 +249,17 @@ fn builtins() -> Vec<B> {
         .status()
         .generation(),
         b(
-            "rbac.authorization.k8s.io",
-            "v1",
+            RBAC,
             "clusterrolebindings",
             "ClusterRoleBinding",
             false,
             &[],
         ),
-        b(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterroles",
-            "ClusterRole",
-            false,
-            &[],
-        ),
-        b(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "rolebindings",
-            "RoleBinding",
-            true,
-            &[],
-        ),
-        b(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "roles",
-            "Role",
-            true,
-            &[],
-        ),
+        b(RBAC, "clusterroles", "ClusterRole", false, &[]),
+        b(RBAC, "rolebindings", "RoleBinding", true, &[]),
+        b(RBAC, "roles", "Role", true, &[]),
         b(
             "scheduling.k8s.io",
-            "v1",
             "priorityclasses",
             "PriorityClass",
             false,
@@ -343,7 +267,6 @@ fn builtins() -> Vec<B> {
         ),
         b(
             "storage.k8s.io",
-            "v1",
             "storageclasses",
             "StorageClass",
             false,
@@ -351,7 +274,6 @@ fn builtins() -> Vec<B> {
         ),
         b(
             "apiextensions.k8s.io",
-            "v1",
             "customresourcedefinitions",
             "CustomResourceDefinition",
             false,
@@ -389,8 +311,8 @@ pub fn builtin_defs() -> Vec<ResourceDef> {
             };
             ResourceDef {
                 group: b.group.into(),
-                versions: vec![b.version.into()],
-                storage_version: b.version.into(),
+                versions: vec![BUILTIN_VERSION.into()],
+                storage_version: BUILTIN_VERSION.into(),
                 plural: b.plural.into(),
                 singular: b.kind.to_lowercase(),
                 kind: b.kind.into(),

@@ -126,6 +126,17 @@ pub fn meta_str<'a>(obj: &'a Value, key: &str) -> &'a str {
     meta(obj).get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The strings of a JSON array (anything else: none).
+pub fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});

@@ -26,8 +26,8 @@ use super::dataplane::{DataPlane, ListenerKey, PlaneSnapshot, PortKey};
 use super::discovery;
 use super::faults::{self, FaultMap, Faults};
 use super::model::{
-    self, GATEWAY_GROUP, GatewayClassSpec, GatewaySpec, HttpRouteSpec, Key, Listener,
-    ReferenceGrantSpec,
+    self, BackendRef, GATEWAY_GROUP, GatewayClassSpec, GatewaySpec, HttpRouteSpec, Key, Listener,
+    ParentRef, ReferenceGrantSpec,
 };
 use super::routes::{self, CompiledRule, RouteEntry, Table};
 use super::status::{StatusWriter, Write, condition, now_rfc3339};
@@ -317,10 +317,41 @@ impl Controller {
 
     /// GatewayClasses, Gateways and HTTPRoutes: listeners, tables, status.
     async fn gateway_api(&mut self, faults: &FaultMap, now: &str, writes: &mut Vec<Write>) {
-        let hang = |ns: &str| faults.get(ns).is_some_and(|f| f.hang);
         let instant = Instant::now();
+        let classes = self.accept_classes(now, writes);
+        let (mut gws, keep) = self.gateways(&classes).await;
+        let routes = self.watches.routes.state();
+        self.track_recoveries(faults, &routes);
+        let refs = Refs::new(&self.watches);
+        let mut tables = Tables::new();
+        for r in &routes {
+            let Some(route) = self.route(r, &refs, faults, instant) else {
+                continue;
+            };
+            let parents = attach_route(&route, &mut gws, &refs, now, &mut tables);
+            if parents != route.parents && !hangs(faults, &route.meta.key.namespace) {
+                writes.push(Write::Status {
+                    ar: model::http_route_ar(),
+                    key: route.meta.key.clone(),
+                    resource_version: route.meta.resource_version.clone(),
+                    status: json!({"parents": parents}),
+                });
+            }
+        }
 
-        // GatewayClasses with our controllerName.
+        // The data plane first (requests see the new state at once), then the listeners
+        // that are gone.
+        self.plane.publish(snapshot(faults, &gws, tables));
+        self.plane.retain(&keep);
+        self.plane.log.retain(&gws.keys().cloned().collect());
+        if let Some(d) = &self.deploy {
+            d.publish(wanted(&gws));
+        }
+        self.gateway_writes(&gws, faults, now, writes);
+    }
+
+    /// GatewayClasses with our controllerName (their names), marked Accepted.
+    fn accept_classes(&self, now: &str, writes: &mut Vec<Write>) -> HashSet<String> {
         let mut classes = HashSet::new();
         for c in self.watches.classes.state() {
             let meta = model::meta(&c);
@@ -346,8 +377,11 @@ impl Controller {
                 });
             }
         }
+        classes
+    }
 
-        // Gateways of those classes, and their listeners.
+    /// Gateways of those classes, their listeners bound; and the ports to keep serving.
+    async fn gateways(&self, classes: &HashSet<String>) -> (HashMap<Key, Gw>, HashSet<PortKey>) {
         let mut gws: HashMap<Key, Gw> = HashMap::new();
         let mut keep: HashSet<PortKey> = HashSet::new();
         for g in self.watches.gateways.state() {
@@ -362,39 +396,7 @@ impl Controller {
             if meta.deleting || !classes.contains(&spec.gateway_class_name) {
                 continue;
             }
-            let mut listeners: Vec<Lst> = Vec::new();
-            for l in spec.listeners {
-                if listeners.iter().any(|x| x.spec.name == l.name) {
-                    continue;
-                }
-                let invalid = (l.protocol != "HTTP").then(|| {
-                    (
-                        "UnsupportedProtocol",
-                        format!("protocol {:?} is not supported (HTTP is)", l.protocol),
-                    )
-                });
-                let kinds_ok = l.allowed_routes.kinds.is_empty()
-                    || l.allowed_routes.kinds.iter().any(|k| {
-                        k.kind == "HTTPRoute"
-                            && k.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP
-                    });
-                // Listeners declaring the same port share its socket (and its address).
-                let addr = if invalid.is_none() {
-                    let pk = (meta.key.clone(), l.port);
-                    let a = self.plane.ensure(&pk).await.map_err(|e| e.to_string());
-                    keep.insert(pk);
-                    a
-                } else {
-                    Err("not served".to_string())
-                };
-                listeners.push(Lst {
-                    spec: l,
-                    invalid,
-                    kinds_ok,
-                    addr,
-                    attached: HashSet::new(),
-                });
-            }
+            let listeners = self.listeners(&meta.key, spec.listeners, &mut keep).await;
             gws.insert(
                 meta.key.clone(),
                 Gw {
@@ -404,11 +406,55 @@ impl Controller {
                 },
             );
         }
+        (gws, keep)
+    }
 
-        let routes = self.watches.routes.state();
+    /// A Gateway's listeners (the first of each name), the valid ones bound.
+    async fn listeners(
+        &self,
+        gw: &Key,
+        specs: Vec<Listener>,
+        keep: &mut HashSet<PortKey>,
+    ) -> Vec<Lst> {
+        let mut listeners: Vec<Lst> = Vec::new();
+        for l in specs {
+            if listeners.iter().any(|x| x.spec.name == l.name) {
+                continue;
+            }
+            let invalid = (l.protocol != "HTTP").then(|| {
+                (
+                    "UnsupportedProtocol",
+                    format!("protocol {:?} is not supported (HTTP is)", l.protocol),
+                )
+            });
+            let kinds_ok = l.allowed_routes.kinds.is_empty()
+                || l.allowed_routes.kinds.iter().any(|k| {
+                    k.kind == "HTTPRoute"
+                        && k.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP
+                });
+            // Listeners declaring the same port share its socket (and its address).
+            let addr = if invalid.is_none() {
+                let pk = (gw.clone(), l.port);
+                let a = self.plane.ensure(&pk).await.map_err(|e| e.to_string());
+                keep.insert(pk);
+                a
+            } else {
+                Err("not served".to_string())
+            };
+            listeners.push(Lst {
+                spec: l,
+                invalid,
+                kinds_ok,
+                addr,
+                attached: HashSet::new(),
+            });
+        }
+        listeners
+    }
 
-        // S3: a namespace recovering from fail-closed leaves its routes unconfigured until
-        // they are modified.
+    /// S3: a namespace recovering from fail-closed leaves its routes unconfigured until
+    /// they are modified. Flaps are forgotten in namespaces that no longer flap.
+    fn track_recoveries(&mut self, faults: &FaultMap, routes: &[Arc<DynamicObject>]) {
         let fail_closed: HashSet<String> = faults
             .iter()
             .filter(|(_, f)| f.fail_closed)
@@ -416,7 +462,7 @@ impl Controller {
             .collect();
         let recovered: HashSet<&String> = self.fail_closed.difference(&fail_closed).collect();
         let mut current: HashMap<String, i64> = HashMap::new();
-        for r in &routes {
+        for r in routes {
             let m = model::meta(r);
             if recovered.contains(&m.key.namespace) {
                 self.stale_routes.insert(m.uid.clone(), m.generation);
@@ -429,354 +475,71 @@ impl Controller {
         self.plane
             .flaps
             .retain_namespaces(|ns| faults.get(ns).is_some_and(|f| f.flap.is_some()));
+    }
 
-        // What routes may refer to.
-        let services: HashSet<Key> = self
-            .watches
-            .services
-            .state()
-            .iter()
-            .map(|s| model::meta(s).key)
-            .collect();
-        let grants: Vec<(String, ReferenceGrantSpec)> = self
-            .watches
-            .grants
-            .state()
-            .iter()
-            .filter_map(|g| Some((model::meta(g).key.namespace, model::spec(g).ok()?)))
-            .collect();
-        let ns_labels: HashMap<String, BTreeMap<String, String>> = self
-            .watches
-            .namespaces
-            .state()
-            .iter()
-            .map(|n| {
-                let m = model::meta(n);
-                let mut labels = m.labels;
-                labels
-                    .entry("kubernetes.io/metadata.name".into())
-                    .or_insert_with(|| m.key.name.clone());
-                (m.key.name, labels)
-            })
-            .collect();
-
-        let mut tables: HashMap<ListenerKey, Vec<Arc<RouteEntry>>> = HashMap::new();
-        for r in &routes {
-            let meta = model::meta(r);
-            if meta.deleting {
-                continue;
-            }
-            // A spec that does not parse is still ours to report on when its parentRefs do.
-            let (spec, invalid) = match model::spec::<HttpRouteSpec>(r) {
-                Ok(s) => (s, None),
-                Err(e) => match model::spec::<model::ParentRefsOnly>(r) {
-                    Ok(p) => (
-                        HttpRouteSpec {
-                            parent_refs: p.parent_refs,
-                            ..HttpRouteSpec::default()
-                        },
-                        Some(e),
-                    ),
-                    Err(_) => {
-                        tracing::debug!("demo gateway: HTTPRoute {}: {e}", meta.key);
-                        continue;
-                    }
-                },
-            };
-            let rns = meta.key.namespace.clone();
-            let current_status = model::status(r);
-            let current_parents: Vec<Value> = current_status
+    /// An HTTPRoute compiled against what it may refer to; None when it is being deleted or
+    /// not even its parentRefs parse.
+    fn route<'a>(
+        &self,
+        r: &'a DynamicObject,
+        refs: &Refs,
+        faults: &FaultMap,
+        instant: Instant,
+    ) -> Option<RouteView<'a>> {
+        let meta = model::meta(r);
+        if meta.deleting {
+            return None;
+        }
+        let (spec, invalid) = route_spec(r, &meta.key)?;
+        let rns = &meta.key.namespace;
+        let resolve = |b: &BackendRef| refs.resolve(rns, b);
+        let compiled = match invalid {
+            Some(e) => Err(e),
+            None => spec
+                .rules
+                .iter()
+                .map(|rule| CompiledRule::compile(rule, &resolve))
+                .collect(),
+        };
+        let stale = self
+            .stale_routes
+            .get(&meta.uid)
+            .is_some_and(|g| meta.generation <= *g);
+        let flapped = faults
+            .get(rns)
+            .and_then(|f| f.flap)
+            .is_some_and(|after| self.plane.flaps.reverted(&meta.uid, after, instant));
+        Some(RouteView {
+            obj: r,
+            parents: model::status(r)
                 .get("parents")
                 .and_then(Value::as_array)
                 .cloned()
-                .unwrap_or_default();
-            let raw_refs: Vec<Value> = r
-                .data
-                .pointer("/spec/parentRefs")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+                .unwrap_or_default(),
+            unresolved: refs.unresolved(rns, &spec),
+            span_name: meta.annotations.get(SPAN_NAME_ANNOTATION).cloned(),
+            compiled,
+            stale,
+            flapped,
+            spec,
+            meta,
+        })
+    }
 
-            // Backends: (namespace, resolved) per ref, and the first problem for ResolvedRefs.
-            let mut unresolved: Option<(&'static str, String)> = None;
-            let resolve = |b: &model::BackendRef| -> (String, bool) {
-                let ns = b.namespace.clone().unwrap_or_else(|| rns.clone());
-                if !b.is_service() {
-                    return (ns, false);
-                }
-                let permitted = ns == rns
-                    || grants
-                        .iter()
-                        .any(|(gns, g)| *gns == ns && model::grant_allows(g, &rns, &b.name));
-                let exists = services.contains(&Key::new(&ns, &b.name));
-                (ns, permitted && exists)
-            };
-            for b in spec.rules.iter().flat_map(|r| &r.backend_refs) {
-                if unresolved.is_some() {
-                    break;
-                }
-                let ns = b.namespace.clone().unwrap_or_else(|| rns.clone());
-                if !b.is_service() {
-                    unresolved = Some((
-                        "InvalidKind",
-                        format!(
-                            "backendRef {}: kind {}/{} is not supported",
-                            b.name,
-                            b.group.as_deref().unwrap_or(""),
-                            b.kind.as_deref().unwrap_or("Service")
-                        ),
-                    ));
-                } else if !resolve(b).1 {
-                    unresolved = Some(if services.contains(&Key::new(&ns, &b.name)) {
-                        (
-                            "RefNotPermitted",
-                            format!(
-                                "no ReferenceGrant in {ns} allows a reference to Service {}",
-                                b.name
-                            ),
-                        )
-                    } else {
-                        (
-                            "BackendNotFound",
-                            format!("Service {ns}/{} not found", b.name),
-                        )
-                    });
-                }
-            }
-            let compiled: Result<Vec<CompiledRule>, String> = match invalid {
-                Some(e) => Err(e),
-                None => spec
-                    .rules
-                    .iter()
-                    .map(|rule| CompiledRule::compile(rule, &resolve))
-                    .collect(),
-            };
-            let span_name = meta.annotations.get(SPAN_NAME_ANNOTATION).cloned();
-            let stale = self
-                .stale_routes
-                .get(&meta.uid)
-                .is_some_and(|g| meta.generation <= *g);
-            let rf = faults.get(&rns);
-            let flapped = rf
-                .and_then(|f| f.flap)
-                .is_some_and(|after| self.plane.flaps.reverted(&meta.uid, after, instant));
-
-            let mut ours: Vec<Value> = Vec::new();
-            for (i, pref) in spec.parent_refs.iter().enumerate() {
-                if !pref.is_gateway() {
-                    continue;
-                }
-                let gw_key = Key::new(pref.namespace.as_deref().unwrap_or(&rns), &pref.name);
-                let Some(gw) = gws.get_mut(&gw_key) else {
-                    continue;
-                };
-                let candidates: Vec<usize> = gw
-                    .listeners
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, l)| {
-                        pref.section_name
-                            .as_deref()
-                            .is_none_or(|s| s == l.spec.name)
-                            && pref.port.is_none_or(|p| p == l.spec.port)
-                    })
-                    .map(|(i, _)| i)
-                    .collect();
-                let mut hostname_only = false;
-                let mut accepted: Vec<usize> = Vec::new();
-                for &li in &candidates {
-                    let l = &gw.listeners[li];
-                    let allowed = l.invalid.is_none()
-                        && l.kinds_ok
-                        && namespace_allowed(&l.spec, &gw_key.namespace, &rns, &ns_labels);
-                    let hosts = match &l.spec.hostname {
-                        None => true,
-                        Some(h) => {
-                            spec.hostnames.is_empty()
-                                || spec
-                                    .hostnames
-                                    .iter()
-                                    .any(|rh| routes::hostnames_intersect(h, rh))
-                        }
-                    };
-                    if allowed && hosts {
-                        accepted.push(li);
-                    } else if allowed {
-                        hostname_only = true;
-                    }
-                }
-                let (acc_status, acc_reason, acc_message) = match &compiled {
-                    Err(e) => ("False", "UnsupportedValue", e.clone()),
-                    Ok(_) if candidates.is_empty() => (
-                        "False",
-                        "NoMatchingParent",
-                        format!(
-                            "Gateway {gw_key} has no listener{}{}",
-                            pref.section_name
-                                .as_deref()
-                                .map(|s| format!(" named {s:?}"))
-                                .unwrap_or_default(),
-                            pref.port
-                                .map(|p| format!(" on port {p}"))
-                                .unwrap_or_default()
-                        ),
-                    ),
-                    Ok(_) if accepted.is_empty() && hostname_only => (
-                        "False",
-                        "NoMatchingListenerHostname",
-                        "no listener hostname intersects the route's hostnames".to_string(),
-                    ),
-                    Ok(_) if accepted.is_empty() => (
-                        "False",
-                        "NotAllowedByListeners",
-                        format!("the listeners of Gateway {gw_key} do not allow this route"),
-                    ),
-                    Ok(_) if flapped => (
-                        "Unknown",
-                        "Pending",
-                        "the route's configuration was reverted".to_string(),
-                    ),
-                    Ok(_) => ("True", "Accepted", "accepted".to_string()),
-                };
-                if let Ok(rules) = &compiled {
-                    for &li in &accepted {
-                        let l = &mut gw.listeners[li];
-                        l.attached.insert(meta.key.clone());
-                        if l.addr.is_err() {
-                            continue;
-                        }
-                        let hostnames = spec
-                            .hostnames
-                            .iter()
-                            .filter(|h| {
-                                l.spec
-                                    .hostname
-                                    .as_deref()
-                                    .is_none_or(|lh| routes::hostnames_intersect(lh, h))
-                            })
-                            .map(|h| h.to_ascii_lowercase())
-                            .collect();
-                        let table = tables
-                            .entry((gw_key.clone(), l.spec.name.clone()))
-                            .or_default();
-                        if table.iter().any(|e| e.key == meta.key) {
-                            continue;
-                        }
-                        table.push(Arc::new(RouteEntry {
-                            key: meta.key.clone(),
-                            uid: meta.uid.clone(),
-                            generation: meta.generation,
-                            creation_timestamp: meta.creation_timestamp.clone(),
-                            hostnames,
-                            rules: rules.clone(),
-                            span_name: span_name.clone(),
-                            stale,
-                        }));
-                    }
-                }
-                let raw_ref = raw_refs
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| json!({"name": pref.name}));
-                let previous = current_parents
-                    .iter()
-                    .find(|p| {
-                        p.get("controllerName").and_then(Value::as_str) == Some(CONTROLLER_NAME)
-                            && p.get("parentRef") == Some(&raw_ref)
-                    })
-                    .and_then(|p| p.get("conditions"))
-                    .unwrap_or(&Value::Null);
-                let (res_status, res_reason, res_message) = match &unresolved {
-                    None => (
-                        "True",
-                        "ResolvedRefs",
-                        "all references resolved".to_string(),
-                    ),
-                    Some((reason, msg)) => ("False", *reason, msg.clone()),
-                };
-                ours.push(json!({
-                    "parentRef": raw_ref,
-                    "controllerName": CONTROLLER_NAME,
-                    "conditions": [
-                        condition(previous, "Accepted", acc_status, acc_reason, &acc_message, meta.generation, now),
-                        condition(previous, "ResolvedRefs", res_status, res_reason, &res_message, meta.generation, now),
-                    ],
-                }));
-            }
-            let mut parents: Vec<Value> = current_parents
-                .iter()
-                .filter(|p| {
-                    p.get("controllerName").and_then(Value::as_str) != Some(CONTROLLER_NAME)
-                })
-                .cloned()
-                .collect();
-            parents.extend(ours);
-            if parents != current_parents && !hang(&rns) {
-                writes.push(Write::Status {
-                    ar: model::http_route_ar(),
-                    key: meta.key.clone(),
-                    resource_version: meta.resource_version.clone(),
-                    status: json!({"parents": parents}),
-                });
-            }
-        }
-
-        // The data plane first (requests see the new state at once), then the listeners
-        // that are gone.
-        let mut snapshot = PlaneSnapshot {
-            faults: faults.clone(),
-            ports: HashMap::new(),
-        };
-        for gw in gws.values() {
-            for l in &gw.listeners {
-                if l.addr.is_ok() {
-                    let lk = (gw.meta.key.clone(), l.spec.name.clone());
-                    let routes = tables.remove(&lk).unwrap_or_default();
-                    snapshot
-                        .ports
-                        .entry((gw.meta.key.clone(), l.spec.port))
-                        .or_default()
-                        .push(Arc::new(Table {
-                            listener: l.spec.name.clone(),
-                            listener_hostname: l
-                                .spec
-                                .hostname
-                                .as_ref()
-                                .map(|h| h.to_ascii_lowercase()),
-                            port: l.spec.port,
-                            routes,
-                        }));
-                }
-            }
-        }
-        self.plane.publish(snapshot);
-        self.plane.retain(&keep);
-        self.plane.log.retain(&gws.keys().cloned().collect());
-        if let Some(d) = &self.deploy {
-            d.publish(
-                gws.values()
-                    .map(|gw| super::deploy::Wanted {
-                        key: gw.meta.key.clone(),
-                        uid: gw.meta.uid.clone(),
-                        listeners: gw
-                            .listeners
-                            .iter()
-                            .filter(|l| l.invalid.is_none())
-                            .filter_map(|l| {
-                                Some((l.spec.name.clone(), u16::try_from(l.spec.port).ok()?))
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            );
-        }
-
+    /// Logs each Gateway's state, and writes its annotations and status where they differ.
+    fn gateway_writes(
+        &self,
+        gws: &HashMap<Key, Gw>,
+        faults: &FaultMap,
+        now: &str,
+        writes: &mut Vec<Write>,
+    ) {
         for gw in gws.values() {
             let (annotations, status) = gateway_status(gw, now);
             self.plane
                 .log
                 .reconciled(&gw.meta.key, gw.meta.generation, &annotations, &status);
-            if hang(&gw.meta.key.namespace) {
+            if hangs(faults, &gw.meta.key.namespace) {
                 continue;
             }
             let current_ann = &gw.meta.annotations;
@@ -797,6 +560,406 @@ impl Controller {
             }
         }
     }
+}
+
+/// Does the `hang` fault hold writes back in this namespace?
+fn hangs(faults: &FaultMap, ns: &str) -> bool {
+    faults.get(ns).is_some_and(|f| f.hang)
+}
+
+/// Each listener's routes, as the reconcile collects them.
+type Tables = HashMap<ListenerKey, Vec<Arc<RouteEntry>>>;
+
+/// What routes may refer to, and the labels listeners select namespaces by.
+struct Refs {
+    services: HashSet<Key>,
+    /// ReferenceGrants with their namespace.
+    grants: Vec<(String, ReferenceGrantSpec)>,
+    ns_labels: HashMap<String, BTreeMap<String, String>>,
+}
+
+impl Refs {
+    fn new(w: &Watches) -> Refs {
+        Refs {
+            services: w
+                .services
+                .state()
+                .iter()
+                .map(|s| model::meta(s).key)
+                .collect(),
+            grants: w
+                .grants
+                .state()
+                .iter()
+                .filter_map(|g| Some((model::meta(g).key.namespace, model::spec(g).ok()?)))
+                .collect(),
+            ns_labels: w
+                .namespaces
+                .state()
+                .iter()
+                .map(|n| {
+                    let m = model::meta(n);
+                    let mut labels = m.labels;
+                    labels
+                        .entry("kubernetes.io/metadata.name".into())
+                        .or_insert_with(|| m.key.name.clone());
+                    (m.key.name, labels)
+                })
+                .collect(),
+        }
+    }
+
+    /// A backendRef's namespace, and whether it resolves: a Service that exists, in the
+    /// route's namespace or one whose ReferenceGrant allows it.
+    fn resolve(&self, route_ns: &str, b: &BackendRef) -> (String, bool) {
+        let ns = b.namespace.clone().unwrap_or_else(|| route_ns.to_string());
+        if !b.is_service() {
+            return (ns, false);
+        }
+        let permitted = ns == route_ns
+            || self
+                .grants
+                .iter()
+                .any(|(gns, g)| *gns == ns && model::grant_allows(g, route_ns, &b.name));
+        let exists = self.services.contains(&Key::new(&ns, &b.name));
+        (ns, permitted && exists)
+    }
+
+    /// The first backendRef of a route that does not resolve, as ResolvedRefs' (reason,
+    /// message).
+    fn unresolved(&self, route_ns: &str, spec: &HttpRouteSpec) -> Option<(&'static str, String)> {
+        spec.rules
+            .iter()
+            .flat_map(|r| &r.backend_refs)
+            .find_map(|b| {
+                let (ns, resolved) = self.resolve(route_ns, b);
+                if !b.is_service() {
+                    Some((
+                        "InvalidKind",
+                        format!(
+                            "backendRef {}: kind {}/{} is not supported",
+                            b.name,
+                            b.group.as_deref().unwrap_or(""),
+                            b.kind.as_deref().unwrap_or("Service")
+                        ),
+                    ))
+                } else if resolved {
+                    None
+                } else if self.services.contains(&Key::new(&ns, &b.name)) {
+                    Some((
+                        "RefNotPermitted",
+                        format!(
+                            "no ReferenceGrant in {ns} allows a reference to Service {}",
+                            b.name
+                        ),
+                    ))
+                } else {
+                    Some((
+                        "BackendNotFound",
+                        format!("Service {ns}/{} not found", b.name),
+                    ))
+                }
+            })
+    }
+}
+
+/// An HTTPRoute of this reconcile.
+struct RouteView<'a> {
+    obj: &'a DynamicObject,
+    meta: model::Meta,
+    spec: HttpRouteSpec,
+    /// `status.parents` as it is.
+    parents: Vec<Value>,
+    /// Its rules, or why its spec is not valid.
+    compiled: Result<Vec<CompiledRule>, String>,
+    /// The first backendRef that does not resolve: (reason, message).
+    unresolved: Option<(&'static str, String)>,
+    span_name: Option<String>,
+    /// Left without config by a fail-closed recovery (S3).
+    stale: bool,
+    /// Reverted by the `flap` fault.
+    flapped: bool,
+}
+
+/// An HTTPRoute's spec, and why it does not parse: a spec that does not parse is still ours
+/// to report on when its parentRefs do.
+fn route_spec(r: &DynamicObject, key: &Key) -> Option<(HttpRouteSpec, Option<String>)> {
+    match model::spec::<HttpRouteSpec>(r) {
+        Ok(s) => Some((s, None)),
+        Err(e) => match model::spec::<model::ParentRefsOnly>(r) {
+            Ok(p) => Some((
+                HttpRouteSpec {
+                    parent_refs: p.parent_refs,
+                    ..HttpRouteSpec::default()
+                },
+                Some(e),
+            )),
+            Err(_) => {
+                tracing::debug!("demo gateway: HTTPRoute {key}: {e}");
+                None
+            }
+        },
+    }
+}
+
+/// Is this entry of a route's `status.parents` ours?
+fn is_ours(parent: &Value) -> bool {
+    parent.get("controllerName").and_then(Value::as_str) == Some(CONTROLLER_NAME)
+}
+
+/// Attaches a route to the listeners of the Gateways it refers to (adding it to their
+/// tables), and gives its `status.parents`: other controllers' as they are, then ours, one
+/// per parentRef to a Gateway of ours.
+fn attach_route(
+    route: &RouteView,
+    gws: &mut HashMap<Key, Gw>,
+    refs: &Refs,
+    now: &str,
+    tables: &mut Tables,
+) -> Vec<Value> {
+    let raw_refs = route
+        .obj
+        .data
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array);
+    let mut parents: Vec<Value> = route
+        .parents
+        .iter()
+        .filter(|p| !is_ours(p))
+        .cloned()
+        .collect();
+    for (i, pref) in route.spec.parent_refs.iter().enumerate() {
+        if !pref.is_gateway() {
+            continue;
+        }
+        let gw_key = Key::new(
+            pref.namespace
+                .as_deref()
+                .unwrap_or(&route.meta.key.namespace),
+            &pref.name,
+        );
+        let Some(gw) = gws.get_mut(&gw_key) else {
+            continue;
+        };
+        let selected = Selected::of(gw, pref, route, refs);
+        let accepted = accepted_condition(route, pref, &gw_key, &selected);
+        if let Ok(rules) = &route.compiled {
+            attach(route, rules, gw, &selected.accepted, tables);
+        }
+        let raw_ref = raw_refs
+            .and_then(|r| r.get(i))
+            .cloned()
+            .unwrap_or_else(|| json!({"name": pref.name}));
+        parents.push(parent_status(route, raw_ref, accepted, now));
+    }
+    parents
+}
+
+/// The listeners of a Gateway a parentRef names, and which of them take the route.
+struct Selected {
+    /// Some listener has the ref's sectionName and port.
+    named: bool,
+    /// The listeners (indexes) that accept the route.
+    accepted: Vec<usize>,
+    /// Some named listener allows the route, but its hostname does not intersect.
+    hostname_only: bool,
+}
+
+impl Selected {
+    fn of(gw: &Gw, pref: &ParentRef, route: &RouteView, refs: &Refs) -> Selected {
+        let rns = &route.meta.key.namespace;
+        let hostnames = &route.spec.hostnames;
+        let mut s = Selected {
+            named: false,
+            accepted: Vec::new(),
+            hostname_only: false,
+        };
+        for (li, l) in gw.listeners.iter().enumerate() {
+            let named = pref
+                .section_name
+                .as_deref()
+                .is_none_or(|s| s == l.spec.name)
+                && pref.port.is_none_or(|p| p == l.spec.port);
+            if !named {
+                continue;
+            }
+            s.named = true;
+            let allowed = l.invalid.is_none()
+                && l.kinds_ok
+                && namespace_allowed(&l.spec, &gw.meta.key.namespace, rns, &refs.ns_labels);
+            let hosts = match &l.spec.hostname {
+                None => true,
+                Some(h) => {
+                    hostnames.is_empty()
+                        || hostnames
+                            .iter()
+                            .any(|rh| routes::hostnames_intersect(h, rh))
+                }
+            };
+            if allowed && hosts {
+                s.accepted.push(li);
+            } else if allowed {
+                s.hostname_only = true;
+            }
+        }
+        s
+    }
+}
+
+/// A condition's (status, reason, message).
+type Verdict = (&'static str, &'static str, String);
+
+/// The route's Accepted condition for one parentRef.
+fn accepted_condition(route: &RouteView, pref: &ParentRef, gw_key: &Key, s: &Selected) -> Verdict {
+    match &route.compiled {
+        Err(e) => ("False", "UnsupportedValue", e.clone()),
+        Ok(_) if !s.named => (
+            "False",
+            "NoMatchingParent",
+            format!(
+                "Gateway {gw_key} has no listener{}{}",
+                pref.section_name
+                    .as_deref()
+                    .map(|s| format!(" named {s:?}"))
+                    .unwrap_or_default(),
+                pref.port
+                    .map(|p| format!(" on port {p}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Ok(_) if s.accepted.is_empty() && s.hostname_only => (
+            "False",
+            "NoMatchingListenerHostname",
+            "no listener hostname intersects the route's hostnames".to_string(),
+        ),
+        Ok(_) if s.accepted.is_empty() => (
+            "False",
+            "NotAllowedByListeners",
+            format!("the listeners of Gateway {gw_key} do not allow this route"),
+        ),
+        Ok(_) if route.flapped => (
+            "Unknown",
+            "Pending",
+            "the route's configuration was reverted".to_string(),
+        ),
+        Ok(_) => ("True", "Accepted", "accepted".to_string()),
+    }
+}
+
+/// Attaches the route to the listeners that accepted it, and adds it to the table of each
+/// of them that listens (with the route's hostnames that intersect the listener's).
+fn attach(
+    route: &RouteView,
+    rules: &[CompiledRule],
+    gw: &mut Gw,
+    accepted: &[usize],
+    tables: &mut Tables,
+) {
+    let meta = &route.meta;
+    for &li in accepted {
+        let l = &mut gw.listeners[li];
+        l.attached.insert(meta.key.clone());
+        if l.addr.is_err() {
+            continue;
+        }
+        let hostnames = route
+            .spec
+            .hostnames
+            .iter()
+            .filter(|h| {
+                l.spec
+                    .hostname
+                    .as_deref()
+                    .is_none_or(|lh| routes::hostnames_intersect(lh, h))
+            })
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let table = tables
+            .entry((gw.meta.key.clone(), l.spec.name.clone()))
+            .or_default();
+        if table.iter().any(|e| e.key == meta.key) {
+            continue;
+        }
+        table.push(Arc::new(RouteEntry {
+            key: meta.key.clone(),
+            uid: meta.uid.clone(),
+            generation: meta.generation,
+            creation_timestamp: meta.creation_timestamp.clone(),
+            hostnames,
+            rules: rules.to_vec(),
+            span_name: route.span_name.clone(),
+            stale: route.stale,
+        }));
+    }
+}
+
+/// Our entry of a route's `status.parents` for one parentRef (as written, `raw_ref`).
+fn parent_status(route: &RouteView, raw_ref: Value, accepted: Verdict, now: &str) -> Value {
+    let previous = route
+        .parents
+        .iter()
+        .find(|p| is_ours(p) && p.get("parentRef") == Some(&raw_ref))
+        .and_then(|p| p.get("conditions"))
+        .unwrap_or(&Value::Null);
+    let (acc_status, acc_reason, acc_message) = accepted;
+    let (res_status, res_reason, res_message) = match &route.unresolved {
+        None => (
+            "True",
+            "ResolvedRefs",
+            "all references resolved".to_string(),
+        ),
+        Some((reason, msg)) => ("False", *reason, msg.clone()),
+    };
+    let generation = route.meta.generation;
+    json!({
+        "parentRef": raw_ref,
+        "controllerName": CONTROLLER_NAME,
+        "conditions": [
+            condition(previous, "Accepted", acc_status, acc_reason, &acc_message, generation, now),
+            condition(previous, "ResolvedRefs", res_status, res_reason, &res_message, generation, now),
+        ],
+    })
+}
+
+/// The data plane's new state: the route table of every listener that listens, by port.
+fn snapshot(faults: &FaultMap, gws: &HashMap<Key, Gw>, mut tables: Tables) -> PlaneSnapshot {
+    let mut snapshot = PlaneSnapshot {
+        faults: faults.clone(),
+        ports: HashMap::new(),
+    };
+    for gw in gws.values() {
+        for l in gw.listeners.iter().filter(|l| l.addr.is_ok()) {
+            let lk = (gw.meta.key.clone(), l.spec.name.clone());
+            let routes = tables.remove(&lk).unwrap_or_default();
+            snapshot
+                .ports
+                .entry((gw.meta.key.clone(), l.spec.port))
+                .or_default()
+                .push(Arc::new(Table {
+                    listener: l.spec.name.clone(),
+                    listener_hostname: l.spec.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
+                    port: l.spec.port,
+                    routes,
+                }));
+        }
+    }
+    snapshot
+}
+
+/// The Service and data-plane pod each Gateway wants: its valid listeners' ports.
+fn wanted(gws: &HashMap<Key, Gw>) -> Vec<super::deploy::Wanted> {
+    gws.values()
+        .map(|gw| super::deploy::Wanted {
+            key: gw.meta.key.clone(),
+            uid: gw.meta.uid.clone(),
+            listeners: gw
+                .listeners
+                .iter()
+                .filter(|l| l.invalid.is_none())
+                .filter_map(|l| Some((l.spec.name.clone(), u16::try_from(l.spec.port).ok()?)))
+                .collect(),
+        })
+        .collect()
 }
 
 /// Does a route in `route_ns` pass the listener's `allowedRoutes.namespaces`?
@@ -829,8 +992,6 @@ fn differs(current: &Value, desired: &Value) -> bool {
 
 /// A Gateway's address annotations and status.
 fn gateway_status(gw: &Gw, now: &str) -> (BTreeMap<String, String>, Value) {
-    let generation = gw.meta.generation;
-    let prev_conditions = gw.status.get("conditions").unwrap_or(&Value::Null);
     let prev_listeners = gw.status.get("listeners").and_then(Value::as_array);
     let mut annotations = BTreeMap::new();
     let mut listeners = Vec::new();
@@ -848,43 +1009,6 @@ fn gateway_status(gw: &Gw, now: &str) -> (BTreeMap<String, String>, Value) {
                 .or_insert_with(|| addr.to_string());
             annotations.insert(format!("{ADDRESS_ANNOTATION}-{name}"), addr.to_string());
         }
-        let c = |t: &str, s: &str, r: &str, m: &str| condition(prev, t, s, r, m, generation, now);
-        let conditions = match (&l.invalid, &l.addr) {
-            (Some((reason, msg)), _) => vec![
-                c("Accepted", "False", reason, msg),
-                c("Programmed", "False", "Invalid", msg),
-                c("ResolvedRefs", "True", "ResolvedRefs", "no references"),
-            ],
-            (None, Err(e)) => vec![
-                c("Accepted", "True", "Accepted", "accepted"),
-                c(
-                    "Programmed",
-                    "False",
-                    "Pending",
-                    &format!("cannot listen: {e}"),
-                ),
-                c("ResolvedRefs", "True", "ResolvedRefs", "no references"),
-            ],
-            (None, Ok(addr)) => vec![
-                c("Accepted", "True", "Accepted", "accepted"),
-                c(
-                    "Programmed",
-                    "True",
-                    "Programmed",
-                    &format!("listening on {addr}"),
-                ),
-                if l.kinds_ok {
-                    c("ResolvedRefs", "True", "ResolvedRefs", "no references")
-                } else {
-                    c(
-                        "ResolvedRefs",
-                        "False",
-                        "InvalidRouteKinds",
-                        "only HTTPRoute is supported",
-                    )
-                },
-            ],
-        };
         let supported = if l.invalid.is_none() && l.kinds_ok {
             json!([{"group": GATEWAY_GROUP, "kind": "HTTPRoute"}])
         } else {
@@ -894,59 +1018,76 @@ fn gateway_status(gw: &Gw, now: &str) -> (BTreeMap<String, String>, Value) {
             "name": name,
             "attachedRoutes": l.attached.len(),
             "supportedKinds": supported,
-            "conditions": conditions,
+            "conditions": listener_conditions(l, prev, gw.meta.generation, now),
         }));
     }
-    let valid = gw.listeners.iter().filter(|l| l.invalid.is_none()).count();
-    let programmed = gw.listeners.iter().filter(|l| l.addr.is_ok()).count();
-    let c = |t: &str, s: &str, r: &str, m: &str| {
-        condition(prev_conditions, t, s, r, m, generation, now)
-    };
-    let accepted = if valid == gw.listeners.len() {
-        c(
-            "Accepted",
-            "True",
-            "Accepted",
-            "accepted by the demo gateway",
-        )
-    } else if valid > 0 {
-        c(
-            "Accepted",
-            "True",
-            "ListenersNotValid",
-            "some listeners are not valid",
-        )
-    } else {
-        c(
-            "Accepted",
-            "False",
-            "ListenersNotValid",
-            "no listener is valid",
-        )
-    };
-    let programmed = if programmed > 0 && programmed == valid {
-        c("Programmed", "True", "Programmed", "listening on 127.0.0.1")
-    } else if programmed > 0 {
-        c(
-            "Programmed",
-            "True",
-            "Programmed",
-            "some listeners are not programmed",
-        )
-    } else {
-        c(
-            "Programmed",
-            "False",
-            "Invalid",
-            "no listener is programmed",
-        )
-    };
     let status = json!({
         "addresses": [{"type": "IPAddress", "value": "127.0.0.1"}],
-        "conditions": [accepted, programmed],
+        "conditions": gateway_conditions(gw, now),
         "listeners": listeners,
     });
     (annotations, status)
+}
+
+/// A listener's Accepted, Programmed and ResolvedRefs conditions (`prev`: as they are).
+fn listener_conditions(l: &Lst, prev: &Value, generation: i64, now: &str) -> Vec<Value> {
+    let c = |t: &str, s: &str, r: &str, m: &str| condition(prev, t, s, r, m, generation, now);
+    let accepted = match &l.invalid {
+        Some((reason, msg)) => c("Accepted", "False", reason, msg),
+        None => c("Accepted", "True", "Accepted", "accepted"),
+    };
+    let programmed = match (&l.invalid, &l.addr) {
+        (Some((_, msg)), _) => c("Programmed", "False", "Invalid", msg),
+        (None, Err(e)) => c(
+            "Programmed",
+            "False",
+            "Pending",
+            &format!("cannot listen: {e}"),
+        ),
+        (None, Ok(addr)) => c(
+            "Programmed",
+            "True",
+            "Programmed",
+            &format!("listening on {addr}"),
+        ),
+    };
+    // Route kinds are reported only on a listener that listens (an invalid one never does).
+    let resolved = if l.kinds_ok || l.addr.is_err() {
+        c("ResolvedRefs", "True", "ResolvedRefs", "no references")
+    } else {
+        c(
+            "ResolvedRefs",
+            "False",
+            "InvalidRouteKinds",
+            "only HTTPRoute is supported",
+        )
+    };
+    vec![accepted, programmed, resolved]
+}
+
+/// A Gateway's Accepted and Programmed conditions, from its listeners'.
+fn gateway_conditions(gw: &Gw, now: &str) -> [Value; 2] {
+    let prev = gw.status.get("conditions").unwrap_or(&Value::Null);
+    let c = |t: &str, (s, r, m): (&str, &str, &str)| {
+        condition(prev, t, s, r, m, gw.meta.generation, now)
+    };
+    let valid = gw.listeners.iter().filter(|l| l.invalid.is_none()).count();
+    let programmed = gw.listeners.iter().filter(|l| l.addr.is_ok()).count();
+    let accepted = if valid == gw.listeners.len() {
+        ("True", "Accepted", "accepted by the demo gateway")
+    } else if valid > 0 {
+        ("True", "ListenersNotValid", "some listeners are not valid")
+    } else {
+        ("False", "ListenersNotValid", "no listener is valid")
+    };
+    let programmed = if programmed > 0 && programmed == valid {
+        ("True", "Programmed", "listening on 127.0.0.1")
+    } else if programmed > 0 {
+        ("True", "Programmed", "some listeners are not programmed")
+    } else {
+        ("False", "Invalid", "no listener is programmed")
+    };
+    [c("Accepted", accepted), c("Programmed", programmed)]
 }
 
 #[cfg(test)]

@@ -397,30 +397,8 @@ fn serve(f: &Found, info: &RequestInfo, listener_port: i64) -> (Response, Option
             path = routes::modify_path(m, f.path(), &info.path);
         }
     }
-    let mut header_map = Map::new();
-    for (k, v) in &headers {
-        match header_map.get_mut(k) {
-            Some(Value::String(s)) => {
-                s.push(',');
-                s.push_str(v);
-            }
-            _ => {
-                header_map.insert(k.clone(), Value::String(v.clone()));
-            }
-        }
-    }
-    let mut query = Map::new();
-    for (k, v) in &info.query {
-        match query.get_mut(k) {
-            Some(Value::String(s)) => {
-                s.push(',');
-                s.push_str(v);
-            }
-            _ => {
-                query.insert(k.clone(), Value::String(v.clone()));
-            }
-        }
-    }
+    let header_map = comma_joined(&headers);
+    let query = comma_joined(&info.query);
     let host = headers
         .iter()
         .find(|(k, _)| k == "host")
@@ -463,4 +441,21 @@ fn serve(f: &Found, info: &RequestInfo, listener_port: i64) -> (Response, Option
         }
     }
     (r, matched)
+}
+
+/// Name-value pairs as a JSON object, the values of a repeated name joined with commas.
+fn comma_joined(pairs: &[(String, String)]) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (k, v) in pairs {
+        match map.get_mut(k) {
+            Some(Value::String(s)) => {
+                s.push(',');
+                s.push_str(v);
+            }
+            _ => {
+                map.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+    }
+    map
 }

@@ -303,27 +303,29 @@ fn port_name(name: &str, max: usize) -> Option<String> {
     ok.then(|| name.to_string())
 }
 
-/// One port per distinct listener port, in listener order.
-fn ports(w: &Wanted, max_name: usize) -> Vec<(Option<String>, u16)> {
+/// One port per distinct listener port, in listener order: `port(number)`, named after the
+/// listener when that is a valid port name of at most `max_name` characters.
+fn ports(w: &Wanted, max_name: usize, port: impl Fn(u16) -> Value) -> Vec<Value> {
     let mut seen = HashSet::new();
     w.listeners
         .iter()
         .filter(|(_, p)| seen.insert(*p))
-        .map(|(n, p)| (port_name(n, max_name), *p))
+        .map(|(n, p)| {
+            let mut v = port(*p);
+            if let Some(name) = port_name(n, max_name) {
+                v["name"] = json!(name);
+            }
+            v
+        })
         .collect()
 }
 
 fn service(w: &Wanted) -> Value {
-    let ports: Vec<Value> = ports(w, 63)
-        .into_iter()
-        .map(|(name, p)| {
-            let mut v = json!({"port": p, "targetPort": p, "protocol": "TCP"});
-            if let Some(n) = name {
-                v["name"] = json!(n);
-            }
-            v
-        })
-        .collect();
+    let ports = ports(
+        w,
+        63,
+        |p| json!({"port": p, "targetPort": p, "protocol": "TCP"}),
+    );
     json!({
         "apiVersion": "v1",
         "kind": "Service",
@@ -342,16 +344,7 @@ fn service(w: &Wanted) -> Value {
 }
 
 fn pod(w: &Wanted, name: &str) -> Value {
-    let ports: Vec<Value> = ports(w, 15)
-        .into_iter()
-        .map(|(n, p)| {
-            let mut v = json!({"containerPort": p, "protocol": "TCP"});
-            if let Some(n) = n {
-                v["name"] = json!(n);
-            }
-            v
-        })
-        .collect();
+    let ports = ports(w, 15, |p| json!({"containerPort": p, "protocol": "TCP"}));
     json!({
         "apiVersion": "v1",
         "kind": "Pod",

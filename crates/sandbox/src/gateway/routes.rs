@@ -596,15 +596,13 @@ mod tests {
         }
     }
 
-    fn route(
-        name: &str,
-        created: &str,
-        hostnames: &[&str],
-        matches: Vec<RouteMatch>,
-    ) -> Arc<RouteEntry> {
+    const OLDER: &str = "2024-01-01T00:00:00Z";
+
+    /// A route named `name`, created at `created`, with one rule matching `m`.
+    fn route(name: &str, created: &str, hostnames: &[&str], m: RouteMatch) -> Arc<RouteEntry> {
         let rule = Rule {
             name: None,
-            matches,
+            matches: vec![m],
             filters: Vec::new(),
             backend_refs: Vec::new(),
         };
@@ -618,6 +616,11 @@ mod tests {
             span_name: None,
             stale: false,
         })
+    }
+
+    /// A match on a path prefix alone.
+    fn prefix(path: &str) -> RouteMatch {
+        m(("PathPrefix", path), &[], None)
     }
 
     fn req(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> RequestInfo {
@@ -689,92 +692,52 @@ mod tests {
             port: 80,
             listener_hostname: None,
             routes: vec![
-                route(
-                    "root",
-                    "2024-01-01T00:00:00Z",
-                    &[],
-                    vec![m(("PathPrefix", "/"), &[], None)],
-                ),
-                route(
-                    "prefix",
-                    "2024-01-01T00:00:00Z",
-                    &[],
-                    vec![m(("PathPrefix", "/a"), &[], None)],
-                ),
-                route(
-                    "longer",
-                    "2024-01-01T00:00:00Z",
-                    &[],
-                    vec![m(("PathPrefix", "/a/b"), &[], None)],
-                ),
-                route(
-                    "exact",
-                    "2024-01-01T00:00:00Z",
-                    &[],
-                    vec![m(("Exact", "/a"), &[], None)],
-                ),
+                route("root", OLDER, &[], prefix("/")),
+                route("prefix", OLDER, &[], prefix("/a")),
+                route("longer", OLDER, &[], prefix("/a/b")),
+                route("exact", OLDER, &[], m(("Exact", "/a"), &[], None)),
                 route(
                     "post",
-                    "2024-01-01T00:00:00Z",
+                    OLDER,
                     &[],
-                    vec![m(("PathPrefix", "/a"), &[], Some("POST"))],
+                    m(("PathPrefix", "/a"), &[], Some("POST")),
                 ),
                 route(
                     "hdr",
-                    "2024-01-01T00:00:00Z",
+                    OLDER,
                     &[],
-                    vec![m(("PathPrefix", "/a"), &[("x-v", "2")], None)],
+                    m(("PathPrefix", "/a"), &[("x-v", "2")], None),
                 ),
-                route(
-                    "host",
-                    "2024-01-01T00:00:00Z",
-                    &["*.example.com"],
-                    vec![m(("PathPrefix", "/"), &[], None)],
-                ),
-                route(
-                    "exacthost",
-                    "2024-01-01T00:00:00Z",
-                    &["www.example.com"],
-                    vec![m(("PathPrefix", "/"), &[], None)],
-                ),
+                route("host", OLDER, &["*.example.com"], prefix("/")),
+                route("exacthost", OLDER, &["www.example.com"], prefix("/")),
             ],
         };
-        assert_eq!(
-            winner(&t, &req("GET", "x.org", "/z", &[])).as_deref(),
-            Some("root")
+        // (method, host, path, headers, the route that wins)
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            &'static str,
         );
-        assert_eq!(
-            winner(&t, &req("GET", "x.org", "/a/c", &[])).as_deref(),
-            Some("prefix")
-        );
-        assert_eq!(
-            winner(&t, &req("GET", "x.org", "/a/b/c", &[])).as_deref(),
-            Some("longer")
-        );
-        assert_eq!(
-            winner(&t, &req("GET", "x.org", "/a", &[])).as_deref(),
-            Some("exact")
-        );
-        assert_eq!(
-            winner(&t, &req("POST", "x.org", "/a/x", &[("x-v", "2")])).as_deref(),
-            Some("post")
-        );
-        assert_eq!(
-            winner(&t, &req("GET", "x.org", "/a/x", &[("X-V", "2")])).as_deref(),
-            Some("hdr")
-        );
-        assert_eq!(
-            winner(&t, &req("GET", "x.org", "/a/x", &[("x-v", "3")])).as_deref(),
-            Some("prefix")
-        );
-        assert_eq!(
-            winner(&t, &req("GET", "a.example.com", "/a", &[])).as_deref(),
-            Some("host")
-        );
-        assert_eq!(
-            winner(&t, &req("GET", "www.example.com", "/a", &[])).as_deref(),
-            Some("exacthost")
-        );
+        let cases: [Case; 9] = [
+            ("GET", "x.org", "/z", &[], "root"),
+            ("GET", "x.org", "/a/c", &[], "prefix"),
+            ("GET", "x.org", "/a/b/c", &[], "longer"),
+            ("GET", "x.org", "/a", &[], "exact"),
+            ("POST", "x.org", "/a/x", &[("x-v", "2")], "post"),
+            ("GET", "x.org", "/a/x", &[("X-V", "2")], "hdr"),
+            ("GET", "x.org", "/a/x", &[("x-v", "3")], "prefix"),
+            ("GET", "a.example.com", "/a", &[], "host"),
+            ("GET", "www.example.com", "/a", &[], "exacthost"),
+        ];
+        for (method, host, path, headers, want) in cases {
+            assert_eq!(
+                winner(&t, &req(method, host, path, headers)).as_deref(),
+                Some(want),
+                "{method} {host}{path} {headers:?}"
+            );
+        }
         // Skipped routes fall through to the next best.
         assert_eq!(
             t.find(&req("GET", "x.org", "/a", &[]), |r| r.key.name == "exact")
@@ -791,24 +754,9 @@ mod tests {
             port: 80,
             listener_hostname: Some("*.example.com".into()),
             routes: vec![
-                route(
-                    "b",
-                    "2024-01-01T00:00:00Z",
-                    &[],
-                    vec![m(("PathPrefix", "/"), &[], None)],
-                ),
-                route(
-                    "a",
-                    "2024-01-01T00:00:00Z",
-                    &[],
-                    vec![m(("PathPrefix", "/"), &[], None)],
-                ),
-                route(
-                    "new",
-                    "2024-01-02T00:00:00Z",
-                    &[],
-                    vec![m(("PathPrefix", "/"), &[], None)],
-                ),
+                route("b", OLDER, &[], prefix("/")),
+                route("a", OLDER, &[], prefix("/")),
+                route("new", "2024-01-02T00:00:00Z", &[], prefix("/")),
             ],
         };
         assert_eq!(
@@ -830,32 +778,26 @@ mod tests {
             replace_full_path: (t == "ReplaceFullPath").then(|| v.to_string()),
             replace_prefix_match: (t == "ReplacePrefixMatch").then(|| v.to_string()),
         };
+        let check = |m: &PathModifier, matched: &str, path: &str, after: &str| {
+            assert_eq!(
+                modify_path(m, &prefix(matched), path),
+                after,
+                "{m:?} after {matched}: {path}"
+            );
+        };
         let p = pm("ReplacePrefixMatch", "/one");
-        assert_eq!(
-            modify_path(&p, &prefix("/prefix/one"), "/prefix/one/two"),
-            "/one/two"
-        );
-        assert_eq!(
-            modify_path(&p, &prefix("/prefix/one"), "/prefix/one"),
-            "/one"
-        );
+        check(&p, "/prefix/one", "/prefix/one/two", "/one/two");
+        check(&p, "/prefix/one", "/prefix/one", "/one");
         let strip = pm("ReplacePrefixMatch", "/");
-        assert_eq!(
-            modify_path(&strip, &prefix("/strip-prefix"), "/strip-prefix/three"),
-            "/three"
-        );
-        assert_eq!(
-            modify_path(&strip, &prefix("/strip-prefix"), "/strip-prefix"),
-            "/"
-        );
-        assert_eq!(
-            modify_path(&strip, &prefix("/strip-prefix/"), "/strip-prefix/x"),
-            "/x"
-        );
+        check(&strip, "/strip-prefix", "/strip-prefix/three", "/three");
+        check(&strip, "/strip-prefix", "/strip-prefix", "/");
+        check(&strip, "/strip-prefix/", "/strip-prefix/x", "/x");
         let full = pm("ReplaceFullPath", "/full-path-replacement");
-        assert_eq!(
-            modify_path(&full, &prefix("/full"), "/full/path/original"),
-            "/full-path-replacement"
+        check(
+            &full,
+            "/full",
+            "/full/path/original",
+            "/full-path-replacement",
         );
     }
 

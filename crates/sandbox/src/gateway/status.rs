@@ -273,14 +273,7 @@ impl StatusWriter {
                         "kind": ar.kind,
                         "metadata": {"name": key.name, "namespace": key.namespace, "annotations": annotations},
                     });
-                    let obj = self
-                        .api(&ar, &key)
-                        .patch(
-                            &key.name,
-                            &PatchParams::apply(MANAGER).force(),
-                            &Patch::Apply(body),
-                        )
-                        .await?;
+                    let obj = self.apply(&ar, &key, body).await?;
                     resource_version = obj.metadata.resource_version.unwrap_or_default();
                 }
                 match status {
@@ -324,6 +317,22 @@ impl StatusWriter {
         }
     }
 
+    /// Server-side applies `body` as our field manager, taking over conflicting fields.
+    async fn apply(
+        &self,
+        ar: &ApiResource,
+        key: &Key,
+        body: Value,
+    ) -> Result<DynamicObject, kube::Error> {
+        self.api(ar, key)
+            .patch(
+                &key.name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(body),
+            )
+            .await
+    }
+
     async fn patch_status(
         &self,
         ar: &ApiResource,
@@ -349,14 +358,7 @@ impl StatusWriter {
         let ar = model::upstream_ar();
         let state = match apply {
             Some(body) => {
-                let obj = self
-                    .api(&ar, &key)
-                    .patch(
-                        &key.name,
-                        &PatchParams::apply(MANAGER).force(),
-                        &Patch::Apply(body),
-                    )
-                    .await?;
+                let obj = self.apply(&ar, &key, body).await?;
                 UpstreamState::of(&obj)
             }
             None => match current {
