@@ -161,20 +161,30 @@ async fn handle(
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let q = parse_query(&uri);
-    match dispatch(&st, &method, &segs, &q, &headers, body).await {
+    let call = Call {
+        st: &st,
+        method: &method,
+        q: &q,
+        headers: &headers,
+        body,
+    };
+    match dispatch(call, &segs).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
 }
 
-async fn dispatch(
-    st: &Arc<AppState>,
-    method: &Method,
-    segs: &[&str],
-    q: &Query,
-    headers: &HeaderMap,
+/// One API request as the handlers read it.
+struct Call<'a> {
+    st: &'a Arc<AppState>,
+    method: &'a Method,
+    q: &'a Query,
+    headers: &'a HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+}
+
+async fn dispatch(call: Call<'_>, segs: &[&str]) -> Result<Response, ApiError> {
+    let (st, method) = (call.st, call.method);
     let read_only = |r: Response| {
         if method == Method::GET {
             Ok(r)
@@ -217,13 +227,11 @@ async fn dispatch(
         }
         ["openapi", rest @ ..] => {
             let inner = st.store.lock();
-            let r = openapi::serve(&inner.registry, rest, headers)?;
+            let r = openapi::serve(&inner.registry, rest, call.headers)?;
             read_only(r)
         }
-        ["api", "v1", rest @ ..] => resource(st, method, "", "v1", rest, q, headers, body).await,
-        ["apis", group, version, rest @ ..] => {
-            resource(st, method, group, version, rest, q, headers, body).await
-        }
+        ["api", "v1", rest @ ..] => resource(call, "", "v1", rest).await,
+        ["apis", group, version, rest @ ..] => resource(call, group, version, rest).await,
         _ => Err(ApiError::unknown_resource()),
     }
 }
@@ -391,17 +399,19 @@ fn spawn_followups(st: &AppState, followups: Vec<Followup>) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn resource(
-    st: &Arc<AppState>,
-    method: &Method,
+    call: Call<'_>,
     group: &str,
     version: &str,
     rest: &[&str],
-    q: &Query,
-    headers: &HeaderMap,
-    body: Bytes,
 ) -> Result<Response, ApiError> {
+    let Call {
+        st,
+        method,
+        q,
+        headers,
+        body,
+    } = call;
     let addr = parse_addr(group, rest).ok_or_else(ApiError::unknown_resource)?;
     let def = st
         .store
