@@ -12,7 +12,7 @@ mod support_cluster;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{RunOutput, Workspace, test_doc};
+use support::{RunOutput, Workspace, suite_with_manifest, test_doc};
 use support_cluster::{
     Mode, TestCluster, UPSTREAM, json_report, name_of, namespace_of, run_id, uid_of,
 };
@@ -193,9 +193,7 @@ const GIZMO_CRD: &str = include_str!("data/gizmo-crd.yaml");
 #[test]
 fn a_crd_applied_in_one_step_serves_its_kind_in_the_next_and_goes_after_the_test() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("crd");
-    ws.suite("s", "");
-    ws.write("s/crd.yaml", GIZMO_CRD);
+    let ws = suite_with_manifest("crd", "s", "crd.yaml", GIZMO_CRD);
     ws.write(
         "s/t.test.yaml",
         &test_doc(
