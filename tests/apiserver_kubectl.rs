@@ -115,26 +115,7 @@ impl Kubectl {
 const CM: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm1\n  labels: {app: a}\ndata:\n  k: v\n";
 const CM2: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm1\n  labels: {app: a}\ndata:\n  k: v2\n  extra: x\n";
-const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: gizmos.acc.gwtest.test
-spec:
-  group: acc.gwtest.test
-  scope: Namespaced
-  names: {plural: gizmos, singular: gizmo, kind: Gizmo, shortNames: [gz]}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
-          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
+const CRD: &str = include_str!("data/gizmo-crd.yaml");
 const GIZMOS: &str = "apiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g1}\nspec: {size: 1}\n---\napiVersion: acc.gwtest.test/v1\nkind: Gizmo\nmetadata: {name: g2}\nspec: {size: 2}\n";
 
 /// Writes gizmo `name`'s status with kube-rs.

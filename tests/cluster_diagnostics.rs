@@ -11,7 +11,7 @@ mod support_cluster;
 
 use std::path::Path;
 
-use support::{RunOutput, Workspace, test_doc};
+use support::{RunOutput, one_file_in, test_doc};
 use support_cluster::{backend_route, gateway_workspace, run_id};
 
 /// The suite's lines after the demo gateway and `${gateway}`.
@@ -161,11 +161,11 @@ fn collectors_write_the_gateway_log_events_objects_and_a_timeout_into_the_bundle
 
 #[test]
 fn the_test_namespace_events_are_collected_by_default_into_a_temporary_bundle() {
-    let ws = Workspace::new("diag-default");
-    ws.suite("plain", "defaults: {timeout: 1s}");
-    ws.write(
-        "plain/t.test.yaml",
-        &test_doc(
+    let ws = one_file_in(
+        "diag-default",
+        "plain",
+        "defaults: {timeout: 1s}",
+        &[test_doc(
             "evented",
             "",
             r#"  - apply:
@@ -180,7 +180,7 @@ fn the_test_namespace_events_are_collected_by_default_into_a_temporary_bundle() 
   - assert:
       resource: {apiVersion: v1, kind: ConfigMap, name: cm}
 "#,
-        ),
+        )],
     );
     let tmp = ws.path().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();

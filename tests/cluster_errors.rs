@@ -8,22 +8,20 @@ mod support;
 mod support_cluster;
 
 use gwtest_sandbox::apiserver::kubeconfig;
-use support::{Workspace, closed_port, test_doc};
+use support::{Workspace, closed_port, one_test, test_doc};
 use support_cluster::TestCluster;
 
-/// A suite with one cluster step, and a kubeconfig for `server` with `token` (and `ca`).
-fn setup(ws: &Workspace, server: &str, token: &str, ca: Option<&str>) -> String {
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - apply:\n      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n",
-        ),
+/// A workspace with a suite of one cluster step, and a kubeconfig for `server` with `token`
+/// (and `ca`), whose path is returned with it.
+fn setup(name: &str, server: &str, token: &str, ca: Option<&str>) -> (Workspace, String) {
+    let ws = one_test(
+        name,
+        "",
+        "",
+        "  - apply:\n      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n",
     );
     let kc = ws.write("kubeconfig", &kubeconfig::render(server, token, ca));
-    kc.display().to_string()
+    (ws, kc.display().to_string())
 }
 
 /// Runs `gwtest run s --kubeconfig KC`: exit 3, and stderr has a line matching `re`, in which
@@ -44,9 +42,8 @@ fn assert_line(text: &str, re: &str) {
 
 #[test]
 fn a_closed_port_is_exit_3_naming_the_server_and_the_cause() {
-    let ws = Workspace::new("closed");
     let server = format!("https://127.0.0.1:{}", closed_port());
-    let kc = setup(&ws, &server, "t", None);
+    let (ws, kc) = setup("closed", &server, "t", None);
     let err = run_infra(
         &ws,
         &kc,
@@ -61,11 +58,10 @@ fn a_closed_port_is_exit_3_naming_the_server_and_the_cause() {
 
 #[test]
 fn a_port_that_accepts_and_never_answers_is_exit_3_within_the_bound() {
-    let ws = Workspace::new("silent");
     // Accepts connections (the kernel does, from the backlog) and never says a word.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let server = format!("https://{}", listener.local_addr().unwrap());
-    let kc = setup(&ws, &server, "t", None);
+    let (ws, kc) = setup("silent", &server, "t", None);
     run_infra(
         &ws,
         &kc,
@@ -78,9 +74,8 @@ fn a_port_that_accepts_and_never_answers_is_exit_3_within_the_bound() {
 #[test]
 fn refused_credentials_are_exit_3_naming_the_credentials() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("token");
-    let kc = setup(
-        &ws,
+    let (ws, kc) = setup(
+        "token",
         &cluster.url(),
         "not-the-token",
         cluster.server().ca_pem(),
@@ -98,10 +93,9 @@ fn refused_credentials_are_exit_3_naming_the_credentials() {
 fn an_untrusted_certificate_is_exit_3_naming_tls() {
     let cluster = TestCluster::start();
     let other = TestCluster::start();
-    let ws = Workspace::new("tls");
     // The right token, another server's CA.
-    let kc = setup(
-        &ws,
+    let (ws, kc) = setup(
+        "tls",
         &cluster.url(),
         cluster.server().token(),
         other.server().ca_pem(),
@@ -117,8 +111,7 @@ fn an_untrusted_certificate_is_exit_3_naming_tls() {
 #[test]
 fn a_missing_kubeconfig_or_context_is_exit_3_and_says_which() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("kubeconfig");
-    setup(&ws, "https://127.0.0.1:1", "t", None);
+    let (ws, _) = setup("kubeconfig", "https://127.0.0.1:1", "t", None);
     let missing = ws.path().join("nope/kubeconfig");
     let out = ws
         .gwtest(&["run", "s", "--kubeconfig", &missing.display().to_string()])
@@ -195,11 +188,11 @@ fn a_kubeconfig_list_with_a_missing_file_works_and_kubeconfig_is_one_file() {
 
 #[test]
 fn a_suite_without_cluster_steps_never_connects() {
-    let ws = Workspace::new("no-cluster");
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc("t", "", "  - exec:\n      command: [\"true\"]\n"),
+    let ws = one_test(
+        "no-cluster",
+        "",
+        "",
+        "  - exec:\n      command: [\"true\"]\n",
     );
     let kc = ws.write(
         "kubeconfig",
@@ -250,18 +243,14 @@ fn context_reaches_exec_steps_and_printed_commands() {
         .push(serde_json::json!(
         {"name": "broken", "context": {"cluster": "nowhere", "user": user}}));
     kc["current-context"] = "broken".into();
-    let ws = Workspace::new("context");
+    let ws = one_test(
+        "context",
+        "",
+        "",
+        "  - apply:\n      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: here}}\n  - exec:\n      command: [kubectl, get, configmap, here, -n, \"${namespace}\", -o, name, --request-timeout=10s]\n      env: {KUBECONFIG: \"${kubeconfig}\"}\n      expect: {stdout: {equals: \"configmap/here\\n\"}}\n    timeout: 20s\n",
+    );
     let file = ws.path().join("two-contexts.yaml");
     std::fs::write(&file, serde_json::to_string(&kc).unwrap()).unwrap();
-    ws.suite("s", "");
-    ws.write(
-        "s/t.test.yaml",
-        &test_doc(
-            "t",
-            "",
-            "  - apply:\n      manifest: {apiVersion: v1, kind: ConfigMap, metadata: {name: here}}\n  - exec:\n      command: [kubectl, get, configmap, here, -n, \"${namespace}\", -o, name, --request-timeout=10s]\n      env: {KUBECONFIG: \"${kubeconfig}\"}\n      expect: {stdout: {equals: \"configmap/here\\n\"}}\n    timeout: 20s\n",
-        ),
-    );
     let out = support::Workspace::gwtest(
         &ws,
         &[
@@ -380,10 +369,9 @@ fn credentials_that_fail_mid_run_stop_the_run_at_once_with_exit_3() {
 #[test]
 fn credentials_that_cannot_be_obtained_are_exit_3_naming_the_credentials() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("exec-creds-bad");
+    let (ws, _) = setup("exec-creds-bad", "https://unused", "t", None);
     let (kc, revoked) = exec_kubeconfig(&ws, &cluster);
     std::fs::write(&revoked, "").unwrap();
-    setup(&ws, "https://unused", "t", None);
     run_infra(
         &ws,
         &kc,
@@ -396,9 +384,8 @@ fn credentials_that_cannot_be_obtained_are_exit_3_naming_the_credentials() {
 /// skipped, saying why.
 #[test]
 fn a_dead_cluster_still_writes_the_reports_saying_why() {
-    let ws = Workspace::new("dead-reports");
     let server = format!("https://127.0.0.1:{}", closed_port());
-    let kc = setup(&ws, &server, "t", None);
+    let (ws, kc) = setup("dead-reports", &server, "t", None);
     let (junit, json) = (
         ws.path().join("out/junit.xml"),
         ws.path().join("out/r.json"),

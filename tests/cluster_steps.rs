@@ -12,7 +12,7 @@ mod support_cluster;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{RunOutput, Workspace, test_doc};
+use support::{RunOutput, Workspace, suite_with_manifest, test_doc};
 use support_cluster::{
     Mode, TestCluster, UPSTREAM, json_report, name_of, namespace_of, run_id, uid_of,
 };
@@ -188,36 +188,12 @@ fn apply_files_lists_inline_variables_namespaces_and_cluster_scoped_objects() {
     assert!(cluster.run_namespaces(Some(&run2)).is_empty());
 }
 
-const GIZMO_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: gizmos.steps.gwtest.test
-spec:
-  group: steps.gwtest.test
-  scope: Namespaced
-  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              size: {type: integer, minimum: 1}
-          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
+const GIZMO_CRD: &str = include_str!("data/gizmo-crd.yaml");
 
 #[test]
 fn a_crd_applied_in_one_step_serves_its_kind_in_the_next_and_goes_after_the_test() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("crd");
-    ws.suite("s", "");
-    ws.write("s/crd.yaml", GIZMO_CRD);
+    let ws = suite_with_manifest("crd", "s", "crd.yaml", GIZMO_CRD);
     ws.write(
         "s/t.test.yaml",
         &test_doc(
@@ -225,9 +201,9 @@ fn a_crd_applied_in_one_step_serves_its_kind_in_the_next_and_goes_after_the_test
             "",
             r#"  - apply: crd.yaml
   - apply:
-      manifest: {apiVersion: steps.gwtest.test/v1, kind: Gizmo, metadata: {name: g}, spec: {size: 3}}
+      manifest: {apiVersion: acc.gwtest.test/v1, kind: Gizmo, metadata: {name: g}, spec: {size: 3}}
   - assert:
-      resource: {apiVersion: steps.gwtest.test/v1, kind: Gizmo, name: g}
+      resource: {apiVersion: acc.gwtest.test/v1, kind: Gizmo, name: g}
       fields: {spec: {size: 3}}
 "#,
         ),
@@ -241,7 +217,7 @@ fn a_crd_applied_in_one_step_serves_its_kind_in_the_next_and_goes_after_the_test
             .get(
                 ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
                 None,
-                "gizmos.steps.gwtest.test"
+                "gizmos.acc.gwtest.test"
             )
             .is_none()
     );

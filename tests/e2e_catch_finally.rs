@@ -9,7 +9,7 @@ mod support;
 mod support_cluster;
 
 use serde_json::Value;
-use support::{Workspace, one_test, test_doc};
+use support::{Workspace, one_test, suite_with_manifest, test_doc};
 use support_cluster::TestCluster;
 
 /// The first try of test `name` in the JSON report.
@@ -48,9 +48,7 @@ const CM: &str =
 #[test]
 fn catch_runs_on_failure_before_cleanup_and_finally_always_without_changing_the_outcome() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("catch-finally");
-    ws.suite("s", "");
-    ws.write("s/cm.yaml", CM);
+    let ws = suite_with_manifest("catch-finally", "s", "cm.yaml", CM);
     // The second step fails; catch sees the object still there (cleanup comes after), a failing
     // catch step does not stop the next one, and finally runs after catch.
     let steps = format!(

@@ -12,7 +12,7 @@ mod support_tmux;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Workspace, alike_tests, one_test, test_doc};
+use support::{Workspace, alike_tests, one_test, suite_with_manifest, test_doc};
 use support_cluster::{TestCluster, kubectl_bin};
 use support_tmux::Terminal;
 
@@ -412,9 +412,7 @@ fn doc_transcript(name: &str) -> String {
 #[test]
 fn the_prompt_transcript_in_debugging_md_is_true() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("pause-transcript");
-    ws.suite("shop", "");
-    ws.write("shop/settings.yaml", CM);
+    let ws = suite_with_manifest("pause-transcript", "shop", "settings.yaml", CM);
     ws.write(
         "shop/color.test.yaml",
         "apiVersion: gwtest/v1alpha1\nkind: Test\nname: color\nsteps:\n  - apply: settings.yaml\n  \

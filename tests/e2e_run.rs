@@ -426,18 +426,22 @@ fn exec_is_killed_at_its_deadline_with_its_children() {
     }
 }
 
+/// Runs test `t` of [`one_test`] (`test_extra`, `steps`), which must fail with the line `re`,
+/// where `{one}` stands for the about 1s after which it was cut off.
+fn fails_cut_off_after_1s(name: &str, test_extra: &str, steps: &str, re: &str) -> Workspace {
+    let ws = one_test(name, "", test_extra, steps);
+    failed_outcome(&ws).line(&re.replace("{one}", &about(1.0)));
+    ws
+}
+
 #[test]
 fn exec_with_expect_is_cut_off_at_the_step_deadline() {
-    let ws = one_test(
+    fails_cut_off_after_1s(
         "exec-expect-kill",
         "",
-        "",
         "  - exec: {command: [sleep, \"30\"], expect: {exit: 0}}\n    timeout: 1s\n",
-    );
-    failed_outcome(&ws).line(&format!(
         r"^  no attempt finished in {one}; cut off after {one}: sleep 30 \(still running\)$",
-        one = about(1.0)
-    ));
+    );
 }
 
 #[test]
@@ -463,16 +467,12 @@ fn a_sleep_longer_than_the_test_timeout_ends_at_the_test_timeout() {
 #[test]
 fn a_step_after_the_test_deadline_does_not_start() {
     // The exec takes the whole test-timeout; the step after it must not run.
-    let ws = one_test(
+    let ws = fails_cut_off_after_1s(
         "after-deadline",
-        "",
         "timeout: 1s",
         "  - exec: {command: [sleep, \"5\"]}\n    timeout: 10s\n  - exec: {command: [touch, ran]}\n",
-    );
-    failed_outcome(&ws).line(&format!(
         r"^  test-timeout \(1s\) reached during this step: no attempt finished in {one}; cut off after {one}: sleep 5 \(still running\)$",
-        one = about(1.0)
-    ));
+    );
     assert!(!ws.path().join("s/ran").exists());
 }
 

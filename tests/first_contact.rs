@@ -6,7 +6,7 @@
 mod support;
 mod support_cluster;
 
-use support::{Workspace, test_doc};
+use support::{Workspace, one_file, test_doc};
 use support_cluster::TestCluster;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -36,12 +36,10 @@ fn the_shipped_discovery_suite_without_the_demo_gateway_says_no_controller_runs(
 #[test]
 fn asserts_on_objects_no_controller_reports_on_name_the_missing_controller() {
     let cluster = TestCluster::start();
-    let ws = Workspace::new("no-controller");
-    ws.suite("s", "defaults: {timeout: 1s}");
-    ws.write(
-        "s/t.test.yaml",
-        &format!(
-            "{}---\n{}",
+    let ws = one_file(
+        "no-controller",
+        "defaults: {timeout: 1s}",
+        &[
             test_doc(
                 "gateway",
                 "",
@@ -51,7 +49,7 @@ fn asserts_on_objects_no_controller_reports_on_name_the_missing_controller() {
       resource: {{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, name: gw}}
       conditions: [{{type: Programmed, status: "True"}}]
 "#
-                )
+                ),
             ),
             test_doc(
                 "route",
@@ -63,9 +61,9 @@ fn asserts_on_objects_no_controller_reports_on_name_the_missing_controller() {
       resource: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, name: r}}
       fields: {{status: {{parents: [{{conditions: [{{type: Accepted, status: "True"}}]}}]}}}}
 "#
-                )
-            )
-        ),
+                ),
+            ),
+        ],
     );
     let out = cluster.gwtest(&ws, &["run", "s"]).run();
     out.assert_exit(1);

@@ -2,6 +2,7 @@
 //! OTLP receiver: ids, nesting, attributes, status, and a system-under-test span that joins
 //! the trace under a request attempt.
 
+mod support;
 mod support_traces;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use gwtest::traces::store::{AttrValue, SpanStatus, StoredSpan};
 use gwtest::traces::{OtlpExport, Selection, attempt_span_id};
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::SpanExporter as _;
+use support::closed_port;
 use support_traces::*;
 
 struct Ids {
@@ -380,10 +382,7 @@ async fn an_interrupted_run_is_flushed_with_open_spans_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_is_reported_not_waited_for() {
     gwtest::install_crypto_provider();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = closed_port();
     for protocol in [ExportProtocol::Grpc, ExportProtocol::HttpProtobuf] {
         let t0 = std::time::Instant::now();
         let err = tokio::time::timeout(
@@ -420,10 +419,7 @@ async fn an_unreachable_endpoint_is_reported_not_waited_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_run_to_an_unreachable_endpoint_is_counted_with_its_cause() {
     gwtest::install_crypto_provider();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = closed_port();
     let id = test_id();
     // The run stops mid-step (step 1 open); 20,000 more steps make 40 batches of 512.
     let mut ev = events(&ids(), false);

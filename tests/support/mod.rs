@@ -519,9 +519,23 @@ pub fn one_test(name: &str, suite_extra: &str, test_extra: &str, steps: &str) ->
 /// A workspace with one suite `s` (`suite_extra` in its suite.yaml) whose one test file
 /// `s/t.test.yaml` holds the `tests` documents ([`test_doc`]s).
 pub fn one_file(name: &str, suite_extra: &str, tests: &[String]) -> Workspace {
+    one_file_in(name, "s", suite_extra, tests)
+}
+
+/// [`one_file`] with the suite in `dir` (its test file `DIR/t.test.yaml`).
+pub fn one_file_in(name: &str, dir: &str, suite_extra: &str, tests: &[String]) -> Workspace {
     let ws = Workspace::new(name);
-    ws.suite("s", suite_extra);
-    ws.write("s/t.test.yaml", &tests.join("---\n"));
+    ws.suite(dir, suite_extra);
+    ws.write(&format!("{dir}/t.test.yaml"), &tests.join("---\n"));
+    ws
+}
+
+/// A workspace with a suite `dir` (an empty suite.yaml) holding the manifest `file` (`text`)
+/// for its tests to apply.
+pub fn suite_with_manifest(name: &str, dir: &str, file: &str, text: &str) -> Workspace {
+    let ws = Workspace::new(name);
+    ws.suite(dir, "");
+    ws.write(&format!("{dir}/{file}"), text);
     ws
 }
 
