@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use gwtest::config::{EndpointKind, ExportProtocol, export_url};
-use gwtest::engine::events::{Event, Phase, StepReport, StepStatus, TestKey};
+use gwtest::engine::events::{Event, TestKey};
 use gwtest::engine::{hex, new_span_id, new_trace_id};
 use gwtest::report::Reporter;
 use gwtest::suite::spanned::Loc;
@@ -26,6 +26,10 @@ use gwtest::traces::{OtlpExport, Receiver, SpanStore};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
+#[path = "../tests/support_traces/steps.rs"]
+mod steps;
+use steps::passed_steps;
+
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, span_processor_with_async_runtime,
 };
@@ -197,31 +201,8 @@ fn gwtest_export(url: &str, protocol: ExportProtocol) -> (usize, Duration, Strin
         namespace: None,
         span_id: hex(&new_span_id()),
     });
-    for index in 0..SPANS - 3 {
-        r.event(&Event::StepStarted {
-            id: id.clone(),
-            index,
-            phase: Phase::Steps,
-            name: format!("step {index}"),
-            kind: "assert",
-            span_id: hex(&new_span_id()),
-        });
-        r.event(&Event::StepFinished {
-            id: id.clone(),
-            report: StepReport {
-                index,
-                name: format!("step {index}"),
-                kind: "assert",
-                phase: Phase::Steps,
-                file: None,
-                loc: Loc::new(index as u32 + 2, 5),
-                status: StepStatus::Passed,
-                duration: Duration::from_millis(1),
-                attempts: 1,
-                timeout: Some(Duration::from_secs(30)),
-                failure: None,
-            },
-        });
+    for e in &passed_steps(&id, 0..SPANS - 3) {
+        r.event(e);
     }
     // Closes the test, suite and run spans (as after Ctrl-C) and flushes.
     let told = match r.finish() {

@@ -423,20 +423,7 @@ async fn a_large_run_to_an_unreachable_endpoint_is_counted_with_its_cause() {
     let id = test_id();
     // The run stops mid-step (step 1 open); 20,000 more steps make 40 batches of 512.
     let mut ev = events(&ids(), false);
-    for index in 2..20_002 {
-        ev.push(Event::StepStarted {
-            id: id.clone(),
-            index,
-            phase: Phase::Steps,
-            name: format!("step {index}"),
-            kind: "assert",
-            span_id: hex(&new_span_id()),
-        });
-        ev.push(Event::StepFinished {
-            id: id.clone(),
-            report: step_report(index, "assert", 1, None),
-        });
-    }
+    ev.extend(steps::passed_steps(&id, 2..20_002));
     let counted =
         regex::Regex::new(r"OTLP export to \S+: (\d+) of (\d+) spans not exported: \S").unwrap();
     for protocol in [ExportProtocol::Grpc, ExportProtocol::HttpProtobuf] {

@@ -120,3 +120,4 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 pub mod gateway;
+pub mod steps;
