@@ -181,7 +181,6 @@ mod tests {
     use crate::suite::vars::Vars;
     use crate::traces::store::StoredSpan;
     use std::time::Duration;
-    use tokio::time::Instant;
 
     fn step(yaml: &str) -> Step {
         serde_saphyr::from_str(yaml).expect("step parses")
@@ -237,14 +236,7 @@ mod tests {
             consecutive: 1,
             hold: None,
         };
-        let now = Instant::now();
-        let limits = Limits::for_step(
-            now,
-            timeout,
-            now + Duration::from_secs(60),
-            Duration::from_secs(60),
-            run.cancel.clone(),
-        );
+        let limits = Limits::starting_now(timeout, Duration::from_secs(60), run.cancel.clone());
         let mut ctx = StepCtx {
             test: &id,
             index: 0,
