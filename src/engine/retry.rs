@@ -845,20 +845,6 @@ mod tests {
         (l, notify)
     }
 
-    /// An attempt loop for a test that has `test_timeout` left.
-    async fn quietly<R, F, Fut>(
-        p: &Policy,
-        test_timeout: Duration,
-        attempt: F,
-    ) -> Result<(R::Value, History), Box<GaveUp<R::Value>>>
-    where
-        R: AttemptResult,
-        F: FnMut(u32) -> Fut,
-        Fut: Future<Output = R>,
-    {
-        eventually_unobserved(p, &limits(p, test_timeout), "x", attempt).await
-    }
-
     fn miss503() -> Miss {
         Miss::new(
             Class::Status,
@@ -893,7 +879,7 @@ mod tests {
     async fn passes_after_failures_and_counts_attempts() {
         let p = policy(5_000, 1, None);
         let calls = AtomicU32::new(0);
-        let (v, h) = quietly(&p, Duration::from_secs(60), |n| {
+        let (v, h) = eventually_unobserved(&p, &limits(&p, Duration::from_secs(60)), "x", |n| {
             calls.fetch_add(1, Ordering::SeqCst);
             async move { if n < 4 { Err(miss503()) } else { Ok(n) } }
         })
@@ -915,9 +901,12 @@ mod tests {
     async fn consecutive_resets_on_failure_and_summary_groups_classes() {
         let p = policy(300, 3, None);
         // pass, pass, fail, repeated: never three in a row
-        let err = quietly(&p, Duration::from_secs(60), |n| async move {
-            if n % 3 == 0 { Err(miss503()) } else { Ok(()) }
-        })
+        let err = eventually_unobserved(
+            &p,
+            &limits(&p, Duration::from_secs(60)),
+            "x",
+            |n| async move { if n % 3 == 0 { Err(miss503()) } else { Ok(()) } },
+        )
         .await
         .unwrap_err();
         assert_eq!(err.cause, Cause::Timeout);
@@ -935,13 +924,18 @@ mod tests {
     async fn hold_breaks_on_a_flip() {
         let p = policy(5_000, 1, Some(1_000));
         let t0 = Instant::now();
-        let err = quietly(&p, Duration::from_secs(60), |_| async move {
-            if t0.elapsed() < Duration::from_millis(400) {
-                Ok(())
-            } else {
-                Err(Miss::new(Class::Status, "got status 404", "status 404"))
-            }
-        })
+        let err = eventually_unobserved(
+            &p,
+            &limits(&p, Duration::from_secs(60)),
+            "x",
+            |_| async move {
+                if t0.elapsed() < Duration::from_millis(400) {
+                    Ok(())
+                } else {
+                    Err(Miss::new(Class::Status, "got status 404", "status 404"))
+                }
+            },
+        )
         .await
         .unwrap_err();
         match err.cause {
@@ -966,11 +960,12 @@ mod tests {
     async fn hold_passes_when_steady() {
         let p = policy(100, 2, Some(1_000));
         let t0 = Instant::now();
-        let (_, h) = quietly(&p, Duration::from_secs(60), |_| async {
-            Ok::<(), Miss>(())
-        })
-        .await
-        .unwrap();
+        let (_, h) =
+            eventually_unobserved(&p, &limits(&p, Duration::from_secs(60)), "x", |_| async {
+                Ok::<(), Miss>(())
+            })
+            .await
+            .unwrap();
         // Hold outlives the 100ms step timeout by design.
         assert!(t0.elapsed() >= Duration::from_secs(1));
         assert!(
@@ -983,9 +978,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_hold_cut_by_the_test_deadline_says_it_was_still_holding() {
         let p = policy(100, 3, Some(5_000));
-        let err = quietly(&p, Duration::from_secs(1), |_| async { Ok::<(), Miss>(()) })
-            .await
-            .unwrap_err();
+        let err = eventually_unobserved(&p, &limits(&p, Duration::from_secs(1)), "x", |_| async {
+            Ok::<(), Miss>(())
+        })
+        .await
+        .unwrap_err();
         assert_eq!(err.cause, Cause::TestTimeout);
         assert_eq!(err.holding, Some(Duration::from_secs(1)));
         let h = err.headline();
@@ -1025,7 +1022,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fatal_misses_stop_at_once_and_cancel_is_honoured() {
         let p = policy(10_000, 1, None);
-        let err = quietly(&p, Duration::from_secs(60), |_| async {
+        let err = eventually_unobserved(&p, &limits(&p, Duration::from_secs(60)), "x", |_| async {
             Err::<(), _>(Miss::fatal(Class::ApiError, "422 Invalid"))
         })
         .await

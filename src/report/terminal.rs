@@ -524,26 +524,14 @@ impl Terminal {
             .filter(|(_, s, _, _)| *s == TestStatus::Flaky)
             .map(|(id, _, _, tries)| format!("{id} (passed on try {tries})"))
             .collect();
-        if !flaky.is_empty() {
-            lines.push(
-                st.flaky
-                    .apply_to(format!("flaky: {}", flaky.join(", ")))
-                    .to_string(),
-            );
-        }
+        lines.extend(listed(&st.flaky, "flaky", &flaky));
         let failed: Vec<String> = self
             .finished
             .iter()
             .filter(|(_, s, _, _)| *s == TestStatus::Failed)
             .map(|(id, _, _, _)| id.to_string())
             .collect();
-        if !failed.is_empty() {
-            lines.push(
-                st.fail
-                    .apply_to(format!("failed: {}", failed.join(", ")))
-                    .to_string(),
-            );
-        }
+        lines.extend(listed(&st.fail, "failed", &failed));
         if !self.background.is_empty() {
             let n = self.background.len();
             let failed = self.background.iter().filter(|b| b.2).count();
@@ -770,6 +758,15 @@ impl Reporter for Terminal {
             | Event::StepFinished { .. } => {}
         }
     }
+}
+
+/// `label: a, b`, styled; nothing for an empty list.
+fn listed(style: &Style, label: &str, items: &[String]) -> Option<String> {
+    (!items.is_empty()).then(|| {
+        style
+            .apply_to(format!("{label}: {}", items.join(", ")))
+            .to_string()
+    })
 }
 
 #[cfg(test)]

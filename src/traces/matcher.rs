@@ -479,13 +479,8 @@ fn fold(problems: Vec<Problem>, snap: &Snapshot, seen: Section) -> Miss {
         .map(|p| p.detail.as_str())
         .collect::<Vec<_>>()
         .join("; ");
-    if snap.evicted > 0 {
-        let _ = write!(
-            detail,
-            " ({} evicted from the span store, cap {})",
-            plural(snap.evicted as usize, "span"),
-            snap.cap
-        );
+    if let Some(e) = evicted(snap) {
+        let _ = write!(detail, " ({e}, cap {})", snap.cap);
     }
     let mut m = Miss::new(first.class, first.summary.clone(), detail).with_context(seen);
     for p in problems {
@@ -560,15 +555,20 @@ fn no_trace(store: &SpanStore, sel: &Selection, snap: &Snapshot, test_start: u64
         ),
     };
     let mut detail = format!("{what} ({tail})");
-    if snap.evicted > 0 {
-        let _ = write!(
-            detail,
-            "; {} evicted from the span store (cap {})",
-            plural(snap.evicted as usize, "span"),
-            snap.cap
-        );
+    if let Some(e) = evicted(snap) {
+        let _ = write!(detail, "; {e} (cap {})", snap.cap);
     }
     Miss::new(Class::NoTrace, summary, detail)
+}
+
+/// `3 spans evicted from the span store`, when the store had to drop spans to stay in its cap.
+fn evicted(snap: &Snapshot) -> Option<String> {
+    (snap.evicted > 0).then(|| {
+        format!(
+            "{} evicted from the span store",
+            plural(snap.evicted as usize, "span")
+        )
+    })
 }
 
 fn scope(sel: &Selection) -> String {
