@@ -171,11 +171,8 @@ async fn gwtest_sample(
             consecutive: 1,
             hold: None,
         };
-        let now = Instant::now();
-        let limits = Limits::for_step(
-            now,
+        let limits = Limits::starting_now(
             policy.timeout,
-            now + Duration::from_secs(300),
             Duration::from_secs(300),
             ctx2.cancel.clone(),
         );

@@ -150,6 +150,37 @@ struct Cost {
     stderr_bytes: usize,
 }
 
+/// What `runs` successful validations of one tree cost.
+struct Runs {
+    /// Sorted.
+    walls: Vec<Duration>,
+    /// Sorted.
+    cpus: Vec<Duration>,
+    /// Peak RSS in KiB, the largest of the runs.
+    peak: u64,
+    /// The last run's output.
+    last: String,
+}
+
+fn repeat(root: &Path, runs: usize) -> Runs {
+    let mut r = Runs {
+        walls: Vec::new(),
+        cpus: Vec::new(),
+        peak: 0,
+        last: String::new(),
+    };
+    for _ in 0..runs {
+        let c = run(root, 0);
+        r.walls.push(c.wall);
+        r.cpus.push(c.cpu);
+        r.peak = r.peak.max(c.rss);
+        r.last = c.stdout;
+    }
+    r.walls.sort();
+    r.cpus.sort();
+    r
+}
+
 /// Run the binary, expecting `exit`; wall time, CPU time (user + system) and peak RSS from
 /// wait4.
 fn run(root: &Path, exit: i32) -> Cost {
@@ -292,22 +323,15 @@ fn main() {
     let files = SUITES * FILES_PER_SUITE;
     let bytes: u64 = walk_size(&root);
 
-    let mut walls = Vec::new();
-    let mut cpus = Vec::new();
-    let mut peak = 0;
-    let mut last = String::new();
-    for _ in 0..runs {
-        let c = run(&root, 0);
-        walls.push(c.wall);
-        cpus.push(c.cpu);
-        peak = peak.max(c.rss);
-        last = c.stdout;
-    }
+    let Runs {
+        walls,
+        cpus,
+        peak,
+        last,
+    } = repeat(&root, runs);
     if keep.is_none() {
         let _ = std::fs::remove_dir_all(&root);
     }
-    walls.sort();
-    cpus.sort();
     let expected = format!("ok: {SUITES} suites, {files} tests, {steps} steps;");
     assert!(
         last.trim().starts_with(&expected),
@@ -342,16 +366,9 @@ fn main() {
     );
 
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("suites");
-    let mut walls = Vec::new();
-    let mut peak = 0;
-    let mut last = String::new();
-    for _ in 0..runs {
-        let c = run(&shipped, 0);
-        walls.push(c.wall);
-        peak = peak.max(c.rss);
-        last = c.stdout;
-    }
-    walls.sort();
+    let Runs {
+        walls, peak, last, ..
+    } = repeat(&shipped, runs);
     assert!(last.starts_with("ok: "), "{last}");
     println!("validate: the shipped suites, with the Gateway API CRDs' schemas and CEL rules");
     println!("  command: {} validate suites", support::BIN);

@@ -107,6 +107,28 @@ pub fn random_suffix(n: usize) -> String {
         .collect()
 }
 
+/// A new directory for a unit test's files: `gwtest-<name>-<pid>-<random>` in the system's
+/// temp directory.
+#[cfg(test)]
+pub fn test_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "gwtest-{name}-{}-{}",
+        std::process::id(),
+        random_suffix(6)
+    ));
+    std::fs::create_dir_all(&d).expect("creating a test directory");
+    d
+}
+
+/// `a, b, c`, or `none` for an empty list (what a message lists as known or present).
+pub fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
 /// An error and its causes on one line, each cause once.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];

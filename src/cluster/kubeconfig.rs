@@ -123,11 +123,7 @@ pub fn use_context(loaded: &mut Loaded, context: &str) -> Result<(), ClusterErro
         return Err(invalid(format!(
             "context {context:?} not found in {} (contexts: {})",
             loaded.source,
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
+            crate::util::list_or_none(&known)
         )));
     }
     loaded.config.current_context = Some(context.to_owned());
@@ -232,15 +228,7 @@ pub fn write_private(kc: &Kubeconfig) -> Result<(PathBuf, PathBuf), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "gwtest-kc-{name}-{}",
-            crate::util::random_suffix(6)
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
+    use crate::util::test_dir;
 
     fn config(cluster: &str, server: &str, current: Option<&str>) -> String {
         format!(
@@ -256,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_kubeconfig_list_is_merged_first_wins_and_missing_files_are_skipped() {
-        let d = tmp("list");
+        let d = test_dir("kc-list");
         std::fs::write(d.join("a"), config("a", "https://a:6443", Some("a"))).unwrap();
         std::fs::write(d.join("b"), config("b", "https://b:6443", Some("b"))).unwrap();
         let list = std::env::join_paths([d.join("missing"), d.join("a"), d.join("b")]).unwrap();
@@ -295,7 +283,7 @@ mod tests {
 
     #[test]
     fn in_cluster_config_points_at_the_service_account() {
-        let d = tmp("sa");
+        let d = test_dir("kc-sa");
         assert!(
             in_cluster(Some("10.0.0.1"), Some("443"), &d).is_none(),
             "no token"

@@ -109,11 +109,7 @@ mod tests {
 
     #[tokio::test]
     async fn files_expand_variables_keep_lines_and_split_lists() {
-        let dir = std::env::temp_dir().join(format!(
-            "gwtest-manifests-{}",
-            crate::util::random_suffix(6)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::util::test_dir("manifests");
         let f = dir.join("m.yaml");
         std::fs::write(
             &f,

@@ -658,8 +658,33 @@ pub fn namespace_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Namespace"), "namespaces")
 }
 
+/// An object as JSON, as serde would write it (type fields, metadata, then the rest), but
+/// with the body moved, not re-serialized: every assert attempt reads objects through here.
 pub fn to_value(o: DynamicObject) -> Value {
-    serde_json::to_value(o).unwrap_or(Value::Null)
+    let DynamicObject {
+        types,
+        metadata,
+        data,
+    } = o;
+    let Value::Object(data) = data else {
+        return serde_json::to_value(DynamicObject {
+            types,
+            metadata,
+            data,
+        })
+        .unwrap_or(Value::Null);
+    };
+    let mut out = serde_json::Map::new();
+    if let Some(t) = types {
+        out.insert("apiVersion".to_owned(), Value::String(t.api_version));
+        out.insert("kind".to_owned(), Value::String(t.kind));
+    }
+    out.insert(
+        "metadata".to_owned(),
+        serde_json::to_value(metadata).unwrap_or(Value::Null),
+    );
+    out.extend(data);
+    Value::Object(out)
 }
 
 /// apiVersion, kind and metadata.name of a manifest.
@@ -753,6 +778,28 @@ pub fn inspect_commands(namespace: &str, flags: &str, tracked: &[Tracked]) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_convert_as_serde_writes_them() {
+        let raw = [
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "v"}}),
+            // A list item: no type fields.
+            json!({"metadata": {"name": "item", "resourceVersion": "7"},
+                   "spec": {"port": 80}, "status": {"conditions": [{"type": "Ready"}]}}),
+            json!({"apiVersion": "v1", "kind": "Namespace"}),
+        ];
+        let objects = raw
+            .iter()
+            .map(|r| serde_json::from_value(r.clone()).unwrap())
+            .chain([DynamicObject::new("ns", &namespace_resource())]);
+        for o in objects {
+            let want = serde_json::to_value(&o).unwrap();
+            let got = to_value(o);
+            // Key order too: it is what a failure report shows.
+            assert_eq!(got.to_string(), want.to_string());
+        }
+    }
 
     #[test]
     fn namespace_names_are_dns_labels() {

@@ -109,20 +109,14 @@ where
 {
     let policy = lifecycle_policy(limits);
     let pending = what.to_owned();
-    let result = retry::eventually(
-        &policy,
-        limits,
-        &pending,
-        &mut |_: &retry::AttemptRecord| {},
-        |_| async {
-            match action().await {
-                Ok(v) => Ok(Ok(v)),
-                Err(e) if e.is_transient() => Err(miss(&e, what)),
-                // Final: handed back as the value, typed.
-                Err(e) => Ok(Err(e)),
-            }
-        },
-    )
+    let result = retry::eventually_unobserved(&policy, limits, &pending, |_| async {
+        match action().await {
+            Ok(v) => Ok(Ok(v)),
+            Err(e) if e.is_transient() => Err(miss(&e, what)),
+            // Final: handed back as the value, typed.
+            Err(e) => Ok(Err(e)),
+        }
+    })
     .await;
     match result {
         Ok((Ok(v), _)) => Ok(v),

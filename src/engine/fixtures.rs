@@ -286,19 +286,14 @@ async fn apply_fixture(
         // As the apply step: retried while the error is transient or the kind is not served
         // yet (a CRD earlier in the same file), bounded, and stopped by Ctrl-C.
         let policy = Policy::once(limits.deadline().saturating_duration_since(Instant::now()));
-        let applied = retry::eventually(
-            &policy,
-            limits,
-            &format!("applying {what}"),
-            &mut |_: &retry::AttemptRecord| {},
-            |_| async {
+        let applied =
+            retry::eventually_unobserved(&policy, limits, &format!("applying {what}"), |_| async {
                 cluster
                     .apply(m.value.clone(), shared_ns, &ctx.run_id)
                     .await
                     .map_err(|e| miss(&e, &what))
-            },
-        )
-        .await;
+            })
+            .await;
         let (kind, mut obj) = match applied {
             Ok((o, _)) => o,
             Err(g) => return Err(failure_from(&g, limits)),
@@ -437,17 +432,11 @@ async fn read_var(
             })?;
         Ok::<_, Miss>((kind, obj))
     };
-    let result = retry::eventually(
-        &policy,
-        &limits,
-        &pending,
-        &mut |_: &retry::AttemptRecord| {},
-        |_| async {
-            let (_, obj) = read().await?;
-            crate::matching::query_one(&from.path, &obj)
-                .map_err(|e| Miss::new(Class::Field, "field not set", format!("{what}: {e}")))
-        },
-    )
+    let result = retry::eventually_unobserved(&policy, &limits, &pending, |_| async {
+        let (_, obj) = read().await?;
+        crate::matching::query_one(&from.path, &obj)
+            .map_err(|e| Miss::new(Class::Field, "field not set", format!("{what}: {e}")))
+    })
     .await;
     match result {
         Ok((v, _)) => Ok(v),

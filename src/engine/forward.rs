@@ -99,17 +99,11 @@ pub async fn port_forward_var(
         .get_or_start(&spec, || async {
             let (policy, limits) = var_wait(ctx, suite, pf.timeout);
             let pending = format!("waiting for a ready pod of {}", spec.describe());
-            let found = retry::eventually(
-                &policy,
-                &limits,
-                &pending,
-                &mut |_: &retry::AttemptRecord| {},
-                |_| async {
-                    portforward::ready_pod(cluster.client(), cluster.server(), &spec, None)
-                        .await
-                        .map_err(|e| not_ready_miss(&e))
-                },
-            )
+            let found = retry::eventually_unobserved(&policy, &limits, &pending, |_| async {
+                portforward::ready_pod(cluster.client(), cluster.server(), &spec, None)
+                    .await
+                    .map_err(|e| not_ready_miss(&e))
+            })
             .await;
             let first = match found {
                 Ok((p, _)) => p,

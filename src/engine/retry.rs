@@ -231,6 +231,16 @@ impl Limits {
         }
     }
 
+    /// A step starting now, in a test that has `test_timeout` left.
+    pub fn starting_now(
+        timeout: Duration,
+        test_timeout: Duration,
+        cancel: CancellationToken,
+    ) -> Self {
+        let now = Instant::now();
+        Limits::for_step(now, timeout, now + test_timeout, test_timeout, cancel)
+    }
+
     /// The earliest deadline in force.
     pub fn deadline(&self) -> Instant {
         self.step_deadline.min(self.test_deadline)
@@ -254,12 +264,13 @@ pub struct AttemptRecord {
     pub http: Option<HttpAttempt>,
 }
 
-/// An HTTP request attempt, as its span describes it.
+/// An HTTP request attempt, as its span describes it. Method and URL are shared by every
+/// attempt of a step.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HttpAttempt {
-    pub method: String,
+    pub method: Arc<str>,
     /// The URL requested.
-    pub url: String,
+    pub url: Arc<str>,
     /// The response status; `None` when no response came (refused, timed out...).
     pub status: Option<u16>,
 }
@@ -497,6 +508,29 @@ impl<T, F: FnMut(&AttemptRecord) + Send> AttemptObserver<T> for F {
     fn attempt_finished(&mut self, record: &AttemptRecord, _: Option<&T>) {
         self(record)
     }
+}
+
+/// [`eventually`] for work whose attempts nobody follows (fixtures, port-forwards, the
+/// cluster work around a test): only the outcome is reported.
+pub async fn eventually_unobserved<R, F, Fut>(
+    policy: &Policy,
+    limits: &Limits,
+    pending: &str,
+    attempt: F,
+) -> Result<(R::Value, History), Box<GaveUp<R::Value>>>
+where
+    R: AttemptResult,
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = R>,
+{
+    eventually(
+        policy,
+        limits,
+        pending,
+        &mut |_: &AttemptRecord| {},
+        attempt,
+    )
+    .await
 }
 
 enum Wait {
@@ -800,14 +834,15 @@ mod tests {
     }
 
     fn limits(p: &Policy, test_timeout: Duration) -> Limits {
-        let now = Instant::now();
-        Limits::for_step(
-            now,
-            p.timeout,
-            now + test_timeout,
-            test_timeout,
-            CancellationToken::new(),
-        )
+        Limits::starting_now(p.timeout, test_timeout, CancellationToken::new())
+    }
+
+    /// Limits with a minute left in the test, and the `Notify` that wakes their attempts.
+    fn woken_limits(p: &Policy) -> (Limits, Arc<Notify>) {
+        let mut l = limits(p, Duration::from_secs(60));
+        let notify = Arc::new(Notify::new());
+        l.wake = Some(notify.clone());
+        (l, notify)
     }
 
     fn miss503() -> Miss {
@@ -844,16 +879,10 @@ mod tests {
     async fn passes_after_failures_and_counts_attempts() {
         let p = policy(5_000, 1, None);
         let calls = AtomicU32::new(0);
-        let (v, h) = eventually(
-            &p,
-            &limits(&p, Duration::from_secs(60)),
-            "x",
-            &mut |_: &AttemptRecord| {},
-            |n| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async move { if n < 4 { Err(miss503()) } else { Ok(n) } }
-            },
-        )
+        let (v, h) = eventually_unobserved(&p, &limits(&p, Duration::from_secs(60)), "x", |n| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move { if n < 4 { Err(miss503()) } else { Ok(n) } }
+        })
         .await
         .unwrap();
         assert_eq!(v, 4);
@@ -872,11 +901,10 @@ mod tests {
     async fn consecutive_resets_on_failure_and_summary_groups_classes() {
         let p = policy(300, 3, None);
         // pass, pass, fail, repeated: never three in a row
-        let err = eventually(
+        let err = eventually_unobserved(
             &p,
             &limits(&p, Duration::from_secs(60)),
             "x",
-            &mut |_: &AttemptRecord| {},
             |n| async move { if n % 3 == 0 { Err(miss503()) } else { Ok(()) } },
         )
         .await
@@ -896,11 +924,10 @@ mod tests {
     async fn hold_breaks_on_a_flip() {
         let p = policy(5_000, 1, Some(1_000));
         let t0 = Instant::now();
-        let err = eventually(
+        let err = eventually_unobserved(
             &p,
             &limits(&p, Duration::from_secs(60)),
             "x",
-            &mut |_: &AttemptRecord| {},
             |_| async move {
                 if t0.elapsed() < Duration::from_millis(400) {
                     Ok(())
@@ -933,15 +960,12 @@ mod tests {
     async fn hold_passes_when_steady() {
         let p = policy(100, 2, Some(1_000));
         let t0 = Instant::now();
-        let (_, h) = eventually(
-            &p,
-            &limits(&p, Duration::from_secs(60)),
-            "x",
-            &mut |_: &AttemptRecord| {},
-            |_| async { Ok::<(), Miss>(()) },
-        )
-        .await
-        .unwrap();
+        let (_, h) =
+            eventually_unobserved(&p, &limits(&p, Duration::from_secs(60)), "x", |_| async {
+                Ok::<(), Miss>(())
+            })
+            .await
+            .unwrap();
         // Hold outlives the 100ms step timeout by design.
         assert!(t0.elapsed() >= Duration::from_secs(1));
         assert!(
@@ -954,13 +978,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_hold_cut_by_the_test_deadline_says_it_was_still_holding() {
         let p = policy(100, 3, Some(5_000));
-        let err = eventually(
-            &p,
-            &limits(&p, Duration::from_secs(1)),
-            "x",
-            &mut |_: &AttemptRecord| {},
-            |_| async { Ok::<(), Miss>(()) },
-        )
+        let err = eventually_unobserved(&p, &limits(&p, Duration::from_secs(1)), "x", |_| async {
+            Ok::<(), Miss>(())
+        })
         .await
         .unwrap_err();
         assert_eq!(err.cause, Cause::TestTimeout);
@@ -1002,13 +1022,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fatal_misses_stop_at_once_and_cancel_is_honoured() {
         let p = policy(10_000, 1, None);
-        let err = eventually(
-            &p,
-            &limits(&p, Duration::from_secs(60)),
-            "x",
-            &mut |_: &AttemptRecord| {},
-            |_| async { Err::<(), _>(Miss::fatal(Class::ApiError, "422 Invalid")) },
-        )
+        let err = eventually_unobserved(&p, &limits(&p, Duration::from_secs(60)), "x", |_| async {
+            Err::<(), _>(Miss::fatal(Class::ApiError, "422 Invalid"))
+        })
         .await
         .unwrap_err();
         assert_eq!(err.cause, Cause::Fatal);
@@ -1035,9 +1051,7 @@ mod tests {
             max_interval: Duration::from_secs(1),
             ..policy(10_000, 1, None)
         };
-        let mut l = limits(&p, Duration::from_secs(60));
-        let notify = Arc::new(Notify::new());
-        l.wake = Some(notify.clone());
+        let (l, notify) = woken_limits(&p);
         let t0 = Instant::now();
         let n2 = notify.clone();
         let (_, h) = eventually(&p, &l, "x", &mut |_: &AttemptRecord| {}, move |n| {
@@ -1066,9 +1080,7 @@ mod tests {
             interval: Duration::from_secs(1),
             ..policy(300, 1, None)
         };
-        let mut l = limits(&p, Duration::from_secs(60));
-        let notify = Arc::new(Notify::new());
-        l.wake = Some(notify.clone());
+        let (l, notify) = woken_limits(&p);
         let t0 = Instant::now();
         // A spinning task can't be cancelled and would keep the runtime from shutting down:
         // a regression aborts instead of hanging the test run.

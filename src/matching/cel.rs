@@ -392,37 +392,26 @@ mod tests {
     #[test]
     fn and_or_not_and_macros_name_the_part_that_failed() {
         let obj = json!({"spec": {"port": 8080, "hosts": ["a", "b"]}, "metadata": {"name": "x"}});
-        let m = run(
-            "self.spec.port == 8080 && self.metadata.name.startsWith('y')",
-            obj.clone(),
-        )
-        .unwrap_err();
-        assert!(
-            m.detail
-                .ends_with(": self.metadata.name.startsWith(\"y\") was false"),
-            "{}",
-            m.detail
-        );
-        let m = run("self.spec.hosts.all(h, h == 'a')", obj.clone()).unwrap_err();
-        assert!(
-            m.detail
-                .ends_with(": self.spec.hosts.all(h, h == \"a\") was false"),
-            "{}",
-            m.detail
-        );
-        let m = run("!has(self.spec.port)", obj.clone()).unwrap_err();
-        assert!(
-            m.detail.ends_with(": has(self.spec.port) was true"),
-            "{}",
-            m.detail
-        );
-        let m = run("self.spec.port < 100 || 'c' in self.spec.hosts", obj).unwrap_err();
-        assert!(
-            m.detail
-                .ends_with(": self.spec.port was 8080, self.spec.hosts was [\"a\", \"b\"]"),
-            "{}",
-            m.detail
-        );
+        // (expression, how its detail ends)
+        let cases = [
+            (
+                "self.spec.port == 8080 && self.metadata.name.startsWith('y')",
+                ": self.metadata.name.startsWith(\"y\") was false",
+            ),
+            (
+                "self.spec.hosts.all(h, h == 'a')",
+                ": self.spec.hosts.all(h, h == \"a\") was false",
+            ),
+            ("!has(self.spec.port)", ": has(self.spec.port) was true"),
+            (
+                "self.spec.port < 100 || 'c' in self.spec.hosts",
+                ": self.spec.port was 8080, self.spec.hosts was [\"a\", \"b\"]",
+            ),
+        ];
+        for (expr, ending) in cases {
+            let m = run(expr, obj.clone()).unwrap_err();
+            assert!(m.detail.ends_with(ending), "{expr}: {}", m.detail);
+        }
     }
 
     #[test]

@@ -83,10 +83,7 @@ mod tests {
 
     #[test]
     fn a_flaky_test_gets_a_bundle_for_its_failed_try_only() {
-        let root = std::env::temp_dir().join(format!(
-            "gwtest-artifacts-{}",
-            crate::util::random_suffix(6)
-        ));
+        let root = crate::util::test_dir("artifacts");
         let mut a = Artifacts::new(root.clone());
         let tid = id("web", "routes", 12, 0);
         let report = TestReport {

@@ -700,6 +700,13 @@ pub(crate) mod sample {
         }
     }
 
+    /// The sample run (see [`events`]), event by event, to a reporter.
+    pub fn feed(r: &mut impl crate::report::Reporter, complete: bool) {
+        for e in events(complete) {
+            r.event(&e);
+        }
+    }
+
     /// The run: suite `web` (pass, repeat #2, flaky with 2 tries, failed after 3 tries,
     /// skipped by fail-fast, and — when `complete` is false — one never finished) and suite
     /// `infra` whose setup failed. Without `complete`, the run ends without `RunFinished`.

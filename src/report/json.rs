@@ -365,9 +365,7 @@ mod tests {
 
     fn render(complete: bool) -> Value {
         let mut j = Json::new(PathBuf::from("unused.json"));
-        for e in sample::events(complete) {
-            j.event(&e);
-        }
+        sample::feed(&mut j, complete);
         // Through text, as a reader gets it.
         serde_json::from_str(&serde_json::to_string(&j.render()).unwrap()).unwrap()
     }
@@ -532,16 +530,10 @@ mod tests {
 
     #[test]
     fn an_interrupted_run_is_written_with_the_unfinished_tests_skipped() {
-        let dir = std::env::temp_dir().join(format!(
-            "gwtest-json-{}-{}",
-            std::process::id(),
-            crate::util::random_suffix(6)
-        ));
+        let dir = crate::util::test_dir("json");
         let path = dir.join("a/b/report.json");
         let mut j = Json::new(path.clone());
-        for e in sample::events(false) {
-            j.event(&e);
-        }
+        sample::feed(&mut j, false);
         j.finish().unwrap();
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(v["interrupted"], true);

@@ -377,9 +377,7 @@ mod tests {
 
     fn render_sample(complete: bool) -> (String, Report) {
         let mut j = Junit::new(PathBuf::from("unused.xml"));
-        for e in sample::events(complete) {
-            j.event(&e);
-        }
+        sample::feed(&mut j, complete);
         let xml = j.render();
         let parsed = Report::deserialize_from_str(&xml).unwrap();
         (xml, parsed)
@@ -604,16 +602,10 @@ mod tests {
 
     #[test]
     fn an_interrupted_run_is_written_with_the_unfinished_tests_skipped() {
-        let dir = std::env::temp_dir().join(format!(
-            "gwtest-junit-{}-{}",
-            std::process::id(),
-            crate::util::random_suffix(6)
-        ));
+        let dir = crate::util::test_dir("junit");
         let path = dir.join("nested/report.xml");
         let mut j = Junit::new(path.clone());
-        for e in sample::events(false) {
-            j.event(&e);
-        }
+        sample::feed(&mut j, false);
         j.finish().unwrap();
         let xml = std::fs::read_to_string(&path).unwrap();
         let r = Report::deserialize_from_str(&xml).unwrap();

@@ -469,25 +469,14 @@ mod tests {
     use crate::report::Reporter;
     use crate::report::collect::sample;
     use crate::report::json::Json;
-
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "gwtest-merge-{name}-{}-{}",
-            std::process::id(),
-            crate::util::random_suffix(6)
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
+    use crate::util::test_dir;
 
     #[test]
     fn a_report_merged_alone_renders_as_it_was_written() {
-        let dir = tmp("alone");
+        let dir = test_dir("merge-alone");
         let path = dir.join("r.json");
         let mut j = Json::new(path.clone());
-        for e in sample::events(true) {
-            j.event(&e);
-        }
+        sample::feed(&mut j, true);
         j.finish().unwrap();
         let original: Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -515,7 +504,7 @@ mod tests {
 
     #[test]
     fn bad_and_overlapping_reports_are_errors_naming_the_file() {
-        let dir = tmp("bad");
+        let dir = test_dir("merge-bad");
         let a = dir.join("a.json");
         std::fs::write(&a, "{\"version\": 7}").unwrap();
         let e = merge(std::slice::from_ref(&a)).unwrap_err().to_string();

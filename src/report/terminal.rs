@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use console::{Style, Term};
@@ -20,8 +21,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::Reporter;
 use crate::config::RunConfig;
 use crate::engine::events::{
-    Answer, Event, Failure, Phase, StepReport, StepStatus, TestId, TestReport, TestStatus,
-    TryReport,
+    Answer, Event, Failure, Phase, RunSummary, StepReport, StepStatus, SuitePlan, TestId,
+    TestReport, TestStatus, TryReport,
 };
 use crate::util::{fmt_secs, visible_controls};
 
@@ -137,6 +138,110 @@ impl Terminal {
     }
 
     /// A test's spinner (or, on a re-run, its line again).
+    fn run_started(&mut self, suites: &[SuitePlan], parallel: usize, run_id: &str) {
+        let total: usize = suites.iter().map(|s| s.tests.len()).sum();
+        let line = format!(
+            "gwtest: running {total} test{} from {} suite{} (-j {parallel}, run {run_id})",
+            if total == 1 { "" } else { "s" },
+            suites.len(),
+            if suites.len() == 1 { "" } else { "s" }
+        );
+        // Said once the tests start: a run that cannot start never says "running".
+        self.header = Some((line, total as u64));
+    }
+
+    fn step_started(&mut self, id: &TestId, phase: Phase, name: &str) {
+        if let Some(r) = self.running.get_mut(id) {
+            r.step = match phase {
+                Phase::Steps => name.to_owned(),
+                p => format!("{}: {name}", p.as_str()),
+            };
+            r.attempts = 0;
+        }
+        self.update_bar(id);
+    }
+
+    fn test_retrying(&mut self, id: &TestId, report: &TryReport) {
+        let st = &self.styles;
+        let mut block = format!(
+            "{} {}: failed, re-running",
+            st.flaky.apply_to("RETRY"),
+            vis(&id.to_string())
+        );
+        block.push('\n');
+        block.push_str(&failure_block(id, report, st));
+        self.echoed(&block);
+    }
+
+    fn suite_setup_failed(&mut self, suite: &str, file: &Path, failure: &Failure) {
+        let mut lines = vec![format!(
+            "{} suite {suite} ({}): setup failed",
+            self.styles.fail.apply_to("FAIL "),
+            file.display()
+        )];
+        lines.extend(failure_lines(failure, &self.styles));
+        self.echoed(&lines.join("\n"));
+    }
+
+    fn kept(&mut self, id: &TestId, namespace: &str, commands: &[String]) {
+        self.keep_hint = true;
+        let mut s = format!("kept {id}: namespace {namespace}; to look:");
+        for c in commands {
+            s.push_str(&format!("\n    {}", vis(c)));
+        }
+        self.echoed(&s);
+    }
+
+    fn resumed(&mut self, id: &TestId, answer: Answer) {
+        let what = match answer {
+            Answer::Continue => String::new(),
+            Answer::Retry => " (r: running the step again)".into(),
+            Answer::Keep => " (k: its resources will be kept)".into(),
+            Answer::Quit => " (q: stopping the run)".into(),
+            Answer::Interrupted => " (interrupted)".into(),
+        };
+        self.line(&format!("resumed {id}{what}"));
+        self.show_progress(true);
+    }
+
+    fn background_cleanup(
+        &mut self,
+        id: Option<&TestId>,
+        suite: &str,
+        what: &str,
+        duration: Duration,
+        error: Option<&str>,
+    ) {
+        let who = match id {
+            Some(id) => id.to_string(),
+            None => format!("suite {suite}"),
+        };
+        if let Some(e) = error {
+            self.line(&format!(
+                "note: {who}: cleanup of {what} ended after {}: {e}",
+                fmt_secs(duration)
+            ));
+        }
+        self.background.push((who, duration, error.is_some()));
+    }
+
+    fn run_finished(&mut self, summary: &RunSummary) {
+        if let Some(b) = self.total_bar.take() {
+            b.finish_and_clear();
+        }
+        for (_, r) in self.running.drain() {
+            if let Some(bar) = r.bar {
+                bar.finish_and_clear();
+            }
+        }
+        if let Some(why) = &summary.not_started {
+            // The run's one fatal error, on stderr like every other (exit 3).
+            eprintln!("error: {why}");
+        } else {
+            self.summary(summary.duration, summary.interrupted);
+        }
+    }
+
     fn test_started(&mut self, id: &TestId, try_no: u32) {
         let step = if try_no > 1 {
             format!("re-run {try_no}")
@@ -419,26 +524,14 @@ impl Terminal {
             .filter(|(_, s, _, _)| *s == TestStatus::Flaky)
             .map(|(id, _, _, tries)| format!("{id} (passed on try {tries})"))
             .collect();
-        if !flaky.is_empty() {
-            lines.push(
-                st.flaky
-                    .apply_to(format!("flaky: {}", flaky.join(", ")))
-                    .to_string(),
-            );
-        }
+        lines.extend(listed(&st.flaky, "flaky", &flaky));
         let failed: Vec<String> = self
             .finished
             .iter()
             .filter(|(_, s, _, _)| *s == TestStatus::Failed)
             .map(|(id, _, _, _)| id.to_string())
             .collect();
-        if !failed.is_empty() {
-            lines.push(
-                st.fail
-                    .apply_to(format!("failed: {}", failed.join(", ")))
-                    .to_string(),
-            );
-        }
+        lines.extend(listed(&st.fail, "failed", &failed));
         if !self.background.is_empty() {
             let n = self.background.len();
             let failed = self.background.iter().filter(|b| b.2).count();
@@ -608,73 +701,29 @@ impl Reporter for Terminal {
                 parallel,
                 run_id,
                 ..
-            } => {
-                let total: usize = suites.iter().map(|s| s.tests.len()).sum();
-                let line = format!(
-                    "gwtest: running {total} test{} from {} suite{} (-j {parallel}, run {run_id})",
-                    if total == 1 { "" } else { "s" },
-                    suites.len(),
-                    if suites.len() == 1 { "" } else { "s" }
-                );
-                // Said once the tests start: a run that cannot start never says "running".
-                self.header = Some((line, total as u64));
-            }
+            } => self.run_started(suites, *parallel, run_id),
             Event::TestStarted { id, try_no, .. } => self.test_started(id, *try_no),
             Event::StepStarted {
                 id, name, phase, ..
-            } => {
-                if let Some(r) = self.running.get_mut(id) {
-                    r.step = match phase {
-                        Phase::Steps => name.clone(),
-                        p => format!("{}: {name}", p.as_str()),
-                    };
-                    r.attempts = 0;
-                }
-                self.update_bar(id);
-            }
+            } => self.step_started(id, *phase, name),
             Event::Attempt { id, record, .. } => {
                 if let Some(r) = self.running.get_mut(id) {
                     r.attempts = record.n;
                 }
                 self.update_bar(id);
             }
-            Event::TestRetrying { id, report } => {
-                let st = &self.styles;
-                let mut block = format!(
-                    "{} {}: failed, re-running",
-                    st.flaky.apply_to("RETRY"),
-                    vis(&id.to_string())
-                );
-                block.push('\n');
-                block.push_str(&failure_block(id, report, st));
-                self.echoed(&block);
-            }
+            Event::TestRetrying { id, report } => self.test_retrying(id, report),
             Event::TestFinished { report } => self.test_finished(report),
             Event::SuiteSetupFailed {
                 suite,
                 file,
                 failure,
-            } => {
-                let mut lines = vec![format!(
-                    "{} suite {suite} ({}): setup failed",
-                    self.styles.fail.apply_to("FAIL "),
-                    file.display()
-                )];
-                lines.extend(failure_lines(failure, &self.styles));
-                self.echoed(&lines.join("\n"));
-            }
+            } => self.suite_setup_failed(suite, file, failure),
             Event::Kept {
                 id,
                 namespace,
                 commands,
-            } => {
-                self.keep_hint = true;
-                let mut s = format!("kept {id}: namespace {namespace}; to look:");
-                for c in commands {
-                    s.push_str(&format!("\n    {}", vis(c)));
-                }
-                self.echoed(&s);
-            }
+            } => self.kept(id, namespace, commands),
             Event::Paused {
                 id,
                 reason,
@@ -682,17 +731,7 @@ impl Reporter for Terminal {
                 commands,
                 failure,
             } => self.paused(id, reason, namespace.as_deref(), commands, failure.as_ref()),
-            Event::Resumed { id, answer } => {
-                let what = match answer {
-                    Answer::Continue => String::new(),
-                    Answer::Retry => " (r: running the step again)".into(),
-                    Answer::Keep => " (k: its resources will be kept)".into(),
-                    Answer::Quit => " (q: stopping the run)".into(),
-                    Answer::Interrupted => " (interrupted)".into(),
-                };
-                self.line(&format!("resumed {id}{what}"));
-                self.show_progress(true);
-            }
+            Event::Resumed { id, answer } => self.resumed(id, *answer),
             Event::BackgroundCleanup {
                 id,
                 suite,
@@ -700,19 +739,7 @@ impl Reporter for Terminal {
                 duration,
                 error,
                 ..
-            } => {
-                let who = match id {
-                    Some(id) => id.to_string(),
-                    None => format!("suite {suite}"),
-                };
-                if let Some(e) = error {
-                    self.line(&format!(
-                        "note: {who}: cleanup of {what} ended after {}: {e}",
-                        fmt_secs(*duration)
-                    ));
-                }
-                self.background.push((who, *duration, error.is_some()));
-            }
+            } => self.background_cleanup(id.as_ref(), suite, what, *duration, error.as_deref()),
             Event::CleanupWaiting { pending } => self.line(&format!(
                 "cleanup: waiting for {pending} background deletion{} (namespaces of finished \
                  tests, suite fixtures)",
@@ -725,27 +752,21 @@ impl Reporter for Terminal {
                 };
                 self.echoed(&s);
             }
-            Event::RunFinished { summary } => {
-                if let Some(b) = self.total_bar.take() {
-                    b.finish_and_clear();
-                }
-                for (_, r) in self.running.drain() {
-                    if let Some(bar) = r.bar {
-                        bar.finish_and_clear();
-                    }
-                }
-                if let Some(why) = &summary.not_started {
-                    // The run's one fatal error, on stderr like every other (exit 3).
-                    eprintln!("error: {why}");
-                } else {
-                    self.summary(summary.duration, summary.interrupted);
-                }
-            }
+            Event::RunFinished { summary } => self.run_finished(summary),
             Event::SuiteStarted { .. }
             | Event::SuiteFinished { .. }
             | Event::StepFinished { .. } => {}
         }
     }
+}
+
+/// `label: a, b`, styled; nothing for an empty list.
+fn listed(style: &Style, label: &str, items: &[String]) -> Option<String> {
+    (!items.is_empty()).then(|| {
+        style
+            .apply_to(format!("{label}: {}", items.join(", ")))
+            .to_string()
+    })
 }
 
 #[cfg(test)]

@@ -294,9 +294,9 @@ async fn attempt(
             Err(m) => Err(Missed::seen(m, obj)),
         };
     }
-    let selector = target.selector.clone().unwrap_or_default();
+    let selector = target.selector.as_deref().unwrap_or_default();
     let items = cluster
-        .list(kind, ns, &selector)
+        .list(kind, ns, selector)
         .await
         .map_err(|e| miss(&e, &what))?;
     let verdict = check_items(expect, target, &what, &items);
@@ -487,11 +487,7 @@ pub fn check_object(expect: &Expect, obj: &Value, what: &str) -> Result<(), Miss
                         format!(
                             "{what}{parent} has no condition {} (has: {})",
                             want.type_,
-                            if have.is_empty() {
-                                "none".into()
-                            } else {
-                                have.join(", ")
-                            }
+                            crate::util::list_or_none(&have)
                         ),
                     ));
                 };
@@ -560,14 +556,7 @@ pub fn check_object(expect: &Expect, obj: &Value, what: &str) -> Result<(), Miss
             format!("{} did not match", m.path),
             format!("{what}: {m}"),
         );
-        return Err(match m.diff() {
-            Some(d) => miss.with_context(Section::of(
-                SectionKind::Diff,
-                format!("diff at {}", m.path),
-                d,
-            )),
-            None => miss,
-        });
+        return Err(super::with_diff(miss, &m, &m.path));
     }
     if !expect.cel.is_empty() {
         let this = cel::from_json(obj);

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::engine::RunContext;
 use crate::engine::events::{EventSink, Failure, FailureCause, TestId};
-use crate::engine::retry::{AttemptRecord, Cause, GaveUp, Limits, Policy};
+use crate::engine::retry::{
+    AttemptRecord, Cause, GaveUp, Limits, Miss, Policy, Section, SectionKind,
+};
 use crate::suite::model::{Action, Step};
 use crate::suite::spanned::Loc;
 use crate::suite::vars::{VarError, Vars};
@@ -226,6 +228,14 @@ pub fn text_match(
     Err(StepResult::error(
         "a text expectation needs one of equals, contains, matches",
     ))
+}
+
+/// A field mismatch's miss, with the diff at `at` when the two values have one.
+pub fn with_diff(miss: Miss, m: &crate::matching::Mismatch, at: &str) -> Miss {
+    match m.diff() {
+        Some(d) => miss.with_context(Section::of(SectionKind::Diff, format!("diff at {at}"), d)),
+        None => miss,
+    }
 }
 
 /// A pattern's regex: compiled at load time, or now when it held variables.

@@ -239,8 +239,8 @@ pub async fn run(spec: &RequestSpec, ctx: &mut StepCtx<'_>) -> StepResult {
     // attempts as HTTP client spans).
     let mut observer = HttpObserver {
         forward: ctx.observer(),
-        method: prepared.method.to_string(),
-        url: prepared.url.to_string(),
+        method: prepared.method.as_str().into(),
+        url: prepared.url.as_str().into(),
     };
     let result = retry::eventually(&ctx.policy, &ctx.limits, &pending, &mut observer, |n| {
         let (client, prepared, expect) = (&client, &prepared, &expect);
@@ -525,8 +525,8 @@ impl AttemptTraces {
 /// trace describes attempts as HTTP client spans).
 struct HttpObserver<O> {
     forward: O,
-    method: String,
-    url: String,
+    method: Arc<str>,
+    url: Arc<str>,
 }
 
 impl<O: FnMut(&retry::AttemptRecord) + Send> retry::AttemptObserver<Response> for HttpObserver<O> {
@@ -559,21 +559,22 @@ async fn send(
     p: &Prepared,
     trace: RequestTrace,
 ) -> Result<Response, Miss> {
-    let mut req = client
-        .request(p.method.clone(), p.url.clone())
-        .headers(p.headers.clone());
+    // Assembled from the prepared parts, not through a builder (which re-inserts every
+    // header): header values and the body are `Bytes`, so copying them is a reference count.
+    // The URL alone is copied: reqwest's request owns a `Url`, which has no shared form.
+    let mut req = reqwest::Request::new(p.method.clone(), p.url.clone());
+    *req.headers_mut() = p.headers.clone();
     // A traceparent the suite set, even one that does not parse, is sent alone: a second
     // header would change what the system under test sees.
     if !p.headers.contains_key("traceparent") {
-        req = req.header("traceparent", traceparent(&trace));
+        let value = HeaderValue::try_from(traceparent(&trace)).expect("a traceparent is ASCII");
+        req.headers_mut().insert("traceparent", value);
     }
-    if let Some(b) = &p.body {
-        req = req.body(b.clone());
-    }
+    *req.body_mut() = p.body.clone().map(reqwest::Body::from);
     let timeout = p.attempt_timeout;
     let attempt = async {
-        let resp = req
-            .send()
+        let resp = client
+            .execute(req)
             .await
             .map_err(|e| classify(&e, &p.url, timeout))?;
         let mut resp = resp;
@@ -846,14 +847,7 @@ fn check_response(e: &Expect, r: &Response) -> Result<(), Miss> {
                     format!("{} was {}", path.raw, truncate(&got.to_string(), 60)),
                     detail,
                 );
-                return Err(match m.diff() {
-                    Some(d) => miss.with_context(Section::of(
-                        SectionKind::Diff,
-                        format!("diff at {}", path.raw),
-                        d,
-                    )),
-                    None => miss,
-                });
+                return Err(super::with_diff(miss, &m, &path.raw));
             }
         }
     }

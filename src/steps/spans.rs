@@ -181,10 +181,17 @@ mod tests {
     use crate::suite::vars::Vars;
     use crate::traces::store::StoredSpan;
     use std::time::Duration;
-    use tokio::time::Instant;
 
     fn step(yaml: &str) -> Step {
         serde_saphyr::from_str(yaml).expect("step parses")
+    }
+
+    /// A test whose last request sent this trace context.
+    fn after_request(trace_id: [u8; 16], span_id: [u8; 8]) -> TestState {
+        TestState {
+            last_request: Some(RequestTrace { trace_id, span_id }),
+            ..TestState::default()
+        }
     }
 
     fn run_ctx(store: Option<Arc<SpanStore>>, exporting: bool) -> Arc<RunContext> {
@@ -237,14 +244,7 @@ mod tests {
             consecutive: 1,
             hold: None,
         };
-        let now = Instant::now();
-        let limits = Limits::for_step(
-            now,
-            timeout,
-            now + Duration::from_secs(60),
-            Duration::from_secs(60),
-            run.cancel.clone(),
-        );
+        let limits = Limits::starting_now(timeout, Duration::from_secs(60), run.cancel.clone());
         let mut ctx = StepCtx {
             test: &id,
             index: 0,
@@ -274,14 +274,7 @@ spans:
     async fn late_spans_pass_and_wake_the_step_before_its_backoff() {
         let store = Arc::new(SpanStore::new(100));
         let run = run_ctx(Some(store.clone()), false);
-        let trace = RequestTrace {
-            trace_id: [3; 16],
-            span_id: [4; 8],
-        };
-        let mut state = TestState {
-            last_request: Some(trace),
-            ..TestState::default()
-        };
+        let mut state = after_request([3; 16], [4; 8]);
         let s2 = store.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -302,13 +295,7 @@ spans:
         let store = Arc::new(SpanStore::new(100));
         store.insert(vec![span([3; 16], 2, [4; 8], "GET /exampel")]);
         let run = run_ctx(Some(store.clone()), false);
-        let mut state = TestState {
-            last_request: Some(RequestTrace {
-                trace_id: [3; 16],
-                span_id: [4; 8],
-            }),
-            ..TestState::default()
-        };
+        let mut state = after_request([3; 16], [4; 8]);
         let r = run_step(&step(SPEC), &run, &mut state, Duration::from_millis(300)).await;
         let f = r.failure.expect("fails");
         assert_eq!(f.class, Some(Class::MissingSpan));
@@ -332,13 +319,7 @@ spans:
         let t = run.trace_id;
         // An earlier attempt's span in the same (run) trace must not count.
         store.insert(vec![span(t, 1, [5; 8], "GET /example")]);
-        let mut state = TestState {
-            last_request: Some(RequestTrace {
-                trace_id: t,
-                span_id: [6; 8],
-            }),
-            ..TestState::default()
-        };
+        let mut state = after_request(t, [6; 8]);
         let r = run_step(&step(SPEC), &run, &mut state, Duration::from_millis(200)).await;
         let f = r.failure.expect("fails");
         assert_eq!(f.class, Some(Class::NoTrace));
@@ -384,13 +365,7 @@ spans:
             http: "http://127.0.0.1:4318".into(),
         });
         let run = Arc::new(rc);
-        let mut state = TestState {
-            last_request: Some(RequestTrace {
-                trace_id: [3; 16],
-                span_id: [4; 8],
-            }),
-            ..TestState::default()
-        };
+        let mut state = after_request([3; 16], [4; 8]);
         let r = run_step(&step(SPEC), &run, &mut state, Duration::from_millis(150)).await;
         let f = r.failure.unwrap();
         assert_eq!(f.class, Some(Class::NoTrace));

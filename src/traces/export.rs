@@ -234,12 +234,12 @@ fn http_client_span(
         "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
     ];
     let mut attrs = Vec::new();
-    let method = if KNOWN.contains(&h.method.as_str()) {
-        h.method.clone()
+    let method = if KNOWN.contains(&&*h.method) {
+        h.method.to_string()
     } else {
         attrs.push(KeyValue::new(
             "http.request.method_original",
-            h.method.clone(),
+            h.method.to_string(),
         ));
         "_OTHER".to_owned()
     };

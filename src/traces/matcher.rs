@@ -226,164 +226,189 @@ pub fn check_snapshot(
 /// Check one expectation against the (service-filtered) pool; `None` when it holds.
 fn check_one(e: &ExpectedSpan, pool: &[&Seen], root: Option<[u8; 8]>) -> Option<Problem> {
     let what = e.name.describe();
-    let named: Vec<&Seen> = pool
-        .iter()
-        .copied()
-        .filter(|s| e.name.is_match(&s.span.name))
-        .collect();
-    let kind_ok: Vec<&Seen> = named
-        .iter()
-        .copied()
-        .filter(|s| e.kind.is_none() || s.span.kind == e.kind)
-        .collect();
-    let parent_ok: Vec<&Seen> = kind_ok
-        .iter()
-        .copied()
-        .filter(|s| match &e.parent {
+    let funnel = Funnel::new(e, pool);
+    let got = funnel.cel_ok.len();
+    match e.count {
+        Some(n) if got == n as usize => None,
+        None if got >= 1 => None,
+        Some(n) if got > n as usize => Some(Problem::new(
+            Class::UnexpectedSpan,
+            format!(
+                "expected exactly {} {what}, got more",
+                plural(n as usize, "span")
+            ),
+            format!(
+                "expected exactly {} {what}, got {got}",
+                plural(n as usize, "span")
+            ),
+        )),
+        _ => Some(too_few(e, &what, &funnel, pool, root)),
+    }
+}
+
+/// The candidates for one expectation, narrowed one criterion at a time (name, kind, parent,
+/// attributes, `cel:`), so that a miss can say where the funnel emptied.
+struct Funnel<'a> {
+    named: Vec<&'a Seen>,
+    kind_ok: Vec<&'a Seen>,
+    parent_ok: Vec<&'a Seen>,
+    attr_ok: Vec<&'a Seen>,
+    cel_ok: Vec<&'a Seen>,
+    /// The first failing expression of each candidate that reached `cel:`, to explain a miss.
+    cel_misses: Vec<cel::CelMiss>,
+}
+
+impl<'a> Funnel<'a> {
+    fn new(e: &ExpectedSpan, pool: &[&'a Seen]) -> Self {
+        let narrow = |from: &[&'a Seen], keep: &dyn Fn(&Seen) -> bool| -> Vec<&'a Seen> {
+            from.iter().copied().filter(|s| keep(s)).collect()
+        };
+        let named = narrow(pool, &|s| e.name.is_match(&s.span.name));
+        let kind_ok = narrow(&named, &|s| e.kind.is_none() || s.span.kind == e.kind);
+        let parent_ok = narrow(&kind_ok, &|s| match &e.parent {
             Some(p) => s.parent.as_ref().is_some_and(|x| &*x.name == p),
             None => true,
-        })
-        .collect();
-    let attr_ok: Vec<&Seen> = parent_ok
-        .iter()
-        .copied()
-        .filter(|s| attr_mismatches(e, s).is_empty())
-        .collect();
-    // `cel:` last: the first failing expression of each candidate, kept to explain a miss.
-    let mut cel_misses = Vec::new();
-    let cel_ok: Vec<&Seen> = attr_ok
-        .iter()
-        .copied()
-        .filter(|s| match cel_miss(e, s) {
-            None => true,
-            Some(m) => {
-                cel_misses.push(m);
-                false
-            }
-        })
-        .collect();
-    let got = cel_ok.len();
-    let needed = e.count.unwrap_or(1) as usize;
-    match e.count {
-        Some(n) if got == n as usize => return None,
-        None if got >= 1 => return None,
-        Some(n) if got > n as usize => {
-            return Some(Problem::new(
-                Class::UnexpectedSpan,
-                format!(
-                    "expected exactly {} {what}, got more",
-                    plural(n as usize, "span")
-                ),
-                format!(
-                    "expected exactly {} {what}, got {got}",
-                    plural(n as usize, "span")
-                ),
-            ));
-        }
-        _ => {}
-    }
-    // Fewer than needed: say where the funnel emptied.
-    if named.is_empty() {
-        let mut detail = format!("no span {what} among {}", plural(pool.len(), "span"));
-        if let NameMatch::Exact(n) = &e.name {
-            let mut distinct: HashSet<&str> = HashSet::new();
-            for s in pool {
-                if distinct.len() >= 10_000 {
-                    break;
+        });
+        let attr_ok = narrow(&parent_ok, &|s| attr_mismatches(e, s).is_empty());
+        // `cel:` last: the most expensive check, on the fewest candidates.
+        let mut cel_misses = Vec::new();
+        let cel_ok = attr_ok
+            .iter()
+            .copied()
+            .filter(|s| match cel_miss(e, s) {
+                None => true,
+                Some(m) => {
+                    cel_misses.push(m);
+                    false
                 }
-                distinct.insert(&s.span.name);
-            }
-            let close = matching::closest(n, distinct.iter().copied(), 3);
-            if !close.is_empty() {
-                let list: Vec<String> = close.iter().map(|c| format!("{c:?}")).collect();
-                let _ = write!(detail, " (closest: {})", list.join(", "));
-            }
+            })
+            .collect();
+        Funnel {
+            named,
+            kind_ok,
+            parent_ok,
+            attr_ok,
+            cel_ok,
+            cel_misses,
         }
-        return Some(Problem::new(
-            Class::MissingSpan,
-            format!("no span {what}"),
-            detail,
-        ));
     }
-    if kind_ok.is_empty() {
-        let kinds: Vec<&str> = distinct_sorted(named.iter().map(|s| s.span.kind_str()));
+}
+
+/// Fewer matching spans than needed: the problem at the first criterion that left none.
+fn too_few(
+    e: &ExpectedSpan,
+    what: &str,
+    f: &Funnel,
+    pool: &[&Seen],
+    root: Option<[u8; 8]>,
+) -> Problem {
+    if f.named.is_empty() {
+        return no_such_name(e, what, pool);
+    }
+    if f.kind_ok.is_empty() {
+        let kinds: Vec<&str> = distinct_sorted(f.named.iter().map(|s| s.span.kind_str()));
         let want = e.kind.map_or("", |k| k.as_str());
-        return Some(Problem::new(
+        return Problem::new(
             Class::Attribute,
             format!("span {what} is not {want}"),
             format!("span {what} is {}, expected {want}", kinds.join(" and ")),
-        ));
+        );
     }
-    if parent_ok.is_empty() {
+    if f.parent_ok.is_empty() {
         let want = e.parent.as_deref().unwrap_or_default();
-        let parents: Vec<String> = distinct_sorted(kind_ok.iter().map(|s| parent_name(s, root)))
-            .into_iter()
-            .collect();
-        return Some(Problem::new(
+        let parents = distinct_sorted(f.kind_ok.iter().map(|s| parent_name(s, root)));
+        return Problem::new(
             Class::MissingSpan,
             format!("span {what} is not under {want:?}"),
             format!(
                 "span {what} is not under {want:?}; its parent: {}",
                 parents.join(", ")
             ),
-        ));
-    }
-    if attr_ok.is_empty() {
-        // Explain with the candidate that misses the fewest attributes.
-        let best = parent_ok
-            .iter()
-            .min_by_key(|s| attr_mismatches(e, s).len())
-            .expect("parent_ok is not empty");
-        let mism = attr_mismatches(e, best);
-        let keys: Vec<&str> = mism.iter().map(|(k, _)| k.as_str()).collect();
-        let mut p = Problem::new(
-            Class::Attribute,
-            format!("span {what}: attribute {} differs", keys.join(", ")),
-            format!(
-                "span {what}{}: {}",
-                if parent_ok.len() > 1 {
-                    format!(" (closest of {})", parent_ok.len())
-                } else {
-                    String::new()
-                },
-                mism.iter()
-                    .map(|(_, m)| m.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
         );
-        p.extra = Some(Section::of(
-            SectionKind::SpanAttributes,
-            format!("attributes of {}", truncate(&best.span.name, 80)),
-            attributes_text(best),
-        ));
-        return Some(p);
     }
-    if cel_ok.is_empty()
-        && let Some(m) = cel_misses.first()
+    if f.attr_ok.is_empty() {
+        return attributes_differ(e, what, &f.parent_ok);
+    }
+    if f.cel_ok.is_empty()
+        && let Some(m) = f.cel_misses.first()
     {
-        return Some(Problem::new(
+        return Problem::new(
             Class::Cel,
             format!("span {what}: {}", m.summary),
             format!(
                 "span {what}{}: {}",
-                if attr_ok.len() > 1 {
-                    format!(" (first of {})", attr_ok.len())
+                if f.attr_ok.len() > 1 {
+                    format!(" (first of {})", f.attr_ok.len())
                 } else {
                     String::new()
                 },
                 m.detail
             ),
-        ));
+        );
     }
-    Some(Problem::new(
+    let needed = e.count.unwrap_or(1) as usize;
+    Problem::new(
         Class::MissingSpan,
         format!("expected exactly {} {what}", plural(needed, "span")),
         format!(
-            "expected exactly {} {what}, got {got} so far",
-            plural(needed, "span")
+            "expected exactly {} {what}, got {} so far",
+            plural(needed, "span"),
+            f.cel_ok.len()
         ),
-    ))
+    )
+}
+
+/// No span by that name: with an exact name, the closest names seen.
+fn no_such_name(e: &ExpectedSpan, what: &str, pool: &[&Seen]) -> Problem {
+    let mut detail = format!("no span {what} among {}", plural(pool.len(), "span"));
+    if let NameMatch::Exact(n) = &e.name {
+        let mut distinct: HashSet<&str> = HashSet::new();
+        for s in pool {
+            if distinct.len() >= 10_000 {
+                break;
+            }
+            distinct.insert(&s.span.name);
+        }
+        let close = matching::closest(n, distinct.iter().copied(), 3);
+        if !close.is_empty() {
+            let list: Vec<String> = close.iter().map(|c| format!("{c:?}")).collect();
+            let _ = write!(detail, " (closest: {})", list.join(", "));
+        }
+    }
+    Problem::new(Class::MissingSpan, format!("no span {what}"), detail)
+}
+
+/// No candidate has the expected attributes: explained with the one that misses the fewest,
+/// its attributes shown in a section.
+fn attributes_differ(e: &ExpectedSpan, what: &str, candidates: &[&Seen]) -> Problem {
+    let best = candidates
+        .iter()
+        .min_by_key(|s| attr_mismatches(e, s).len())
+        .expect("candidates is not empty");
+    let mism = attr_mismatches(e, best);
+    let keys: Vec<&str> = mism.iter().map(|(k, _)| k.as_str()).collect();
+    let mut p = Problem::new(
+        Class::Attribute,
+        format!("span {what}: attribute {} differs", keys.join(", ")),
+        format!(
+            "span {what}{}: {}",
+            if candidates.len() > 1 {
+                format!(" (closest of {})", candidates.len())
+            } else {
+                String::new()
+            },
+            mism.iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    );
+    p.extra = Some(Section::of(
+        SectionKind::SpanAttributes,
+        format!("attributes of {}", truncate(&best.span.name, 80)),
+        attributes_text(best),
+    ));
+    p
 }
 
 /// The first `cel:` expression of `e` that `s` does not satisfy.
@@ -454,13 +479,8 @@ fn fold(problems: Vec<Problem>, snap: &Snapshot, seen: Section) -> Miss {
         .map(|p| p.detail.as_str())
         .collect::<Vec<_>>()
         .join("; ");
-    if snap.evicted > 0 {
-        let _ = write!(
-            detail,
-            " ({} evicted from the span store, cap {})",
-            plural(snap.evicted as usize, "span"),
-            snap.cap
-        );
+    if let Some(e) = evicted(snap) {
+        let _ = write!(detail, " ({e}, cap {})", snap.cap);
     }
     let mut m = Miss::new(first.class, first.summary.clone(), detail).with_context(seen);
     for p in problems {
@@ -535,15 +555,20 @@ fn no_trace(store: &SpanStore, sel: &Selection, snap: &Snapshot, test_start: u64
         ),
     };
     let mut detail = format!("{what} ({tail})");
-    if snap.evicted > 0 {
-        let _ = write!(
-            detail,
-            "; {} evicted from the span store (cap {})",
-            plural(snap.evicted as usize, "span"),
-            snap.cap
-        );
+    if let Some(e) = evicted(snap) {
+        let _ = write!(detail, "; {e} (cap {})", snap.cap);
     }
     Miss::new(Class::NoTrace, summary, detail)
+}
+
+/// `3 spans evicted from the span store`, when the store had to drop spans to stay in its cap.
+fn evicted(snap: &Snapshot) -> Option<String> {
+    (snap.evicted > 0).then(|| {
+        format!(
+            "{} evicted from the span store",
+            plural(snap.evicted as usize, "span")
+        )
+    })
 }
 
 fn scope(sel: &Selection) -> String {
@@ -669,6 +694,19 @@ mod tests {
         }
     }
 
+    /// The route span under the server span (span 1) of trace 1.
+    fn route_example(id: u8) -> StoredSpan {
+        sp(
+            T1,
+            id,
+            Some([1; 8]),
+            "route example",
+            "demo-gateway",
+            SpanKind::Internal,
+            &[],
+        )
+    }
+
     /// The demo gateway's shape: server span under the attempt, a route span under it.
     fn gateway_store() -> SpanStore {
         let store = SpanStore::new(1000);
@@ -687,15 +725,7 @@ mod tests {
                     ("cached", AttrValue::Bool(false)),
                 ],
             ),
-            sp(
-                T1,
-                2,
-                Some([1; 8]),
-                "route example",
-                "demo-gateway",
-                SpanKind::Internal,
-                &[],
-            ),
+            route_example(2),
             sp(
                 T1,
                 3,
@@ -752,6 +782,16 @@ mod tests {
         }
     }
 
+    /// A miss of `class` whose detail says `phrase`.
+    fn assert_miss(m: &Miss, class: Class, phrase: &str) {
+        assert_eq!(m.class, class, "{}", m.detail);
+        assert_detail(m, phrase);
+    }
+
+    fn assert_detail(m: &Miss, phrase: &str) {
+        assert!(m.detail.contains(phrase), "{}", m.detail);
+    }
+
     #[test]
     fn by_name_kind_parent_and_typed_attributes() {
         let store = gateway_store();
@@ -783,13 +823,8 @@ mod tests {
         let mut e = exact("GET /example");
         e.attributes = vec![("http.response.status_code".into(), json!("200"))];
         let m = check(&q(vec![e.clone()]), &store, &sub(), 0).unwrap_err();
-        assert_eq!(m.class, Class::Attribute);
-        assert!(
-            m.detail.contains("http.response.status_code"),
-            "{}",
-            m.detail
-        );
-        assert!(m.detail.contains("a string"), "{}", m.detail);
+        assert_miss(&m, Class::Attribute, "http.response.status_code");
+        assert_detail(&m, "a string");
         let attrs = m
             .context
             .iter()
@@ -803,12 +838,7 @@ mod tests {
 
         e.attributes = vec![("http.response.status_code".into(), json!(503))];
         let m = check(&q(vec![e.clone()]), &store, &sub(), 0).unwrap_err();
-        assert!(
-            m.detail
-                .contains("http.response.status_code: expected 503, got 200"),
-            "{}",
-            m.detail
-        );
+        assert_detail(&m, "http.response.status_code: expected 503, got 200");
         // A double expectation matches an int attribute by value.
         e.attributes = vec![("http.response.status_code".into(), json!(200.0))];
         check(&q(vec![e]), &store, &sub(), 0).unwrap();
@@ -820,22 +850,15 @@ mod tests {
         let mut e = exact("route example");
         e.kind = Some(SpanKind::Server);
         let m = check(&q(vec![e]), &store, &sub(), 0).unwrap_err();
-        assert_eq!(m.class, Class::Attribute);
-        assert!(
-            m.detail.contains("is internal, expected server"),
-            "{}",
-            m.detail
-        );
+        assert_miss(&m, Class::Attribute, "is internal, expected server");
 
         let mut e = exact("route example");
         e.parent = Some("GET /other".into());
         let m = check(&q(vec![e]), &store, &sub(), 0).unwrap_err();
-        assert_eq!(m.class, Class::MissingSpan);
-        assert!(
-            m.detail
-                .contains(r#"is not under "GET /other"; its parent: "GET /example""#),
-            "{}",
-            m.detail
+        assert_miss(
+            &m,
+            Class::MissingSpan,
+            r#"is not under "GET /other"; its parent: "GET /example""#,
         );
     }
 
@@ -843,14 +866,12 @@ mod tests {
     fn missing_span_lists_what_was_seen_and_the_closest_names() {
         let store = gateway_store();
         let m = check(&q(vec![exact("route exmaple")]), &store, &sub(), 0).unwrap_err();
-        assert_eq!(m.class, Class::MissingSpan);
-        assert_eq!(m.summary, r#"no span "route exmaple""#);
-        assert!(
-            m.detail
-                .contains(r#"among 3 spans (closest: "route example""#),
-            "{}",
-            m.detail
+        assert_miss(
+            &m,
+            Class::MissingSpan,
+            r#"among 3 spans (closest: "route example""#,
         );
+        assert_eq!(m.summary, r#"no span "route exmaple""#);
         let seen = m
             .context
             .iter()
@@ -867,29 +888,19 @@ mod tests {
     #[test]
     fn count_absent_and_service_filter() {
         let store = gateway_store();
-        store.insert(vec![sp(
-            T1,
-            4,
-            Some([1; 8]),
-            "route example",
-            "demo-gateway",
-            SpanKind::Internal,
-            &[],
-        )]);
+        // A second one, beside span 2.
+        store.insert(vec![route_example(4)]);
         let mut e = exact("route example");
         e.count = Some(1);
         let m = check(&q(vec![e.clone()]), &store, &sub(), 0).unwrap_err();
-        assert_eq!(m.class, Class::UnexpectedSpan);
-        assert!(
-            m.detail
-                .contains("expected exactly 1 span \"route example\", got 2"),
-            "{}",
-            m.detail
+        assert_miss(
+            &m,
+            Class::UnexpectedSpan,
+            "expected exactly 1 span \"route example\", got 2",
         );
         e.count = Some(3);
         let m = check(&q(vec![e.clone()]), &store, &sub(), 0).unwrap_err();
-        assert_eq!(m.class, Class::MissingSpan);
-        assert!(m.detail.contains("got 2 so far"), "{}", m.detail);
+        assert_miss(&m, Class::MissingSpan, "got 2 so far");
         // The summary counts attempts by it ("7 expected exactly 3 spans ..."): plural too.
         assert_eq!(m.summary, r#"expected exactly 3 spans "route example""#);
         e.count = Some(0);
@@ -905,12 +916,10 @@ mod tests {
         let mut query = q(vec![exact("GET /example")]);
         query.absent = vec!["upstream".into()];
         let m = check(&query, &store, &sub(), 0).unwrap_err();
-        assert_eq!(m.class, Class::UnexpectedSpan);
-        assert!(
-            m.detail
-                .contains(r#"span "upstream" must not appear, found 1 (under "GET /example")"#),
-            "{}",
-            m.detail
+        assert_miss(
+            &m,
+            Class::UnexpectedSpan,
+            r#"span "upstream" must not appear, found 1 (under "GET /example")"#,
         );
         // `upstream` is the backend's: with the service filter it is out of scope.
         query.service = Some("demo-gateway".into());
@@ -924,11 +933,7 @@ mod tests {
         );
         query.service = Some("nobody".into());
         let m = check(&query, &store, &sub(), 0).unwrap_err();
-        assert!(
-            m.detail.contains("services seen: backend, demo-gateway"),
-            "{}",
-            m.detail
-        );
+        assert_detail(&m, "services seen: backend, demo-gateway");
     }
 
     #[test]
@@ -953,12 +958,10 @@ mod tests {
             root: [0xbb; 8],
         };
         let m = check(&q(vec![exact("GET /example")]), &store, &other_attempt, 0).unwrap_err();
-        assert_eq!(m.class, Class::NoTrace);
-        assert!(
-            m.detail
-                .contains("3 spans of this trace, none under the request"),
-            "{}",
-            m.detail
+        assert_miss(
+            &m,
+            Class::NoTrace,
+            "3 spans of this trace, none under the request",
         );
     }
 
@@ -966,29 +969,17 @@ mod tests {
     fn no_trace_says_how_many_spans_the_receiver_got() {
         let empty = SpanStore::new(10);
         let m = check(&q(vec![exact("x")]), &empty, &tr([7; 16]), 0).unwrap_err();
-        assert_eq!(m.class, Class::NoTrace);
-        assert!(m.detail.contains("no span for trace 0707"), "{}", m.detail);
-        assert!(
-            m.detail.contains("the exporter never reached it"),
-            "{}",
-            m.detail
-        );
+        assert_miss(&m, Class::NoTrace, "no span for trace 0707");
+        assert_detail(&m, "the exporter never reached it");
 
         let store = gateway_store();
         let m = check(&q(vec![exact("x")]), &store, &tr([7; 16]), 0).unwrap_err();
-        assert!(
-            m.detail.contains(
-                "the receiver got 4 spans in total, 2 other traces since this test started"
-            ),
-            "{}",
-            m.detail
+        assert_detail(
+            &m,
+            "the receiver got 4 spans in total, 2 other traces since this test started",
         );
         let m = check(&q(vec![exact("x")]), &store, &tr([7; 16]), 4).unwrap_err();
-        assert!(
-            m.detail.contains("none since this test started"),
-            "{}",
-            m.detail
-        );
+        assert_detail(&m, "none since this test started");
         let m = check(&q(vec![exact("x")]), &store, &Selection::Since(4), 4).unwrap_err();
         assert_eq!(m.summary, "no span since the test started");
     }
