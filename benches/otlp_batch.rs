@@ -22,10 +22,10 @@ use gwtest::engine::events::{Event, TestKey};
 use gwtest::engine::{hex, new_span_id, new_trace_id};
 use gwtest::report::Reporter;
 use gwtest::suite::spanned::Loc;
+use gwtest::traces::export::build_exporter;
 use gwtest::traces::{OtlpExport, Receiver, SpanStore};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
-use opentelemetry_otlp::WithExportConfig;
 #[path = "../tests/support_traces/steps.rs"]
 mod steps;
 use steps::passed_steps;
@@ -212,21 +212,6 @@ fn gwtest_export(url: &str, protocol: ExportProtocol) -> (usize, Duration, Strin
     (SPANS, start.elapsed(), told)
 }
 
-fn exporter(url: &str, protocol: ExportProtocol) -> opentelemetry_otlp::SpanExporter {
-    match protocol {
-        ExportProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(url)
-            .build(),
-        ExportProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_endpoint(url)
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .build(),
-    }
-    .unwrap()
-}
-
 /// The same number of spans with the same attributes through an SDK tracer provider. The
 /// exporter is built inside the runtime (tonic needs one to build a channel); spans are made
 /// and flushed on a blocking thread, like the reporter hub's.
@@ -235,7 +220,7 @@ async fn sdk_export(
     url: &str,
     protocol: ExportProtocol,
 ) -> (usize, Duration, String) {
-    let exporter = exporter(url, protocol);
+    let exporter = build_exporter(url, protocol).unwrap();
     let mut config = BatchConfigBuilder::default();
     if matches!(
         pipeline,

@@ -664,7 +664,9 @@ impl Drop for OtlpExport {
     }
 }
 
-fn build_exporter(
+/// The exporter `--otlp-export` sends with (public for benches/otlp_batch.rs, which compares
+/// batch processors around this same exporter). gRPC needs a Tokio runtime to build in.
+pub fn build_exporter(
     url: &str,
     protocol: ExportProtocol,
 ) -> Result<opentelemetry_otlp::SpanExporter, String> {

@@ -346,29 +346,26 @@ fn check_url_name(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Server-set metadata a client cannot write.
-const SERVER_META: [&str; 9] = [
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "managedFields",
-    "selfLink",
-    "namespace",
-];
+/// Server-set metadata a client cannot write: ObjectMeta's selfLink through
+/// deletionGracePeriodSeconds (uid, resourceVersion, generation and the timestamps), its
+/// managedFields, and the namespace (the URL's).
+fn server_meta() -> impl Iterator<Item = &'static str> {
+    gwtest_schema::OBJECT_META[3..10]
+        .iter()
+        .copied()
+        .chain(["managedFields", "namespace"])
+}
 
 fn copy_server_meta(obj: &mut Value, old: &Value) {
     let old_meta = meta(old).clone();
     let m = meta_mut(obj);
-    for k in SERVER_META.iter().chain(["name"].iter()) {
-        match old_meta.get(*k) {
+    for k in server_meta().chain(["name"]) {
+        match old_meta.get(k) {
             Some(v) => {
                 m.insert(k.to_string(), v.clone());
             }
             None => {
-                m.remove(*k);
+                m.remove(k);
             }
         }
     }
@@ -817,7 +814,7 @@ fn create_obj(
     let time = now();
     {
         let m = meta_mut(&mut obj);
-        for k in SERVER_META {
+        for k in server_meta() {
             if k != "namespace" {
                 m.remove(k);
             }
@@ -1120,7 +1117,7 @@ fn apply(inner: &mut Inner, t: &Target, raw: &[u8], o: &WriteOpts) -> Result<Out
     }
     {
         let m = meta_mut(&mut config);
-        for k in SERVER_META {
+        for k in server_meta() {
             if k != "namespace" {
                 m.remove(k);
             }
@@ -1466,6 +1463,17 @@ fn sync_crd(inner: &mut Inner, crd_obj: &Arc<Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_meta_is_what_the_server_sets() {
+        let mut got: Vec<_> = server_meta().collect();
+        got.sort_unstable();
+        assert_eq!(
+            got.join(" "),
+            "creationTimestamp deletionGracePeriodSeconds deletionTimestamp generation \
+             managedFields namespace resourceVersion selfLink uid"
+        );
+    }
 
     #[test]
     fn name_rules() {
