@@ -789,31 +789,33 @@ fn export_thread(
                     Some(d) => d.min(tokio::time::Instant::now() + EXPORT_TIMEOUT),
                     None => tokio::time::Instant::now() + EXPORT_TIMEOUT,
                 };
-                match tokio::time::timeout_at(deadline, exporter.export(batch)).await {
-                    Ok(Ok(())) => out.exported += n,
+                let failed = match tokio::time::timeout_at(deadline, exporter.export(batch)).await {
+                    Ok(Ok(())) => {
+                        out.exported += n;
+                        false
+                    }
                     Ok(Err(e)) => {
                         out.failed += n;
                         out.first_error.get_or_insert_with(|| e.to_string());
+                        true
                     }
                     Err(_) => {
                         out.failed += n;
                         out.first_error.get_or_insert_with(|| {
                             format!("no answer within {}s", EXPORT_TIMEOUT.as_secs())
                         });
+                        true
                     }
-                }
+                };
                 if !closed {
                     break;
                 }
-                // On the final flush, a failed batch (after the exporter's own retries) means
-                // the rest would fail the same way: count them with its error at once rather
-                // than spend the flush deadline retrying each (measured: a closed port held a
-                // 10,000-span flush to its 10 s deadline and the warning lost the cause).
-                if out.first_error.is_some() && !buf.is_empty() {
-                    out.failed += buf.len();
-                    buf.clear();
-                }
-                if finish.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                // On the final flush, a batch that failed (after the exporter's own retries)
+                // means the rest would fail the same way: count them with its error at once
+                // rather than spend the flush deadline retrying each (measured: a closed port
+                // held a 10,000-span flush to its 10 s deadline and the warning lost the cause).
+                let out_of_time = finish.is_some_and(|d| tokio::time::Instant::now() >= d);
+                if (failed || out_of_time) && !buf.is_empty() {
                     out.failed += buf.len();
                     out.first_error
                         .get_or_insert_with(|| "flush deadline reached".into());
