@@ -154,6 +154,30 @@ fn bad_durations() {
     }
 }
 
+/// A deadline or delay of zero is refused wherever it is written, with its location: the
+/// step's `attempt-timeout` and a port-forward's or a collector's `timeout` as much as the
+/// suite's defaults (a zero attempt-timeout would fail every attempt at once).
+#[test]
+fn zero_deadlines_are_refused_wherever_they_are_written() {
+    const ZERO: &str = "a zero duration makes no sense here";
+    let t = format!(
+        "{HEAD}name: t\ntimeout: 0s\nsteps:\n  - request: {{url: http://127.0.0.1/, attempt-timeout: 0ms}}\n"
+    );
+    let dir = one_test(&t);
+    expect_errors(
+        &dir,
+        &[("t.test.yaml", &t)],
+        &[("t.test.yaml", "0s", ZERO), ("t.test.yaml", "0ms", ZERO)],
+    );
+    for suite in [
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\ndefaults:\n  attempt-timeout: 0s\n",
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\nnamespace: n\nvars:\n  gw:\n    port-forward: {service: gw, port: 80, timeout: 0s}\n",
+        "apiVersion: gwtest/v1alpha1\nkind: Suite\ndiagnostics:\n  - events: {}\n    timeout: 0s\n",
+    ] {
+        expect_suite_error(suite, "0s", ZERO);
+    }
+}
+
 #[test]
 fn zero_sleep_and_consecutive_zero() {
     let t = format!("{HEAD}name: t\nsteps:\n  - sleep: 0ms\n");

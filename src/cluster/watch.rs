@@ -11,7 +11,6 @@ use super::{Cluster, Kind};
 
 /// A running watch; stops when dropped.
 pub struct Changes {
-    pub notify: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -22,26 +21,9 @@ impl Drop for Changes {
 }
 
 impl Changes {
-    /// Watch one object (by name) or the objects matching a label selector.
+    /// Watch one object (by name) or the objects matching a label selector, waking `notify`
+    /// on every change (the caller waits on it, often before the watch exists).
     pub fn start(
-        cluster: &Cluster,
-        kind: &Kind,
-        namespace: Option<&str>,
-        name: Option<&str>,
-        selector: Option<&str>,
-    ) -> Changes {
-        Changes::start_with(
-            cluster,
-            kind,
-            namespace,
-            name,
-            selector,
-            Arc::new(Notify::new()),
-        )
-    }
-
-    /// Like `start`, waking an existing `notify` (one an assertion already waits on).
-    pub fn start_with(
         cluster: &Cluster,
         kind: &Kind,
         namespace: Option<&str>,
@@ -57,7 +39,6 @@ impl Changes {
         if let Some(s) = selector.filter(|s| !s.is_empty()) {
             cfg = cfg.labels(s);
         }
-        let n = notify.clone();
         let task = tokio::spawn(async move {
             // After an error the watcher re-lists; kube-runtime's backoff (exponential, with
             // jitter, reset once the watch has been healthy a while) spaces the retries while
@@ -69,10 +50,10 @@ impl Changes {
                     watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
                 ) = ev
                 {
-                    n.notify_one();
+                    notify.notify_one();
                 }
             }
         });
-        Changes { notify, task }
+        Changes { task }
     }
 }

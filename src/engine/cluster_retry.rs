@@ -4,8 +4,10 @@
 //! fixtures, cleanup) use these; the cluster layer itself never retries or waits.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -171,9 +173,10 @@ pub async fn wait_gone(
         [n] => Some(n.as_str()),
         _ => None,
     };
-    let changes = watch::Changes::start(cluster, kind, namespace, one, None);
+    let wake = Arc::new(Notify::new());
+    let _changes = watch::Changes::start(cluster, kind, namespace, one, None, wake.clone());
     let mut limits = limits.clone();
-    limits.wake = Some(changes.notify.clone());
+    limits.wake = Some(wake);
     let timeout = limits.deadline().saturating_duration_since(Instant::now());
     let policy = Policy {
         timeout,

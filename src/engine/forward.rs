@@ -20,13 +20,13 @@ use crate::engine::cluster_retry::miss;
 use crate::steps::failure_from;
 use crate::suite::load::Suite;
 use crate::suite::model::PortForward;
-use crate::suite::spanned::Dur;
+use crate::suite::spanned::PositiveDur;
 use crate::suite::vars::Vars;
 
 /// How a suite variable waits: its own `timeout` (else the suite's, else 30s, scaled), the
 /// suite's intervals, and no test deadline (there is no test yet): running out is reported
 /// as that timeout.
-pub fn var_wait(ctx: &RunContext, suite: &Suite, timeout: Option<Dur>) -> (Policy, Limits) {
+pub fn var_wait(ctx: &RunContext, suite: &Suite, timeout: Option<PositiveDur>) -> (Policy, Limits) {
     let d = &suite.doc.defaults;
     let timeout = timeout
         .or(d.timeout)

@@ -26,7 +26,7 @@ use crate::debug::pause::Clock;
 use crate::steps::{self, RequestTrace, StepCtx, TestState};
 use crate::suite::load::{Suite, Test};
 use crate::suite::model::{Action, Step};
-use crate::suite::spanned::Spanned;
+use crate::suite::spanned::{PositiveDur, Spanned};
 use crate::suite::vars::Vars;
 use tokio_util::sync::CancellationToken;
 
@@ -103,9 +103,9 @@ fn scale(d: Duration, f: f64) -> Duration {
 /// The retry policy of a step after step keys, suite defaults, built-ins, `--timeout-scale`.
 pub fn policy_for(step: &Step, suite: &Suite, timeout_scale: f64) -> Policy {
     let d = &suite.doc.defaults;
-    let pick = |s: Option<crate::suite::spanned::Dur>,
-                s2: Option<crate::suite::spanned::Dur>,
-                def: Duration| { s.or(s2).map_or(def, |x| x.0) };
+    let pick = |s: Option<PositiveDur>, s2: Option<PositiveDur>, def: Duration| {
+        s.or(s2).map_or(def, |x| x.0)
+    };
     let default_consecutive = if matches!(step.action, Action::Request(_)) {
         DEFAULT_REQUEST_CONSECUTIVE
     } else {

@@ -136,7 +136,7 @@ pub async fn run(spec: &AssertSpec, ctx: &mut StepCtx<'_>) -> StepResult {
             } else {
                 None
             };
-            Changes::start_with(
+            Changes::start(
                 &cluster,
                 k,
                 ns,

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::de::located;
 use super::spanned::{
-    BareString, CelExpr, Dur, JsonPathExpr, Node, Pattern, Spanned, SpannedMap, Template,
-    located_any, spanned_any,
+    BareString, CelExpr, Dur, JsonPathExpr, Node, Pattern, PositiveDur, Spanned, SpannedMap,
+    Template, located_any, spanned_any,
 };
 
 pub const API_VERSION: &str = "gwtest/v1alpha1";
@@ -84,27 +84,21 @@ pub struct SuiteDoc {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Defaults {
     /// Deadline of one assertion step (default 30s).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub timeout: Option<Dur>,
+    pub timeout: Option<PositiveDur>,
     /// First retry delay; doubles up to max-interval (default 100ms).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub interval: Option<Dur>,
+    pub interval: Option<PositiveDur>,
     /// Longest retry delay (default 2s).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub max_interval: Option<Dur>,
+    pub max_interval: Option<PositiveDur>,
     /// One HTTP attempt: connect + response (default 10s).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub attempt_timeout: Option<Dur>,
+    pub attempt_timeout: Option<PositiveDur>,
     /// Successes in a row an assertion needs (default 1; request steps 3).
     #[serde(default, deserialize_with = "positive_count")]
     #[schemars(range(min = 1))]
     pub consecutive: Option<u32>,
     /// Hard deadline of one whole test, cleanup excluded (default 5m).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub test_timeout: Option<Dur>,
+    pub test_timeout: Option<PositiveDur>,
     /// Deadline of a test's cleanup (default 60s).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub cleanup_timeout: Option<Dur>,
+    pub cleanup_timeout: Option<PositiveDur>,
 }
 
 /// A suite variable: a plain value or one read from the cluster.
@@ -132,8 +126,7 @@ pub struct VarFrom {
     /// JSONPath into the object, e.g. `$.status.addresses[0].value`.
     pub path: JsonPathExpr,
     /// How long to wait until the field exists (default: the suite's timeout).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub timeout: Option<Dur>,
+    pub timeout: Option<PositiveDur>,
 }
 
 /// A local port tunnelled through the API server (`pods/portforward`) to a ready pod: of a
@@ -154,7 +147,7 @@ pub struct PortForward {
     #[schemars(range(min = 1, max = 65535))]
     pub port: u16,
     /// How long to wait for a ready pod (default: the suite's timeout, 30s).
-    pub timeout: Option<Dur>,
+    pub timeout: Option<PositiveDur>,
 }
 
 impl<'de> Deserialize<'de> for PortForward {
@@ -166,8 +159,7 @@ impl<'de> Deserialize<'de> for PortForward {
             pod: Option<Template>,
             namespace: Option<Template>,
             port: u16,
-            #[serde(default, deserialize_with = "positive_dur")]
-            timeout: Option<Dur>,
+            timeout: Option<PositiveDur>,
         }
         let k = Keys::deserialize(d)?;
         if k.port == 0 {
@@ -357,8 +349,7 @@ pub struct TestDoc {
     pub labels: Vec<String>,
     /// This test's test-timeout: a hard deadline for the whole test, cleanup excluded
     /// (default: the suite's `defaults.test-timeout`, 5m).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub timeout: Option<Dur>,
+    pub timeout: Option<PositiveDur>,
     /// Re-runs of the whole test on failure (default 0); passing on a re-run makes it flaky.
     pub retries: Option<u32>,
     /// The steps, run in order; the first failing step fails the test.
@@ -385,15 +376,15 @@ pub struct Step {
     /// What the step does.
     pub action: Action,
     /// Deadline of this step (assertions: how long to keep trying; default 30s).
-    pub timeout: Option<Dur>,
+    pub timeout: Option<PositiveDur>,
     /// First delay between attempts; doubles up to max-interval (default 100ms).
-    pub interval: Option<Dur>,
+    pub interval: Option<PositiveDur>,
     /// Longest delay between attempts (default 2s).
-    pub max_interval: Option<Dur>,
+    pub max_interval: Option<PositiveDur>,
     /// Successes in a row the assertion needs (default 1; request steps 3).
     pub consecutive: Option<u32>,
     /// After passing, the assertion must keep passing this long.
-    pub hold: Option<Dur>,
+    pub hold: Option<PositiveDur>,
 }
 
 /// A step's action: the one key that says what the step does.
@@ -453,36 +444,22 @@ pub(crate) struct StepKeys {
     #[serde(default, deserialize_with = "pause_message")]
     pub pause: Option<String>,
     /// Deadline of this step (assertions: how long to keep trying; default 30s).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub timeout: Option<Dur>,
+    pub timeout: Option<PositiveDur>,
     /// First delay between attempts; doubles up to max-interval (default 100ms).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub interval: Option<Dur>,
+    pub interval: Option<PositiveDur>,
     /// Longest delay between attempts (default 2s).
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub max_interval: Option<Dur>,
+    pub max_interval: Option<PositiveDur>,
     /// Successes in a row the assertion needs (default 1; request steps 3).
     #[serde(default, deserialize_with = "positive_count")]
     #[schemars(range(min = 1))]
     pub consecutive: Option<u32>,
     /// After passing, the assertion must keep passing this long.
-    #[serde(default, deserialize_with = "positive_dur")]
-    pub hold: Option<Dur>,
+    pub hold: Option<PositiveDur>,
 }
 
 /// The keys of a step that tune the retry engine (assertions only, except `timeout` and
 /// `interval`, which also bound an action's retries on transient API errors).
 pub const RETRY_KEYS: [&str; 5] = ["timeout", "interval", "max-interval", "consecutive", "hold"];
-
-fn positive_dur<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
-    match Option::<Dur>::deserialize(d)? {
-        Some(Dur(z)) if z.is_zero() => Err(de::Error::custom(
-            "a zero duration makes no sense here: give a positive duration such as 500ms or 30s \
-             (or remove the key for the default)",
-        )),
-        v => Ok(v),
-    }
-}
 
 fn sleep_dur<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
     match Option::<Dur>::deserialize(d)? {
@@ -1000,7 +977,7 @@ pub struct RequestSpec {
     /// A string is sent as is; any other YAML value is sent as JSON.
     pub body: Option<Spanned<Node>>,
     /// One attempt: connect + full response.
-    pub attempt_timeout: Option<Dur>,
+    pub attempt_timeout: Option<PositiveDur>,
     /// Accept any TLS certificate. Never implied.
     #[serde(default)]
     pub insecure: bool,
@@ -1426,7 +1403,7 @@ pub struct Collector {
     pub exec: Option<ExecCollector>,
     /// How long the collector may take (default 10s, scaled by --timeout-scale); past it,
     /// it is noted as timed out and the run goes on.
-    pub timeout: Option<Dur>,
+    pub timeout: Option<PositiveDur>,
 }
 
 pub const COLLECTOR_KEYS: [&str; 4] = ["logs", "events", "get", "exec"];
@@ -1440,8 +1417,7 @@ impl<'de> Deserialize<'de> for Collector {
             events: Option<EventsCollector>,
             get: Option<ResourceRef>,
             exec: Option<ExecCollector>,
-            #[serde(default, deserialize_with = "positive_dur")]
-            timeout: Option<Dur>,
+            timeout: Option<PositiveDur>,
         }
         let k = Keys::deserialize(d)?;
         let c = Collector {

@@ -526,6 +526,42 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+/// A duration that must be above zero: a deadline, a retry delay, a hold. A zero is refused
+/// where it is written, so no check downstream can forget it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PositiveDur(pub Duration);
+
+impl From<PositiveDur> for Dur {
+    fn from(p: PositiveDur) -> Dur {
+        Dur(p.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PositiveDur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Dur::deserialize(d)? {
+            Dur(z) if z.is_zero() => Err(de::Error::custom(
+                "a zero duration makes no sense here: give a positive duration such as 500ms or \
+                 30s (or remove the key for the default)",
+            )),
+            Dur(p) => Ok(PositiveDur(p)),
+        }
+    }
+}
+
+// The same schema as any duration: the pattern cannot say "not zero" readably.
+impl JsonSchema for PositiveDur {
+    fn schema_name() -> Cow<'static, str> {
+        Dur::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        Dur::schema_id()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        Dur::json_schema(g)
+    }
+}
+
 /// What `Dur::parse` accepts (humantime's units), for the JSON Schema.
 pub const DURATION_PATTERN: &str = "^\\s*([0-9]+(\\.[0-9]+)?\\s*(nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)\\s*)+$";
 

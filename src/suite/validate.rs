@@ -17,7 +17,9 @@ use super::model::{
     VarDef,
 };
 use super::selector::{check_label, is_dns_label, parse_label_selector};
-use super::spanned::{CelExpr, Dur, JsonPathExpr, Loc, Node, Spanned, SpannedMap, Template};
+use super::spanned::{
+    CelExpr, Dur, JsonPathExpr, Loc, Node, PositiveDur, Spanned, SpannedMap, Template,
+};
 use super::vars::{self, BUILTINS};
 use super::yaml::{self, YNode, YVal};
 
@@ -795,10 +797,16 @@ fn check_retry_keys(l: &mut Local, step: &Spanned<Step>, node: Option<&YNode>) {
 }
 
 /// `max-interval` below `interval` (of a step, or of a suite's defaults at `loc`).
-fn check_interval_order(l: &mut Local, interval: Option<Dur>, max_interval: Option<Dur>, loc: Loc) {
+fn check_interval_order(
+    l: &mut Local,
+    interval: Option<PositiveDur>,
+    max_interval: Option<PositiveDur>,
+    loc: Loc,
+) {
     if let (Some(i), Some(m)) = (interval, max_interval)
         && m < i
     {
+        let (m, i) = (Dur::from(m), Dur::from(i));
         l.err(
             loc,
             format!("max-interval ({m}) is shorter than interval ({i}): the delay only grows"),

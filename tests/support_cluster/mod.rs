@@ -478,19 +478,6 @@ impl Kube {
         p: Value,
         status: bool,
     ) -> Value {
-        self.try_patch(gvk, ns, name, p, status)
-            .await
-            .unwrap_or_else(|e| panic!("patch {} {name}: {e}", gvk.1))
-    }
-
-    pub async fn try_patch(
-        &self,
-        gvk: (&str, &str),
-        ns: Option<&str>,
-        name: &str,
-        p: Value,
-        status: bool,
-    ) -> Result<Value, kube::Error> {
         let api = self.api(gvk, ns).await;
         let pp = PatchParams::default();
         let r = if status {
@@ -498,7 +485,8 @@ impl Kube {
         } else {
             api.patch(name, &pp, &Patch::Merge(&p)).await
         };
-        r.map(|o| serde_json::to_value(o).unwrap())
+        let o = r.unwrap_or_else(|e| panic!("patch {} {name}: {e}", gvk.1));
+        serde_json::to_value(o).unwrap()
     }
 
     pub async fn delete(&self, gvk: (&str, &str), ns: Option<&str>, name: &str) {
@@ -652,8 +640,11 @@ impl StatusController {
                         "observedGeneration": generation,
                         "lastTransitionTime": "2026-01-01T00:00:00Z",
                     }]}});
-                    if kube
-                        .try_patch(UPSTREAM, Some(&ns), &name, status, true)
+                    // The object may be gone by now: a failed write is not counted.
+                    let api = kube.api(UPSTREAM, Some(&ns)).await;
+                    let pp = PatchParams::default();
+                    if api
+                        .patch_status(&name, &pp, &Patch::Merge(&status))
                         .await
                         .is_ok()
                     {
