@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::de::located;
 use super::spanned::{
     BareString, CelExpr, Dur, JsonPathExpr, Node, Pattern, PositiveDur, Spanned, SpannedMap,
-    Template, located_any, spanned_any,
+    Template, located_any, schema_as, spanned_any,
 };
 
 pub const API_VERSION: &str = "gwtest/v1alpha1";
@@ -542,17 +542,7 @@ impl<'de> Deserialize<'de> for Step {
     }
 }
 
-impl JsonSchema for Step {
-    fn schema_name() -> Cow<'static, str> {
-        StepKeys::schema_name()
-    }
-    fn schema_id() -> Cow<'static, str> {
-        StepKeys::schema_id()
-    }
-    fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        StepKeys::json_schema(g)
-    }
-}
+schema_as!(Step, StepKeys);
 
 impl Action {
     /// The action's key in a step (`request`, `assert`, ...).

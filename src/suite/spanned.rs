@@ -549,18 +549,27 @@ impl<'de> Deserialize<'de> for PositiveDur {
     }
 }
 
-// The same schema as any duration: the pattern cannot say "not zero" readably.
-impl JsonSchema for PositiveDur {
-    fn schema_name() -> Cow<'static, str> {
-        Dur::schema_name()
-    }
-    fn schema_id() -> Cow<'static, str> {
-        Dur::schema_id()
-    }
-    fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        Dur::json_schema(g)
-    }
+/// `impl JsonSchema for $ty` as `$as`: for a type written exactly as another is, whose
+/// difference (a check, a conversion) the schema does not show.
+macro_rules! schema_as {
+    ($ty:ty, $as:ty) => {
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                <$as as schemars::JsonSchema>::schema_name()
+            }
+            fn schema_id() -> std::borrow::Cow<'static, str> {
+                <$as as schemars::JsonSchema>::schema_id()
+            }
+            fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                <$as as schemars::JsonSchema>::json_schema(g)
+            }
+        }
+    };
 }
+pub(crate) use schema_as;
+
+// The pattern cannot say "not zero" readably.
+schema_as!(PositiveDur, Dur);
 
 /// What `Dur::parse` accepts (humantime's units), for the JSON Schema.
 pub const DURATION_PATTERN: &str = "^\\s*([0-9]+(\\.[0-9]+)?\\s*(nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)\\s*)+$";
