@@ -135,11 +135,16 @@ fn schemas_are_valid_json_schema_in_both_drafts() {
 
 #[test]
 fn test_schema_accepts_and_rejects_like_the_loader() {
-    for draft in [&[][..], &["--draft07"][..]] {
-        let c = compile(schema(draft));
+    let drafts = [compile(schema(&[])), compile(schema(&["--draft07"]))];
+    for c in &drafts {
         c.check(GOOD_TEST).unwrap();
-        // What is wrong: the good document with one replacement.
-        let bad = [
+    }
+    // What is wrong: the good document with one replacement.
+    both_reject(
+        &drafts,
+        ("t.test.yaml", GOOD_TEST),
+        &[("suite.yaml", SUITE), ("m.yaml", CONFIG_MAP)],
+        &[
             ("unknown key", "hold: 2s", "hodl: 2s"),
             (
                 "two actions",
@@ -164,15 +169,38 @@ fn test_schema_accepts_and_rejects_like_the_loader() {
                 "cel: [response.status == 200]",
                 "cel: {a: 1}",
             ),
-        ];
-        for (what, from, to) in bad {
-            let doc = GOOD_TEST.replace(from, to);
-            assert_ne!(doc, GOOD_TEST, "{what}: the replacement did not apply");
+        ],
+    );
+}
+
+const CONFIG_MAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\n";
+
+/// Each `(what, from, to)` makes a variant of `doc` (its first `from` replaced) that every
+/// schema of `schemas` and `gwtest validate` (exit 2) reject; `doc` is written with `beside`.
+fn both_reject(
+    schemas: &[Compiled],
+    (file, doc): (&str, &str),
+    beside: &[(&str, &str)],
+    bad: &[(&str, &str, &str)],
+) {
+    for (what, from, to) in bad {
+        let variant = doc.replacen(from, to, 1);
+        assert_ne!(variant, doc, "{what}: the replacement did not apply");
+        for c in schemas {
             assert!(
-                c.check(&doc).is_err(),
-                "{what} ({draft:?}) should be rejected"
+                c.check(&variant).is_err(),
+                "{what}: the schema should reject it:\n{variant}"
             );
         }
+        let mut files = beside.to_vec();
+        files.push((file, &variant));
+        let out = validate(&Workspace::with("schema-bad", &files));
+        assert_eq!(
+            out.code,
+            Some(2),
+            "{what}: the loader should reject it: {}",
+            out.stderr
+        );
     }
 }
 
@@ -183,10 +211,7 @@ fn the_loader_agrees_on_the_good_document() {
         &[
             ("suite.yaml", SUITE),
             ("t.test.yaml", GOOD_TEST),
-            (
-                "m.yaml",
-                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\n",
-            ),
+            ("m.yaml", CONFIG_MAP),
         ],
     );
     let out = validate(&dir);
@@ -197,16 +222,26 @@ fn the_loader_agrees_on_the_good_document() {
 fn suite_schema_accepts_and_rejects_like_the_loader() {
     let c = compile(schema(&["--suite"]));
     let good = "apiVersion: gwtest/v1alpha1\nkind: Suite\nname: s\nvars:\n  host: example.com\n  n: 3\n  gw:\n    from:\n      resource: {apiVersion: v1, kind: Service, name: gw}\n      path: $.spec.clusterIP\nfixtures: [a.yaml]\ndefaults: {timeout: 10s, consecutive: 2}\nnamespace: per-suite\n";
-    c.check(good).unwrap();
-    c.check(&good.replace("per-suite", "shared-ns")).unwrap();
-    for bad in [
-        good.replace("per-suite", "Per_Suite"),
-        good.replace("timeout: 10s", "timeout: 10"),
-        good.replace("fixtures", "fixture"),
-        good.replace("kind: Suite", "kind: Test"),
-    ] {
-        assert!(c.check(&bad).is_err(), "should be rejected:\n{bad}");
+    let shared = good.replace("per-suite", "shared-ns");
+    let fixture = [("a.yaml", CONFIG_MAP)];
+    for doc in [good, &shared] {
+        c.check(doc).unwrap();
+        let mut files = fixture.to_vec();
+        files.push(("suite.yaml", doc));
+        let out = validate(&Workspace::with("schema-suite", &files));
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
     }
+    both_reject(
+        &[c],
+        ("suite.yaml", good),
+        &fixture,
+        &[
+            ("namespace", "per-suite", "Per_Suite"),
+            ("duration without unit", "timeout: 10s", "timeout: 10"),
+            ("unknown key", "fixtures", "fixture"),
+            ("kind", "kind: Suite", "kind: Test"),
+        ],
+    );
 }
 
 const FORWARD_SUITE: &str = r#"apiVersion: gwtest/v1alpha1
@@ -236,44 +271,33 @@ fn the_suite_schema_knows_port_forward_and_diagnostics() {
     let dir = Workspace::with("schema-forward", &[("suite.yaml", FORWARD_SUITE)]);
     let out = validate(&dir);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let bad = [
-        (
-            "service and pod",
-            "{service: gw, namespace",
-            "{service: gw, pod: p, namespace",
-        ),
-        ("no target", "{service: gw, namespace", "{namespace"),
-        ("no port", ", port: 80, timeout", ", timeout"),
-        ("port 0", "port: 80", "port: 0"),
-        ("unknown key", "timeout: 60s}", "timeout: 60s, local: 8080}"),
-        ("since", "since: test,", "since: yesterday,"),
-        (
-            "two collectors",
-            "  - events: {}\n",
-            "  - events: {}\n    exec: {command: [x]}\n",
-        ),
-        ("no collector", "  - events: {}\n", "  - timeout: 1s\n"),
-        (
-            "unknown collector",
-            "  - events: {}\n",
-            "  - describe: {}\n",
-        ),
-        ("collector key", "tail: 200", "tial: 200"),
-    ];
-    for (what, from, to) in bad {
-        let doc = FORWARD_SUITE.replacen(from, to, 1);
-        assert_ne!(doc, FORWARD_SUITE, "{what}: the replacement did not apply");
-        assert!(
-            c.check(&doc).is_err(),
-            "{what}: the schema should reject it"
-        );
-        let dir = Workspace::with("schema-forward-bad", &[("suite.yaml", &doc)]);
-        let out = validate(&dir);
-        assert_eq!(
-            out.code,
-            Some(2),
-            "{what}: the loader should reject it: {}",
-            out.stderr
-        );
-    }
+    both_reject(
+        &[c],
+        ("suite.yaml", FORWARD_SUITE),
+        &[],
+        &[
+            (
+                "service and pod",
+                "{service: gw, namespace",
+                "{service: gw, pod: p, namespace",
+            ),
+            ("no target", "{service: gw, namespace", "{namespace"),
+            ("no port", ", port: 80, timeout", ", timeout"),
+            ("port 0", "port: 80", "port: 0"),
+            ("unknown key", "timeout: 60s}", "timeout: 60s, local: 8080}"),
+            ("since", "since: test,", "since: yesterday,"),
+            (
+                "two collectors",
+                "  - events: {}\n",
+                "  - events: {}\n    exec: {command: [x]}\n",
+            ),
+            ("no collector", "  - events: {}\n", "  - timeout: 1s\n"),
+            (
+                "unknown collector",
+                "  - events: {}\n",
+                "  - describe: {}\n",
+            ),
+            ("collector key", "tail: 200", "tial: 200"),
+        ],
+    );
 }
